@@ -1,0 +1,162 @@
+"""Shape a loaded table: LONG→WIDE pivot, time axis parsing, time window, column checks.
+
+Example:
+    >>> import polars as pl
+    >>> long = pl.DataFrame({"id": [1, 1, 2, 2], "var": ["a", "b", "a", "b"], "val": [1.0, 2.0, 3.0, 4.0]})
+    >>> to_wide(long, index=["id"], key="var", value="val").columns
+    ['id', 'a', 'b']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Literal
+
+import polars as pl
+
+from opslens.errors import DataError
+
+__all__ = ["apply_window", "parse_time", "require_columns", "require_numeric", "to_wide"]
+
+
+def require_columns(frame: pl.DataFrame, names: Sequence[str | None], *, where: str) -> None:
+    """DataError naming the first configured column that the frame lacks.
+
+    Example:
+        >>> require_columns(pl.DataFrame({"a": [1]}), ["b"], where="trips.csv")
+        Traceback (most recent call last):
+        ...
+        opslens.errors.DataError: column 'b' is not in trips.csv (columns: a); fix: name an existing column under columns: in project.yaml
+    """
+    for name in names:
+        if name is not None and name not in frame.columns:
+            shown = ", ".join(frame.columns[:20]) + (" ..." if frame.width > 20 else "")
+            raise DataError(
+                f"column '{name}' is not in {where} (columns: {shown})",
+                fix="name an existing column under columns: in project.yaml",
+            )
+
+
+def require_numeric(frame: pl.DataFrame, name: str, *, where: str) -> pl.DataFrame:
+    """Cast ``name`` to Float64, or DataError if it holds text that is not numbers.
+
+    Example:
+        >>> require_numeric(pl.DataFrame({"x": ["1", "2.5"]}), "x", where="t.csv")["x"].to_list()
+        [1.0, 2.5]
+    """
+    dtype = frame.schema[name]
+    if dtype.is_numeric():
+        return frame.with_columns(pl.col(name).cast(pl.Float64))
+    if dtype == pl.String:
+        cast = frame[name].cast(pl.Float64, strict=False)
+        bad = frame.filter(cast.is_null() & frame[name].is_not_null())
+        if bad.height == 0:
+            return frame.with_columns(cast.alias(name))
+        example = bad[name][0]
+        raise DataError(
+            f"column '{name}' in {where} is not numeric: {bad.height} value(s) such as {example!r} are not numbers",
+            fix=f"clean column '{name}' or name a numeric column",
+        )
+    raise DataError(
+        f"column '{name}' in {where} has type {dtype}, not numbers",
+        fix=f"name a numeric column instead of '{name}'",
+    )
+
+
+def to_wide(frame: pl.DataFrame, *, index: Sequence[str], key: str, value: str) -> pl.DataFrame:
+    """Pivot a LONG table (one row per index × key) to WIDE (a column per key).
+
+    Duplicated (index, key) pairs are an error rather than silently averaged.
+
+    Example:
+        >>> long = pl.DataFrame({"id": [1, 1], "var": ["a", "a"], "val": [1.0, 2.0]})
+        >>> to_wide(long, index=["id"], key="var", value="val")
+        Traceback (most recent call last):
+        ...
+        opslens.errors.DataError: the LONG table has 1 repeated (id, var) pair(s), e.g. {'id': 1, 'var': 'a'}; fix: make source.long.index identify one row per key, or deduplicate the data
+    """
+    require_columns(frame, [*index, key, value], where="the LONG table")
+    dupes = frame.group_by([*index, key]).len().filter(pl.col("len") > 1)
+    if dupes.height:
+        example = dupes.drop("len").row(0, named=True)
+        raise DataError(
+            f"the LONG table has {dupes.height} repeated ({', '.join([*index, key])}) pair(s), e.g. {example}",
+            fix="make source.long.index identify one row per key, or deduplicate the data",
+        )
+    wide = frame.pivot(on=key, index=list(index), values=value, aggregate_function=None)
+    return _numbers_from_text(wide, exclude=index).sort(list(index))
+
+
+def _numbers_from_text(frame: pl.DataFrame, *, exclude: Sequence[str]) -> pl.DataFrame:
+    """Cast text columns whose every value is a number (LONG values pivoted from text)."""
+    casts = []
+    for name, dtype in frame.schema.items():
+        if dtype == pl.String and name not in exclude:
+            as_float = frame[name].cast(pl.Float64, strict=False)
+            if as_float.null_count() == frame[name].null_count():
+                casts.append(as_float.alias(name))
+    return frame.with_columns(casts) if casts else frame
+
+
+def parse_time(
+    frame: pl.DataFrame, name: str, *, unit: Literal["auto", "s", "ms", "us"] = "auto", where: str = "the data"
+) -> pl.DataFrame:
+    """Make ``name`` a Datetime[us] column from timestamps, ISO text or epoch numbers.
+
+    ``auto`` reads numbers as epoch seconds (milliseconds when they exceed 1e11).
+
+    Example:
+        >>> parse_time(pl.DataFrame({"t": [0, 60]}), "t")["t"].to_list()
+        [datetime.datetime(1970, 1, 1, 0, 0), datetime.datetime(1970, 1, 1, 0, 1)]
+    """
+    require_columns(frame, [name], where=where)
+    dtype = frame.schema[name]
+    col = pl.col(name)
+    if isinstance(dtype, pl.Datetime):
+        expr = col.dt.convert_time_zone("UTC").dt.replace_time_zone(None) if dtype.time_zone else col
+        return frame.with_columns(expr.dt.cast_time_unit("us"))
+    if dtype == pl.Date:
+        return frame.with_columns(col.cast(pl.Datetime("us")))
+    if dtype.is_numeric():
+        if unit == "auto":
+            top = frame[name].abs().max()
+            unit = "ms" if top is not None and float(top) > 1e11 else "s"  # type: ignore[arg-type]
+        factor = {"s": 1_000_000, "ms": 1_000, "us": 1}[unit]
+        return frame.with_columns((col.cast(pl.Float64) * factor).round(0).cast(pl.Int64).cast(pl.Datetime("us")))
+    if dtype == pl.String:
+        parsed = frame[name].str.to_datetime(time_unit="us", strict=False, time_zone="UTC")
+        bad = parsed.is_null() & frame[name].is_not_null()
+        if bad.any():
+            example = frame.filter(bad)[name][0]
+            raise DataError(
+                f"time column '{name}' in {where} has {int(bad.sum())} value(s) that are not timestamps, such as {example!r}",
+                fix="use ISO 8601 timestamps or epoch seconds, or set source.time_unit",
+            )
+        return frame.with_columns(parsed.dt.replace_time_zone(None).alias(name))
+    raise DataError(
+        f"time column '{name}' in {where} has type {dtype}",
+        fix="use timestamps, ISO 8601 text or epoch seconds",
+    )
+
+
+def apply_window(
+    frame: pl.DataFrame, time: str, *, start: datetime | None = None, end: datetime | None = None
+) -> pl.DataFrame:
+    """Keep rows with ``start <= time < end``; a tz-aware bound is read as UTC.
+
+    Example:
+        >>> from datetime import UTC, datetime
+        >>> f = parse_time(pl.DataFrame({"t": [0, 60, 120]}), "t")
+        >>> apply_window(f, "t", start=datetime(1970, 1, 1, 0, 1)).height
+        2
+    """
+    if start is not None:
+        frame = frame.filter(pl.col(time) >= _naive_utc(start))
+    if end is not None:
+        frame = frame.filter(pl.col(time) < _naive_utc(end))
+    return frame
+
+
+def _naive_utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment

@@ -1,0 +1,138 @@
+"""MLflow tracking and registry: parameters, metrics, artifacts, a pyfunc model with its signature.
+
+The model is logged as an MLflow pyfunc whose ``predict`` calls the fitted
+object's ``predict_frame`` (a polars frame in, a frame out), registered under
+the analysis name, and given the alias ``current``.
+
+Example:
+    >>> MlflowTracker("sqlite:////tmp/opslens-doctest-mlflow.db").uri
+    'sqlite:////tmp/opslens-doctest-mlflow.db'
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from opslens.tracking.tracker import ModelToLog
+
+__all__ = ["ALIAS", "MlflowTracker", "OpslensPyfunc"]
+
+log = logging.getLogger(__name__)
+ALIAS = "current"
+
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+os.environ.setdefault("MLFLOW_TRACKING_INSECURE_TLS", "false")
+
+
+def _pyfunc_base() -> type:
+    import mlflow.pyfunc
+
+    return mlflow.pyfunc.PythonModel  # type: ignore[no-any-return]
+
+
+class OpslensPyfunc(_pyfunc_base()):  # type: ignore[misc]
+    """MLflow pyfunc wrapper: loads the pickled model and calls its ``predict_frame``."""
+
+    def load_context(self, context: Any) -> None:
+        """Load the fitted model from the logged artifact."""
+        import joblib
+
+        self.model = joblib.load(context.artifacts["model"])
+
+    def predict(self, context: Any, model_input: Any, params: Any = None) -> Any:
+        """Predict for a pandas frame; returns a pandas frame of outputs."""
+        import polars as pl
+
+        frame = pl.from_pandas(model_input) if not isinstance(model_input, pl.DataFrame) else model_input
+        return self.model.predict_frame(frame).to_pandas()
+
+
+class MlflowTracker:
+    """Log a run to MLflow at ``uri`` (default ``sqlite:///mlflow.db`` beside project.yaml)."""
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+        self._run_id: str | None = None
+
+    def start(self, *, experiment: str, run_name: str) -> None:
+        """Open an MLflow run in the experiment named after the analysis."""
+        import mlflow
+
+        for noisy in ("mlflow", "alembic", "urllib3"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+        mlflow.set_tracking_uri(self.uri)
+        mlflow.set_experiment(experiment)
+        run = mlflow.start_run(run_name=run_name)
+        self._run_id = run.info.run_id
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        """Log parameters (values cut to MLflow's length limit)."""
+        import mlflow
+
+        mlflow.log_params({k: str(v)[:6000] for k, v in params.items()})
+
+    def log_metrics(self, metrics: dict[str, float]) -> None:
+        """Log finite numeric metrics."""
+        import math
+
+        import mlflow
+
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items() if math.isfinite(float(v))})
+
+    def log_artifacts(self, folder: Path) -> None:
+        """Copy the run folder's files as artifacts."""
+        import mlflow
+
+        mlflow.log_artifacts(str(folder))
+
+    def log_model(self, model: ModelToLog) -> str | None:
+        """Log the pyfunc model with an inferred signature, register it, set alias ``current``."""
+        import tempfile
+
+        import joblib
+        import mlflow
+        from mlflow.models import infer_signature
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "model.joblib"
+            joblib.dump(model.model, path)
+            signature = infer_signature(model.input_example, model.output_example)
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=OpslensPyfunc(),
+                artifacts={"model": str(path)},
+                signature=signature,
+                input_example=model.input_example,
+                registered_model_name=model.registered_name,
+                pip_requirements=_requirements(),
+            )
+        version = getattr(info, "registered_model_version", None)
+        if version is not None:
+            client = mlflow.MlflowClient()
+            client.set_registered_model_alias(model.registered_name, ALIAS, str(version))
+            if model.description:
+                client.update_model_version(model.registered_name, str(version), model.description)
+        return str(version) if version is not None else None
+
+    def end(self, status: str) -> str | None:
+        """End the run with MLflow's status (FINISHED or FAILED)."""
+        import mlflow
+
+        mlflow.end_run(status=status)
+        return self._run_id
+
+
+def _requirements() -> list[str]:
+    from importlib.metadata import version
+
+    names = ("opslens", "polars", "scikit-learn", "xgboost-cpu", "numpy", "pandas")
+    out = []
+    for name in names:
+        try:
+            out.append(f"{name}=={version(name)}")
+        except Exception:
+            continue
+    return out

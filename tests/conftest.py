@@ -1,0 +1,60 @@
+"""Shared fixtures: real services (PostgreSQL) and matplotlib's headless backend.
+
+In CI (``CI=true``) a missing service fails the test; elsewhere it skips with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import matplotlib
+import pytest
+
+matplotlib.use("Agg")
+
+PG_URL = os.environ.get("OPSLENS_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def _service_missing(what: str, error: Exception) -> None:
+    message = f"{what} is not reachable ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message + " and CI=true requires it", pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    """A reachable PostgreSQL URL (database ``test``), or skip/fail as above."""
+    import sqlalchemy as sa
+
+    from opslens.data.sources.sql import engine_url
+
+    try:
+        engine = sa.create_engine(engine_url(PG_URL), connect_args={"connect_timeout": 3})
+        with engine.connect() as conn:
+            conn.execute(sa.text("select 1"))
+        engine.dispose()
+    except Exception as e:
+        _service_missing(f"PostgreSQL at {PG_URL}", e)
+    return PG_URL
+
+
+@pytest.fixture
+def pg_schema(pg_url: str) -> Iterator[str]:
+    """A fresh schema in the test database, dropped afterwards (tests run in parallel)."""
+    import sqlalchemy as sa
+
+    from opslens.data.sources.sql import engine_url
+
+    name = "t_" + uuid.uuid4().hex[:10]
+    engine = sa.create_engine(engine_url(pg_url))
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"create schema {name}"))
+    try:
+        yield name
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"drop schema {name} cascade"))
+        engine.dispose()
