@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -30,7 +30,7 @@ app = typer.Typer(
     help="opslens: patterns, anomalies, predictions, limits and reports from operational data.",
 )
 log = logging.getLogger("opslens.cli")
-_state = {"debug": False, "secrets": frozenset[str]()}
+_state: dict[str, Any] = {"debug": False, "secrets": frozenset()}
 
 ProjectOpt = Annotated[
     Path, typer.Option("--project", "-p", help="project file", show_default=True)

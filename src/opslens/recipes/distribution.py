@@ -145,18 +145,16 @@ def prepare(ctx: StageContext, raw: pl.DataFrame) -> Out:
         "share_rows_dropped_small": small.share_rows_dropped,
         "rows_kept": kept.height,
         "min_combination_size": p.min_combination_size,
-        "target_summary": {
-            "mean": float(finite[target].mean() or 0.0),  # type: ignore[arg-type]
-            "median": float(finite[target].median() or 0.0),  # type: ignore[arg-type]
-            "min": float(finite[target].min() or 0.0),  # type: ignore[arg-type]
-            "max": float(finite[target].max() or 0.0),  # type: ignore[arg-type]
-        },
+        "target_summary": finite.select(
+            mean=pl.col(target).mean(), median=pl.col(target).median(),
+            min=pl.col(target).min(), max=pl.col(target).max(),
+        ).row(0, named=True),
     }
     figure = plots.plot_initial_distributions(finite, target=target, categorical=categorical)
     return Out(
         values={"prepared": kept},
         facts=facts,
-        metrics={"rows": float(kept.height), "combinations": float(facts["combinations_kept"])},
+        metrics={"rows": float(kept.height), "combinations": float(small.n_combinations_kept)},
         plots={"initial_distributions": figure},
     )
 
@@ -190,7 +188,7 @@ def quantize_stage(ctx: StageContext, prepared: pl.DataFrame) -> Out:
 
 
 def _matrix(histograms: pl.DataFrame) -> np.ndarray:
-    return histograms.select(pl.col(r"^h\d+$")).to_numpy()
+    return np.vstack(histograms["histogram"].to_list()) if histograms.height else np.empty((0, 0))
 
 
 def choose_k_stage(ctx: StageContext, histograms: pl.DataFrame) -> Out:
@@ -283,7 +281,7 @@ def classify(
     m = metrics.to_dict()
     shared_edges = edges if isinstance(edges, np.ndarray) else next(iter(edges.values()))
     predictor = PatternPredictor(
-        clf, list(profiles.drop("mean_histogram").iter_rows(named=True)),
+        clf, list(profiles.iter_rows(named=True)),
         edges=shared_edges, target=str(cols.target), unit=p.unit,
     )
     held_out = rows[test_idx].select([*categorical, str(cols.target), "cluster"]).with_columns(
@@ -293,8 +291,8 @@ def classify(
     return Out(
         values={"classifier_metrics": m},
         facts={**m, "train_rows": len(train_idx), "test_rows": len(test_idx), "features": categorical},
-        metrics={"accuracy": float(m["accuracy"]), "auroc_weighted": float(m["auroc_weighted"])},
-        plots={"confusion_matrix": plots.plot_confusion_matrix(np.asarray(m["confusion_matrix"]), list(clf.classes_))},
+        metrics={"accuracy": float(m["accuracy"]), "auroc_weighted": float(m["auroc_weighted"] or float("nan"))},
+        plots={"confusion_matrix": plots.plot_confusion_matrix(np.asarray(m["confusion"]), list(clf.classes_))},
         tables={"predictions_holdout": held_out},
         model=ModelArtifact(
             model=predictor,

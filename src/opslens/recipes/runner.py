@@ -57,7 +57,7 @@ def make_tracker(project: ProjectConfig) -> Tracker:
         return MemoryTracker()
     from opslens.tracking.mlflow_tracker import MlflowTracker
 
-    return MlflowTracker(project.tracking_uri())
+    return MlflowTracker(project.tracking_uri(), artifact_root=project.root / "mlartifacts")
 
 
 def _versions() -> dict[str, str]:
@@ -150,7 +150,8 @@ def run_analysis(
         log.info("run %s of '%s' (%s recipe): stages %s", writer.run_id, name, recipe.name,
                  ", ".join(s.name for s in selected))
         memory: dict[str, Any] = {}
-        fingerprint, description = (base.manifest.get("input", {}).get("fingerprint"), None) if base else (None, None)
+        fingerprint: str | None = base.manifest.get("input", {}).get("fingerprint") if base else None
+        description: str | None = None
 
         def track(items: Iterable[Any], description: str, total: int | None) -> Iterator[Any]:
             if progress is None:

@@ -125,5 +125,6 @@ class TemplateNarrator:
         if recipe == "fleet":
             from opslens.report.fleet_narrative import fleet_narrative
 
-            return fleet_narrative(facts, plots)
+            narrative: Narrative = fleet_narrative(facts, plots)
+            return narrative
         return _distribution(facts, plots)

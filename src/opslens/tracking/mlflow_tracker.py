@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +43,11 @@ class OpslensPyfunc(_pyfunc_base()):  # type: ignore[misc]
 
         self.model = joblib.load(context.artifacts["model"])
 
-    def predict(self, context: Any, model_input: Any, params: Any = None) -> Any:
-        """Predict for a pandas frame; returns a pandas frame of outputs."""
+    def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
+        """Predict for a pandas frame; returns a pandas frame of outputs.
+
+        Left without type hints: MLflow reads hints as a schema, and ours is the logged signature.
+        """
         import polars as pl
 
         frame = pl.from_pandas(model_input) if not isinstance(model_input, pl.DataFrame) else model_input
@@ -53,8 +57,9 @@ class OpslensPyfunc(_pyfunc_base()):  # type: ignore[misc]
 class MlflowTracker:
     """Log a run to MLflow at ``uri`` (default ``sqlite:///mlflow.db`` beside project.yaml)."""
 
-    def __init__(self, uri: str) -> None:
+    def __init__(self, uri: str, artifact_root: Path | None = None) -> None:
         self.uri = uri
+        self.artifact_root = artifact_root
         self._run_id: str | None = None
 
     def start(self, *, experiment: str, run_name: str) -> None:
@@ -64,6 +69,10 @@ class MlflowTracker:
         for noisy in ("mlflow", "alembic", "urllib3"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
         mlflow.set_tracking_uri(self.uri)
+        client = mlflow.MlflowClient()
+        if self.artifact_root is not None and client.get_experiment_by_name(experiment) is None:
+            location = (self.artifact_root / experiment).resolve().as_uri()
+            client.create_experiment(experiment, artifact_location=location)
         mlflow.set_experiment(experiment)
         run = mlflow.start_run(run_name=run_name)
         self._run_id = run.info.run_id
@@ -99,7 +108,9 @@ class MlflowTracker:
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "model.joblib"
             joblib.dump(model.model, path)
-            signature = infer_signature(model.input_example, model.output_example)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # its hint about integer columns
+                signature = infer_signature(model.input_example, model.output_example)
             info = mlflow.pyfunc.log_model(
                 name="model",
                 python_model=OpslensPyfunc(),

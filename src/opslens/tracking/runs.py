@@ -155,12 +155,14 @@ class RunView:
     @property
     def manifest(self) -> dict[str, Any]:
         """The run's manifest.json."""
-        return self.json("manifest.json")
+        manifest: dict[str, Any] = self.json("manifest.json")
+        return manifest
 
     @property
     def facts(self) -> dict[str, Any]:
         """The run's facts.json (every number a report may state)."""
-        return self.json("facts.json")
+        facts: dict[str, Any] = self.json("facts.json")
+        return facts
 
     def json(self, relative: str) -> Any:
         """Read a JSON file of the run; RunError if it is missing."""

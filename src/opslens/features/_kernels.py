@@ -1,0 +1,552 @@
+"""Compiled (numba) kernels behind :mod:`opslens.features.fingerprints`.
+
+Every kernel works on *compressed* series: the finite values of one device in
+time order, stored back to back in one ``values`` array with ``offsets``
+(CSR style: device ``d`` owns ``values[offsets[d]:offsets[d + 1]]``).
+:func:`fingerprint_kernel` fills one row of features per device, in parallel
+over devices; the column order is :data:`KERNEL_COLUMNS`, then one ``acf``
+column per lag. Spectral features (they need an FFT) and the ADF p-value are
+finished in numpy by the caller. The definitions are documented in
+``fingerprints.py``.
+
+Reductions are written as index loops under ``fastmath={"reassoc", ...}`` so
+LLVM vectorises them (4x faster than a sequential sum); inputs are finite by
+construction, and NaN/inf are never assumed away (no ``nnan``/``ninf``).
+
+Example:
+    >>> import numpy as np
+    >>> out = fingerprint_kernel(np.arange(10.0), np.array([0, 10]), 5, 1.0,
+    ...                          np.array([1]), 2, 0.2, True, 3, 1, 1, 1)
+    >>> float(out[0, KERNEL_COLUMNS.index("mean")])
+    4.5
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["KERNEL_COLUMNS", "fingerprint_kernel"]
+
+#: Columns of :func:`fingerprint_kernel`'s output, then one ``acf`` column per lag.
+KERNEL_COLUMNS: tuple[str, ...] = (
+    "mean",
+    "std",
+    "min",
+    "max",
+    "median",
+    "skewness",
+    "kurtosis",
+    "win_mean_std",
+    "win_mean_range",
+    "win_std_mean",
+    "win_std_std",
+    "win_std_max",
+    "win_min_min",
+    "win_max_max",
+    "win_range_mean",
+    "level_changes",
+    "trend_slope",
+    "volatility",
+    "mean_abs_change",
+    "cid_ce",
+    "sample_entropy",
+    "permutation_entropy",
+    "number_peaks",
+    "adf_stat",
+)
+_NBASE = len(KERNEL_COLUMNS)
+_NAN = np.nan
+_FAST = {"reassoc", "nsz", "contract"}
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+
+
+@numba.njit(cache=True)
+def _partition(a: F64, lo: int, hi: int) -> int:  # pragma: no cover
+    """Hoare partition of ``a[lo:hi + 1]`` around a median-of-three pivot; returns the split."""
+    mid = (lo + hi) >> 1
+    if a[mid] < a[lo]:
+        a[mid], a[lo] = a[lo], a[mid]
+    if a[hi] < a[lo]:
+        a[hi], a[lo] = a[lo], a[hi]
+    if a[hi] < a[mid]:
+        a[hi], a[mid] = a[mid], a[hi]
+    pivot = a[mid]
+    i = lo - 1
+    j = hi + 1
+    while True:
+        i += 1
+        while a[i] < pivot:
+            i += 1
+        j -= 1
+        while a[j] > pivot:
+            j -= 1
+        if i >= j:
+            return j
+        a[i], a[j] = a[j], a[i]
+
+
+@numba.njit(cache=True)
+def _median(x: F64) -> float:  # pragma: no cover
+    """Median by quickselect on a copy (O(n); numpy's median compiles slowly in numba)."""
+    n = x.size
+    a = x.copy()
+    k = n // 2
+    lo = 0
+    hi = n - 1
+    while hi > lo:
+        j = _partition(a, lo, hi)
+        if k <= j:
+            hi = j
+        else:
+            lo = j + 1
+    if n % 2 == 1:
+        return a[k]
+    below = a[0]
+    for i in range(1, k):
+        below = max(below, a[i])
+    return (below + a[k]) / 2.0
+
+
+@numba.njit(cache=True)
+def _argsort(a: F64) -> I64:  # pragma: no cover
+    """Indices that sort ``a`` (iterative quicksort, insertion sort for short runs)."""
+    n = a.size
+    idx = np.arange(n)
+    stack = np.empty(2 * 64, dtype=np.int64)
+    top = 0
+    lo = 0
+    hi = n - 1
+    while True:
+        while hi - lo > 16:
+            mid = (lo + hi) >> 1
+            if a[idx[mid]] < a[idx[lo]]:
+                idx[mid], idx[lo] = idx[lo], idx[mid]
+            if a[idx[hi]] < a[idx[lo]]:
+                idx[hi], idx[lo] = idx[lo], idx[hi]
+            if a[idx[hi]] < a[idx[mid]]:
+                idx[hi], idx[mid] = idx[mid], idx[hi]
+            pivot = a[idx[mid]]
+            i = lo - 1
+            j = hi + 1
+            while True:
+                i += 1
+                while a[idx[i]] < pivot:
+                    i += 1
+                j -= 1
+                while a[idx[j]] > pivot:
+                    j -= 1
+                if i >= j:
+                    break
+                idx[i], idx[j] = idx[j], idx[i]
+            if j - lo < hi - j - 1:  # go on with the smaller part: stack depth <= log2(n)
+                stack[top] = j + 1
+                stack[top + 1] = hi
+                hi = j
+            else:
+                stack[top] = lo
+                stack[top + 1] = j
+                lo = j + 1
+            top += 2
+        for k in range(lo + 1, hi + 1):
+            t = idx[k]
+            v = a[t]
+            q = k - 1
+            while q >= lo and a[idx[q]] > v:
+                idx[q + 1] = idx[q]
+                q -= 1
+            idx[q + 1] = t
+        if top == 0:
+            return idx
+        top -= 2
+        lo = stack[top]
+        hi = stack[top + 1]
+
+
+@numba.njit(cache=True, fastmath=_FAST)
+def _mean_std(x: F64, lo: int, hi: int) -> tuple[float, float]:  # pragma: no cover
+    """Mean and population std of ``x[lo:hi]`` (two-pass); exact for a constant stretch."""
+    n = hi - lo
+    vmin = x[lo]
+    vmax = x[lo]
+    for i in range(lo, hi):
+        vmin = min(vmin, x[i])
+        vmax = max(vmax, x[i])
+    if vmin == vmax:
+        return vmin, 0.0
+    s = 0.0
+    for i in range(lo, hi):
+        s += x[i]
+    mean = s / n
+    ss = 0.0
+    for i in range(lo, hi):
+        d = x[i] - mean
+        ss += d * d
+    return mean, math.sqrt(ss / n)
+
+
+@numba.njit(cache=True, fastmath=_FAST)
+def _moments(x: F64, out: F64) -> None:  # pragma: no cover
+    """Mean, population std, min, max, median, bias-corrected skewness and excess kurtosis."""
+    n = x.size
+    mean, std = _mean_std(x, 0, n)
+    lo = x[0]
+    hi = x[0]
+    for i in range(n):
+        lo = min(lo, x[i])
+        hi = max(hi, x[i])
+    out[0] = mean
+    out[1] = std
+    out[2] = lo
+    out[3] = hi
+    out[4] = _median(x)
+    if lo == hi:  # constant: skewness and kurtosis 0 (pandas' convention), exact mean/std
+        out[5] = 0.0 if n >= 3 else _NAN
+        out[6] = 0.0 if n >= 4 else _NAN
+        return
+    m3 = 0.0
+    m4 = 0.0
+    for i in range(n):
+        d = x[i] - mean
+        d2 = d * d
+        m3 += d2 * d
+        m4 += d2 * d2
+    m2 = std * std
+    m3 /= n
+    m4 /= n
+    out[5] = _NAN
+    out[6] = _NAN
+    if n >= 3:
+        out[5] = m3 / m2**1.5 * math.sqrt(n * (n - 1.0)) / (n - 2.0)
+    if n >= 4:
+        out[6] = (n - 1.0) / ((n - 2.0) * (n - 3.0)) * ((n + 1.0) * m4 / (m2 * m2) - 3.0 * (n - 1.0))
+
+
+@numba.njit(cache=True, fastmath=_FAST)
+def _windows(x: F64, w: int, thr: float, out: F64) -> None:  # pragma: no cover
+    """Statistics of non-overlapping windows of ``w`` points (trailing partial window dropped)."""
+    k = x.size // w
+    if k == 0:
+        for c in range(7, 16):
+            out[c] = _NAN
+        return
+    means = np.empty(k)
+    stds = np.empty(k)
+    min_min = x[0]
+    max_max = x[0]
+    range_sum = 0.0
+    for j in range(k):
+        lo = x[j * w]
+        hi = lo
+        for i in range(j * w, (j + 1) * w):
+            lo = min(lo, x[i])
+            hi = max(hi, x[i])
+        min_min = min(min_min, lo)
+        max_max = max(max_max, hi)
+        range_sum += hi - lo
+        means[j], stds[j] = _mean_std(x, j * w, (j + 1) * w)
+    out[7] = _mean_std(means, 0, k)[1]
+    out[8] = means.max() - means.min()
+    out[9], out[10] = _mean_std(stds, 0, k)
+    out[11] = stds.max()
+    out[12] = min_min
+    out[13] = max_max
+    out[14] = range_sum / k
+    if k < 2:
+        out[15] = _NAN
+        return
+    limit = thr * out[9]
+    changes = 0
+    for j in range(k - 1):
+        changes += abs(means[j + 1] - means[j]) > limit
+    out[15] = changes
+
+
+@numba.njit(cache=True, fastmath=_FAST)
+def _diff_features(x: F64, out: F64) -> None:  # pragma: no cover
+    """Trend slope, volatility (std of differences), mean absolute change and CID (cid_ce)."""
+    n = x.size
+    if n < 2:
+        out[16] = _NAN
+        out[17] = _NAN
+        out[18] = _NAN
+        out[19] = 0.0
+        return
+    ibar = (n - 1) / 2.0
+    sxy = 0.0
+    for i in range(n):
+        sxy += (i - ibar) * x[i]
+    sxx = n * (n * n - 1.0) / 12.0  # sum of (i - ibar)^2
+    out[16] = sxy / sxx
+    dmean = (x[n - 1] - x[0]) / (n - 1)
+    sabs = 0.0
+    ssq = 0.0
+    sdev = 0.0
+    for i in range(n - 1):
+        d = x[i + 1] - x[i]
+        sabs += abs(d)
+        ssq += d * d
+        sdev += (d - dmean) ** 2
+    out[17] = math.sqrt(sdev / (n - 1))
+    out[18] = sabs / (n - 1)
+    out[19] = math.sqrt(ssq)
+
+
+@numba.njit(cache=True)
+def _sample_entropy(x: F64, m: int, r: float) -> float:  # pragma: no cover
+    """tsfresh's sample entropy; NaN when no template pair matches (A or B is 0).
+
+    Templates are sorted by their first value, so each is compared only with
+    the run of later templates within ``r`` in that coordinate (about 11% of
+    all pairs for Gaussian data with r = 0.2 std). The other coordinates are
+    gathered into contiguous rows in sorted order, so the inner loop vectorises.
+    """
+    n = x.size
+    nb = n - m + 1  # templates of length m; those of length m + 1 are the first nb - 1
+    if nb < 2:
+        return _NAN
+    if x.min() == x.max():  # constant: every pair matches
+        a = (nb - 1) * (nb - 2) // 2
+        b = nb * (nb - 1) // 2
+    else:
+        order = _argsort(x[:nb])
+        coords = np.empty((m + 1, nb))  # row c: coordinate c of the templates, sorted
+        for p in range(nb):
+            i = order[p]
+            for c in range(m):
+                coords[c, p] = x[i + c]
+            coords[m, p] = x[i + m] if i < nb - 1 else np.inf  # no (m + 1)-template
+        first = coords[0]
+        last = coords[m]
+        a = 0
+        b = 0
+        end = 1
+        for p in range(nb - 1):
+            end = max(end, p + 1)
+            while end < nb and first[end] - first[p] <= r:
+                end += 1
+            lp = last[p]
+            bb = 0
+            aa = 0
+            for q in range(p + 1, end):
+                dist = 0.0
+                for c in range(1, m):
+                    dist = max(dist, abs(coords[c, q] - coords[c, p]))
+                bb += 1 if dist <= r else 0
+                aa += 1 if max(dist, abs(last[q] - lp)) <= r else 0
+            a += aa
+            b += bb
+    if a == 0 or b == 0:
+        return _NAN
+    return -math.log(a / b)
+
+
+@numba.njit(cache=True)
+def _permutation_entropy(x: F64, order: int, delay: int) -> float:  # pragma: no cover
+    """Shannon entropy (natural log, not normalised) of ordinal patterns; ties ranked by position.
+
+    A pattern's code is its Lehmer code: for each position k, the number of
+    later positions with a smaller value, weighted by (order - 1 - k)!.
+    """
+    npat = x.size - (order - 1) * delay
+    if npat <= 0:
+        return _NAN
+    fact = np.ones(order, dtype=np.int64)
+    for k in range(order - 2, -1, -1):
+        fact[k] = fact[k + 1] * (order - 1 - k)
+    codes = np.zeros(npat, dtype=np.int64)
+    for k in range(order - 1):
+        fk = fact[k]
+        for j in range(k + 1, order):
+            ok = k * delay
+            oj = j * delay
+            for i in range(npat):
+                codes[i] += fk if x[i + oj] < x[i + ok] else 0
+    counts = np.zeros(fact[0] * order, dtype=np.int64)
+    for i in range(npat):
+        counts[codes[i]] += 1
+    h = 0.0
+    for c in counts:
+        if c > 0:
+            p = c / npat
+            h -= p * math.log(p)
+    return h
+
+
+@numba.njit(cache=True)
+def _number_peaks(x: F64, support: int) -> float:  # pragma: no cover
+    """tsfresh's number_peaks: values larger than their ``support`` neighbours on each side."""
+    count = 0
+    for i in range(support, x.size - support):
+        v = x[i]
+        peak = True
+        for k in range(1, support + 1):
+            peak &= (v > x[i - k]) & (v > x[i + k])
+        count += peak
+    return float(count)
+
+
+@numba.njit(cache=True, fastmath=_FAST)
+def _acf(x: F64, mean: float, lags: I64, out: F64) -> None:  # pragma: no cover
+    """Autocorrelation at each lag as statsmodels' ``acf`` (adjusted=False); NaN if undefined."""
+    n = x.size
+    c0 = 0.0
+    for t in range(n):
+        c0 += (x[t] - mean) ** 2
+    for li in range(lags.size):
+        lag = lags[li]
+        if lag >= n or c0 == 0.0:
+            out[li] = _NAN
+            continue
+        ck = 0.0
+        for t in range(n - lag):
+            ck += (x[t] - mean) * (x[t + lag] - mean)
+        out[li] = ck / c0
+
+
+@numba.njit(cache=True, fastmath=_FAST)
+def _dot(a: F64, ao: int, b: F64, bo: int, length: int) -> float:  # pragma: no cover
+    """``a[ao:ao + length] @ b[bo:bo + length]``, vectorised."""
+    s = 0.0
+    for r in range(length):
+        s += a[ao + r] * b[bo + r]
+    return s
+
+
+@numba.njit(cache=True, fastmath=_FAST)
+def _sum(a: F64, ao: int, length: int) -> float:  # pragma: no cover
+    """``a[ao:ao + length].sum()``, vectorised."""
+    s = 0.0
+    for r in range(length):
+        s += a[ao + r]
+    return s
+
+
+@numba.njit(cache=True, fastmath=_FAST)
+def _adf_stat(x: F64, lags: int, constant: bool) -> float:  # pragma: no cover
+    """ADF t-statistic, regression 'c', fixed ``lags``, as statsmodels' adfuller(autolag=None).
+
+    Regress dx[t] on (x[t], dx[t-1], ..., dx[t-lags], 1) for t = lags .. n-2.
+    The intercept is removed by centring (Frisch-Waugh-Lovell); the centred
+    cross products come from dot products of shifted slices (values shifted
+    near their mean first, so nothing cancels), are scaled to unit diagonal and
+    solved by Cholesky.
+    """
+    n = x.size
+    if constant or lags > n // 2 - 2:
+        return _NAN
+    nobs = n - 1 - lags
+    p = lags + 1  # regressors: level, then lags 1..lags; variable p is the response
+    dof = nobs - p - 1
+    if dof <= 0:
+        return _NAN
+    xs = _sum(x, lags, nobs) / nobs
+    dshift = (x[n - 1] - x[0]) / (n - 1)
+    lev = np.empty(nobs)
+    for r in range(nobs):
+        lev[r] = x[lags + r] - xs
+    dif = np.empty(n - 1)
+    for t in range(n - 1):
+        dif[t] = x[t + 1] - x[t] - dshift
+    # variable v >= 1 is dif[start[v] : start[v] + nobs]; lag v for v <= lags, lag 0 (y) for v = p
+    start = np.empty(p + 1, dtype=np.int64)
+    for v in range(1, p):
+        start[v] = lags - v
+    start[p] = lags
+    sums = np.empty(p + 1)
+    sums[0] = _sum(lev, 0, nobs)
+    for v in range(1, p + 1):
+        sums[v] = _sum(dif, start[v], nobs)
+    cross = np.empty((p + 1, p + 1))
+    cross[0, 0] = _dot(lev, 0, lev, 0, nobs)
+    for i in range(1, p + 1):
+        cross[i, 0] = _dot(dif, start[i], lev, 0, nobs)
+        for j in range(1, i + 1):
+            cross[i, j] = _dot(dif, start[i], dif, start[j], nobs)
+    for i in range(p + 1):
+        for j in range(i + 1):
+            cross[i, j] -= sums[i] * sums[j] / nobs
+    scale = np.empty(p)
+    for i in range(p):
+        if cross[i, i] <= 0.0:
+            return _NAN
+        scale[i] = math.sqrt(cross[i, i])
+    chol = np.zeros((p, p))
+    for i in range(p):
+        for j in range(i + 1):
+            s = cross[i, j] / (scale[i] * scale[j])
+            for k in range(j):
+                s -= chol[i, k] * chol[j, k]
+            if i == j:
+                if s <= 1e-12:  # (near-)collinear regressors: the statistic is undefined
+                    return _NAN
+                chol[i, i] = math.sqrt(s)
+            else:
+                chol[i, j] = s / chol[j, j]
+    z = np.empty(p)  # forward: L z = X'y (scaled)
+    u = np.zeros(p)  # forward: L u = e0, so (X'X)^-1[0, 0] = |u|^2 (scaled)
+    u[0] = 1.0
+    for i in range(p):
+        s = cross[p, i] / scale[i]
+        w = u[i]
+        for k in range(i):
+            s -= chol[i, k] * z[k]
+            w -= chol[i, k] * u[k]
+        z[i] = s / chol[i, i]
+        u[i] = w / chol[i, i]
+    beta = np.empty(p)  # backward: L^T beta = z
+    for i in range(p - 1, -1, -1):
+        s = z[i]
+        for k in range(i + 1, p):
+            s -= chol[k, i] * beta[k]
+        beta[i] = s / chol[i, i]
+    rss = cross[p, p]
+    inv00 = 0.0
+    for i in range(p):
+        rss -= z[i] * z[i]  # y'X (X'X)^-1 X'y = |z|^2
+        inv00 += u[i] * u[i]
+    if rss <= 0.0:
+        return _NAN
+    # the column scaling cancels: t = beta0 / se0 in scaled and raw units alike
+    return beta[0] / math.sqrt(rss / dof * inv00)
+
+
+@numba.njit(cache=True, parallel=True)
+def fingerprint_kernel(
+    values: F64,
+    offsets: I64,
+    window: int,
+    level_threshold: float,
+    lags: I64,
+    sampen_m: int,
+    sampen_r: float,
+    do_sampen: bool,
+    pe_order: int,
+    pe_delay: int,
+    peaks_support: int,
+    adf_lags: int,
+) -> F64:  # pragma: no cover
+    """Fill one row of :data:`KERNEL_COLUMNS` (+ one acf column per lag) per device."""
+    ndev = offsets.size - 1
+    out = np.full((ndev, _NBASE + lags.size), np.nan)
+    for d in numba.prange(ndev):
+        x = values[offsets[d] : offsets[d + 1]]
+        if x.size == 0:
+            continue
+        row = out[d]
+        _moments(x, row)
+        constant = row[2] == row[3]
+        _windows(x, window, level_threshold, row)
+        _diff_features(x, row)
+        if do_sampen:
+            row[20] = _sample_entropy(x, sampen_m, sampen_r * row[1])
+        row[21] = _permutation_entropy(x, pe_order, pe_delay)
+        row[22] = _number_peaks(x, peaks_support)
+        row[23] = _adf_stat(x, adf_lags, constant)
+        _acf(x, row[0], lags, row[_NBASE:])
+    return out

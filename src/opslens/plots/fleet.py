@@ -1,0 +1,160 @@
+"""Figures of the fleet recipe: embedding, rare-device scores, failure rates, k-distance.
+
+Every function returns a :class:`matplotlib.figure.Figure` built without
+pyplot (no global state); the caller saves it.
+
+Example:
+    >>> import numpy as np
+    >>> fig = plot_k_distance(np.linspace(0.1, 2.0, 30), eps=0.8)
+    >>> fig.axes[0].get_title()
+    'k-distance curve (DBSCAN eps = 0.8)'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import polars as pl
+from matplotlib import colormaps
+from matplotlib.figure import Figure
+
+__all__ = ["plot_embedding", "plot_group_failure_rates", "plot_k_distance", "plot_rare_scores"]
+
+
+def plot_embedding(
+    embedding: pl.DataFrame,
+    labels: Sequence[int] | np.ndarray,
+    rare: Sequence[bool] | np.ndarray,
+    *,
+    title: str = "Devices in the first two principal components",
+    explained_variance: tuple[float, float] | None = None,
+) -> Figure:
+    """PCA scatter coloured by group (noise grey), rare devices ringed in black.
+
+    Example:
+        >>> emb = pl.DataFrame({"id": list("abcd"), "pc1": [0.0, 1.0, 5.0, 6.0],
+        ...                     "pc2": [0.0, 1.0, 5.0, 6.0]})
+        >>> fig = plot_embedding(emb, [0, 0, 1, -1], [False, False, False, True])
+        >>> sorted(t.get_text() for t in fig.axes[0].get_legend().get_texts())
+        ['group 0', 'group 1', 'noise', 'rare device']
+    """
+    lab = np.asarray(labels).astype(int)
+    is_rare = np.asarray(rare, dtype=bool)
+    x, y = embedding["pc1"].to_numpy(), embedding["pc2"].to_numpy()
+    fig = Figure(figsize=(7.5, 5.5), layout="constrained")
+    ax = fig.add_subplot()
+    palette = colormaps["tab10"]
+    for i, g in enumerate(np.unique(lab)):
+        sel = lab == g
+        color = "0.7" if g < 0 else palette(i % 10)
+        ax.scatter(
+            x[sel], y[sel], s=18, color=color, alpha=0.8, label="noise" if g < 0 else f"group {g}"
+        )
+    if is_rare.any():
+        ax.scatter(
+            x[is_rare],
+            y[is_rare],
+            s=80,
+            facecolors="none",
+            edgecolors="black",
+            linewidths=1.4,
+            label="rare device",
+        )
+    if explained_variance is not None:
+        ax.set_xlabel(f"PC1 ({100 * explained_variance[0]:.0f}% of variance)")
+        ax.set_ylabel(f"PC2 ({100 * explained_variance[1]:.0f}% of variance)")
+    else:
+        ax.set_xlabel("PC1")
+        ax.set_ylabel("PC2")
+    ax.set_title(title)
+    ax.legend(loc="best", fontsize=8, frameon=False)
+    return fig
+
+
+def plot_rare_scores(scores: pl.DataFrame, *, top_n: int = 20, entity: str | None = None) -> Figure:
+    """Horizontal bars of the combined rare-device score of the ``top_n`` devices.
+
+    ``entity`` defaults to the first column; rare devices are drawn dark.
+
+    Example:
+        >>> s = pl.DataFrame({"id": list("abc"), "combined": [0.2, 0.9, 0.5],
+        ...                   "is_rare": [False, True, False]})
+        >>> [t.get_text() for t in plot_rare_scores(s, top_n=2).axes[0].get_yticklabels()]
+        ['c', 'b']
+    """
+    ent = entity or scores.columns[0]
+    top = scores.sort("combined", descending=True).head(top_n).reverse()
+    colors = (
+        ["#b2182b" if r else "#999999" for r in top["is_rare"].to_list()]
+        if "is_rare" in top.columns
+        else ["#b2182b"] * top.height
+    )
+    fig = Figure(figsize=(7, max(2.5, 0.3 * top.height + 1.2)), layout="constrained")
+    ax = fig.add_subplot()
+    pos = np.arange(top.height)
+    ax.barh(pos, top["combined"].to_numpy(), color=colors)
+    ax.set_yticks(pos, [str(v) for v in top[ent].to_list()])
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("combined score (mean rank percentile of the detectors; 1 = most unusual)")
+    ax.set_title(f"The {top.height} most unusual devices")
+    return fig
+
+
+def plot_group_failure_rates(enrichment: pl.DataFrame) -> Figure:
+    """Bars of failure rate per group with the fleet rate as a line; enriched groups dark.
+
+    Example:
+        >>> e = pl.DataFrame({"group": [0, 1], "n_devices": [20, 100], "n_failed": [8, 2],
+        ...                   "failure_rate": [0.4, 0.02], "enriched": [True, False]})
+        >>> len(plot_group_failure_rates(e).axes[0].patches)
+        2
+    """
+    n_dev = int(enrichment["n_devices"].sum())
+    fleet = float(enrichment["n_failed"].sum()) / n_dev if n_dev else 0.0
+    fig = Figure(figsize=(7, 4), layout="constrained")
+    ax = fig.add_subplot()
+    groups = [("noise" if g < 0 else f"group {g}") for g in enrichment["group"].to_list()]
+    colors = ["#b2182b" if e else "#6f8fb5" for e in enrichment["enriched"].to_list()]
+    pos = np.arange(enrichment.height)
+    ax.bar(pos, enrichment["failure_rate"].to_numpy(), color=colors)
+    for p, (nf, nd) in zip(
+        pos, enrichment.select("n_failed", "n_devices").iter_rows(), strict=True
+    ):
+        ax.annotate(
+            f"{nf}/{nd}",
+            (p, 0),
+            xytext=(0, 3),
+            textcoords="offset points",
+            ha="center",
+            fontsize=8,
+            color="white",
+        )
+    ax.axhline(
+        fleet, color="black", linestyle="--", linewidth=1, label=f"fleet rate {100 * fleet:.3g}%"
+    )
+    ax.set_xticks(pos, groups)
+    ax.set_ylabel("share of devices that failed")
+    ax.set_title("Known failures per behaviour group (dark = enriched, Fisher p < 0.01)")
+    ax.legend(frameon=False)
+    return fig
+
+
+def plot_k_distance(distances: np.ndarray, eps: float, *, min_samples: int | None = None) -> Figure:
+    """The sorted k-distance curve with the chosen DBSCAN eps marked.
+
+    Example:
+        >>> import numpy as np
+        >>> len(plot_k_distance(np.arange(10.0), eps=4.0).axes[0].lines)
+        2
+    """
+    d = np.sort(np.asarray(distances, dtype=float))
+    fig = Figure(figsize=(6.5, 4), layout="constrained")
+    ax = fig.add_subplot()
+    ax.plot(np.arange(d.size), d, color="#2166ac")
+    ax.axhline(eps, color="#b2182b", linestyle="--", linewidth=1)
+    ax.set_xlabel("devices, sorted by k-distance")
+    k = f"{min_samples}-" if min_samples else "k-"
+    ax.set_ylabel(f"distance to the {k}th nearest neighbour")
+    ax.set_title(f"k-distance curve (DBSCAN eps = {eps:.3g})")
+    return fig

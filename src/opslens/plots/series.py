@@ -1,0 +1,102 @@
+"""Figures for one series: the series with its flagged points, and an STL decomposition.
+
+Each function returns a :class:`matplotlib.figure.Figure` built without pyplot
+(no global state); the caller saves or shows it.
+
+Example:
+    >>> import numpy as np, polars as pl
+    >>> frame = pl.DataFrame({"t": np.arange(50.0), "v": np.r_[np.zeros(49), 9.0]})
+    >>> fig = plot_point_anomalies(frame, time="t", value="v", flags=frame["v"] > 5, title="v")
+    >>> len(fig.axes)
+    1
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+from matplotlib.figure import Figure
+
+from opslens.errors import DataError
+from opslens.features.decompose import Decomposition
+
+__all__ = ["plot_decomposition", "plot_point_anomalies"]
+
+
+def plot_point_anomalies(
+    frame: pl.DataFrame,
+    *,
+    time: str,
+    value: str,
+    flags: pl.Series | np.ndarray,
+    title: str,
+) -> Figure:
+    """Plot ``value`` over ``time`` as a line with the flagged points marked in red.
+
+    ``flags`` is one boolean per row of ``frame`` (e.g. ``point_anomalies(...)["is_anomaly"]``).
+
+    Example:
+        >>> import numpy as np, polars as pl
+        >>> frame = pl.DataFrame({"t": [0, 1, 2], "v": [1.0, 8.0, 1.0]})
+        >>> fig = plot_point_anomalies(frame, time="t", value="v", flags=np.array([False, True, False]), title="x")
+        >>> fig.axes[0].get_title()
+        'x'
+    """
+    for name in (time, value):
+        if name not in frame.columns:
+            raise DataError(
+                f"column {name!r} is not in the table (columns: {', '.join(frame.columns)})",
+                fix="name an existing column",
+            )
+    mask = np.asarray(flags.to_numpy() if isinstance(flags, pl.Series) else flags, dtype=bool)
+    if mask.shape != (frame.height,):
+        raise DataError(
+            f"flags has {mask.size} entries for {frame.height} rows",
+            fix="pass one flag per row of the frame",
+        )
+    order = frame.with_columns(pl.Series("__flag", mask)).sort(time)
+    t = order[time].to_numpy()
+    v = order[value].cast(pl.Float64).to_numpy()
+    hit = order["__flag"].to_numpy()
+
+    fig = Figure(figsize=(10, 3.5), layout="constrained")
+    ax = fig.add_subplot()
+    ax.plot(t, v, color="#4c72b0", linewidth=0.8, label=value)
+    ax.scatter(t[hit], v[hit], color="red", s=18, zorder=3, label=f"flagged ({int(hit.sum())})")
+    ax.set_title(title)
+    ax.set_xlabel(time)
+    ax.set_ylabel(value)
+    ax.legend(loc="upper left", frameon=False)
+    return fig
+
+
+def plot_decomposition(decomposition: Decomposition, *, title: str) -> Figure:
+    """Plot observed, trend, seasonal and residual components in four stacked panels.
+
+    Example:
+        >>> import numpy as np, polars as pl
+        >>> from opslens.features.decompose import decompose_series
+        >>> t = np.arange(96.0)
+        >>> d = decompose_series(pl.DataFrame({"t": t, "v": np.sin(2 * np.pi * t / 24)}), time="t", value="v", period=24)
+        >>> [ax.get_ylabel() for ax in plot_decomposition(d, title="v").axes]
+        ['observed', 'trend', 'seasonal', 'resid']
+    """
+    frame = decomposition.frame
+    t = frame["time"].to_numpy()
+    fig = Figure(figsize=(10, 7), layout="constrained")
+    axes = fig.subplots(4, 1, sharex=True)
+    for ax, part in zip(axes, ("observed", "trend", "seasonal", "resid"), strict=True):
+        y = frame[part].to_numpy()
+        if part == "resid":
+            ax.scatter(t, y, s=3, color="#55a868")
+            ax.axhline(0.0, color="grey", linewidth=0.6)
+        else:
+            ax.plot(t, y, linewidth=0.8, color="#4c72b0")
+        ax.set_ylabel(part)
+    axes[-1].set_xlabel("time")
+    fig.suptitle(
+        f"{title} — period {decomposition.period} ({decomposition.period_source}); "
+        f"trend strength {decomposition.trend_strength:.2f}, "
+        f"seasonal strength {decomposition.seasonal_strength:.2f}"
+    )
+    return fig

@@ -1,0 +1,69 @@
+"""A run killed with SIGKILL mid-stage leaves `latest` on the previous complete run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from opslens.config import load_project
+from opslens.data.synthetic.trips import make_trips
+from opslens.recipes.runner import run_analysis
+from opslens.tracking.runs import list_runs, open_run
+
+PROJECT = """
+tracking: {enabled: false}
+analyses:
+  - name: trip-eta
+    recipe: distribution
+    source: {kind: file, path: trips.parquet}
+    columns: {target: duration_min, categorical: [route, hour_band, vehicle_type]}
+    params: {xgboost: {n_estimators: 400}}
+"""
+
+
+def test_sigkill_mid_stage_keeps_previous_run(tmp_path: Path) -> None:
+    make_trips(n_rows=120_000, seed=2).trips.write_parquet(tmp_path / "trips.parquet")
+    (tmp_path / "project.yaml").write_text(PROJECT)
+    project = load_project(tmp_path / "project.yaml")
+    first = run_analysis(project, "trip-eta")
+    analysis_dir = tmp_path / "runs" / "trip-eta"
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "opslens.cli", "run", str(tmp_path / "project.yaml")],
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    deadline = time.monotonic() + 120
+    killed_in = None
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            logs = list(analysis_dir.glob(".tmp-*/run.log"))
+            text = logs[0].read_text() if logs else ""
+            if "stage cluster done" in text:  # now inside the classify stage
+                os.kill(proc.pid, signal.SIGKILL)
+                killed_in = "classify"
+                break
+            time.sleep(0.05)
+    finally:
+        if proc.poll() is None and killed_in is None:
+            proc.kill()
+        proc.wait(timeout=30)
+    assert killed_in == "classify", "the run finished or stalled before it could be killed mid-stage"
+    assert proc.returncode == -signal.SIGKILL
+
+    assert (analysis_dir / "latest").read_text().strip() == first.run_id
+    assert [r.run_id for r in list_runs(tmp_path / "runs", "trip-eta")] == [first.run_id]
+    visible = [p.name for p in analysis_dir.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    assert visible == [first.run_id]
+    for tmp in analysis_dir.glob(".tmp-*"):
+        assert not (tmp / "manifest.json").exists()
+    assert open_run(tmp_path / "runs", "trip-eta").run_id == first.run_id
+
+    second = run_analysis(project, "trip-eta")
+    assert open_run(tmp_path / "runs", "trip-eta").run_id == second.run_id
+    assert not list(analysis_dir.glob(".tmp-*")), "the killed run's temporary folder is cleaned up"
+    assert second.metrics == first.metrics

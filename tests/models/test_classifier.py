@@ -1,0 +1,153 @@
+"""PatternClassifier: contract, exact stream/batch agreement, unknowns, agreement with XGBoost."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import numpy as np
+import polars as pl
+import pytest
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+
+from opslens.errors import DataError, InstanceError
+from opslens.models.classifier import UNKNOWN_CATEGORY_POLICY, PatternClassifier
+
+CATS = ["route", "band"]
+
+
+def planted(n: int = 3_000, seed: int = 0) -> tuple[pl.DataFrame, np.ndarray]:
+    """Class = (route + band) mod 3: needs both columns; 'weekday' is noise."""
+    rng = np.random.default_rng(seed)
+    r = rng.integers(0, 5, n)
+    b = rng.integers(0, 3, n)
+    X = pl.DataFrame(
+        {
+            "route": [f"R{i}" for i in r],
+            "band": np.array(["night", "day", "eve"])[b].tolist(),
+            "weekday": rng.integers(0, 7, n),
+        }
+    )
+    return X, (r + b) % 3
+
+
+@pytest.fixture(scope="module")
+def fitted() -> tuple[PatternClassifier, pl.DataFrame, np.ndarray]:
+    X, y = planted()
+    return PatternClassifier(CATS, n_estimators=40).fit(X, y), X, y
+
+
+def test_learns_the_interaction(fitted) -> None:
+    model, _, _ = fitted
+    X_test, y_test = planted(1_000, seed=1)
+    assert (model.predict(X_test) == y_test).mean() == 1.0
+    assert model.classes_.tolist() == [0, 1, 2]
+    assert model.levels_ == {
+        "route": ["R0", "R1", "R2", "R3", "R4"],
+        "band": ["day", "eve", "night"],
+    }
+    assert model.feature_names_[:2] == ["route=R0", "route=R1"]
+    assert model.feature_names_[5:] == ["band=day", "band=eve", "band=night"]
+    proba = model.predict_proba(X_test)
+    assert proba.shape == (1_000, 3) and proba.dtype == np.float32
+    assert np.allclose(proba.sum(axis=1), 1.0, atol=1e-6)
+
+
+def test_matches_xgboost_and_stream_equals_batch_bitwise(fitted) -> None:
+    model, X, _ = fitted
+    batch = model.predict_proba(X[:300])
+    reference = model.model_.predict_proba(model._encode(X[:300]))
+    assert np.abs(batch - reference).max() < 1e-6
+    for i, row in enumerate(X[:300].iter_rows(named=True)):
+        proba, unknown = model.predict_proba_one(row)
+        assert unknown == []
+        assert np.array_equal(proba, batch[i]), i
+
+
+def test_unknown_category_is_a_defined_answer(fitted) -> None:
+    model, _, _ = fitted
+    proba, unknown = model.predict_proba_one({"route": "R9", "band": "night"})
+    assert unknown == ["route"]
+    assert proba.shape == (3,) and abs(float(proba.sum()) - 1.0) < 1e-6
+    # the same as batch for a frame holding the unknown level (all-zero block)
+    batch = model.predict_proba(pl.DataFrame({"route": ["R9"], "band": ["night"]}))
+    assert np.array_equal(proba, batch[0])
+    both, unknown2 = model.predict_proba_one({"route": None, "band": "dusk", "extra": 1})
+    assert unknown2 == ["route", "band"] and both.shape == (3,)
+    assert "all zeros" in UNKNOWN_CATEGORY_POLICY
+
+
+def test_missing_or_malformed_attribute_is_an_instance_error(fitted) -> None:
+    model, _, _ = fitted
+    with pytest.raises(InstanceError, match="'band'"):
+        model.predict_proba_one({"route": "R1"})
+    with pytest.raises(InstanceError, match="'route' is a list"):
+        model.predict_proba_one({"route": ["R1"], "band": "day"})
+
+
+def test_non_string_levels_match_between_paths() -> None:
+    X = pl.DataFrame({"hour": [7, 8, 9] * 20, "flag": [True, False] * 30})
+    y = np.array([0, 1, 2] * 20)
+    model = PatternClassifier(["hour", "flag"], n_estimators=10).fit(X, y)
+    assert model.levels_ == {"hour": ["7", "8", "9"], "flag": ["false", "true"]}
+    proba, unknown = model.predict_proba_one({"hour": 8, "flag": True})
+    assert unknown == [] and int(proba.argmax()) == 1
+    assert np.array_equal(proba, model.predict_proba(X[1:2])[0])
+
+
+def test_binary_case() -> None:
+    X = pl.DataFrame({"c": ["a", "b", "c", "d"] * 25})
+    y = np.array(["slow", "fast", "fast", "slow"] * 25)
+    model = PatternClassifier(["c"], n_estimators=20).fit(X, y)
+    assert model.classes_.tolist() == ["fast", "slow"]
+    proba = model.predict_proba(X[:4])
+    assert proba.shape == (4, 2)
+    assert np.abs(proba - model.model_.predict_proba(model._encode(X[:4]))).max() < 1e-6
+    assert model.predict(X[:4]).tolist() == ["slow", "fast", "fast", "slow"]
+    one, _ = model.predict_proba_one({"c": "d"})
+    assert np.array_equal(one, proba[3])
+
+
+def test_estimator_contract(fitted) -> None:
+    _, X, y = fitted
+    X_before = X.clone()
+    model = PatternClassifier(CATS, n_estimators=15, random_state=4)
+    with pytest.raises(NotFittedError):
+        model.predict_proba(X)
+    with pytest.raises(NotFittedError):
+        model.predict_proba_one({"route": "R1", "band": "day"})
+    assert clone(model).get_params() == model.get_params()
+    a = model.fit(X, y)
+    assert a is model and X.equals(X_before)
+    b = clone(model).fit(X, y)
+    assert np.array_equal(a.predict_proba(X[:100]), b.predict_proba(X[:100]))
+    restored = pickle.loads(pickle.dumps(a))
+    assert np.array_equal(restored.predict_proba(X[:100]), a.predict_proba(X[:100]))
+    assert restored.predict_proba_one({"route": "R1", "band": "day"})[0].tolist() == (
+        a.predict_proba_one({"route": "R1", "band": "day"})[0].tolist()
+    )
+    assert restored.booster_.num_boosted_rounds() == 15
+
+
+def test_metadata_is_json(fitted) -> None:
+    model, _, _ = fitted
+    meta = json.loads(json.dumps(model.to_metadata()))
+    assert meta["categorical"] == CATS
+    assert meta["classes"] == [0, 1, 2]
+    assert meta["levels"]["band"] == ["day", "eve", "night"]
+    assert meta["params"]["n_estimators"] == 40 and meta["params"]["max_depth"] == 4
+    assert meta["feature_names"] == model.feature_names_
+    assert meta["unknown_category"] == UNKNOWN_CATEGORY_POLICY
+
+
+def test_fit_errors() -> None:
+    X, y = planted(100)
+    with pytest.raises(DataError, match=r"\['hour'\]"):
+        PatternClassifier(["route", "hour"]).fit(X, y)
+    with pytest.raises(DataError, match="100 rows but 99 labels"):
+        PatternClassifier(CATS).fit(X, y[:99])
+    with pytest.raises(DataError, match="only one class"):
+        PatternClassifier(CATS).fit(X, np.zeros(100, dtype=int))
+    with pytest.raises(DataError, match="no categorical"):
+        PatternClassifier([]).fit(X, y)
