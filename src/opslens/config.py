@@ -349,9 +349,17 @@ def _resolve_paths(raw: dict[str, Any], root: Path) -> None:
                 source["url"] = m.group(1) + str((root / m.group(2)).resolve())
         params = analysis.get("params") if isinstance(analysis, dict) else None
         if isinstance(params, dict):
-            for key in ("failures_path",):
-                if isinstance(params.get(key), str) and not Path(params[key]).is_absolute():
-                    params[key] = str(root / params[key])
+            _resolve_param_paths(params, root)
+
+
+def _resolve_param_paths(params: dict[str, Any], root: Path) -> None:
+    """Resolve every ``path`` / ``*_path`` string in recipe params against the project folder."""
+    for key, value in params.items():
+        if isinstance(value, dict):
+            _resolve_param_paths(value, root)
+        elif isinstance(value, str) and (key == "path" or key.endswith("_path")):
+            p = Path(value).expanduser()
+            params[key] = str(p if p.is_absolute() else root / p)
 
 
 def load_project(path: str | Path) -> ProjectConfig:

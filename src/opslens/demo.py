@@ -69,6 +69,9 @@ def run_demo(directory: Path, recipe: str | None = None) -> Iterator[str]:
         folder = directory / name
         folder.mkdir(exist_ok=True)
         (folder / "project.yaml").write_text(demo_project_text(name), encoding="utf-8")
+        if name == "fleet":
+            failures = files("opslens") / "demo_projects" / "fleet_failures.csv"
+            (folder / "failures.csv").write_text(failures.read_text(encoding="utf-8"), encoding="utf-8")
         project = load_project(folder / "project.yaml")
         yield f"[{name}] project: {folder / 'project.yaml'}"
         for analysis in project.active_analyses():

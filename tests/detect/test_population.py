@@ -137,7 +137,7 @@ def test_normalised_scores_stay_in_unit_interval_for_new_extreme_rows(
 
 def test_top_deviating_features_put_the_planted_feature_first() -> None:
     X, is_out, planted = planted_fleet(1, n_groups=1, n_per=150)
-    rows = list(np.nonzero(is_out)[0])
+    rows = [int(r) for r in np.nonzero(is_out)[0]]
     names = [f"f{j:02d}" for j in range(D)]
     top = top_deviating_features(X, names, rows, n=3)
     for i, r in enumerate(rows):
@@ -148,14 +148,16 @@ def test_top_deviating_features_put_the_planted_feature_first() -> None:
 
 def test_top_deviating_features_exact_robust_z() -> None:
     X = np.array([[0.0, 10.0], [1.0, 10.0], [2.0, 10.0], [3.0, 10.0], [1.0, 30.0]])
-    # column 0: median 1, MAD 1 → scale 1.4826; column 1: MAD 0 → std = 8
+    # column 0: median 1, MAD 1 → scale 1.4826; column 1: MAD 0 → the floor, std/4 = 2
     out = top_deviating_features(X, ["a", "b"], [3, 4], n=2)
     assert out[3] == [("a", round(2 / 1.4826, 2)), ("b", 0.0)]
-    assert out[4] == [("b", 2.5), ("a", 0.0)]
+    assert out[4] == [("b", 10.0), ("a", 0.0)]
 
 
-def test_rank_rare_devices_describes_the_top(fleet: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
-    X, is_out, planted = fleet
+def test_rank_rare_devices_describes_the_top(
+    fleet: tuple[np.ndarray, np.ndarray, np.ndarray],
+) -> None:
+    X, is_out, _ = fleet
     fp = as_frame(X).with_columns(pl.lit(1.0).alias("constant"))
     rare = rank_rare_devices(fp, entity="device", top_n=8, methods=("isolation_forest", "ecod"))
     assert rare.top.columns == ["device", "combined", "rank", "is_rare", "deviating_features"]

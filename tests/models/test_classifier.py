@@ -1,4 +1,4 @@
-"""PatternClassifier: contract, exact stream/batch agreement, unknowns, agreement with XGBoost."""
+"""PatternClassifier: contract, exact stream/batch agreement, table vs fallback, unknowns, XGBoost."""
 
 from __future__ import annotations
 
@@ -65,6 +65,26 @@ def test_matches_xgboost_and_stream_equals_batch_bitwise(fitted) -> None:
         assert np.array_equal(proba, batch[i]), i
 
 
+def test_weighted_distinct_rows_train_like_the_full_data() -> None:
+    import xgboost as xgb
+
+    X, y = planted(4_000, seed=2)
+    rng = np.random.default_rng(2)
+    noisy = y.copy()
+    flip = rng.random(y.size) < 0.2
+    noisy[flip] = rng.integers(0, 3, int(flip.sum()))
+    model = PatternClassifier(CATS, n_estimators=30).fit(X, noisy)
+    full = xgb.XGBClassifier(
+        n_estimators=30,
+        max_depth=4,
+        learning_rate=0.1,
+        random_state=0,
+        n_jobs=1,
+        tree_method="hist",
+    ).fit(model._encode(X), noisy)
+    assert np.abs(model.predict_proba(X) - full.predict_proba(model._encode(X))).max() < 1e-5
+
+
 def test_unknown_category_is_a_defined_answer(fitted) -> None:
     model, _, _ = fitted
     proba, unknown = model.predict_proba_one({"route": "R9", "band": "night"})
@@ -76,6 +96,98 @@ def test_unknown_category_is_a_defined_answer(fitted) -> None:
     both, unknown2 = model.predict_proba_one({"route": None, "band": "dusk", "extra": 1})
     assert unknown2 == ["route", "band"] and both.shape == (3,)
     assert "all zeros" in UNKNOWN_CATEGORY_POLICY
+
+
+def mixed_rows(n: int = 200, seed: int = 3) -> pl.DataFrame:
+    """Planted rows with some unknown levels and nulls mixed in."""
+    X, _ = planted(n, seed=seed)
+    rng = np.random.default_rng(seed)
+    route = np.array(X["route"].to_list(), dtype=object)
+    band = np.array(X["band"].to_list(), dtype=object)
+    route[rng.random(n) < 0.1] = "R9"
+    band[rng.random(n) < 0.1] = None
+    return X.with_columns(pl.Series("route", route.tolist()), pl.Series("band", band.tolist()))
+
+
+@pytest.fixture(scope="module")
+def fallback(fitted) -> PatternClassifier:
+    _, X, y = fitted
+    return PatternClassifier(CATS, n_estimators=40, table_limit=0).fit(X, y)
+
+
+def test_table_holds_every_combination_and_answers_without_xgboost(fitted, monkeypatch) -> None:
+    model, X, y = fitted
+    # (5 routes + unknown) * (3 bands + unknown) rows, one per code combination
+    assert model.table_ is not None and model.table_.shape == (6 * 4, 3)
+    assert model.radix_weights_ == [1, 6]
+    assert model.codes_[1] == {"day": 1, "eve": 2, "night": 3}
+    assert PatternClassifier(CATS, n_estimators=2, table_limit=24).fit(X, y).table_ is not None
+    assert PatternClassifier(CATS, n_estimators=2, table_limit=23).fit(X, y).table_ is None
+    expected = model.predict_proba(pl.DataFrame({"route": ["R3"], "band": ["eve"]}))[0]
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the table path called xgboost")
+
+    monkeypatch.setattr(model.booster_, "inplace_predict", refuse)
+    proba, _ = model.predict_proba_one({"route": "R3", "band": "eve"})
+    assert np.array_equal(proba, expected)
+    assert np.array_equal(proba, model.table_[4 + 2 * 6])
+    proba[:] = 0.0  # the answer is a copy: the table is unchanged
+    assert np.array_equal(model.table_[4 + 2 * 6], expected)
+
+
+def test_table_path_equals_fallback_path(fitted, fallback) -> None:
+    model, _, _ = fitted
+    assert fallback.table_ is None
+    rows = mixed_rows()
+    batch_table = model.predict_proba(rows)
+    batch_fallback = fallback.predict_proba(rows)
+    assert np.abs(batch_table - batch_fallback).max() < 1e-6
+    for i, row in enumerate(rows.iter_rows(named=True)):
+        a, unknown_a = model.predict_proba_one(row)
+        b, unknown_b = fallback.predict_proba_one(row)
+        assert unknown_a == unknown_b
+        assert np.abs(a - b).max() < 1e-6, i
+    # every table row (each combination, unknowns included) against the booster
+    radix = np.array([6, 4])
+    codes = np.arange(24)[:, None] // np.array(model.radix_weights_) % radix - 1
+    direct = model.model_.predict_proba(model._onehot(codes))
+    assert np.abs(model.table_ - direct).max() < 1e-6
+
+
+@pytest.mark.parametrize("path", ["table", "fallback"])
+def test_stream_equals_batch_bitwise_on_200_rows(fitted, fallback, path: str) -> None:
+    model = fitted[0] if path == "table" else fallback
+    rows = mixed_rows(200, seed=5)
+    batch = model.predict_proba(rows)
+    n_unknown = 0
+    for i, row in enumerate(rows.iter_rows(named=True)):
+        proba, unknown = model.predict_proba_one(row)
+        n_unknown += bool(unknown)
+        assert proba.dtype == np.float32
+        assert np.array_equal(proba, batch[i]), i
+    assert 20 < n_unknown < 100  # unknown levels and nulls were exercised
+
+
+def test_unknown_categories_in_the_table_path(fitted, fallback) -> None:
+    model, _, _ = fitted
+    assert model.table_ is not None
+    cases = [
+        ({"route": "R9", "band": "night"}, ["route"], 0 + 3 * 6),
+        ({"route": "R2", "band": "dusk"}, ["band"], 3 + 0 * 6),
+        ({"route": None, "band": 4}, ["route", "band"], 0),
+    ]
+    for instance, expected_unknown, key in cases:
+        proba, unknown = model.predict_proba_one(instance)
+        assert unknown == expected_unknown
+        assert np.array_equal(proba, model.table_[key])
+        assert np.array_equal(proba, fallback.predict_proba_one(instance)[0])
+        values = {c: [None if instance[c] is None else str(instance[c])] for c in CATS}
+        frame = pl.DataFrame(values, schema=dict.fromkeys(CATS, pl.String))
+        assert np.array_equal(proba, model.predict_proba(frame)[0])
+    # an unknown route leaves the model to the band: the answer differs by band
+    by_band = [model.predict_proba_one({"route": "R9", "band": b})[0] for b in ["day", "eve"]]
+    assert not np.array_equal(by_band[0], by_band[1])
 
 
 def test_missing_or_malformed_attribute_is_an_instance_error(fitted) -> None:

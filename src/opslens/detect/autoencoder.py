@@ -91,7 +91,7 @@ class AutoencoderDetector(BaseEstimator):  # type: ignore[misc]
         )
         with warnings.catch_warnings(), threadpool_limits(1, user_api="blas"):
             warnings.simplefilter("ignore", category=ConvergenceWarning)
-            net.fit(Z, Z)
+            net.fit(Z, Z[:, 0] if Z.shape[1] == 1 else Z)  # 1-D target for one feature
         self.network_ = net
         self.n_features_in_ = X.shape[1]
         return self

@@ -23,7 +23,9 @@ latter; read the deviating features beside the score.
 One-Class SVM runs with ``nu=0.5`` and ``gamma="scale"``: only its ranking is
 used, and a large ``nu`` spreads the support vectors over the fleet, so an
 outlier cannot prop up its own score by becoming a support vector (with
-``nu=0.05`` the planted outliers of the tests fell to AUROC ≈ 0.9).
+``nu=0.05`` the planted outliers of the tests fell to AUROC ≈ 0.9). Its cost
+grows with the square of the fleet, so above ``svm_max_samples`` devices it is
+trained on a seeded random sample of that size (every device is scored).
 Numeric kernels run on ``n_threads`` OpenMP/BLAS threads (default 1; see
 :mod:`opslens.cluster.groups` for why).
 
@@ -70,6 +72,7 @@ __all__ = [
 ]
 
 METHODS = ("isolation_forest", "one_class_svm", "ecod", "autoencoder")
+_FLOOR = 0.25  # the robust scale is at least this share of the standard deviation
 
 
 @dataclass(frozen=True)
@@ -143,7 +146,7 @@ def fingerprint_matrix(fingerprints: pl.DataFrame, *, entity: str) -> Fingerprin
 
 
 def robust_scale(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-column centre (median) and scale (IQR/1.349, else std, else 1).
+    """Per-column centre (median) and scale (IQR/1.349, at least a quarter of the std; else 1).
 
     Example:
         >>> import numpy as np
@@ -155,7 +158,8 @@ def robust_scale(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     q75, q25 = np.percentile(X, [75, 25], axis=0)
     scale = (q75 - q25) / 1.349
     std = X.std(axis=0)
-    scale = np.where(scale > 0, scale, np.where(std > 0, std, 1.0))
+    scale = np.maximum(scale, _FLOOR * std)  # a column whose bulk is flat: its tail sets the scale
+    scale = np.where(scale > 0, scale, 1.0)
     return center, scale
 
 
@@ -184,11 +188,13 @@ class RareDeviceDetector(BaseEstimator):  # type: ignore[misc]
         methods: tuple[str, ...] = METHODS,
         contamination: float = 0.05,
         random_state: int = 0,
+        svm_max_samples: int = 2000,
         n_threads: int | None = 1,
     ) -> None:
         self.methods = methods
         self.contamination = contamination
         self.random_state = random_state
+        self.svm_max_samples = svm_max_samples
         self.n_threads = n_threads
 
     def fit(self, X: np.ndarray, y: object = None) -> RareDeviceDetector:
@@ -229,7 +235,12 @@ class RareDeviceDetector(BaseEstimator):  # type: ignore[misc]
                 models[m] = ECOD()
             else:
                 models[m] = AutoencoderDetector(random_state=self.random_state)
-            models[m].fit(Z)
+            if m == "one_class_svm" and Z.shape[0] > self.svm_max_samples:
+                rng = np.random.default_rng(self.random_state)
+                rows = np.sort(rng.choice(Z.shape[0], size=self.svm_max_samples, replace=False))
+                models[m].fit(Z[rows])
+            else:
+                models[m].fit(Z)
         self.models_ = models
         self.n_features_in_ = X.shape[1]
         self.train_scores_ = {m: np.sort(self._raw(m, Z)) for m in self.methods}
@@ -316,14 +327,16 @@ def top_deviating_features(
 ) -> dict[int, list[tuple[str, float]]]:
     """For each row, the ``n`` features with the largest robust z (vs fleet median/MAD).
 
-    The scale is 1.4826·MAD, falling back to the standard deviation (and 1)
-    for a column whose MAD is zero.
+    The scale is 1.4826·MAD, but at least a quarter of the standard deviation
+    (so a column whose bulk is nearly constant, such as ADF p-values that are
+    all ~0, does not turn a modest difference into millions of σ), and 1 for a
+    constant column.
 
     Example:
         >>> import numpy as np
         >>> X = np.array([[0.0, 1.0], [1.0, 2.0], [2.0, 3.0], [1.0, 90.0]])
         >>> top_deviating_features(X, ["a", "b"], [3], n=1)
-        {3: [('b', 59.02)]}
+        {3: [('b', 9.18)]}
     """
     X = np.asarray(X, dtype=float)
     if X.shape[1] != len(feature_names):
@@ -334,7 +347,8 @@ def top_deviating_features(
     med = np.median(X, axis=0)
     mad = 1.4826 * np.median(np.abs(X - med), axis=0)
     std = X.std(axis=0)
-    scale = np.where(mad > 0, mad, np.where(std > 0, std, 1.0))
+    scale = np.maximum(mad, _FLOOR * std)
+    scale = np.where(scale > 0, scale, 1.0)
     idx = np.asarray(rows, dtype=int)
     Z = (X[idx] - med) / scale
     order = np.argsort(-np.abs(Z), axis=1, kind="stable")[:, :n]

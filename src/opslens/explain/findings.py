@@ -52,6 +52,10 @@ def format_duration(d: timedelta) -> str:
     return f"{secs} seconds"  # pragma: no cover
 
 
+def _devices(n: int) -> str:
+    return f"{n} device" if n == 1 else f"{n} devices"
+
+
 def _rare_sentences(n_devices: int, rare: RareDevices) -> list[str]:
     n_rare = int(rare.scores["is_rare"].sum())
     q = 1.0 - rare.detector.contamination
@@ -96,10 +100,10 @@ def _group_sentences(groups: BehaviourGroups, contrasts: pl.DataFrame) -> list[s
                 f"{'higher' if smd >= 0 else 'lower'} {name} (SMD {smd:+.1f}, q = {format_p(q)})"
                 for name, smd, q in feats
             )
-            out.append(f"Group {g} ({sizes[g]} devices) stands apart by {parts}.")
+            out.append(f"Group {g} ({_devices(sizes[g])}) stands apart by {parts}.")
         else:
             out.append(
-                f"Group {g} ({sizes[g]} devices) shows no feature that differs significantly "
+                f"Group {g} ({_devices(sizes[g])}) shows no feature that differs significantly "
                 "from the rest of the fleet."
             )
     return out
@@ -118,7 +122,7 @@ def _failure_sentences(enrichment: pl.DataFrame) -> list[str]:
     for r in rich.iter_rows(named=True):
         out.append(
             f"{r['n_failed']} of the {n_fail} known failures are in group {r['group']} "
-            f"({r['n_devices']} devices): {r['lift']:.1f}× the fleet rate, "
+            f"({_devices(r['n_devices'])}): {r['lift']:.1f}× the fleet rate, "
             f"Fisher p = {format_p(r['p_value'])}."
         )
     if rich.height == 0:
@@ -184,7 +188,13 @@ def fleet_findings(
     if enrichment is not None and enrichment.height:
         out += _failure_sentences(enrichment)
     if ranking is not None:
-        out.append(f"Rare-device ranking against known failures: {ranking.verdict}.")
+        v = ranking.verdict
+        if v.startswith("cannot"):
+            out.append(f"Rare-device score against known failures: {v}.")
+        else:
+            out.append(
+                f"Against the known failures, the rare-device score is {'' if v.startswith('not') else 'a '}{v}."
+            )
     if lead is not None:
         out += _lead_sentence(lead)
     return out

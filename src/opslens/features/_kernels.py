@@ -106,17 +106,18 @@ def _median(x: F64) -> float:  # pragma: no cover
         else:
             lo = j + 1
     if n % 2 == 1:
-        return a[k]
+        return float(a[k])
     below = a[0]
     for i in range(1, k):
         below = max(below, a[i])
-    return (below + a[k]) / 2.0
+    return float((below + a[k]) / 2.0)
 
 
 @numba.njit(cache=True)
 def _argsort(a: F64) -> I64:  # pragma: no cover
-    """Indices that sort ``a`` (iterative quicksort, insertion sort for short runs)."""
+    """Indices that sort ``a`` (iterative quicksort on (key, index) pairs, insertion sort below 16)."""
     n = a.size
+    key = a.copy()
     idx = np.arange(n)
     stack = np.empty(2 * 64, dtype=np.int64)
     top = 0
@@ -125,24 +126,28 @@ def _argsort(a: F64) -> I64:  # pragma: no cover
     while True:
         while hi - lo > 16:
             mid = (lo + hi) >> 1
-            if a[idx[mid]] < a[idx[lo]]:
+            if key[mid] < key[lo]:
+                key[mid], key[lo] = key[lo], key[mid]
                 idx[mid], idx[lo] = idx[lo], idx[mid]
-            if a[idx[hi]] < a[idx[lo]]:
+            if key[hi] < key[lo]:
+                key[hi], key[lo] = key[lo], key[hi]
                 idx[hi], idx[lo] = idx[lo], idx[hi]
-            if a[idx[hi]] < a[idx[mid]]:
+            if key[hi] < key[mid]:
+                key[hi], key[mid] = key[mid], key[hi]
                 idx[hi], idx[mid] = idx[mid], idx[hi]
-            pivot = a[idx[mid]]
+            pivot = key[mid]
             i = lo - 1
             j = hi + 1
             while True:
                 i += 1
-                while a[idx[i]] < pivot:
+                while key[i] < pivot:
                     i += 1
                 j -= 1
-                while a[idx[j]] > pivot:
+                while key[j] > pivot:
                     j -= 1
                 if i >= j:
                     break
+                key[i], key[j] = key[j], key[i]
                 idx[i], idx[j] = idx[j], idx[i]
             if j - lo < hi - j - 1:  # go on with the smaller part: stack depth <= log2(n)
                 stack[top] = j + 1
@@ -154,12 +159,14 @@ def _argsort(a: F64) -> I64:  # pragma: no cover
                 lo = j + 1
             top += 2
         for k in range(lo + 1, hi + 1):
+            v = key[k]
             t = idx[k]
-            v = a[t]
             q = k - 1
-            while q >= lo and a[idx[q]] > v:
+            while q >= lo and key[q] > v:
+                key[q + 1] = key[q]
                 idx[q + 1] = idx[q]
                 q -= 1
+            key[q + 1] = v
             idx[q + 1] = t
         if top == 0:
             return idx
@@ -169,22 +176,27 @@ def _argsort(a: F64) -> I64:  # pragma: no cover
 
 
 @numba.njit(cache=True, fastmath=_FAST)
-def _mean_std(x: F64, lo: int, hi: int) -> tuple[float, float]:  # pragma: no cover
-    """Mean and population std of ``x[lo:hi]`` (two-pass); exact for a constant stretch."""
-    n = hi - lo
-    vmin = x[lo]
-    vmax = x[lo]
-    for i in range(lo, hi):
+def _mean_std(x: F64) -> tuple[float, float]:  # pragma: no cover
+    """Mean and population std (two-pass); exact for a constant array.
+
+    Loops index from 0 over whole arrays (callers pass slices): an index
+    numba cannot prove non-negative gets a wraparound check that stops LLVM
+    from vectorising the loop.
+    """
+    n = x.size
+    vmin = x[0]
+    vmax = x[0]
+    for i in range(n):
         vmin = min(vmin, x[i])
         vmax = max(vmax, x[i])
     if vmin == vmax:
         return vmin, 0.0
     s = 0.0
-    for i in range(lo, hi):
+    for i in range(n):
         s += x[i]
     mean = s / n
     ss = 0.0
-    for i in range(lo, hi):
+    for i in range(n):
         d = x[i] - mean
         ss += d * d
     return mean, math.sqrt(ss / n)
@@ -194,7 +206,7 @@ def _mean_std(x: F64, lo: int, hi: int) -> tuple[float, float]:  # pragma: no co
 def _moments(x: F64, out: F64) -> None:  # pragma: no cover
     """Mean, population std, min, max, median, bias-corrected skewness and excess kurtosis."""
     n = x.size
-    mean, std = _mean_std(x, 0, n)
+    mean, std = _mean_std(x)
     lo = x[0]
     hi = x[0]
     for i in range(n):
@@ -224,7 +236,9 @@ def _moments(x: F64, out: F64) -> None:  # pragma: no cover
     if n >= 3:
         out[5] = m3 / m2**1.5 * math.sqrt(n * (n - 1.0)) / (n - 2.0)
     if n >= 4:
-        out[6] = (n - 1.0) / ((n - 2.0) * (n - 3.0)) * ((n + 1.0) * m4 / (m2 * m2) - 3.0 * (n - 1.0))
+        out[6] = (
+            (n - 1.0) / ((n - 2.0) * (n - 3.0)) * ((n + 1.0) * m4 / (m2 * m2) - 3.0 * (n - 1.0))
+        )
 
 
 @numba.njit(cache=True, fastmath=_FAST)
@@ -241,18 +255,19 @@ def _windows(x: F64, w: int, thr: float, out: F64) -> None:  # pragma: no cover
     max_max = x[0]
     range_sum = 0.0
     for j in range(k):
-        lo = x[j * w]
+        seg = x[j * w : (j + 1) * w]
+        lo = seg[0]
         hi = lo
-        for i in range(j * w, (j + 1) * w):
-            lo = min(lo, x[i])
-            hi = max(hi, x[i])
+        for i in range(w):
+            lo = min(lo, seg[i])
+            hi = max(hi, seg[i])
         min_min = min(min_min, lo)
         max_max = max(max_max, hi)
         range_sum += hi - lo
-        means[j], stds[j] = _mean_std(x, j * w, (j + 1) * w)
-    out[7] = _mean_std(means, 0, k)[1]
+        means[j], stds[j] = _mean_std(seg)
+    out[7] = _mean_std(means)[1]
     out[8] = means.max() - means.min()
-    out[9], out[10] = _mean_std(stds, 0, k)
+    out[9], out[10] = _mean_std(stds)
     out[11] = stds.max()
     out[12] = min_min
     out[13] = max_max
@@ -287,8 +302,10 @@ def _diff_features(x: F64, out: F64) -> None:  # pragma: no cover
     sabs = 0.0
     ssq = 0.0
     sdev = 0.0
+    head = x[: n - 1]
+    tail = x[1:]
     for i in range(n - 1):
-        d = x[i + 1] - x[i]
+        d = tail[i] - head[i]
         sabs += abs(d)
         ssq += d * d
         sdev += (d - dmean) ** 2
@@ -322,7 +339,7 @@ def _sample_entropy(x: F64, m: int, r: float) -> float:  # pragma: no cover
                 coords[c, p] = x[i + c]
             coords[m, p] = x[i + m] if i < nb - 1 else np.inf  # no (m + 1)-template
         first = coords[0]
-        last = coords[m]
+        dist = np.empty(nb)  # Chebyshev distance over coordinates 1 .. m-1
         a = 0
         b = 0
         end = 1
@@ -330,15 +347,33 @@ def _sample_entropy(x: F64, m: int, r: float) -> float:  # pragma: no cover
             end = max(end, p + 1)
             while end < nb and first[end] - first[p] <= r:
                 end += 1
-            lp = last[p]
+            cnt = end - p - 1
+            if cnt == 0:
+                continue
+            lastrow = coords[m, p + 1 : end]
+            lp = coords[m, p]
             bb = 0
             aa = 0
-            for q in range(p + 1, end):
-                dist = 0.0
-                for c in range(1, m):
-                    dist = max(dist, abs(coords[c, q] - coords[c, p]))
-                bb += 1 if dist <= r else 0
-                aa += 1 if max(dist, abs(last[q] - lp)) <= r else 0
+            if m == 2:  # the default, fused
+                row1 = coords[1, p + 1 : end]
+                c1 = coords[1, p]
+                for q in range(cnt):
+                    d = abs(row1[q] - c1)
+                    bb += 1 if d <= r else 0
+                    aa += 1 if max(d, abs(lastrow[q] - lp)) <= r else 0
+                a += aa
+                b += bb
+                continue
+            dd = dist[:cnt]
+            dd[:] = 0.0
+            for c in range(1, m):
+                row = coords[c, p + 1 : end]
+                cp = coords[c, p]
+                for q in range(cnt):
+                    dd[q] = max(dd[q], abs(row[q] - cp))
+            for q in range(cnt):
+                bb += 1 if dd[q] <= r else 0
+                aa += 1 if max(dd[q], abs(lastrow[q] - lp)) <= r else 0
             a += aa
             b += bb
     if a == 0 or b == 0:
@@ -362,11 +397,11 @@ def _permutation_entropy(x: F64, order: int, delay: int) -> float:  # pragma: no
     codes = np.zeros(npat, dtype=np.int64)
     for k in range(order - 1):
         fk = fact[k]
+        xk = x[k * delay : k * delay + npat]
         for j in range(k + 1, order):
-            ok = k * delay
-            oj = j * delay
+            xj = x[j * delay : j * delay + npat]
             for i in range(npat):
-                codes[i] += fk if x[i + oj] < x[i + ok] else 0
+                codes[i] += fk if xj[i] < xk[i] else 0
     counts = np.zeros(fact[0] * order, dtype=np.int64)
     for i in range(npat):
         counts[codes[i]] += 1
@@ -381,13 +416,19 @@ def _permutation_entropy(x: F64, order: int, delay: int) -> float:  # pragma: no
 @numba.njit(cache=True)
 def _number_peaks(x: F64, support: int) -> float:  # pragma: no cover
     """tsfresh's number_peaks: values larger than their ``support`` neighbours on each side."""
+    m = x.size - 2 * support
+    if m <= 0:
+        return 0.0
+    mid = x[support : support + m]
+    peak = np.ones(m, dtype=np.bool_)
+    for k in range(1, support + 1):
+        left = x[support - k : support - k + m]
+        right = x[support + k : support + k + m]
+        for i in range(m):
+            peak[i] &= (mid[i] > left[i]) & (mid[i] > right[i])
     count = 0
-    for i in range(support, x.size - support):
-        v = x[i]
-        peak = True
-        for k in range(1, support + 1):
-            peak &= (v > x[i - k]) & (v > x[i + k])
-        count += peak
+    for i in range(m):
+        count += 1 if peak[i] else 0
     return float(count)
 
 
@@ -395,35 +436,33 @@ def _number_peaks(x: F64, support: int) -> float:  # pragma: no cover
 def _acf(x: F64, mean: float, lags: I64, out: F64) -> None:  # pragma: no cover
     """Autocorrelation at each lag as statsmodels' ``acf`` (adjusted=False); NaN if undefined."""
     n = x.size
-    c0 = 0.0
+    xc = np.empty(n)
     for t in range(n):
-        c0 += (x[t] - mean) ** 2
+        xc[t] = x[t] - mean
+    c0 = _dot(xc, xc)
     for li in range(lags.size):
         lag = lags[li]
         if lag >= n or c0 == 0.0:
             out[li] = _NAN
-            continue
-        ck = 0.0
-        for t in range(n - lag):
-            ck += (x[t] - mean) * (x[t + lag] - mean)
-        out[li] = ck / c0
+        else:
+            out[li] = _dot(xc[: n - lag], xc[lag:]) / c0
 
 
 @numba.njit(cache=True, fastmath=_FAST)
-def _dot(a: F64, ao: int, b: F64, bo: int, length: int) -> float:  # pragma: no cover
-    """``a[ao:ao + length] @ b[bo:bo + length]``, vectorised."""
+def _dot(a: F64, b: F64) -> float:  # pragma: no cover
+    """``a @ b`` for equal-length 1-D arrays, vectorised."""
     s = 0.0
-    for r in range(length):
-        s += a[ao + r] * b[bo + r]
+    for r in range(a.size):
+        s += a[r] * b[r]
     return s
 
 
 @numba.njit(cache=True, fastmath=_FAST)
-def _sum(a: F64, ao: int, length: int) -> float:  # pragma: no cover
-    """``a[ao:ao + length].sum()``, vectorised."""
+def _sum(a: F64) -> float:  # pragma: no cover
+    """``a.sum()``, vectorised."""
     s = 0.0
-    for r in range(length):
-        s += a[ao + r]
+    for r in range(a.size):
+        s += a[r]
     return s
 
 
@@ -445,29 +484,26 @@ def _adf_stat(x: F64, lags: int, constant: bool) -> float:  # pragma: no cover
     dof = nobs - p - 1
     if dof <= 0:
         return _NAN
-    xs = _sum(x, lags, nobs) / nobs
+    xs = _sum(x[lags : n - 1]) / nobs
     dshift = (x[n - 1] - x[0]) / (n - 1)
-    lev = np.empty(nobs)
-    for r in range(nobs):
-        lev[r] = x[lags + r] - xs
-    dif = np.empty(n - 1)
-    for t in range(n - 1):
-        dif[t] = x[t + 1] - x[t] - dshift
+    lev = x[lags : n - 1] - xs
+    dif = x[1:] - x[: n - 1] - dshift
     # variable v >= 1 is dif[start[v] : start[v] + nobs]; lag v for v <= lags, lag 0 (y) for v = p
     start = np.empty(p + 1, dtype=np.int64)
     for v in range(1, p):
         start[v] = lags - v
     start[p] = lags
     sums = np.empty(p + 1)
-    sums[0] = _sum(lev, 0, nobs)
+    sums[0] = _sum(lev)
     for v in range(1, p + 1):
-        sums[v] = _sum(dif, start[v], nobs)
+        sums[v] = _sum(dif[start[v] : start[v] + nobs])
     cross = np.empty((p + 1, p + 1))
-    cross[0, 0] = _dot(lev, 0, lev, 0, nobs)
+    cross[0, 0] = _dot(lev, lev)
     for i in range(1, p + 1):
-        cross[i, 0] = _dot(dif, start[i], lev, 0, nobs)
+        di = dif[start[i] : start[i] + nobs]
+        cross[i, 0] = _dot(di, lev)
         for j in range(1, i + 1):
-            cross[i, j] = _dot(dif, start[i], dif, start[j], nobs)
+            cross[i, j] = _dot(di, dif[start[j] : start[j] + nobs])
     for i in range(p + 1):
         for j in range(i + 1):
             cross[i, j] -= sums[i] * sums[j] / nobs
@@ -510,10 +546,10 @@ def _adf_stat(x: F64, lags: int, constant: bool) -> float:  # pragma: no cover
     for i in range(p):
         rss -= z[i] * z[i]  # y'X (X'X)^-1 X'y = |z|^2
         inv00 += u[i] * u[i]
-    if rss <= 0.0:
+    if rss <= 1e-10 * cross[p, p]:  # (near-)perfect fit: the statistic is rounding noise
         return _NAN
     # the column scaling cancels: t = beta0 / se0 in scaled and raw units alike
-    return beta[0] / math.sqrt(rss / dof * inv00)
+    return float(beta[0] / math.sqrt(rss / dof * inv00))
 
 
 @numba.njit(cache=True, parallel=True)

@@ -1,19 +1,25 @@
 """XGBoost classifier from categorical attributes to a pattern (cluster) id.
 
 :class:`PatternClassifier` one-hot encodes its categorical columns itself (the
-levels are learned in ``fit``) and wraps :class:`xgboost.XGBClassifier`. Batch
+levels are learned in ``fit``) and wraps :class:`xgboost.XGBClassifier`. Every
+probability comes from ``booster_.inplace_predict``; batch
 (:meth:`~PatternClassifier.predict_proba`) and streaming
-(:meth:`~PatternClassifier.predict_proba_one`) prediction build the same
-float32 one-hot rows and run them through the same compiled kernel, so a
-streamed instance gets bitwise the probabilities batch prediction gives its row.
+(:meth:`~PatternClassifier.predict_proba_one`) prediction give a row bitwise
+the same probabilities (XGBoost scores a row the same alone or in a batch).
 
-The kernel walks the fitted booster's trees (exported once in ``fit``: split
-feature, threshold, children, leaf value, class of each tree, base margin),
-sums leaf values in float32 in tree order as XGBoost does, and applies the
-softmax (or sigmoid for two classes). ``fit`` checks that it agrees with
-``booster_.inplace_predict`` to 1e-5. Why not call the booster per instance:
-``inplace_predict`` costs a fixed ~0.1–0.5 ms per call in Python and C set-up,
-the kernel a few microseconds.
+Why a table: one ``inplace_predict`` call costs a fixed ~50–500 µs of Python
+and C set-up, too much per streamed instance. An instance is a combination of
+levels (or "unknown") of a few attributes, so when the number of combinations,
+the product of (levels + 1) over the columns, is at most ``table_limit``,
+``fit`` scores every combination in one batched ``inplace_predict`` call and
+keeps the rows in ``table_``; ``predict_proba_one`` then maps the instance's
+values to a mixed-radix code with one dict look-up per attribute and copies
+that row (a few µs). Above the bound it calls ``inplace_predict`` on the
+instance's one-hot row.
+
+Training collapses identical (levels, label) rows into one row weighted by its
+count: XGBoost sums the same gradients, so the model is the one the full data
+gives (to float rounding), and a million rows train in about a second.
 
 Unknown categories (the defined answer): a value not seen in ``fit`` leaves
 that attribute's one-hot block all zeros, as if the level were unseen; the
@@ -33,12 +39,10 @@ Example:
 
 from __future__ import annotations
 
-import json
+import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-import numba
 import numpy as np
 import polars as pl
 import xgboost as xgb
@@ -66,135 +70,48 @@ def _as_level(value: object) -> str | None:
     raise TypeError(type(value).__name__)
 
 
-@numba.njit(cache=True)  # type: ignore[untyped-decorator]
-def _forest_proba(
-    X: np.ndarray,
-    left: np.ndarray,
-    right: np.ndarray,
-    feature: np.ndarray,
-    threshold: np.ndarray,
-    default_left: np.ndarray,
-    value: np.ndarray,
-    tree_class: np.ndarray,
-    base: np.ndarray,
-    binary: bool,
-) -> np.ndarray:  # pragma: no cover - compiled
-    """Class probabilities of each row of float32 ``X`` from exported trees."""
-    n = X.shape[0]
-    k = base.shape[0]
-    out = np.empty((n, 2 if binary else k), dtype=np.float32)
-    margin = np.empty(k, dtype=np.float32)
-    for i in range(n):
-        for c in range(k):
-            margin[c] = base[c]
-        for t in range(left.shape[0]):
-            node = 0
-            while left[t, node] >= 0:
-                x = X[i, feature[t, node]]
-                if np.isnan(x):
-                    go_left = default_left[t, node]
-                else:
-                    go_left = x < threshold[t, node]
-                node = left[t, node] if go_left else right[t, node]
-            margin[tree_class[t]] += value[t, node]
-        if binary:
-            p = np.float32(1.0 / (1.0 + np.exp(-np.float64(margin[0]))))
-            out[i, 0] = np.float32(1.0) - p
-            out[i, 1] = p
-        else:
-            top = np.float64(margin[0])
-            for c in range(1, k):
-                top = max(top, np.float64(margin[c]))
-            total = 0.0
-            for c in range(k):
-                total += np.exp(np.float64(margin[c]) - top)
-            for c in range(k):
-                out[i, c] = np.float32(np.exp(np.float64(margin[c]) - top) / total)
-    return out
+def _distinct_rows(
+    codes: np.ndarray, radix: Sequence[int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct rows of a non-negative int matrix: (first index, inverse, count) per row.
 
-
-@dataclass(frozen=True)
-class _Forest:
-    """A booster's trees as padded (n_trees, max_nodes) arrays; a leaf has ``left == -1``."""
-
-    left: np.ndarray
-    right: np.ndarray
-    feature: np.ndarray
-    threshold: np.ndarray
-    default_left: np.ndarray
-    value: np.ndarray
-    tree_class: np.ndarray
-    base: np.ndarray
-    binary: bool
-
-    def proba(self, M: np.ndarray) -> np.ndarray:
-        """Class probabilities of the float32 rows ``M``."""
-        out: np.ndarray = _forest_proba(
-            M,
-            self.left,
-            self.right,
-            self.feature,
-            self.threshold,
-            self.default_left,
-            self.value,
-            self.tree_class,
-            self.base,
-            self.binary,
+    Example:
+        >>> first, inverse, count = _distinct_rows(np.array([[1, 0], [0, 2], [1, 0]]), [2, 3])
+        >>> first.tolist(), inverse.tolist(), count.tolist()
+        ([0, 1], [0, 1, 0], [2, 1])
+    """
+    r = np.asarray(radix, dtype=np.float64)
+    if np.sum(np.log2(np.maximum(r, 2))) < 62:  # mixed-radix key fits in int64
+        weights = np.cumprod(np.concatenate([[1.0], r[:-1]])).astype(np.int64)
+        _, first, inverse, count = np.unique(
+            codes @ weights, return_index=True, return_inverse=True, return_counts=True
         )
-        return out
-
-
-def _export_trees(booster: xgb.Booster) -> _Forest:
-    """The booster's trees as padded arrays for :func:`_forest_proba`."""
-    model = json.loads(booster.save_raw("json"))
-    learner = model["learner"]
-    trees = learner["gradient_booster"]["model"]["trees"]
-    shape = (len(trees), max(len(t["left_children"]) for t in trees))
-    left = np.full(shape, -1, dtype=np.int32)
-    right = np.full(shape, -1, dtype=np.int32)
-    feature = np.zeros(shape, dtype=np.int32)
-    threshold = np.zeros(shape, dtype=np.float32)
-    default_left = np.zeros(shape, dtype=np.bool_)
-    for t, tree in enumerate(trees):  # once per tree at fit time, not per row
-        if any(int(s) != 0 for s in tree["split_type"]):
-            raise NotImplementedError("categorical splits are not exported")
-        m = len(tree["left_children"])
-        left[t, :m] = tree["left_children"]
-        right[t, :m] = tree["right_children"]
-        feature[t, :m] = tree["split_indices"]
-        threshold[t, :m] = np.asarray(tree["split_conditions"], dtype=np.float32)
-        default_left[t, :m] = np.asarray(tree["default_left"], dtype=bool)
-    base = np.atleast_1d(
-        np.asarray(json.loads(learner["learner_model_param"]["base_score"]), dtype=np.float64)
-    )
-    binary = learner["objective"]["name"] == "binary:logistic"
-    if binary:  # stored as a probability; the margin starts at its logit
-        base = np.log(base / (1.0 - base))
-    return _Forest(
-        left=left,
-        right=right,
-        feature=feature,
-        threshold=threshold,
-        default_left=default_left,
-        value=threshold.copy(),  # a leaf's split_condition holds its value
-        tree_class=np.asarray(learner["gradient_booster"]["model"]["tree_info"], dtype=np.int32),
-        base=base.astype(np.float32),
-        binary=binary,
-    )
+    else:
+        _, first, inverse, count = np.unique(
+            codes, axis=0, return_index=True, return_inverse=True, return_counts=True
+        )
+    return first, inverse.ravel(), count
 
 
 class PatternClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     """Gradient-boosted trees on one-hot categoricals, with a fast single-instance path.
 
     Learned: ``levels_`` (sorted levels per attribute), ``feature_names_``
-    (``col=level``), ``classes_``, ``model_`` (the fitted XGBClassifier) and
-    ``booster_`` (its Booster, used for every prediction).
+    (``col=level``), ``classes_``, ``model_`` (the fitted XGBClassifier),
+    ``booster_`` (its Booster, which computes every probability), ``codes_``
+    (per attribute, level -> code 1..L; 0 is "unknown"), ``radix_weights_``
+    (mixed-radix weight of each attribute's code) and ``table_`` (the
+    probabilities of every code combination, row = sum of code * weight; None
+    when the combinations exceed ``table_limit``: then each streamed instance
+    is one ``inplace_predict`` call on its one-hot row).
 
     Example:
         >>> X = pl.DataFrame({"c": ["a", "b", "c"] * 10})
         >>> model = PatternClassifier(["c"], n_estimators=10).fit(X, np.array([0, 1, 2] * 10))
         >>> model.predict(pl.DataFrame({"c": ["c", "a"]})).tolist(), model.feature_names_
         ([2, 0], ['c=a', 'c=b', 'c=c'])
+        >>> model.table_.shape  # 3 levels + unknown
+        (4, 3)
     """
 
     def __init__(
@@ -205,6 +122,7 @@ class PatternClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         learning_rate: float = 0.1,
         random_state: int = 0,
         n_jobs: int = 1,
+        table_limit: int = 200_000,
     ) -> None:
         self.categorical = categorical
         self.n_estimators = n_estimators
@@ -212,6 +130,7 @@ class PatternClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         self.learning_rate = learning_rate
         self.random_state = random_state
         self.n_jobs = n_jobs
+        self.table_limit = table_limit
 
     # ---- encoding -------------------------------------------------------------------
     def _check_columns(self, X: pl.DataFrame) -> None:
@@ -250,19 +169,31 @@ class PatternClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         return self._onehot(self._codes(X))
 
     def _proba(self, M: np.ndarray) -> np.ndarray:
-        return self.forest_.proba(M)
+        """Class probabilities of the float32 one-hot rows ``M``, from the booster."""
+        p = np.asarray(self.booster_.inplace_predict(M, validate_features=False))
+        if p.ndim == 1:  # binary: P(class 1)
+            p = np.column_stack([1.0 - p, p])
+        return p
 
-    def _check_export(self, M: np.ndarray) -> None:
-        """Raise if the exported trees disagree with the booster (a bug, not bad input)."""
-        ref = np.asarray(self.booster_.inplace_predict(M, validate_features=False))
-        if ref.ndim == 1:
-            ref = np.column_stack([1.0 - ref, ref])
-        if not np.allclose(self._proba(M), ref, rtol=0.0, atol=1e-5):
-            raise RuntimeError(f"exported trees disagree with xgboost {xgb.__version__}")
+    def _build_table(self, radix: Sequence[int]) -> np.ndarray:
+        """Probabilities of every code combination, row ``sum(code * weight)``.
+
+        One ``inplace_predict`` call; split into row chunks only if the dense
+        one-hot matrix would pass 64 MiB (XGBoost scores a row the same in any
+        batch, so chunking changes no bit).
+        """
+        keys = np.arange(math.prod(radix), dtype=np.int64)
+        weights = np.asarray(self.radix_weights_, dtype=np.int64)
+        codes = keys[:, None] // weights % np.asarray(radix, dtype=np.int64) - 1
+        step = max(1, (64 << 20) // (4 * max(1, len(self.feature_names_))))
+        parts = [self._proba(self._onehot(codes[i : i + step])) for i in range(0, keys.size, step)]
+        table = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        table.flags.writeable = False
+        return table
 
     # ---- fit / predict --------------------------------------------------------------
     def fit(self, X: pl.DataFrame, y: np.ndarray) -> PatternClassifier:
-        """Learn the levels of each categorical column and train the XGBoost model.
+        """Learn the levels of each categorical column, train XGBoost, tabulate if small.
 
         Example:
             >>> X = pl.DataFrame({"c": ["a", "b"] * 5})
@@ -301,6 +232,11 @@ class PatternClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
             c: {lv: off + i for i, lv in enumerate(self.levels_[c])}
             for c, off in zip(self.categorical, offsets, strict=True)
         }
+        radix = [len(self.levels_[c]) + 1 for c in self.categorical]
+        self.codes_ = [
+            {lv: i + 1 for i, lv in enumerate(self.levels_[c])} for c in self.categorical
+        ]
+        self.radix_weights_ = [math.prod(radix[:j]) for j in range(len(radix))]
         model = xgb.XGBClassifier(
             n_estimators=self.n_estimators,
             max_depth=self.max_depth,
@@ -309,12 +245,17 @@ class PatternClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
             n_jobs=self.n_jobs,
             tree_method="hist",
         )
-        M = self._encode(X)
-        model.fit(M, np.searchsorted(classes, y))
+        # identical (levels, label) rows train as one row weighted by its count:
+        # the same gradient sums as the full data, at a fraction of the cost
+        label = np.searchsorted(classes, y)
+        keyed = np.column_stack([self._codes(X) + 1, label])
+        first, _, count = _distinct_rows(keyed, [*radix, classes.size])
+        M = self._onehot(keyed[first, :-1] - 1)
+        model.fit(M, label[first], sample_weight=count.astype(np.float64))
         self.model_ = model
         self.booster_ = model.get_booster()
-        self.forest_ = _export_trees(self.booster_)
-        self._check_export(M[:256])
+        fits = math.prod(radix) <= self.table_limit
+        self.table_: np.ndarray | None = self._build_table(radix) if fits else None
         return self
 
     def predict_proba(self, X: pl.DataFrame) -> np.ndarray:
@@ -330,15 +271,10 @@ class PatternClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         self._check_columns(X)
         codes = self._codes(X)
         # rows are combinations of a few levels: score each distinct row once
-        radix = np.array([len(self.levels_[c]) + 1 for c in self.categorical], dtype=np.float64)
-        if np.sum(np.log2(radix)) < 62:
-            weights = np.cumprod(np.concatenate([[1], radix[:-1]])).astype(np.int64)
-            keys = (codes + 1) @ weights
-            _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-            distinct = codes[first]
-        else:
-            distinct, inverse = np.unique(codes, axis=0, return_inverse=True)
-        proba: np.ndarray = self._proba(self._onehot(distinct))[inverse.ravel()]
+        first, inverse, _ = _distinct_rows(
+            codes + 1, [len(self.levels_[c]) + 1 for c in self.categorical]
+        )
+        proba: np.ndarray = self._proba(self._onehot(codes[first]))[inverse]
         return proba
 
     def predict(self, X: pl.DataFrame) -> np.ndarray:
@@ -355,6 +291,10 @@ class PatternClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     def predict_proba_one(self, instance: Mapping[str, object]) -> tuple[np.ndarray, list[str]]:
         """Probabilities for one instance (a dict) and the attributes whose value was unknown.
 
+        A copy of a ``table_`` row when ``fit`` tabulated the combinations
+        (at most ``table_limit``); otherwise (fallback) one
+        ``booster_.inplace_predict`` call on the instance's float32 one-hot row.
+
         Example:
             >>> X = pl.DataFrame({"c": ["a", "b"] * 5})
             >>> m = PatternClassifier(["c"], n_estimators=20).fit(X, np.array([0, 1] * 5))
@@ -362,11 +302,14 @@ class PatternClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
             >>> bool(np.array_equal(p, m.predict_proba(X[1:2])[0])), unknown
             (True, [])
         """
-        if "forest_" not in self.__dict__:  # cheap check on the hot path
-            check_is_fitted(self, "forest_")
-        row = np.zeros((1, len(self.feature_names_)), dtype=np.float32)
+        if "booster_" not in self.__dict__:  # cheap check on the hot path
+            check_is_fitted(self, "booster_")
+        key = 0
+        codes: list[int] = []
         unknown: list[str] = []
-        for col in self.categorical:
+        for col, code_of, weight in zip(
+            self.categorical, self.codes_, self.radix_weights_, strict=True
+        ):
             if col not in instance:
                 raise InstanceError(
                     f"instance has no attribute {col!r} (needs {list(self.categorical)})",
@@ -379,11 +322,17 @@ class PatternClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
                     f"attribute {col!r} is a {err}, not a single value",
                     fix=f"send {col!r} as a string or number",
                 ) from None
-            j = self.index_[col].get(level) if level is not None else None
-            if j is None:
+            code = code_of.get(level, 0) if level is not None else 0
+            if code == 0:
                 unknown.append(col)
-            else:
-                row[0, j] = 1.0
+            key += code * weight
+            codes.append(code)
+        if self.table_ is not None:
+            return self.table_[key].copy(), unknown
+        row = np.zeros((1, len(self.feature_names_)), dtype=np.float32)
+        for offset, code in zip(self.offsets_, codes, strict=True):
+            if code:
+                row[0, offset + code - 1] = 1.0
         return self._proba(row)[0], unknown
 
     def to_metadata(self) -> dict[str, Any]:

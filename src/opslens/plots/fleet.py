@@ -118,17 +118,16 @@ def plot_group_failure_rates(enrichment: pl.DataFrame) -> Figure:
     colors = ["#b2182b" if e else "#6f8fb5" for e in enrichment["enriched"].to_list()]
     pos = np.arange(enrichment.height)
     ax.bar(pos, enrichment["failure_rate"].to_numpy(), color=colors)
-    for p, (nf, nd) in zip(
-        pos, enrichment.select("n_failed", "n_devices").iter_rows(), strict=True
-    ):
+    rows = enrichment.select("n_failed", "n_devices", "failure_rate").iter_rows()
+    for p, (nf, nd, rate) in zip(pos, rows, strict=True):
         ax.annotate(
             f"{nf}/{nd}",
-            (p, 0),
-            xytext=(0, 3),
+            (p, rate),
+            xytext=(0, 2),
             textcoords="offset points",
             ha="center",
+            va="bottom",
             fontsize=8,
-            color="white",
         )
     ax.axhline(
         fleet, color="black", linestyle="--", linewidth=1, label=f"fleet rate {100 * fleet:.3g}%"

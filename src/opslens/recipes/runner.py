@@ -17,6 +17,7 @@ import logging
 import platform
 import shutil
 import time
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,7 +28,7 @@ from typing import Any
 import polars as pl
 
 from opslens.config import AnalysisConfig, ProjectConfig, mask_secrets
-from opslens.errors import RunError
+from opslens.errors import OpslensWarning, RunError
 from opslens.logs import SecretFilter
 from opslens.recipes.base import Out, Recipe, StageContext
 from opslens.recipes.registry import get_recipe
@@ -150,6 +151,7 @@ def run_analysis(
         log.info("run %s of '%s' (%s recipe): stages %s", writer.run_id, name, recipe.name,
                  ", ".join(s.name for s in selected))
         memory: dict[str, Any] = {}
+        run_warnings: list[str] = []
         fingerprint: str | None = base.manifest.get("input", {}).get("fingerprint") if base else None
         description: str | None = None
 
@@ -177,7 +179,15 @@ def run_analysis(
             inputs = {k: _load_input(k, memory, base, recipe) for k in stage.inputs}
             if progress is not None and stage_task is not None:
                 progress.update(stage_task, description=f"{name}: {stage.name}")
-            out = stage.func(ctx, **inputs)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", OpslensWarning)
+                out = stage.func(ctx, **inputs)
+            for w in caught:
+                if issubclass(w.category, OpslensWarning):
+                    log.warning("%s: %s", stage.name, w.message)
+                    run_warnings.append(f"{stage.name}: {w.message}")
+                else:
+                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
             memory.update(out.values)
             _save(writer, out, stage.name)
             if out.facts:
@@ -224,6 +234,7 @@ def run_analysis(
             "metrics": metrics,
             "versions": _versions(),
             "model_version": model_version,
+            "warnings": run_warnings,
         }
         write_json(writer.path / "manifest.json", manifest)
         tracker.log_artifacts(writer.path)

@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import secrets
 import shutil
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -58,11 +59,13 @@ def _jsonable(value: Any) -> Any:
         return [_jsonable(v) for v in value]
     if isinstance(value, Path):
         return str(value)
-    if isinstance(value, datetime):
+    if isinstance(value, datetime | date):
         return value.isoformat()
+    if isinstance(value, timedelta):
+        return str(value)
     if hasattr(value, "item") and callable(value.item):  # numpy scalars
-        return value.item()
-    if isinstance(value, float) and value != value:
+        return _jsonable(value.item())
+    if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
 

@@ -1,0 +1,414 @@
+"""Device behavioural fingerprints: one row of named series features per device.
+
+For every metric column a device gets the features below, named
+``f"{metric}__{feature}"``. :func:`series_fingerprint` computes them for one
+series, :func:`device_fingerprint` for one device's rows (what a distributed
+engine applies per group) and :func:`fleet_fingerprints` for a whole long
+table at once (compiled numba kernels over all devices, in parallel). All three
+run the same kernels, so they give the same numbers.
+
+Missing values: NaN, null and +-inf readings are *missing*. ``count`` counts
+the other (finite) readings and ``missing_ratio`` is the missing share of the
+rows. Every other feature is computed on the finite readings in time order with
+the missing ones dropped (not interpolated); order-dependent features treat
+that compressed series as evenly spaced (the time column only orders rows;
+gaps in time are not filled). A series with no finite reading gets ``count`` 0
+and NaN elsewhere. A feature that is undefined for a series (too short,
+constant) is NaN, never an error or a warning; the rules are listed below.
+
+Features (x = finite readings in time order, n = len(x); std is ddof=0):
+
+=====================  ========================================================
+count, missing_ratio   finite readings; missing rows / all rows
+mean, std, min, max,   usual; median of an even n is the mean of the middle two
+median
+skewness, kurtosis     bias-corrected (scipy ``skew``/``kurtosis(bias=False)``,
+                       pandas' ``skew``/``kurt``); NaN for n < 3 / n < 4;
+                       0 for a constant series (pandas' convention)
+win_*                  statistics of the n // window non-overlapping windows of
+                       ``window`` points (a trailing partial window is
+                       dropped): win_mean_std (std of window means),
+                       win_mean_range (max - min of window means),
+                       win_std_mean / win_std_std / win_std_max (mean, std, max
+                       of window stds), win_min_min, win_max_max,
+                       win_range_mean (mean of window max - min). NaN when
+                       n < window
+trend_slope            least-squares slope of x against 0 .. n-1; NaN for n < 2
+level_changes          count of consecutive windows whose means differ by more
+                       than ``level_threshold`` x win_std_mean (the typical
+                       within-window noise); NaN with fewer than 2 windows
+volatility             std of first differences; NaN for n < 2
+mean_abs_change        mean of abs first differences; NaN for n < 2
+cid_ce                 sqrt(sum of squared differences) (tsfresh, normalize
+                       False); 0 for n = 1
+sample_entropy         tsfresh's ``sample_entropy`` generalised to m and r:
+                       -log(A / B), B = template pairs of length m among all
+                       n - m + 1 templates, A = pairs of length m + 1 among
+                       the n - m templates, Chebyshev distance <= r x std.
+                       (Richman & Moorman count B over the first n - m
+                       templates only and use < r; tsfresh's form is kept so
+                       the benchmark compares like with like.) NaN when A or
+                       B is 0 (tsfresh returns inf or NaN there); only when
+                       ``include_sample_entropy``
+permutation_entropy    tsfresh's ``permutation_entropy``: Shannon entropy (ln,
+                       not normalised) of the ordinal patterns of ``pe_order``
+                       values ``pe_delay`` apart; ties ranked by position
+                       (earlier = smaller, like a stable argsort). With delay
+                       1 equal to tsfresh's ``tau=1``. NaN if no pattern fits
+spectral_centroid,     from scipy's one-sided periodogram (mean removed) at
+spectral_entropy       the n // 2 positive frequencies k / n (cycles per
+                       reading): power-weighted mean frequency, and Shannon
+                       entropy of the normalised power divided by
+                       ln(n // 2), in [0, 1]. NaN for constant series and
+                       n < 2; entropy NaN for n < 4
+number_peaks           tsfresh's ``number_peaks(x, n=peaks_support)``: values
+                       larger than their ``peaks_support`` neighbours on both
+                       sides; 0 for short series
+adf_stat, adf_pvalue   statsmodels ``adfuller(x, maxlag=adf_lags,
+                       autolag=None, regression="c")`` statistic and MacKinnon
+                       p-value, from a batched least-squares kernel. NaN when
+                       adfuller refuses (constant, adf_lags > n // 2 - 2) or
+                       the regression is degenerate (collinear regressors, or
+                       a perfect fit: residual SS <= 1e-10 x total SS, where
+                       adfuller reports rounding noise such as -7e15)
+acf_<lag>              statsmodels ``acf`` (adjusted=False) at each lag of
+                       ``lags``; NaN for lag >= n and constant series
+=====================  ========================================================
+
+Example:
+    >>> import numpy as np
+    >>> fp = series_fingerprint(np.array([1.0, 2.0, np.nan, 4.0]), FingerprintConfig(window=2))
+    >>> fp["count"], fp["missing_ratio"], fp["mean"]
+    (3.0, 0.25, 2.3333333333333335)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+from scipy.special import ndtr
+
+from opslens.errors import ConfigError, DataError
+from opslens.features._kernels import KERNEL_COLUMNS, fingerprint_kernel
+
+__all__ = [
+    "FEATURES",
+    "FingerprintConfig",
+    "device_fingerprint",
+    "feature_names",
+    "fleet_fingerprints",
+    "series_fingerprint",
+]
+
+#: Base feature names (config-independent); :func:`feature_names` adds ``acf_<lag>``.
+FEATURES: tuple[str, ...] = (
+    "count",
+    "missing_ratio",
+    "mean",
+    "std",
+    "min",
+    "max",
+    "median",
+    "skewness",
+    "kurtosis",
+    "win_mean_std",
+    "win_mean_range",
+    "win_std_mean",
+    "win_std_std",
+    "win_std_max",
+    "win_min_min",
+    "win_max_max",
+    "win_range_mean",
+    "trend_slope",
+    "level_changes",
+    "volatility",
+    "mean_abs_change",
+    "cid_ce",
+    "sample_entropy",
+    "permutation_entropy",
+    "spectral_centroid",
+    "spectral_entropy",
+    "number_peaks",
+    "adf_stat",
+    "adf_pvalue",
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class FingerprintConfig:
+    """Parameters of the fingerprint features (see the module docstring for definitions).
+
+    Example:
+        >>> FingerprintConfig(window=12, lags=[1, 12]).lags
+        (1, 12)
+    """
+
+    window: int = 24
+    lags: tuple[int, ...] = (1, 2, 5, 10, 24)
+    level_threshold: float = 1.0
+    sampen_m: int = 2
+    sampen_r: float = 0.2
+    include_sample_entropy: bool = True
+    pe_order: int = 3
+    pe_delay: int = 1
+    peaks_support: int = 3
+    adf_lags: int = 4
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "lags", tuple(int(lag) for lag in self.lags))
+        checks = [
+            ("window", self.window >= 2, "an integer >= 2"),
+            ("lags", len(self.lags) > 0 and min(self.lags) >= 1, "positive integers"),
+            ("lags", len(set(self.lags)) == len(self.lags), "distinct lags"),
+            ("level_threshold", self.level_threshold >= 0, "a number >= 0"),
+            ("sampen_m", self.sampen_m >= 1, "an integer >= 1"),
+            ("sampen_r", self.sampen_r > 0, "a number > 0 (a fraction of the std)"),
+            ("pe_order", 2 <= self.pe_order <= 8, "an integer from 2 to 8"),
+            ("pe_delay", self.pe_delay >= 1, "an integer >= 1"),
+            ("peaks_support", self.peaks_support >= 1, "an integer >= 1"),
+            ("adf_lags", self.adf_lags >= 0, "an integer >= 0"),
+        ]
+        for name, ok, want in checks:
+            if not ok:
+                raise ConfigError(
+                    f"fingerprint parameter {name}={getattr(self, name)!r} is invalid",
+                    fix=f"set {name} to {want}",
+                )
+
+
+def feature_names(config: FingerprintConfig = FingerprintConfig()) -> list[str]:
+    """Feature names in output order for ``config`` (without the metric prefix).
+
+    Example:
+        >>> names = feature_names(FingerprintConfig(lags=(1, 7), include_sample_entropy=False))
+        >>> names[-2:], "sample_entropy" in names, len(names)
+        (['acf_1', 'acf_7'], False, 30)
+    """
+    base = [f for f in FEATURES if config.include_sample_entropy or f != "sample_entropy"]
+    return base + [f"acf_{lag}" for lag in config.lags]
+
+
+# MacKinnon (1994/2010) p-value coefficients for regression "c", N = 1, as in
+# statsmodels.tsa.adfvalues (tests check mackinnonp gives the same numbers).
+_TAU_MAX, _TAU_MIN, _TAU_STAR = 2.74, -18.83, -1.61
+_TAU_SMALLP = np.asarray([2.1659, 1.4412, 3.8269]) * np.array([1, 1, 1e-2])
+_TAU_LARGEP = np.asarray([1.7339, 9.3202, -1.2745, -1.0368]) * np.array([1, 1e-1, 1e-1, 1e-2])
+
+
+def _adf_pvalue(stat: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """statsmodels' ``mackinnonp(stat, regression="c", N=1)``, vectorised (NaN stays NaN)."""
+    small = ndtr(np.polyval(_TAU_SMALLP[::-1], stat))
+    large = ndtr(np.polyval(_TAU_LARGEP[::-1], stat))
+    p = np.where(stat <= _TAU_STAR, small, large)
+    p = np.where(stat > _TAU_MAX, 1.0, p)
+    return np.asarray(np.where(stat < _TAU_MIN, 0.0, p), dtype=np.float64)
+
+
+def _spectral(
+    values: npt.NDArray[np.float64], offsets: npt.NDArray[np.int64], constant: npt.NDArray[np.bool_]
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Spectral centroid and normalised entropy per device; batched FFT per distinct length."""
+    lengths = np.diff(offsets)
+    centroid = np.full(lengths.size, np.nan)
+    entropy = np.full(lengths.size, np.nan)
+    usable = (lengths >= 2) & ~constant
+    for n in np.unique(lengths[usable]):
+        devs = np.flatnonzero(usable & (lengths == n))
+        block = values[offsets[devs][:, None] + np.arange(n)]
+        block -= block.mean(axis=1, keepdims=True)
+        spec = np.fft.rfft(block, axis=1)[:, 1:]
+        power = spec.real**2 + spec.imag**2
+        if n % 2 == 0:  # one-sided: double all but the Nyquist bin (scipy's periodogram)
+            power[:, :-1] *= 2.0
+        else:
+            power *= 2.0
+        total = power.sum(axis=1)
+        freqs = np.arange(1, n // 2 + 1) / n
+        centroid[devs] = power @ freqs / total
+        if power.shape[1] >= 2:
+            share = power / total[:, None]
+            logs = np.log(np.where(share > 0, share, 1.0))
+            entropy[devs] = -(share * logs).sum(axis=1) / np.log(power.shape[1])
+    return centroid, entropy
+
+
+def _fingerprint_matrix(
+    values: npt.NDArray[np.float64], offsets: npt.NDArray[np.int64], config: FingerprintConfig
+) -> npt.NDArray[np.float64]:
+    """Feature matrix (devices x :func:`feature_names`) of CSR-stored series."""
+    with np.errstate(all="ignore"):
+        finite = np.isfinite(values)
+        rows = np.diff(offsets).astype(np.float64)
+        if finite.all():
+            cvalues, coffsets = values, offsets
+        else:
+            kept = np.concatenate([[0], np.cumsum(finite)])
+            cvalues, coffsets = values[finite], kept[offsets]
+        count = np.diff(coffsets).astype(np.float64)
+        lags = np.asarray(config.lags, dtype=np.int64)
+        kern = fingerprint_kernel(
+            np.ascontiguousarray(cvalues, dtype=np.float64),
+            np.ascontiguousarray(coffsets, dtype=np.int64),
+            int(config.window),
+            float(config.level_threshold),
+            lags,
+            int(config.sampen_m),
+            float(config.sampen_r),
+            bool(config.include_sample_entropy),
+            int(config.pe_order),
+            int(config.pe_delay),
+            int(config.peaks_support),
+            int(config.adf_lags),
+        )
+        col = {name: kern[:, i] for i, name in enumerate(KERNEL_COLUMNS)}
+        col["count"] = count
+        col["missing_ratio"] = (rows - count) / rows
+        col["adf_pvalue"] = _adf_pvalue(col["adf_stat"])
+        col["spectral_centroid"], col["spectral_entropy"] = _spectral(
+            cvalues, coffsets, col["min"] == col["max"]
+        )
+        for i, lag in enumerate(config.lags):
+            col[f"acf_{lag}"] = kern[:, len(KERNEL_COLUMNS) + i]
+        return np.column_stack([col[name] for name in feature_names(config)])
+
+
+def series_fingerprint(
+    values: npt.ArrayLike, config: FingerprintConfig = FingerprintConfig()
+) -> dict[str, float]:
+    """Fingerprint of one series in time order (may hold NaN): ``{feature: value}``.
+
+    Example:
+        >>> fp = series_fingerprint(np.sin(np.arange(200) / 4.0))
+        >>> round(fp["acf_1"], 3), fp["number_peaks"], round(fp["spectral_centroid"], 3)
+        (0.968, 8.0, 0.04)
+    """
+    x = np.asarray(values, dtype=np.float64).ravel()
+    matrix = _fingerprint_matrix(x, np.array([0, x.size], dtype=np.int64), config)
+    return {name: float(v) for name, v in zip(feature_names(config), matrix[0], strict=True)}
+
+
+def _check_columns(frame: pl.DataFrame, columns: Sequence[str], role: str) -> None:
+    """Raise DataError for a missing column."""
+    for name in columns:
+        if name not in frame.columns:
+            raise DataError(
+                f"{role} column {name!r} is not in the table (columns: {', '.join(frame.columns)})",
+                fix=f"name an existing column as the {role}",
+            )
+
+
+def _metric_values(frame: pl.DataFrame, metric: str) -> npt.NDArray[np.float64]:
+    """A metric column as float64 with nulls as NaN; DataError if it is not numeric."""
+    series = frame.get_column(metric)
+    if not series.dtype.is_numeric():
+        raise DataError(
+            f"metric column {metric!r} has type {series.dtype}, not a number",
+            fix=f"cast {metric!r} to a numeric type or leave it out of the metrics",
+        )
+    return series.cast(pl.Float64).fill_null(np.nan).to_numpy().astype(np.float64, copy=False)
+
+
+def device_fingerprint(
+    frame: pl.DataFrame, *, metrics: Sequence[str], config: FingerprintConfig = FingerprintConfig()
+) -> dict[str, float]:
+    """Fingerprint of one device's rows (already time-sorted): ``{f"{metric}__{feature}": value}``.
+
+    Example:
+        >>> df = pl.DataFrame({"temp": [20.0, 21.0, None, 23.0], "load": [1, 1, 1, 1]})
+        >>> fp = device_fingerprint(df, metrics=["temp", "load"], config=FingerprintConfig(window=2))
+        >>> fp["temp__missing_ratio"], fp["load__std"], fp["load__acf_1"]
+        (0.25, 0.0, nan)
+    """
+    _check_columns(frame, metrics, "metric")
+    out: dict[str, float] = {}
+    for metric in metrics:
+        fp = series_fingerprint(_metric_values(frame, metric), config)
+        out.update({f"{metric}__{name}": v for name, v in fp.items()})
+    return out
+
+
+def _sorted_runs(
+    frame: pl.DataFrame, entity: str, time: str
+) -> tuple[pl.DataFrame, pl.Series, npt.NDArray[np.int64]]:
+    """The frame sorted by (entity, time), the entity ids and the CSR offsets of their rows.
+
+    An already sorted frame (the usual export order) is detected in linear time and not re-sorted.
+    """
+    runs = frame.get_column(entity).rle()
+    ids = runs.struct.field("value")
+    ok = bool(ids.len() < 2 or (ids.slice(1) > ids.slice(0, ids.len() - 1)).all())
+    if ok:
+        times = frame.get_column(time)
+        if times.null_count() > 0:
+            ok = False
+        else:
+            stamp = times.to_physical().to_numpy()
+            lengths = runs.struct.field("len").to_numpy().astype(np.int64)
+            starts = np.cumsum(lengths)[:-1]
+            back = stamp[1:] < stamp[:-1]
+            back[starts - 1] = False  # a new device may start earlier in time
+            ok = not back.any()
+    if not ok:
+        frame = frame.sort([entity, time], maintain_order=True)
+        runs = frame.get_column(entity).rle()
+        ids = runs.struct.field("value")
+    lengths = runs.struct.field("len").to_numpy().astype(np.int64)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    return frame, ids.alias(entity), offsets
+
+
+def fleet_fingerprints(
+    long: pl.DataFrame,
+    *,
+    entity: str,
+    time: str,
+    metrics: Sequence[str],
+    config: FingerprintConfig = FingerprintConfig(),
+) -> pl.DataFrame:
+    """Fingerprints of every device in a long table: one row per device, sorted by ``entity``.
+
+    Columns: ``entity``, then ``f"{metric}__{feature}"`` (Float64) for each metric
+    and :func:`feature_names`. Rows are ordered by (entity, time) first (stable, so
+    rows with equal times keep their order); devices may have different lengths.
+
+    Example:
+        >>> long = pl.DataFrame({"dev": ["b", "a", "a", "b", "a"], "t": [1, 2, 1, 2, 3],
+        ...                      "v": [5.0, 2.0, 1.0, 7.0, 4.0]})
+        >>> fp = fleet_fingerprints(long, entity="dev", time="t", metrics=["v"])
+        >>> fp.select("dev", "v__count", "v__trend_slope").rows()
+        [('a', 3.0, 1.5), ('b', 2.0, 2.0)]
+    """
+    _check_columns(long, [entity], "entity")
+    _check_columns(long, [time], "time")
+    _check_columns(long, metrics, "metric")
+    if not metrics:
+        raise DataError(
+            "no metric columns were given", fix="name at least one numeric metric column"
+        )
+    roles = [entity, time, *metrics]
+    if len(set(roles)) < len(roles):
+        raise DataError(
+            f"entity {entity!r}, time {time!r} and metrics {list(metrics)} reuse a column",
+            fix="name each column once: one entity, one time and distinct metric columns",
+        )
+    if long.height == 0:
+        raise DataError("the table has no rows", fix="give a table with at least one reading")
+    if long.get_column(entity).null_count() > 0:
+        raise DataError(
+            f"entity column {entity!r} has null ids",
+            fix=f"drop or fill the rows whose {entity!r} is null",
+        )
+    frame, ids, offsets = _sorted_runs(long.select([entity, time, *metrics]), entity, time)
+    names = feature_names(config)
+    columns: list[pl.Series] = [ids]
+    for metric in metrics:
+        matrix = _fingerprint_matrix(_metric_values(frame, metric), offsets, config)
+        columns.extend(
+            pl.Series(f"{metric}__{name}", matrix[:, i], dtype=pl.Float64)
+            for i, name in enumerate(names)
+        )
+    return pl.DataFrame(columns)

@@ -1,0 +1,417 @@
+"""The ``fleet`` recipe: fingerprint every device, find rare devices and behaviour groups,
+explain them, and check them against known failures.
+
+Stages (each runnable alone with ``--stages`` from a run's saved outputs):
+
+``prepare``      check the device, time and metric columns; apply the duplicate, order and
+                 short-device policies
+``fingerprint``  one row of named features per device and metric
+``rare``         Isolation Forest, One-Class SVM, ECOD and an autoencoder → a combined ranking
+``groups``       K-Means (K by silhouette), DBSCAN (eps from the k-distance knee), Ward
+``explain``      what sets each group apart (SMD, Mann-Whitney, BH), findings in words
+``failures``     enrichment per group, precision/recall@k and AUROC, lead time before failure
+``inspect``      profile, STL decomposition and point anomalies of the rarest devices
+
+Example:
+    >>> RECIPE.stage_names()
+    ['prepare', 'fingerprint', 'rare', 'groups', 'explain', 'failures', 'inspect']
+"""
+
+from __future__ import annotations
+
+import warnings
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import polars as pl
+from pydantic import BaseModel, ConfigDict, Field
+
+from opslens.cluster.groups import BehaviourGroups, find_groups
+from opslens.config import AnalysisConfig
+from opslens.data.schema import require_columns, require_numeric
+from opslens.detect.point import point_anomalies
+from opslens.detect.population import RareDevices, rank_rare_devices
+from opslens.errors import ConfigError, DataError, OpslensWarning
+from opslens.explain.contrasts import group_contrasts, top_group_features
+from opslens.explain.failures import (
+    group_enrichment,
+    lead_time_summary,
+    lead_times,
+    ranking_quality,
+    validate_failed_ids,
+)
+from opslens.explain.findings import fleet_findings
+from opslens.features.decompose import decompose_series
+from opslens.features.fingerprints import FingerprintConfig, fleet_fingerprints
+from opslens.features.profile import profile_series
+from opslens.models.rare_scorer import RareDeviceScorer
+from opslens.plots import fleet as plots
+from opslens.plots.distribution import plot_k_curve
+from opslens.plots.series import plot_decomposition, plot_point_anomalies
+from opslens.recipes.base import ModelArtifact, Out, Recipe, Stage, StageContext
+
+__all__ = ["RECIPE", "FleetParams"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RareParams(_Strict):
+    """Rare-device detection settings."""
+
+    methods: tuple[Literal["isolation_forest", "one_class_svm", "ecod", "autoencoder"], ...] = (
+        "isolation_forest", "one_class_svm", "ecod", "autoencoder",
+    )
+    contamination: float = Field(default=0.05, gt=0, lt=0.5)
+    top_n: int = Field(default=20, ge=1)
+
+
+class GroupParams(_Strict):
+    """Behaviour-group settings."""
+
+    methods: tuple[Literal["kmeans", "dbscan", "agglomerative"], ...] = ("kmeans", "dbscan", "agglomerative")
+    k_min: int = Field(default=2, ge=2)
+    k_max: int = Field(default=8, ge=2)
+    min_samples: int = Field(default=5, ge=2)
+
+
+class FailureParams(_Strict):
+    """Known failures: ids in config and/or a CSV/Parquet file (id column, optional failure time)."""
+
+    ids: list[str] = Field(default_factory=list)
+    path: Path | None = None
+    id_column: str | None = None
+    time_column: str | None = None
+
+
+class LeadTimeParams(_Strict):
+    """Rolling-window scoring before each failure date."""
+
+    window: timedelta = timedelta(days=7)
+    step: timedelta = timedelta(days=1)
+    horizon: timedelta = timedelta(days=30)
+    top_k: int = Field(default=10, ge=1)
+    methods: tuple[Literal["isolation_forest", "one_class_svm", "ecod", "autoencoder"], ...] = (
+        "isolation_forest", "ecod",
+    )
+
+
+class FleetParams(_Strict):
+    """Knobs of the fleet recipe; every one has a default."""
+
+    fingerprint: dict[str, Any] = Field(default_factory=dict)
+    rare: RareParams = Field(default_factory=RareParams)
+    groups: GroupParams = Field(default_factory=GroupParams)
+    failures: FailureParams = Field(default_factory=FailureParams)
+    lead_time: LeadTimeParams = Field(default_factory=LeadTimeParams)
+    duplicates: Literal["error", "mean", "first", "last"] = "error"
+    unsorted: Literal["error", "sort"] = "error"
+    min_readings: int = Field(default=3, ge=2)
+    short_devices: Literal["error", "drop"] = "error"
+    inspect_top: int = Field(default=3, ge=0)
+
+
+def _check_columns(analysis: AnalysisConfig) -> None:
+    cols = analysis.columns
+    missing = [role for role, value in (("entity", cols.entity), ("time", cols.time)) if value is None]
+    if missing or not cols.metrics:
+        need = [*(f"columns.{m}" for m in missing), *([] if cols.metrics else ["columns.metrics"])]
+        raise ConfigError(
+            f"analysis '{analysis.name}' (fleet) needs {', '.join(need)}",
+            fix="name the device id column (entity), the timestamp (time) and one or more metric columns",
+        )
+    try:
+        FingerprintConfig(**analysis.params.get("fingerprint", {}))
+    except TypeError as e:
+        raise ConfigError(
+            f"analysis '{analysis.name}' params.fingerprint is invalid: {e}",
+            fix="use the fingerprint keys listed in the README's fleet section",
+        ) from None
+
+
+def _fingerprint_config(p: FleetParams) -> FingerprintConfig:
+    return FingerprintConfig(**p.fingerprint)
+
+
+def _names(frame: pl.DataFrame, column: str, limit: int = 5) -> str:
+    values = frame[column].cast(pl.String).to_list()
+    return ", ".join(values[:limit]) + (f" and {len(values) - limit} more" if len(values) > limit else "")
+
+
+def prepare(ctx: StageContext, raw: pl.DataFrame) -> Out:
+    """Select and check device, time and metric columns; apply the documented policies."""
+    p: FleetParams = ctx.params
+    cols = ctx.analysis.columns
+    entity, time, metrics = str(cols.entity), str(cols.time), list(cols.metrics)
+    if entity not in raw.columns:
+        raise DataError(
+            f"device column '{entity}' (columns.entity) is not in the data (columns: {', '.join(raw.columns[:15])})",
+            fix="set columns.entity to the column that identifies each device",
+        )
+    require_columns(raw, [time, *metrics], where="the data")
+    frame = raw.select(pl.col(entity).cast(pl.String), time, *metrics)
+    for m in metrics:
+        frame = require_numeric(frame, m, where="the data")
+    frame = frame.filter(pl.col(entity).is_not_null() & pl.col(time).is_not_null())
+    facts: dict[str, Any] = {"entity": entity, "time": time, "metrics": metrics, "rows_read": raw.height}
+
+    dupes = frame.group_by([entity, time]).len().filter(pl.col("len") > 1)
+    if dupes.height:
+        if p.duplicates == "error":
+            example = dupes.row(0, named=True)
+            raise DataError(
+                f"{dupes.height} duplicate (device, timestamp) pair(s), e.g. device {example[entity]} at {example[time]}",
+                fix="deduplicate the data, or set params.duplicates to mean, first or last",
+            )
+        agg = [pl.col(m).mean() if p.duplicates == "mean" else getattr(pl.col(m), p.duplicates)() for m in metrics]
+        frame = frame.group_by([entity, time], maintain_order=True).agg(agg).select(frame.columns)
+        facts["duplicates_merged"] = dupes.height
+        facts["duplicates_policy"] = p.duplicates
+
+    unsorted = frame.group_by(entity).agg(
+        (pl.col(time).diff() < pl.duration(microseconds=0)).any().alias("bad")
+    ).filter(pl.col("bad")).sort(entity)
+    if unsorted.height:
+        if p.unsorted == "error":
+            raise DataError(
+                f"time is not increasing within {unsorted.height} device(s) ({_names(unsorted, entity)})",
+                fix="sort the data by device and time, or set params.unsorted: sort",
+            )
+        facts["devices_sorted"] = unsorted.height
+    frame = frame.sort([entity, time], maintain_order=True)
+
+    counts = frame.group_by(entity).agg(pl.col(m).is_not_null().sum().alias(m) for m in metrics)
+    short = counts.filter(pl.min_horizontal(metrics) < p.min_readings).sort(entity)
+    if short.height:
+        if p.short_devices == "error":
+            raise DataError(
+                f"{short.height} device(s) have fewer than {p.min_readings} readings of some metric ({_names(short, entity)})",
+                fix="set params.short_devices: drop to leave them out, or lower params.min_readings (at least 2)",
+            )
+        frame = frame.join(short.select(entity), on=entity, how="anti")
+        facts["devices_dropped_short"] = short[entity].to_list()
+    n_devices = frame[entity].n_unique()
+    if n_devices < 3:
+        raise DataError(
+            f"only {n_devices} device(s) with enough readings; fleet analysis needs at least 3",
+            fix="load more devices (or lower params.min_readings)",
+        )
+    span = frame.select(pl.col(time).min().alias("start"), pl.col(time).max().alias("end")).row(0, named=True)
+    interval = frame.select(pl.col(time).diff().over(entity).median()).item()
+    facts.update(
+        devices=n_devices, readings=frame.height, start=span["start"], end=span["end"],
+        median_interval_seconds=interval.total_seconds() if interval is not None else None,
+        missing_share={m: float(frame[m].is_null().mean() or 0.0) for m in metrics},  # type: ignore[arg-type]
+    )
+    return Out(values={"readings": frame}, facts=facts,
+               metrics={"devices": float(n_devices), "readings": float(frame.height)})
+
+
+def fingerprint(ctx: StageContext, readings: pl.DataFrame) -> Out:
+    """One row of behavioural features per device (every metric)."""
+    cols = ctx.analysis.columns
+    config = _fingerprint_config(ctx.params)
+    fp = fleet_fingerprints(readings, entity=str(cols.entity), time=str(cols.time), metrics=list(cols.metrics), config=config)
+    n_features = fp.width - 1
+    return Out(values={"fingerprints": fp},
+               facts={"devices": fp.height, "features": n_features, "features_per_metric": n_features // max(len(cols.metrics), 1)},
+               metrics={"features": float(n_features)})
+
+
+def rare(ctx: StageContext, fingerprints: pl.DataFrame) -> Out:
+    """Score devices with four detectors; combined ranking and top list with deviating features."""
+    p: FleetParams = ctx.params
+    entity = str(ctx.analysis.columns.entity)
+    result = rank_rare_devices(fingerprints, entity=entity, top_n=p.rare.top_n, random_state=ctx.random_state,
+                               contamination=p.rare.contamination, methods=p.rare.methods)
+    scorer = RareDeviceScorer.from_ranking(result, fingerprints, entity=entity)
+    top = result.top
+    return Out(
+        values={"rare_scores": result.scores, "rare_top": top, "rare_result": result},
+        facts={"methods": list(p.rare.methods), "contamination": p.rare.contamination,
+               "n_rare": int(result.scores["is_rare"].sum()), "dropped_features": result.dropped_features,
+               "top": top.head(10).to_dicts()},
+        metrics={"rare_devices": float(result.scores["is_rare"].sum())},
+        plots={"rare_scores": plots.plot_rare_scores(result.scores.sort("rank"), top_n=p.rare.top_n, entity=entity)},
+        model=ModelArtifact(model=scorer, input_example=fingerprints.head(5),
+                            metadata={"recipe": "fleet", "entity": entity, "features": scorer.features,
+                                      "methods": list(p.rare.methods), "output": "higher score = more unusual"}),
+    )
+
+
+def groups(ctx: StageContext, fingerprints: pl.DataFrame, rare_scores: pl.DataFrame) -> Out:
+    """Behaviour groups by three methods, silhouettes, and a PCA embedding plot."""
+    p: FleetParams = ctx.params
+    entity = str(ctx.analysis.columns.entity)
+    found = find_groups(fingerprints, entity=entity, methods=p.groups.methods, k_min=p.groups.k_min,
+                        k_max=p.groups.k_max, min_samples=p.groups.min_samples, random_state=ctx.random_state)
+    best = found.best_method or p.groups.methods[0]
+    labels = found.labels.join(rare_scores.select(entity, "is_rare"), on=entity, how="left")
+    figs = {
+        "embedding": plots.plot_embedding(found.embedding, labels[best].to_numpy(), labels["is_rare"].fill_null(False).to_numpy(),
+                                          title=f"Devices by behaviour group ({best})",
+                                          explained_variance=found.explained_variance),
+        "k_selection": plot_k_curve(found.k_choice.curve, found.k_choice.k),
+    }
+    if "dbscan" in p.groups.methods:
+        figs["k_distance"] = plots.plot_k_distance(found.k_distances, found.eps, min_samples=found.min_samples)
+    return Out(
+        values={"group_labels": found.labels, "group_result": found},
+        tables={"group_summary": found.summary, "embedding": found.embedding},
+        facts={"best_method": best, "k": found.k_choice.k, "k_reason": found.k_choice.reason, "eps": found.eps,
+               "summary": found.summary.to_dicts(),
+               "sizes": labels.group_by(best).len().sort(best).rename({best: "group"}).to_dicts()},
+        metrics={f"silhouette_{r['method']}": float(r["silhouette"]) for r in found.summary.to_dicts()
+                 if r["silhouette"] is not None and np.isfinite(r["silhouette"])},
+        plots=figs,
+    )
+
+
+def explain(
+    ctx: StageContext, fingerprints: pl.DataFrame, group_labels: pl.DataFrame, group_result: BehaviourGroups,
+    rare_result: RareDevices,
+) -> Out:
+    """What sets each group apart, each rare device's deviating features, findings in words."""
+    entity = str(ctx.analysis.columns.entity)
+    best = group_result.best_method or group_labels.columns[1]
+    aligned = fingerprints.join(group_labels.select(entity, best), on=entity, how="inner")
+    contrasts = group_contrasts(aligned.drop(best), aligned[best].to_numpy(), entity=entity)
+    top = top_group_features(contrasts, 3)
+    findings = fleet_findings(n_devices=fingerprints.height, rare=rare_result, groups=group_result,
+                              contrasts=contrasts, enrichment=None, ranking=None, lead=None)
+    return Out(
+        values={"contrasts": contrasts},
+        facts={"method": best, "group_features": {str(g): [list(t) for t in v] for g, v in top.items()},
+               "findings": findings},
+    )
+
+
+def _failure_list(p: FailureParams, entity: str) -> tuple[set[str], dict[str, datetime]]:
+    ids = {str(i) for i in p.ids}
+    times: dict[str, datetime] = {}
+    if p.path is not None:
+        from opslens.data.sources.files import read_file
+
+        table = read_file(p.path)
+        id_col = p.id_column or (entity if entity in table.columns else table.columns[0])
+        require_columns(table, [id_col, p.time_column], where=f"the failure list {p.path}")
+        ids |= set(table[id_col].cast(pl.String).to_list())
+        time_col = p.time_column or next((c for c in ("failure_time", "failed_at", "failure_date") if c in table.columns), None)
+        if time_col is not None:
+            from opslens.data.schema import parse_time
+
+            parsed = parse_time(table, time_col, where=f"the failure list {p.path}")
+            times = {str(i): t for i, t in zip(parsed[id_col].cast(pl.String), parsed[time_col], strict=True) if t is not None}
+    return ids, times
+
+
+def failures(
+    ctx: StageContext, readings: pl.DataFrame, group_labels: pl.DataFrame, group_result: BehaviourGroups,
+    rare_scores: pl.DataFrame, rare_result: RareDevices, contrasts: pl.DataFrame,
+) -> Out:
+    """Failure enrichment per group, ranking quality of the rare score, and lead times."""
+    p: FleetParams = ctx.params
+    cols = ctx.analysis.columns
+    entity, time = str(cols.entity), str(cols.time)
+    ids, times = _failure_list(p.failures, entity)
+    if not ids:
+        return Out(facts={"configured": False})
+    entities = group_labels[entity].to_list()
+    known, unknown = validate_failed_ids(entities, ids)
+    best = group_result.best_method or group_labels.columns[1]
+    enrichment = group_enrichment(group_labels[best].to_numpy(), entities, known)
+    quality = ranking_quality(rare_scores.select(entity, "combined"), known)
+    lead = None
+    lead_frame = None
+    if times:
+        config = _fingerprint_config(p)
+        metrics = list(cols.metrics)
+
+        def score_window(frame: pl.DataFrame) -> pl.DataFrame:
+            counts = frame.group_by(entity).len().filter(pl.col("len") >= p.min_readings)
+            frame = frame.join(counts.select(entity), on=entity, how="semi")
+            if frame[entity].n_unique() < 3:
+                return pl.DataFrame({entity: [], "score": []}, schema={entity: pl.String, "score": pl.Float64})
+            fp = fleet_fingerprints(frame, entity=entity, time=time, metrics=metrics, config=config)
+            ranked = rank_rare_devices(fp, entity=entity, top_n=1, random_state=ctx.random_state,
+                                       methods=p.lead_time.methods)
+            return ranked.scores.select(entity, pl.col("combined").alias("score"))
+
+        known_times = {k: v for k, v in times.items() if k in known}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", OpslensWarning)
+            lead_frame = lead_times(readings, entity=entity, time=time, failure_times=known_times,
+                                    score_window=score_window, window=p.lead_time.window, step=p.lead_time.step,
+                                    top_k=p.lead_time.top_k, horizon=p.lead_time.horizon)
+        lead = lead_time_summary(lead_frame)
+    findings = fleet_findings(n_devices=len(entities), rare=rare_result, groups=group_result, contrasts=contrasts,
+                              enrichment=enrichment, ranking=quality, lead=lead)
+    facts: dict[str, Any] = {
+        "configured": True, "method": best, "n_failed": len(known), "unknown_ids": unknown,
+        "enrichment": enrichment.to_dicts(),
+        "ranking": {"auroc": quality.auroc, "base_rate": quality.base_rate,
+                    "precision_at": {str(k): v for k, v in quality.precision_at.items()},
+                    "recall_at": {str(k): v for k, v in quality.recall_at.items()},
+                    "useful": quality.useful, "verdict": quality.verdict},
+        "lead_time": lead, "findings": findings,
+    }
+    metrics = {"failure_auroc": float(quality.auroc)}
+    enriched = enrichment.filter(pl.col("enriched"))
+    if enriched.height:
+        metrics["enriched_group_p"] = float(enriched["p_value"].min())  # type: ignore[arg-type]
+    tables = {"failure_enrichment": enrichment}
+    if lead_frame is not None:
+        tables["lead_times"] = lead_frame
+    return Out(facts=facts, metrics=metrics, tables=tables,
+               plots={"failure_rates": plots.plot_group_failure_rates(enrichment)})
+
+
+def inspect(ctx: StageContext, readings: pl.DataFrame, rare_top: pl.DataFrame) -> Out:
+    """Profile, decompose and flag points in the most deviating metric of the rarest devices."""
+    p: FleetParams = ctx.params
+    cols = ctx.analysis.columns
+    entity, time = str(cols.entity), str(cols.time)
+    figs: dict[str, Any] = {}
+    devices: list[dict[str, Any]] = []
+    for row in rare_top.head(p.inspect_top).iter_rows(named=True):
+        device = str(row[entity])
+        first = str(row.get("deviating_features") or "").split("__")[0]
+        metric = first if first in cols.metrics else cols.metrics[0]
+        series = readings.filter(pl.col(entity) == device).select(time, metric)
+        profile = profile_series(series, time=time, value=metric)
+        flagged = point_anomalies(series, time=time, value=metric, method="robust_z")
+        info: dict[str, Any] = {"device": device, "metric": metric, "profile": profile.to_dict(),
+                                "point_anomalies": int(flagged["is_anomaly"].sum())}
+        safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in device)
+        figs[f"device_{safe}_anomalies"] = plot_point_anomalies(
+            series, time=time, value=metric, flags=flagged["is_anomaly"], title=f"{device}: {metric}, robust z > 3.5")
+        try:
+            parts = decompose_series(series, time=time, value=metric)
+            info["decomposition"] = {"period": parts.period, "period_source": parts.period_source,
+                                     "trend_strength": parts.trend_strength,
+                                     "seasonal_strength": parts.seasonal_strength}
+            figs[f"device_{safe}_decomposition"] = plot_decomposition(parts, title=f"{device}: {metric}")
+        except DataError as e:
+            info["decomposition"] = {"skipped": str(e)}
+        devices.append(info)
+    return Out(facts={"devices": devices}, plots=figs)
+
+
+RECIPE = Recipe(
+    name="fleet",
+    params_model=FleetParams,
+    check_columns=_check_columns,
+    stages=(
+        Stage("prepare", prepare, ("raw",), ("readings",)),
+        Stage("fingerprint", fingerprint, ("readings",), ("fingerprints",)),
+        Stage("rare", rare, ("fingerprints",), ("rare_scores", "rare_top", "rare_result")),
+        Stage("groups", groups, ("fingerprints", "rare_scores"), ("group_labels", "group_result")),
+        Stage("explain", explain, ("fingerprints", "group_labels", "group_result", "rare_result"), ("contrasts",)),
+        Stage("failures", failures,
+              ("readings", "group_labels", "group_result", "rare_scores", "rare_result", "contrasts"), ()),
+        Stage("inspect", inspect, ("readings", "rare_top"), ()),
+    ),
+)
