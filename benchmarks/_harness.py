@@ -34,6 +34,9 @@ def run_recipe(project_yaml: str, analysis: str, data_writer: str) -> dict[str, 
         env = {**os.environ, "PYTHONWARNINGS": "ignore"}
         out = subprocess.run(
             [sys.executable, "-c", CHILD, str(folder / "project.yaml"), analysis],
-            check=True, capture_output=True, text=True, env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+            env=env,
         )
         return dict(json.loads(out.stdout.strip().splitlines()[-1]))

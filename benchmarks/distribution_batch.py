@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _harness import run_recipe  # noqa: E402
+from _harness import run_recipe
 
 PROJECT = """
 tracking: {enabled: false}
@@ -40,8 +40,10 @@ def main() -> None:
     print(f"  wall time: {result['wall_s']:.1f} s   peak memory: {result['peak_mb']:.0f} MB")
     print("  stages: " + ", ".join(f"{k} {v:.1f}s" for k, v in result["stages"].items()))  # type: ignore[union-attr]
     metrics = result["metrics"]
-    print(f"  K={metrics['k']:.0f}  combinations={metrics['combinations']:.0f}  accuracy={metrics['accuracy']:.3f}  "  # type: ignore[index]
-          f"auroc={metrics['auroc_weighted']:.3f}")  # type: ignore[index]
+    print(
+        f"  K={metrics['k']:.0f}  combinations={metrics['combinations']:.0f}  accuracy={metrics['accuracy']:.3f}  "  # type: ignore[index]
+        f"auroc={metrics['auroc_weighted']:.3f}"
+    )  # type: ignore[index]
 
 
 if __name__ == "__main__":

@@ -56,26 +56,35 @@ def test_invalid_files_name_the_key(tmp_path: Path, text: str, needle: str) -> N
 def test_env_and_dotenv_interpolation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DB_URL", raising=False)
     monkeypatch.setenv("TABLE", "trips")
-    (tmp_path / ".env").write_text("DB_URL=postgresql://app:pa55word@127.0.0.1:5432/test\nTABLE=ignored\n")
-    text = MINIMAL.replace("{kind: file, path: data/trips.csv}", '{kind: sql, url: "${DB_URL}", table: "${TABLE}"}')
+    (tmp_path / ".env").write_text(
+        "DB_URL=postgresql://app:pa55word@127.0.0.1:5432/test\nTABLE=ignored\n"
+    )
+    text = MINIMAL.replace(
+        "{kind: file, path: data/trips.csv}", '{kind: sql, url: "${DB_URL}", table: "${TABLE}"}'
+    )
     project = load_project(_write(tmp_path, text))
     src = project.analyses[0].source
     assert src.url == "postgresql://app:pa55word@127.0.0.1:5432/test"  # type: ignore[union-attr]
     assert src.table == "trips"  # type: ignore[union-attr]  # the environment wins over .env
     assert "pa55word" in project.secrets
-    assert mask_secrets(f"x {src.url} y", project.secrets) == "x postgresql://app:***@127.0.0.1:5432/test y"  # type: ignore[union-attr]
+    assert (
+        mask_secrets(f"x {src.url} y", project.secrets)
+        == "x postgresql://app:***@127.0.0.1:5432/test y"
+    )  # type: ignore[union-attr]
 
 
 def test_missing_env_variable_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("NOT_SET_ANYWHERE", raising=False)
-    text = MINIMAL.replace("data/trips.csv", "\"${NOT_SET_ANYWHERE}/trips.csv\"")
+    text = MINIMAL.replace("data/trips.csv", '"${NOT_SET_ANYWHERE}/trips.csv"')
     with pytest.raises(ConfigError, match=r"environment variable NOT_SET_ANYWHERE is not set"):
         load_project(_write(tmp_path, text))
 
 
 def test_default_value_in_interpolation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DATA_DIR", raising=False)
-    project = load_project(_write(tmp_path, MINIMAL.replace("data/trips.csv", "\"${DATA_DIR:-other}/t.csv\"")))
+    project = load_project(
+        _write(tmp_path, MINIMAL.replace("data/trips.csv", '"${DATA_DIR:-other}/t.csv"'))
+    )
     assert project.analyses[0].source.path == tmp_path / "other" / "t.csv"  # type: ignore[union-attr]
 
 
@@ -91,5 +100,5 @@ def test_secret_valued_keys_are_masked(tmp_path: Path, monkeypatch: pytest.Monke
 
 def test_unknown_analysis_lists_known(tmp_path: Path) -> None:
     project = load_project(_write(tmp_path, MINIMAL))
-    with pytest.raises(ConfigError, match="no analysis named 'x'.*use one of: eta"):
+    with pytest.raises(ConfigError, match=r"no analysis named 'x'.*use one of: eta"):
         project.analysis("x")

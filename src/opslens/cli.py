@@ -70,10 +70,12 @@ def _load(project: Path):  # type: ignore[no-untyped-def]
 def run(
     project: Annotated[Path, typer.Argument(help="project file")] = Path("project.yaml"),
     analysis: Annotated[
-        list[str] | None, typer.Option("--analysis", "-a", help="run only this analysis (repeatable)")
+        list[str] | None,
+        typer.Option("--analysis", "-a", help="run only this analysis (repeatable)"),
     ] = None,
     stages: Annotated[
-        str | None, typer.Option("--stages", help="comma-separated stages; others come from the latest run")
+        str | None,
+        typer.Option("--stages", help="comma-separated stages; others come from the latest run"),
     ] = None,
 ) -> None:
     """Run the active analyses (or --analysis NAME) and commit a run folder each."""
@@ -88,13 +90,20 @@ def run(
         config.analysis(name)
     stage_list = [s.strip() for s in stages.split(",") if s.strip()] if stages else None
     with Progress(
-        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(), console=stderr_console, transient=True,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=stderr_console,
+        transient=True,
     ) as progress:
         for name in names:
             result = run_analysis(config, name, stages=stage_list, progress=progress)
             shown = ", ".join(f"{k}={v:.3f}" for k, v in list(result.metrics.items())[:6])
-            typer.echo(f"{name}: run {result.run_id} complete -> {result.path}" + (f" ({shown})" if shown else ""))
+            typer.echo(
+                f"{name}: run {result.run_id} complete -> {result.path}"
+                + (f" ({shown})" if shown else "")
+            )
 
 
 @app.command()
@@ -104,8 +113,12 @@ def stream(
     input: Annotated[
         str, typer.Option("--input", "-i", help="JSON-lines file of instances, or - for stdin")
     ] = "-",
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="write JSON lines here (default stdout)")] = None,
-    plots: Annotated[bool, typer.Option("--plots/--no-plots", help="save a plot per instance")] = True,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="write JSON lines here (default stdout)")
+    ] = None,
+    plots: Annotated[
+        bool, typer.Option("--plots/--no-plots", help="save a plot per instance")
+    ] = True,
     plots_dir: Annotated[Path | None, typer.Option("--plots-dir", help="where plots go")] = None,
 ) -> None:
     """Predict each streamed instance with the latest run's model; one JSON line out per line in."""
@@ -114,11 +127,20 @@ def stream(
     config = _load(project)
     source = sys.stdin if input == "-" else None
     summary = stream_instances(
-        config, analysis, input_path=None if input == "-" else Path(input), stdin=source,
-        output=output, plots=plots, plots_dir=plots_dir,
+        config,
+        analysis,
+        input_path=None if input == "-" else Path(input),
+        stdin=source,
+        output=output,
+        plots=plots,
+        plots_dir=plots_dir,
     )
-    log.info("%d instance(s) scored, %d rejected; plots in %s", summary.scored, summary.rejected,
-             summary.plots_dir or "-")
+    log.info(
+        "%d instance(s) scored, %d rejected; plots in %s",
+        summary.scored,
+        summary.rejected,
+        summary.plots_dir or "-",
+    )
 
 
 @app.command()
@@ -140,9 +162,9 @@ def report(
 @app.command()
 def runs(project: ProjectOpt = Path("project.yaml")) -> None:
     """List complete runs with their key metrics (newest first)."""
+    from rich.console import Console
     from rich.table import Table
 
-    from rich.console import Console
     from opslens.tracking.runs import LATEST, list_runs
 
     config = _load(project)
@@ -159,14 +181,24 @@ def runs(project: ProjectOpt = Path("project.yaml")) -> None:
             m = view.manifest
             metrics = ", ".join(f"{k}={v:.3f}" for k, v in list(m.get("metrics", {}).items())[:4])
             mark = " (latest)" if view.run_id == latest else ""
-            table.add_row(a.name, view.run_id + mark, m.get("recipe", ""), str(m.get("finished", ""))[:19], metrics)
+            table.add_row(
+                a.name,
+                view.run_id + mark,
+                m.get("recipe", ""),
+                str(m.get("finished", ""))[:19],
+                metrics,
+            )
     Console(width=160).print(table)
 
 
 @app.command()
 def demo(
-    recipe: Annotated[str | None, typer.Argument(help="distribution or fleet (default: all)")] = None,
-    directory: Annotated[Path, typer.Option("--dir", help="where the demo project is written")] = Path("opslens-demo"),
+    recipe: Annotated[
+        str | None, typer.Argument(help="distribution or fleet (default: all)")
+    ] = None,
+    directory: Annotated[
+        Path, typer.Option("--dir", help="where the demo project is written")
+    ] = Path("opslens-demo"),
 ) -> None:
     """Run the whole pipeline on bundled synthetic data: batch, report, a short stream."""
     from opslens.demo import run_demo

@@ -93,7 +93,9 @@ class _SourceBase(_Strict):
     @model_validator(mode="after")
     def _long_needs_layout(self) -> _SourceBase:
         if self.layout == "long" and self.long is None:
-            raise ValueError("layout 'long' needs source.long: {index: [...], key: ..., value: ...}")
+            raise ValueError(
+                "layout 'long' needs source.long: {index: [...], key: ..., value: ...}"
+            )
         return self
 
 
@@ -298,7 +300,10 @@ def _path(loc: Iterable[Any]) -> str:
 
 def _interpolate(value: Any, env: Mapping[str, str], path: str, secrets: set[str]) -> Any:
     if isinstance(value, dict):
-        return {k: _interpolate(v, env, f"{path}.{k}" if path else str(k), secrets) for k, v in value.items()}
+        return {
+            k: _interpolate(v, env, f"{path}.{k}" if path else str(k), secrets)
+            for k, v in value.items()
+        }
     if isinstance(value, list):
         return [_interpolate(v, env, f"{path}[{i}]", secrets) for i, v in enumerate(value)]
     if not isinstance(value, str):
@@ -388,16 +393,20 @@ def load_project(path: str | Path) -> ProjectConfig:
             fix="check indentation, colons and quotes on that line",
         ) from None
     except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"cannot read {path}: {e}", fix="check the file's permissions and encoding") from None
+        raise ConfigError(
+            f"cannot read {path}: {e}", fix="check the file's permissions and encoding"
+        ) from None
     if not isinstance(raw, dict):
         raise ConfigError(
             f"{path} must hold a mapping with an 'analyses' list, not {type(raw).__name__}",
             fix="start from examples/distribution/project.yaml",
         )
     root = path.resolve().parent
-    env: dict[str, str] = {
-        k: v for k, v in dotenv_values(root / ".env").items() if v is not None
-    } if (root / ".env").is_file() else {}
+    env: dict[str, str] = (
+        {k: v for k, v in dotenv_values(root / ".env").items() if v is not None}
+        if (root / ".env").is_file()
+        else {}
+    )
     env.update(os.environ)
     secrets: set[str] = set()
     raw = _interpolate(raw, env, "", secrets)

@@ -38,18 +38,27 @@ def _distribution_instances(path: Path) -> None:
         {k: v for k, v in r.items() if k in ("route", "hour_band", "vehicle_type", "duration_min")}
         for r in sample.iter_rows(named=True)
     ]
-    rows.append({"route": "R99-new", "hour_band": rows[0]["hour_band"], "vehicle_type": rows[0]["vehicle_type"]})
+    rows.append(
+        {
+            "route": "R99-new",
+            "hour_band": rows[0]["hour_band"],
+            "vehicle_type": rows[0]["vehicle_type"],
+        }
+    )
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
-def _stream(project: ProjectConfig, name: str, folder: Path, make: Callable[[Path], None]) -> Iterator[str]:
+def _stream(
+    project: ProjectConfig, name: str, folder: Path, make: Callable[[Path], None]
+) -> Iterator[str]:
     from opslens.online.stream import stream_instances
 
     instances = folder / f"{name}-instances.jsonl"
     make(instances)
     out = folder / f"{name}-predictions.jsonl"
-    summary = stream_instances(project, name, input_path=instances, output=out,
-                               plots_dir=folder / "stream" / name)
+    summary = stream_instances(
+        project, name, input_path=instances, output=out, plots_dir=folder / "stream" / name
+    )
     yield f"  stream: {summary.scored} instances scored ({summary.rejected} rejected) -> {out}"
     yield f"  stream plots: {summary.plots_dir}"
 
@@ -63,7 +72,9 @@ def run_demo(directory: Path, recipe: str | None = None) -> Iterator[str]:
     chosen = DEMOS if recipe is None else (recipe,)
     unknown = [r for r in chosen if r not in DEMOS]
     if unknown:
-        raise ConfigError(f"there is no demo for '{unknown[0]}'", fix=f"use one of: {', '.join(DEMOS)}")
+        raise ConfigError(
+            f"there is no demo for '{unknown[0]}'", fix=f"use one of: {', '.join(DEMOS)}"
+        )
     directory.mkdir(parents=True, exist_ok=True)
     for name in chosen:
         folder = directory / name
@@ -71,7 +82,9 @@ def run_demo(directory: Path, recipe: str | None = None) -> Iterator[str]:
         (folder / "project.yaml").write_text(demo_project_text(name), encoding="utf-8")
         if name == "fleet":
             failures = files("opslens") / "demo_projects" / "fleet_failures.csv"
-            (folder / "failures.csv").write_text(failures.read_text(encoding="utf-8"), encoding="utf-8")
+            (folder / "failures.csv").write_text(
+                failures.read_text(encoding="utf-8"), encoding="utf-8"
+            )
         project = load_project(folder / "project.yaml")
         yield f"[{name}] project: {folder / 'project.yaml'}"
         for analysis in project.active_analyses():

@@ -42,8 +42,9 @@ def setup_console_logging(*, debug: bool, secrets: Iterable[str] = ()) -> None:
     for handler in list(logger.handlers):
         if getattr(handler, "_opslens_console", False):
             logger.removeHandler(handler)
-    handler = RichHandler(console=stderr_console, show_path=False, rich_tracebacks=debug,
-                          log_time_format="[%X]")
+    handler = RichHandler(
+        console=stderr_console, show_path=False, rich_tracebacks=debug, log_time_format="[%X]"
+    )
     handler._opslens_console = True  # type: ignore[attr-defined]
     handler.addFilter(SecretFilter(secrets))
     logger.addHandler(handler)

@@ -12,9 +12,9 @@ import polars as pl
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from cli_helpers import run_cli  # noqa: E402
+from cli_helpers import run_cli
 
-from opslens.data.synthetic.trips import make_trips  # noqa: E402
+from opslens.data.synthetic.trips import make_trips
 
 GOOD = """
 tracking: {{enabled: false}}
@@ -31,7 +31,9 @@ COLUMNS = "{time: started_at, target: duration_min, categorical: [route, hour_ba
 PARAMS = "{min_combination_size: 20, xgboost: {n_estimators: 20}}"
 
 
-def project_text(runs: Path, *, source: str = SOURCE, columns: str = COLUMNS, params: str = PARAMS) -> str:
+def project_text(
+    runs: Path, *, source: str = SOURCE, columns: str = COLUMNS, params: str = PARAMS
+) -> str:
     return GOOD.format(runs=runs, source=source, columns=columns, params=params)
 
 
@@ -61,58 +63,189 @@ def _trips(folder: Path) -> pl.DataFrame:
 Case = tuple[str, Callable[[Path], str], Callable[[Path], None] | None, list[str], str]
 
 CASES: list[Case] = [
-    ("missing file", lambda r: project_text(r, source="{kind: file, path: nope.csv}"), None, ["run"],
-     "nope.csv does not exist"),
-    ("missing target column", lambda r: project_text(r, columns="{target: minutes, categorical: [route]}"), None,
-     ["run"], "column 'minutes' is not in"),
-    ("missing categorical column", lambda r: project_text(r, columns="{target: duration_min, categorical: [colour]}"),
-     None, ["run"], "column 'colour' is not in"),
-    ("empty table", lambda r: project_text(r, source="{kind: file, path: empty.csv}"),
-     lambda f: (f / "empty.csv").write_text("route,hour_band,duration_min,started_at\n"), ["run"], "has no rows"),
-    ("empty file", lambda r: project_text(r, source="{kind: file, path: blank.csv}"),
-     lambda f: (f / "blank.csv").write_text(""), ["run"], "is empty"),
-    ("non-numeric target", lambda r: project_text(r, source="{kind: file, path: text.csv}"),
-     lambda f: _write_csv(f, "text.csv", _trips(f).with_columns(pl.lit("slow").alias("duration_min"))),
-     ["run"], "column 'duration_min' in"),
-    ("all-NaN target", lambda r: project_text(r, source="{kind: file, path: nan.csv}"),
-     lambda f: _write_csv(f, "nan.csv", _trips(f).with_columns(pl.lit(None, dtype=pl.Float64).alias("duration_min"))),
-     ["run"], "has no numeric values"),
-    ("a single combination", lambda r: project_text(r, source="{kind: file, path: one.csv}",
-                                                   columns="{target: duration_min, categorical: [route]}"),
-     lambda f: _write_csv(f, "one.csv", _trips(f).with_columns(pl.lit("R01").alias("route"))),
-     ["run"], "combination"),
-    ("unknown config key", lambda r: project_text(r).replace("recipe: distribution", "recipe: distribution\n    colour: red"),
-     None, ["run"], "key 'colour' is not allowed"),
-    ("unknown param key", lambda r: project_text(r, params="{min_combo: 3}"), None, ["run"],
-     "key 'min_combo' is not allowed"),
+    (
+        "missing file",
+        lambda r: project_text(r, source="{kind: file, path: nope.csv}"),
+        None,
+        ["run"],
+        "nope.csv does not exist",
+    ),
+    (
+        "missing target column",
+        lambda r: project_text(r, columns="{target: minutes, categorical: [route]}"),
+        None,
+        ["run"],
+        "column 'minutes' is not in",
+    ),
+    (
+        "missing categorical column",
+        lambda r: project_text(r, columns="{target: duration_min, categorical: [colour]}"),
+        None,
+        ["run"],
+        "column 'colour' is not in",
+    ),
+    (
+        "empty table",
+        lambda r: project_text(r, source="{kind: file, path: empty.csv}"),
+        lambda f: (f / "empty.csv").write_text("route,hour_band,duration_min,started_at\n"),
+        ["run"],
+        "has no rows",
+    ),
+    (
+        "empty file",
+        lambda r: project_text(r, source="{kind: file, path: blank.csv}"),
+        lambda f: (f / "blank.csv").write_text(""),
+        ["run"],
+        "is empty",
+    ),
+    (
+        "non-numeric target",
+        lambda r: project_text(r, source="{kind: file, path: text.csv}"),
+        lambda f: _write_csv(
+            f, "text.csv", _trips(f).with_columns(pl.lit("slow").alias("duration_min"))
+        ),
+        ["run"],
+        "column 'duration_min' in",
+    ),
+    (
+        "all-NaN target",
+        lambda r: project_text(r, source="{kind: file, path: nan.csv}"),
+        lambda f: _write_csv(
+            f,
+            "nan.csv",
+            _trips(f).with_columns(pl.lit(None, dtype=pl.Float64).alias("duration_min")),
+        ),
+        ["run"],
+        "has no numeric values",
+    ),
+    (
+        "a single combination",
+        lambda r: project_text(
+            r,
+            source="{kind: file, path: one.csv}",
+            columns="{target: duration_min, categorical: [route]}",
+        ),
+        lambda f: _write_csv(f, "one.csv", _trips(f).with_columns(pl.lit("R01").alias("route"))),
+        ["run"],
+        "combination",
+    ),
+    (
+        "unknown config key",
+        lambda r: project_text(r).replace(
+            "recipe: distribution", "recipe: distribution\n    colour: red"
+        ),
+        None,
+        ["run"],
+        "key 'colour' is not allowed",
+    ),
+    (
+        "unknown param key",
+        lambda r: project_text(r, params="{min_combo: 3}"),
+        None,
+        ["run"],
+        "key 'min_combo' is not allowed",
+    ),
     ("bad param value", lambda r: project_text(r, params="{n_bins: 1}"), None, ["run"], "n_bins"),
-    ("k range reversed", lambda r: project_text(r, params="{k_min: 5, k_max: 3}"), None, ["run"], "k_max (3) must be >= k_min (5)"),
-    ("malformed YAML", lambda r: project_text(r).replace("recipe: distribution", "recipe: [distribution"), None,
-     ["run"], "is not valid YAML"),
-    ("unreachable database", lambda r: project_text(r, source='{kind: sql, url: "postgresql://u:pw@127.0.0.1:1/test", table: trips}'),
-     None, ["run"], "could not connect to the database at postgresql://u:***@127.0.0.1:1/test"),
-    ("missing SQL table", lambda r: project_text(r, source='{kind: sql, url: "sqlite:///t.db", table: nope}'),
-     lambda f: __import__("sqlite3").connect(f / "t.db").execute("create table other (a int)").connection.commit(),
-     ["run"], "table 'nope' does not exist"),
-    ("missing environment variable", lambda r: project_text(r, source='{kind: sql, url: "${OPSLENS_UNSET_URL}", table: t}'),
-     None, ["run"], "OPSLENS_UNSET_URL is not set"),
-    ("unparseable time", lambda r: project_text(r, source="{kind: file, path: badtime.csv}"),
-     lambda f: _write_csv(f, "badtime.csv", _trips(f).with_columns(pl.lit("yesterday").alias("started_at"))),
-     ["run"], "time column 'started_at'"),
-    ("unknown analysis", lambda r: project_text(r), None, ["run", "--analysis", "nope"], "no analysis named 'nope'"),
-    ("unknown stage", lambda r: project_text(r), None, ["run", "--stages", "magic"], "unknown stage(s) magic"),
-    ("recipe not built", lambda r: project_text(r).replace("recipe: distribution", "recipe: segments"), None, ["run"],
-     "'segments' recipe is not available"),
-    ("missing project file", lambda r: project_text(r), None, ["run", "nowhere.yaml"], "project file nowhere.yaml does not exist"),
-    ("stream input missing", lambda r: project_text(r), None, ["stream", "trip-eta", "--input", "none.jsonl"],
-     "instances file none.jsonl does not exist"),
-    ("report of unknown analysis", lambda r: project_text(r), None, ["report", "ghost"], "no analysis named 'ghost'"),
+    (
+        "k range reversed",
+        lambda r: project_text(r, params="{k_min: 5, k_max: 3}"),
+        None,
+        ["run"],
+        "k_max (3) must be >= k_min (5)",
+    ),
+    (
+        "malformed YAML",
+        lambda r: project_text(r).replace("recipe: distribution", "recipe: [distribution"),
+        None,
+        ["run"],
+        "is not valid YAML",
+    ),
+    (
+        "unreachable database",
+        lambda r: project_text(
+            r, source='{kind: sql, url: "postgresql://u:pw@127.0.0.1:1/test", table: trips}'
+        ),
+        None,
+        ["run"],
+        "could not connect to the database at postgresql://u:***@127.0.0.1:1/test",
+    ),
+    (
+        "missing SQL table",
+        lambda r: project_text(r, source='{kind: sql, url: "sqlite:///t.db", table: nope}'),
+        lambda f: (
+            __import__("sqlite3")
+            .connect(f / "t.db")
+            .execute("create table other (a int)")
+            .connection.commit()
+        ),
+        ["run"],
+        "table 'nope' does not exist",
+    ),
+    (
+        "missing environment variable",
+        lambda r: project_text(r, source='{kind: sql, url: "${OPSLENS_UNSET_URL}", table: t}'),
+        None,
+        ["run"],
+        "OPSLENS_UNSET_URL is not set",
+    ),
+    (
+        "unparseable time",
+        lambda r: project_text(r, source="{kind: file, path: badtime.csv}"),
+        lambda f: _write_csv(
+            f, "badtime.csv", _trips(f).with_columns(pl.lit("yesterday").alias("started_at"))
+        ),
+        ["run"],
+        "time column 'started_at'",
+    ),
+    (
+        "unknown analysis",
+        lambda r: project_text(r),
+        None,
+        ["run", "--analysis", "nope"],
+        "no analysis named 'nope'",
+    ),
+    (
+        "unknown stage",
+        lambda r: project_text(r),
+        None,
+        ["run", "--stages", "magic"],
+        "unknown stage(s) magic",
+    ),
+    (
+        "recipe not built",
+        lambda r: project_text(r).replace("recipe: distribution", "recipe: segments"),
+        None,
+        ["run"],
+        "'segments' recipe is not available",
+    ),
+    (
+        "missing project file",
+        lambda r: project_text(r),
+        None,
+        ["run", "nowhere.yaml"],
+        "project file nowhere.yaml does not exist",
+    ),
+    (
+        "stream input missing",
+        lambda r: project_text(r),
+        None,
+        ["stream", "trip-eta", "--input", "none.jsonl"],
+        "instances file none.jsonl does not exist",
+    ),
+    (
+        "report of unknown analysis",
+        lambda r: project_text(r),
+        None,
+        ["report", "ghost"],
+        "no analysis named 'ghost'",
+    ),
 ]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
-def test_bad_input_is_one_line_exit_2(case: Case, base: tuple[Path, Path, str], tmp_path: Path,
-                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bad_input_is_one_line_exit_2(
+    case: Case, base: tuple[Path, Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     name, make_project, make_data, args, expected = case
     folder, runs, latest = base
     work = tmp_path / "p"

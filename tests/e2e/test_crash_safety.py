@@ -34,7 +34,9 @@ def test_sigkill_mid_stage_keeps_previous_run(tmp_path: Path) -> None:
 
     proc = subprocess.Popen(
         [sys.executable, "-m", "opslens.cli", "run", str(tmp_path / "project.yaml")],
-        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     deadline = time.monotonic() + 120
@@ -52,7 +54,9 @@ def test_sigkill_mid_stage_keeps_previous_run(tmp_path: Path) -> None:
         if proc.poll() is None and killed_in is None:
             proc.kill()
         proc.wait(timeout=30)
-    assert killed_in == "classify", "the run finished or stalled before it could be killed mid-stage"
+    assert killed_in == "classify", (
+        "the run finished or stalled before it could be killed mid-stage"
+    )
     assert proc.returncode == -signal.SIGKILL
 
     assert (analysis_dir / "latest").read_text().strip() == first.run_id

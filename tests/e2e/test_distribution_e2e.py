@@ -12,13 +12,13 @@ import pytest
 from sklearn.metrics import adjusted_rand_score
 
 sys.path.insert(0, str(Path(__file__).parent))
-from cli_helpers import run_cli  # noqa: E402
+from cli_helpers import run_cli
 
-from opslens.config import load_project  # noqa: E402
-from opslens.data.synthetic.trips import make_trips  # noqa: E402
-from opslens.recipes.runner import run_analysis  # noqa: E402
-from opslens.tracking.runs import open_run  # noqa: E402
-from opslens.tracking.tracker import MemoryTracker  # noqa: E402
+from opslens.config import load_project
+from opslens.data.synthetic.trips import make_trips
+from opslens.recipes.runner import run_analysis
+from opslens.tracking.runs import open_run
+from opslens.tracking.tracker import MemoryTracker
 
 PROJECT = """
 tracking: {enabled: false}
@@ -51,8 +51,14 @@ def test_planted_shapes_are_recovered(trip_run: tuple[Path, object]) -> None:
     assert facts["prepare"]["combinations_kept"] >= 60
     clusters = run.table("clusters")
     truth = data.truth.with_columns(
-        pl.concat_str([pl.format("route={}", "route"), pl.format("hour_band={}", "hour_band"),
-                       pl.format("vehicle_type={}", "vehicle_type")], separator="|").alias("comb")
+        pl.concat_str(
+            [
+                pl.format("route={}", "route"),
+                pl.format("hour_band={}", "hour_band"),
+                pl.format("vehicle_type={}", "vehicle_type"),
+            ],
+            separator="|",
+        ).alias("comb")
     )
     joined = clusters.join(truth.select("comb", "shape"), on="comb", how="inner")
     assert joined.height == clusters.height
@@ -66,7 +72,9 @@ def test_planted_shapes_are_recovered(trip_run: tuple[Path, object]) -> None:
     assert tracker.metrics["auroc_weighted"] >= 0.9
 
 
-def test_stream_gives_batch_probabilities(trip_run: tuple[Path, object], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_stream_gives_batch_probabilities(
+    trip_run: tuple[Path, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
     folder, _ = trip_run
     run = open_run(folder / "runs", "trip-eta")
     held_out = run.table("predictions_holdout").head(20)
@@ -74,10 +82,19 @@ def test_stream_gives_batch_probabilities(trip_run: tuple[Path, object], monkeyp
         json.dumps({k: r[k] for k in ("route", "hour_band", "vehicle_type", "duration_min")})
         for r in held_out.iter_rows(named=True)
     ]
-    lines.append(json.dumps({"route": "never-seen", "hour_band": held_out["hour_band"][0],
-                             "vehicle_type": held_out["vehicle_type"][0]}))
+    lines.append(
+        json.dumps(
+            {
+                "route": "never-seen",
+                "hour_band": held_out["hour_band"][0],
+                "vehicle_type": held_out["vehicle_type"][0],
+            }
+        )
+    )
     (folder / "in.jsonl").write_text("\n".join(lines) + "\n")
-    result = run_cli(["stream", "trip-eta", "--input", "in.jsonl", "--output", "out.jsonl"], folder, monkeypatch)
+    result = run_cli(
+        ["stream", "trip-eta", "--input", "in.jsonl", "--output", "out.jsonl"], folder, monkeypatch
+    )
     assert result.code == 0, result.err
     out = [json.loads(x) for x in (folder / "out.jsonl").read_text().splitlines()]
     assert len(out) == 21
@@ -91,20 +108,24 @@ def test_stream_gives_batch_probabilities(trip_run: tuple[Path, object], monkeyp
     assert abs(sum(out[20]["probabilities"].values()) - 1.0) < 1e-5
 
 
-def test_report_is_self_contained(trip_run: tuple[Path, object], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_report_is_self_contained(
+    trip_run: tuple[Path, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
     folder, _ = trip_run
     result = run_cli(["report", "trip-eta"], folder, monkeypatch)
     assert result.code == 0, result.err
     html = (open_run(folder / "runs", "trip-eta").path / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 4
-    assert "src=\"http" not in html and "<script" not in html
+    assert 'src="http' not in html and "<script" not in html
     facts = open_run(folder / "runs", "trip-eta").facts
     assert f"{facts['classify']['accuracy']:.3g}" in html
     for cluster in facts["cluster"]["clusters"]:
         assert cluster["description"] in html
 
 
-def test_single_stage_reruns_from_saved_outputs(trip_run: tuple[Path, object], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_single_stage_reruns_from_saved_outputs(
+    trip_run: tuple[Path, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
     folder, _ = trip_run
     before = open_run(folder / "runs", "trip-eta")
     result = run_cli(["run", "--stages", "classify"], folder, monkeypatch)
@@ -120,7 +141,9 @@ def test_single_stage_reruns_from_saved_outputs(trip_run: tuple[Path, object], m
 def test_same_config_same_metrics(tmp_path: Path) -> None:
     data = make_trips(n_rows=8_000, seed=5)
     data.trips.write_parquet(tmp_path / "trips.parquet")
-    (tmp_path / "project.yaml").write_text(PROJECT.replace("min_combination_size: 30", "min_combination_size: 10"))
+    (tmp_path / "project.yaml").write_text(
+        PROJECT.replace("min_combination_size: 30", "min_combination_size: 10")
+    )
     project = load_project(tmp_path / "project.yaml")
     first = run_analysis(project, "trip-eta", tracker=MemoryTracker())
     second = run_analysis(project, "trip-eta", tracker=MemoryTracker())

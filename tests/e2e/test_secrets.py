@@ -9,10 +9,10 @@ import pytest
 import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).parent))
-from cli_helpers import run_cli  # noqa: E402
+from cli_helpers import run_cli
 
-from opslens.data.sources.sql import engine_url  # noqa: E402
-from opslens.data.synthetic.trips import make_trips  # noqa: E402
+from opslens.data.sources.sql import engine_url
+from opslens.data.synthetic.trips import make_trips
 
 SECRET = "TopSecret-4711"
 PROJECT = """
@@ -26,10 +26,14 @@ analyses:
 
 
 @pytest.mark.services
-def test_password_never_leaks(tmp_path: Path, pg_url: str, pg_schema: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_password_never_leaks(
+    tmp_path: Path, pg_url: str, pg_schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     engine = sa.create_engine(engine_url(pg_url))
     with engine.begin() as conn:
-        make_trips(n_rows=5_000, seed=4, n_routes=4).trips.to_pandas().to_sql("trips", conn, schema=pg_schema, index=False)
+        make_trips(n_rows=5_000, seed=4, n_routes=4).trips.to_pandas().to_sql(
+            "trips", conn, schema=pg_schema, index=False
+        )
     engine.dispose()
     url_with_password = pg_url.replace("postgresql://postgres@", f"postgresql://postgres:{SECRET}@")
     assert SECRET in url_with_password
@@ -39,7 +43,12 @@ def test_password_never_leaks(tmp_path: Path, pg_url: str, pg_schema: str, monke
     (tmp_path / "in.jsonl").write_text('{"route": "R01", "hour_band": "night"}\n')
 
     outputs = []
-    for args in (["run"], ["report", "trip-eta"], ["runs"], ["stream", "trip-eta", "--input", "in.jsonl"]):
+    for args in (
+        ["run"],
+        ["report", "trip-eta"],
+        ["runs"],
+        ["stream", "trip-eta", "--input", "in.jsonl"],
+    ):
         result = run_cli(args, tmp_path, monkeypatch)
         assert result.code == 0, result.err
         outputs += [result.out, result.err]

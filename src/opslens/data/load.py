@@ -99,7 +99,9 @@ def _read(analysis: AnalysisConfig) -> pl.DataFrame:
                 "an Elasticsearch source needs columns.time (the time field to sort and page on)",
                 fix="set columns.time to the index's timestamp field",
             )
-        fields = [c for c in [cols.entity, *cols.metrics, cols.target, *cols.categorical, cols.group] if c]
+        fields = [
+            c for c in [cols.entity, *cols.metrics, cols.target, *cols.categorical, cols.group] if c
+        ]
         window = src.window
         return read_elasticsearch(
             hosts=src.hosts,

@@ -100,7 +100,11 @@ def _numbers_from_text(frame: pl.DataFrame, *, exclude: Sequence[str]) -> pl.Dat
 
 
 def parse_time(
-    frame: pl.DataFrame, name: str, *, unit: Literal["auto", "s", "ms", "us"] = "auto", where: str = "the data"
+    frame: pl.DataFrame,
+    name: str,
+    *,
+    unit: Literal["auto", "s", "ms", "us"] = "auto",
+    where: str = "the data",
 ) -> pl.DataFrame:
     """Make ``name`` a Datetime[us] column from timestamps, ISO text or epoch numbers.
 
@@ -114,7 +118,9 @@ def parse_time(
     dtype = frame.schema[name]
     col = pl.col(name)
     if isinstance(dtype, pl.Datetime):
-        expr = col.dt.convert_time_zone("UTC").dt.replace_time_zone(None) if dtype.time_zone else col
+        expr = (
+            col.dt.convert_time_zone("UTC").dt.replace_time_zone(None) if dtype.time_zone else col
+        )
         return frame.with_columns(expr.dt.cast_time_unit("us"))
     if dtype == pl.Date:
         return frame.with_columns(col.cast(pl.Datetime("us")))
@@ -123,7 +129,9 @@ def parse_time(
             top = frame[name].abs().max()
             unit = "ms" if top is not None and float(top) > 1e11 else "s"  # type: ignore[arg-type]
         factor = {"s": 1_000_000, "ms": 1_000, "us": 1}[unit]
-        return frame.with_columns((col.cast(pl.Float64) * factor).round(0).cast(pl.Int64).cast(pl.Datetime("us")))
+        return frame.with_columns(
+            (col.cast(pl.Float64) * factor).round(0).cast(pl.Int64).cast(pl.Datetime("us"))
+        )
     if dtype == pl.String:
         parsed = frame[name].str.to_datetime(time_unit="us", strict=False, time_zone="UTC")
         bad = parsed.is_null() & frame[name].is_not_null()

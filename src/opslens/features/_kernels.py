@@ -29,7 +29,7 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["KERNEL_COLUMNS", "fingerprint_kernel"]
+__all__ = ["KERNEL_COLUMNS", "fingerprint_kernel", "spectral_kernel"]
 
 #: Columns of :func:`fingerprint_kernel`'s output, then one ``acf`` column per lag.
 KERNEL_COLUMNS: tuple[str, ...] = (
@@ -586,3 +586,40 @@ def fingerprint_kernel(
         row[23] = _adf_stat(x, adf_lags, constant)
         _acf(x, row[0], lags, row[_NBASE:])
     return out
+
+
+@numba.njit(cache=True, parallel=True, fastmath=_FAST)
+def spectral_kernel(
+    spec: npt.NDArray[np.complex128], n: int
+) -> tuple[F64, F64]:  # pragma: no cover
+    """Spectral centroid and normalised entropy of each row of ``rfft`` output for length ``n``.
+
+    Power at the positive frequencies k / n (k = 1 .. n // 2), one-sided as in
+    scipy's periodogram: every bin doubled but the Nyquist one of an even n,
+    applied here as halving the Nyquist bin (both features are ratios).
+    """
+    rows = spec.shape[0]
+    nbins = n // 2
+    centroid = np.empty(rows)
+    entropy = np.full(rows, np.nan)
+    for d in numba.prange(rows):
+        power = np.empty(nbins)
+        for k in range(nbins):
+            c = spec[d, k + 1]
+            power[k] = c.real * c.real + c.imag * c.imag
+        if n % 2 == 0:
+            power[nbins - 1] *= 0.5
+        total = 0.0
+        moment = 0.0
+        for k in range(nbins):
+            total += power[k]
+            moment += power[k] * (k + 1)
+        centroid[d] = moment / total / n
+        if nbins >= 2:
+            h = 0.0
+            for k in range(nbins):
+                q = power[k] / total
+                if q > 0.0:
+                    h -= q * math.log(q)
+            entropy[d] = h / math.log(nbins)
+    return centroid, entropy

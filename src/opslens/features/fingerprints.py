@@ -5,7 +5,8 @@ For every metric column a device gets the features below, named
 series, :func:`device_fingerprint` for one device's rows (what a distributed
 engine applies per group) and :func:`fleet_fingerprints` for a whole long
 table at once (compiled numba kernels over all devices, in parallel). All three
-run the same kernels, so they give the same numbers.
+run the same kernels, so they give the same numbers. The kernels compile on
+first use (about 20 s of CPU, once: numba caches them in ``__pycache__``).
 
 Missing values: NaN, null and +-inf readings are *missing*. ``count`` counts
 the other (finite) readings and ``missing_ratio`` is the missing share of the
@@ -90,10 +91,11 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 import polars as pl
+import scipy.fft
 from scipy.special import ndtr
 
 from opslens.errors import ConfigError, DataError
-from opslens.features._kernels import KERNEL_COLUMNS, fingerprint_kernel
+from opslens.features._kernels import KERNEL_COLUMNS, fingerprint_kernel, spectral_kernel
 
 __all__ = [
     "FEATURES",
@@ -211,28 +213,20 @@ def _adf_pvalue(stat: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
 def _spectral(
     values: npt.NDArray[np.float64], offsets: npt.NDArray[np.int64], constant: npt.NDArray[np.bool_]
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """Spectral centroid and normalised entropy per device; batched FFT per distinct length."""
+    """Spectral centroid and normalised entropy per device; one batched FFT per distinct length."""
     lengths = np.diff(offsets)
     centroid = np.full(lengths.size, np.nan)
     entropy = np.full(lengths.size, np.nan)
     usable = (lengths >= 2) & ~constant
     for n in np.unique(lengths[usable]):
         devs = np.flatnonzero(usable & (lengths == n))
-        block = values[offsets[devs][:, None] + np.arange(n)]
-        block -= block.mean(axis=1, keepdims=True)
-        spec = np.fft.rfft(block, axis=1)[:, 1:]
-        power = spec.real**2 + spec.imag**2
-        if n % 2 == 0:  # one-sided: double all but the Nyquist bin (scipy's periodogram)
-            power[:, :-1] *= 2.0
+        if devs.size == lengths.size:  # every device, all of length n: a view, no gather
+            block = values[offsets[0] : offsets[-1]].reshape(devs.size, n)
         else:
-            power *= 2.0
-        total = power.sum(axis=1)
-        freqs = np.arange(1, n // 2 + 1) / n
-        centroid[devs] = power @ freqs / total
-        if power.shape[1] >= 2:
-            share = power / total[:, None]
-            logs = np.log(np.where(share > 0, share, 1.0))
-            entropy[devs] = -(share * logs).sum(axis=1) / np.log(power.shape[1])
+            block = values[offsets[devs][:, None] + np.arange(n)]
+        block = block - block.mean(axis=1, keepdims=True)
+        spec = scipy.fft.rfft(block, axis=1, workers=-1)
+        centroid[devs], entropy[devs] = spectral_kernel(spec, int(n))
     return centroid, entropy
 
 
@@ -250,8 +244,10 @@ def _fingerprint_matrix(
             cvalues, coffsets = values[finite], kept[offsets]
         count = np.diff(coffsets).astype(np.float64)
         lags = np.asarray(config.lags, dtype=np.int64)
+        if not (cvalues.flags.writeable and cvalues.flags.c_contiguous):
+            cvalues = np.array(cvalues, dtype=np.float64)  # one compiled signature: writable C
         kern = fingerprint_kernel(
-            np.ascontiguousarray(cvalues, dtype=np.float64),
+            cvalues,
             np.ascontiguousarray(coffsets, dtype=np.int64),
             int(config.window),
             float(config.level_threshold),
@@ -372,8 +368,11 @@ def fleet_fingerprints(
     """Fingerprints of every device in a long table: one row per device, sorted by ``entity``.
 
     Columns: ``entity``, then ``f"{metric}__{feature}"`` (Float64) for each metric
-    and :func:`feature_names`. Rows are ordered by (entity, time) first (stable, so
-    rows with equal times keep their order); devices may have different lengths.
+    and :func:`feature_names`. Rows are ordered by (entity, time) first (a stable
+    sort: rows with equal times keep their order, null times come first; an
+    already sorted table is detected and not re-sorted); devices may have
+    different lengths. Null entity ids, a missing or non-numeric column, a
+    column named in two roles and an empty table raise :class:`DataError`.
 
     Example:
         >>> long = pl.DataFrame({"dev": ["b", "a", "a", "b", "a"], "t": [1, 2, 1, 2, 3],

@@ -93,5 +93,10 @@ class PatternPredictor:
         value = float(raw) if isinstance(raw, int | float) and not isinstance(raw, bool) else None
         probs = [answer["probabilities"][str(c)] for c in self.classes]
         return plot_instance(
-            value, self.profiles[int(answer["cluster"])], self.edges, probs, self.classes, title=title
+            value,
+            self.profiles[int(answer["cluster"])],
+            self.edges,
+            probs,
+            self.classes,
+            title=title,
         )

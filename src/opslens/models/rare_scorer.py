@@ -38,11 +38,18 @@ class RareDeviceScorer:
         self.medians = np.asarray(medians, dtype=float)
 
     @classmethod
-    def from_ranking(cls, rare: RareDevices, fingerprints: pl.DataFrame, *, entity: str) -> RareDeviceScorer:
+    def from_ranking(
+        cls, rare: RareDevices, fingerprints: pl.DataFrame, *, entity: str
+    ) -> RareDeviceScorer:
         """Build the scorer from a fleet ranking and the fingerprints it was fitted on."""
         X = fingerprints.select(rare.feature_names).cast(pl.Float64).to_numpy()
         X = np.where(np.isfinite(X), X, np.nan)
-        return cls(rare.detector, entity=entity, features=list(rare.feature_names), medians=np.nanmedian(X, axis=0))
+        return cls(
+            rare.detector,
+            entity=entity,
+            features=list(rare.feature_names),
+            medians=np.nanmedian(X, axis=0),
+        )
 
     def predict_frame(self, fingerprints: pl.DataFrame) -> pl.DataFrame:
         """Scores of each device in ``fingerprints``: one per method, combined, rank, is_rare."""

@@ -43,4 +43,6 @@ def load_predictor(runs_root: Path, analysis: str, run_id: str = "latest") -> Lo
             f"run {run.run_id} of '{analysis}' holds no model to predict with",
             fix="run all stages of the analysis (its recipe's last stage saves the model)",
         )
-    return LoadedPredictor(predictor=joblib.load(path), run=run, metadata=run.json("model/metadata.json"))
+    return LoadedPredictor(
+        predictor=joblib.load(path), run=run, metadata=run.json("model/metadata.json")
+    )

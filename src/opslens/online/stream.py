@@ -50,12 +50,20 @@ def iter_instances(lines: IO[str]) -> Iterator[tuple[int, dict[str, Any] | Insta
         try:
             value = json.loads(text)
         except json.JSONDecodeError as e:
-            yield number, InstanceError(f"line {number} is not JSON ({e.msg})", fix="send one JSON object per line")
+            yield (
+                number,
+                InstanceError(
+                    f"line {number} is not JSON ({e.msg})", fix="send one JSON object per line"
+                ),
+            )
             continue
         if not isinstance(value, dict):
-            yield number, InstanceError(
-                f"line {number} is a JSON {type(value).__name__}, not an object",
-                fix='send objects such as {"route": "R01", "hour_band": "morning"}',
+            yield (
+                number,
+                InstanceError(
+                    f"line {number} is a JSON {type(value).__name__}, not an object",
+                    fix='send objects such as {"route": "R01", "hour_band": "morning"}',
+                ),
             )
             continue
         yield number, value
@@ -76,14 +84,19 @@ def stream_instances(
     loaded = load_predictor(project.runs_root(), analysis)
     predictor = loaded.predictor
     if input_path is not None and not input_path.is_file():
-        raise SourceError(f"instances file {input_path} does not exist", fix="pass --input FILE.jsonl or - for stdin")
+        raise SourceError(
+            f"instances file {input_path} does not exist",
+            fix="pass --input FILE.jsonl or - for stdin",
+        )
     target_dir = None
     if plots:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         target_dir = plots_dir or project.root / "stream" / analysis / stamp
         target_dir.mkdir(parents=True, exist_ok=True)
     scored = rejected = 0
-    source: IO[str] = input_path.open(encoding="utf-8") if input_path is not None else (stdin or sys.stdin)
+    source: IO[str] = (
+        input_path.open(encoding="utf-8") if input_path is not None else (stdin or sys.stdin)
+    )
     sink: IO[str] = output.open("w", encoding="utf-8") if output is not None else sys.stdout
     try:
         for number, item in iter_instances(source):
@@ -101,10 +114,15 @@ def stream_instances(
                     record.update(answer)
                     scored += 1
                     if answer.get("unknown"):
-                        log.warning("line %d: unknown value(s) for %s; answered from the other attributes",
-                                    number, ", ".join(answer["unknown"]))
+                        log.warning(
+                            "line %d: unknown value(s) for %s; answered from the other attributes",
+                            number,
+                            ", ".join(answer["unknown"]),
+                        )
                     if target_dir is not None:
-                        figure = predictor.figure(item, answer, title=f"{analysis} · instance {number}")
+                        figure = predictor.figure(
+                            item, answer, title=f"{analysis} · instance {number}"
+                        )
                         path = target_dir / f"instance-{number:06d}.png"
                         figure.savefig(path, dpi=90, bbox_inches="tight")
                         record["plot"] = str(path)

@@ -96,7 +96,9 @@ class Recipe:
         except ValidationError as e:
             msg = validation_message(e, where)
             msg = msg.replace(f"{where}: ", f"{where}: analysis '{analysis.name}' params: ", 1)
-            raise ConfigError(msg, fix=f"see the {self.name} recipe's params in the README") from None
+            raise ConfigError(
+                msg, fix=f"see the {self.name} recipe's params in the README"
+            ) from None
         self.check_columns(analysis)
         return params
 

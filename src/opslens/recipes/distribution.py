@@ -123,7 +123,11 @@ def prepare(ctx: StageContext, raw: pl.DataFrame) -> Out:
             f"target column '{target}' has no numeric values (all {n_rows} are null or NaN)",
             fix="name a target column with data, or fix the source",
         )
-    keep = [*categorical, target] + ([cols.group] if cols.group else []) + ([cols.time] if cols.time else [])
+    keep = (
+        [*categorical, target]
+        + ([cols.group] if cols.group else [])
+        + ([cols.time] if cols.time else [])
+    )
     encoded = finite.select(keep).with_columns(
         [pl.col(c).cast(pl.String).fill_null("null") for c in categorical]
         + ([pl.col(cols.group).cast(pl.String).fill_null("null")] if cols.group else [])
@@ -146,8 +150,10 @@ def prepare(ctx: StageContext, raw: pl.DataFrame) -> Out:
         "rows_kept": kept.height,
         "min_combination_size": p.min_combination_size,
         "target_summary": finite.select(
-            mean=pl.col(target).mean(), median=pl.col(target).median(),
-            min=pl.col(target).min(), max=pl.col(target).max(),
+            mean=pl.col(target).mean(),
+            median=pl.col(target).median(),
+            min=pl.col(target).min(),
+            max=pl.col(target).max(),
         ).row(0, named=True),
     }
     figure = plots.plot_initial_distributions(finite, target=target, categorical=categorical)
@@ -182,8 +188,12 @@ def quantize_stage(ctx: StageContext, prepared: pl.DataFrame) -> Out:
     table = hist.to_frame(comb=COMB, group=SEGMENT)
     return Out(
         values={"quantized": quantized, "histograms": table, "edges": edges},
-        facts={"n_bins": n_bins, "binning": p.binning, "segments": sorted(values) if group else None,
-               "histograms": len(hist.combinations)},
+        facts={
+            "n_bins": n_bins,
+            "binning": p.binning,
+            "segments": sorted(values) if group else None,
+            "histograms": len(hist.combinations),
+        },
     )
 
 
@@ -196,7 +206,9 @@ def choose_k_stage(ctx: StageContext, histograms: pl.DataFrame) -> Out:
     p: DistributionParams = ctx.params
     X = _matrix(histograms)
     if p.n_clusters is not None:
-        choice = KChoice(k=p.n_clusters, reason=f"K={p.n_clusters} was given in params.n_clusters", curve=[])
+        choice = KChoice(
+            k=p.n_clusters, reason=f"K={p.n_clusters} was given in params.n_clusters", curve=[]
+        )
     else:
         if X.shape[0] < 3:
             raise DataError(
@@ -214,15 +226,23 @@ def choose_k_stage(ctx: StageContext, histograms: pl.DataFrame) -> Out:
 
 
 def cluster_stage(
-    ctx: StageContext, quantized: pl.DataFrame, histograms: pl.DataFrame, k_choice: dict[str, Any], edges: Any
+    ctx: StageContext,
+    quantized: pl.DataFrame,
+    histograms: pl.DataFrame,
+    k_choice: dict[str, Any],
+    edges: Any,
 ) -> Out:
     """Final K-Means on the histograms, then a profile per cluster."""
     p: DistributionParams = ctx.params
     target = str(ctx.analysis.columns.target)
     X = _matrix(histograms)
-    model = DistributionClusterer(n_clusters=int(k_choice["k"]), random_state=ctx.random_state).fit(X)
+    model = DistributionClusterer(n_clusters=int(k_choice["k"]), random_state=ctx.random_state).fit(
+        X
+    )
     keys = [COMB] + ([SEGMENT] if SEGMENT in histograms.columns else [])
-    assignment = histograms.select(keys).with_columns(pl.Series("cluster", model.labels_, dtype=pl.Int64))
+    assignment = histograms.select(keys).with_columns(
+        pl.Series("cluster", model.labels_, dtype=pl.Int64)
+    )
     group = ctx.analysis.columns.group
     join_on = [COMB] + ([group] if group else [])
     rows = quantized.join(
@@ -230,10 +250,17 @@ def cluster_stage(
     )
     shared_edges = edges if isinstance(edges, np.ndarray) else next(iter(edges.values()))
     profiles = cluster_profiles(
-        rows, target=target, cluster="cluster", edges=shared_edges, coverages=p.hdr_coverages, comb=COMB
+        rows,
+        target=target,
+        cluster="cluster",
+        edges=shared_edges,
+        coverages=p.hdr_coverages,
+        comb=COMB,
     )
     noun = "rows"
-    descriptions = [describe_profile(r, unit=p.unit, noun=noun) for r in profiles.iter_rows(named=True)]
+    descriptions = [
+        describe_profile(r, unit=p.unit, noun=noun) for r in profiles.iter_rows(named=True)
+    ]
     facts = {
         "k": model.n_clusters_,
         "clusters": [
@@ -250,7 +277,11 @@ def cluster_stage(
 
 
 def classify(
-    ctx: StageContext, quantized: pl.DataFrame, clusters: pl.DataFrame, profiles: pl.DataFrame, edges: Any
+    ctx: StageContext,
+    quantized: pl.DataFrame,
+    clusters: pl.DataFrame,
+    profiles: pl.DataFrame,
+    edges: Any,
 ) -> Out:
     """Train XGBoost on the categoricals to predict the cluster; held-out metrics; the model."""
     from sklearn.model_selection import train_test_split
@@ -258,9 +289,13 @@ def classify(
     p: DistributionParams = ctx.params
     cols = ctx.analysis.columns
     group = cols.group
-    categorical = [c for c in quantized.columns if c not in {COMB, "bin", str(cols.target), cols.time}]
+    categorical = [
+        c for c in quantized.columns if c not in {COMB, "bin", str(cols.target), cols.time}
+    ]
     join_on = [COMB] + ([group] if group else [])
-    rows = quantized.join(clusters.rename({SEGMENT: group} if group else {}), on=join_on, how="inner")
+    rows = quantized.join(
+        clusters.rename({SEGMENT: group} if group else {}), on=join_on, how="inner"
+    )
     y = rows["cluster"].to_numpy()
     idx = np.arange(rows.height)
     counts = np.bincount(y)
@@ -281,24 +316,51 @@ def classify(
     m = metrics.to_dict()
     shared_edges = edges if isinstance(edges, np.ndarray) else next(iter(edges.values()))
     predictor = PatternPredictor(
-        clf, list(profiles.iter_rows(named=True)),
-        edges=shared_edges, target=str(cols.target), unit=p.unit,
+        clf,
+        list(profiles.iter_rows(named=True)),
+        edges=shared_edges,
+        target=str(cols.target),
+        unit=p.unit,
     )
-    held_out = rows[test_idx].select([*categorical, str(cols.target), "cluster"]).with_columns(
-        pl.Series("predicted", clf.classes_[proba.argmax(axis=1)], dtype=pl.Int64),
-        *[pl.Series(f"p_{c}", proba[:, i].astype(np.float64)) for i, c in enumerate(clf.classes_)],
+    held_out = (
+        rows[test_idx]
+        .select([*categorical, str(cols.target), "cluster"])
+        .with_columns(
+            pl.Series("predicted", clf.classes_[proba.argmax(axis=1)], dtype=pl.Int64),
+            *[
+                pl.Series(f"p_{c}", proba[:, i].astype(np.float64))
+                for i, c in enumerate(clf.classes_)
+            ],
+        )
     )
     return Out(
         values={"classifier_metrics": m},
-        facts={**m, "train_rows": len(train_idx), "test_rows": len(test_idx), "features": categorical},
-        metrics={"accuracy": float(m["accuracy"]), "auroc_weighted": float(m["auroc_weighted"] or float("nan"))},
-        plots={"confusion_matrix": plots.plot_confusion_matrix(np.asarray(m["confusion"]), list(clf.classes_))},
+        facts={
+            **m,
+            "train_rows": len(train_idx),
+            "test_rows": len(test_idx),
+            "features": categorical,
+        },
+        metrics={
+            "accuracy": float(m["accuracy"]),
+            "auroc_weighted": float(m["auroc_weighted"] or float("nan")),
+        },
+        plots={
+            "confusion_matrix": plots.plot_confusion_matrix(
+                np.asarray(m["confusion"]), list(clf.classes_)
+            )
+        },
         tables={"predictions_holdout": held_out},
         model=ModelArtifact(
             model=predictor,
             input_example=X[test_idx[:5]],
-            metadata={**clf.to_metadata(), "recipe": "distribution", "target": str(cols.target),
-                      "unit": p.unit, "inputs": categorical},
+            metadata={
+                **clf.to_metadata(),
+                "recipe": "distribution",
+                "target": str(cols.target),
+                "unit": p.unit,
+                "inputs": categorical,
+            },
         ),
     )
 
@@ -311,7 +373,17 @@ RECIPE = Recipe(
         Stage("prepare", prepare, ("raw",), ("prepared",)),
         Stage("quantize", quantize_stage, ("prepared",), ("quantized", "histograms", "edges")),
         Stage("choose_k", choose_k_stage, ("histograms",), ("k_choice",)),
-        Stage("cluster", cluster_stage, ("quantized", "histograms", "k_choice", "edges"), ("clusters", "profiles")),
-        Stage("classify", classify, ("quantized", "clusters", "profiles", "edges"), ("classifier_metrics",)),
+        Stage(
+            "cluster",
+            cluster_stage,
+            ("quantized", "histograms", "k_choice", "edges"),
+            ("clusters", "profiles"),
+        ),
+        Stage(
+            "classify",
+            classify,
+            ("quantized", "clusters", "profiles", "edges"),
+            ("classifier_metrics",),
+        ),
     ),
 )

@@ -63,7 +63,10 @@ class RareParams(_Strict):
     """Rare-device detection settings."""
 
     methods: tuple[Literal["isolation_forest", "one_class_svm", "ecod", "autoencoder"], ...] = (
-        "isolation_forest", "one_class_svm", "ecod", "autoencoder",
+        "isolation_forest",
+        "one_class_svm",
+        "ecod",
+        "autoencoder",
     )
     contamination: float = Field(default=0.05, gt=0, lt=0.5)
     top_n: int = Field(default=20, ge=1)
@@ -72,7 +75,11 @@ class RareParams(_Strict):
 class GroupParams(_Strict):
     """Behaviour-group settings."""
 
-    methods: tuple[Literal["kmeans", "dbscan", "agglomerative"], ...] = ("kmeans", "dbscan", "agglomerative")
+    methods: tuple[Literal["kmeans", "dbscan", "agglomerative"], ...] = (
+        "kmeans",
+        "dbscan",
+        "agglomerative",
+    )
     k_min: int = Field(default=2, ge=2)
     k_max: int = Field(default=8, ge=2)
     min_samples: int = Field(default=5, ge=2)
@@ -94,8 +101,9 @@ class LeadTimeParams(_Strict):
     step: timedelta = timedelta(days=1)
     horizon: timedelta = timedelta(days=30)
     top_k: int = Field(default=10, ge=1)
+    # ECOD by default: parameter-free and ~6x cheaper than adding Isolation Forest on every window
     methods: tuple[Literal["isolation_forest", "one_class_svm", "ecod", "autoencoder"], ...] = (
-        "isolation_forest", "ecod",
+        "ecod",
     )
 
 
@@ -116,7 +124,9 @@ class FleetParams(_Strict):
 
 def _check_columns(analysis: AnalysisConfig) -> None:
     cols = analysis.columns
-    missing = [role for role, value in (("entity", cols.entity), ("time", cols.time)) if value is None]
+    missing = [
+        role for role, value in (("entity", cols.entity), ("time", cols.time)) if value is None
+    ]
     if missing or not cols.metrics:
         need = [*(f"columns.{m}" for m in missing), *([] if cols.metrics else ["columns.metrics"])]
         raise ConfigError(
@@ -138,7 +148,9 @@ def _fingerprint_config(p: FleetParams) -> FingerprintConfig:
 
 def _names(frame: pl.DataFrame, column: str, limit: int = 5) -> str:
     values = frame[column].cast(pl.String).to_list()
-    return ", ".join(values[:limit]) + (f" and {len(values) - limit} more" if len(values) > limit else "")
+    return ", ".join(values[:limit]) + (
+        f" and {len(values) - limit} more" if len(values) > limit else ""
+    )
 
 
 def prepare(ctx: StageContext, raw: pl.DataFrame) -> Out:
@@ -156,7 +168,12 @@ def prepare(ctx: StageContext, raw: pl.DataFrame) -> Out:
     for m in metrics:
         frame = require_numeric(frame, m, where="the data")
     frame = frame.filter(pl.col(entity).is_not_null() & pl.col(time).is_not_null())
-    facts: dict[str, Any] = {"entity": entity, "time": time, "metrics": metrics, "rows_read": raw.height}
+    facts: dict[str, Any] = {
+        "entity": entity,
+        "time": time,
+        "metrics": metrics,
+        "rows_read": raw.height,
+    }
 
     dupes = frame.group_by([entity, time]).len().filter(pl.col("len") > 1)
     if dupes.height:
@@ -166,14 +183,20 @@ def prepare(ctx: StageContext, raw: pl.DataFrame) -> Out:
                 f"{dupes.height} duplicate (device, timestamp) pair(s), e.g. device {example[entity]} at {example[time]}",
                 fix="deduplicate the data, or set params.duplicates to mean, first or last",
             )
-        agg = [pl.col(m).mean() if p.duplicates == "mean" else getattr(pl.col(m), p.duplicates)() for m in metrics]
+        agg = [
+            pl.col(m).mean() if p.duplicates == "mean" else getattr(pl.col(m), p.duplicates)()
+            for m in metrics
+        ]
         frame = frame.group_by([entity, time], maintain_order=True).agg(agg).select(frame.columns)
         facts["duplicates_merged"] = dupes.height
         facts["duplicates_policy"] = p.duplicates
 
-    unsorted = frame.group_by(entity).agg(
-        (pl.col(time).diff() < pl.duration(microseconds=0)).any().alias("bad")
-    ).filter(pl.col("bad")).sort(entity)
+    unsorted = (
+        frame.group_by(entity)
+        .agg((pl.col(time).diff() < pl.duration(microseconds=0)).any().alias("bad"))
+        .filter(pl.col("bad"))
+        .sort(entity)
+    )
     if unsorted.height:
         if p.unsorted == "error":
             raise DataError(
@@ -199,46 +222,88 @@ def prepare(ctx: StageContext, raw: pl.DataFrame) -> Out:
             f"only {n_devices} device(s) with enough readings; fleet analysis needs at least 3",
             fix="load more devices (or lower params.min_readings)",
         )
-    span = frame.select(pl.col(time).min().alias("start"), pl.col(time).max().alias("end")).row(0, named=True)
+    span = frame.select(pl.col(time).min().alias("start"), pl.col(time).max().alias("end")).row(
+        0, named=True
+    )
     interval = frame.select(pl.col(time).diff().over(entity).median()).item()
     facts.update(
-        devices=n_devices, readings=frame.height, start=span["start"], end=span["end"],
+        devices=n_devices,
+        readings=frame.height,
+        start=span["start"],
+        end=span["end"],
         median_interval_seconds=interval.total_seconds() if interval is not None else None,
         missing_share={m: float(frame[m].is_null().mean() or 0.0) for m in metrics},  # type: ignore[arg-type]
     )
-    return Out(values={"readings": frame}, facts=facts,
-               metrics={"devices": float(n_devices), "readings": float(frame.height)})
+    return Out(
+        values={"readings": frame},
+        facts=facts,
+        metrics={"devices": float(n_devices), "readings": float(frame.height)},
+    )
 
 
 def fingerprint(ctx: StageContext, readings: pl.DataFrame) -> Out:
     """One row of behavioural features per device (every metric)."""
     cols = ctx.analysis.columns
     config = _fingerprint_config(ctx.params)
-    fp = fleet_fingerprints(readings, entity=str(cols.entity), time=str(cols.time), metrics=list(cols.metrics), config=config)
+    fp = fleet_fingerprints(
+        readings,
+        entity=str(cols.entity),
+        time=str(cols.time),
+        metrics=list(cols.metrics),
+        config=config,
+    )
     n_features = fp.width - 1
-    return Out(values={"fingerprints": fp},
-               facts={"devices": fp.height, "features": n_features, "features_per_metric": n_features // max(len(cols.metrics), 1)},
-               metrics={"features": float(n_features)})
+    return Out(
+        values={"fingerprints": fp},
+        facts={
+            "devices": fp.height,
+            "features": n_features,
+            "features_per_metric": n_features // max(len(cols.metrics), 1),
+        },
+        metrics={"features": float(n_features)},
+    )
 
 
 def rare(ctx: StageContext, fingerprints: pl.DataFrame) -> Out:
     """Score devices with four detectors; combined ranking and top list with deviating features."""
     p: FleetParams = ctx.params
     entity = str(ctx.analysis.columns.entity)
-    result = rank_rare_devices(fingerprints, entity=entity, top_n=p.rare.top_n, random_state=ctx.random_state,
-                               contamination=p.rare.contamination, methods=p.rare.methods)
+    result = rank_rare_devices(
+        fingerprints,
+        entity=entity,
+        top_n=p.rare.top_n,
+        random_state=ctx.random_state,
+        contamination=p.rare.contamination,
+        methods=p.rare.methods,
+    )
     scorer = RareDeviceScorer.from_ranking(result, fingerprints, entity=entity)
     top = result.top
     return Out(
         values={"rare_scores": result.scores, "rare_top": top, "rare_result": result},
-        facts={"methods": list(p.rare.methods), "contamination": p.rare.contamination,
-               "n_rare": int(result.scores["is_rare"].sum()), "dropped_features": result.dropped_features,
-               "top": top.head(10).to_dicts()},
+        facts={
+            "methods": list(p.rare.methods),
+            "contamination": p.rare.contamination,
+            "n_rare": int(result.scores["is_rare"].sum()),
+            "dropped_features": result.dropped_features,
+            "top": top.head(10).to_dicts(),
+        },
         metrics={"rare_devices": float(result.scores["is_rare"].sum())},
-        plots={"rare_scores": plots.plot_rare_scores(result.scores.sort("rank"), top_n=p.rare.top_n, entity=entity)},
-        model=ModelArtifact(model=scorer, input_example=fingerprints.head(5),
-                            metadata={"recipe": "fleet", "entity": entity, "features": scorer.features,
-                                      "methods": list(p.rare.methods), "output": "higher score = more unusual"}),
+        plots={
+            "rare_scores": plots.plot_rare_scores(
+                result.scores.sort("rank"), top_n=p.rare.top_n, entity=entity
+            )
+        },
+        model=ModelArtifact(
+            model=scorer,
+            input_example=fingerprints.head(5),
+            metadata={
+                "recipe": "fleet",
+                "entity": entity,
+                "features": scorer.features,
+                "methods": list(p.rare.methods),
+                "output": "higher score = more unusual",
+            },
+        ),
     )
 
 
@@ -246,32 +311,56 @@ def groups(ctx: StageContext, fingerprints: pl.DataFrame, rare_scores: pl.DataFr
     """Behaviour groups by three methods, silhouettes, and a PCA embedding plot."""
     p: FleetParams = ctx.params
     entity = str(ctx.analysis.columns.entity)
-    found = find_groups(fingerprints, entity=entity, methods=p.groups.methods, k_min=p.groups.k_min,
-                        k_max=p.groups.k_max, min_samples=p.groups.min_samples, random_state=ctx.random_state)
+    found = find_groups(
+        fingerprints,
+        entity=entity,
+        methods=p.groups.methods,
+        k_min=p.groups.k_min,
+        k_max=p.groups.k_max,
+        min_samples=p.groups.min_samples,
+        random_state=ctx.random_state,
+    )
     best = found.best_method or p.groups.methods[0]
     labels = found.labels.join(rare_scores.select(entity, "is_rare"), on=entity, how="left")
     figs = {
-        "embedding": plots.plot_embedding(found.embedding, labels[best].to_numpy(), labels["is_rare"].fill_null(False).to_numpy(),
-                                          title=f"Devices by behaviour group ({best})",
-                                          explained_variance=found.explained_variance),
+        "embedding": plots.plot_embedding(
+            found.embedding,
+            labels[best].to_numpy(),
+            labels["is_rare"].fill_null(False).to_numpy(),
+            title=f"Devices by behaviour group ({best})",
+            explained_variance=found.explained_variance,
+        ),
         "k_selection": plot_k_curve(found.k_choice.curve, found.k_choice.k),
     }
     if "dbscan" in p.groups.methods:
-        figs["k_distance"] = plots.plot_k_distance(found.k_distances, found.eps, min_samples=found.min_samples)
+        figs["k_distance"] = plots.plot_k_distance(
+            found.k_distances, found.eps, min_samples=found.min_samples
+        )
     return Out(
         values={"group_labels": found.labels, "group_result": found},
         tables={"group_summary": found.summary, "embedding": found.embedding},
-        facts={"best_method": best, "k": found.k_choice.k, "k_reason": found.k_choice.reason, "eps": found.eps,
-               "summary": found.summary.to_dicts(),
-               "sizes": labels.group_by(best).len().sort(best).rename({best: "group"}).to_dicts()},
-        metrics={f"silhouette_{r['method']}": float(r["silhouette"]) for r in found.summary.to_dicts()
-                 if r["silhouette"] is not None and np.isfinite(r["silhouette"])},
+        facts={
+            "best_method": best,
+            "k": found.k_choice.k,
+            "k_reason": found.k_choice.reason,
+            "eps": found.eps,
+            "summary": found.summary.to_dicts(),
+            "sizes": labels.group_by(best).len().sort(best).rename({best: "group"}).to_dicts(),
+        },
+        metrics={
+            f"silhouette_{r['method']}": float(r["silhouette"])
+            for r in found.summary.to_dicts()
+            if r["silhouette"] is not None and np.isfinite(r["silhouette"])
+        },
         plots=figs,
     )
 
 
 def explain(
-    ctx: StageContext, fingerprints: pl.DataFrame, group_labels: pl.DataFrame, group_result: BehaviourGroups,
+    ctx: StageContext,
+    fingerprints: pl.DataFrame,
+    group_labels: pl.DataFrame,
+    group_result: BehaviourGroups,
     rare_result: RareDevices,
 ) -> Out:
     """What sets each group apart, each rare device's deviating features, findings in words."""
@@ -280,12 +369,22 @@ def explain(
     aligned = fingerprints.join(group_labels.select(entity, best), on=entity, how="inner")
     contrasts = group_contrasts(aligned.drop(best), aligned[best].to_numpy(), entity=entity)
     top = top_group_features(contrasts, 3)
-    findings = fleet_findings(n_devices=fingerprints.height, rare=rare_result, groups=group_result,
-                              contrasts=contrasts, enrichment=None, ranking=None, lead=None)
+    findings = fleet_findings(
+        n_devices=fingerprints.height,
+        rare=rare_result,
+        groups=group_result,
+        contrasts=contrasts,
+        enrichment=None,
+        ranking=None,
+        lead=None,
+    )
     return Out(
         values={"contrasts": contrasts},
-        facts={"method": best, "group_features": {str(g): [list(t) for t in v] for g, v in top.items()},
-               "findings": findings},
+        facts={
+            "method": best,
+            "group_features": {str(g): [list(t) for t in v] for g, v in top.items()},
+            "findings": findings,
+        },
     )
 
 
@@ -299,18 +398,29 @@ def _failure_list(p: FailureParams, entity: str) -> tuple[set[str], dict[str, da
         id_col = p.id_column or (entity if entity in table.columns else table.columns[0])
         require_columns(table, [id_col, p.time_column], where=f"the failure list {p.path}")
         ids |= set(table[id_col].cast(pl.String).to_list())
-        time_col = p.time_column or next((c for c in ("failure_time", "failed_at", "failure_date") if c in table.columns), None)
+        time_col = p.time_column or next(
+            (c for c in ("failure_time", "failed_at", "failure_date") if c in table.columns), None
+        )
         if time_col is not None:
             from opslens.data.schema import parse_time
 
             parsed = parse_time(table, time_col, where=f"the failure list {p.path}")
-            times = {str(i): t for i, t in zip(parsed[id_col].cast(pl.String), parsed[time_col], strict=True) if t is not None}
+            times = {
+                str(i): t
+                for i, t in zip(parsed[id_col].cast(pl.String), parsed[time_col], strict=True)
+                if t is not None
+            }
     return ids, times
 
 
 def failures(
-    ctx: StageContext, readings: pl.DataFrame, group_labels: pl.DataFrame, group_result: BehaviourGroups,
-    rare_scores: pl.DataFrame, rare_result: RareDevices, contrasts: pl.DataFrame,
+    ctx: StageContext,
+    readings: pl.DataFrame,
+    group_labels: pl.DataFrame,
+    group_result: BehaviourGroups,
+    rare_scores: pl.DataFrame,
+    rare_result: RareDevices,
+    contrasts: pl.DataFrame,
 ) -> Out:
     """Failure enrichment per group, ranking quality of the rare score, and lead times."""
     p: FleetParams = ctx.params
@@ -334,39 +444,73 @@ def failures(
             counts = frame.group_by(entity).len().filter(pl.col("len") >= p.min_readings)
             frame = frame.join(counts.select(entity), on=entity, how="semi")
             if frame[entity].n_unique() < 3:
-                return pl.DataFrame({entity: [], "score": []}, schema={entity: pl.String, "score": pl.Float64})
+                return pl.DataFrame(
+                    {entity: [], "score": []}, schema={entity: pl.String, "score": pl.Float64}
+                )
             fp = fleet_fingerprints(frame, entity=entity, time=time, metrics=metrics, config=config)
-            ranked = rank_rare_devices(fp, entity=entity, top_n=1, random_state=ctx.random_state,
-                                       methods=p.lead_time.methods)
+            ranked = rank_rare_devices(
+                fp,
+                entity=entity,
+                top_n=1,
+                random_state=ctx.random_state,
+                methods=p.lead_time.methods,
+            )
             return ranked.scores.select(entity, pl.col("combined").alias("score"))
 
         known_times = {k: v for k, v in times.items() if k in known}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", OpslensWarning)
-            lead_frame = lead_times(readings, entity=entity, time=time, failure_times=known_times,
-                                    score_window=score_window, window=p.lead_time.window, step=p.lead_time.step,
-                                    top_k=p.lead_time.top_k, horizon=p.lead_time.horizon)
+            lead_frame = lead_times(
+                readings,
+                entity=entity,
+                time=time,
+                failure_times=known_times,
+                score_window=score_window,
+                window=p.lead_time.window,
+                step=p.lead_time.step,
+                top_k=p.lead_time.top_k,
+                horizon=p.lead_time.horizon,
+            )
         lead = lead_time_summary(lead_frame)
-    findings = fleet_findings(n_devices=len(entities), rare=rare_result, groups=group_result, contrasts=contrasts,
-                              enrichment=enrichment, ranking=quality, lead=lead)
+    findings = fleet_findings(
+        n_devices=len(entities),
+        rare=rare_result,
+        groups=group_result,
+        contrasts=contrasts,
+        enrichment=enrichment,
+        ranking=quality,
+        lead=lead,
+    )
     facts: dict[str, Any] = {
-        "configured": True, "method": best, "n_failed": len(known), "unknown_ids": unknown,
+        "configured": True,
+        "method": best,
+        "n_failed": len(known),
+        "unknown_ids": unknown,
         "enrichment": enrichment.to_dicts(),
-        "ranking": {"auroc": quality.auroc, "base_rate": quality.base_rate,
-                    "precision_at": {str(k): v for k, v in quality.precision_at.items()},
-                    "recall_at": {str(k): v for k, v in quality.recall_at.items()},
-                    "useful": quality.useful, "verdict": quality.verdict},
-        "lead_time": lead, "findings": findings,
+        "ranking": {
+            "auroc": quality.auroc,
+            "base_rate": quality.base_rate,
+            "precision_at": {str(k): v for k, v in quality.precision_at.items()},
+            "recall_at": {str(k): v for k, v in quality.recall_at.items()},
+            "useful": quality.useful,
+            "verdict": quality.verdict,
+        },
+        "lead_time": lead,
+        "findings": findings,
     }
-    metrics = {"failure_auroc": float(quality.auroc)}
+    run_metrics = {"failure_auroc": float(quality.auroc)}
     enriched = enrichment.filter(pl.col("enriched"))
     if enriched.height:
-        metrics["enriched_group_p"] = float(enriched["p_value"].min())  # type: ignore[arg-type]
+        run_metrics["enriched_group_p"] = float(enriched["p_value"].min())  # type: ignore[arg-type]
     tables = {"failure_enrichment": enrichment}
     if lead_frame is not None:
         tables["lead_times"] = lead_frame
-    return Out(facts=facts, metrics=metrics, tables=tables,
-               plots={"failure_rates": plots.plot_group_failure_rates(enrichment)})
+    return Out(
+        facts=facts,
+        metrics=run_metrics,
+        tables=tables,
+        plots={"failure_rates": plots.plot_group_failure_rates(enrichment)},
+    )
 
 
 def inspect(ctx: StageContext, readings: pl.DataFrame, rare_top: pl.DataFrame) -> Out:
@@ -383,17 +527,31 @@ def inspect(ctx: StageContext, readings: pl.DataFrame, rare_top: pl.DataFrame) -
         series = readings.filter(pl.col(entity) == device).select(time, metric)
         profile = profile_series(series, time=time, value=metric)
         flagged = point_anomalies(series, time=time, value=metric, method="robust_z")
-        info: dict[str, Any] = {"device": device, "metric": metric, "profile": profile.to_dict(),
-                                "point_anomalies": int(flagged["is_anomaly"].sum())}
+        info: dict[str, Any] = {
+            "device": device,
+            "metric": metric,
+            "profile": profile.to_dict(),
+            "point_anomalies": int(flagged["is_anomaly"].sum()),
+        }
         safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in device)
         figs[f"device_{safe}_anomalies"] = plot_point_anomalies(
-            series, time=time, value=metric, flags=flagged["is_anomaly"], title=f"{device}: {metric}, robust z > 3.5")
+            series,
+            time=time,
+            value=metric,
+            flags=flagged["is_anomaly"],
+            title=f"{device}: {metric}, robust z > 3.5",
+        )
         try:
             parts = decompose_series(series, time=time, value=metric)
-            info["decomposition"] = {"period": parts.period, "period_source": parts.period_source,
-                                     "trend_strength": parts.trend_strength,
-                                     "seasonal_strength": parts.seasonal_strength}
-            figs[f"device_{safe}_decomposition"] = plot_decomposition(parts, title=f"{device}: {metric}")
+            info["decomposition"] = {
+                "period": parts.period,
+                "period_source": parts.period_source,
+                "trend_strength": parts.trend_strength,
+                "seasonal_strength": parts.seasonal_strength,
+            }
+            figs[f"device_{safe}_decomposition"] = plot_decomposition(
+                parts, title=f"{device}: {metric}"
+            )
         except DataError as e:
             info["decomposition"] = {"skipped": str(e)}
         devices.append(info)
@@ -409,9 +567,18 @@ RECIPE = Recipe(
         Stage("fingerprint", fingerprint, ("readings",), ("fingerprints",)),
         Stage("rare", rare, ("fingerprints",), ("rare_scores", "rare_top", "rare_result")),
         Stage("groups", groups, ("fingerprints", "rare_scores"), ("group_labels", "group_result")),
-        Stage("explain", explain, ("fingerprints", "group_labels", "group_result", "rare_result"), ("contrasts",)),
-        Stage("failures", failures,
-              ("readings", "group_labels", "group_result", "rare_scores", "rare_result", "contrasts"), ()),
+        Stage(
+            "explain",
+            explain,
+            ("fingerprints", "group_labels", "group_result", "rare_result"),
+            ("contrasts",),
+        ),
+        Stage(
+            "failures",
+            failures,
+            ("readings", "group_labels", "group_result", "rare_scores", "rare_result", "contrasts"),
+            (),
+        ),
         Stage("inspect", inspect, ("readings", "rare_top"), ()),
     ),
 )

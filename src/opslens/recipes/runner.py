@@ -148,11 +148,18 @@ def run_analysis(
             shutil.copytree(base.path / sub, writer.path / sub, dirs_exist_ok=True)
     tracker_open = False
     try:
-        log.info("run %s of '%s' (%s recipe): stages %s", writer.run_id, name, recipe.name,
-                 ", ".join(s.name for s in selected))
+        log.info(
+            "run %s of '%s' (%s recipe): stages %s",
+            writer.run_id,
+            name,
+            recipe.name,
+            ", ".join(s.name for s in selected),
+        )
         memory: dict[str, Any] = {}
         run_warnings: list[str] = []
-        fingerprint: str | None = base.manifest.get("input", {}).get("fingerprint") if base else None
+        fingerprint: str | None = (
+            base.manifest.get("input", {}).get("fingerprint") if base else None
+        )
         description: str | None = None
 
         def track(items: Iterable[Any], description: str, total: int | None) -> Iterator[Any]:
@@ -165,17 +172,25 @@ def run_analysis(
                 progress.advance(task)
             progress.remove_task(task)
 
-        ctx = StageContext(analysis=analysis, params=params, random_state=analysis.random_state, track=track)
+        ctx = StageContext(
+            analysis=analysis, params=params, random_state=analysis.random_state, track=track
+        )
         model: ModelToLog | None = None
-        stage_task = progress.add_task(f"{name}", total=len(selected)) if progress is not None else None
+        stage_task = (
+            progress.add_task(f"{name}", total=len(selected)) if progress is not None else None
+        )
         for stage in selected:
             t0 = time.perf_counter()
             if "raw" in stage.inputs and "raw" not in memory:
                 loaded = load_source(analysis)
                 memory["raw"] = loaded.frame
                 fingerprint, description = loaded.fingerprint, loaded.description
-                log.info("loaded %d rows × %d columns from %s", loaded.frame.height,
-                         loaded.frame.width, loaded.description)
+                log.info(
+                    "loaded %d rows × %d columns from %s",
+                    loaded.frame.height,
+                    loaded.frame.width,
+                    loaded.description,
+                )
             inputs = {k: _load_input(k, memory, base, recipe) for k in stage.inputs}
             if progress is not None and stage_task is not None:
                 progress.update(stage_task, description=f"{name}: {stage.name}")
@@ -210,9 +225,13 @@ def run_analysis(
             progress.remove_task(stage_task)
 
         config = _masked_config(analysis, project.secrets)
-        facts["analysis"] = {"name": name, "recipe": recipe.name, "source": description
-                             or (base.facts.get("analysis", {}).get("source") if base else None),
-                             "run_id": writer.run_id}
+        facts["analysis"] = {
+            "name": name,
+            "recipe": recipe.name,
+            "source": description
+            or (base.facts.get("analysis", {}).get("source") if base else None),
+            "run_id": writer.run_id,
+        }
         write_json(writer.path / "facts.json", facts)
         tracker.start(experiment=name, run_name=writer.run_id)
         tracker_open = True
@@ -246,8 +265,13 @@ def run_analysis(
         handler.close()
         final = writer.commit()
         log.info("run complete: %s", final)
-        return RunResult(analysis=name, run_id=writer.run_id, path=final, metrics=metrics,
-                         mlflow_run_id=mlflow_run)
+        return RunResult(
+            analysis=name,
+            run_id=writer.run_id,
+            path=final,
+            metrics=metrics,
+            mlflow_run_id=mlflow_run,
+        )
     except BaseException:
         root_logger.removeHandler(handler)
         handler.close()

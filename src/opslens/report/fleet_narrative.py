@@ -29,11 +29,15 @@ def fleet_narrative(facts: dict[str, Any], plots: list[str]) -> Narrative:
     entity = prep.get("entity", "device")
     policies = []
     if prep.get("duplicates_merged"):
-        policies.append(f"{fmt(prep['duplicates_merged'])} duplicate timestamps merged ({prep.get('duplicates_policy')})")
+        policies.append(
+            f"{fmt(prep['duplicates_merged'])} duplicate timestamps merged ({prep.get('duplicates_policy')})"
+        )
     if prep.get("devices_sorted"):
         policies.append(f"{fmt(prep['devices_sorted'])} devices' readings sorted by time")
     if prep.get("devices_dropped_short"):
-        policies.append(f"{len(prep['devices_dropped_short'])} devices with too few readings left out")
+        policies.append(
+            f"{len(prep['devices_dropped_short'])} devices with too few readings left out"
+        )
     sections = [
         Section(
             title="What was analysed",
@@ -59,7 +63,15 @@ def fleet_narrative(facts: dict[str, Any], plots: list[str]) -> Narrative:
                 ],
                 table=Table(
                     columns=[entity, "rank", "combined score", "most deviating features"],
-                    rows=[[t.get(entity), t.get("rank"), fmt(t.get("combined")), t.get("deviating_features")] for t in top],
+                    rows=[
+                        [
+                            t.get(entity),
+                            t.get("rank"),
+                            fmt(t.get("combined")),
+                            t.get("deviating_features"),
+                        ]
+                        for t in top
+                    ],
                 ),
                 plots=[p for p in ("rare_scores",) if p in plots],
             )
@@ -76,11 +88,24 @@ def fleet_narrative(facts: dict[str, Any], plots: list[str]) -> Narrative:
                 ],
                 table=Table(
                     columns=["method", "groups", "noise devices", "silhouette"],
-                    rows=[[s.get("method"), s.get("n_groups"), s.get("n_noise"), fmt(s.get("silhouette"))] for s in summary],
+                    rows=[
+                        [
+                            s.get("method"),
+                            s.get("n_groups"),
+                            s.get("n_noise"),
+                            fmt(s.get("silhouette")),
+                        ]
+                        for s in summary
+                    ],
                 ),
                 bullets=[
-                    f"Group {g}: " + ", ".join(f"{name} {'higher' if smd > 0 else 'lower'} (SMD {smd:+.2f}, q={fmt(q)})" for name, smd, q in feats)
-                    for g, feats in (exp.get("group_features") or {}).items() if feats
+                    f"Group {g}: "
+                    + ", ".join(
+                        f"{name} {'higher' if smd > 0 else 'lower'} (SMD {smd:+.2f}, q={fmt(q)})"
+                        for name, smd, q in feats
+                    )
+                    for g, feats in (exp.get("group_features") or {}).items()
+                    if feats
                 ],
                 plots=[p for p in ("embedding", "k_selection", "k_distance") if p in plots],
             )
@@ -107,10 +132,18 @@ def fleet_narrative(facts: dict[str, Any], plots: list[str]) -> Narrative:
                 + "."
             )
         if fail.get("unknown_ids"):
-            paragraphs.append(f"{len(fail['unknown_ids'])} ids in the failure list are not in the data and were ignored: "
-                              f"{', '.join(fail['unknown_ids'][:10])}.")
-        sections.append(Section(title="Known failures", paragraphs=paragraphs, bullets=bullets,
-                                plots=[p for p in ("failure_rates",) if p in plots]))
+            paragraphs.append(
+                f"{len(fail['unknown_ids'])} ids in the failure list are not in the data and were ignored: "
+                f"{', '.join(fail['unknown_ids'][:10])}."
+            )
+        sections.append(
+            Section(
+                title="Known failures",
+                paragraphs=paragraphs,
+                bullets=bullets,
+                plots=[p for p in ("failure_rates",) if p in plots],
+            )
+        )
     findings = fail.get("findings") or exp.get("findings") or []
     if findings:
         sections.append(Section(title="Findings", bullets=list(findings)))
@@ -123,10 +156,19 @@ def fleet_narrative(facts: dict[str, Any], plots: list[str]) -> Narrative:
             bullets.append(
                 f"{d.get('device')} ({d.get('metric')}): mean {fmt(prof.get('mean'))}, std {fmt(prof.get('std'))}, "
                 f"{fmt(prof.get('n_gaps'))} gaps, {fmt(d.get('point_anomalies'))} flagged points; {prof.get('adf_reading', '')}"
-                + (f"; seasonal period {dec.get('period')} ({dec.get('period_source')})" if dec.get("period") else "")
+                + (
+                    f"; seasonal period {dec.get('period')} ({dec.get('period_source')})"
+                    if dec.get("period")
+                    else ""
+                )
             )
-        sections.append(Section(title="The rarest devices up close", bullets=bullets,
-                                plots=[p for p in plots if p.startswith("device_")]))
+        sections.append(
+            Section(
+                title="The rarest devices up close",
+                bullets=bullets,
+                plots=[p for p in plots if p.startswith("device_")],
+            )
+        )
     sections.append(
         Section(
             title="Caveats",
@@ -140,6 +182,12 @@ def fleet_narrative(facts: dict[str, Any], plots: list[str]) -> Narrative:
     summary_text = (
         f"{fmt(prep.get('devices'))} devices fingerprinted with {fmt(fp.get('features'))} features; "
         f"{fmt(rare.get('n_rare'))} rare devices and {len(grp.get('sizes', []))} behaviour groups found"
-        + (f"; rare-device score against known failures: AUROC {fmt(fail.get('ranking', {}).get('auroc'))}." if fail.get("configured") else ".")
+        + (
+            f"; rare-device score against known failures: AUROC {fmt(fail.get('ranking', {}).get('auroc'))}."
+            if fail.get("configured")
+            else "."
+        )
     )
-    return Narrative(title=f"{a.get('name', 'fleet')}: fleet behaviour", summary=summary_text, sections=sections)
+    return Narrative(
+        title=f"{a.get('name', 'fleet')}: fleet behaviour", summary=summary_text, sections=sections
+    )

@@ -69,5 +69,5 @@ def fmt(value: Any, digits: int = 3) -> str:
             return f"{value:.0e}"
         if abs(value) >= 1000:
             return f"{value:,.0f}"
-        return f"{value:.{digits}g}" if abs(value) < 1 else f"{value:.{digits}g}"
+        return f"{value:.{digits}g}"
     return str(value)

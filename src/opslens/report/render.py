@@ -34,7 +34,10 @@ def render_report(run: RunView, narrator: Narrator | None = None) -> str:
     facts = run.facts
     plots = {p.stem: base64.b64encode(p.read_bytes()).decode("ascii") for p in run.plots()}
     narrative = narrator.narrate(facts, sorted(plots))
-    env = Environment(loader=PackageLoader("opslens.report", "templates"), autoescape=select_autoescape(["html", "j2"]))
+    env = Environment(
+        loader=PackageLoader("opslens.report", "templates"),
+        autoescape=select_autoescape(["html", "j2"]),
+    )
     template = env.get_template("report.html.j2")
     return template.render(
         n=narrative,

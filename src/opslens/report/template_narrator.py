@@ -51,31 +51,56 @@ def _distribution(facts: dict[str, Any], plots: list[str]) -> Narrative:
                 f"{fmt(prep.get('min_combination_size'))} rows were kept; "
                 f"{fmt(prep.get('combinations_dropped'))} smaller ones were dropped, costing "
                 f"{fmt(prep.get('rows_dropped_small'))} rows"
-                + (f" and {fmt(prep.get('rows_without_target'))} rows had no target value." if prep.get("rows_without_target") else "."),
+                + (
+                    f" and {fmt(prep.get('rows_without_target'))} rows had no target value."
+                    if prep.get("rows_without_target")
+                    else "."
+                ),
                 f"Each combination is described by a histogram of '{target}' over {fmt(quant.get('n_bins'))} "
                 f"{quant.get('binning', 'quantile')} bins"
-                + (f", with bin edges shared within each segment of '{prep.get('group')}'." if prep.get("group") else "."),
+                + (
+                    f", with bin edges shared within each segment of '{prep.get('group')}'."
+                    if prep.get("group")
+                    else "."
+                ),
             ],
             plots=[p for p in ("initial_distributions",) if p in plots],
         )
     ]
     if kf:
         sections.append(
-            Section(title="How many patterns", paragraphs=[f"{kf.get('reason', '')}."], plots=[p for p in ("k_selection",) if p in plots])
+            Section(
+                title="How many patterns",
+                paragraphs=[f"{kf.get('reason', '')}."],
+                plots=[p for p in ("k_selection",) if p in plots],
+            )
         )
     clusters = cl.get("clusters", [])
     if clusters:
         rows = [
-            [c.get("cluster"), fmt(c.get("n_combinations")), fmt(c.get("n_rows")), fmt(c.get("median")),
-             " ∪ ".join(f"{fmt(lo)}–{fmt(hi)}" for lo, hi in (c.get("hdr_90") or [])), fmt(c.get("skewness"))]
+            [
+                c.get("cluster"),
+                fmt(c.get("n_combinations")),
+                fmt(c.get("n_rows")),
+                fmt(c.get("median")),
+                " ∪ ".join(f"{fmt(lo)}–{fmt(hi)}" for lo, hi in (c.get("hdr_90") or [])),
+                fmt(c.get("skewness")),
+            ]
             for c in clusters
         ]
         sections.append(
             Section(
                 title="The patterns",
-                bullets=[str(c.get("description", "")) + f" ({fmt(c.get('n_combinations'))} combinations, {fmt(c.get('n_rows'))} rows)" for c in clusters],
+                bullets=[
+                    str(c.get("description", ""))
+                    + f" ({fmt(c.get('n_combinations'))} combinations, {fmt(c.get('n_rows'))} rows)"
+                    for c in clusters
+                ],
                 plots=[p for p in ("cluster_profiles",) if p in plots],
-                table=Table(columns=["cluster", "combinations", "rows", "median", "90% HDR", "skewness"], rows=rows),
+                table=Table(
+                    columns=["cluster", "combinations", "rows", "median", "90% HDR", "skewness"],
+                    rows=rows,
+                ),
             )
         )
     if clf:
@@ -106,14 +131,20 @@ def _distribution(facts: dict[str, Any], plots: list[str]) -> Narrative:
             f"{fmt(prep.get('combinations_dropped'))} small combinations are not described by any pattern (raise or lower params.min_combination_size to change this)."
         )
     if any(len(c.get("hdr_90") or []) > 1 for c in clusters):
-        caveats.append("A multimodal pattern's mean and median fall between its modes: read its HDR intervals instead.")
+        caveats.append(
+            "A multimodal pattern's mean and median fall between its modes: read its HDR intervals instead."
+        )
     sections.append(Section(title="Caveats", bullets=caveats))
     k = kf.get("k") or cl.get("k")
     summary = (
         f"{fmt(k)} distinct patterns of '{target}' across {fmt(prep.get('combinations_kept'))} combinations; "
         f"the pattern of a new instance is predicted with weighted AUROC {fmt(clf.get('auroc_weighted'))}."
     )
-    return Narrative(title=f"{a.get('name', 'analysis')}: distribution patterns", summary=summary, sections=sections)
+    return Narrative(
+        title=f"{a.get('name', 'analysis')}: distribution patterns",
+        summary=summary,
+        sections=sections,
+    )
 
 
 class TemplateNarrator:

@@ -50,7 +50,11 @@ class OpslensPyfunc(_pyfunc_base()):  # type: ignore[misc]
         """
         import polars as pl
 
-        frame = pl.from_pandas(model_input) if not isinstance(model_input, pl.DataFrame) else model_input
+        frame = (
+            pl.from_pandas(model_input)
+            if not isinstance(model_input, pl.DataFrame)
+            else model_input
+        )
         return self.model.predict_frame(frame).to_pandas()
 
 

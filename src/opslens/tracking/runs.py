@@ -181,14 +181,18 @@ class RunView:
         """Read ``tables/<name>.parquet``."""
         target = self.path / "tables" / f"{name}.parquet"
         if not target.is_file():
-            raise RunError(f"run {self.path} has no table '{name}'", fix="run the stage that makes it")
+            raise RunError(
+                f"run {self.path} has no table '{name}'", fix="run the stage that makes it"
+            )
         return pl.read_parquet(target)
 
     def object(self, name: str) -> Any:
         """Load ``data/<name>.joblib``."""
         target = self.path / "data" / f"{name}.joblib"
         if not target.is_file():
-            raise RunError(f"run {self.path} has no saved '{name}'", fix="run the stage that makes it")
+            raise RunError(
+                f"run {self.path} has no saved '{name}'", fix="run the stage that makes it"
+            )
         return joblib.load(target)
 
     def has(self, relative: str) -> bool:

@@ -8,7 +8,7 @@ Example:
     >>> t = MemoryTracker()
     >>> t.start(experiment="eta", run_name="r1")
     >>> t.log_metrics({"auroc": 0.93})
-    >>> t.end("FINISHED")
+    >>> _ = t.end("FINISHED")
     >>> t.metrics
     {'auroc': 0.93}
 """

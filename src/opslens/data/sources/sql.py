@@ -79,11 +79,17 @@ def read_sql(
                 statement = sa.select(reflected)
                 frame = pl.read_database(statement, connection=conn, infer_schema_length=None)
             else:
-                frame = pl.read_database(sa.text(query or ""), connection=conn, infer_schema_length=None)
+                frame = pl.read_database(
+                    sa.text(query or ""), connection=conn, infer_schema_length=None
+                )
     except SourceError:
         raise
     except sa.exc.OperationalError as e:
-        kind = "connect to" if "connect" in str(e).lower() or "unable to open" in str(e).lower() else "query"
+        kind = (
+            "connect to"
+            if "connect" in str(e).lower() or "unable to open" in str(e).lower()
+            else "query"
+        )
         detail = mask_secrets(str(e.orig).strip().splitlines()[0] if e.orig else type(e).__name__)
         if kind == "connect to":
             raise SourceError(
