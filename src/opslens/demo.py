@@ -59,8 +59,8 @@ def _stream(
     summary = stream_instances(
         project, name, input_path=instances, output=out, plots_dir=folder / "stream" / name
     )
-    yield f"  stream: {summary.scored} instances scored ({summary.rejected} rejected) -> {out}"
-    yield f"  stream plots: {summary.plots_dir}"
+    yield f"  stream: {summary.scored} instances scored ({summary.rejected} rejected) -> {out.resolve()}"
+    yield f"  stream plots: {summary.plots_dir.resolve() if summary.plots_dir else None}"
 
 
 def run_demo(directory: Path, recipe: str | None = None) -> Iterator[str]:
@@ -86,7 +86,7 @@ def run_demo(directory: Path, recipe: str | None = None) -> Iterator[str]:
                 failures.read_text(encoding="utf-8"), encoding="utf-8"
             )
         project = load_project(folder / "project.yaml")
-        yield f"[{name}] project: {folder / 'project.yaml'}"
+        yield f"[{name}] project: {(folder / 'project.yaml').resolve()}"
         for analysis in project.active_analyses():
             result = run_analysis(project, analysis.name)
             shown = ", ".join(f"{k}={v:.3f}" for k, v in list(result.metrics.items())[:6])

@@ -71,7 +71,7 @@ class MlflowTracker:
         import mlflow
 
         for noisy in ("mlflow", "alembic", "urllib3"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
+            logging.getLogger(noisy).setLevel(logging.ERROR)
         mlflow.set_tracking_uri(self.uri)
         client = mlflow.MlflowClient()
         if self.artifact_root is not None and client.get_experiment_by_name(experiment) is None:
@@ -113,17 +113,19 @@ class MlflowTracker:
             path = Path(tmp) / "model.joblib"
             joblib.dump(model.model, path)
             with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)  # its hint about integer columns
+                # MLflow's hints (integer columns, type hints on predict) are about its own
+                # schema inference; ours is the explicit signature below
+                warnings.simplefilter("ignore", UserWarning)
                 signature = infer_signature(model.input_example, model.output_example)
-            info = mlflow.pyfunc.log_model(
-                name="model",
-                python_model=OpslensPyfunc(),
-                artifacts={"model": str(path)},
-                signature=signature,
-                input_example=model.input_example,
-                registered_model_name=model.registered_name,
-                pip_requirements=_requirements(),
-            )
+                info = mlflow.pyfunc.log_model(
+                    name="model",
+                    python_model=OpslensPyfunc(),
+                    artifacts={"model": str(path)},
+                    signature=signature,
+                    input_example=model.input_example,
+                    registered_model_name=model.registered_name,
+                    pip_requirements=_requirements(),
+                )
         version = getattr(info, "registered_model_version", None)
         if version is not None:
             client = mlflow.MlflowClient()

@@ -1,0 +1,42 @@
+"""`opslens demo`: every recipe's whole pipeline on bundled data, logged and registered in MLflow."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from cli_helpers import run_cli  # noqa: E402
+
+
+def test_demo_runs_everything_and_registers_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    result = run_cli(["demo", "--dir", "demo"], tmp_path, monkeypatch)
+    assert result.code == 0, result.err
+    reports = [line.split("report: ", 1)[1] for line in result.out.splitlines() if "report: " in line]
+    assert len(reports) == 2 and all(Path(r).is_file() for r in reports)
+    predictions = tmp_path / "demo" / "distribution" / "trip-eta-predictions.jsonl"
+    lines = [json.loads(x) for x in predictions.read_text().splitlines()]
+    assert len(lines) == 6 and lines[-1]["unknown"] == ["route"]
+    assert all(Path(x["plot"]).is_file() for x in lines)
+
+    import mlflow
+
+    for name, folder in (("trip-eta", "distribution"), ("device-fleet", "fleet")):
+        project = tmp_path / "demo" / folder
+        mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
+        version = mlflow.MlflowClient().get_model_version_by_alias(name, "current")
+        assert str(version.version) == "1"
+        model = mlflow.pyfunc.load_model(f"models:/{name}@current")
+        run_dir = project / "runs" / name / (project / "runs" / name / "latest").read_text().strip()
+        example = pl.read_parquet(run_dir / "model" / "input_example.parquet")
+        out = model.predict(example.to_pandas())
+        assert len(out) == example.height
+        manifest = json.loads((run_dir / "manifest.json").read_text())
+        assert manifest["model_version"] == "1" and manifest["mlflow_run_id"]
+        run = mlflow.get_run(manifest["mlflow_run_id"])
+        assert run.data.metrics and run.data.params
+    assert "WARNING mlflow" not in result.err
