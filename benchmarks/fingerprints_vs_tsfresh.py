@@ -16,6 +16,7 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy is imported
 
 import argparse
+import sys
 import time
 import warnings
 from typing import Any
@@ -128,6 +129,7 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=2000)
     parser.add_argument("--quick", action="store_true", help="100 devices x 500 points")
     args = parser.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # show progress
     devices, points = (100, 500) if args.quick else (args.devices, args.points)
     readings = devices * points
 

@@ -230,6 +230,7 @@ def lead_times(
     step: timedelta,
     top_k: int,
     horizon: timedelta | None = None,
+    track: Callable[[list[datetime]], Iterable[datetime]] | None = None,
 ) -> pl.DataFrame:
     """How long before failure each failed device first entered the top-k, and the false alarms then.
 
@@ -242,6 +243,7 @@ def lead_times(
     checkpoint strictly before its failure at which it is in the top-k;
     ``lead_time = failure_time - first_alert`` (null if never);
     ``false_alarms`` counts top-k devices then that are not in the failure list.
+    ``track`` (optional) wraps the list of checkpoints, e.g. in a progress bar.
     Failure-list ids absent from ``readings`` are warned about and left out.
 
     Example:
@@ -292,8 +294,12 @@ def lead_times(
     start = (min(fails.values()) - horizon) if horizon is not None else first_time + window
     end = max(fails.values())
     alerts: list[pl.DataFrame] = []
+    moments: list[datetime] = []
     t = start
     while t < end:
+        moments.append(t)
+        t = t + step
+    for t in track(moments) if track is not None else moments:
         lo = int(times.search_sorted(t - window, side="right"))
         hi = int(times.search_sorted(t, side="right"))
         if hi > lo:
@@ -307,7 +313,6 @@ def lead_times(
                 .head(top_k)
             )
             alerts.append(top.select(entity).with_columns(pl.lit(t).alias("checkpoint")))
-        t = t + step
     failed_frame = pl.DataFrame(
         {entity: list(fails), "failure_time": list(fails.values())},
         schema={entity: pl.String, "failure_time": tdtype},

@@ -176,61 +176,68 @@ def _argsort(a: F64) -> I64:  # pragma: no cover
 
 
 @numba.njit(cache=True, fastmath=_FAST)
-def _mean_std(x: F64) -> tuple[float, float]:  # pragma: no cover
-    """Mean and population std (two-pass); exact for a constant array.
+def _summary(x: F64) -> tuple[float, float, float, float]:  # pragma: no cover
+    """Min, max, mean and population std in two passes; exact for a constant array.
 
     Loops index from 0 over whole arrays (callers pass slices): an index
     numba cannot prove non-negative gets a wraparound check that stops LLVM
     from vectorising the loop.
     """
     n = x.size
-    vmin = x[0]
-    vmax = x[0]
-    for i in range(n):
-        vmin = min(vmin, x[i])
-        vmax = max(vmax, x[i])
-    if vmin == vmax:
-        return vmin, 0.0
+    lo = x[0]
+    hi = x[0]
     s = 0.0
     for i in range(n):
-        s += x[i]
+        v = x[i]
+        lo = min(lo, v)
+        hi = max(hi, v)
+        s += v
+    if lo == hi:
+        return lo, hi, lo, 0.0
     mean = s / n
     ss = 0.0
     for i in range(n):
         d = x[i] - mean
         ss += d * d
-    return mean, math.sqrt(ss / n)
+    return lo, hi, mean, math.sqrt(ss / n)
 
 
 @numba.njit(cache=True, fastmath=_FAST)
 def _moments(x: F64, out: F64) -> None:  # pragma: no cover
     """Mean, population std, min, max, median, bias-corrected skewness and excess kurtosis."""
     n = x.size
-    mean, std = _mean_std(x)
     lo = x[0]
     hi = x[0]
+    s = 0.0
     for i in range(n):
-        lo = min(lo, x[i])
-        hi = max(hi, x[i])
-    out[0] = mean
-    out[1] = std
+        v = x[i]
+        lo = min(lo, v)
+        hi = max(hi, v)
+        s += v
     out[2] = lo
     out[3] = hi
     out[4] = _median(x)
-    if lo == hi:  # constant: skewness and kurtosis 0 (pandas' convention), exact mean/std
+    if lo == hi:  # constant: exact mean and std; skewness, kurtosis 0 (pandas' convention)
+        out[0] = lo
+        out[1] = 0.0
         out[5] = 0.0 if n >= 3 else _NAN
         out[6] = 0.0 if n >= 4 else _NAN
         return
+    mean = s / n
+    m2 = 0.0
     m3 = 0.0
     m4 = 0.0
     for i in range(n):
         d = x[i] - mean
         d2 = d * d
+        m2 += d2
         m3 += d2 * d
         m4 += d2 * d2
-    m2 = std * std
+    m2 /= n
     m3 /= n
     m4 /= n
+    out[0] = mean
+    out[1] = math.sqrt(m2)
     out[5] = _NAN
     out[6] = _NAN
     if n >= 3:
@@ -255,20 +262,13 @@ def _windows(x: F64, w: int, thr: float, out: F64) -> None:  # pragma: no cover
     max_max = x[0]
     range_sum = 0.0
     for j in range(k):
-        seg = x[j * w : (j + 1) * w]
-        lo = seg[0]
-        hi = lo
-        for i in range(w):
-            lo = min(lo, seg[i])
-            hi = max(hi, seg[i])
+        lo, hi, means[j], stds[j] = _summary(x[j * w : (j + 1) * w])
         min_min = min(min_min, lo)
         max_max = max(max_max, hi)
         range_sum += hi - lo
-        means[j], stds[j] = _mean_std(seg)
-    out[7] = _mean_std(means)[1]
-    out[8] = means.max() - means.min()
-    out[9], out[10] = _mean_std(stds)
-    out[11] = stds.max()
+    lo, hi, _, out[7] = _summary(means)
+    out[8] = hi - lo
+    _, out[11], out[9], out[10] = _summary(stds)
     out[12] = min_min
     out[13] = max_max
     out[14] = range_sum / k

@@ -470,6 +470,7 @@ def failures(
                 step=p.lead_time.step,
                 top_k=p.lead_time.top_k,
                 horizon=p.lead_time.horizon,
+                track=lambda points: ctx.track(points, "lead time: rolling windows", len(points)),
             )
         lead = lead_time_summary(lead_frame)
     findings = fleet_findings(

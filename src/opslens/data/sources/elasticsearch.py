@@ -22,7 +22,6 @@ has the expected columns and no rows.
 
 from __future__ import annotations
 
-import re
 import warnings
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -44,19 +43,12 @@ from elasticsearch import (
     UnsupportedProductError,
 )
 
+from opslens.config import mask_secrets
 from opslens.errors import DataError, OpslensWarning, SourceError
 
 __all__ = ["build_query", "read_elasticsearch"]
 
-_USERINFO = re.compile(
-    r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@/\s]*)@"
-)
 _DIGITS = r"^\s*-?\d+\s*$"
-
-
-def _mask(text: str) -> str:
-    """Replace the password of every ``scheme://user:password@`` in ``text`` by ``***``."""
-    return _USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
 
 
 def _iso(moment: datetime) -> str:
@@ -143,7 +135,7 @@ def read_elasticsearch(
         check source.hosts and that the server is running
     """
     host_list = [hosts] if isinstance(hosts, str) else list(hosts)
-    where = ", ".join(_mask(h) for h in host_list) or "(no host)"
+    where = ", ".join(mask_secrets(h) for h in host_list) or "(no host)"
     if page_size < 1:
         raise SourceError(
             f"page size {page_size} for Elasticsearch index '{index}' is not positive",
@@ -190,7 +182,7 @@ def _connect(
         parts = urlsplit(host)
         if not parts.scheme or not parts.hostname or parts.port is None:
             raise SourceError(
-                f"Elasticsearch host '{_mask(host)}' is not a full URL",
+                f"Elasticsearch host '{mask_secrets(host)}' is not a full URL",
                 fix="write it with scheme and port, e.g. http://127.0.0.1:9200 or https://es.example:9200",
             )
     try:
@@ -205,7 +197,7 @@ def _connect(
         )
     except (ValueError, TypeError) as exc:
         raise SourceError(
-            f"cannot configure an Elasticsearch client for {where}: {_mask(str(exc))}",
+            f"cannot configure an Elasticsearch client for {where}: {mask_secrets(str(exc))}",
             fix="check source.hosts, source.api_key and source.basic_auth",
         ) from exc
 
@@ -213,7 +205,7 @@ def _connect(
 def _client_hosts(es: Elasticsearch) -> str:
     """The node URLs of a client, for messages."""
     try:
-        return ", ".join(_mask(str(node.base_url)) for node in es.transport.node_pool.all())
+        return ", ".join(mask_secrets(str(node.base_url)) for node in es.transport.node_pool.all())
     except AttributeError:
         return ""
 
@@ -313,7 +305,7 @@ def _translate(
     at = f"Elasticsearch at {where}"
     if isinstance(exc, SSLError):
         return SourceError(
-            f"TLS with {at} failed while reading index '{index}' ({_mask(exc.message)})",
+            f"TLS with {at} failed while reading index '{index}' ({mask_secrets(exc.message)})",
             fix="use the scheme the server speaks (http:// or https://) in source.hosts; "
             "for a self-signed certificate set source.verify_certs: false",
         )
@@ -323,7 +315,7 @@ def _translate(
             fix="check source.hosts and the network, or raise source.request_timeout",
         )
     if isinstance(exc, ConnectionError):
-        reason = _mask(str(exc.message)).split("): ", 1)[-1]
+        reason = mask_secrets(str(exc.message)).split("): ", 1)[-1]
         return SourceError(
             f"could not reach {at} ({reason}) while reading index '{index}'",
             fix="check source.hosts and that the server is running",
@@ -366,7 +358,7 @@ def _translate(
             fix="check source.query, columns.time and columns.entity against the index mapping",
         )
     return SourceError(
-        f"could not read index '{index}' from {at} ({_mask(str(exc))})",
+        f"could not read index '{index}' from {at} ({mask_secrets(str(exc))})",
         fix="check source.hosts and that the server is running",
     )
 
