@@ -10,13 +10,17 @@ import polars as pl
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from cli_helpers import run_cli  # noqa: E402
+from cli_helpers import run_cli
 
 
-def test_demo_runs_everything_and_registers_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_demo_runs_everything_and_registers_models(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     result = run_cli(["demo", "--dir", "demo"], tmp_path, monkeypatch)
     assert result.code == 0, result.err
-    reports = [line.split("report: ", 1)[1] for line in result.out.splitlines() if "report: " in line]
+    reports = [
+        line.split("report: ", 1)[1] for line in result.out.splitlines() if "report: " in line
+    ]
     assert len(reports) == 2 and all(Path(r).is_file() for r in reports)
     predictions = tmp_path / "demo" / "distribution" / "trip-eta-predictions.jsonl"
     lines = [json.loads(x) for x in predictions.read_text().splitlines()]
