@@ -14,12 +14,15 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from opslens import __version__
 from opslens.errors import OpslensError
+
+if TYPE_CHECKING:
+    from opslens.config import ProjectConfig
 
 __all__ = ["app", "main"]
 
@@ -56,7 +59,7 @@ def _root(
     setup_console_logging(debug=debug)
 
 
-def _load(project: Path):  # type: ignore[no-untyped-def]
+def _load(project: Path) -> ProjectConfig:
     from opslens.config import load_project
     from opslens.logs import setup_console_logging
 
@@ -223,14 +226,10 @@ def main() -> None:
         raise SystemExit(130) from None
     except SystemExit:
         raise
-    except Exception as e:  # click's own usage errors arrive here too
-        import click
-
-        if isinstance(e, click.exceptions.ClickException):
+    except Exception as e:  # usage errors of Typer's click arrive here too
+        if hasattr(e, "show") and hasattr(e, "exit_code"):
             e.show()
-            raise SystemExit(2) from None
-        if isinstance(e, click.exceptions.Abort):
-            raise SystemExit(1) from None
+            raise SystemExit(int(e.exit_code)) from None
         if _state["debug"]:
             raise
         sys.stderr.write(

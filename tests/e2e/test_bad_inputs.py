@@ -272,3 +272,9 @@ def test_no_run_yet_for_stream(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     result = run_cli(["stream", "trip-eta"], tmp_path, monkeypatch)
     assert result.code == 2
     assert "has no complete run yet" in result.err and "fix: run `opslens run`" in result.err
+
+
+def test_unknown_option_is_a_usage_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    result = run_cli(["run", "--bogus"], tmp_path, monkeypatch)
+    assert result.code == 2
+    assert "No such option: --bogus" in result.err and "Traceback" not in result.err

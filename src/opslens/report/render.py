@@ -6,7 +6,8 @@ Example:
     >>> root = pathlib.Path(tempfile.mkdtemp())
     >>> w = RunWriter(root, "eta"); w.write_json("manifest.json", {"status": "complete"})
     >>> w.write_json("facts.json", {"analysis": {"name": "eta", "recipe": "distribution"}})
-    >>> path = write_report(open_run(root, "eta") if w.commit() else None)
+    >>> _ = w.commit()
+    >>> path = write_report(open_run(root, "eta"))
     >>> path.name, "<html" in path.read_text()
     ('report.html', True)
 """

@@ -37,6 +37,10 @@ def _pyfunc_base() -> type:
 class OpslensPyfunc(_pyfunc_base()):  # type: ignore[misc]
     """MLflow pyfunc wrapper: loads the pickled model and calls its ``predict_frame``."""
 
+    # the logged signature describes the input; MLflow's type-hint validation (and its
+    # warning that predict has no hints) does not apply
+    _skip_type_hint_validation = True
+
     def load_context(self, context: Any) -> None:
         """Load the fitted model from the logged artifact."""
         import joblib
