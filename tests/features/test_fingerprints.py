@@ -218,6 +218,7 @@ def test_adf_pvalue_is_mackinnonp() -> None:
 
 def test_matches_tsfresh_calculators() -> None:
     from tsfresh.feature_extraction import feature_calculators as fc
+
     x = np.random.default_rng(5).normal(size=500).cumsum()
     got = series_fingerprint(x)
     assert got["sample_entropy"] == pytest.approx(fc.sample_entropy(x), rel=1e-9)

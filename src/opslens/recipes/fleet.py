@@ -120,6 +120,17 @@ class FleetParams(_Strict):
     min_readings: int = Field(default=3, ge=2)
     short_devices: Literal["error", "drop"] = "error"
     inspect_top: int = Field(default=3, ge=0)
+    # features left out of rare devices, groups and explanations: a series' length says
+    # when a device joined or stopped reporting, not how it behaves
+    exclude_features: list[str] = Field(default_factory=lambda: ["count"])
+
+
+def _analysed(fingerprints: pl.DataFrame, p: FleetParams) -> pl.DataFrame:
+    """The fingerprint columns the population analyses use (``exclude_features`` left out)."""
+    drop = [
+        c for c in fingerprints.columns if "__" in c and c.split("__", 1)[1] in p.exclude_features
+    ]
+    return fingerprints.drop(drop)
 
 
 def _check_columns(analysis: AnalysisConfig) -> None:
@@ -268,6 +279,7 @@ def rare(ctx: StageContext, fingerprints: pl.DataFrame) -> Out:
     """Score devices with four detectors; combined ranking and top list with deviating features."""
     p: FleetParams = ctx.params
     entity = str(ctx.analysis.columns.entity)
+    fingerprints = _analysed(fingerprints, p)
     result = rank_rare_devices(
         fingerprints,
         entity=entity,
@@ -312,7 +324,7 @@ def groups(ctx: StageContext, fingerprints: pl.DataFrame, rare_scores: pl.DataFr
     p: FleetParams = ctx.params
     entity = str(ctx.analysis.columns.entity)
     found = find_groups(
-        fingerprints,
+        _analysed(fingerprints, p),
         entity=entity,
         methods=p.groups.methods,
         k_min=p.groups.k_min,
@@ -366,7 +378,9 @@ def explain(
     """What sets each group apart, each rare device's deviating features, findings in words."""
     entity = str(ctx.analysis.columns.entity)
     best = group_result.best_method or group_labels.columns[1]
-    aligned = fingerprints.join(group_labels.select(entity, best), on=entity, how="inner")
+    aligned = _analysed(fingerprints, ctx.params).join(
+        group_labels.select(entity, best), on=entity, how="inner"
+    )
     contrasts = group_contrasts(aligned.drop(best), aligned[best].to_numpy(), entity=entity)
     top = top_group_features(contrasts, 3)
     findings = fleet_findings(
@@ -449,7 +463,7 @@ def failures(
                 )
             fp = fleet_fingerprints(frame, entity=entity, time=time, metrics=metrics, config=config)
             ranked = rank_rare_devices(
-                fp,
+                _analysed(fp, p),
                 entity=entity,
                 top_n=1,
                 random_state=ctx.random_state,

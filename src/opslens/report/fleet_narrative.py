@@ -82,7 +82,7 @@ def fleet_narrative(facts: dict[str, Any], plots: list[str]) -> Narrative:
             Section(
                 title="Behaviour groups",
                 paragraphs=[
-                    f"K-Means chose K={fmt(grp.get('k'))}: {grp.get('k_reason', '')}. DBSCAN used eps={fmt(grp.get('eps'))} "
+                    f"K-Means: {grp.get('k_reason', '')}. DBSCAN used eps={fmt(grp.get('eps'))} "
                     f"from the knee of the k-distance curve. The groups below are those of {grp.get('best_method')}, "
                     "the method with the highest silhouette."
                 ],
