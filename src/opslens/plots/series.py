@@ -13,6 +13,8 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import polars as pl
 from matplotlib.figure import Figure
@@ -28,12 +30,13 @@ def plot_point_anomalies(
     *,
     time: str,
     value: str,
-    flags: pl.Series | np.ndarray,
+    flags: pl.Series | np.ndarray | Mapping[str, pl.Series | np.ndarray],
     title: str,
 ) -> Figure:
-    """Plot ``value`` over ``time`` as a line with the flagged points marked in red.
+    """Plot ``value`` over ``time`` as a line with the flagged points marked.
 
-    ``flags`` is one boolean per row of ``frame`` (e.g. ``point_anomalies(...)["is_anomaly"]``).
+    ``flags`` is one boolean per row of ``frame`` (e.g. ``point_anomalies(...)["is_anomaly"]``),
+    or a mapping method → flags to mark several detectors' points with their own markers.
 
     Example:
         >>> import numpy as np, polars as pl
@@ -48,21 +51,35 @@ def plot_point_anomalies(
                 f"column {name!r} is not in the table (columns: {', '.join(frame.columns)})",
                 fix="name an existing column",
             )
-    mask = np.asarray(flags.to_numpy() if isinstance(flags, pl.Series) else flags, dtype=bool)
-    if mask.shape != (frame.height,):
-        raise DataError(
-            f"flags has {mask.size} entries for {frame.height} rows",
-            fix="pass one flag per row of the frame",
-        )
-    order = frame.with_columns(pl.Series("__flag", mask)).sort(time)
-    t = order[time].to_numpy()
-    v = order[value].cast(pl.Float64).to_numpy()
-    hit = order["__flag"].to_numpy()
+    sets = dict(flags) if isinstance(flags, Mapping) else {"flagged": flags}
+    masks = {}
+    for label, f in sets.items():
+        mask = np.asarray(f.to_numpy() if isinstance(f, pl.Series) else f, dtype=bool)
+        if mask.shape != (frame.height,):
+            raise DataError(
+                f"flags has {mask.size} entries for {frame.height} rows",
+                fix="pass one flag per row of the frame",
+            )
+        masks[label] = mask
+    order = np.argsort(frame[time].to_numpy(), kind="stable")
+    t = frame[time].to_numpy()[order]
+    v = frame[value].cast(pl.Float64).to_numpy()[order]
 
     fig = Figure(figsize=(10, 3.5), layout="constrained")
     ax = fig.add_subplot()
     ax.plot(t, v, color="#4c72b0", linewidth=0.8, label=value)
-    ax.scatter(t[hit], v[hit], color="red", s=18, zorder=3, label=f"flagged ({int(hit.sum())})")
+    styles = [("red", "o", 18), ("darkorange", "x", 30), ("purple", "^", 22)]
+    for (label, mask), (color, marker, size) in zip(masks.items(), styles * 3, strict=False):
+        hit = mask[order]
+        ax.scatter(
+            t[hit],
+            v[hit],
+            color=color,
+            marker=marker,
+            s=size,
+            zorder=3,
+            label=f"{label} ({int(hit.sum())})",
+        )
     ax.set_title(title)
     ax.set_xlabel(time)
     ax.set_ylabel(value)

@@ -125,6 +125,9 @@ class FleetParams(_Strict):
     exclude_features: list[str] = Field(default_factory=lambda: ["count"])
 
 
+_POINT_METHODS: tuple[Literal["zscore", "robust_z", "iqr"], ...] = ("zscore", "robust_z", "iqr")
+
+
 def _analysed(fingerprints: pl.DataFrame, p: FleetParams) -> pl.DataFrame:
     """The fingerprint columns the population analyses use (``exclude_features`` left out)."""
     drop = [
@@ -541,20 +544,23 @@ def inspect(ctx: StageContext, readings: pl.DataFrame, rare_top: pl.DataFrame) -
         metric = first if first in cols.metrics else cols.metrics[0]
         series = readings.filter(pl.col(entity) == device).select(time, metric)
         profile = profile_series(series, time=time, value=metric)
-        flagged = point_anomalies(series, time=time, value=metric, method="robust_z")
+        flags: dict[str, pl.Series] = {
+            method: point_anomalies(series, time=time, value=metric, method=method)["is_anomaly"]
+            for method in _POINT_METHODS
+        }
         info: dict[str, Any] = {
             "device": device,
             "metric": metric,
             "profile": profile.to_dict(),
-            "point_anomalies": int(flagged["is_anomaly"].sum()),
+            "point_anomalies": {m: int(f.sum()) for m, f in flags.items()},
         }
         safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in device)
         figs[f"device_{safe}_anomalies"] = plot_point_anomalies(
             series,
             time=time,
             value=metric,
-            flags=flagged["is_anomaly"],
-            title=f"{device}: {metric}, robust z > 3.5",
+            flags=flags,
+            title=f"{device}: {metric}, points flagged by z-score, robust z and IQR",
         )
         try:
             parts = decompose_series(series, time=time, value=metric)

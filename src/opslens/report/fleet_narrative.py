@@ -155,7 +155,9 @@ def fleet_narrative(facts: dict[str, Any], plots: list[str]) -> Narrative:
             dec = d.get("decomposition", {})
             bullets.append(
                 f"{d.get('device')} ({d.get('metric')}): mean {fmt(prof.get('mean'))}, std {fmt(prof.get('std'))}, "
-                f"{fmt(prof.get('n_gaps'))} gaps, {fmt(d.get('point_anomalies'))} flagged points; {prof.get('adf_reading', '')}"
+                f"{fmt(prof.get('n_gaps'))} gaps, flagged points "
+                + ", ".join(f"{m} {fmt(n)}" for m, n in (d.get("point_anomalies") or {}).items())
+                + f"; {prof.get('adf_reading', '')}"
                 + (
                     f"; seasonal period {dec.get('period')} ({dec.get('period_source')})"
                     if dec.get("period")
