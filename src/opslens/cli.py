@@ -102,7 +102,7 @@ def run(
     ) as progress:
         for name in names:
             result = run_analysis(config, name, stages=stage_list, progress=progress)
-            shown = ", ".join(f"{k}={v:.3f}" for k, v in list(result.metrics.items())[:6])
+            shown = result.headline()
             typer.echo(
                 f"{name}: run {result.run_id} complete -> {result.path}"
                 + (f" ({shown})" if shown else "")

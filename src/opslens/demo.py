@@ -89,7 +89,7 @@ def run_demo(directory: Path, recipe: str | None = None) -> Iterator[str]:
         yield f"[{name}] project: {(folder / 'project.yaml').resolve()}"
         for analysis in project.active_analyses():
             result = run_analysis(project, analysis.name)
-            shown = ", ".join(f"{k}={v:.3f}" for k, v in list(result.metrics.items())[:6])
+            shown = result.headline()
             yield f"  run: {result.run_id} ({shown})"
             report = write_report(open_run(project.runs_root(), analysis.name))
             yield f"  report: {report.resolve()}"

@@ -66,115 +66,6 @@ F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
 
 
-@numba.njit(cache=True)
-def _partition(a: F64, lo: int, hi: int) -> int:  # pragma: no cover
-    """Hoare partition of ``a[lo:hi + 1]`` around a median-of-three pivot; returns the split."""
-    mid = (lo + hi) >> 1
-    if a[mid] < a[lo]:
-        a[mid], a[lo] = a[lo], a[mid]
-    if a[hi] < a[lo]:
-        a[hi], a[lo] = a[lo], a[hi]
-    if a[hi] < a[mid]:
-        a[hi], a[mid] = a[mid], a[hi]
-    pivot = a[mid]
-    i = lo - 1
-    j = hi + 1
-    while True:
-        i += 1
-        while a[i] < pivot:
-            i += 1
-        j -= 1
-        while a[j] > pivot:
-            j -= 1
-        if i >= j:
-            return j
-        a[i], a[j] = a[j], a[i]
-
-
-@numba.njit(cache=True)
-def _median(x: F64) -> float:  # pragma: no cover
-    """Median by quickselect on a copy (O(n); numpy's median compiles slowly in numba)."""
-    n = x.size
-    a = x.copy()
-    k = n // 2
-    lo = 0
-    hi = n - 1
-    while hi > lo:
-        j = _partition(a, lo, hi)
-        if k <= j:
-            hi = j
-        else:
-            lo = j + 1
-    if n % 2 == 1:
-        return float(a[k])
-    below = a[0]
-    for i in range(1, k):
-        below = max(below, a[i])
-    return float((below + a[k]) / 2.0)
-
-
-@numba.njit(cache=True)
-def _argsort(a: F64) -> I64:  # pragma: no cover
-    """Indices that sort ``a`` (iterative quicksort on (key, index) pairs, insertion sort below 16)."""
-    n = a.size
-    key = a.copy()
-    idx = np.arange(n)
-    stack = np.empty(2 * 64, dtype=np.int64)
-    top = 0
-    lo = 0
-    hi = n - 1
-    while True:
-        while hi - lo > 16:
-            mid = (lo + hi) >> 1
-            if key[mid] < key[lo]:
-                key[mid], key[lo] = key[lo], key[mid]
-                idx[mid], idx[lo] = idx[lo], idx[mid]
-            if key[hi] < key[lo]:
-                key[hi], key[lo] = key[lo], key[hi]
-                idx[hi], idx[lo] = idx[lo], idx[hi]
-            if key[hi] < key[mid]:
-                key[hi], key[mid] = key[mid], key[hi]
-                idx[hi], idx[mid] = idx[mid], idx[hi]
-            pivot = key[mid]
-            i = lo - 1
-            j = hi + 1
-            while True:
-                i += 1
-                while key[i] < pivot:
-                    i += 1
-                j -= 1
-                while key[j] > pivot:
-                    j -= 1
-                if i >= j:
-                    break
-                key[i], key[j] = key[j], key[i]
-                idx[i], idx[j] = idx[j], idx[i]
-            if j - lo < hi - j - 1:  # go on with the smaller part: stack depth <= log2(n)
-                stack[top] = j + 1
-                stack[top + 1] = hi
-                hi = j
-            else:
-                stack[top] = lo
-                stack[top + 1] = j
-                lo = j + 1
-            top += 2
-        for k in range(lo + 1, hi + 1):
-            v = key[k]
-            t = idx[k]
-            q = k - 1
-            while q >= lo and key[q] > v:
-                key[q + 1] = key[q]
-                idx[q + 1] = idx[q]
-                q -= 1
-            key[q + 1] = v
-            idx[q + 1] = t
-        if top == 0:
-            return idx
-        top -= 2
-        lo = stack[top]
-        hi = stack[top + 1]
-
-
 @numba.njit(cache=True, fastmath=_FAST)
 def _summary(x: F64) -> tuple[float, float, float, float]:  # pragma: no cover
     """Min, max, mean and population std in two passes; exact for a constant array.
@@ -216,7 +107,7 @@ def _moments(x: F64, out: F64) -> None:  # pragma: no cover
         s += v
     out[2] = lo
     out[3] = hi
-    out[4] = _median(x)
+    out[4] = np.median(x)
     if lo == hi:  # constant: exact mean and std; skewness, kurtosis 0 (pandas' convention)
         out[0] = lo
         out[1] = 0.0
@@ -331,7 +222,7 @@ def _sample_entropy(x: F64, m: int, r: float) -> float:  # pragma: no cover
         a = (nb - 1) * (nb - 2) // 2
         b = nb * (nb - 1) // 2
     else:
-        order = _argsort(x[:nb])
+        order = np.argsort(x[:nb], kind="quicksort")
         coords = np.empty((m + 1, nb))  # row c: coordinate c of the templates, sorted
         for p in range(nb):
             i = order[p]

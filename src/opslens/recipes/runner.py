@@ -51,6 +51,10 @@ class RunResult:
     metrics: dict[str, float]
     mlflow_run_id: str | None
 
+    def headline(self, n: int = 6) -> str:
+        """The first ``n`` metrics as ``name=value`` pairs, for one line of output."""
+        return ", ".join(f"{k}={v:.3f}" for k, v in list(self.metrics.items())[:n])
+
 
 def make_tracker(project: ProjectConfig) -> Tracker:
     """MLflow at the project's tracking URI, or a memory tracker when disabled."""
