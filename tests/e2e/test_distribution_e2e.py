@@ -152,3 +152,25 @@ def test_same_config_same_metrics(tmp_path: Path) -> None:
     b = open_run(tmp_path / "runs", "trip-eta", second.run_id)
     assert a.table("profiles").equals(b.table("profiles"))
     assert a.manifest["input"]["fingerprint"] == b.manifest["input"]["fingerprint"]
+
+
+def test_segmented_by_group(tmp_path: Path) -> None:
+    """With columns.group, bin edges are per segment and the group is a model input."""
+    data = make_trips(n_rows=12_000, seed=6)
+    data.trips.write_parquet(tmp_path / "trips.parquet")
+    text = PROJECT.replace(
+        "categorical: [route, hour_band, vehicle_type]}",
+        "categorical: [route, hour_band], group: vehicle_type}",
+    ).replace("min_combination_size: 30", "min_combination_size: 10, xgboost: {n_estimators: 30}")
+    (tmp_path / "project.yaml").write_text(text)
+    run_analysis(load_project(tmp_path / "project.yaml"), "trip-eta", tracker=MemoryTracker())
+    run = open_run(tmp_path / "runs", "trip-eta")
+    edges = run.object("edges")
+    assert sorted(edges) == sorted(data.trips["vehicle_type"].unique().to_list())
+    assert all(np.all(np.diff(e) > 0) for e in edges.values())
+    histograms = run.table("histograms")
+    assert set(histograms["segment"].unique().to_list()) == set(edges)
+    assert (
+        "vehicle_type" in json.loads((run.path / "model" / "metadata.json").read_text())["inputs"]
+    )
+    assert run.facts["classify"]["auroc_weighted"] >= 0.9
