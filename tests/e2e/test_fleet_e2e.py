@@ -133,7 +133,7 @@ def _small() -> pl.DataFrame:
             _small,
             "machine",
             "{}",
-            "device column 'machine' (columns.entity) is not in the data",
+            "device column 'machine' (columns.entity) is not in file",
         ),
         (
             "a device with one reading",
@@ -155,7 +155,7 @@ def _small() -> pl.DataFrame:
             lambda: _small().with_columns(pl.lit("hot").alias("temperature")),
             "device_id",
             "{}",
-            "column 'temperature' in the data is not numeric",
+            "column 'temperature' in file",
         ),
         (
             "duplicate timestamps",

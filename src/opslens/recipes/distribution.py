@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from opslens.cluster.kselect import KChoice, choose_k
 from opslens.cluster.profiles import DistributionClusterer, cluster_profiles, describe_profile
 from opslens.config import AnalysisConfig
+from opslens.data.load import describe_source
 from opslens.data.schema import require_columns, require_numeric
 from opslens.errors import ConfigError, DataError
 from opslens.features.histograms import (
@@ -112,7 +113,7 @@ def prepare(ctx: StageContext, raw: pl.DataFrame) -> Out:
     p: DistributionParams = ctx.params
     cols = ctx.analysis.columns
     target = str(cols.target)
-    where = "the data"
+    where = describe_source(ctx.analysis)
     require_columns(raw, [target, cols.group, *cols.categorical], where=where)
     categorical = _categoricals(raw, ctx.analysis)
     frame = require_numeric(raw, target, where=where)

@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from opslens.cluster.groups import BehaviourGroups, find_groups
 from opslens.config import AnalysisConfig
+from opslens.data.load import describe_source
 from opslens.data.schema import require_columns, require_numeric
 from opslens.detect.point import point_anomalies
 from opslens.detect.population import RareDevices, rank_rare_devices
@@ -172,15 +173,16 @@ def prepare(ctx: StageContext, raw: pl.DataFrame) -> Out:
     p: FleetParams = ctx.params
     cols = ctx.analysis.columns
     entity, time, metrics = str(cols.entity), str(cols.time), list(cols.metrics)
+    where = describe_source(ctx.analysis)
     if entity not in raw.columns:
         raise DataError(
-            f"device column '{entity}' (columns.entity) is not in the data (columns: {', '.join(raw.columns[:15])})",
+            f"device column '{entity}' (columns.entity) is not in {where} (columns: {', '.join(raw.columns[:15])})",
             fix="set columns.entity to the column that identifies each device",
         )
-    require_columns(raw, [time, *metrics], where="the data")
+    require_columns(raw, [time, *metrics], where=where)
     frame = raw.select(pl.col(entity).cast(pl.String), time, *metrics)
     for m in metrics:
-        frame = require_numeric(frame, m, where="the data")
+        frame = require_numeric(frame, m, where=where)
     frame = frame.filter(pl.col(entity).is_not_null() & pl.col(time).is_not_null())
     facts: dict[str, Any] = {
         "entity": entity,
