@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+from abc import ABCMeta, abstractmethod
 from typing import Literal
 
 import numpy as np
@@ -67,15 +68,16 @@ def _scaled(distance: np.ndarray, spread: float) -> np.ndarray:
         return np.where(distance > 0, np.inf, np.where(np.isnan(distance), np.nan, 0.0))
 
 
-class _PointDetector(BaseEstimator):  # type: ignore[misc]
+class _PointDetector(BaseEstimator, metaclass=ABCMeta):  # type: ignore[misc]
     """Shared predict: flag finite scores above the threshold."""
 
+    @abstractmethod
     def _limit(self) -> float:
-        raise NotImplementedError
+        """The score above which a value is flagged."""
 
+    @abstractmethod
     def score_samples(self, values: object) -> np.ndarray:
         """Return a non-negative score per value (higher = more anomalous)."""
-        raise NotImplementedError
 
     def predict(self, values: object) -> np.ndarray:
         """Return a boolean flag per value: True where score > threshold."""
