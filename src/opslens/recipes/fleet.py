@@ -20,21 +20,17 @@ Example:
 from __future__ import annotations
 
 import warnings
-from datetime import datetime, timedelta
-from pathlib import Path
+from datetime import datetime
 from typing import Any, Literal
 
 import numpy as np
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field
 
 from opslens.cluster.groups import BehaviourGroups, find_groups
-from opslens.config import AnalysisConfig
-from opslens.data.load import describe_source
-from opslens.data.schema import require_columns, require_numeric
+from opslens.data.schema import require_columns
 from opslens.detect.point import point_anomalies
 from opslens.detect.population import RareDevices, rank_rare_devices
-from opslens.errors import ConfigError, DataError, OpslensWarning
+from opslens.errors import DataError, OpslensWarning
 from opslens.explain.contrasts import group_contrasts, top_group_features
 from opslens.explain.failures import (
     group_enrichment,
@@ -45,222 +41,31 @@ from opslens.explain.failures import (
 )
 from opslens.explain.findings import fleet_findings
 from opslens.features.decompose import decompose_series
-from opslens.features.fingerprints import FingerprintConfig, fleet_fingerprints
+from opslens.features.fingerprints import fleet_fingerprints
 from opslens.features.profile import profile_series
 from opslens.models.rare_scorer import RareDeviceScorer
 from opslens.plots import fleet as plots
 from opslens.plots.distribution import plot_k_curve
 from opslens.plots.series import plot_decomposition, plot_point_anomalies
 from opslens.recipes.base import ModelArtifact, Out, Recipe, Stage, StageContext
+from opslens.recipes.fleet_params import (
+    FailureParams,
+    FleetParams,
+    analysed_features,
+    fingerprint_config,
+)
+from opslens.recipes.fleet_prepare import check_columns, prepare
 
 __all__ = ["RECIPE", "FleetParams"]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class RareParams(_Strict):
-    """Rare-device detection settings."""
-
-    methods: tuple[Literal["isolation_forest", "one_class_svm", "ecod", "autoencoder"], ...] = (
-        "isolation_forest",
-        "one_class_svm",
-        "ecod",
-        "autoencoder",
-    )
-    contamination: float = Field(default=0.05, gt=0, lt=0.5)
-    top_n: int = Field(default=20, ge=1)
-
-
-class GroupParams(_Strict):
-    """Behaviour-group settings."""
-
-    methods: tuple[Literal["kmeans", "dbscan", "agglomerative"], ...] = (
-        "kmeans",
-        "dbscan",
-        "agglomerative",
-    )
-    k_min: int = Field(default=2, ge=2)
-    k_max: int = Field(default=8, ge=2)
-    min_samples: int = Field(default=5, ge=2)
-
-
-class FailureParams(_Strict):
-    """Known failures: ids in config and/or a CSV/Parquet file (id column, optional failure time)."""
-
-    ids: list[str] = Field(default_factory=list)
-    path: Path | None = None
-    id_column: str | None = None
-    time_column: str | None = None
-
-
-class LeadTimeParams(_Strict):
-    """Rolling-window scoring before each failure date."""
-
-    window: timedelta = timedelta(days=7)
-    step: timedelta = timedelta(days=1)
-    horizon: timedelta = timedelta(days=30)
-    top_k: int = Field(default=10, ge=1)
-    # ECOD by default: parameter-free and ~6x cheaper than adding Isolation Forest on every window
-    methods: tuple[Literal["isolation_forest", "one_class_svm", "ecod", "autoencoder"], ...] = (
-        "ecod",
-    )
-
-
-class FleetParams(_Strict):
-    """Knobs of the fleet recipe; every one has a default."""
-
-    fingerprint: dict[str, Any] = Field(default_factory=dict)
-    rare: RareParams = Field(default_factory=RareParams)
-    groups: GroupParams = Field(default_factory=GroupParams)
-    failures: FailureParams = Field(default_factory=FailureParams)
-    lead_time: LeadTimeParams = Field(default_factory=LeadTimeParams)
-    duplicates: Literal["error", "mean", "first", "last"] = "error"
-    unsorted: Literal["error", "sort"] = "error"
-    min_readings: int = Field(default=3, ge=2)
-    short_devices: Literal["error", "drop"] = "error"
-    inspect_top: int = Field(default=3, ge=0)
-    # features left out of rare devices, groups and explanations: a series' length says
-    # when a device joined or stopped reporting, not how it behaves
-    exclude_features: list[str] = Field(default_factory=lambda: ["count"])
 
 
 _POINT_METHODS: tuple[Literal["zscore", "robust_z", "iqr"], ...] = ("zscore", "robust_z", "iqr")
 
 
-def _analysed(fingerprints: pl.DataFrame, p: FleetParams) -> pl.DataFrame:
-    """The fingerprint columns the population analyses use (``exclude_features`` left out)."""
-    drop = [
-        c for c in fingerprints.columns if "__" in c and c.split("__", 1)[1] in p.exclude_features
-    ]
-    return fingerprints.drop(drop)
-
-
-def _check_columns(analysis: AnalysisConfig) -> None:
-    cols = analysis.columns
-    missing = [
-        role for role, value in (("entity", cols.entity), ("time", cols.time)) if value is None
-    ]
-    if missing or not cols.metrics:
-        need = [*(f"columns.{m}" for m in missing), *([] if cols.metrics else ["columns.metrics"])]
-        raise ConfigError(
-            f"analysis '{analysis.name}' (fleet) needs {', '.join(need)}",
-            fix="name the device id column (entity), the timestamp (time) and one or more metric columns",
-        )
-    try:
-        FingerprintConfig(**analysis.params.get("fingerprint", {}))
-    except TypeError as e:
-        raise ConfigError(
-            f"analysis '{analysis.name}' params.fingerprint is invalid: {e}",
-            fix="use the fingerprint keys listed in the README's fleet section",
-        ) from None
-
-
-def _fingerprint_config(p: FleetParams) -> FingerprintConfig:
-    return FingerprintConfig(**p.fingerprint)
-
-
-def _names(frame: pl.DataFrame, column: str, limit: int = 5) -> str:
-    values = frame[column].cast(pl.String).to_list()
-    return ", ".join(values[:limit]) + (
-        f" and {len(values) - limit} more" if len(values) > limit else ""
-    )
-
-
-def prepare(ctx: StageContext, raw: pl.DataFrame) -> Out:
-    """Select and check device, time and metric columns; apply the documented policies."""
-    p: FleetParams = ctx.params
-    cols = ctx.analysis.columns
-    entity, time, metrics = str(cols.entity), str(cols.time), list(cols.metrics)
-    where = describe_source(ctx.analysis)
-    if entity not in raw.columns:
-        raise DataError(
-            f"device column '{entity}' (columns.entity) is not in {where} (columns: {', '.join(raw.columns[:15])})",
-            fix="set columns.entity to the column that identifies each device",
-        )
-    require_columns(raw, [time, *metrics], where=where)
-    frame = raw.select(pl.col(entity).cast(pl.String), time, *metrics)
-    for m in metrics:
-        frame = require_numeric(frame, m, where=where)
-    frame = frame.filter(pl.col(entity).is_not_null() & pl.col(time).is_not_null())
-    facts: dict[str, Any] = {
-        "entity": entity,
-        "time": time,
-        "metrics": metrics,
-        "rows_read": raw.height,
-    }
-
-    dupes = frame.group_by([entity, time]).len().filter(pl.col("len") > 1)
-    if dupes.height:
-        if p.duplicates == "error":
-            example = dupes.row(0, named=True)
-            raise DataError(
-                f"{dupes.height} duplicate (device, timestamp) pair(s), e.g. device {example[entity]} at {example[time]}",
-                fix="deduplicate the data, or set params.duplicates to mean, first or last",
-            )
-        agg = [
-            pl.col(m).mean() if p.duplicates == "mean" else getattr(pl.col(m), p.duplicates)()
-            for m in metrics
-        ]
-        frame = frame.group_by([entity, time], maintain_order=True).agg(agg).select(frame.columns)
-        facts["duplicates_merged"] = dupes.height
-        facts["duplicates_policy"] = p.duplicates
-
-    unsorted = (
-        frame.group_by(entity)
-        .agg((pl.col(time).diff() < pl.duration(microseconds=0)).any().alias("bad"))
-        .filter(pl.col("bad"))
-        .sort(entity)
-    )
-    if unsorted.height:
-        if p.unsorted == "error":
-            raise DataError(
-                f"time is not increasing within {unsorted.height} device(s) ({_names(unsorted, entity)})",
-                fix="sort the data by device and time, or set params.unsorted: sort",
-            )
-        facts["devices_sorted"] = unsorted.height
-    frame = frame.sort([entity, time], maintain_order=True)
-
-    counts = frame.group_by(entity).agg(pl.col(m).is_not_null().sum().alias(m) for m in metrics)
-    short = counts.filter(pl.min_horizontal(metrics) < p.min_readings).sort(entity)
-    if short.height:
-        if p.short_devices == "error":
-            raise DataError(
-                f"{short.height} device(s) have fewer than {p.min_readings} readings of some metric ({_names(short, entity)})",
-                fix="set params.short_devices: drop to leave them out, or lower params.min_readings (at least 2)",
-            )
-        frame = frame.join(short.select(entity), on=entity, how="anti")
-        facts["devices_dropped_short"] = short[entity].to_list()
-    n_devices = frame[entity].n_unique()
-    if n_devices < 3:
-        raise DataError(
-            f"only {n_devices} device(s) with enough readings; fleet analysis needs at least 3",
-            fix="load more devices (or lower params.min_readings)",
-        )
-    span = frame.select(pl.col(time).min().alias("start"), pl.col(time).max().alias("end")).row(
-        0, named=True
-    )
-    interval = frame.select(pl.col(time).diff().over(entity).median()).item()
-    facts.update(
-        devices=n_devices,
-        readings=frame.height,
-        start=span["start"],
-        end=span["end"],
-        median_interval_seconds=interval.total_seconds() if interval is not None else None,
-        missing_share={m: float(frame[m].is_null().mean() or 0.0) for m in metrics},  # type: ignore[arg-type]
-    )
-    return Out(
-        values={"readings": frame},
-        facts=facts,
-        metrics={"devices": float(n_devices), "readings": float(frame.height)},
-    )
-
-
 def fingerprint(ctx: StageContext, readings: pl.DataFrame) -> Out:
     """One row of behavioural features per device (every metric)."""
     cols = ctx.analysis.columns
-    config = _fingerprint_config(ctx.params)
+    config = fingerprint_config(ctx.params)
     fp = fleet_fingerprints(
         readings,
         entity=str(cols.entity),
@@ -284,7 +89,7 @@ def rare(ctx: StageContext, fingerprints: pl.DataFrame) -> Out:
     """Score devices with four detectors; combined ranking and top list with deviating features."""
     p: FleetParams = ctx.params
     entity = str(ctx.analysis.columns.entity)
-    fingerprints = _analysed(fingerprints, p)
+    fingerprints = analysed_features(fingerprints, p)
     result = rank_rare_devices(
         fingerprints,
         entity=entity,
@@ -329,7 +134,7 @@ def groups(ctx: StageContext, fingerprints: pl.DataFrame, rare_scores: pl.DataFr
     p: FleetParams = ctx.params
     entity = str(ctx.analysis.columns.entity)
     found = find_groups(
-        _analysed(fingerprints, p),
+        analysed_features(fingerprints, p),
         entity=entity,
         methods=p.groups.methods,
         k_min=p.groups.k_min,
@@ -383,7 +188,7 @@ def explain(
     """What sets each group apart, each rare device's deviating features, findings in words."""
     entity = str(ctx.analysis.columns.entity)
     best = group_result.best_method or group_labels.columns[1]
-    aligned = _analysed(fingerprints, ctx.params).join(
+    aligned = analysed_features(fingerprints, ctx.params).join(
         group_labels.select(entity, best), on=entity, how="inner"
     )
     contrasts = group_contrasts(aligned.drop(best), aligned[best].to_numpy(), entity=entity)
@@ -456,7 +261,7 @@ def failures(
     lead = None
     lead_frame = None
     if times:
-        config = _fingerprint_config(p)
+        config = fingerprint_config(p)
         metrics = list(cols.metrics)
 
         def score_window(frame: pl.DataFrame) -> pl.DataFrame:
@@ -468,7 +273,7 @@ def failures(
                 )
             fp = fleet_fingerprints(frame, entity=entity, time=time, metrics=metrics, config=config)
             ranked = rank_rare_devices(
-                _analysed(fp, p),
+                analysed_features(fp, p),
                 entity=entity,
                 top_n=1,
                 random_state=ctx.random_state,
@@ -584,7 +389,7 @@ def inspect(ctx: StageContext, readings: pl.DataFrame, rare_top: pl.DataFrame) -
 RECIPE = Recipe(
     name="fleet",
     params_model=FleetParams,
-    check_columns=_check_columns,
+    check_columns=check_columns,
     stages=(
         Stage("prepare", prepare, ("raw",), ("readings",)),
         Stage("fingerprint", fingerprint, ("readings",), ("fingerprints",)),
