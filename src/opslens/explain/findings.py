@@ -121,8 +121,9 @@ def _failure_sentences(enrichment: pl.DataFrame) -> list[str]:
     ]
     for r in rich.iter_rows(named=True):
         out.append(
-            f"{r['n_failed']} of the {n_fail} known failures are in group {r['group']} "
-            f"({_devices(r['n_devices'])}): {r['lift']:.1f}× the fleet rate, "
+            f"{r['n_failed']} of the {n_fail} known failures are in "
+            + (f"group {r['group']}" if r["group"] != -1 else "the devices that fit no group")
+            + f" ({_devices(r['n_devices'])}): {r['lift']:.1f}× the fleet rate, "
             f"Fisher p = {format_p(r['p_value'])}."
         )
     if rich.height == 0:

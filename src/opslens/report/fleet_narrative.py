@@ -114,7 +114,8 @@ def fleet_narrative(facts: dict[str, Any], plots: list[str]) -> Narrative:
         ranking = fail.get("ranking", {})
         lead = fail.get("lead_time") or {}
         bullets = [
-            f"Group {e.get('group')}: {fmt(e.get('n_failed'))} of {fmt(e.get('n_devices'))} failed "
+            ("No group (noise)" if e.get("group") == -1 else f"Group {e.get('group')}")
+            + f": {fmt(e.get('n_failed'))} of {fmt(e.get('n_devices'))} failed "
             f"({fmt(e.get('failure_rate'))}; lift {fmt(e.get('lift'))}, Fisher p={fmt(e.get('p_value'))})"
             + (" — enriched" if e.get("enriched") else "")
             for e in fail.get("enrichment", [])
