@@ -23,8 +23,8 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
-
 from opslens.data.synthetic.trips import make_trips
+
 from opslens.models.classifier import PatternClassifier
 
 CATEGORICAL = ["route", "hour_band", "vehicle_type", "weekday"]

@@ -29,7 +29,7 @@ def pg_url() -> str:
     """A reachable PostgreSQL URL (database ``test``), or skip/fail as above."""
     import sqlalchemy as sa
 
-    from opslens.data.sources.sql import engine_url
+    from opslens.io.sources.sql import engine_url
 
     try:
         engine = sa.create_engine(engine_url(PG_URL), connect_args={"connect_timeout": 3})
@@ -46,7 +46,7 @@ def pg_schema(pg_url: str) -> Iterator[str]:
     """A fresh schema in the test database, dropped afterwards (tests run in parallel)."""
     import sqlalchemy as sa
 
-    from opslens.data.sources.sql import engine_url
+    from opslens.io.sources.sql import engine_url
 
     name = "t_" + uuid.uuid4().hex[:10]
     engine = sa.create_engine(engine_url(pg_url))

@@ -12,7 +12,10 @@ The tree::
     ├── DataError                the data is there but unusable: missing column,
     │                            empty table, non-numeric target, too few rows    (data, features, recipes)
     ├── RunError                 no run to read, a stage's inputs missing          (tracking, recipes)
-    └── InstanceError            one streamed instance is malformed                (online)
+    ├── InstanceError            one streamed instance is malformed                (online, predictors)
+    └── UnsupportedError         a predictor asked for a call it does not offer   (predictors)
+
+    ContractError                a recipe broke its own declaration (a bug, exit 1) (runner)
 
     OpslensWarning               a problem worth telling that does not stop a run
 
@@ -26,12 +29,14 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigError",
+    "ContractError",
     "DataError",
     "InstanceError",
     "OpslensError",
     "OpslensWarning",
     "RunError",
     "SourceError",
+    "UnsupportedError",
 ]
 
 
@@ -67,6 +72,14 @@ class RunError(OpslensError):
 
 class InstanceError(OpslensError):
     """A streamed instance is malformed (not JSON, not an object, a value of the wrong type)."""
+
+
+class UnsupportedError(OpslensError):
+    """A predictor was asked for a call its recipe does not offer (e.g. a plot per instance)."""
+
+
+class ContractError(Exception):
+    """A recipe returned something other than it declared: a bug in the recipe, not in the input."""
 
 
 class OpslensWarning(UserWarning):

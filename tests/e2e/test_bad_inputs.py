@@ -4,17 +4,14 @@ and the previous `latest` run untouched."""
 from __future__ import annotations
 
 import shutil
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
 import pytest
+from tests.fakes.cli import run_cli
 
-sys.path.insert(0, str(Path(__file__).parent))
-from cli_helpers import run_cli
-
-from opslens.data.synthetic.trips import make_trips
+from opslens.synthetic.trips import make_trips
 
 GOOD = """
 tracking: {{enabled: false}}
@@ -40,8 +37,8 @@ def project_text(
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
     """A folder with good data and one complete run; returns (folder, runs, latest run id)."""
-    from opslens.config import load_project
-    from opslens.recipes.runner import run_analysis
+    from opslens.api import load_project
+    from opslens.runner import run_analysis
 
     folder = tmp_path_factory.mktemp("bad")
     runs = folder / "runs"

@@ -1,4 +1,8 @@
-"""A run killed with SIGKILL mid-stage leaves `latest` on the previous complete run."""
+"""A run killed with SIGKILL mid-stage leaves `latest` on the previous complete run.
+
+The kill is driven by an event, not by timing: the child's log line "stage classify
+started" (read from its stderr as it is written) says it is inside that stage.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from opslens.config import load_project
-from opslens.data.synthetic.trips import make_trips
-from opslens.recipes.runner import run_analysis
+from opslens.api import load_project
+from opslens.runner import run_analysis
+from opslens.synthetic.trips import make_trips
 from opslens.tracking.runs import list_runs, open_run
 
 PROJECT = """
@@ -36,20 +39,18 @@ def test_sigkill_mid_stage_keeps_previous_run(tmp_path: Path) -> None:
         [sys.executable, "-m", "opslens.cli", "run", str(tmp_path / "project.yaml")],
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"},
     )
-    deadline = time.monotonic() + 120
     killed_in = None
     try:
-        while time.monotonic() < deadline and proc.poll() is None:
-            logs = list(analysis_dir.glob(".tmp-*/run.log"))
-            text = logs[0].read_text() if logs else ""
-            if "stage cluster done" in text:  # now inside the classify stage
+        assert proc.stderr is not None
+        for line in proc.stderr:  # blocks until the child writes; ends when it exits
+            if "stage classify started" in line:
                 os.kill(proc.pid, signal.SIGKILL)
                 killed_in = "classify"
                 break
-            time.sleep(0.05)
     finally:
         if proc.poll() is None and killed_in is None:
             proc.kill()

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from tests.fakes.cli import run_cli
 
-sys.path.insert(0, str(Path(__file__).parent))
-from cli_helpers import run_cli
-
-from opslens.data.sources.sql import engine_url
-from opslens.data.synthetic.trips import make_trips
+from opslens.io.sources.sql import engine_url
+from opslens.synthetic.trips import make_trips
 
 SECRET = "TopSecret-4711"
 PROJECT = """

@@ -161,6 +161,7 @@ def find_groups(
     max_agglomerative: int = 5000,
     random_state: int = 0,
     n_threads: int | None = 1,
+    setting: str = "",
 ) -> BehaviourGroups:
     """Cluster devices by K-Means, DBSCAN and Ward; report silhouettes and a PCA embedding.
 
@@ -183,7 +184,7 @@ def find_groups(
     m = fingerprint_matrix(fingerprints, entity=entity)
     with threadpool_limits(n_threads):
         return _find_groups(
-            m, entity, methods, k_min, k_max, min_samples, max_agglomerative, random_state
+            m, entity, methods, k_min, k_max, min_samples, max_agglomerative, random_state, setting
         )
 
 
@@ -196,10 +197,11 @@ def _find_groups(
     min_samples: int,
     max_agglomerative: int,
     random_state: int,
+    setting: str,
 ) -> BehaviourGroups:
     std = m.X.std(axis=0)
     Z = (m.X - m.X.mean(axis=0)) / np.where(std > 0, std, 1.0)
-    k_choice = choose_k(Z, k_min=k_min, k_max=k_max, random_state=random_state)
+    k_choice = choose_k(Z, k_min=k_min, k_max=k_max, random_state=random_state, setting=setting)
     k = k_choice.k
     eps, k_distances = k_distance_eps(Z, min_samples)
 

@@ -43,8 +43,11 @@ def choose_k(
     random_state: int = 0,
     n_init: int = 10,
     sample_size: int | None = 5000,
+    setting: str = "",
 ) -> KChoice:
     """Scan K in ``[k_min, k_max]`` with K-Means; pick the best silhouette.
+
+    ``setting`` prefixes ``k_min``/``k_max`` in error fixes (the caller's config path, e.g. ``params.``).
 
     ``sample_size`` bounds the silhouette's O(n²) cost on large inputs (a fixed,
     seeded sample, so the choice is deterministic).
@@ -60,13 +63,13 @@ def choose_k(
     if k_min < 2 or k_max < k_min:
         raise DataError(
             f"the K range [{k_min}, {k_max}] is invalid",
-            fix="set k_min >= 2 and k_max >= k_min in params",
+            fix="pass k_min >= 2 and k_max >= k_min",
         )
     k_hi = min(k_max, n - 1)
     if k_hi < k_min:
         raise DataError(
             f"only {n} items to cluster, too few for K >= {k_min}",
-            fix="provide more combinations/devices or lower params.k_min",
+            fix=f"provide more combinations/devices or lower {setting}k_min",
         )
     distinct = np.unique(X, axis=0).shape[0]
     if distinct < 2:
@@ -92,7 +95,7 @@ def choose_k(
     if not curve:
         raise DataError(
             "K-Means found fewer than two distinct clusters for every K scanned",
-            fix="check that the data varies, or narrow params.k_min/k_max",
+            fix=f"check that the data varies, or narrow {setting}k_min / {setting}k_max",
         )
     best_sil = max(c["silhouette"] for c in curve)
     near = [c for c in curve if c["silhouette"] >= best_sil - 0.01]

@@ -215,7 +215,7 @@ class RareDeviceDetector(BaseEstimator):  # type: ignore[misc]
         if not 0.0 < self.contamination < 0.5:
             raise ConfigError(
                 f"contamination {self.contamination} is outside (0, 0.5)",
-                fix="set params.contamination to the expected share of rare devices, e.g. 0.05",
+                fix="pass contamination in (0, 0.5): the expected share of rare devices, e.g. 0.05",
             )
         X = check_array(X, dtype=np.float64)
         with threadpool_limits(self.n_threads):

@@ -267,7 +267,7 @@ def lead_times(
     if top_k < 1 or step <= timedelta(0) or window <= timedelta(0):
         raise DataError(
             f"top_k={top_k}, step={step}, window={window}: each must be positive",
-            fix="set params.lead_top_k, lead_step and lead_window to positive values",
+            fix="pass a top_k of at least 1 and a positive step and window",
         )
     tdtype = readings.schema[time]
     if not isinstance(tdtype, pl.Datetime):

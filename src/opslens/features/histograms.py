@@ -100,9 +100,11 @@ class SmallCombinations:
 
 
 def drop_small_combinations(
-    frame: pl.DataFrame, *, comb: str = "comb", min_size: int
+    frame: pl.DataFrame, *, comb: str = "comb", min_size: int, setting: str = "min_size"
 ) -> tuple[pl.DataFrame, SmallCombinations]:
     """Keep rows of combinations with at least ``min_size`` rows; report the cost.
+
+    ``setting`` names ``min_size`` in the caller's configuration, for the error's fix.
 
     Raises :class:`DataError` when no combination, or only one, remains.
 
@@ -122,7 +124,7 @@ def drop_small_combinations(
             f"{big.height} combination(s) have at least min_size={min_size} rows "
             f"({counts.height} combinations in total, the largest has {largest} rows); "
             "at least two are needed to find patterns",
-            fix="lower params.min_size, use fewer categorical columns, or provide more rows",
+            fix=f"lower {setting}, use fewer categorical columns, or provide more rows",
         )
     kept = frame.filter(pl.col(comb).is_in(big[comb].implode()))
     info = SmallCombinations(

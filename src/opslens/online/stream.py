@@ -25,7 +25,7 @@ from typing import IO, Any
 
 from opslens.config import ProjectConfig
 from opslens.errors import InstanceError, OpslensError, SourceError
-from opslens.online.predictor import load_predictor
+from opslens.tracking.models import ModelSource, load_model
 
 __all__ = ["StreamSummary", "iter_instances", "stream_instances"]
 
@@ -34,11 +34,12 @@ log = logging.getLogger("opslens.stream")
 
 @dataclass(frozen=True)
 class StreamSummary:
-    """How many instances were scored and rejected, and where the plots went."""
+    """How many instances were scored and rejected, where the plots went, which model answered."""
 
     scored: int
     rejected: int
     plots_dir: Path | None
+    origin: str = ""
 
 
 def iter_instances(lines: IO[str]) -> Iterator[tuple[int, dict[str, Any] | InstanceError]]:
@@ -78,17 +79,24 @@ def stream_instances(
     output: Path | None = None,
     plots: bool = True,
     plots_dir: Path | None = None,
+    model_source: ModelSource = "latest",
 ) -> StreamSummary:
-    """Predict every instance of ``input_path`` (or ``stdin``); write one JSON line each."""
-    project.analysis(analysis)
-    loaded = load_predictor(project.runs_root(), analysis)
+    """Predict every instance of ``input_path`` (or ``stdin``); write one JSON line each.
+
+    Plots are drawn only by predictors that offer them (``supports("figure")``).
+    """
+    loaded = load_model(project, analysis, model_source)
     predictor = loaded.predictor
+    log.info("scoring with the model from %s", loaded.origin)
     if input_path is not None and not input_path.is_file():
         raise SourceError(
             f"instances file {input_path} does not exist",
             fix="pass --input FILE.jsonl or - for stdin",
         )
     target_dir = None
+    if plots and not predictor.supports("figure"):
+        log.info("the %s model draws no per-instance plots", predictor.recipe)
+        plots = False
     if plots:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         target_dir = plots_dir or project.root / "stream" / analysis / stamp
@@ -100,7 +108,7 @@ def stream_instances(
     sink: IO[str] = output.open("w", encoding="utf-8") if output is not None else sys.stdout
     try:
         for number, item in iter_instances(source):
-            record: dict[str, Any] = {"line": number, "run_id": loaded.run.run_id}
+            record: dict[str, Any] = {"line": number, "run_id": loaded.run_id}
             if isinstance(item, OpslensError):
                 record["error"] = str(item)
                 rejected += 1
@@ -133,4 +141,6 @@ def stream_instances(
             source.close()
         if output is not None:
             sink.close()
-    return StreamSummary(scored=scored, rejected=rejected, plots_dir=target_dir)
+    return StreamSummary(
+        scored=scored, rejected=rejected, plots_dir=target_dir, origin=loaded.origin
+    )

@@ -22,8 +22,8 @@ from pathlib import Path
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from opslens import __version__
-from opslens.report.narrative import Narrator
-from opslens.report.template_narrator import TemplateNarrator
+from opslens.core.narrative import Narrator
+from opslens.report.narrators.template import TemplateNarrator
 from opslens.tracking.runs import RunView
 
 __all__ = ["render_report", "write_report"]
@@ -35,6 +35,17 @@ def render_report(run: RunView, narrator: Narrator | None = None) -> str:
     facts = run.facts
     plots = {p.stem: base64.b64encode(p.read_bytes()).decode("ascii") for p in run.plots()}
     narrative = narrator.narrate(facts, sorted(plots))
+    manifest = run.manifest
+    reused = {
+        stage: info.get("run_id")
+        for stage, info in (manifest.get("stages") or {}).items()
+        if info.get("status") == "reused"
+    }
+    plot_origin = {
+        p.stem: run.origin(f"plots/{p.name}").get("run_id")
+        for p in run.plots()
+        if run.origin(f"plots/{p.name}").get("status") == "reused"
+    }
     env = Environment(
         loader=PackageLoader("opslens.report", "templates"),
         autoescape=select_autoescape(["html", "j2"]),
@@ -43,6 +54,8 @@ def render_report(run: RunView, narrator: Narrator | None = None) -> str:
     return template.render(
         n=narrative,
         images=plots,
+        reused=reused,
+        plot_origin=plot_origin,
         run_id=run.run_id,
         recipe=facts.get("analysis", {}).get("recipe", ""),
         written=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),

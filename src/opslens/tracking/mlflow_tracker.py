@@ -1,8 +1,9 @@
 """MLflow tracking and registry: parameters, metrics, artifacts, a pyfunc model with its signature.
 
 The model is logged as an MLflow pyfunc whose ``predict`` calls the fitted
-object's ``predict_frame`` (a polars frame in, a frame out), registered under
-the analysis name, and given the alias ``current``.
+object's ``predict_frame`` (a polars frame in, a frame out) and registered
+under the analysis name; the runner moves the alias ``current`` to the new
+version only after the run folder is committed (:meth:`MlflowTracker.set_alias`).
 
 Example:
     >>> MlflowTracker("sqlite:////tmp/opslens-doctest-mlflow.db").uri
@@ -23,9 +24,6 @@ __all__ = ["ALIAS", "MlflowTracker", "OpslensPyfunc"]
 
 log = logging.getLogger(__name__)
 ALIAS = "current"
-
-os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-os.environ.setdefault("MLFLOW_TRACKING_INSECURE_TLS", "false")
 
 
 def _pyfunc_base() -> type:
@@ -72,6 +70,7 @@ class MlflowTracker:
 
     def start(self, *, experiment: str, run_name: str) -> None:
         """Open an MLflow run in the experiment named after the analysis."""
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         import mlflow
 
         for noisy in ("mlflow", "alembic", "urllib3"):
@@ -106,7 +105,7 @@ class MlflowTracker:
         mlflow.log_artifacts(str(folder))
 
     def log_model(self, model: ModelToLog) -> str | None:
-        """Log the pyfunc model with an inferred signature, register it, set alias ``current``."""
+        """Log the pyfunc model with an inferred signature and register a version (no alias)."""
         import tempfile
 
         import joblib
@@ -133,10 +132,19 @@ class MlflowTracker:
         version = getattr(info, "registered_model_version", None)
         if version is not None:
             client = mlflow.MlflowClient()
-            client.set_registered_model_alias(model.registered_name, ALIAS, str(version))
             if model.description:
                 client.update_model_version(model.registered_name, str(version), model.description)
+            for key, value in model.tags.items():
+                client.set_model_version_tag(model.registered_name, str(version), key, value)
         return str(version) if version is not None else None
+
+    def set_alias(self, name: str, version: str) -> None:
+        """Move the alias ``current`` of registered model ``name`` to ``version``."""
+        import mlflow
+
+        mlflow.MlflowClient(tracking_uri=self.uri).set_registered_model_alias(
+            name, ALIAS, str(version)
+        )
 
     def end(self, status: str) -> str | None:
         """End the run with MLflow's status (FINISHED or FAILED)."""

@@ -12,6 +12,7 @@ Example:
     >>> root = pathlib.Path(tempfile.mkdtemp())
     >>> run = RunWriter(root, "eta")
     >>> run.write_table("scores", pl.DataFrame({"a": [1]}))
+    'tables/scores.parquet'
     >>> run.write_json("manifest.json", {"status": "complete"})
     >>> folder = run.commit()
     >>> open_run(root, "eta").table("scores").height
@@ -35,7 +36,16 @@ import polars as pl
 
 from opslens.errors import RunError
 
-__all__ = ["RunView", "RunWriter", "list_runs", "new_run_id", "open_run"]
+__all__ = [
+    "LATEST",
+    "RunView",
+    "RunWriter",
+    "jsonable",
+    "list_runs",
+    "new_run_id",
+    "open_run",
+    "write_json",
+]
 
 LATEST = "latest"
 
@@ -52,11 +62,18 @@ def new_run_id(now: datetime | None = None) -> str:
     return now.strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(2)
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """``value`` with numpy scalars, paths, dates and non-finite floats made JSON-ready.
+
+    Example:
+        >>> import numpy as np
+        >>> jsonable({"a": np.float64(1.5), "b": float("nan")})
+        {'a': 1.5, 'b': None}
+    """
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, Path):
         return str(value)
     if isinstance(value, datetime | date):
@@ -64,7 +81,7 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, timedelta):
         return str(value)
     if hasattr(value, "item") and callable(value.item):  # numpy scalars
-        return _jsonable(value.item())
+        return jsonable(value.item())
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
@@ -73,7 +90,7 @@ def _jsonable(value: Any) -> Any:
 def write_json(path: Path, data: Any) -> None:
     """Write JSON through a temporary file so readers never see half a file."""
     tmp = path.with_name(path.name + ".part")
-    tmp.write_text(json.dumps(_jsonable(data), indent=2, sort_keys=False, allow_nan=False) + "\n")
+    tmp.write_text(json.dumps(jsonable(data), indent=2, sort_keys=False, allow_nan=False) + "\n")
     os.replace(tmp, path)
 
 
@@ -96,9 +113,11 @@ class RunWriter:
         """Where the run will live once committed."""
         return self.analysis_dir / self.run_id
 
-    def write_table(self, name: str, frame: pl.DataFrame) -> None:
-        """Save a table as ``tables/<name>.parquet``."""
-        frame.write_parquet(self.path / "tables" / f"{name}.parquet")
+    def write_table(self, name: str, frame: pl.DataFrame) -> str:
+        """Save a table as ``tables/<name>.parquet``; return that relative path."""
+        relative = f"tables/{name}.parquet"
+        frame.write_parquet(self.path / relative)
+        return relative
 
     def write_json(self, relative: str, data: Any) -> None:
         """Save JSON at ``relative`` inside the run."""
@@ -106,13 +125,32 @@ class RunWriter:
         target.parent.mkdir(parents=True, exist_ok=True)
         write_json(target, data)
 
-    def write_object(self, name: str, obj: Any) -> None:
+    def write_object(self, name: str, obj: Any) -> str:
         """Save a Python object (a fitted estimator, arrays) as ``data/<name>.joblib``."""
-        joblib.dump(obj, self.path / "data" / f"{name}.joblib")
+        relative = f"data/{name}.joblib"
+        joblib.dump(obj, self.path / relative)
+        return relative
 
-    def write_plot(self, name: str, figure: Any) -> None:
+    def write_plot(self, name: str, figure: Any) -> str:
         """Save a matplotlib Figure as ``plots/<name>.png``."""
-        figure.savefig(self.path / "plots" / f"{name}.png", dpi=110, bbox_inches="tight")
+        relative = f"plots/{name}.png"
+        figure.savefig(self.path / relative, dpi=110, bbox_inches="tight")
+        return relative
+
+    def write_model(
+        self, model: Any, input_example: pl.DataFrame, metadata: dict[str, Any]
+    ) -> list[str]:
+        """Save what the online side loads: ``model/model.joblib``, metadata, an input example."""
+        joblib.dump(model, self.path / "model" / "model.joblib")
+        write_json(self.path / "model" / "metadata.json", metadata)
+        input_example.write_parquet(self.path / "model" / "input_example.parquet")
+        return ["model/model.joblib", "model/metadata.json", "model/input_example.parquet"]
+
+    def copy_in(self, source: Path, relative: str) -> None:
+        """Copy a file of another run to ``relative`` in this one."""
+        target = self.path / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target)
 
     def commit(self) -> Path:
         """Rename the temporary folder into place, then move ``latest`` to it."""
@@ -202,6 +240,15 @@ class RunView:
     def plots(self) -> list[Path]:
         """Every PNG in ``plots/``, sorted by name."""
         return sorted((self.path / "plots").glob("*.png"))
+
+    def origin(self, relative: str) -> dict[str, str]:
+        """Which stage and run produced ``relative`` (``status``: produced or reused)."""
+        artifacts = self.manifest.get("artifacts") or {}
+        found: dict[str, str] = artifacts.get(relative) or {
+            "run_id": self.run_id,
+            "status": "produced",
+        }
+        return found
 
 
 def open_run(runs_root: Path, analysis: str, run_id: str = LATEST) -> RunView:

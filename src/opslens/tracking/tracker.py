@@ -31,6 +31,7 @@ class ModelToLog:
     output_example: Any
     registered_name: str
     description: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 class Tracker(Protocol):
@@ -49,7 +50,10 @@ class Tracker(Protocol):
         """Copy a folder's files as artifacts."""
 
     def log_model(self, model: ModelToLog) -> str | None:
-        """Log the model with its signature and register it; return the version."""
+        """Log the model with its signature and register a version (no alias yet); return it."""
+
+    def set_alias(self, name: str, version: str) -> None:
+        """Point the registry alias ``current`` of ``name`` at ``version`` (after the commit)."""
 
     def end(self, status: str) -> str | None:
         """Close the run (FINISHED or FAILED); return the tracker's run id."""
@@ -63,6 +67,7 @@ class MemoryTracker:
     metrics: dict[str, float] = field(default_factory=dict)
     artifacts: list[Path] = field(default_factory=list)
     models: list[ModelToLog] = field(default_factory=list)
+    aliases: dict[str, str] = field(default_factory=dict)
     status: str | None = None
     runs: list[str] = field(default_factory=list)
 
@@ -86,6 +91,10 @@ class MemoryTracker:
         """Remember the model; its version is its position."""
         self.models.append(model)
         return str(len(self.models))
+
+    def set_alias(self, name: str, version: str) -> None:
+        """Remember where the alias points."""
+        self.aliases[name] = version
 
     def end(self, status: str) -> str | None:
         """Remember the final status."""

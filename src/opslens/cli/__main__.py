@@ -1,0 +1,5 @@
+"""``python -m opslens.cli``: the same as the ``opslens`` command."""
+
+from opslens.cli.app import main
+
+main()

@@ -1,0 +1,333 @@
+"""project.yaml: the project model, ``${ENV}`` interpolation, ``.env`` loading, relative paths.
+
+One file describes every analysis of a project. Unknown keys are errors
+(reported with their path, e.g. ``analyses[0].source.pth``); relative paths
+resolve against the project file's folder; ``${VAR}`` and ``${VAR:-default}``
+are replaced from the environment after ``.env`` beside the file is loaded
+(without overriding variables already set). Every password found in a URL and
+every value interpolated into a secret-looking key is collected in
+:attr:`ProjectConfig.secrets` so logs, manifests and messages can mask it.
+
+``params`` are typed per recipe: :func:`project_model` builds the project
+model whose analyses are a union discriminated on ``recipe`` from the recipes'
+params models (``opslens.recipes`` calls it with its registry).
+
+Example:
+    >>> import os, tempfile, pathlib
+    >>> class P(Strict):
+    ...     k: int = 3
+    >>> Model = project_model({"toy": P})
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (d / "project.yaml").write_text('''
+    ... analyses:
+    ...   - name: eta
+    ...     recipe: toy
+    ...     source: {kind: sql, url: "${DB_URL}", table: trips}
+    ...     columns: {target: duration_min, categorical: [route]}
+    ... ''')
+    >>> os.environ["DB_URL"] = "postgresql://app:s3cret@db/test"
+    >>> project = load_project(d / "project.yaml", model=Model)
+    >>> project.analyses[0].source.url, project.analyses[0].params.k
+    ('postgresql://app:s3cret@db/test', 3)
+    >>> from opslens.config.secrets import mask_secrets
+    >>> mask_secrets("connecting to postgresql://app:s3cret@db/test", project.secrets)
+    'connecting to postgresql://app:***@db/test'
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from dotenv import dotenv_values
+from pydantic import (
+    BaseModel,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
+
+from opslens.config.base import Strict
+from opslens.config.messages import validation_message
+from opslens.config.secrets import SECRET_KEY, URL_PASSWORD, collect_url_passwords, mask_secrets
+from opslens.config.sources import SOURCE_KINDS, SourceConfig
+from opslens.errors import ConfigError
+
+__all__ = [
+    "AnalysisConfig",
+    "Columns",
+    "ProjectConfig",
+    "TrackingConfig",
+    "load_project",
+    "project_model",
+    "read_project_file",
+    "validate_project",
+]
+
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class Columns(Strict):
+    """Roles of columns in the data; each recipe says which it needs."""
+
+    entity: str | None = None
+    time: str | None = None
+    target: str | None = None
+    metrics: list[str] = Field(default_factory=list)
+    categorical: list[str] = Field(default_factory=list)
+    group: str | None = None
+
+
+class AnalysisConfig(Strict):
+    """One named analysis: a recipe applied to a source (``params`` typed by the recipe)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+    recipe: str
+    source: SourceConfig
+    columns: Columns = Field(default_factory=Columns)
+    params: Any = Field(default_factory=dict)
+    random_state: int = 0
+
+
+class TrackingConfig(Strict):
+    """Where MLflow logs runs and registers models; ``enabled: false`` skips MLflow."""
+
+    uri: str = "sqlite:///mlflow.db"
+    enabled: bool = True
+
+
+class ProjectConfig(Strict):
+    """The whole project file, plus where it lives and which values are secret."""
+
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    runs_dir: Path = Path("runs")
+    analyses: list[AnalysisConfig] = Field(min_length=1)
+    active: list[str] | None = None
+    root: Path = Path(".")
+    secrets: frozenset[str] = frozenset()
+
+    @field_validator("analyses")
+    @classmethod
+    def _unique_names(cls, value: list[AnalysisConfig]) -> list[AnalysisConfig]:
+        names = [a.name for a in value]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"analysis names must be unique; repeated: {', '.join(dupes)}")
+        return value
+
+    @model_validator(mode="after")
+    def _active_known(self) -> ProjectConfig:
+        known = {a.name for a in self.analyses}
+        unknown = [n for n in self.active or [] if n not in known]
+        if unknown:
+            raise ValueError(
+                f"active names unknown analyses {unknown}; known: {', '.join(sorted(known))}"
+            )
+        return self
+
+    def analysis(self, name: str) -> AnalysisConfig:
+        """The analysis called ``name``, or a ConfigError listing the known names."""
+        for a in self.analyses:
+            if a.name == name:
+                return a
+        known = ", ".join(a.name for a in self.analyses)
+        raise ConfigError(f"no analysis named '{name}' in the project", fix=f"use one of: {known}")
+
+    def active_analyses(self) -> list[AnalysisConfig]:
+        """The analyses `opslens run` runs: those in ``active``, or all."""
+        if self.active is None:
+            return list(self.analyses)
+        return [self.analysis(n) for n in self.active]
+
+    def runs_root(self) -> Path:
+        """The folder that holds ``<analysis>/<run_id>`` run folders."""
+        return self.runs_dir if self.runs_dir.is_absolute() else self.root / self.runs_dir
+
+    def tracking_uri(self) -> str:
+        """The MLflow tracking URI with a relative sqlite path resolved against the project."""
+        uri = self.tracking.uri
+        prefix = "sqlite:///"
+        if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
+            return prefix + str((self.root / uri[len(prefix) :]).resolve())
+        return uri
+
+
+def project_model(params_models: Mapping[str, type[BaseModel]]) -> type[ProjectConfig]:
+    """The project model whose analyses are discriminated on ``recipe``, params typed per recipe.
+
+    Example:
+        >>> class P(Strict):
+        ...     k: int = 3
+        >>> M = project_model({"toy": P})
+        >>> a = M.model_validate({"analyses": [{"name": "x", "recipe": "toy",
+        ...     "source": {"kind": "memory"}, "params": {"k": 5}}]}).analyses[0]
+        >>> type(a).__name__, a.params.k
+        ('ToyAnalysis', 5)
+    """
+    variants: list[type[AnalysisConfig]] = []
+    for name, params in params_models.items():
+        title = "".join(part.capitalize() for part in re.split(r"[^A-Za-z0-9]", name)) + "Analysis"
+        variants.append(
+            create_model(  # type: ignore[call-overload]
+                title,
+                __base__=AnalysisConfig,
+                __doc__=f"An analysis with the {name} recipe.",
+                recipe=(Literal[name], ...),  # type: ignore[arg-type]
+                params=(params, Field(default_factory=params)),
+            )
+        )
+    item: Any = (
+        variants[0]
+        if len(variants) == 1
+        else Annotated[Union[tuple(variants)], Field(discriminator="recipe")]  # noqa: UP007
+    )
+    model: type[ProjectConfig] = create_model(  # type: ignore[call-overload]
+        "Project", __base__=ProjectConfig, analyses=(list[item], Field(min_length=1))
+    )
+    model.__doc__ = ProjectConfig.__doc__
+    return model
+
+
+def _interpolate(value: Any, env: Mapping[str, str], path: str, secrets: set[str]) -> Any:
+    if isinstance(value, dict):
+        return {
+            k: _interpolate(v, env, f"{path}.{k}" if path else str(k), secrets)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_interpolate(v, env, f"{path}[{i}]", secrets) for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+
+    def replace(m: re.Match[str]) -> str:
+        name, default = m.group(1), m.group(2)
+        if name in env:
+            got = env[name]
+        elif default is not None:
+            got = default
+        else:
+            raise ConfigError(
+                f"'{path}' uses ${{{name}}} but the environment variable {name} is not set",
+                fix=f"export {name}=... or put {name}=... in .env beside the project file",
+            )
+        key = path.rsplit(".", 1)[-1]
+        if (SECRET_KEY.search(key) or SECRET_KEY.search(name)) and not URL_PASSWORD.search(got):
+            secrets.add(got)
+        return got
+
+    return _ENV.sub(replace, value)
+
+
+def _resolve_paths(raw: dict[str, Any], root: Path) -> None:
+    for analysis in raw.get("analyses") or []:
+        source = analysis.get("source") if isinstance(analysis, dict) else None
+        if isinstance(source, dict) and source.get("kind") == "file" and "path" in source:
+            p = Path(str(source["path"])).expanduser()
+            source["path"] = str(p if p.is_absolute() else root / p)
+        if isinstance(source, dict) and source.get("kind") == "sql":
+            url = str(source.get("url", ""))
+            m = re.match(r"^(sqlite(?:\+\w+)?:///)(?!/)(.+)$", url)
+            if m and m.group(2) != ":memory:":
+                source["url"] = m.group(1) + str((root / m.group(2)).resolve())
+        params = analysis.get("params") if isinstance(analysis, dict) else None
+        if isinstance(params, dict):
+            _resolve_param_paths(params, root)
+
+
+def _resolve_param_paths(params: dict[str, Any], root: Path) -> None:
+    """Resolve every ``path`` / ``*_path`` string in recipe params against the project folder."""
+    for key, value in params.items():
+        if isinstance(value, dict):
+            _resolve_param_paths(value, root)
+        elif isinstance(value, str) and (key == "path" or key.endswith("_path")):
+            p = Path(value).expanduser()
+            params[key] = str(p if p.is_absolute() else root / p)
+
+
+def read_project_file(path: str | Path) -> tuple[dict[str, Any], Path, frozenset[str]]:
+    """The file's mapping, interpolated and with paths resolved; its folder; the secrets found."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(
+            f"project file {path} does not exist",
+            fix="pass the path of your project.yaml (see examples/), or run `opslens demo`",
+        )
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or "malformed YAML"
+        raise ConfigError(
+            f"{path} is not valid YAML{where}: {problem}",
+            fix="check indentation, colons and quotes on that line",
+        ) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(
+            f"cannot read {path}: {e}", fix="check the file's permissions and encoding"
+        ) from None
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            f"{path} must hold a mapping with an 'analyses' list, not {type(raw).__name__}",
+            fix="start from examples/distribution/project.yaml",
+        )
+    root = path.resolve().parent
+    env: dict[str, str] = (
+        {k: v for k, v in dotenv_values(root / ".env").items() if v is not None}
+        if (root / ".env").is_file()
+        else {}
+    )
+    env.update(os.environ)
+    secrets: set[str] = set()
+    raw = _interpolate(raw, env, "", secrets)
+    collect_url_passwords(raw, secrets)
+    _resolve_paths(raw, root)
+    return raw, root, frozenset(secrets)
+
+
+def validate_project(
+    raw: dict[str, Any],
+    *,
+    model: type[ProjectConfig],
+    root: Path,
+    secrets: frozenset[str] = frozenset(),
+    where: str = "project",
+) -> ProjectConfig:
+    """Validate a project mapping with ``model``; ConfigError naming every bad key."""
+    data = {**raw, "root": str(root), "secrets": secrets}
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        tags = (*SOURCE_KINDS, *_recipe_tags(model))
+        raise ConfigError(
+            mask_secrets(validation_message(e, where, tags), secrets),
+            fix="correct or remove the key(s) named; see the README's configuration section",
+        ) from None
+
+
+def _recipe_tags(model: type[ProjectConfig]) -> list[str]:
+    schema = model.model_json_schema()
+    return [
+        str(d["properties"]["recipe"].get("const"))
+        for d in schema.get("$defs", {}).values()
+        if "recipe" in d.get("properties", {}) and "const" in d["properties"]["recipe"]
+    ]
+
+
+def load_project(path: str | Path, *, model: type[ProjectConfig] = ProjectConfig) -> ProjectConfig:
+    """Read, interpolate and validate a project file; ConfigError on any problem.
+
+    Example:
+        >>> load_project("/nonexistent/project.yaml")
+        Traceback (most recent call last):
+        ...
+        opslens.errors.ConfigError: project file /nonexistent/project.yaml does not exist; fix: pass the path of your project.yaml (see examples/), or run `opslens demo`
+    """
+    raw, root, secrets = read_project_file(path)
+    return validate_project(raw, model=model, root=root, secrets=secrets, where=str(path))

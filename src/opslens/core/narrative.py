@@ -1,0 +1,49 @@
+"""The shape of a report's text: sections of paragraphs, bullets, plots and small tables.
+
+Example:
+    >>> s = Section(title="Model quality", paragraphs=["Accuracy 0.95."])
+    >>> Narrative(title="eta", summary="3 patterns.", sections=[s]).sections[0].title
+    'Model quality'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+__all__ = ["Narrative", "Narrator", "Section", "Table"]
+
+
+@dataclass(frozen=True)
+class Table:
+    """A small table to show as HTML."""
+
+    columns: list[str]
+    rows: list[list[Any]]
+
+
+@dataclass(frozen=True)
+class Section:
+    """One part of the report."""
+
+    title: str
+    paragraphs: list[str] = field(default_factory=list)
+    bullets: list[str] = field(default_factory=list)
+    plots: list[str] = field(default_factory=list)
+    table: Table | None = None
+
+
+@dataclass(frozen=True)
+class Narrative:
+    """The whole text of a report: a title, a one-paragraph summary and sections."""
+
+    title: str
+    summary: str
+    sections: list[Section]
+
+
+class Narrator(Protocol):
+    """Turns a run's facts into a narrative (template here; LLM narrators plug in the same way)."""
+
+    def narrate(self, facts: dict[str, Any], plots: list[str]) -> Narrative:
+        """Write the narrative for ``facts``; ``plots`` names the figures available."""

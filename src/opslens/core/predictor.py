@@ -1,0 +1,120 @@
+"""The predictor protocol: what every consumer (stream, service, UI, MQTT) calls on a model.
+
+A predictor is what a recipe's training pipeline leaves in ``model/``. It says
+what an instance must hold (:meth:`Predictor.input_schema`), predicts a frame
+(:meth:`~Predictor.predict_frame`, batch and MLflow pyfunc) or one instance
+(:meth:`~Predictor.predict_one`, the stream), and may explain an instance or
+draw it. A call a recipe does not offer raises :class:`~opslens.errors.UnsupportedError`
+(an ``OpslensError``: one line, exit code 2), never an ``AttributeError``;
+:meth:`~BasePredictor.supports` tells a consumer beforehand.
+
+Example:
+    >>> import polars as pl
+    >>> class Echo(BasePredictor):
+    ...     recipe = "echo"
+    ...     def input_schema(self):
+    ...         return {"x": "number"}
+    ...     def predict_frame(self, frame):
+    ...         return frame.select(y=pl.col("x") * 2)
+    ...     def predict_one(self, instance):
+    ...         return {"y": 2 * self.check_instance(instance)["x"]}
+    >>> p = Echo()
+    >>> p.predict_one({"x": 2}), p.supports("figure"), isinstance(p, Predictor)
+    ({'y': 4}, False, True)
+    >>> p.figure({"x": 2}, {}, title="t")
+    Traceback (most recent call last):
+    ...
+    opslens.errors.UnsupportedError: the echo model does not draw single instances; fix: use predict_one / predict_frame, or stream with --no-plots
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import Any, Protocol, runtime_checkable
+
+import polars as pl
+
+from opslens.errors import InstanceError, UnsupportedError
+
+__all__ = ["BasePredictor", "Predictor"]
+
+_OPTIONAL = ("explain_one", "figure")
+
+
+@runtime_checkable
+class Predictor(Protocol):
+    """What a consumer may call on a fitted model."""
+
+    recipe: str
+
+    def input_schema(self) -> dict[str, str]:
+        """Field name → type (``string``, ``number``, ``datetime``, ``list``) an instance carries."""
+
+    def predict_frame(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """One answer row per input row (or per entity, where the recipe scores entities)."""
+
+    def predict_one(self, instance: Mapping[str, Any]) -> dict[str, Any]:
+        """The answer for one instance as a JSON-ready dict."""
+
+    def explain_one(self, instance: Mapping[str, Any]) -> dict[str, Any]:
+        """Why the model answers as it does for one instance (UnsupportedError if not offered)."""
+
+    def figure(self, instance: Mapping[str, Any], answer: Mapping[str, Any], title: str) -> Any:
+        """A matplotlib Figure of the instance and its answer (UnsupportedError if not offered)."""
+
+    def supports(self, call: str) -> bool:
+        """Whether ``call`` (``explain_one``, ``figure``, ...) is offered."""
+
+
+class BasePredictor(ABC):
+    """Defaults for the optional calls and the instance check; recipes' predictors derive from it."""
+
+    recipe = ""
+
+    @abstractmethod
+    def input_schema(self) -> dict[str, str]:
+        """Field name → type; subclasses say what their instances hold."""
+
+    @abstractmethod
+    def predict_frame(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """Subclasses answer a frame."""
+
+    @abstractmethod
+    def predict_one(self, instance: Mapping[str, Any]) -> dict[str, Any]:
+        """Subclasses answer one instance."""
+
+    def explain_one(self, instance: Mapping[str, Any]) -> dict[str, Any]:
+        """Not offered unless a recipe overrides it."""
+        raise UnsupportedError(
+            f"the {self.recipe} model does not explain single instances",
+            fix="use predict_one, whose answer holds what the model can say",
+        )
+
+    def figure(self, instance: Mapping[str, Any], answer: Mapping[str, Any], title: str) -> Any:
+        """Not offered unless a recipe overrides it."""
+        raise UnsupportedError(
+            f"the {self.recipe} model does not draw single instances",
+            fix="use predict_one / predict_frame, or stream with --no-plots",
+        )
+
+    def supports(self, call: str) -> bool:
+        """Whether ``call`` is offered: the mandatory calls always, optional ones if overridden."""
+        if call not in _OPTIONAL:
+            return callable(getattr(self, call, None))
+        return getattr(type(self), call) is not getattr(BasePredictor, call)
+
+    def check_instance(self, instance: Mapping[str, Any]) -> Mapping[str, Any]:
+        """InstanceError naming the fields of :meth:`input_schema` that ``instance`` lacks."""
+        if not isinstance(instance, Mapping):
+            raise InstanceError(
+                f"an instance must be a JSON object, not {type(instance).__name__}",
+                fix=f"send an object with {', '.join(self.input_schema())}",
+            )
+        missing = [k for k in self.input_schema() if k not in instance]
+        if missing:
+            raise InstanceError(
+                f"instance lacks {', '.join(repr(m) for m in missing)}",
+                fix=f"send every input field: {', '.join(self.input_schema())}",
+            )
+        return instance

@@ -1,0 +1,265 @@
+"""The recipe contract: typed params, named pipelines of stages, declared outputs.
+
+A stage is a pure function ``func(ctx, **inputs) -> Out``: it gets the
+analysis's configuration in ``ctx`` and its named inputs (outputs of earlier
+stages, ``raw``: the loaded source frame, or a file the recipe declares in
+:attr:`Recipe.inputs`) and returns an :class:`Out`. It never reads or writes
+files; the runner saves what it returns, *as the stage declared it*: an
+:class:`Output` of kind ``table`` is written as Parquet, of kind ``object``
+with joblib. The runner checks every returned value, table, plot and model
+against the declaration and names the stage when they differ.
+
+A recipe is one :class:`Recipe` object: params model, pipelines (``train``
+always; ``score``, ``retrain``, ... where the recipe has them), predictor
+type, facts model, narrative, demo and extra requirements. The registry in
+:mod:`opslens.recipes` maps names to recipes.
+
+Example:
+    >>> from opslens.config.base import Strict
+    >>> class P(Strict):
+    ...     k: int = 3
+    >>> def double(ctx, raw):
+    ...     return Out(values={"doubled": raw * 2}, facts={"k": ctx.params.k})
+    >>> stage = Stage("double", double, inputs=("raw",), outputs=(Output("doubled", "object"),))
+    >>> recipe = Recipe(name="toy", summary="doubles", params_model=P, pipelines={"train": (stage,)})
+    >>> recipe.stage_names()
+    ['double']
+    >>> stage.check(Out(values={"doubled": 2}))
+    >>> stage.check(Out(values={}))
+    Traceback (most recent call last):
+    ...
+    opslens.errors.ContractError: stage 'double' declared outputs doubled but returned none (missing: doubled)
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import polars as pl
+from pydantic import BaseModel
+
+from opslens.errors import ConfigError, ContractError
+
+if TYPE_CHECKING:
+    from opslens.config.project import AnalysisConfig
+    from opslens.core.narrative import Narrative
+
+__all__ = [
+    "Demo",
+    "FileInput",
+    "ModelArtifact",
+    "Out",
+    "Output",
+    "Recipe",
+    "Stage",
+    "StageContext",
+]
+
+Kind = Literal["table", "object"]
+
+
+@dataclass(frozen=True)
+class Output:
+    """A value a stage returns and the runner persists: ``table`` → Parquet, ``object`` → joblib."""
+
+    name: str
+    kind: Kind = "table"
+
+
+@dataclass(frozen=True)
+class ModelArtifact:
+    """What the online side loads: a fitted predictor, an input example and metadata."""
+
+    model: Any
+    input_example: pl.DataFrame
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Out:
+    """A stage's results: named outputs, facts for reports, metrics, plots, result tables."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+    facts: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    plots: dict[str, Any] = field(default_factory=dict)
+    tables: dict[str, pl.DataFrame] = field(default_factory=dict)
+    model: ModelArtifact | None = None
+
+
+def _no_progress(items: Iterable[Any], _description: str, _total: int | None) -> Iterator[Any]:
+    return iter(items)
+
+
+@dataclass(frozen=True)
+class StageContext:
+    """What a stage may know besides its inputs: config, params, seed, source name, progress hook."""
+
+    analysis: AnalysisConfig
+    params: Any
+    random_state: int
+    source: str = "the data"
+    track: Callable[[Iterable[Any], str, int | None], Iterator[Any]] = _no_progress
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A named step: its function, inputs, declared outputs, and the tables/plots it may write.
+
+    ``tables`` and ``plots`` are names or shell-style patterns (``device_*_anomalies``);
+    ``model`` says whether the stage returns the predictor.
+    """
+
+    name: str
+    func: Callable[..., Out]
+    inputs: tuple[str, ...] = ()
+    outputs: tuple[Output, ...] = ()
+    tables: tuple[str, ...] = ()
+    plots: tuple[str, ...] = ()
+    model: bool = False
+
+    def output(self, name: str) -> Output | None:
+        """The declared output called ``name``."""
+        return next((o for o in self.outputs if o.name == name), None)
+
+    def owns(self, kind: Literal["tables", "plots"], name: str) -> bool:
+        """Whether ``name`` matches one of the stage's declared tables or plots."""
+        patterns = self.tables if kind == "tables" else self.plots
+        return any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+    def check(self, out: Out) -> None:
+        """ContractError naming this stage when ``out`` differs from the declaration."""
+        if not isinstance(out, Out):
+            raise ContractError(f"stage '{self.name}' returned {type(out).__name__}, not an Out")
+        declared = [o.name for o in self.outputs]
+        if set(out.values) != set(declared):
+            missing = [n for n in declared if n not in out.values]
+            extra = [n for n in out.values if n not in declared]
+            got = ", ".join(out.values) or "none"
+            detail = "; ".join(
+                part
+                for part in (
+                    f"missing: {', '.join(missing)}" if missing else "",
+                    f"undeclared: {', '.join(extra)}" if extra else "",
+                )
+                if part
+            )
+            raise ContractError(
+                f"stage '{self.name}' declared outputs {', '.join(declared) or 'none'} "
+                f"but returned {got} ({detail})"
+            )
+        for o in self.outputs:
+            value = out.values[o.name]
+            if o.kind == "table" and not isinstance(value, pl.DataFrame):
+                raise ContractError(
+                    f"stage '{self.name}' declared output '{o.name}' a table (polars DataFrame) "
+                    f"but returned {type(value).__module__}.{type(value).__name__}"
+                )
+        for kind, names in (("tables", out.tables), ("plots", out.plots)):
+            for name in names:
+                if not self.owns(kind, name):  # type: ignore[arg-type]
+                    raise ContractError(
+                        f"stage '{self.name}' returned the undeclared {kind[:-1]} '{name}'"
+                    )
+        for name, table in out.tables.items():
+            if not isinstance(table, pl.DataFrame):
+                raise ContractError(
+                    f"stage '{self.name}' returned table '{name}' as {type(table).__name__}, "
+                    "not a polars DataFrame"
+                )
+        if out.model is not None and not self.model:
+            raise ContractError(f"stage '{self.name}' returned a model it did not declare")
+        if out.model is None and self.model:
+            raise ContractError(f"stage '{self.name}' declared a model but returned none")
+
+
+@dataclass(frozen=True)
+class FileInput:
+    """A file the runner reads for a recipe (a stage never reads one): ``path(params)`` or None."""
+
+    name: str
+    path: Callable[[Any], Path | None]
+    description: str = "input file"
+
+
+@dataclass(frozen=True)
+class Demo:
+    """A recipe's demo: files in its package's ``demo/`` folder and instances to stream.
+
+    ``instances(data, analysis)`` picks the instances from the demo's loaded data.
+    """
+
+    files: tuple[str, ...] = ("project.yaml",)
+    instances: Callable[[pl.DataFrame, Any], list[dict[str, Any]]] | None = None
+
+
+def _no_column_check(_analysis: Any) -> None:
+    return None
+
+
+def _no_narrative(_facts: dict[str, Any], _plots: list[str]) -> Narrative | None:
+    return None
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A recipe: everything the spine needs to know about one analysis, in one object."""
+
+    name: str
+    summary: str
+    params_model: type[BaseModel]
+    pipelines: Mapping[str, tuple[Stage, ...]]
+    predictor: type | None = None
+    facts_model: type[BaseModel] | None = None
+    narrative: Callable[[dict[str, Any], list[str]], Narrative | None] = _no_narrative
+    check_columns: Callable[[Any], None] = _no_column_check
+    inputs: tuple[FileInput, ...] = ()
+    demo: Demo | None = None
+    package: str = ""
+    requires: tuple[str, ...] = ()
+    extra: str | None = None
+
+    @property
+    def stages(self) -> tuple[Stage, ...]:
+        """The ``train`` pipeline: what ``opslens run`` runs."""
+        return self.pipelines["train"]
+
+    def stage_names(self, pipeline: str = "train") -> list[str]:
+        """The stages of ``pipeline`` in order."""
+        return [s.name for s in self.pipeline(pipeline)]
+
+    def pipeline(self, name: str = "train") -> tuple[Stage, ...]:
+        """The stages of the pipeline ``name``; ConfigError for one the recipe lacks."""
+        if name not in self.pipelines:
+            raise ConfigError(
+                f"the {self.name} recipe has no '{name}' pipeline",
+                fix=f"choose from: {', '.join(self.pipelines)}",
+            )
+        return self.pipelines[name]
+
+    def producer(self, output: str) -> Stage | None:
+        """The stage (of any pipeline) that declares ``output``."""
+        for stages in self.pipelines.values():
+            for s in stages:
+                if s.output(output) is not None:
+                    return s
+        return None
+
+    def select(self, names: Iterable[str] | None, pipeline: str = "train") -> list[Stage]:
+        """The stages to run, in pipeline order; ConfigError for an unknown name."""
+        stages = self.pipeline(pipeline)
+        if names is None:
+            return list(stages)
+        wanted = list(names)
+        known = [s.name for s in stages]
+        unknown = [n for n in wanted if n not in known]
+        if unknown:
+            raise ConfigError(
+                f"unknown stage(s) {', '.join(unknown)} for the {self.name} recipe",
+                fix=f"choose from: {', '.join(known)}",
+            )
+        return [s for s in stages if s.name in wanted]

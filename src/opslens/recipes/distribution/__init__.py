@@ -1,0 +1,100 @@
+"""The ``distribution`` recipe: patterns in the distribution of a target per combination.
+
+Instead of an average per route, it finds the recurring *shapes* of the target's
+distribution (fast and tight, slow and skewed, bimodal, ...) across combinations
+of categorical attributes, and predicts which shape a new instance will follow,
+with a probability per shape.
+
+Example:
+    >>> RECIPE.stage_names()
+    ['prepare', 'quantize', 'choose_k', 'cluster', 'classify']
+    >>> RECIPE.predictor.__name__, RECIPE.params_model().n_bins
+    ('PatternPredictor', 20)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+
+from opslens.config import AnalysisConfig
+from opslens.core.recipe import Demo, Output, Recipe, Stage
+from opslens.recipes.distribution.facts import DistributionFacts
+from opslens.recipes.distribution.narrative import distribution_narrative
+from opslens.recipes.distribution.params import DistributionParams
+from opslens.recipes.distribution.predictor import PatternPredictor
+from opslens.recipes.distribution.stages import (
+    check_columns,
+    choose_k_stage,
+    classify,
+    cluster_stage,
+    prepare,
+    quantize_stage,
+)
+
+__all__ = ["RECIPE", "DistributionParams", "PatternPredictor"]
+
+
+def demo_instances(data: pl.DataFrame, analysis: AnalysisConfig) -> list[dict[str, Any]]:
+    """Five trips of the demo data and one whose first attribute was never seen in training."""
+    cols = analysis.columns
+    keep = [*cols.categorical, str(cols.target)]
+    rows = data.select(keep).sample(5, seed=99).to_dicts()
+    unseen = {k: rows[0][k] for k in cols.categorical}
+    unseen[cols.categorical[0]] = "never-seen"
+    return [*rows, unseen]
+
+
+RECIPE = Recipe(
+    name="distribution",
+    summary="clusters the distribution of a target per combination of categoricals; "
+    "predicts the pattern of a new instance with probabilities",
+    params_model=DistributionParams,
+    pipelines={
+        "train": (
+            Stage(
+                "prepare",
+                prepare,
+                inputs=("raw",),
+                outputs=(Output("prepared"),),
+                plots=("initial_distributions",),
+            ),
+            Stage(
+                "quantize",
+                quantize_stage,
+                inputs=("prepared",),
+                outputs=(Output("quantized"), Output("histograms"), Output("edges", "object")),
+            ),
+            Stage(
+                "choose_k",
+                choose_k_stage,
+                inputs=("histograms",),
+                outputs=(Output("k_choice", "object"),),
+                plots=("k_selection",),
+            ),
+            Stage(
+                "cluster",
+                cluster_stage,
+                inputs=("quantized", "histograms", "k_choice", "edges"),
+                outputs=(Output("clusters"), Output("profiles")),
+                plots=("cluster_profiles",),
+            ),
+            Stage(
+                "classify",
+                classify,
+                inputs=("quantized", "clusters", "profiles", "edges"),
+                outputs=(Output("classifier_metrics", "object"),),
+                tables=("predictions_holdout",),
+                plots=("confusion_matrix",),
+                model=True,
+            ),
+        )
+    },
+    predictor=PatternPredictor,
+    facts_model=DistributionFacts,
+    narrative=distribution_narrative,
+    check_columns=check_columns,
+    demo=Demo(files=("project.yaml",), instances=demo_instances),
+    package=__name__,
+)

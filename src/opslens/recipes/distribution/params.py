@@ -1,0 +1,46 @@
+"""Parameters of the distribution recipe (``params:`` of an analysis with ``recipe: distribution``).
+
+Example:
+    >>> DistributionParams().n_bins, DistributionParams.model_validate({"k_max": 5}).k_max
+    (20, 5)
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from opslens.config.base import Strict
+
+__all__ = ["DistributionParams", "XGBoostParams"]
+
+
+class XGBoostParams(Strict):
+    """XGBoost settings of the pattern classifier."""
+
+    n_estimators: int = Field(default=200, ge=1)
+    max_depth: int = Field(default=4, ge=1)
+    learning_rate: float = Field(default=0.1, gt=0)
+
+
+class DistributionParams(Strict):
+    """Knobs of the distribution recipe; every one has a default."""
+
+    min_combination_size: int = Field(default=30, ge=1)
+    n_bins: int = Field(default=20, ge=2, le=200)
+    binning: Literal["quantile", "width"] = "quantile"
+    clip: tuple[float, float] = (0.005, 0.995)
+    n_clusters: int | None = Field(default=None, ge=2)
+    k_min: int = Field(default=2, ge=2)
+    k_max: int = Field(default=8, ge=2)
+    hdr_coverages: tuple[float, float] = (0.5, 0.9)
+    test_size: float = Field(default=0.25, gt=0, lt=1)
+    unit: str = ""
+    xgboost: XGBoostParams = Field(default_factory=XGBoostParams)
+
+    @model_validator(mode="after")
+    def _k_range(self) -> DistributionParams:
+        if self.k_max < self.k_min:
+            raise ValueError(f"k_max ({self.k_max}) must be >= k_min ({self.k_min})")
+        return self

@@ -1,0 +1,277 @@
+"""What the fleet recipe's online side loads: new devices' readings → rare score + nearest group.
+
+:class:`RareDeviceScorer` scores fingerprints (it keeps the features the
+detector was trained on and their training medians, so a new fingerprint is
+cleaned exactly as the training ones were). :class:`FleetPredictor` takes a
+device's *readings*, computes its fingerprint with the training run's
+settings, scores it against the training fleet (``score`` is the mean rank
+percentile among the training devices' scores: 0.97 means more unusual than
+97% of them; ``is_rare`` uses the training threshold) and assigns the nearest
+behaviour group (a k-nearest-neighbour vote among the training devices, in the
+space the groups were found in).
+
+Example:
+    >>> import numpy as np, polars as pl
+    >>> from opslens.detect.population import rank_rare_devices
+    >>> X = np.random.default_rng(0).normal(size=(40, 3)); X[3] = [9.0, -9.0, 9.0]
+    >>> fp = pl.DataFrame({"id": [f"d{i}" for i in range(40)], "a": X[:, 0], "b": X[:, 1], "c": X[:, 2]})
+    >>> rare = rank_rare_devices(fp, entity="id", methods=("isolation_forest", "ecod"))
+    >>> scorer = RareDeviceScorer.from_ranking(rare, fp, entity="id")
+    >>> scorer.predict_frame(fp).sort("rank")["id"][0]
+    'd3'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import polars as pl
+from sklearn.neighbors import KNeighborsClassifier
+
+from opslens.core.columns import parse_time
+from opslens.core.frames import as_polars
+from opslens.core.predictor import BasePredictor
+from opslens.detect.population import RareDeviceDetector, RareDevices
+from opslens.errors import DataError, InstanceError
+from opslens.explain.text import plural
+from opslens.features.fingerprints import FingerprintConfig, fleet_fingerprints
+
+__all__ = ["FleetPredictor", "NearestGroup", "RareDeviceScorer"]
+
+
+def _clean(frame: pl.DataFrame, features: Sequence[str], medians: np.ndarray) -> np.ndarray:
+    X = frame.select(features).cast(pl.Float64).to_numpy().copy()
+    bad = ~np.isfinite(X)
+    X[bad] = np.broadcast_to(medians, X.shape)[bad]
+    return X
+
+
+def _medians(frame: pl.DataFrame, features: Sequence[str]) -> np.ndarray:
+    X = frame.select(features).cast(pl.Float64).to_numpy()
+    X = np.where(np.isfinite(X), X, np.nan)
+    return np.asarray(np.nanmedian(X, axis=0))
+
+
+def _missing(frame: pl.DataFrame, names: Sequence[str]) -> None:
+    missing = [f for f in names if f not in frame.columns]
+    if missing:
+        raise DataError(
+            f"fingerprints lack {len(missing)} column(s) the model was trained on, e.g. '{missing[0]}'",
+            fix="compute fingerprints with the same metrics and fingerprint params as the training run",
+        )
+
+
+class RareDeviceScorer:
+    """A fitted rare-device detector with the feature list and medians it needs."""
+
+    def __init__(
+        self, detector: RareDeviceDetector, *, entity: str, features: list[str], medians: np.ndarray
+    ) -> None:
+        self.detector = detector
+        self.entity = entity
+        self.features = features
+        self.medians = np.asarray(medians, dtype=float)
+
+    @classmethod
+    def from_ranking(
+        cls, rare: RareDevices, fingerprints: pl.DataFrame, *, entity: str
+    ) -> RareDeviceScorer:
+        """Build the scorer from a fleet ranking and the fingerprints it was fitted on."""
+        features = list(rare.feature_names)
+        return cls(
+            rare.detector,
+            entity=entity,
+            features=features,
+            medians=_medians(fingerprints, features),
+        )
+
+    def predict_frame(self, fingerprints: pl.DataFrame) -> pl.DataFrame:
+        """Scores of each device in ``fingerprints``: one per method, combined, rank, is_rare."""
+        _missing(fingerprints, [self.entity, *self.features])
+        X = _clean(fingerprints, self.features, self.medians)
+        entities = fingerprints[self.entity].cast(pl.String).to_list()
+        return self.detector.score_frame(X, entities).rename({"entity": self.entity})
+
+
+class NearestGroup:
+    """The behaviour group of a new fingerprint: a kNN vote among the training devices.
+
+    Features are cleaned with the training medians and standardised with the
+    training mean and std, as the groups were found.
+    """
+
+    def __init__(
+        self,
+        *,
+        method: str,
+        features: list[str],
+        fingerprints: pl.DataFrame,
+        labels: np.ndarray,
+        n_neighbors: int = 5,
+    ) -> None:
+        self.method = method
+        self.features = features
+        self.medians = _medians(fingerprints, features)
+        X = _clean(fingerprints, features, self.medians)
+        self.mean = X.mean(axis=0)
+        std = X.std(axis=0)
+        self.std = np.where(std > 0, std, 1.0)
+        self.knn = KNeighborsClassifier(n_neighbors=min(n_neighbors, len(labels))).fit(
+            (X - self.mean) / self.std, np.asarray(labels)
+        )
+
+    def predict(self, fingerprints: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """The group of each row and the share of neighbours that voted for it."""
+        _missing(fingerprints, self.features)
+        Z = (_clean(fingerprints, self.features, self.medians) - self.mean) / self.std
+        proba = self.knn.predict_proba(Z)
+        return self.knn.classes_[proba.argmax(axis=1)], proba.max(axis=1)
+
+
+class FleetPredictor(BasePredictor):
+    """A new device's readings → fingerprint → rare score against the fleet, nearest group.
+
+    An instance is one device: ``{"device_id": "d1", "readings": [{"timestamp": ..., "temperature": ...}, ...]}``
+    or, column-wise, ``{"device_id": "d1", "timestamp": [...], "temperature": [...]}``.
+    """
+
+    recipe = "fleet"
+
+    def __init__(
+        self,
+        scorer: RareDeviceScorer,
+        groups: NearestGroup | None,
+        *,
+        time: str,
+        metrics: list[str],
+        fingerprint: FingerprintConfig,
+        exclude_features: Sequence[str] = (),
+        min_readings: int = 3,
+    ) -> None:
+        self.scorer = scorer
+        self.groups = groups
+        self.time = time
+        self.metrics = list(metrics)
+        self.fingerprint = fingerprint
+        self.exclude_features = list(exclude_features)
+        self.min_readings = min_readings
+
+    @property
+    def entity(self) -> str:
+        """The device id column."""
+        return self.scorer.entity
+
+    def input_schema(self) -> dict[str, str]:
+        """The device id, and its readings: a list of {time, metrics...} records."""
+        return {self.entity: "string", "readings": "list"}
+
+    def fingerprints(self, readings: pl.DataFrame) -> pl.DataFrame:
+        """The fingerprint of each device in ``readings`` (the training run's settings)."""
+        readings = as_polars(readings, what="the readings")
+        fp = fleet_fingerprints(
+            readings.with_columns(pl.col(self.entity).cast(pl.String)),
+            entity=self.entity,
+            time=self.time,
+            metrics=self.metrics,
+            config=self.fingerprint,
+        )
+        drop = [c for c in fp.columns if "__" in c and c.split("__", 1)[1] in self.exclude_features]
+        return fp.drop(drop)
+
+    def predict_frame(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """One row per device of a readings frame: method scores, ``score``, ``is_rare``, ``group``."""
+        frame = as_polars(frame, what="the readings")
+        missing = [c for c in [self.entity, self.time, *self.metrics] if c not in frame.columns]
+        if missing:
+            raise DataError(
+                f"the readings lack column(s) {', '.join(missing)}",
+                fix=f"send {self.entity}, {self.time} and {', '.join(self.metrics)}",
+            )
+        fp = self.fingerprints(parse_time(frame, self.time, where="the readings"))
+        scores = self.scorer.predict_frame(fp).drop("rank").rename({"combined": "score"})
+        if self.groups is not None:
+            group, share = self.groups.predict(fp)
+            scores = scores.with_columns(
+                pl.Series("group", group.astype(np.int64)), pl.Series("group_vote", share)
+            )
+        return scores
+
+    def _frame(self, instance: Mapping[str, Any]) -> pl.DataFrame:
+        if not isinstance(instance, Mapping):
+            raise InstanceError(
+                f"an instance must be a JSON object, not {type(instance).__name__}",
+                fix=f'send {{"{self.entity}": "...", "readings": [...]}}',
+            )
+        device = instance.get(self.entity)
+        if device is None:
+            raise InstanceError(
+                f"instance lacks the device id '{self.entity}'",
+                fix=f'send {{"{self.entity}": "...", "readings": [...]}}',
+            )
+        readings = instance.get("readings")
+        try:
+            if readings is not None:
+                if not isinstance(readings, list) or not all(isinstance(r, dict) for r in readings):
+                    raise InstanceError(
+                        "'readings' must be a list of objects",
+                        fix=f'send "readings": [{{"{self.time}": "...", "{self.metrics[0]}": 1.0}}, ...]',
+                    )
+                frame = pl.DataFrame(readings, infer_schema_length=None)
+            else:
+                frame = pl.DataFrame(
+                    {k: instance[k] for k in [self.time, *self.metrics] if k in instance}
+                )
+        except (TypeError, ValueError, pl.exceptions.PolarsError) as e:
+            raise InstanceError(
+                f"the readings of device {device!r} cannot be read as a table ({e})",
+                fix="send one number per metric and one timestamp per reading",
+            ) from None
+        missing = [c for c in [self.time, *self.metrics] if c not in frame.columns]
+        if missing:
+            raise InstanceError(
+                f"the readings of device {device!r} lack {', '.join(missing)}",
+                fix=f"give every reading {self.time} and {', '.join(self.metrics)}",
+            )
+        if frame.height < self.min_readings:
+            raise InstanceError(
+                f"device {device!r} has {plural(frame.height, 'reading')}; the model needs at least {self.min_readings}",
+                fix="send more readings of the device",
+            )
+        return frame.with_columns(pl.lit(str(device)).alias(self.entity))
+
+    def predict_one(self, instance: Mapping[str, Any]) -> dict[str, Any]:
+        """The device's score, whether it is rare, its nearest group, and per-method scores."""
+        try:
+            row = self.predict_frame(self._frame(instance)).row(0, named=True)
+        except DataError as e:
+            raise InstanceError(e.problem, fix=e.fix) from None
+        answer: dict[str, Any] = {
+            self.entity: row[self.entity],
+            "score": float(row["score"]),
+            "is_rare": bool(row["is_rare"]),
+            "methods": {m: float(row[m]) for m in self.scorer.detector.methods},
+        }
+        if self.groups is not None:
+            answer.update(
+                group=int(row["group"]),
+                group_method=self.groups.method,
+                group_vote=float(row["group_vote"]),
+            )
+        return answer
+
+    def explain_one(self, instance: Mapping[str, Any], n: int = 5) -> dict[str, Any]:
+        """The ``n`` fingerprint features that deviate most from the training fleet (robust z)."""
+        fp = self.fingerprints(parse_time(self._frame(instance), self.time, where="the readings"))
+        det = self.scorer.detector
+        X = _clean(fp, self.scorer.features, self.scorer.medians)
+        z = ((X - det.center_) / det.scale_)[0]
+        order = np.argsort(-np.abs(z), kind="stable")[:n]
+        return {
+            self.entity: fp[self.entity][0],
+            "deviating_features": [
+                {"feature": self.scorer.features[j], "robust_z": round(float(z[j]), 2)}
+                for j in order
+            ],
+        }

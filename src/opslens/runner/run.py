@@ -1,0 +1,489 @@
+"""Run a recipe's pipeline: load, run stages, check, save, log, time and track; commit atomically.
+
+The runner is the only place where a recipe's results touch the disk. It
+writes into a temporary run folder, checks every stage's results against the
+stage's declaration, saves them *as declared* (tables as Parquet, objects with
+joblib), logs to the tracker, then commits; any failure aborts the folder, so
+the previous ``latest`` run stays whole. The MLflow alias moves only after the
+commit.
+
+``stages=[...]`` runs only those stages. Each input they need comes from the
+latest complete run; the new run holds what the rerun stages produced plus the
+artifacts, facts and metrics of the stages that did not run, each recorded in
+the manifest (``artifacts``, ``stages``) with the run that produced it, so
+nothing reused is presented as new.
+
+Example:
+    >>> from opslens.recipes import project_from_mapping
+    >>> import polars as pl, tempfile
+    >>> project = project_from_mapping({"runs_dir": tempfile.mkdtemp(), "tracking": {"enabled": False},
+    ...     "analyses": [{"name": "eta", "recipe": "distribution", "source": {"kind": "memory"},
+    ...                   "columns": {"target": "minutes", "categorical": ["route"]}}]})
+    >>> project.analysis("eta").recipe
+    'distribution'
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import time
+import warnings
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from pydantic import ValidationError
+
+from opslens.config import (
+    AnalysisConfig,
+    MemorySource,
+    ProjectConfig,
+    SyntheticSource,
+    mask_secrets,
+)
+from opslens.core.predictor import Predictor
+from opslens.core.recipe import ModelArtifact, Out, Recipe, Stage, StageContext
+from opslens.errors import ConfigError, ContractError, OpslensWarning, RunError
+from opslens.explain.text import format_metric
+from opslens.io.load import Loaded, describe_source, load_source
+from opslens.io.sources.files import read_file
+from opslens.recipes import get_recipe
+from opslens.runner.logs import run_log
+from opslens.synthetic import generate
+from opslens.tracking.runs import RunView, RunWriter, jsonable, open_run
+from opslens.tracking.tracker import MemoryTracker, ModelToLog, Tracker, flatten_params
+
+__all__ = ["RunResult", "load_input", "make_tracker", "run_analysis"]
+
+log = logging.getLogger("opslens.run")
+_PACKAGES = ("opslens", "polars", "numpy", "scikit-learn", "xgboost-cpu", "statsmodels", "mlflow")
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """A committed run: where it is, its headline metrics, and its facts, tables and model."""
+
+    analysis: str
+    run_id: str
+    path: Path
+    metrics: dict[str, float]
+    mlflow_run_id: str | None
+    model_version: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def headline(self, n: int = 6) -> str:
+        """The first ``n`` metrics as ``name=value`` pairs (counts as integers), for one line."""
+        return ", ".join(f"{k}={format_metric(v)}" for k, v in list(self.metrics.items())[:n])
+
+    @property
+    def view(self) -> RunView:
+        """The committed run folder, read-only."""
+        return RunView(self.path)
+
+    @property
+    def facts(self) -> dict[str, Any]:
+        """facts.json: every number a report states."""
+        return self.view.facts
+
+    def table(self, name: str) -> pl.DataFrame:
+        """A result table of the run (``tables/<name>.parquet``)."""
+        return self.view.table(name)
+
+    def predictor(self) -> Predictor:
+        """The model this run trained, as a predictor."""
+        from opslens.tracking.models import load_predictor
+
+        return load_predictor(self.path.parent.parent, self.analysis, self.run_id).predictor
+
+
+def make_tracker(project: ProjectConfig) -> Tracker:
+    """MLflow at the project's tracking URI, or a memory tracker when disabled."""
+    if not project.tracking.enabled:
+        return MemoryTracker()
+    from opslens.tracking.mlflow_tracker import MlflowTracker
+
+    return MlflowTracker(project.tracking_uri(), artifact_root=project.root / "mlartifacts")
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in _PACKAGES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+def _masked_config(analysis: AnalysisConfig, secrets: Iterable[str]) -> dict[str, Any]:
+    text = json.dumps(analysis.model_dump(mode="json"))
+    return dict(json.loads(mask_secrets(text, secrets)))
+
+
+def load_input(
+    analysis: AnalysisConfig, frames: Mapping[str, pl.DataFrame] | None = None
+) -> Loaded:
+    """The analysis's data as a run reads it: from its source (synthetic, memory or read by io)."""
+    frames = frames or {}
+    src = analysis.source
+    frame: pl.DataFrame | None = None
+    if isinstance(src, SyntheticSource):
+        frame = generate(src.generator, seed=src.seed, options=src.options)
+    elif isinstance(src, MemorySource):
+        if src.name not in frames:
+            raise ConfigError(
+                f"analysis '{analysis.name}' reads the in-memory frame '{src.name}', "
+                "but none was given",
+                fix="call opslens.run(frame, ...) or pass frames={name: frame}",
+            )
+        frame = frames[src.name]
+    return load_source(analysis, frame=frame)
+
+
+class _Catalog:
+    """Where stage inputs come from and where outputs go: memory, the base run, the new run."""
+
+    def __init__(self, recipe: Recipe, writer: RunWriter, base: RunView | None) -> None:
+        self.recipe = recipe
+        self.writer = writer
+        self.base = base
+        self.memory: dict[str, Any] = {}
+        self.artifacts: dict[str, dict[str, str]] = {}
+        self.base_artifacts: dict[str, dict[str, str]] = (
+            dict(base.manifest.get("artifacts") or {}) if base is not None else {}
+        )
+
+    def reuse(self, relative: str, stage: str) -> None:
+        """Copy ``relative`` from the base run and record where it came from."""
+        if self.base is None or relative in self.artifacts:
+            return
+        self.writer.copy_in(self.base.path / relative, relative)
+        origin = self.base_artifacts.get(relative, {"stage": stage, "run_id": self.base.run_id})
+        self.artifacts[relative] = {**origin, "status": "reused"}
+
+    def load(self, name: str) -> Any:
+        """A stage input: produced earlier in this run, or reused from the base run."""
+        if name in self.memory:
+            return self.memory[name]
+        producer = self.recipe.producer(name)
+        declared = producer.output(name) if producer is not None else None
+        if self.base is not None and declared is not None:
+            relative = (
+                f"tables/{name}.parquet" if declared.kind == "table" else f"data/{name}.joblib"
+            )
+            if self.base.has(relative):
+                value = (
+                    self.base.table(name) if declared.kind == "table" else self.base.object(name)
+                )
+                self.reuse(relative, producer.name if producer else "")
+                self.memory[name] = value
+                return value
+        raise RunError(
+            f"stage input '{name}' is not available from the latest run",
+            fix=f"include the stage '{producer.name if producer else 'an earlier stage'}' "
+            "in --stages, or run all stages once",
+        )
+
+    def reuse_stage(self, stage: str) -> None:
+        """Carry over every artifact the base run recorded for ``stage`` (not rerun)."""
+        for relative, origin in self.base_artifacts.items():
+            if origin.get("stage") == stage and self.base is not None and self.base.has(relative):
+                self.reuse(relative, stage)
+
+    def save(self, stage: Stage, out: Out) -> None:
+        """Persist what ``stage`` returned, as it declared it; record each file's origin."""
+        written: list[str] = []
+        for o in stage.outputs:
+            value = out.values[o.name]
+            if o.kind == "table":
+                written.append(self.writer.write_table(o.name, value))
+            else:
+                written.append(self.writer.write_object(o.name, value))
+        written += [self.writer.write_table(n, t) for n, t in out.tables.items()]
+        written += [self.writer.write_plot(n, f) for n, f in out.plots.items()]
+        if out.model is not None:
+            written += self.writer.write_model(
+                out.model.model,
+                out.model.input_example,
+                {"stage": stage.name, **out.model.metadata},
+            )
+        for relative in written:
+            self.artifacts[relative] = {
+                "stage": stage.name,
+                "run_id": self.writer.run_id,
+                "status": "produced",
+            }
+        self.memory.update(out.values)
+
+
+def _run_stage(stage: Stage, ctx: StageContext, inputs: dict[str, Any]) -> tuple[Out, list[str]]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", OpslensWarning)
+        out = stage.func(ctx, **inputs)
+    told: list[str] = []
+    for w in caught:
+        if issubclass(w.category, OpslensWarning):
+            log.warning("%s: %s", stage.name, w.message)
+            told.append(f"{stage.name}: {w.message}")
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    stage.check(out)
+    return out, told
+
+
+def _file_input(recipe: Recipe, name: str, params: Any) -> pl.DataFrame | None:
+    spec = next(i for i in recipe.inputs if i.name == name)
+    path = spec.path(params)
+    return None if path is None else read_file(path)
+
+
+def _model_to_log(artifact: ModelArtifact, name: str, recipe: str, run_id: str) -> ModelToLog:
+    output = artifact.model.predict_frame(artifact.input_example)
+    return ModelToLog(
+        model=artifact.model,
+        input_example=artifact.input_example.to_pandas(),
+        output_example=output.to_pandas(),
+        registered_name=name,
+        description=f"opslens {recipe} model, run {run_id}",
+        tags={"opslens_run_id": run_id, "opslens_recipe": recipe},
+    )
+
+
+def _check_facts(recipe: Recipe, facts: dict[str, Any]) -> dict[str, Any]:
+    normal: dict[str, Any] = json.loads(json.dumps(jsonable(facts), allow_nan=False))
+    if recipe.facts_model is not None:
+        try:
+            recipe.facts_model.model_validate(normal)
+        except ValidationError as e:
+            first = e.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise ContractError(
+                f"the {recipe.name} recipe's facts do not match its facts model at '{where}': "
+                f"{first['msg']}"
+            ) from None
+    return normal
+
+
+def _track(
+    items: Iterable[Any], description: str, total: int | None, progress: Any
+) -> Iterator[Any]:
+    if progress is None:
+        yield from items
+        return
+    task = progress.add_task(description, total=total)
+    for item in items:
+        yield item
+        progress.advance(task)
+    progress.remove_task(task)
+
+
+def run_analysis(
+    project: ProjectConfig,
+    name: str,
+    *,
+    stages: Sequence[str] | None = None,
+    pipeline: str = "train",
+    tracker: Tracker | None = None,
+    progress: Any = None,
+    frames: Mapping[str, pl.DataFrame] | None = None,
+) -> RunResult:
+    """Run analysis ``name`` of ``project`` (all stages of ``pipeline``, or ``stages``); commit it."""
+    analysis = project.analysis(name)
+    recipe = get_recipe(analysis.recipe)
+    recipe.check_columns(analysis)
+    selected = recipe.select(stages, pipeline)
+    runs_root = project.runs_root()
+    base = open_run(runs_root, name) if stages is not None else None
+    tracker = tracker or make_tracker(project)
+    writer = RunWriter(runs_root, name)
+    session = _Session(tracker)
+    try:
+        with run_log(writer.path / "run.log", writer.run_id, project.secrets):
+            return _execute(
+                project, analysis, recipe, selected, base, session, writer, progress, frames or {}
+            )
+    except BaseException:
+        writer.abort()
+        if session.open:
+            try:
+                tracker.end("FAILED")
+            except Exception:  # the original error matters more
+                log.debug("could not close the tracker run", exc_info=True)
+        raise
+
+
+@dataclass
+class _Session:
+    """The tracker and whether a tracked run is open (to end it as FAILED on any error)."""
+
+    tracker: Tracker
+    open: bool = False
+
+
+def _execute(
+    project: ProjectConfig,
+    analysis: AnalysisConfig,
+    recipe: Recipe,
+    selected: list[Stage],
+    base: RunView | None,
+    session: _Session,
+    writer: RunWriter,
+    progress: Any,
+    frames: Mapping[str, pl.DataFrame],
+) -> RunResult:
+    name = analysis.name
+    tracker = session.tracker
+    started = datetime.now(UTC)
+    log.info(
+        "run %s of '%s' (%s recipe): stages %s",
+        writer.run_id,
+        name,
+        recipe.name,
+        ", ".join(s.name for s in selected),
+    )
+    catalog = _Catalog(recipe, writer, base)
+    ran = {s.name for s in selected}
+    facts: dict[str, Any] = {}
+    stage_info: dict[str, dict[str, Any]] = {}
+    stage_metrics: dict[str, dict[str, float]] = {}
+    if base is not None:
+        base_stages = base.manifest.get("stages") or {}
+        base_metrics = base.manifest.get("stage_metrics") or {}
+        base_facts = base.facts if base.has("facts.json") else {}
+        for stage in recipe.stages:
+            if stage.name in ran or stage.name not in base_facts:
+                continue
+            facts[stage.name] = base_facts[stage.name]
+            origin = base_stages.get(stage.name, {}).get("run_id", base.run_id)
+            stage_info[stage.name] = {"status": "reused", "run_id": origin}
+            stage_metrics[stage.name] = dict(base_metrics.get(stage.name, {}))
+            catalog.reuse_stage(stage.name)
+    run_warnings: list[str] = []
+    fingerprint: str | None = base.manifest.get("input", {}).get("fingerprint") if base else None
+    description: str | None = (
+        base.facts.get("analysis", {}).get("source") if base and base.has("facts.json") else None
+    )
+    model: ModelToLog | None = None
+    stage_task = progress.add_task(name, total=len(selected)) if progress is not None else None
+    ctx = StageContext(
+        analysis=analysis,
+        params=analysis.params,
+        random_state=analysis.random_state,
+        source=describe_source(analysis),
+        track=lambda items, what, total: _track(items, what, total, progress),
+    )
+    file_inputs = {i.name for i in recipe.inputs}
+    for stage in selected:
+        t0 = time.perf_counter()
+        if "raw" in stage.inputs and "raw" not in catalog.memory:
+            loaded = load_input(analysis, frames)
+            catalog.memory["raw"] = loaded.frame
+            fingerprint, description = loaded.fingerprint, loaded.description
+            log.info(
+                "loaded %d rows × %d columns from %s",
+                loaded.frame.height,
+                loaded.frame.width,
+                loaded.description,
+            )
+        inputs = {
+            k: _file_input(recipe, k, analysis.params) if k in file_inputs else catalog.load(k)
+            for k in stage.inputs
+        }
+        if progress is not None and stage_task is not None:
+            progress.update(stage_task, description=f"{name}: {stage.name}")
+        log.info("stage %s started", stage.name)
+        out, told = _run_stage(stage, ctx, inputs)
+        run_warnings += told
+        catalog.save(stage, out)
+        if out.facts:
+            facts[stage.name] = out.facts
+        stage_metrics[stage.name] = dict(out.metrics)
+        if out.model is not None:
+            model = _model_to_log(out.model, name, recipe.name, writer.run_id)
+        seconds = round(time.perf_counter() - t0, 4)
+        stage_info[stage.name] = {"status": "ran", "run_id": writer.run_id, "seconds": seconds}
+        if progress is not None and stage_task is not None:
+            progress.advance(stage_task)
+        log.info("stage %s done in %.2f s", stage.name, seconds)
+    if progress is not None and stage_task is not None:
+        progress.remove_task(stage_task)
+    if model is None and base is not None and base.has("model/model.joblib"):
+        for relative in (
+            "model/model.joblib",
+            "model/metadata.json",
+            "model/input_example.parquet",
+        ):
+            if base.has(relative):
+                catalog.reuse(relative, str(base.json("model/metadata.json").get("stage", "")))
+
+    metrics = {
+        k: v for stage in recipe.stages for k, v in stage_metrics.get(stage.name, {}).items()
+    }
+    config = _masked_config(analysis, project.secrets)
+    facts["analysis"] = {
+        "name": name,
+        "recipe": recipe.name,
+        "source": description,
+        "run_id": writer.run_id,
+    }
+    order = ["analysis", *(s.name for s in recipe.stages)]
+    facts = _check_facts(recipe, {k: facts[k] for k in order if k in facts})
+    writer.write_json("facts.json", facts)
+    tracker.start(experiment=name, run_name=writer.run_id)
+    session.open = True
+    tracker.log_params(flatten_params(config))
+    tracker.log_metrics(metrics)
+    model_version = tracker.log_model(model) if model is not None else None
+    manifest = {
+        "analysis": name,
+        "recipe": recipe.name,
+        "run_id": writer.run_id,
+        "status": "complete",
+        "started": started.isoformat(),
+        "finished": datetime.now(UTC).isoformat(),
+        "config": config,
+        "input": {"fingerprint": fingerprint, "source": description},
+        "stages_run": [s.name for s in selected],
+        "based_on": base.run_id if base else None,
+        "stages": stage_info,
+        "stage_seconds": {k: v["seconds"] for k, v in stage_info.items() if "seconds" in v},
+        "stage_metrics": stage_metrics,
+        "metrics": metrics,
+        "artifacts": dict(sorted(catalog.artifacts.items())),
+        "versions": _versions(),
+        "model_version": model_version,
+        "warnings": run_warnings,
+    }
+    writer.write_json("manifest.json", manifest)
+    tracker.log_artifacts(writer.path)
+    mlflow_run = tracker.end("FINISHED")
+    session.open = False
+    manifest["mlflow_run_id"] = mlflow_run
+    writer.write_json("manifest.json", manifest)
+    final = writer.commit()
+    log.info("run complete: %s", final)
+    if model is not None and model_version is not None:
+        try:
+            tracker.set_alias(model.registered_name, model_version)
+        except Exception as e:  # the run is committed; say where the registry stands
+            log.warning(
+                "the run is complete but the registry alias was not moved to version %s (%s); "
+                "`opslens stream --from latest` serves this run",
+                model_version,
+                e,
+            )
+    return RunResult(
+        analysis=name,
+        run_id=writer.run_id,
+        path=final,
+        metrics=metrics,
+        mlflow_run_id=mlflow_run,
+        model_version=model_version,
+        warnings=run_warnings,
+    )
