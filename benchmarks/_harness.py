@@ -12,8 +12,8 @@ from pathlib import Path
 CHILD = r"""
 import json, resource, sys, time
 from pathlib import Path
-from opslens.config import load_project
-from opslens.recipes.runner import run_analysis
+from opslens.api import load_project
+from opslens.runner import run_analysis
 from opslens.tracking.tracker import MemoryTracker
 project = load_project(sys.argv[1])
 t0 = time.perf_counter()

@@ -32,7 +32,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     args = parser.parse_args()
     writer = (
-        "from opslens.data.synthetic.trips import make_trips\n"
+        "from opslens.synthetic.trips import make_trips\n"
         f"make_trips(n_rows={args.rows}, seed=0).trips.write_parquet(folder / 'trips.parquet')\n"
     )
     result = run_recipe(PROJECT, "trips", writer)

@@ -39,7 +39,7 @@ def main() -> None:
     for n in args.devices:
         writer = (
             "import polars as pl\n"
-            "from opslens.data.synthetic.fleet import make_fleet\n"
+            "from opslens.synthetic.fleet import make_fleet\n"
             f"d = make_fleet(n_devices={n}, n_points={args.points}, n_failing={max(3, n // 25)}, seed=0)\n"
             "d.readings.write_parquet(folder / 'readings.parquet')\n"
             "d.truth.filter(pl.col('failed')).select('device_id', 'failure_time').write_csv(folder / 'failures.csv')\n"

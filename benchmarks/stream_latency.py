@@ -23,9 +23,9 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
-from opslens.data.synthetic.trips import make_trips
 
 from opslens.models.classifier import PatternClassifier
+from opslens.synthetic.trips import make_trips
 
 CATEGORICAL = ["route", "hour_band", "vehicle_type", "weekday"]
 

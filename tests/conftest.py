@@ -1,6 +1,10 @@
 """Shared fixtures: real services (PostgreSQL) and matplotlib's headless backend.
 
 In CI (``CI=true``) a missing service fails the test; elsewhere it skips with the reason.
+
+Every ``OpslensError`` raised anywhere in the suite has its fix hint checked: a
+``params.x.y`` key it names must exist in a recipe's params schema, or the test
+that triggered the error fails (``_fix_hints_name_real_keys``).
 """
 
 from __future__ import annotations
@@ -13,6 +17,27 @@ import matplotlib
 import pytest
 
 matplotlib.use("Agg")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _fix_hints_name_real_keys() -> Iterator[None]:
+    """Fail any error path whose ``fix:`` names a params key that does not exist."""
+    from opslens.errors import OpslensError
+    from tests.contracts.param_keys import wrong_keys
+
+    original = OpslensError.__init__
+
+    def checked(self: OpslensError, message: str, *, fix: str | None = None) -> None:
+        original(self, message, fix=fix)
+        wrong = wrong_keys(fix or "")
+        assert not wrong, f"fix hint names unknown key(s) {wrong}: {fix!r}"
+
+    OpslensError.__init__ = checked  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        OpslensError.__init__ = original  # type: ignore[method-assign]
+
 
 PG_URL = os.environ.get("OPSLENS_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 

@@ -124,3 +124,34 @@ def test_estimator_contract(case: Case) -> None:
         np.asarray(getattr(restored, case.method)(case.X)), np.asarray(out)
     )
     assert est.get_params() == params, "fit changed the parameters"
+
+
+def _estimator_classes() -> set[str]:
+    """Every scikit-learn-style estimator class defined in opslens (auto-discovered)."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    from sklearn.base import BaseEstimator
+
+    import opslens
+
+    found = set()
+    for info in pkgutil.walk_packages(opslens.__path__, "opslens."):
+        if ".cli" in info.name or info.name.endswith("__main__"):
+            continue
+        module = importlib.import_module(info.name)
+        for name, obj in vars(module).items():
+            if (
+                inspect.isclass(obj)
+                and issubclass(obj, BaseEstimator)
+                and obj.__module__ == module.__name__
+                and not inspect.isabstract(obj)
+                and not name.startswith("_")
+            ):
+                found.add(name)
+    return found
+
+
+def test_every_estimator_has_a_case() -> None:
+    assert _estimator_classes() == {c.name for c in CASES}

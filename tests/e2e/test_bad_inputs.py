@@ -9,9 +9,10 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from tests.fakes.cli import run_cli
 
 from opslens.synthetic.trips import make_trips
+from tests.contracts.param_keys import wrong_keys
+from tests.fakes.cli import run_cli
 
 GOOD = """
 tracking: {{enabled: false}}
@@ -230,6 +231,43 @@ CASES: list[Case] = [
         "instances file none.jsonl does not exist",
     ),
     (
+        "target also categorical",
+        lambda r: project_text(
+            r, columns="{target: duration_min, categorical: [route, duration_min]}"
+        ),
+        None,
+        ["run"],
+        "the target 'duration_min' is also listed in columns.categorical",
+    ),
+    (
+        "too few combinations for k_min",
+        lambda r: project_text(r, params="{min_combination_size: 20, k_min: 40, k_max: 50}"),
+        None,
+        ["run"],
+        "too few for K >= 40",
+    ),
+    (
+        "unknown model source",
+        lambda r: project_text(r),
+        None,
+        ["stream", "trip-eta", "--from", "nowhere"],
+        "--from 'nowhere' is not a model source",
+    ),
+    (
+        "registry with tracking disabled",
+        lambda r: project_text(r),
+        None,
+        ["stream", "trip-eta", "--from", "registry", "--input", "x.jsonl"],
+        "tracking disabled",
+    ),
+    (
+        "unknown recipe schema",
+        lambda r: project_text(r),
+        None,
+        ["schema", "magic"],
+        "'magic' recipe is not available",
+    ),
+    (
         "report of unknown analysis",
         lambda r: project_text(r),
         None,
@@ -258,6 +296,7 @@ def test_bad_input_is_one_line_exit_2(
     assert len(lines) == 1, result.err
     assert expected in lines[0], lines[0]
     assert "fix:" in lines[0]
+    assert not wrong_keys(lines[0], "distribution"), lines[0]
     assert "Traceback" not in result.err and "Traceback" not in result.out
     assert (runs / "trip-eta" / "latest").read_text().strip() == latest
     leftovers = [p.name for p in (runs / "trip-eta").iterdir() if p.name.startswith(".tmp-")]

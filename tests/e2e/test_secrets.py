@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from tests.fakes.cli import run_cli
 
 from opslens.io.sources.sql import engine_url
 from opslens.synthetic.trips import make_trips
+from tests.fakes.cli import run_cli
 
 SECRET = "TopSecret-4711"
 PROJECT = """

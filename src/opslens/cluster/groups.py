@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
@@ -53,8 +54,12 @@ from sklearn.neighbors import NearestNeighbors
 from threadpoolctl import threadpool_limits
 
 from opslens.cluster.kselect import KChoice, choose_k
+from opslens.core.frames import as_polars
 from opslens.detect.population import FingerprintMatrix, fingerprint_matrix
 from opslens.errors import ConfigError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["GROUP_METHODS", "BehaviourGroups", "find_groups", "k_distance_eps", "relabel_by_size"]
 
@@ -151,7 +156,7 @@ def _agglomerative(X: np.ndarray, k: int, max_rows: int, random_state: int) -> n
 
 
 def find_groups(
-    fingerprints: pl.DataFrame,
+    fingerprints: pl.DataFrame | pd.DataFrame,
     *,
     entity: str,
     methods: tuple[str, ...] = GROUP_METHODS,
@@ -175,6 +180,7 @@ def find_groups(
         >>> g.labels.columns, g.best_method, g.labels["kmeans"].n_unique()
         (['id', 'kmeans'], 'kmeans', 3)
     """
+    fingerprints = as_polars(fingerprints, what="fingerprints")
     unknown = [m for m in methods if m not in GROUP_METHODS]
     if unknown or not methods:
         raise ConfigError(

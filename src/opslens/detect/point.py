@@ -20,14 +20,18 @@ Example:
 from __future__ import annotations
 
 from abc import ABCMeta, abstractmethod
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import polars as pl
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
+from opslens.core.frames import as_polars
 from opslens.errors import DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "IQRDetector",
@@ -194,7 +198,7 @@ def _detector(method: str, threshold: float | None) -> _PointDetector:
 
 
 def point_anomalies(
-    frame: pl.DataFrame,
+    frame: pl.DataFrame | pd.DataFrame,
     *,
     time: str,
     value: str,
@@ -212,6 +216,7 @@ def point_anomalies(
         >>> point_anomalies(frame, time="t", value="v", method="iqr")["is_anomaly"].to_list()
         [False, False, False, False, False, False, True]
     """
+    frame = as_polars(frame, what="frame")
     for name in (time, value):
         if name not in frame.columns:
             raise DataError(

@@ -47,6 +47,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
@@ -56,9 +57,13 @@ from sklearn.svm import OneClassSVM
 from sklearn.utils.validation import check_array, check_is_fitted
 from threadpoolctl import threadpool_limits
 
+from opslens.core.frames import as_polars
 from opslens.detect.autoencoder import AutoencoderDetector
 from opslens.detect.ecod import ECOD
 from opslens.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "METHODS",
@@ -375,7 +380,7 @@ def _describe(features: list[tuple[str, float]]) -> str:
 
 
 def rank_rare_devices(
-    fingerprints: pl.DataFrame,
+    fingerprints: pl.DataFrame | pd.DataFrame,
     *,
     entity: str,
     top_n: int = 20,
@@ -398,6 +403,7 @@ def rank_rare_devices(
         >>> rank_rare_devices(fp, entity="id", top_n=2).top.columns
         ['id', 'combined', 'rank', 'is_rare', 'deviating_features']
     """
+    fingerprints = as_polars(fingerprints, what="fingerprints")
     m = fingerprint_matrix(fingerprints, entity=entity)
     det = RareDeviceDetector(
         methods=methods, contamination=contamination, random_state=random_state

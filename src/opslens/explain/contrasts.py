@@ -28,14 +28,19 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
 from scipy.stats import mannwhitneyu
 from statsmodels.stats.multitest import multipletests
 
+from opslens.core.frames import as_polars
 from opslens.detect.population import fingerprint_matrix
 from opslens.errors import DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["group_contrasts", "top_group_features"]
 
@@ -55,7 +60,7 @@ _SCHEMA = {
 
 
 def group_contrasts(
-    fingerprints: pl.DataFrame,
+    fingerprints: pl.DataFrame | pd.DataFrame,
     labels: Sequence[int] | np.ndarray,
     *,
     entity: str,
@@ -75,6 +80,7 @@ def group_contrasts(
         >>> c.select("group", "direction", "n_group").rows()
         [(0, 'lower', 3), (1, 'higher', 3)]
     """
+    fingerprints = as_polars(fingerprints, what="fingerprints")
     m = fingerprint_matrix(fingerprints, entity=entity)
     lab = np.asarray(labels).astype(np.int64)
     if lab.shape != (m.X.shape[0],):

@@ -19,13 +19,18 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
 from scipy import stats
 
+from opslens.core.frames import as_polars
 from opslens.errors import DataError
 from opslens.features.profile import prepare_series
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["Decomposition", "decompose_series", "detect_period"]
 
@@ -143,7 +148,7 @@ def _strength(component: np.ndarray, resid: np.ndarray) -> float:
 
 
 def decompose_series(
-    frame: pl.DataFrame,
+    frame: pl.DataFrame | pd.DataFrame,
     *,
     time: str,
     value: str,
@@ -165,6 +170,7 @@ def decompose_series(
     """
     from statsmodels.tsa.seasonal import STL
 
+    frame = as_polars(frame, what="frame")
     t, v = prepare_series(frame, time=time, value=value)
     grid_t, grid_v, inserted = _regular_grid(t, v)
     ok = np.isfinite(grid_v)

@@ -87,6 +87,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -94,8 +95,12 @@ import polars as pl
 import scipy.fft
 from scipy.special import ndtr
 
+from opslens.core.frames import as_polars
 from opslens.errors import ConfigError, DataError
 from opslens.features._kernels import KERNEL_COLUMNS, fingerprint_kernel, spectral_kernel
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "FEATURES",
@@ -309,7 +314,10 @@ def _metric_values(frame: pl.DataFrame, metric: str) -> npt.NDArray[np.float64]:
 
 
 def device_fingerprint(
-    frame: pl.DataFrame, *, metrics: Sequence[str], config: FingerprintConfig = FingerprintConfig()
+    frame: pl.DataFrame | pd.DataFrame,
+    *,
+    metrics: Sequence[str],
+    config: FingerprintConfig = FingerprintConfig(),
 ) -> dict[str, float]:
     """Fingerprint of one device's rows (already time-sorted): ``{f"{metric}__{feature}": value}``.
 
@@ -319,6 +327,7 @@ def device_fingerprint(
         >>> fp["temp__missing_ratio"], fp["load__std"], fp["load__acf_1"]
         (0.25, 0.0, nan)
     """
+    frame = as_polars(frame, what="frame")
     _check_columns(frame, metrics, "metric")
     out: dict[str, float] = {}
     for metric in metrics:
@@ -358,7 +367,7 @@ def _sorted_runs(
 
 
 def fleet_fingerprints(
-    long: pl.DataFrame,
+    long: pl.DataFrame | pd.DataFrame,
     *,
     entity: str,
     time: str,
@@ -373,6 +382,8 @@ def fleet_fingerprints(
     already sorted table is detected and not re-sorted); devices may have
     different lengths. Null entity ids, a missing or non-numeric column, a
     column named in two roles and an empty table raise :class:`DataError`.
+    A pandas DataFrame is converted to polars first (NaN and None both read as
+    missing); anything that is not a frame raises :class:`DataError`.
 
     Example:
         >>> long = pl.DataFrame({"dev": ["b", "a", "a", "b", "a"], "t": [1, 2, 1, 2, 3],
@@ -381,6 +392,7 @@ def fleet_fingerprints(
         >>> fp.select("dev", "v__count", "v__trend_slope").rows()
         [('a', 3.0, 1.5), ('b', 2.0, 2.0)]
     """
+    long = as_polars(long, what="long")
     _check_columns(long, [entity], "entity")
     _check_columns(long, [time], "time")
     _check_columns(long, metrics, "metric")

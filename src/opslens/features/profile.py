@@ -19,13 +19,17 @@ from __future__ import annotations
 import dataclasses
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
 from scipy import stats
 
+from opslens.core.frames import as_polars
 from opslens.errors import DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["SeriesProfile", "format_seconds", "prepare_series", "profile_series"]
 
@@ -168,7 +172,7 @@ def _adf(values: np.ndarray) -> tuple[float, float, int | None, str]:
     return stat, pvalue, lags, _STATIONARY if pvalue < 0.05 else _NOT_STATIONARY
 
 
-def profile_series(frame: pl.DataFrame, *, time: str, value: str) -> SeriesProfile:
+def profile_series(frame: pl.DataFrame | pd.DataFrame, *, time: str, value: str) -> SeriesProfile:
     """Profile the ``value`` column of ``frame`` ordered by ``time``.
 
     A gap is an interval longer than 1.5 × the median sampling interval.
@@ -182,6 +186,7 @@ def profile_series(frame: pl.DataFrame, *, time: str, value: str) -> SeriesProfi
         >>> p.adf_pvalue < 0.05, p.adf_reading.startswith("stationary")
         (True, True)
     """
+    frame = as_polars(frame, what="frame")
     t, v = prepare_series(frame, time=time, value=value)
     n_rows = int(v.size)
     finite = v[np.isfinite(v)]

@@ -26,10 +26,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
+from typing import TYPE_CHECKING
 
 import polars as pl
 
+from opslens.core.frames import as_polars
 from opslens.errors import DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["describe_table", "filter_table"]
 
@@ -66,7 +71,7 @@ def _present(name: str, dtype: pl.DataType) -> pl.Expr:
     return col.fill_nan(None) if dtype.is_float() else col
 
 
-def describe_table(frame: pl.DataFrame) -> pl.DataFrame:
+def describe_table(frame: pl.DataFrame | pd.DataFrame) -> pl.DataFrame:
     """Return one row of descriptive statistics per column of ``frame``.
 
     Example:
@@ -75,6 +80,7 @@ def describe_table(frame: pl.DataFrame) -> pl.DataFrame:
         >>> d.select("unique", "min", "median", "max").row(0)
         (4, 1.0, 2.5, 4.0)
     """
+    frame = as_polars(frame, what="frame")
     exprs: list[pl.Expr] = []
     for name, dtype in frame.schema.items():  # one set of expressions per column, one pass
         col = _present(name, dtype)
@@ -150,7 +156,7 @@ def _time_bound(value: datetime | date | str, side: str, dtype: pl.DataType) -> 
 
 
 def filter_table(
-    frame: pl.DataFrame,
+    frame: pl.DataFrame | pd.DataFrame,
     *,
     equals: Mapping[str, Sequence[object]] | None = None,
     ranges: Mapping[str, tuple[float | None, float | None]] | None = None,
@@ -167,6 +173,7 @@ def filter_table(
         >>> filter_table(frame, time="t", start="2024-01-02")["v"].to_list()
         [2, 3]
     """
+    frame = as_polars(frame, what="frame")
     conditions: list[pl.Expr] = []
     for name, allowed in (equals or {}).items():
         if name not in frame.columns:

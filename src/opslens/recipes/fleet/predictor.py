@@ -228,16 +228,16 @@ class FleetPredictor(BasePredictor):
                 f"the readings of device {device!r} cannot be read as a table ({e})",
                 fix="send one number per metric and one timestamp per reading",
             ) from None
+        if frame.height < self.min_readings:
+            raise InstanceError(
+                f"device {device!r} has {plural(frame.height, 'reading')}; the model needs at least {self.min_readings}",
+                fix="send more readings of the device",
+            )
         missing = [c for c in [self.time, *self.metrics] if c not in frame.columns]
         if missing:
             raise InstanceError(
                 f"the readings of device {device!r} lack {', '.join(missing)}",
                 fix=f"give every reading {self.time} and {', '.join(self.metrics)}",
-            )
-        if frame.height < self.min_readings:
-            raise InstanceError(
-                f"device {device!r} has {plural(frame.height, 'reading')}; the model needs at least {self.min_readings}",
-                fix="send more readings of the device",
             )
         return frame.with_columns(pl.lit(str(device)).alias(self.entity))
 
