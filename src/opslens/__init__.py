@@ -6,7 +6,7 @@ The curated API (``opslens.__all__``) loads lazily, so ``import opslens`` is qui
     result = opslens.run("project.yaml", analysis="trip-eta")   # or opslens.run(frame, recipe=...)
     model = opslens.load_predictor("project.yaml", "trip-eta")
     model.predict_one({"route": "R01", "hour_band": "morning", "vehicle_type": "bus"})
-    opslens.report("project.yaml", "trip-eta")
+    opslens.write_report("project.yaml", "trip-eta")
 
 Example:
     >>> import opslens
@@ -27,7 +27,7 @@ _API = {
     "run_all": "opslens.api",
     "load_project": "opslens.api",
     "load_predictor": "opslens.api",
-    "report": "opslens.api",
+    "write_report": "opslens.api",
     "RunResult": "opslens.runner",
     "recipe_names": "opslens.recipes",
     "get_recipe": "opslens.recipes",

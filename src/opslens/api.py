@@ -28,12 +28,12 @@ from opslens.core.predictor import Predictor
 from opslens.errors import ConfigError
 from opslens.recipes import load_project as _load_project
 from opslens.recipes import project_from_mapping
-from opslens.report.render import write_report
+from opslens.report.render import write_report as _write_report
 from opslens.runner import RunResult, run_analysis
 from opslens.tracking.models import ModelSource, load_model
 from opslens.tracking.runs import open_run
 
-__all__ = ["load_predictor", "load_project", "report", "run", "run_all"]
+__all__ = ["load_predictor", "load_project", "run", "run_all", "write_report"]
 
 log = logging.getLogger("opslens.api")
 
@@ -139,10 +139,15 @@ def load_predictor(
     return loaded.predictor
 
 
-def report(
-    project: str | Path | ProjectConfig, analysis: str | None = None, *, run_id: str = "latest"
+def write_report(
+    project: str | Path | ProjectConfig | RunResult,
+    analysis: str | None = None,
+    *,
+    run_id: str = "latest",
 ) -> Path:
-    """Write report.html of an analysis's latest (or given) run; return its path."""
+    """Write report.html of a run (a RunResult, or an analysis's latest or given run); its path."""
+    if isinstance(project, RunResult):
+        return _write_report(project.view)
     loaded = _project(project)
     name = _one_analysis(loaded, analysis)
-    return write_report(open_run(loaded.runs_root(), name, run_id))
+    return _write_report(open_run(loaded.runs_root(), name, run_id))

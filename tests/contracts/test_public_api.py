@@ -35,9 +35,9 @@ PINNED = [
     "profile_series",
     "rank_rare_devices",
     "recipe_names",
-    "report",
     "run",
     "run_all",
+    "write_report",
 ]
 
 

@@ -12,10 +12,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from opslens.api import load_project
 from opslens.runner import run_analysis
 from opslens.synthetic.trips import make_trips
 from opslens.tracking.runs import list_runs, open_run
+
+pytestmark = pytest.mark.slow
 
 PROJECT = """
 tracking: {enabled: false}

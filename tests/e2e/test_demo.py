@@ -10,6 +10,8 @@ import pytest
 
 from tests.fakes.cli import run_cli
 
+pytestmark = pytest.mark.slow
+
 
 def test_demo_runs_everything_and_registers_models(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -11,6 +11,8 @@ from opslens.io.sources.sql import engine_url
 from opslens.synthetic.trips import make_trips
 from tests.fakes.cli import run_cli
 
+pytestmark = pytest.mark.slow
+
 SECRET = "TopSecret-4711"
 PROJECT = """
 analyses:

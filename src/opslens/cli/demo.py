@@ -43,7 +43,7 @@ def demo_file_text(recipe: str, name: str = "project.yaml") -> str:
 
 def run_demo(directory: Path, recipe: str | None = None) -> Iterator[str]:
     """Run the demo of one recipe (or all); yield the lines to print."""
-    from opslens.api import load_project, report
+    from opslens.api import load_project, write_report
     from opslens.online.stream import stream_instances
     from opslens.recipes import get_recipe
     from opslens.runner import load_input, run_analysis
@@ -68,7 +68,7 @@ def run_demo(directory: Path, recipe: str | None = None) -> Iterator[str]:
         for analysis in project.active_analyses():
             result = run_analysis(project, analysis.name)
             yield f"  run: {result.run_id} ({result.headline()})"
-            yield f"  report: {report(project, analysis.name).resolve()}"
+            yield f"  report: {write_report(project, analysis.name).resolve()}"
             if spec.instances is None:
                 continue
             instances = folder / f"{analysis.name}-instances.jsonl"

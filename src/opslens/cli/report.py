@@ -24,7 +24,7 @@ def report(
     run_id: Annotated[str, typer.Option("--run", help="run id (default: latest)")] = "latest",
 ) -> None:
     """Write report.html (self-contained, plots embedded) into the run folder."""
-    from opslens.api import report as write
+    from opslens.api import write_report
 
-    path = write(load(ctx, project), analysis, run_id=run_id)
+    path = write_report(load(ctx, project), analysis, run_id=run_id)
     typer.echo(f"report: {path}")

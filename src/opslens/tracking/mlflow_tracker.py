@@ -24,6 +24,7 @@ __all__ = ["ALIAS", "MlflowTracker", "OpslensPyfunc"]
 
 log = logging.getLogger(__name__)
 ALIAS = "current"
+_FLUENT_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME")
 
 
 def _pyfunc_base() -> type:
@@ -67,6 +68,7 @@ class MlflowTracker:
         self.uri = uri
         self.artifact_root = artifact_root
         self._run_id: str | None = None
+        self._saved: dict[str, str | None] = {}
 
     def start(self, *, experiment: str, run_name: str) -> None:
         """Open an MLflow run in the experiment named after the analysis."""
@@ -75,6 +77,9 @@ class MlflowTracker:
 
         for noisy in ("mlflow", "alembic", "urllib3"):
             logging.getLogger(noisy).setLevel(logging.ERROR)
+        # MLflow's fluent API is process-wide: keep what the caller had and give it back in end()
+        self._saved = {k: os.environ.get(k) for k in _FLUENT_ENV}
+        self._saved["uri"] = mlflow.get_tracking_uri()
         mlflow.set_tracking_uri(self.uri)
         client = mlflow.MlflowClient()
         if self.artifact_root is not None and client.get_experiment_by_name(experiment) is None:
@@ -150,8 +155,25 @@ class MlflowTracker:
         """End the run with MLflow's status (FINISHED or FAILED)."""
         import mlflow
 
-        mlflow.end_run(status=status)
+        try:
+            mlflow.end_run(status=status)
+        finally:
+            self._restore()
         return self._run_id
+
+    def _restore(self) -> None:
+        import mlflow
+
+        if not self._saved:
+            return
+        mlflow.set_tracking_uri(self._saved.pop("uri") or "")
+        for key in _FLUENT_ENV:
+            value = self._saved.get(key)
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        self._saved = {}
 
 
 def _requirements() -> list[str]:

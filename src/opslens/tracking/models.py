@@ -143,7 +143,7 @@ def load_registered(tracking_uri: str, analysis: str, alias: str = "current") ->
         predictor=_checked(inner, analysis, run_id, "unknown"),
         run=None,
         run_id=run_id,
-        metadata={"version": mv.version, "mlflow_run_id": mv.run_id},
+        metadata={"version": str(mv.version), "mlflow_run_id": mv.run_id},
         origin=f"MLflow models:/{analysis}@{alias} (version {mv.version}, run {run_id})",
     )
 

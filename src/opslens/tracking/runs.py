@@ -80,6 +80,8 @@ def jsonable(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, timedelta):
         return str(value)
+    if hasattr(value, "tolist") and getattr(value, "ndim", 0) > 0:  # numpy arrays
+        return jsonable(value.tolist())
     if hasattr(value, "item") and callable(value.item):  # numpy scalars
         return jsonable(value.item())
     if isinstance(value, float) and not math.isfinite(value):
@@ -271,7 +273,7 @@ def open_run(runs_root: Path, analysis: str, run_id: str = LATEST) -> RunView:
             )
         run_id = pointer.read_text().strip()
     path = analysis_dir / run_id
-    if not (path / "manifest.json").is_file():
+    if run_id.startswith(".") or "/" in run_id or not (path / "manifest.json").is_file():
         raise RunError(
             f"run '{run_id}' of analysis '{analysis}' is missing or incomplete",
             fix="run `opslens runs` to list complete runs",
@@ -295,4 +297,4 @@ def list_runs(runs_root: Path, analysis: str) -> list[RunView]:
         for p in analysis_dir.iterdir()
         if p.is_dir() and not p.name.startswith(".") and (p / "manifest.json").is_file()
     ]
-    return sorted(runs, key=lambda r: r.run_id, reverse=True)
+    return sorted(runs, key=lambda r: (str(r.manifest.get("finished", "")), r.run_id), reverse=True)

@@ -17,6 +17,8 @@ from opslens.synthetic.trips import make_trips
 from opslens.tracking.runs import open_run
 from opslens.tracking.tracker import MemoryTracker
 
+pytestmark = pytest.mark.slow
+
 PROJECT = """
 tracking: {enabled: false}
 analyses:

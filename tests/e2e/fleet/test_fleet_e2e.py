@@ -16,6 +16,8 @@ from opslens.synthetic.fleet import FleetData, make_fleet
 from opslens.tracking.runs import open_run
 from opslens.tracking.tracker import MemoryTracker
 
+pytestmark = pytest.mark.slow
+
 PROJECT = """
 tracking: {enabled: false}
 analyses:

@@ -91,11 +91,6 @@ def test_nothing_is_visible_before_commit(tmp_path: Path) -> None:
         open_run(tmp_path, "eta")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open_run accepts a '.tmp-<id>' run id and opens the uncommitted folder "
-    "(its manifest.json is written before commit)",
-)
 def test_open_run_does_not_open_a_temporary_folder_by_name(tmp_path: Path) -> None:
     writer = RunWriter(tmp_path, "eta", "20260101T000000Z-aaaa")
     writer.write_json("manifest.json", {"status": "complete"})

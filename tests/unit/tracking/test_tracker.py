@@ -152,6 +152,7 @@ def test_mlflow_tracker_registers_a_version_and_moves_the_alias_only_when_told(
     output = predictor.predict_frame(example)
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
+    before = mlflow.get_tracking_uri()
     tracker = MlflowTracker(uri, artifact_root=tmp_path / "mlartifacts")
     tracker.start(experiment="eta", run_name=result.run_id)
     tracker.log_params({"params.k": "3", "source.kind": "memory"})
@@ -186,7 +187,7 @@ def test_mlflow_tracker_registers_a_version_and_moves_the_alias_only_when_told(
     tracker.set_alias("eta", "1")
     assert ALIAS == "current"
     fresh = mlflow.MlflowClient(tracking_uri=uri)
-    assert fresh.get_model_version_by_alias("eta", "current").version == "1"
+    assert str(fresh.get_model_version_by_alias("eta", "current").version) == "1"
 
     run = client.get_run(mlflow_run_id)
     assert run.info.status == "FINISHED"
@@ -197,6 +198,9 @@ def test_mlflow_tracker_registers_a_version_and_moves_the_alias_only_when_told(
     assert experiment is not None
     assert experiment.artifact_location == (tmp_path / "mlartifacts" / "eta").resolve().as_uri()
 
+    # the caller's MLflow settings are given back when the run ends
+    assert mlflow.get_tracking_uri() == before != uri
     # the registered pyfunc answers as the predictor does, bit for bit
+    mlflow.set_tracking_uri(uri)
     loaded = mlflow.pyfunc.load_model(f"models:/eta@{ALIAS}")
     assert pl.from_pandas(loaded.predict(example.to_pandas())).equals(output)
