@@ -39,6 +39,19 @@ def _fix_hints_name_real_keys() -> Iterator[None]:
         OpslensError.__init__ = original  # type: ignore[method-assign]
 
 
+@pytest.fixture
+def with_template(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Register recipes/_template for one test, as a new recipe would be registered."""
+    import opslens.recipes as registry
+
+    monkeypatch.setitem(registry._PACKAGES, "template", "opslens.recipes._template")
+    registry.get_recipe.cache_clear()
+    registry.registered_project_model.cache_clear()
+    yield
+    registry.get_recipe.cache_clear()
+    registry.registered_project_model.cache_clear()
+
+
 PG_URL = os.environ.get("OPSLENS_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
 

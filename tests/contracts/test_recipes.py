@@ -32,17 +32,6 @@ RECIPES: list[Recipe] = [registry.get_recipe(n) for n in registry.recipe_names()
 IDS = [r.name for r in RECIPES]
 
 
-@pytest.fixture
-def with_template(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Register the template for one test, as a new recipe would be."""
-    monkeypatch.setitem(registry._PACKAGES, "template", "opslens.recipes._template")
-    registry.get_recipe.cache_clear()
-    registry.registered_project_model.cache_clear()
-    yield
-    registry.get_recipe.cache_clear()
-    registry.registered_project_model.cache_clear()
-
-
 @pytest.mark.parametrize("recipe", RECIPES, ids=IDS)
 def test_declarations_are_consistent(recipe: Recipe) -> None:
     recipe.params_model()  # every knob has a default

@@ -1,14 +1,17 @@
 """Both recipes state the same facts as before the spine v2 move, on the same config.
 
 tests/data/old_runs/ holds runs written by opslens 0.1.0 from tests/data/old_runs/project.yaml;
-rerunning that project now must give equal facts (every number, every sentence).
+rerunning that project now must give equal facts (every sentence exactly, every number
+to 1e-9 relative: BLAS sums in silhouettes may differ in the last digit between processes).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,6 +19,24 @@ from opslens.api import load_project
 from opslens.runner import run_analysis
 
 OLD = Path(__file__).parents[1] / "data" / "old_runs"
+
+
+def _differences(a: Any, b: Any, where: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        if set(a) != set(b):
+            return [f"{where}: keys {sorted(set(a) ^ set(b))}"]
+        return [d for k in a for d in _differences(a[k], b[k], f"{where}.{k}")]
+    if isinstance(a, list) and isinstance(b, list):
+        if len(a) != len(b):
+            return [f"{where}: {len(a)} vs {len(b)} items"]
+        return [
+            d
+            for i, (x, y) in enumerate(zip(a, b, strict=True))
+            for d in _differences(x, y, f"{where}[{i}]")
+        ]
+    if isinstance(a, float) and isinstance(b, float):
+        return [] if math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12) else [f"{where}: {a} vs {b}"]
+    return [] if a == b else [f"{where}: {a!r} vs {b!r}"]
 
 
 @pytest.mark.slow
@@ -28,6 +49,8 @@ def test_facts_equal_those_of_0_1_0(analysis: str, tmp_path: Path) -> None:
     after = result.facts
     assert before["analysis"].pop("run_id") == old_run
     assert after["analysis"].pop("run_id") == result.run_id
-    assert after == before
+    assert _differences(after, before) == []
     old_metrics = json.loads((OLD / analysis / old_run / "manifest.json").read_text())["metrics"]
-    assert result.metrics == old_metrics
+    assert _differences(result.metrics, old_metrics) == []
+    assert _differences({"x": 0.4367107802750642}, {"x": 0.4367107802750643}) == []
+    assert _differences({"x": 0.43}, {"x": 0.44}) == [".x: 0.43 vs 0.44"]

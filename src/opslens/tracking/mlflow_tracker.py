@@ -41,10 +41,13 @@ class OpslensPyfunc(_pyfunc_base()):  # type: ignore[misc]
     _skip_type_hint_validation = True
 
     def load_context(self, context: Any) -> None:
-        """Load the fitted model from the logged artifact."""
+        """Load the fitted model from the logged artifact (models of opslens 0.1 included)."""
         import joblib
 
-        self.model = joblib.load(context.artifacts["model"])
+        from opslens.tracking.models import old_class_paths
+
+        with old_class_paths():
+            self.model = joblib.load(context.artifacts["model"])
 
     def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
         """Predict for a pandas frame; returns a pandas frame of outputs.

@@ -41,6 +41,7 @@ __all__ = [
     "load_model",
     "load_predictor",
     "load_registered",
+    "old_class_paths",
 ]
 
 ModelSource = Literal["latest", "registry"]
@@ -64,7 +65,7 @@ class LoadedPredictor:
 
 
 @contextmanager
-def _old_paths() -> Iterator[None]:
+def old_class_paths() -> Iterator[None]:
     """Let pickles that name pre-0.2 module paths find today's classes."""
     added = []
     for old, new in OLD_PATHS.items():
@@ -99,7 +100,7 @@ def load_predictor(runs_root: Path, analysis: str, run_id: str = "latest") -> Lo
         )
     version = str(run.manifest.get("versions", {}).get("opslens", "unknown"))
     try:
-        with _old_paths():
+        with old_class_paths():
             obj = joblib.load(path)
     except (AttributeError, ModuleNotFoundError, ImportError) as e:
         raise RunError(
@@ -133,7 +134,7 @@ def load_registered(tracking_uri: str, analysis: str, alias: str = "current") ->
     previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(tracking_uri)
     try:
-        with _old_paths():
+        with old_class_paths():
             model = mlflow.pyfunc.load_model(f"models:/{analysis}@{alias}")
     finally:
         mlflow.set_tracking_uri(previous)

@@ -27,16 +27,6 @@ from opslens.tracking.tracker import MemoryTracker
 FRAME = pl.DataFrame({"minutes": [1.0, 2.0, 3.0, 6.0]})
 
 
-@pytest.fixture
-def template(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(registry._PACKAGES, "template", "opslens.recipes._template")
-    registry.get_recipe.cache_clear()
-    registry.registered_project_model.cache_clear()
-    yield
-    registry.get_recipe.cache_clear()
-    registry.registered_project_model.cache_clear()
-
-
 def _project(tmp_path: Path, names: tuple[str, ...] = ("toy",)) -> Any:
     return registry.project_from_mapping(
         {
@@ -65,7 +55,7 @@ def _run(tmp_path: Path, **kw: Any) -> Any:
     return run_analysis(_project(tmp_path), "toy", frames={"frame": FRAME}, **kw)
 
 
-def test_template_runs_and_persists_as_declared(tmp_path: Path, template: None) -> None:
+def test_template_runs_and_persists_as_declared(tmp_path: Path, with_template: None) -> None:
     result = _run(tmp_path)
     run = open_run(tmp_path / "runs", "toy")
     assert run.has("tables/summary.parquet") and run.table("summary")["rows"].to_list() == [4]
@@ -79,7 +69,7 @@ def test_template_runs_and_persists_as_declared(tmp_path: Path, template: None) 
 
 
 def test_missing_output_names_the_stage(
-    tmp_path: Path, template: None, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, with_template: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def lazy(ctx: Any, raw: pl.DataFrame) -> Out:
         out = summarise(ctx, raw)
@@ -106,7 +96,7 @@ def test_missing_output_names_the_stage(
     ],
 )
 def test_a_table_must_be_a_polars_frame_never_pickled(
-    tmp_path: Path, template: None, monkeypatch: pytest.MonkeyPatch, value: Any, needle: str
+    tmp_path: Path, with_template: None, monkeypatch: pytest.MonkeyPatch, value: Any, needle: str
 ) -> None:
     def wrong(ctx: Any, raw: pl.DataFrame) -> Out:
         out = summarise(ctx, raw)
@@ -122,7 +112,7 @@ def test_a_table_must_be_a_polars_frame_never_pickled(
 
 
 def test_objects_are_saved_with_joblib_and_undeclared_plots_refused(
-    tmp_path: Path, template: None, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, with_template: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _with_stage(
         monkeypatch,
@@ -152,7 +142,7 @@ def test_objects_are_saved_with_joblib_and_undeclared_plots_refused(
 
 
 def test_facts_must_match_the_facts_model(
-    tmp_path: Path, template: None, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, with_template: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def odd(ctx: Any, raw: pl.DataFrame) -> Out:
         out = summarise(ctx, raw)
@@ -182,7 +172,7 @@ class OrderTracker(MemoryTracker):
         super().set_alias(name, version)
 
 
-def test_alias_moves_only_after_the_commit(tmp_path: Path, template: None) -> None:
+def test_alias_moves_only_after_the_commit(tmp_path: Path, with_template: None) -> None:
     tracker = OrderTracker(tmp_path / "runs")
     result = _run(tmp_path, tracker=tracker)
     assert tracker.latest_at_alias == result.run_id
@@ -190,7 +180,7 @@ def test_alias_moves_only_after_the_commit(tmp_path: Path, template: None) -> No
 
 
 def test_a_failed_commit_leaves_the_alias_and_latest(
-    tmp_path: Path, template: None, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, with_template: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first = _run(tmp_path)
     tracker = OrderTracker(tmp_path / "runs")
@@ -206,7 +196,7 @@ def test_a_failed_commit_leaves_the_alias_and_latest(
     assert (tmp_path / "runs" / "toy" / "latest").read_text().strip() == first.run_id
 
 
-def test_two_runs_in_threads_keep_their_own_logs(tmp_path: Path, template: None) -> None:
+def test_two_runs_in_threads_keep_their_own_logs(tmp_path: Path, with_template: None) -> None:
     project = _project(tmp_path, ("one", "two"))
     results: dict[str, Any] = {}
     barrier = threading.Barrier(2)

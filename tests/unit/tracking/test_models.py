@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,30 +33,6 @@ def old_project(tmp_path: Path) -> Path:
     for analysis in ("eta-small", "fleet-small"):
         shutil.copytree(OLD_RUNS / analysis, tmp_path / "runs" / analysis)
     return tmp_path
-
-
-@pytest.fixture
-def isolated_mlflow(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Undo MLflow's process-wide state (tracking URI, experiment, env vars) after the test."""
-    import mlflow
-    from mlflow.tracking import fluent
-    from mlflow.tracking._tracking_service import utils
-
-    monkeypatch.setattr(utils, "_tracking_uri", utils._tracking_uri)
-    monkeypatch.setattr(fluent, "_active_experiment_id", fluent._active_experiment_id)
-    for var in (
-        "MLFLOW_TRACKING_URI",
-        "MLFLOW_EXPERIMENT_ID",
-        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR",
-    ):
-        if var in os.environ:
-            monkeypatch.setenv(var, os.environ[var])
-        else:  # recorded as unset, so anything MLflow sets is removed afterwards
-            monkeypatch.setenv(var, "")
-            monkeypatch.delenv(var)
-    yield
-    while mlflow.active_run() is not None:
-        mlflow.end_run()
 
 
 def _project(tmp_path: Path, name: str, tracking: dict[str, Any]) -> Any:
