@@ -42,6 +42,7 @@ bench: $(DEV_STAMP)
 	$(BIN)/python benchmarks/distribution_batch.py
 	$(BIN)/python benchmarks/fingerprints_vs_tsfresh.py
 	$(BIN)/python benchmarks/fleet_scaling.py
+	$(BIN)/python benchmarks/report_build.py
 
 clean:
 	rm -rf $(VENV) opslens-demo .pytest_cache .mypy_cache .ruff_cache

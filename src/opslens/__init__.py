@@ -28,6 +28,7 @@ _API = {
     "load_project": "opslens.api",
     "load_predictor": "opslens.api",
     "write_report": "opslens.api",
+    "write_index": "opslens.api",
     "RunResult": "opslens.runner",
     "recipe_names": "opslens.recipes",
     "get_recipe": "opslens.recipes",

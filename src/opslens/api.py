@@ -22,18 +22,20 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from opslens.config import ProjectConfig
+from opslens.config import ProjectConfig, ReportConfig
 from opslens.core.frames import as_polars, is_frame
 from opslens.core.predictor import Predictor
-from opslens.errors import ConfigError
+from opslens.errors import ConfigError, RunError
 from opslens.recipes import load_project as _load_project
 from opslens.recipes import project_from_mapping
+from opslens.report.index import write_index as _write_index
+from opslens.report.narrators import make_narrator
 from opslens.report.render import write_report as _write_report
 from opslens.runner import RunResult, run_analysis
 from opslens.tracking.models import ModelSource, load_model
 from opslens.tracking.runs import open_run
 
-__all__ = ["load_predictor", "load_project", "run", "run_all", "write_report"]
+__all__ = ["load_predictor", "load_project", "run", "run_all", "write_index", "write_report"]
 
 log = logging.getLogger("opslens.api")
 
@@ -144,10 +146,45 @@ def write_report(
     analysis: str | None = None,
     *,
     run_id: str = "latest",
+    narrator: str | None = None,
+    transport: Any = None,
 ) -> Path:
-    """Write report.html of a run (a RunResult, or an analysis's latest or given run); its path."""
+    """Write report.html of a run (a RunResult, or an analysis's latest or given run); its path.
+
+    ``narrator`` overrides ``report.narrator`` of the project (template, ollama, gemini,
+    openai); ``transport`` is an httpx transport for the LLM clients (tests, proxies).
+    """
     if isinstance(project, RunResult):
-        return _write_report(project.view)
+        config = ReportConfig()
+        return _write_report(project.view, make_narrator(config, narrator, transport=transport))
     loaded = _project(project)
     name = _one_analysis(loaded, analysis)
-    return _write_report(open_run(loaded.runs_root(), name, run_id))
+    run = open_run(loaded.runs_root(), name, run_id)
+    return _write_report(run, make_narrator(loaded.report, narrator, transport=transport))
+
+
+def write_index(
+    project: str | Path | ProjectConfig, *, narrator: str | None = None, transport: Any = None
+) -> Path:
+    """Write the latest report of every analysis and ``<runs_dir>/index.html`` linking them."""
+    loaded = _project(project)
+    root = loaded.runs_root()
+    rows = []
+    for a in loaded.analyses:
+        row: dict[str, Any] = {"analysis": a.name, "recipe": a.recipe, "run_id": None}
+        try:
+            run = open_run(root, a.name)
+        except RunError:
+            rows.append(row)
+            continue
+        path = _write_report(run, make_narrator(loaded.report, narrator, transport=transport))
+        manifest = run.manifest
+        row.update(
+            run_id=run.run_id,
+            finished=str(manifest.get("finished", "")),
+            metrics=manifest.get("metrics", {}),
+            href=path.relative_to(root).as_posix(),
+        )
+        rows.append(row)
+    root.mkdir(parents=True, exist_ok=True)
+    return _write_index(root, rows)

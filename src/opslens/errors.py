@@ -13,6 +13,7 @@ The tree::
     │                            empty table, non-numeric target, too few rows    (data, features, recipes)
     ├── RunError                 no run to read, a stage's inputs missing          (tracking, recipes)
     ├── InstanceError            one streamed instance is malformed                (online, predictors)
+    ├── NarratorError            an LLM narrator's server failed or answered badly (report.narrators)
     └── UnsupportedError         a predictor asked for a call it does not offer   (predictors)
 
     ContractError                a recipe broke its own declaration (a bug, exit 1) (runner)
@@ -32,6 +33,7 @@ __all__ = [
     "ContractError",
     "DataError",
     "InstanceError",
+    "NarratorError",
     "OpslensError",
     "OpslensWarning",
     "RunError",
@@ -72,6 +74,10 @@ class RunError(OpslensError):
 
 class InstanceError(OpslensError):
     """A streamed instance is malformed (not JSON, not an object, a value of the wrong type)."""
+
+
+class NarratorError(OpslensError):
+    """An LLM narrator could not write the narrative (unreachable, timeout, 4xx/5xx, empty answer)."""
 
 
 class UnsupportedError(OpslensError):

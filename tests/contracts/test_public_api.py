@@ -37,6 +37,7 @@ PINNED = [
     "recipe_names",
     "run",
     "run_all",
+    "write_index",
     "write_report",
 ]
 

@@ -19,6 +19,7 @@ from opslens.config.project import (
     read_project_file,
     validate_project,
 )
+from opslens.config.report import ReportConfig
 from opslens.config.secrets import SecretFilter, mask_secrets
 from opslens.config.sources import (
     ElasticsearchSource,
@@ -40,6 +41,7 @@ __all__ = [
     "LongLayout",
     "MemorySource",
     "ProjectConfig",
+    "ReportConfig",
     "SecretFilter",
     "SourceConfig",
     "SqlSource",

@@ -55,6 +55,7 @@ from pydantic import (
 
 from opslens.config.base import Strict
 from opslens.config.messages import validation_message
+from opslens.config.report import ReportConfig
 from opslens.config.secrets import SECRET_KEY, URL_PASSWORD, collect_url_passwords, mask_secrets
 from opslens.config.sources import SOURCE_KINDS, SourceConfig
 from opslens.errors import ConfigError
@@ -106,6 +107,7 @@ class ProjectConfig(Strict):
     """The whole project file, plus where it lives and which values are secret."""
 
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    report: ReportConfig = Field(default_factory=ReportConfig)
     runs_dir: Path = Path("runs")
     analyses: list[AnalysisConfig] = Field(min_length=1)
     active: list[str] | None = None

@@ -35,11 +35,18 @@ class Section:
 
 @dataclass(frozen=True)
 class Narrative:
-    """The whole text of a report: a title, a one-paragraph summary and sections."""
+    """The whole text of a report: a title, a one-paragraph summary and sections.
+
+    ``narrator`` names who wrote it; ``notes`` say what a reader should know about how
+    (a fallback, a check); ``ungrounded`` lists sentences whose numbers are in no fact.
+    """
 
     title: str
     summary: str
     sections: list[Section]
+    narrator: str = "template"
+    notes: list[str] = field(default_factory=list)
+    ungrounded: list[str] = field(default_factory=list)
 
 
 class Narrator(Protocol):

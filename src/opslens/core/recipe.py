@@ -222,6 +222,7 @@ class Recipe:
     package: str = ""
     requires: tuple[str, ...] = ()
     extra: str | None = None
+    prompts: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def stages(self) -> tuple[Stage, ...]:

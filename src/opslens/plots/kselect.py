@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 
 from matplotlib.figure import Figure
 
+from opslens.plots import theme
+
 __all__ = ["plot_k_curve"]
 
 
@@ -27,21 +29,28 @@ def plot_k_curve(curve: Sequence[Mapping[str, float]], chosen_k: int) -> Figure:
         'K (number of clusters)'
     """
     ks = [int(c["k"]) for c in curve]
-    fig = Figure(figsize=(6.5, 3.8), layout="constrained")
-    ax = fig.subplots()
-    ax.plot(ks, [c["silhouette"] for c in curve], "o-", color="#3182bd", label="silhouette")
-    ax.set_xlabel("K (number of clusters)")
-    ax.set_ylabel("silhouette", color="#3182bd")
+    fig, ax = theme.new_figure(6.5, 3.8)
+    ax.plot(ks, [c["silhouette"] for c in curve], "o-", color=theme.PRIMARY, label="silhouette")
     ax.set_xticks(ks)
+    ax.axvline(chosen_k, color=theme.REFERENCE, lw=1.2, ls=":")
+    theme.style_axes(
+        ax,
+        title=f"Choosing K: K={chosen_k} chosen",
+        xlabel="K (number of clusters)",
+        ylabel="silhouette",
+        grid="y",
+    )
+    ax.yaxis.label.set_color(theme.PRIMARY)
     ax2 = ax.twinx()
     ax2.plot(
         ks,
         [c["calinski_harabasz"] for c in curve],
         "s--",
-        color="#e6550d",
+        color=theme.SECONDARY,
         label="Calinski-Harabasz",
     )
-    ax2.set_ylabel("Calinski-Harabasz", color="#e6550d")
-    ax.axvline(chosen_k, color="black", lw=1.2, ls=":")
-    ax.set_title(f"Choosing K: K={chosen_k} chosen")
+    # the twin keeps its right spine: it carries the second scale
+    ax2.set_ylabel("Calinski-Harabasz", color=theme.SECONDARY, fontsize=theme.LABEL_SIZE)
+    ax2.tick_params(labelsize=theme.TICK_SIZE)
+    ax2.spines["top"].set_visible(False)
     return fig

@@ -21,6 +21,7 @@ from matplotlib.figure import Figure
 
 from opslens.errors import DataError
 from opslens.features.decompose import Decomposition
+from opslens.plots import theme
 
 __all__ = ["plot_decomposition", "plot_point_anomalies"]
 
@@ -65,10 +66,9 @@ def plot_point_anomalies(
     t = frame[time].to_numpy()[order]
     v = frame[value].cast(pl.Float64).to_numpy()[order]
 
-    fig = Figure(figsize=(10, 3.5), layout="constrained")
-    ax = fig.add_subplot()
-    ax.plot(t, v, color="#4c72b0", linewidth=0.8, label=value)
-    styles = [("red", "o", 18), ("darkorange", "x", 30), ("purple", "^", 22)]
+    fig, ax = theme.new_figure(10, 3.5)
+    ax.plot(t, v, color=theme.PRIMARY, linewidth=0.8, label=value)
+    styles = [(theme.ALERT, "o", 18), (theme.SECONDARY, "x", 30), (theme.PURPLE, "^", 22)]
     for (label, mask), (color, marker, size) in zip(masks.items(), styles * 3, strict=False):
         hit = mask[order]
         ax.scatter(
@@ -80,10 +80,8 @@ def plot_point_anomalies(
             zorder=3,
             label=f"{label} ({int(hit.sum())})",
         )
-    ax.set_title(title)
-    ax.set_xlabel(time)
-    ax.set_ylabel(value)
-    ax.legend(loc="upper left", frameon=False)
+    theme.style_axes(ax, title=title, xlabel=time, ylabel=value)
+    theme.add_legend(ax, loc="upper left")
     return fig
 
 
@@ -100,20 +98,20 @@ def plot_decomposition(decomposition: Decomposition, *, title: str) -> Figure:
     """
     frame = decomposition.frame
     t = frame["time"].to_numpy()
-    fig = Figure(figsize=(10, 7), layout="constrained")
-    axes = fig.subplots(4, 1, sharex=True)
+    fig, axes = theme.new_figure(10, 7, rows=4, sharex=True)
     for ax, part in zip(axes, ("observed", "trend", "seasonal", "resid"), strict=True):
         y = frame[part].to_numpy()
         if part == "resid":
-            ax.scatter(t, y, s=3, color="#55a868")
-            ax.axhline(0.0, color="grey", linewidth=0.6)
+            ax.scatter(t, y, s=3, color=theme.SECONDARY)
+            ax.axhline(0.0, color=theme.NEUTRAL, linewidth=0.6)
         else:
-            ax.plot(t, y, linewidth=0.8, color="#4c72b0")
-        ax.set_ylabel(part)
-    axes[-1].set_xlabel("time")
+            ax.plot(t, y, linewidth=0.8, color=theme.PRIMARY)
+        # shared x: the time label once, under the bottom panel
+        theme.style_axes(ax, ylabel=part, xlabel="time" if ax is axes[-1] else None)
     fig.suptitle(
         f"{title} — period {decomposition.period} ({decomposition.period_source}); "
         f"trend strength {decomposition.trend_strength:.2f}, "
-        f"seasonal strength {decomposition.seasonal_strength:.2f}"
+        f"seasonal strength {decomposition.seasonal_strength:.2f}",
+        fontsize=theme.SUPTITLE_SIZE,
     )
     return fig

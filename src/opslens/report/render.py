@@ -18,19 +18,56 @@ import base64
 import os
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup, escape
 
 from opslens import __version__
 from opslens.core.narrative import Narrator
+from opslens.explain.text import fmt
 from opslens.report.narrators.template import TemplateNarrator
 from opslens.tracking.runs import RunView
 
 __all__ = ["render_report", "write_report"]
 
 
+def _flat_facts(value: Any, prefix: str = "") -> list[tuple[str, str]]:
+    """Every fact as (dotted path, value as shown), so a reader can check each number."""
+    if isinstance(value, dict):
+        return [
+            r
+            for k, v in value.items()
+            for r in _flat_facts(v, f"{prefix}.{k}" if prefix else str(k))
+        ]
+    if isinstance(value, list) and value and all(isinstance(v, dict | list) for v in value):
+        return [r for i, v in enumerate(value) for r in _flat_facts(v, f"{prefix}[{i}]")]
+    return [(prefix, fmt(value) if not isinstance(value, list) else ", ".join(map(fmt, value)))]
+
+
+def _marked(text: str, flagged: list[str]) -> Markup:
+    """``text`` escaped, with each flagged sentence in it wrapped in <mark>."""
+    out = escape(text)
+    for sentence in flagged:
+        safe = escape(sentence)
+        if safe in out:
+            out = Markup(
+                out.replace(
+                    safe,
+                    Markup('<mark class="ungrounded" title="a number here is in no fact">')
+                    + safe
+                    + Markup("</mark>"),
+                )
+            )
+    return Markup(out)
+
+
+def _anchor(title: str) -> str:
+    return "s-" + "".join(ch if ch.isalnum() else "-" for ch in title.lower()).strip("-")
+
+
 def render_report(run: RunView, narrator: Narrator | None = None) -> str:
-    """The report's HTML for ``run``."""
+    """The report's HTML for ``run``: self-contained (plots embedded), printable, with contents."""
     narrator = narrator or TemplateNarrator()
     facts = run.facts
     plots = {p.stem: base64.b64encode(p.read_bytes()).decode("ascii") for p in run.plots()}
@@ -50,16 +87,19 @@ def render_report(run: RunView, narrator: Narrator | None = None) -> str:
         loader=PackageLoader("opslens.report", "templates"),
         autoescape=select_autoescape(["html", "j2"]),
     )
+    env.filters["marked"] = lambda text: _marked(str(text), narrative.ungrounded)
+    env.filters["anchor"] = _anchor
     template = env.get_template("report.html.j2")
     return template.render(
         n=narrative,
         images=plots,
         reused=reused,
         plot_origin=plot_origin,
+        facts=_flat_facts(facts),
         run_id=run.run_id,
         recipe=facts.get("analysis", {}).get("recipe", ""),
         written=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        narrator=type(narrator).__name__.removesuffix("Narrator").lower() or "template",
+        narrator=narrative.narrator,
         version=__version__,
     )
 

@@ -55,7 +55,8 @@ def test_the_report_embeds_every_plot_and_links_nothing(runs: tuple[RunResult, R
     assert sorted(p.stem for p in full.view.plots()) == PLOTS
     for plot in full.view.plots():
         encoded = base64.b64encode(plot.read_bytes()).decode("ascii")
-        assert f'<img alt="{plot.stem}" src="data:image/png;base64,{encoded}">' in html
+        alt = plot.stem.replace("_", " ")
+        assert f'<img alt="{alt}" src="data:image/png;base64,{encoded}">' in html
     assert html.count("<img ") == len(PLOTS)
     # self-contained: every src is inline data, no links to fetch, no scripts
     assert re.findall(r'src="([a-z]+):', html) == ["data"] * len(PLOTS)

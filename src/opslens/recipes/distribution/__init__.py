@@ -97,4 +97,11 @@ RECIPE = Recipe(
     check_columns=check_columns,
     demo=Demo(files=("project.yaml",), instances=demo_instances),
     package=__name__,
+    prompts={
+        "summary": "Write a summary of two or three sentences: how many distribution patterns "
+        "of the target were found across how many combinations, what sets them apart, and how "
+        "well the model predicts the pattern of a new instance (accuracy, AUROC).",
+        "The patterns": "Describe each pattern in one sentence a manager understands: where "
+        "most values lie and how spread or skewed they are, using the HDR intervals given.",
+    },
 )

@@ -23,6 +23,8 @@ import polars as pl
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from opslens.plots import theme
+
 __all__ = [
     "plot_cluster_profiles",
     "plot_confusion_matrix",
@@ -30,7 +32,10 @@ __all__ = [
     "plot_instance",
 ]
 
-_HDR_STYLE = {"hdr_90": ("#9ecae1", 0.35, "90% HDR"), "hdr_50": ("#3182bd", 0.35, "50% HDR")}
+_HDR_STYLE = {
+    "hdr_90": (theme.HIGHLIGHT_BAND, 0.35, "90% HDR"),
+    "hdr_50": (theme.HIGHLIGHT_BAND_INNER, 0.35, "50% HDR"),
+}
 
 
 def _density(hist: Sequence[float], edges: np.ndarray) -> np.ndarray:
@@ -46,7 +51,7 @@ def _draw_profile(ax: Axes, row: Mapping[str, Any], edges: np.ndarray) -> None:
         _density(row["mean_histogram"], e),
         width=np.diff(e),
         align="edge",
-        color="#bdbdbd",
+        color=theme.NEUTRAL,
         edgecolor="white",
         linewidth=0.5,
     )
@@ -55,7 +60,7 @@ def _draw_profile(ax: Axes, row: Mapping[str, Any], edges: np.ndarray) -> None:
         for i, (lo, hi) in enumerate(row.get(key) or []):
             ax.axvspan(lo, hi, color=color, alpha=alpha, label=label if i == 0 else None, lw=0)
     if row.get("median") is not None:
-        ax.axvline(float(row["median"]), color="#636363", ls=":", lw=1, label="median")
+        ax.axvline(float(row["median"]), color=theme.REFERENCE, ls=":", lw=1, label="median")
     ax.set_ylabel("density")
 
 
@@ -72,12 +77,13 @@ def plot_initial_distributions(
     n = 1 + len(categorical)
     ncols = min(n, 3)
     nrows = int(np.ceil(n / ncols))
-    fig = Figure(figsize=(4.2 * ncols, 3.2 * nrows), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(nrows, ncols)).ravel()
+    fig, grid = theme.new_figure(4.2 * ncols, 3.2 * nrows, rows=nrows, cols=ncols)
+    axes = np.atleast_1d(grid).ravel()
     values = frame[target].cast(pl.Float64).drop_nulls().drop_nans().to_numpy()
-    axes[0].hist(values, bins=50, color="#6baed6")
-    axes[0].set_title(f"{target} (n={values.size:,})")
-    axes[0].set_ylabel("rows")
+    axes[0].hist(values, bins=50, color=theme.PRIMARY, edgecolor="white", linewidth=0.3)
+    theme.style_axes(
+        axes[0], title=f"{target} (n={values.size:,})", xlabel=target, ylabel="rows", grid="y"
+    )
     for ax, col in zip(axes[1:], categorical, strict=False):
         counts = (
             frame.group_by(pl.col(col).cast(pl.String).fill_null("null"))
@@ -85,10 +91,10 @@ def plot_initial_distributions(
             .sort(["n", col], descending=[True, False])
         )
         shown = counts.head(max_levels)
-        ax.bar(shown[col].to_list(), shown["n"].to_list(), color="#74c476")
+        ax.bar(shown[col].to_list(), shown["n"].to_list(), color=theme.SECONDARY)
         more = f", top {max_levels} of {counts.height}" if counts.height > max_levels else ""
-        ax.set_title(f"{col}{more}")
-        ax.tick_params(axis="x", labelrotation=45, labelsize=8)
+        theme.style_axes(ax, title=f"{col}{more}", xlabel=col, ylabel="rows", grid="y")
+        ax.tick_params(axis="x", labelrotation=45, labelsize=theme.TICK_SIZE - 1)
     for ax in axes[n:]:
         ax.set_visible(False)
     return fig
@@ -105,17 +111,18 @@ def plot_cluster_profiles(profiles: pl.DataFrame, edges: np.ndarray) -> Figure:
         1
     """
     n = profiles.height
-    fig = Figure(figsize=(7.5, 2.4 * max(n, 1) + 0.4), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(max(n, 1), 1, sharex=True)).ravel()
+    fig, grid = theme.new_figure(7.5, 2.4 * max(n, 1) + 0.4, rows=max(n, 1), sharex=True)
+    axes = np.atleast_1d(grid).ravel()
     for ax, row in zip(axes, profiles.iter_rows(named=True), strict=False):
         _draw_profile(ax, row, edges)
         combos = row.get("n_combinations")
         about = f"{combos} combinations, " if combos is not None else ""
-        ax.set_title(
-            f"Cluster {row['cluster']} ({about}{row.get('n_rows', 0):,} rows)", fontsize=10
+        theme.style_axes(
+            ax, title=f"Cluster {row['cluster']} ({about}{row.get('n_rows', 0):,} rows)", grid="y"
         )
-    axes[0].legend(loc="upper right", fontsize=8)
-    axes[-1].set_xlabel("value")
+    theme.add_legend(axes[0], loc="upper right")
+    # shared x: the value label once, under the bottom panel
+    theme.style_axes(axes[-1], xlabel="value", grid="y")
     return fig
 
 
@@ -129,19 +136,26 @@ def plot_confusion_matrix(
         'true cluster'
     """
     m = np.asarray(matrix)
-    fig = Figure(figsize=(1.2 * len(classes) + 2.5, 1.1 * len(classes) + 1.8), layout="constrained")
-    ax = fig.subplots()
-    image = ax.imshow(m, cmap="Blues")
-    fig.colorbar(image, ax=ax, shrink=0.8)
+    fig, ax = theme.new_figure(1.2 * len(classes) + 2.5, 1.1 * len(classes) + 1.8)
+    image = ax.imshow(m, cmap=theme.SEQUENTIAL_CMAP)
+    bar = fig.colorbar(image, ax=ax, shrink=0.8)
+    bar.set_label("rows", fontsize=theme.LABEL_SIZE)
+    bar.ax.tick_params(labelsize=theme.TICK_SIZE)
     labels = [str(c) for c in classes]
     ax.set_xticks(range(len(labels)), labels)
     ax.set_yticks(range(len(labels)), labels)
-    ax.set_xlabel("predicted cluster")
-    ax.set_ylabel("true cluster")
-    top = m.max() if m.size else 0
+    theme.style_axes(
+        ax,
+        title="Confusion matrix (held-out rows)",
+        xlabel="predicted cluster",
+        ylabel="true cluster",
+        grid=None,
+    )
     for (i, j), v in np.ndenumerate(m):
-        ax.text(j, i, f"{v}", ha="center", va="center", color="white" if v > top / 2 else "black")
-    ax.set_title("Confusion matrix (held-out rows)")
+        # dark text on the light end of the colormap, white on the dark end
+        r, g, b, _ = image.cmap(image.norm(v))
+        light = 0.299 * r + 0.587 * g + 0.114 * b > 0.5
+        ax.text(j, i, f"{v}", ha="center", va="center", color=theme.REFERENCE if light else "white")
     return fig
 
 
@@ -162,24 +176,24 @@ def plot_instance(
         >>> [ax.get_title() for ax in fig.axes]
         ['trip 7: value 1.5 vs cluster 1', 'cluster probabilities']
     """
-    fig = Figure(figsize=(10, 3.8), layout="constrained")
-    ax, bars = fig.subplots(1, 2, width_ratios=[2.2, 1])
+    fig, (ax, bars) = theme.new_figure(10, 3.8, cols=2, width_ratios=[2.2, 1])
     _draw_profile(ax, profile_row, np.asarray(edges, dtype=float))
     if value is not None and np.isfinite(value):
-        ax.axvline(float(value), color="#d62728", lw=2, label=f"instance ({value:.3g})")
-        ax.set_title(f"{title}: value {value:.3g} vs cluster {profile_row['cluster']}")
+        ax.axvline(float(value), color=theme.SECONDARY, lw=2, label=f"instance ({value:.3g})")
+        heading = f"{title}: value {value:.3g} vs cluster {profile_row['cluster']}"
     else:
-        ax.set_title(f"{title}: no value, cluster {profile_row['cluster']}")
-    ax.legend(loc="upper right", fontsize=8)
-    ax.set_xlabel("value")
+        heading = f"{title}: no value, cluster {profile_row['cluster']}"
+    theme.style_axes(ax, title=heading, xlabel="value", grid="y")
+    theme.add_legend(ax, loc="upper right")
     p = np.asarray(probabilities, dtype=float)
     labels = [str(c) for c in classes]
-    colors = ["#d62728" if str(c) == str(profile_row["cluster"]) else "#9ecae1" for c in classes]
+    chosen = str(profile_row["cluster"])
+    colors = [theme.SECONDARY if str(c) == chosen else theme.NEUTRAL for c in classes]
     bars.bar(labels, p, color=colors)
     bars.set_ylim(0, 1)
     for i, v in enumerate(p):
-        bars.text(i, min(v + 0.02, 0.95), f"{v:.2f}", ha="center", fontsize=9)
-    bars.set_xlabel("cluster")
-    bars.set_ylabel("probability")
-    bars.set_title("cluster probabilities")
+        bars.text(i, min(v + 0.02, 0.95), f"{v:.2f}", ha="center", fontsize=theme.TICK_SIZE)
+    theme.style_axes(
+        bars, title="cluster probabilities", xlabel="cluster", ylabel="probability", grid="y"
+    )
     return fig

@@ -36,7 +36,7 @@ def _rare_sentences(n_devices: int, rare: RareDevices) -> list[str]:
     q = 1.0 - rare.detector.contamination
     out = [
         f"{n_rare} of {n_devices} devices behave rarely (combined score above the fleet's "
-        f"{100 * q:.3g}th percentile, from {len(rare.detector.methods)} detectors)."
+        f"{100 * q:.3g}th percentile, from {plural(len(rare.detector.methods), 'detector')})."
     ]
     if rare.top.height:
         first = rare.top.row(0, named=True)

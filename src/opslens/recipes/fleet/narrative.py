@@ -17,6 +17,15 @@ from opslens.explain.text import fmt, plural
 __all__ = ["fleet_narrative"]
 
 
+def _detectors(methods: list[str]) -> str:
+    """``One detector (ecod) scores`` / ``Four detectors (a, b, c, d) score``."""
+    words = {1: "One detector", 2: "Two detectors", 3: "Three detectors", 4: "Four detectors"}
+    verb = "scores" if len(methods) == 1 else "score"
+    return (
+        f"{words.get(len(methods), plural(len(methods), 'detector'))} ({', '.join(methods)}) {verb}"
+    )
+
+
 def fleet_narrative(facts: dict[str, Any], plots: list[str]) -> Narrative:
     """Sections of a fleet report, every number from ``facts``."""
     a = facts.get("analysis", {})
@@ -58,8 +67,9 @@ def fleet_narrative(facts: dict[str, Any], plots: list[str]) -> Narrative:
             Section(
                 title="Rare devices",
                 paragraphs=[
-                    f"Four detectors ({', '.join(rare.get('methods', []))}) score every device; their scores are put on one "
-                    f"scale (rank percentile) and averaged. {plural(rare.get('n_rare'), 'device')} lie above the "
+                    f"{_detectors(rare.get('methods', []))} every device; their scores are put on one "
+                    f"scale (rank percentile) and averaged. {plural(rare.get('n_rare'), 'device')} "
+                    f"{'lies' if rare.get('n_rare') == 1 else 'lie'} above the "
                     f"{fmt(1 - float(rare.get('contamination', 0.05)))} quantile of the combined score."
                 ],
                 table=Table(

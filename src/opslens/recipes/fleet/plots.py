@@ -16,8 +16,10 @@ from collections.abc import Sequence
 
 import numpy as np
 import polars as pl
-from matplotlib import colormaps
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+
+from opslens.plots import theme
 
 __all__ = ["plot_embedding", "plot_group_failure_rates", "plot_k_distance", "plot_rare_scores"]
 
@@ -32,6 +34,8 @@ def plot_embedding(
 ) -> Figure:
     """PCA scatter coloured by group (noise grey), rare devices ringed in black.
 
+    Beyond the theme's seven group colours, markers change so groups stay apart.
+
     Example:
         >>> emb = pl.DataFrame({"id": list("abcd"), "pc1": [0.0, 1.0, 5.0, 6.0],
         ...                     "pc2": [0.0, 1.0, 5.0, 6.0]})
@@ -42,14 +46,19 @@ def plot_embedding(
     lab = np.asarray(labels).astype(int)
     is_rare = np.asarray(rare, dtype=bool)
     x, y = embedding["pc1"].to_numpy(), embedding["pc2"].to_numpy()
-    fig = Figure(figsize=(7.5, 5.5), layout="constrained")
-    ax = fig.add_subplot()
-    palette = colormaps["tab10"]
+    fig, ax = theme.new_figure(7.5, 5.5)
+    n_colors, markers = len(theme.CATEGORICAL), ("o", "s", "^", "D", "v")
     for i, g in enumerate(np.unique(lab)):
         sel = lab == g
-        color = "0.7" if g < 0 else palette(i % 10)
+        color = theme.NEUTRAL if g < 0 else theme.CATEGORICAL[i % n_colors]
         ax.scatter(
-            x[sel], y[sel], s=18, color=color, alpha=0.8, label="noise" if g < 0 else f"group {g}"
+            x[sel],
+            y[sel],
+            s=18,
+            color=color,
+            marker="o" if g < 0 else markers[(i // n_colors) % len(markers)],
+            alpha=0.8,
+            label="noise" if g < 0 else f"group {g}",
         )
     if is_rare.any():
         ax.scatter(
@@ -57,25 +66,25 @@ def plot_embedding(
             y[is_rare],
             s=80,
             facecolors="none",
-            edgecolors="black",
+            edgecolors=theme.REFERENCE,
             linewidths=1.4,
             label="rare device",
         )
     if explained_variance is not None:
-        ax.set_xlabel(f"PC1 ({100 * explained_variance[0]:.0f}% of variance)")
-        ax.set_ylabel(f"PC2 ({100 * explained_variance[1]:.0f}% of variance)")
+        xlabel = f"PC1 ({100 * explained_variance[0]:.0f}% of variance)"
+        ylabel = f"PC2 ({100 * explained_variance[1]:.0f}% of variance)"
     else:
-        ax.set_xlabel("PC1")
-        ax.set_ylabel("PC2")
-    ax.set_title(title)
-    ax.legend(loc="best", fontsize=8, frameon=False)
+        xlabel, ylabel = "PC1", "PC2"
+    theme.style_axes(ax, title=title, xlabel=xlabel, ylabel=ylabel)
+    theme.add_legend(ax, loc="best")
     return fig
 
 
 def plot_rare_scores(scores: pl.DataFrame, *, top_n: int = 20, entity: str | None = None) -> Figure:
     """Horizontal bars of the combined rare-device score of the ``top_n`` devices.
 
-    ``entity`` defaults to the first column; rare devices are drawn dark.
+    ``entity`` defaults to the first column; rare devices are drawn in the alert colour
+    (every bar is, without an ``is_rare`` column), the others grey.
 
     Example:
         >>> s = pl.DataFrame({"id": list("abc"), "combined": [0.2, 0.9, 0.5],
@@ -85,24 +94,35 @@ def plot_rare_scores(scores: pl.DataFrame, *, top_n: int = 20, entity: str | Non
     """
     ent = entity or scores.columns[0]
     top = scores.sort("combined", descending=True).head(top_n).reverse()
+    has_rare = "is_rare" in top.columns
     colors = (
-        ["#b2182b" if r else "#999999" for r in top["is_rare"].to_list()]
-        if "is_rare" in top.columns
-        else ["#b2182b"] * top.height
+        [theme.ALERT if r else theme.NEUTRAL for r in top["is_rare"].to_list()]
+        if has_rare
+        else [theme.ALERT] * top.height
     )
-    fig = Figure(figsize=(7, max(2.5, 0.3 * top.height + 1.2)), layout="constrained")
-    ax = fig.add_subplot()
+    fig, ax = theme.new_figure(7, max(2.5, 0.3 * top.height + 1.2))
     pos = np.arange(top.height)
     ax.barh(pos, top["combined"].to_numpy(), color=colors)
     ax.set_yticks(pos, [str(v) for v in top[ent].to_list()])
     ax.set_xlim(0, 1)
-    ax.set_xlabel("combined score (mean rank percentile of the detectors; 1 = most unusual)")
-    ax.set_title(f"The {top.height} most unusual devices")
+    theme.style_axes(
+        ax,
+        title=f"The {top.height} most unusual devices",
+        xlabel="combined score (mean rank percentile of the detectors; 1 = most unusual)",
+        ylabel=ent,
+        grid="x",
+    )
+    if has_rare:
+        handles = [
+            Patch(color=theme.ALERT, label="rare"),
+            Patch(color=theme.NEUTRAL, label="not rare"),
+        ]
+        theme.add_legend(ax, handles=handles, loc="lower right")
     return fig
 
 
 def plot_group_failure_rates(enrichment: pl.DataFrame) -> Figure:
-    """Bars of failure rate per group with the fleet rate as a line; enriched groups dark.
+    """Bars of failure rate per group with the fleet rate as a line; enriched groups in the alert colour.
 
     Example:
         >>> e = pl.DataFrame({"group": [0, 1], "n_devices": [20, 100], "n_failed": [8, 2],
@@ -112,10 +132,9 @@ def plot_group_failure_rates(enrichment: pl.DataFrame) -> Figure:
     """
     n_dev = int(enrichment["n_devices"].sum())
     fleet = float(enrichment["n_failed"].sum()) / n_dev if n_dev else 0.0
-    fig = Figure(figsize=(7, 4), layout="constrained")
-    ax = fig.add_subplot()
+    fig, ax = theme.new_figure(7, 4)
     groups = [("noise" if g < 0 else f"group {g}") for g in enrichment["group"].to_list()]
-    colors = ["#b2182b" if e else "#6f8fb5" for e in enrichment["enriched"].to_list()]
+    colors = [theme.ALERT if e else theme.PRIMARY for e in enrichment["enriched"].to_list()]
     pos = np.arange(enrichment.height)
     ax.bar(pos, enrichment["failure_rate"].to_numpy(), color=colors)
     rows = enrichment.select("n_failed", "n_devices", "failure_rate").iter_rows()
@@ -127,15 +146,29 @@ def plot_group_failure_rates(enrichment: pl.DataFrame) -> Figure:
             textcoords="offset points",
             ha="center",
             va="bottom",
-            fontsize=8,
+            fontsize=theme.LEGEND_SIZE,
         )
-    ax.axhline(
-        fleet, color="black", linestyle="--", linewidth=1, label=f"fleet rate {100 * fleet:.3g}%"
+    fleet_line = ax.axhline(
+        fleet,
+        color=theme.REFERENCE,
+        linestyle="--",
+        linewidth=1,
+        label=f"fleet rate {100 * fleet:.3g}%",
     )
     ax.set_xticks(pos, groups)
-    ax.set_ylabel("share of devices that failed")
-    ax.set_title("Known failures per behaviour group (dark = enriched, Fisher p < 0.01)")
-    ax.legend(frameon=False)
+    theme.style_axes(
+        ax,
+        title="Known failures per behaviour group",
+        xlabel="behaviour group",
+        ylabel="share of devices that failed",
+        grid="y",
+    )
+    handles = [
+        Patch(color=theme.ALERT, label="enriched (Fisher p < 0.01)"),
+        Patch(color=theme.PRIMARY, label="not enriched"),
+        fleet_line,
+    ]
+    theme.add_legend(ax, handles=handles)
     return fig
 
 
@@ -148,12 +181,14 @@ def plot_k_distance(distances: np.ndarray, eps: float, *, min_samples: int | Non
         2
     """
     d = np.sort(np.asarray(distances, dtype=float))
-    fig = Figure(figsize=(6.5, 4), layout="constrained")
-    ax = fig.add_subplot()
-    ax.plot(np.arange(d.size), d, color="#2166ac")
-    ax.axhline(eps, color="#b2182b", linestyle="--", linewidth=1)
-    ax.set_xlabel("devices, sorted by k-distance")
+    fig, ax = theme.new_figure(6.5, 4)
+    ax.plot(np.arange(d.size), d, color=theme.PRIMARY)
+    ax.axhline(eps, color=theme.REFERENCE, linestyle="--", linewidth=1)
     k = f"{min_samples}-" if min_samples else "k-"
-    ax.set_ylabel(f"distance to the {k}th nearest neighbour")
-    ax.set_title(f"k-distance curve (DBSCAN eps = {eps:.3g})")
+    theme.style_axes(
+        ax,
+        title=f"k-distance curve (DBSCAN eps = {eps:.3g})",
+        xlabel="devices, sorted by k-distance",
+        ylabel=f"distance to the {k}th nearest neighbour",
+    )
     return fig

@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from opslens.core.narrative import Narrative, Section, Table
@@ -58,7 +59,12 @@ def generic_narrative(facts: dict[str, Any], plots: list[str]) -> Narrative:
 
 
 class TemplateNarrator:
-    """Writes the report from templates; offline and deterministic."""
+    """Writes the report from templates; offline and deterministic. ``notes`` are shown on top."""
+
+    name = "template"
+
+    def __init__(self, notes: list[str] | None = None) -> None:
+        self.notes = list(notes or [])
 
     def narrate(self, facts: dict[str, Any], plots: list[str]) -> Narrative:
         """The narrative the run's recipe writes, or the generic one."""
@@ -67,4 +73,7 @@ class TemplateNarrator:
             written = get_recipe(name).narrative(facts, plots)
         except ConfigError:  # a recipe this version does not have
             written = None
-        return written if written is not None else generic_narrative(facts, plots)
+        narrative = written if written is not None else generic_narrative(facts, plots)
+        return (
+            replace(narrative, notes=[*self.notes, *narrative.notes]) if self.notes else narrative
+        )
