@@ -29,7 +29,7 @@ import httpx
 
 from opslens.config.secrets import mask_secrets
 from opslens.errors import NarratorError
-from opslens.report.narrators.http import JsonPoster
+from opslens.report.narrators.http import JsonPoster, cut_off
 
 __all__ = ["KEY_ENV", "GeminiClient"]
 
@@ -108,11 +108,7 @@ class GeminiClient:
             if isinstance(p, dict) and not p.get("thought")
         )
         if reason == "MAX_TOKENS":
-            raise NarratorError(
-                f"gemini's answer from {url} was cut off at max_tokens={max_tokens} "
-                "(finishReason 'MAX_TOKENS')",
-                fix=f"raise report.max_tokens (now {max_tokens}) or ask for a shorter answer",
-            )
+            raise cut_off("gemini", url, max_tokens, "finishReason 'MAX_TOKENS'")
         if reason not in (None, "STOP", "FINISH_REASON_UNSPECIFIED"):
             raise NarratorError(
                 f"gemini model '{self.model}' stopped answering at {url} (finishReason '{reason}')",

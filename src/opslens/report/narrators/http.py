@@ -34,11 +34,34 @@ import httpx
 from opslens.config.secrets import mask_secrets
 from opslens.errors import NarratorError
 
-__all__ = ["JsonPoster", "provider_message", "retry_after_seconds"]
+__all__ = ["JsonPoster", "chat_messages", "cut_off", "provider_message", "retry_after_seconds"]
 
 log = logging.getLogger(__name__)
 
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+
+
+def chat_messages(system: str, user: str) -> list[dict[str, str]]:
+    """The system and user messages in the role/content shape Ollama and OpenAI share.
+
+    Example:
+        >>> chat_messages("be brief", "hi")[1]
+        {'role': 'user', 'content': 'hi'}
+    """
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
+def cut_off(provider: str, url: str, max_tokens: int, reason: str) -> NarratorError:
+    """The error for an answer truncated at ``max_tokens`` (``reason``: the provider's field).
+
+    Example:
+        >>> str(cut_off("ollama", "http://h/api/chat", 800, "done_reason 'length'"))[:40]
+        "ollama's answer from http://h/api/chat w"
+    """
+    return NarratorError(
+        f"{provider}'s answer from {url} was cut off at max_tokens={max_tokens} ({reason})",
+        fix=f"raise report.max_tokens (now {max_tokens}) or ask for a shorter answer",
+    )
 
 
 def provider_message(body: Any) -> str | None:

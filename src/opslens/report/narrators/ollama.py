@@ -25,7 +25,7 @@ import httpx
 
 from opslens.config.secrets import mask_secrets
 from opslens.errors import NarratorError
-from opslens.report.narrators.http import JsonPoster
+from opslens.report.narrators.http import JsonPoster, chat_messages, cut_off
 
 __all__ = ["OllamaClient"]
 
@@ -67,10 +67,7 @@ class OllamaClient:
         url = f"{self.url}/api/chat"
         body = {
             "model": self.model,
-            "messages": [
-                {"role": "system", "content": system},
-                {"role": "user", "content": user},
-            ],
+            "messages": chat_messages(system, user),
             "stream": False,
             "options": {"temperature": temperature, "num_predict": max_tokens},
         }
@@ -78,11 +75,7 @@ class OllamaClient:
         message = data.get("message") if isinstance(data, dict) else None
         content = message.get("content") if isinstance(message, dict) else None
         if isinstance(data, dict) and data.get("done_reason") == "length":
-            raise NarratorError(
-                f"ollama's answer from {url} was cut off at max_tokens={max_tokens} "
-                "(done_reason 'length')",
-                fix=f"raise report.max_tokens (now {max_tokens}) or ask for a shorter answer",
-            )
+            raise cut_off("ollama", url, max_tokens, "done_reason 'length'")
         if not isinstance(content, str) or not content.strip():
             raise NarratorError(
                 f"ollama model '{self.model}' gave an empty answer at {url}",

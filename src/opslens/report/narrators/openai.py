@@ -28,7 +28,7 @@ import httpx
 
 from opslens.config.secrets import mask_secrets
 from opslens.errors import NarratorError
-from opslens.report.narrators.http import JsonPoster
+from opslens.report.narrators.http import JsonPoster, chat_messages, cut_off
 
 __all__ = ["KEY_ENV", "OpenAIClient"]
 
@@ -76,10 +76,7 @@ class OpenAIClient:
         url = f"{self.url}/chat/completions"
         body = {
             "model": self.model,
-            "messages": [
-                {"role": "system", "content": system},
-                {"role": "user", "content": user},
-            ],
+            "messages": chat_messages(system, user),
             "temperature": temperature,
             "max_tokens": max_tokens,
         }
@@ -92,11 +89,7 @@ class OpenAIClient:
         content = message.get("content") if isinstance(message, dict) else None
         reason = first.get("finish_reason") if isinstance(first, dict) else None
         if reason == "length":
-            raise NarratorError(
-                f"openai's answer from {url} was cut off at max_tokens={max_tokens} "
-                "(finish_reason 'length')",
-                fix=f"raise report.max_tokens (now {max_tokens}) or ask for a shorter answer",
-            )
+            raise cut_off("openai", url, max_tokens, "finish_reason 'length'")
         if reason == "content_filter":
             raise NarratorError(
                 f"openai model '{self.model}' stopped answering at {url} (finish_reason "
