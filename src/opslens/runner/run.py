@@ -49,11 +49,12 @@ from opslens.config import (
 )
 from opslens.core.predictor import Predictor
 from opslens.core.recipe import ModelArtifact, Out, Recipe, Stage, StageContext
-from opslens.errors import ConfigError, ContractError, OpslensWarning, RunError
+from opslens.errors import ConfigError, ContractError, OpslensWarning
 from opslens.explain.text import format_metric
 from opslens.io.load import Loaded, describe_source, load_source
 from opslens.io.sources.files import read_file
 from opslens.recipes import get_recipe
+from opslens.runner.catalog import Catalog
 from opslens.runner.logs import run_log
 from opslens.synthetic import generate
 from opslens.tracking.runs import RunView, RunWriter, jsonable, open_run
@@ -144,82 +145,6 @@ def load_input(
             )
         frame = frames[src.name]
     return load_source(analysis, frame=frame)
-
-
-class _Catalog:
-    """Where stage inputs come from and where outputs go: memory, the base run, the new run."""
-
-    def __init__(self, recipe: Recipe, writer: RunWriter, base: RunView | None) -> None:
-        self.recipe = recipe
-        self.writer = writer
-        self.base = base
-        self.memory: dict[str, Any] = {}
-        self.artifacts: dict[str, dict[str, str]] = {}
-        self.base_artifacts: dict[str, dict[str, str]] = (
-            dict(base.manifest.get("artifacts") or {}) if base is not None else {}
-        )
-
-    def reuse(self, relative: str, stage: str) -> None:
-        """Copy ``relative`` from the base run and record where it came from."""
-        if self.base is None or relative in self.artifacts:
-            return
-        self.writer.copy_in(self.base.path / relative, relative)
-        origin = self.base_artifacts.get(relative, {"stage": stage, "run_id": self.base.run_id})
-        self.artifacts[relative] = {**origin, "status": "reused"}
-
-    def load(self, name: str) -> Any:
-        """A stage input: produced earlier in this run, or reused from the base run."""
-        if name in self.memory:
-            return self.memory[name]
-        producer = self.recipe.producer(name)
-        declared = producer.output(name) if producer is not None else None
-        if self.base is not None and declared is not None:
-            relative = (
-                f"tables/{name}.parquet" if declared.kind == "table" else f"data/{name}.joblib"
-            )
-            if self.base.has(relative):
-                value = (
-                    self.base.table(name) if declared.kind == "table" else self.base.object(name)
-                )
-                self.reuse(relative, producer.name if producer else "")
-                self.memory[name] = value
-                return value
-        raise RunError(
-            f"stage input '{name}' is not available from the latest run",
-            fix=f"include the stage '{producer.name if producer else 'an earlier stage'}' "
-            "in --stages, or run all stages once",
-        )
-
-    def reuse_stage(self, stage: str) -> None:
-        """Carry over every artifact the base run recorded for ``stage`` (not rerun)."""
-        for relative, origin in self.base_artifacts.items():
-            if origin.get("stage") == stage and self.base is not None and self.base.has(relative):
-                self.reuse(relative, stage)
-
-    def save(self, stage: Stage, out: Out) -> None:
-        """Persist what ``stage`` returned, as it declared it; record each file's origin."""
-        written: list[str] = []
-        for o in stage.outputs:
-            value = out.values[o.name]
-            if o.kind == "table":
-                written.append(self.writer.write_table(o.name, value))
-            else:
-                written.append(self.writer.write_object(o.name, value))
-        written += [self.writer.write_table(n, t) for n, t in out.tables.items()]
-        written += [self.writer.write_plot(n, f) for n, f in out.plots.items()]
-        if out.model is not None:
-            written += self.writer.write_model(
-                out.model.model,
-                out.model.input_example,
-                {"stage": stage.name, **out.model.metadata},
-            )
-        for relative in written:
-            self.artifacts[relative] = {
-                "stage": stage.name,
-                "run_id": self.writer.run_id,
-                "status": "produced",
-            }
-        self.memory.update(out.values)
 
 
 def _run_stage(stage: Stage, ctx: StageContext, inputs: dict[str, Any]) -> tuple[Out, list[str]]:
@@ -347,7 +272,7 @@ def _execute(
         recipe.name,
         ", ".join(s.name for s in selected),
     )
-    catalog = _Catalog(recipe, writer, base)
+    catalog = Catalog(recipe, writer, base)
     ran = {s.name for s in selected}
     facts: dict[str, Any] = {}
     stage_info: dict[str, dict[str, Any]] = {}
