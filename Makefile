@@ -43,6 +43,7 @@ bench: $(DEV_STAMP)
 	$(BIN)/python benchmarks/fingerprints_vs_tsfresh.py
 	$(BIN)/python benchmarks/fleet_scaling.py
 	$(BIN)/python benchmarks/report_build.py
+	$(BIN)/python benchmarks/ui_fleet_page.py
 
 clean:
 	rm -rf $(VENV) opslens-demo .pytest_cache .mypy_cache .ruff_cache

@@ -138,7 +138,7 @@ def _estimator_classes() -> set[str]:
 
     found = set()
     for info in pkgutil.walk_packages(opslens.__path__, "opslens."):
-        if ".cli" in info.name or info.name.endswith("__main__"):
+        if ".cli" in info.name or ".ui." in info.name or info.name.endswith("__main__"):
             continue
         module = importlib.import_module(info.name)
         for name, obj in vars(module).items():

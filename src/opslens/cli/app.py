@@ -23,7 +23,7 @@ from typing import Annotated
 import typer
 
 from opslens import __version__
-from opslens.cli import demo, online, report, run
+from opslens.cli import demo, online, report, run, ui
 from opslens.errors import OpslensError
 
 __all__ = ["CliState", "app", "main"]
@@ -72,6 +72,7 @@ app.command("schema")(run.schema)
 app.command("stream")(online.stream)
 app.command("report")(report.report)
 app.command("demo")(demo.demo)
+app.command("ui")(ui.ui)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

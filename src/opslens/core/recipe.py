@@ -223,6 +223,7 @@ class Recipe:
     requires: tuple[str, ...] = ()
     extra: str | None = None
     prompts: Mapping[str, str] = field(default_factory=dict)
+    ui_pages: tuple[str, ...] = ()
 
     @property
     def stages(self) -> tuple[Stage, ...]:

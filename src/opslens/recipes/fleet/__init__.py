@@ -121,6 +121,7 @@ RECIPE = Recipe(
     inputs=(FileInput("failure_table", _failure_path, "the failure list (params.failures.path)"),),
     demo=Demo(files=("project.yaml", "failures.csv"), instances=demo_instances),
     package=__name__,
+    ui_pages=("series", "fleet", "failures"),
     prompts={
         "summary": "Write a summary of two or three sentences: how many devices were analysed, "
         "how many are rare and how many behaviour groups were found, and, if known failures "

@@ -1,0 +1,5 @@
+"""The Score page (logic in opslens.ui.views.score)."""
+
+from opslens.ui.views.score import render
+
+render()

@@ -1,0 +1,147 @@
+"""`opslens ui` in headless Chromium (Debian's package, driven by Playwright): Data → Fleet →
+Known failures on the bundled fleet, then Score on a distribution analysis.
+
+The app is started as a user would (`opslens ui -p project.yaml --port N`) on a free
+loopback port. Screenshots of every step are written to the test's folder (and, with
+OPSLENS_UI_SHOTS=<dir>, there too). With CI=true a missing Chromium is a failure;
+elsewhere the test skips with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import polars as pl
+import pytest
+
+import opslens
+from opslens.synthetic.trips import make_trips
+
+pytestmark = pytest.mark.slow
+
+FAILURES = Path(opslens.__file__).parent / "recipes" / "fleet" / "demo" / "failures.csv"
+PROJECT = """
+tracking: {enabled: false}
+analyses:
+  - name: trip-eta
+    recipe: distribution
+    source: {kind: file, path: trips.parquet}
+    columns: {target: duration_min, categorical: [route, hour_band, vehicle_type]}
+    params: {min_combination_size: 20, xgboost: {n_estimators: 30}, unit: min}
+"""
+
+
+def _chromium() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("chromium is not installed and CI=true requires it", pytrace=False)
+        pytest.skip("chromium is not installed")
+    return found
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    folder = tmp_path_factory.mktemp("ui")
+    make_trips(n_rows=8_000, seed=3).trips.write_parquet(folder / "trips.parquet")
+    (folder / "project.yaml").write_text(PROJECT)
+    opslens.run(folder / "project.yaml", analysis="trip-eta")
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "opslens.cli", "ui", "-p", "project.yaml", "--port", str(port)],
+        cwd=folder,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):  # bounded: the server says it is up on its health endpoint
+            try:
+                if httpx.get(f"{url}/_stcore/health", timeout=1).text == "ok":
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        else:
+            pytest.fail("opslens ui did not start within 60 s")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_walk_data_fleet_failures_and_score(app: str, tmp_path: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    shots = [tmp_path]
+    if os.environ.get("OPSLENS_UI_SHOTS"):
+        shots.append(Path(os.environ["OPSLENS_UI_SHOTS"]))
+
+    def shot(page: object, name: str) -> None:
+        # the app is idle when its "running" indicator is gone; then the page is final
+        page.wait_for_selector(  # type: ignore[attr-defined]
+            '[data-testid="stStatusWidget"]', state="hidden", timeout=120_000
+        )
+        for folder in shots:
+            folder.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(folder / f"ui-{name}.png"), full_page=True)  # type: ignore[attr-defined]
+
+    failures = pl.read_csv(FAILURES)
+    pasted = "\n".join(
+        f"{r['device_id']},{r['failure_time']}" for r in failures.iter_rows(named=True)
+    )
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=_chromium(),
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.goto(app, wait_until="networkidle")
+
+        page.get_by_role("button", name="Load the demo fleet").click()
+        expect(page.get_by_text("Loaded 300 devices")).to_be_visible(timeout=120_000)
+        shot(page, "data")
+
+        page.get_by_role("link", name="Fleet", exact=True).click()
+        page.get_by_role("button", name="Compute fingerprints and groups").click()
+        expect(page.get_by_role("heading", name="Behaviour groups").first).to_be_visible(
+            timeout=180_000
+        )
+        expect(page.get_by_role("heading", name="Findings").first).to_be_visible(timeout=60_000)
+        shot(page, "fleet")
+
+        page.get_by_role("link", name="Known failures", exact=True).click()
+        page.get_by_label("Failed device ids (one per line, optionally ',<failure time>')").fill(
+            pasted
+        )
+        page.get_by_role("button", name="Check failures").click()
+        expect(page.get_by_role("heading", name="Enrichment per group").first).to_be_visible(
+            timeout=180_000
+        )
+        shot(page, "failures")
+
+        page.get_by_role("link", name="Score", exact=True).click()
+        page.get_by_role("button", name="Score").click()
+        expect(page.get_by_role("heading", name="Probabilities").first).to_be_visible(
+            timeout=60_000
+        )
+        expect(page.locator("img").first).to_be_visible(timeout=60_000)
+        shot(page, "score")
+        browser.close()
+    assert [e for e in errors if "favicon" not in e] == []

@@ -1,0 +1,194 @@
+"""The Fleet page: fingerprints, rare devices, behaviour groups and findings (AppTest)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+import streamlit as st
+from sklearn.metrics import adjusted_rand_score
+from streamlit.testing.v1 import AppTest
+
+from opslens.synthetic.fleet import make_fleet
+from opslens.ui.state import DATA, LoadedData
+from opslens.ui.views import fleet as fleet_view
+from opslens.ui.views.fleet import FLEET, FleetResult, deviation_sentences
+
+ROOT = Path(__file__).resolve().parents[3]
+PAGE = str(ROOT / "src/opslens/ui/pages/fleet.py")
+METRICS = ["temperature", "vibration", "current"]
+
+
+@pytest.fixture(scope="module")
+def fleet() -> Any:
+    return make_fleet(seed=0, n_devices=60, n_points=400)
+
+
+def _data(fleet: Any) -> LoadedData:
+    return LoadedData(fleet.readings, "device_id", "timestamp", METRICS, "synthetic fleet")
+
+
+def _app(data: LoadedData | None) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    if data is not None:
+        at.session_state[DATA] = data
+    return at.run()
+
+
+def _counting(calls: list[str], name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        calls.append(name)
+        return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def test_no_data_points_at_the_data_page() -> None:
+    at = _app(None)
+    assert not at.exception
+    assert any("Data page" in i.value for i in at.info)
+    assert not at.button  # nothing to compute
+
+
+def test_before_computing_the_page_asks_for_a_click(fleet: Any) -> None:
+    at = _app(_data(fleet))
+    assert not at.exception
+    assert at.button(key="compute_fleet").label == "Compute fingerprints and groups"
+    assert at.number_input(key="fp_window").value == 24
+    assert at.multiselect(key="rare_methods").value == [
+        "isolation_forest",
+        "one_class_svm",
+        "ecod",
+        "autoencoder",
+    ]
+    assert any("Compute fingerprints and groups" in i.value for i in at.info)
+    assert not at.metric
+
+
+def test_a_bad_k_range_is_an_error_in_the_page(fleet: Any) -> None:
+    at = _app(_data(fleet))
+    at.number_input(key="k_min").set_value(6)
+    at.number_input(key="k_max").set_value(3).run()
+    assert not at.exception
+    assert any("k_max (3) must be >= k_min (6)" in e.value for e in at.error)
+    assert at.button(key="compute_fleet").disabled
+
+
+def test_no_detector_chosen_is_an_error(fleet: Any) -> None:
+    at = _app(_data(fleet))
+    at.multiselect(key="rare_methods").set_value([]).run()
+    assert not at.exception
+    assert any("at least one rare-device detector" in e.value for e in at.error)
+
+
+def test_compute_shows_devices_rare_table_groups_and_findings(
+    fleet: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    st.cache_data.clear()
+    calls: list[str] = []
+    for name in ("fleet_fingerprints", "rank_rare_devices", "find_groups"):
+        monkeypatch.setattr(fleet_view, name, _counting(calls, name, getattr(fleet_view, name)))
+    at = _app(_data(fleet))
+    at.number_input(key="top_n").set_value(12)
+    at.button(key="compute_fleet").click().run()
+    assert not at.exception
+    assert sorted(calls) == ["find_groups", "fleet_fingerprints", "rank_rare_devices"]
+
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["devices"] == "60"
+    assert int(metrics["features"]) > 50
+    assert int(metrics["rare devices"]) >= 1
+
+    rare = at.dataframe[0].value
+    assert len(rare) == 12
+    assert list(rare.columns) == [
+        "device_id",
+        "combined score",
+        "rank",
+        "rare",
+        "deviating features",
+    ]
+    assert rare["rank"].tolist() == list(range(1, 13))
+
+    result = at.session_state[FLEET]
+    assert isinstance(result, FleetResult)
+    truth = fleet.truth.select("device_id", "group")
+    labels = result.groups.labels.join(truth, on="device_id")
+    best = result.best_method
+    assert at.radio(key="group_method").value == best
+    assert adjusted_rand_score(labels["group"], labels[best]) >= 0.8
+
+    summary = next(d.value for d in at.dataframe if "silhouette" in d.value.columns)
+    assert summary["method"].tolist() == ["kmeans", "dbscan", "agglomerative"]
+    contrasts = next(d.value for d in at.dataframe if "smd" in d.value.columns)
+    assert contrasts["group"].nunique() >= 2
+
+    assert [s.value for s in at.subheader][-1] == "Findings"
+    findings = at.markdown[-1].value
+    assert findings.startswith("- ") and "separates the fleet best" in findings
+    assert "60 devices behave rarely" in findings
+
+    charts = [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
+    map_spec = next(c for c in charts if "behaviour group" in json.dumps(c.get("title", "")))
+    assert map_spec["encoding"]["shape"]["field"] == "kind"
+    assert map_spec["encoding"]["color"]["field"] == "group"
+
+    # switching the method re-runs the page from the session's results: nothing recomputed
+    start = time.perf_counter()
+    at.radio(key="group_method").set_value("kmeans").run()
+    elapsed = time.perf_counter() - start
+    assert not at.exception
+    assert len(calls) == 3
+    assert elapsed < 1.0
+    assert adjusted_rand_score(labels["group"], labels["kmeans"]) >= 0.8
+    title = next(
+        json.dumps(json.loads(c.proto.spec).get("title", ""))
+        for c in at.get("vega_lite_chart")
+        if "behaviour group" in c.proto.spec
+    )
+    assert "K-Means" in title
+
+    # a page switch and back (a fresh run of the script with the same session) shows the results
+    at.run()
+    assert {m.label: m.value for m in at.metric}["devices"] == "60"
+    assert len(calls) == 3
+
+    # other data loaded on the Data page: the old results are not shown as if they were its own
+    fewer = fleet.readings.filter(pl.col("device_id") != "dev-0000")
+    at.session_state[DATA] = LoadedData(fewer, "device_id", "timestamp", METRICS, "fewer")
+    at.run()
+    assert not at.exception
+    assert not at.metric
+    assert any("Compute fingerprints and groups" in i.value for i in at.info)
+
+
+def test_drill_down_shows_the_series_and_the_deviations_in_words(fleet: Any) -> None:
+    at = _app(_data(fleet))
+    at.button(key="compute_fleet").click().run()
+    result: FleetResult = at.session_state[FLEET]
+    third = result.rare.top.row(2, named=True)
+    device = str(third["device_id"])
+    at.selectbox(key="drill_device").set_value(device).run()
+    assert not at.exception
+    words = deviation_sentences(str(third["deviating_features"]), METRICS)
+    shown = "\n".join(m.value for m in at.markdown)
+    assert f"**{device}**" in shown
+    assert all(w in shown for w in words) and "the fleet's median" in shown
+    metric = str(third["deviating_features"]).split("__")[0]
+    series = next(
+        json.loads(c.proto.spec) for c in at.get("vega_lite_chart") if device in c.proto.spec
+    )
+    assert f"{device}: {metric}" in json.dumps(series["title"] if "title" in series else series)
+
+
+def test_deviation_sentences_read_the_ranking_text() -> None:
+    assert deviation_sentences("current__adf_pvalue +31.2σ, temperature__min -4.0σ", METRICS) == [
+        "current adf_pvalue is 31.2σ above the fleet's median",
+        "temperature min is 4.0σ below the fleet's median",
+    ]
+    assert deviation_sentences("", METRICS) == []
