@@ -134,6 +134,8 @@ def test_walk_data_fleet_failures_and_score(app: str, tmp_path: Path) -> None:
         expect(page.get_by_role("heading", name="Enrichment per group").first).to_be_visible(
             timeout=180_000
         )
+        expect(page.get_by_text("12 known failed devices of 300")).to_be_visible(timeout=60_000)
+        expect(page.locator('[data-testid="stDataFrame"]').first).to_be_visible(timeout=60_000)
         shot(page, "failures")
 
         page.get_by_role("link", name="Score", exact=True).click()
