@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -139,12 +138,10 @@ def test_compute_shows_devices_rare_table_groups_and_findings(
     assert map_spec["encoding"]["color"]["field"] == "group"
 
     # switching the method re-runs the page from the session's results: nothing recomputed
-    start = time.perf_counter()
+    # (counted, not timed: the speed is measured in benchmarks/ui_fleet_page.py)
     at.radio(key="group_method").set_value("kmeans").run()
-    elapsed = time.perf_counter() - start
     assert not at.exception
     assert len(calls) == 3
-    assert elapsed < 1.0
     assert adjusted_rand_score(labels["group"], labels["kmeans"]) >= 0.8
     title = next(
         json.dumps(json.loads(c.proto.spec).get("title", ""))
