@@ -1,0 +1,69 @@
+"""The Score and Runs pages on the bundled demo projects, as `opslens demo` writes them."""
+
+from __future__ import annotations
+
+import json
+from importlib.resources import files
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import opslens
+from opslens.recipes import get_recipe
+
+PAGES = Path(__file__).resolve().parents[3] / "src" / "opslens" / "ui" / "pages"
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The distribution and fleet demo projects in one folder, run once (MLflow off)."""
+    folder = tmp_path_factory.mktemp("demo")
+    analyses = []
+    for name in ("distribution", "fleet"):
+        recipe = get_recipe(name)
+        assert recipe.demo is not None
+        for file in recipe.demo.files[1:]:
+            (folder / file).write_text((files(recipe.package) / "demo" / file).read_text())
+        text = (files(recipe.package) / "demo" / "project.yaml").read_text()
+        analyses.append(text.split("analyses:\n", 1)[1].split("\nactive:", 1)[0])
+    project = folder / "project.yaml"
+    project.write_text("tracking: {enabled: false}\nanalyses:\n" + "\n".join(analyses) + "\n")
+    for analysis in ("trip-eta", "device-fleet"):
+        opslens.run(project, analysis=analysis)
+    return project
+
+
+def _page(name: str, project: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
+    monkeypatch.setenv("OPSLENS_PROJECT", str(project))
+    at = AppTest.from_file(str(PAGES / f"{name}.py"), default_timeout=120)
+    at.run()
+    assert not at.exception
+    return at
+
+
+def test_score_the_distribution_demo(demo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = _page("score", demo, monkeypatch)
+    assert at.selectbox(key="score_analysis").options == ["trip-eta", "device-fleet"]
+    at.selectbox(key="score_analysis").set_value("trip-eta").run()
+    at.selectbox(key="score_field_route").set_value("R02").run()
+    at.button(key="score").click().run()
+    assert not at.exception and not at.error
+    answer = json.loads(at.json[0].value)
+    instance = {
+        "route": "R02",
+        "hour_band": at.selectbox(key="score_field_hour_band").value,
+        "vehicle_type": at.selectbox(key="score_field_vehicle_type").value,
+    }
+    expected = opslens.load_predictor(demo, "trip-eta").predict_one(instance)
+    assert answer["probabilities"] == expected["probabilities"]
+    assert "Probabilities" in [s.value for s in at.subheader]
+
+
+def test_runs_of_the_demo_projects(demo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = _page("runs", demo, monkeypatch)
+    assert [t.label for t in at.tabs] == ["trip-eta", "device-fleet"]
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["k"] == "3" and metrics["combinations"] == "96"
