@@ -9,7 +9,6 @@ Chromium is a failure; elsewhere the test skips with the reason.
 from __future__ import annotations
 
 import base64
-import os
 import re
 import shutil
 import subprocess
@@ -20,6 +19,7 @@ import pytest
 from opslens.api import load_project, write_report
 from opslens.recipes import recipe_names
 from opslens.runner import run_analysis
+from tests.fakes.browser import chromium
 
 pytestmark = pytest.mark.slow
 
@@ -37,15 +37,6 @@ FLAGS = [
     "--enable-logging=stderr",
     "--v=0",
 ]
-
-
-def _chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("chromium is not installed and CI=true requires it", pytrace=False)
-        pytest.skip("chromium is not installed")
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +70,7 @@ def test_report_is_self_contained(reports: dict[str, Path], recipe: str) -> None
 def test_report_renders_in_chromium(
     reports: dict[str, Path], recipe: str, width: int, tmp_path: Path
 ) -> None:
-    browser = _chromium()
+    browser = chromium()
     shot, netlog = tmp_path / f"{recipe}-{width}.png", tmp_path / "net.json"
     done = subprocess.run(
         [

@@ -10,7 +10,6 @@ elsewhere the test skips with the reason.
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -24,6 +23,7 @@ import pytest
 
 import opslens
 from opslens.synthetic.trips import make_trips
+from tests.fakes.browser import chromium
 
 pytestmark = pytest.mark.slow
 
@@ -37,15 +37,6 @@ analyses:
     columns: {target: duration_min, categorical: [route, hour_band, vehicle_type]}
     params: {min_combination_size: 20, xgboost: {n_estimators: 30}, unit: min}
 """
-
-
-def _chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("chromium is not installed and CI=true requires it", pytrace=False)
-        pytest.skip("chromium is not installed")
-    return found
 
 
 def _free_port() -> int:
@@ -106,7 +97,7 @@ def test_walk_data_fleet_failures_and_score(app: str, tmp_path: Path) -> None:
     )
     with sync_playwright() as p:
         browser = p.chromium.launch(
-            executable_path=_chromium(),
+            executable_path=chromium(),
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
         )
         page = browser.new_page(viewport={"width": 1400, "height": 1000})

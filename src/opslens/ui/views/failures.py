@@ -68,6 +68,7 @@ from opslens.ui.views.fleet import (
     compute_fleet,
     get_fleet,
     method_label,
+    method_radio,
 )
 
 __all__ = ["UNKNOWN", "duration_text", "parse_failure_text", "render"]
@@ -347,15 +348,7 @@ def _lead_section(
 
 def _enrichment_section(result: FleetResult, known: set[str]) -> pl.DataFrame:
     st.subheader("Enrichment per group")
-    methods = result.methods
-    method = st.radio(
-        "Grouping method",
-        methods,
-        index=methods.index(result.best_method),
-        format_func=lambda m: method_label(str(m), result.groups.best_method),
-        horizontal=True,
-        key="failure_group_method",
-    )
+    method = method_radio(result, key="failure_group_method")
     method = method or result.best_method
     enrichment = group_enrichment(result.groups.labels[method].to_numpy(), result.entities, known)
     st.caption(

@@ -51,6 +51,7 @@ __all__ = [
     "deviation_sentences",
     "get_fleet",
     "method_label",
+    "method_radio",
     "render",
 ]
 
@@ -512,17 +513,23 @@ def _group_map(result: FleetResult, method: str) -> None:
     st.altair_chart(chart, width="stretch")
 
 
-def _groups_section(result: FleetResult) -> None:
-    st.subheader("Behaviour groups")
+def method_radio(result: FleetResult, *, key: str) -> str | None:
+    """A radio over the grouping methods computed, the best one preselected."""
     methods = result.methods
-    method = st.radio(
+    chosen = st.radio(
         "Grouping method",
         methods,
         index=methods.index(result.best_method),
         format_func=lambda m: method_label(str(m), result.groups.best_method),
         horizontal=True,
-        key="group_method",
+        key=key,
     )
+    return None if chosen is None else str(chosen)
+
+
+def _groups_section(result: FleetResult) -> None:
+    st.subheader("Behaviour groups")
+    method = method_radio(result, key="group_method")
     if method is None:
         return
     _group_map(result, method)
