@@ -40,9 +40,10 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
+
+from tests.fakes.loopback import JsonLoopback
 
 __all__ = ["EsLoopback", "Recorded"]
 
@@ -153,7 +154,7 @@ class _Pit:
     cache: dict[str, tuple[list[Any], list[tuple[Any, ...]]]] = field(default_factory=dict)
 
 
-class EsLoopback:
+class EsLoopback(JsonLoopback):
     """An in-memory Elasticsearch 9 look-alike on ``127.0.0.1`` (a free port), for tests.
 
     ``basic_auth`` makes every request require those credentials (401 otherwise);
@@ -176,6 +177,7 @@ class EsLoopback:
         shard_failures: int = 0,
         version: str = "9.1.0",
     ) -> None:
+        super().__init__()
         self.basic_auth = basic_auth
         self.rotate_pit_ids = rotate_pit_ids
         self.product_header = product_header
@@ -186,39 +188,18 @@ class EsLoopback:
         self._pits: dict[str, _Pit] = {}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
-    # ---- lifecycle -------------------------------------------------------------------------
-    def start(self) -> EsLoopback:
-        """Start serving on a free loopback port in a daemon thread."""
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
-        server.daemon_threads = True
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and free the port."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> EsLoopback:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        """``http://127.0.0.1:<port>``."""
-        assert self._server is not None, "start() the server first"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+    def response_headers(self, request_headers: dict[str, str]) -> dict[str, str]:
+        """The content type Elasticsearch's client asked for, and the product header."""
+        compatible = "compatible-with" in request_headers.get("accept", "")
+        out = {
+            "Content-Type": "application/vnd.elasticsearch+json;compatible-with=9"
+            if compatible
+            else "application/json"
+        }
+        if self.product_header:
+            out["X-Elastic-Product"] = "Elasticsearch"
+        return out
 
     # ---- data and inspection ---------------------------------------------------------------
     def add_index(
@@ -616,39 +597,3 @@ def _includes(source: Any, params: Mapping[str, str]) -> list[str] | None:
         inc = source.get("includes", source.get("include"))
         return None if inc is None else [str(s) for s in _as_list(inc)]
     return None
-
-
-# ---- HTTP plumbing --------------------------------------------------------------------------
-def _make_handler(state: EsLoopback) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
-        def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            status, extra, payload = state.handle(self.command, self.path, headers, raw)
-            accept = headers.get("accept", "")
-            ctype = (
-                "application/vnd.elasticsearch+json;compatible-with=9"
-                if "compatible-with" in accept
-                else "application/json"
-            )
-            data = b"" if payload is None else json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(data)))
-            if state.product_header:
-                self.send_header("X-Elastic-Product", "Elasticsearch")
-            for name, value in extra.items():
-                self.send_header(name, value)
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(data)
-
-        do_GET = do_POST = do_DELETE = do_HEAD = do_PUT = _serve
-
-    return Handler

@@ -34,7 +34,6 @@ Example:
 
 from __future__ import annotations
 
-import atexit
 import collections
 import dataclasses
 import json
@@ -42,9 +41,10 @@ import re
 import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+from tests.fakes.loopback import JsonLoopback
 
 __all__ = ["FAULTS", "LlmServers", "Recorded"]
 
@@ -69,7 +69,7 @@ class Recorded:
     fault: str | None = None
 
 
-class LlmServers:
+class LlmServers(JsonLoopback):
     """Ollama, Gemini and OpenAI-compatible endpoints on one ``127.0.0.1`` port, for tests.
 
     ``answer`` is the canned text every successful request gets (Gemini's comes
@@ -91,6 +91,7 @@ class LlmServers:
         models: set[str] | None = None,
         delay: float = 1.0,
     ) -> None:
+        super().__init__()
         self.answer = answer
         self.api_key = api_key
         self.models = models
@@ -98,44 +99,6 @@ class LlmServers:
         self.requests: list[Recorded] = []
         self.faults: collections.deque[str] = collections.deque()
         self._lock = threading.Lock()
-        self._stopped = threading.Event()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # ---- lifecycle -------------------------------------------------------------------------
-    def start(self) -> LlmServers:
-        """Serve on a free loopback port in a daemon thread."""
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
-        server.daemon_threads = True
-        self._server = server
-        self._stopped.clear()
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-        self._thread.start()
-        atexit.register(self.stop)
-        return self
-
-    def stop(self) -> None:
-        """Stop serving, end any ``slow`` wait, free the port."""
-        self._stopped.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        atexit.unregister(self.stop)
-
-    def __enter__(self) -> LlmServers:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        """``http://127.0.0.1:<port>`` (Ollama's base URL; Gemini's is ``+/v1beta``, OpenAI's ``+/v1``)."""
-        assert self._server is not None, "start() the server first"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     # ---- control ---------------------------------------------------------------------------
     def fail_next(self, fault: str, times: int = 1) -> None:
@@ -294,33 +257,3 @@ def _success(provider: str, model: str, text: str, fault: str | None) -> dict[st
         ],
         "usage": {"prompt_tokens": 12, "completion_tokens": len(text.split()), "total_tokens": 0},
     }
-
-
-# ---- HTTP plumbing --------------------------------------------------------------------------
-def _make_handler(state: LlmServers) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
-        def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            status, extra, payload = state.handle(self.command, self.path, headers, raw)
-            data = json.dumps(payload).encode()
-            try:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json; charset=utf-8")
-                self.send_header("Content-Length", str(len(data)))
-                for name, value in extra.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(data)
-            except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout)
-                self.close_connection = True
-
-        do_GET = do_POST = do_PUT = do_DELETE = _serve
-
-    return Handler
