@@ -39,7 +39,7 @@ from opslens.errors import InstanceError, UnsupportedError
 
 __all__ = ["BasePredictor", "Predictor"]
 
-_OPTIONAL = ("explain_one", "figure")
+_OPTIONAL = ("explain_one", "figure", "step")
 
 
 @runtime_checkable
@@ -63,8 +63,18 @@ class Predictor(Protocol):
     def figure(self, instance: Mapping[str, Any], answer: Mapping[str, Any], title: str) -> Any:
         """A matplotlib Figure of the instance and its answer (UnsupportedError if not offered)."""
 
+    def step(
+        self, instance: Mapping[str, Any], state: Mapping[str, Any] | None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Score one sample of a stream whose state the caller keeps: ``(answer, new_state)``.
+
+        ``state`` is JSON-ready (what the previous call returned; ``None`` starts a
+        stream), so a stream, the service or Redis can hold it between samples.
+        UnsupportedError for recipes whose answers need no memory.
+        """
+
     def supports(self, call: str) -> bool:
-        """Whether ``call`` (``explain_one``, ``figure``, ...) is offered."""
+        """Whether ``call`` (``explain_one``, ``figure``, ``step``, ...) is offered."""
 
 
 class BasePredictor(ABC):
@@ -96,6 +106,15 @@ class BasePredictor(ABC):
         raise UnsupportedError(
             f"the {self.recipe} model does not draw single instances",
             fix="use predict_one / predict_frame, or stream with --no-plots",
+        )
+
+    def step(
+        self, instance: Mapping[str, Any], state: Mapping[str, Any] | None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Not offered unless a recipe's answers depend on the samples before (residual run lengths)."""
+        raise UnsupportedError(
+            f"the {self.recipe} model keeps no state between instances",
+            fix="use predict_one; each instance is answered on its own",
         )
 
     def supports(self, call: str) -> bool:
