@@ -39,11 +39,13 @@ def main() -> None:
     print(f"distribution batch, {args.rows:,} rows x 4 categoricals")
     print(f"  wall time: {result['wall_s']:.1f} s   peak memory: {result['peak_mb']:.0f} MB")
     print("  stages: " + ", ".join(f"{k} {v:.1f}s" for k, v in result["stages"].items()))  # type: ignore[union-attr]
-    metrics = result["metrics"]
+    m: dict[str, float] = result["metrics"]  # type: ignore[assignment]
     print(
-        f"  K={metrics['k']:.0f}  combinations={metrics['combinations']:.0f}  accuracy={metrics['accuracy']:.3f}  "  # type: ignore[index]
-        f"auroc={metrics['auroc_weighted']:.3f}"
-    )  # type: ignore[index]
+        f"  K={m['k']:.0f}  combinations={m['combinations']:.0f}  "
+        f"held-out log score {m['log_score']:.3f} (own histogram {m['log_score_own']:.3f}, "
+        f"global {m['log_score_global']:.3f}); 90% HDR coverage {m['coverage_90']:.3f}; "
+        f"classifier on unseen combinations: accuracy {m['accuracy_unseen_combinations']:.3f}"
+    )
 
 
 if __name__ == "__main__":

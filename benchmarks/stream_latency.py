@@ -23,6 +23,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
+import scipy.sparse
 
 from opslens.models.classifier import PatternClassifier
 from opslens.synthetic.trips import make_trips
@@ -36,7 +37,9 @@ def naive_proba(model: PatternClassifier, instance: dict[str, object]) -> np.nda
     dummies = pd.get_dummies(frame, prefix_sep="=").reindex(
         columns=model.feature_names_, fill_value=0
     )
-    return np.asarray(model.model_.predict_proba(dummies.to_numpy(dtype=np.float32))[0])
+    # the model is trained on a sparse one-hot, so the user's row goes in sparse too
+    row = scipy.sparse.csr_matrix(dummies.to_numpy(dtype=np.float32))
+    return np.asarray(model.model_.predict_proba(row)[0])
 
 
 def timed(

@@ -23,7 +23,7 @@ from sklearn.metrics import calinski_harabasz_score, silhouette_score
 
 from opslens.errors import DataError
 
-__all__ = ["KChoice", "choose_k"]
+__all__ = ["KChoice", "choose_k", "smallest_within_one_se"]
 
 
 @dataclass(frozen=True)
@@ -112,3 +112,36 @@ def choose_k(
             f"highest Calinski-Harabasz index ({best['calinski_harabasz']:.1f}) among those"
         )
     return KChoice(k=k, reason=reason, curve=curve)
+
+
+def smallest_within_one_se(
+    curve: list[dict[str, float]], *, score: str = "log_score", se: str = "log_score_se"
+) -> tuple[int, str]:
+    """The smallest K whose ``score`` (higher is better) is within one standard error of the best.
+
+    Returns K and the reason in words.
+
+    Example:
+        >>> curve = [{"k": 2.0, "log_score": -2.0, "log_score_se": 0.01},
+        ...          {"k": 3.0, "log_score": -1.505, "log_score_se": 0.01},
+        ...          {"k": 4.0, "log_score": -1.5, "log_score_se": 0.01}]
+        >>> smallest_within_one_se(curve)[0]
+        3
+    """
+    if not curve:
+        raise DataError("no K was scored", fix="widen params.k_min / params.k_max")
+    best = max(curve, key=lambda c: c[score])
+    bar = best[score] - best[se]
+    k = int(min(c["k"] for c in curve if c[score] >= bar))
+    chosen = next(c for c in curve if int(c["k"]) == k)
+    ks = [int(c["k"]) for c in curve]
+    if k == int(best["k"]):
+        reason = (
+            f"K={k} has the best held-out log score ({chosen[score]:.3f}) of K={min(ks)}..{max(ks)}"
+        )
+    else:
+        reason = (
+            f"K={k} is the smallest K whose held-out log score ({chosen[score]:.3f}) is within "
+            f"one standard error ({best[se]:.3f}) of the best (K={int(best['k'])}, {best[score]:.3f})"
+        )
+    return k, reason

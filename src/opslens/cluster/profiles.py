@@ -8,7 +8,10 @@ bin), so id 0 is the "fastest" pattern and ids are stable across runs.
 
 :func:`cluster_profiles` summarizes the raw target values of each cluster:
 mean histogram, quantiles, mean/median/mode, skewness and highest density
-regions; :func:`describe_profile` says one profile in a sentence.
+regions (:func:`opslens.cluster.hdr.sample_hdr`: their coverage holds on the
+cluster's rows, bounds stay in the observed range and the declared support;
+values far out are counted, not used for the mean, std, skewness or regions);
+:func:`describe_profile` says one profile in a sentence.
 
 HDR columns (``hdr_50``, ``hdr_90`` for the default coverages) are
 ``list[list[f64]]``: one ``[lo, hi]`` pair per interval, sorted.
@@ -31,8 +34,9 @@ from scipy.stats import skew
 from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.cluster import KMeans
 from sklearn.utils.validation import check_is_fitted
+from threadpoolctl import threadpool_limits
 
-from opslens.cluster.hdr import hdr_from_density, kde_on_grid
+from opslens.cluster.hdr import sample_hdr
 from opslens.cluster.kselect import KChoice, choose_k
 from opslens.errors import DataError
 
@@ -109,7 +113,8 @@ class DistributionClusterer(ClusterMixin, BaseEstimator):  # type: ignore[misc]
                     f"n_clusters={k} is not between 1 and the {X.shape[0]} combinations",
                     fix="lower params.n_clusters or leave it unset to choose K",
                 )
-        km = KMeans(n_clusters=k, n_init=self.n_init, random_state=self.random_state).fit(X)
+        with threadpool_limits(1):  # histograms of a few hundred combinations: threads only cost
+            km = KMeans(n_clusters=k, n_init=self.n_init, random_state=self.random_state).fit(X)
         centers = km.cluster_centers_
         mean_pos = (np.clip(centers, 0, None) * np.arange(centers.shape[1])).sum(axis=1)
         order = np.lexsort((mean_pos, _median_positions(centers)))  # new id -> old id
@@ -141,54 +146,21 @@ def _hdr_name(coverage: float) -> str:
     return f"{round(coverage * 100):d}"
 
 
-def cluster_profiles(
-    frame: pl.DataFrame,
+def _mean_histograms(
+    data: pl.DataFrame,
+    values: np.ndarray,
+    labels: np.ndarray,
+    ids: np.ndarray,
     *,
-    target: str,
     cluster: str,
+    comb: str | None,
     edges: np.ndarray,
-    coverages: Sequence[float] = (0.5, 0.9),
-    comb: str | None = "comb",
-) -> pl.DataFrame:
-    """One row per cluster describing its target distribution.
-
-    Columns: ``cluster``, ``n_combinations`` (null when ``comb`` is None),
-    ``n_rows``, ``share_rows``, ``mean_histogram`` (the mean of its
-    combinations' normalized histograms over ``edges``), ``p05``, ``p25``,
-    ``p50``, ``p75``, ``p95``, ``mean``, ``median``, ``mode`` (peak of a
-    Gaussian KDE), ``std``, ``skewness``, and per coverage ``c``:
-    ``hdr_<c%>`` (``[[lo, hi], ...]``) and ``n_hdr_intervals_<c%>``.
-
-    Example:
-        >>> rng = np.random.default_rng(0)
-        >>> df = pl.DataFrame({
-        ...     "y": np.concatenate([rng.normal(10, 1, 500), rng.normal(30, 2, 500)]),
-        ...     "cl": [0] * 500 + [1] * 500, "comb": ["a"] * 500 + ["b"] * 500})
-        >>> prof = cluster_profiles(df, target="y", cluster="cl", edges=np.linspace(5, 40, 8))
-        >>> prof.select("cluster", "n_rows", "n_hdr_intervals_90").rows()
-        [(0, 500, 1), (1, 500, 1)]
-    """
-    cols = [target, cluster] + ([comb] if comb else [])
-    missing = [c for c in cols if c not in frame.columns]
-    if missing:
-        raise DataError(
-            f"column(s) {missing} missing for cluster profiles", fix="cluster the rows first"
-        )
-    data = frame.select(cols).filter(
-        pl.col(cluster).is_not_null() & pl.col(target).is_not_null() & pl.col(target).is_not_nan()
-    )
-    if data.height == 0:
-        raise DataError(
-            f"no rows with both {target!r} and {cluster!r}", fix="check the clustered frame"
-        )
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean of the per-combination histograms over ``edges``, and combinations, per cluster."""
     e = np.asarray(edges, dtype=float)
     n_bins = e.size - 1
-    values = data[target].cast(pl.Float64).to_numpy()
-    labels = data[cluster].cast(pl.Int64).to_numpy()
-    ids = np.unique(labels)
     cl_code = np.searchsorted(ids, labels)
     bins = np.searchsorted(e[1:-1], values, side="right")
-    # histogram per (cluster, combination), normalized, then averaged per cluster
     unit = (
         data.select(pl.struct(cluster, comb).rank("dense").cast(pl.Int64) - 1)
         .to_series()
@@ -207,38 +179,109 @@ def cluster_profiles(
     mean_hist = np.zeros((ids.size, n_bins))
     np.add.at(mean_hist, unit_cluster, per_unit)
     mean_hist /= unit_count[:, None]
+    return mean_hist, unit_count
+
+
+def cluster_profiles(
+    frame: pl.DataFrame,
+    *,
+    target: str,
+    cluster: str,
+    edges: np.ndarray | None = None,
+    coverages: Sequence[float] = (0.5, 0.9),
+    comb: str | None = "comb",
+    mean_histograms: Mapping[int, Sequence[float]] | None = None,
+    support: tuple[float | None, float | None] = (None, None),
+) -> pl.DataFrame:
+    """One row per cluster describing its target distribution.
+
+    Columns: ``cluster``, ``n_combinations`` (null when ``comb`` is None),
+    ``n_rows``, ``share_rows``, ``mean_histogram`` (``mean_histograms[id]``
+    when given, e.g. the mean of the histograms that were clustered; else the
+    mean of its combinations' normalized histograms over ``edges``), ``p05``,
+    ``p25``, ``p50``, ``p75``, ``p95``, ``median``, ``mode`` (peak of a
+    Gaussian KDE), ``mean``, ``std``, ``skewness`` (these three without the
+    values far out), ``n_outliers``, ``outlier_max``, and per coverage ``c``:
+    ``hdr_<c%>`` (``[[lo, hi], ...]``), ``n_hdr_intervals_<c%>`` and
+    ``hdr_<c%>_observed`` (the share of the cluster's rows inside).
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> df = pl.DataFrame({
+        ...     "y": np.concatenate([rng.normal(10, 1, 500), rng.normal(30, 2, 500)]),
+        ...     "cl": [0] * 500 + [1] * 500, "comb": ["a"] * 500 + ["b"] * 500})
+        >>> prof = cluster_profiles(df, target="y", cluster="cl", edges=np.linspace(5, 40, 8))
+        >>> prof.select("cluster", "n_rows", "n_hdr_intervals_90").rows()
+        [(0, 500, 1), (1, 500, 1)]
+    """
+    cols = [target, cluster] + ([comb] if comb else [])
+    missing = [c for c in cols if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"column(s) {missing} missing for cluster profiles", fix="cluster the rows first"
+        )
+    if edges is None and mean_histograms is None:
+        raise DataError(
+            "cluster profiles need the bin edges or the mean histograms",
+            fix="pass edges= or mean_histograms=",
+        )
+    data = frame.select(cols).filter(
+        pl.col(cluster).is_not_null() & pl.col(target).is_not_null() & pl.col(target).is_not_nan()
+    )
+    if data.height == 0:
+        raise DataError(
+            f"no rows with both {target!r} and {cluster!r}", fix="check the clustered frame"
+        )
+    values = data[target].cast(pl.Float64).to_numpy()
+    labels = data[cluster].cast(pl.Int64).to_numpy()
+    ids = np.unique(labels)
+    cl_code = np.searchsorted(ids, labels)
+    if mean_histograms is None:
+        mean_hist, unit_count = _mean_histograms(
+            data, values, labels, ids, cluster=cluster, comb=comb, edges=np.asarray(edges)
+        )
+        hist_rows = [mean_hist[j].tolist() for j in range(ids.size)]
+    else:
+        hist_rows = [list(map(float, mean_histograms[int(i)])) for i in ids]
+        unit_count = (
+            data.group_by(cluster)
+            .agg(pl.col(comb).n_unique().alias("n"))
+            .sort(cluster)["n"]
+            .to_numpy()
+            if comb
+            else np.zeros(ids.size, dtype=np.int64)
+        )
 
     order = np.argsort(cl_code, kind="stable")
     splits = np.split(values[order], np.cumsum(np.bincount(cl_code, minlength=ids.size))[:-1])
     rows: list[dict[str, Any]] = []
     for j, v in enumerate(splits):  # one pass per cluster (a handful), not per row
         q = np.quantile(v, [0.05, 0.25, 0.5, 0.75, 0.95])
+        h = sample_hdr(v, coverages, support=support)
+        inl = h.inliers
         row: dict[str, Any] = {
             "cluster": int(ids[j]),
             "n_combinations": int(unit_count[j]) if comb else None,
             "n_rows": int(v.size),
             "share_rows": float(v.size / values.size),
-            "mean_histogram": mean_hist[j].tolist(),
+            "mean_histogram": hist_rows[j],
             "p05": float(q[0]),
             "p25": float(q[1]),
             "p50": float(q[2]),
             "p75": float(q[3]),
             "p95": float(q[4]),
-            "mean": float(v.mean()),
+            "mean": float(inl.mean()),
             "median": float(q[2]),
+            "mode": h.mode,
+            "std": float(inl.std()),
+            "skewness": float(skew(inl)) if np.ptp(inl) > 0 else 0.0,
+            "n_outliers": h.n_outliers,
+            "outlier_max": h.outlier_max,
         }
-        try:
-            xs, dens = kde_on_grid(v)
-            row["mode"] = float(xs[np.argmax(dens)])
-            hdrs = {c: hdr_from_density(xs, dens, c) for c in coverages}
-        except DataError:  # a single distinct value: every summary is that value
-            row["mode"] = float(v[0])
-            hdrs = {c: [(float(v[0]), float(v[0]))] for c in coverages}
-        row["std"] = float(v.std())
-        row["skewness"] = float(skew(v)) if np.ptp(v) > 0 else 0.0
-        for c, intervals in hdrs.items():
-            row[f"hdr_{_hdr_name(c)}"] = [[lo, hi] for lo, hi in intervals]
-            row[f"n_hdr_intervals_{_hdr_name(c)}"] = len(intervals)
+        for c in coverages:
+            row[f"hdr_{_hdr_name(c)}"] = [[lo, hi] for lo, hi in h.regions[c]]
+            row[f"n_hdr_intervals_{_hdr_name(c)}"] = len(h.regions[c])
+            row[f"hdr_{_hdr_name(c)}_observed"] = h.observed[c]
         rows.append(row)
     schema: dict[str, Any] = {
         "cluster": pl.Int64,
@@ -249,10 +292,13 @@ def cluster_profiles(
         **{k: pl.Float64 for k in ("p05", "p25", "p50", "p75", "p95", "mean", "median", "mode")},
         "std": pl.Float64,
         "skewness": pl.Float64,
+        "n_outliers": pl.Int64,
+        "outlier_max": pl.Float64,
     }
     for c in coverages:
         schema[f"hdr_{_hdr_name(c)}"] = pl.List(pl.List(pl.Float64))
         schema[f"n_hdr_intervals_{_hdr_name(c)}"] = pl.Int64
+        schema[f"hdr_{_hdr_name(c)}_observed"] = pl.Float64
     return pl.DataFrame(rows, schema=schema)
 
 

@@ -21,6 +21,11 @@ Training collapses identical (levels, label) rows into one row weighted by its
 count: XGBoost sums the same gradients, so the model is the one the full data
 gives (to float rounding), and a million rows train in about a second.
 
+Levels are normalised (:func:`as_level`): ``6``, ``6.0`` and ``"6"`` are one
+level, ``"6"``; booleans are ``true``/``false``. The one-hot matrix is sparse
+(SciPy CSR), so a column with 100,000 levels costs memory per row, not per
+level times row.
+
 Unknown categories (the defined answer): a value not seen in ``fit`` leaves
 that attribute's one-hot block all zeros, as if the level were unseen; the
 probabilities are still returned, and ``predict_proba_one`` lists the
@@ -46,12 +51,13 @@ from typing import Any
 import numpy as np
 import polars as pl
 import xgboost as xgb
+from scipy import sparse
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
 from opslens.errors import DataError, InstanceError
 
-__all__ = ["UNKNOWN_CATEGORY_POLICY", "PatternClassifier"]
+__all__ = ["UNKNOWN_CATEGORY_POLICY", "PatternClassifier", "as_level", "normalize_levels"]
 
 UNKNOWN_CATEGORY_POLICY = (
     "a category not seen in training leaves that attribute's one-hot block all zeros; "
@@ -59,15 +65,56 @@ UNKNOWN_CATEGORY_POLICY = (
 )
 
 
-def _as_level(value: object) -> str | None:
-    """The string level of one scalar value, matching polars' cast to String."""
+def _number_text(x: float) -> str:
+    if x.is_integer() and abs(x) < 2**53:
+        return str(int(x))
+    return repr(x)
+
+
+def as_level(value: object) -> str | None:
+    """The level of one scalar value: numbers written one way, so ``6``, ``6.0``, ``"6"`` agree.
+
+    Text that reads as a finite number is that number; other text is kept as it is.
+    A non-scalar value is a TypeError naming its type.
+
+    Example:
+        >>> as_level(6), as_level(6.0), as_level("6"), as_level(" 6.0 "), as_level(2.5), as_level("R01")
+        ('6', '6', '6', '6', '2.5', 'R01')
+        >>> as_level(True), as_level(None)
+        ('true', None)
+    """
     if value is None:
         return None
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, str | int | float):
-        return str(value)
+    if isinstance(value, int):
+        return _number_text(float(value)) if abs(value) < 2**53 else f"{float(value):e}"
+    if isinstance(value, float):
+        return _number_text(value) if math.isfinite(value) else str(value)
+    if isinstance(value, str):
+        try:
+            x = float(value)
+        except (ValueError, OverflowError):
+            return value
+        return _number_text(x) if math.isfinite(x) else value
     raise TypeError(type(value).__name__)
+
+
+def normalize_levels(series: pl.Series) -> pl.Series:
+    """A column's values as levels (:func:`as_level`, mapped once per distinct value); null stays null.
+
+    Example:
+        >>> normalize_levels(pl.Series("h", [6.0, 7.5, None])).to_list()
+        ['6', '7.5', None]
+        >>> normalize_levels(pl.Series("h", ["6", "6.0", "x"])).to_list()
+        ['6', '6', 'x']
+    """
+    text = series.cast(pl.String)
+    distinct = text.drop_nulls().unique().to_list()
+    mapping = {v: as_level(v) for v in distinct}
+    if all(k == v for k, v in mapping.items()):
+        return text
+    return text.replace_strict(mapping, default=None, return_dtype=pl.String)
 
 
 def _distinct_rows(
@@ -147,29 +194,38 @@ class PatternClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         for j, col in enumerate(self.categorical):
             levels = self.levels_[col]
             out[:, j] = (
-                X[col]
-                .cast(pl.String)
+                normalize_levels(X[col])
                 .replace_strict(levels, list(range(len(levels))), default=-1, return_dtype=pl.Int64)
                 .fill_null(-1)
                 .to_numpy()
             )
         return out
 
-    def _onehot(self, codes: np.ndarray) -> np.ndarray:
-        """Float32 one-hot rows from level codes (an unknown level: all-zero block)."""
-        out = np.zeros((codes.shape[0], len(self.feature_names_)), dtype=np.float32)
-        rows = np.arange(codes.shape[0])
-        for j, offset in enumerate(self.offsets_):
-            known = codes[:, j] >= 0
-            out[rows[known], offset + codes[known, j]] = 1.0
-        return out
+    def _onehot(self, codes: np.ndarray) -> sparse.csr_matrix | np.ndarray:
+        """Sparse float32 one-hot rows from level codes (an unknown level: an empty block).
 
-    def _encode(self, X: pl.DataFrame) -> np.ndarray:
-        """Float32 one-hot matrix of ``X`` (unknown or null levels: all-zero block)."""
+        A model fitted by opslens 0.1 (no ``sparse_``) was trained on dense rows
+        and is scored on dense rows, so it answers as it did.
+        """
+        n = codes.shape[0]
+        if not getattr(self, "sparse_", False):
+            dense = np.zeros((n, len(self.feature_names_)), dtype=np.float32)
+            for j, offset in enumerate(self.offsets_):
+                known = codes[:, j] >= 0
+                dense[np.flatnonzero(known), offset + codes[known, j]] = 1.0
+            return dense
+        known = codes >= 0
+        rows = np.broadcast_to(np.arange(n)[:, None], codes.shape)[known]
+        cols = (codes + np.asarray(self.offsets_, dtype=np.int64))[known]
+        data = np.ones(rows.size, dtype=np.float32)
+        return sparse.csr_matrix((data, (rows, cols)), shape=(n, len(self.feature_names_)))
+
+    def _encode(self, X: pl.DataFrame) -> sparse.csr_matrix | np.ndarray:
+        """Sparse float32 one-hot matrix of ``X`` (unknown or null levels: an empty block)."""
         return self._onehot(self._codes(X))
 
-    def _proba(self, M: np.ndarray) -> np.ndarray:
-        """Class probabilities of the float32 one-hot rows ``M``, from the booster."""
+    def _proba(self, M: sparse.csr_matrix | np.ndarray) -> np.ndarray:
+        """Class probabilities of the sparse one-hot rows ``M``, from the booster."""
         p = np.asarray(self.booster_.inplace_predict(M, validate_features=False))
         if p.ndim == 1:  # binary: P(class 1)
             p = np.column_stack([1.0 - p, p])
@@ -178,16 +234,12 @@ class PatternClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     def _build_table(self, radix: Sequence[int]) -> np.ndarray:
         """Probabilities of every code combination, row ``sum(code * weight)``.
 
-        One ``inplace_predict`` call; split into row chunks only if the dense
-        one-hot matrix would pass 64 MiB (XGBoost scores a row the same in any
-        batch, so chunking changes no bit).
+        One ``inplace_predict`` call on a sparse matrix of every combination.
         """
         keys = np.arange(math.prod(radix), dtype=np.int64)
         weights = np.asarray(self.radix_weights_, dtype=np.int64)
         codes = keys[:, None] // weights % np.asarray(radix, dtype=np.int64) - 1
-        step = max(1, (64 << 20) // (4 * max(1, len(self.feature_names_))))
-        parts = [self._proba(self._onehot(codes[i : i + step])) for i in range(0, keys.size, step)]
-        table = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        table = self._proba(self._onehot(codes))
         table.flags.writeable = False
         return table
 
@@ -218,7 +270,7 @@ class PatternClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
             )
         self.classes_ = classes
         self.levels_ = {
-            c: sorted(X[c].cast(pl.String).drop_nulls().unique().to_list())
+            c: sorted(normalize_levels(X[c]).drop_nulls().unique().to_list())
             for c in self.categorical
         }
         names: list[str] = []
@@ -237,6 +289,7 @@ class PatternClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
             {lv: i + 1 for i, lv in enumerate(self.levels_[c])} for c in self.categorical
         ]
         self.radix_weights_ = [math.prod(radix[:j]) for j in range(len(radix))]
+        self.sparse_ = True
         model = xgb.XGBClassifier(
             n_estimators=self.n_estimators,
             max_depth=self.max_depth,
@@ -277,6 +330,20 @@ class PatternClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         proba: np.ndarray = self._proba(self._onehot(codes[first]))[inverse]
         return proba
 
+    def known_levels(self, X: pl.DataFrame) -> np.ndarray:
+        """Boolean (rows, attributes): whether each value is a level seen in ``fit``.
+
+        Example:
+            >>> X = pl.DataFrame({"c": ["a", "b"] * 5})
+            >>> m = PatternClassifier(["c"], n_estimators=2).fit(X, np.array([0, 1] * 5))
+            >>> m.known_levels(pl.DataFrame({"c": ["a", "z"]})).ravel().tolist()
+            [True, False]
+        """
+        check_is_fitted(self, "booster_")
+        self._check_columns(X)
+        known: np.ndarray = self._codes(X) >= 0
+        return known
+
     def predict(self, X: pl.DataFrame) -> np.ndarray:
         """Most probable class per row.
 
@@ -316,7 +383,7 @@ class PatternClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
                     fix=f"add {col!r} to every streamed instance",
                 )
             try:
-                level = _as_level(instance[col])
+                level = as_level(instance[col])
             except TypeError as err:
                 raise InstanceError(
                     f"attribute {col!r} is a {err}, not a single value",
@@ -329,11 +396,7 @@ class PatternClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
             codes.append(code)
         if self.table_ is not None:
             return self.table_[key].copy(), unknown
-        row = np.zeros((1, len(self.feature_names_)), dtype=np.float32)
-        for offset, code in zip(self.offsets_, codes, strict=True):
-            if code:
-                row[0, offset + code - 1] = 1.0
-        return self._proba(row)[0], unknown
+        return self._proba(self._onehot(np.asarray([codes], dtype=np.int64) - 1))[0], unknown
 
     def to_metadata(self) -> dict[str, Any]:
         """A JSON-able description: columns, levels, classes, parameters, unknown policy.

@@ -20,6 +20,23 @@ combinations of one shape are alike, not identical. A rare extra route ``RX``
 (``rare_share`` of the rows) gives combinations small enough to exercise a
 minimum-size filter.
 
+``scenario="delivery"`` plants five shapes of different scales instead, per
+(zone, hour_band, vehicle_type, day_type): the vehicle decides, and trucks
+change shape at the weekend:
+
+====  =========================  ==============================================
+id    name                       distribution (minutes)
+====  =========================  ==============================================
+0     ``bike``                   lognormal around 10 (σ_log = 0.2)
+1     ``scooter``                lognormal around 22 (σ_log = 0.2)
+2     ``van``                    10 + gamma(k=3, θ=15): median ≈ 50, long tail
+3     ``truck``                  N(150, 15)
+4     ``truck weekend``          bimodal: half N(100, 8), half N(220, 15)
+====  =========================  ==============================================
+
+A share ``outlier_share`` of the delivery rows is multiplied by 20 (a stuck
+parcel), to test that a few extreme values do not shape the patterns.
+
 Example:
     >>> data = make_trips(n_rows=2_000, seed=1)
     >>> data.trips.columns
@@ -30,17 +47,23 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
 
 from opslens.errors import DataError
 
-__all__ = ["SHAPE_NAMES", "TripData", "make_trips"]
+__all__ = ["DELIVERY_SHAPE_NAMES", "SHAPE_NAMES", "TripData", "make_trips"]
 
 SHAPE_NAMES: tuple[str, str, str] = ("fast & tight", "slow & right-skewed", "bimodal")
 """Names of the planted shapes, indexed by shape id."""
+
+DELIVERY_SHAPE_NAMES: tuple[str, ...] = ("bike", "scooter", "van", "truck", "truck weekend")
+"""Names of the five planted shapes of ``scenario="delivery"``, indexed by shape id."""
+
+_ZONES = ("north", "south", "east", "west", "centre", "harbour", "airport", "campus")
+_DELIVERY_VEHICLES = ("bike", "scooter", "van", "truck")
 
 _HOUR_BANDS_4 = ("night", "morning", "midday", "evening")
 _VEHICLES = ("bus", "van", "tram", "minibus", "coach", "ferry")
@@ -60,6 +83,7 @@ class TripData:
 
     trips: pl.DataFrame
     truth: pl.DataFrame
+    columns: tuple[str, ...] = field(default=("route", "hour_band", "vehicle_type"))
 
     @property
     def combination_columns(self) -> list[str]:
@@ -68,8 +92,10 @@ class TripData:
         Example:
             >>> make_trips(n_rows=500).combination_columns
             ['route', 'hour_band', 'vehicle_type']
+            >>> make_trips(n_rows=500, scenario="delivery").combination_columns
+            ['zone', 'hour_band', 'vehicle_type', 'day_type']
         """
-        return ["route", "hour_band", "vehicle_type"]
+        return list(self.columns)
 
 
 def _hour_band_names(n: int) -> list[str]:
@@ -114,6 +140,9 @@ def make_trips(
     n_days: int = 56,
     rare_share: float = 0.002,
     jitter: float = 0.04,
+    scenario: str = "transit",
+    n_zones: int = 6,
+    outlier_share: float = 0.001,
 ) -> TripData:
     """Generate ``n_rows`` trips whose duration shape is planted per combination.
 
@@ -126,6 +155,20 @@ def make_trips(
     """
     if n_rows < 1:
         raise DataError(f"n_rows={n_rows} is too small", fix="ask for at least one row")
+    if scenario == "delivery":
+        return _make_deliveries(
+            n_rows=n_rows,
+            seed=seed,
+            n_zones=n_zones,
+            n_days=n_days,
+            jitter=jitter,
+            outlier_share=outlier_share,
+        )
+    if scenario != "transit":
+        raise DataError(
+            f"unknown trips scenario {scenario!r}",
+            fix="set source.options.scenario to transit or delivery",
+        )
     if n_routes < 1 or n_hour_bands < 1 or not 1 <= n_vehicles <= len(_VEHICLES):
         raise DataError(
             f"n_routes={n_routes}, n_hour_bands={n_hour_bands}, n_vehicles={n_vehicles} are out of range",
@@ -203,3 +246,95 @@ def make_trips(
         },
     )
     return TripData(trips=trips, truth=truth)
+
+
+def _draw_deliveries(shape: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One duration per row from its planted delivery shape (vectorised per shape)."""
+    out = np.empty(shape.shape[0], dtype=np.float64)
+    for sid, draw in enumerate(
+        (
+            lambda k: rng.lognormal(np.log(10.0), 0.2, k),
+            lambda k: rng.lognormal(np.log(22.0), 0.2, k),
+            lambda k: 10.0 + rng.gamma(3.0, 15.0, k),
+            lambda k: rng.normal(150.0, 15.0, k),
+            lambda k: np.where(
+                rng.random(k) < 0.5, rng.normal(100.0, 8.0, k), rng.normal(220.0, 15.0, k)
+            ),
+        )
+    ):
+        mask = shape == sid
+        out[mask] = np.asarray(draw(int(mask.sum())), dtype=np.float64)
+    return out
+
+
+def _make_deliveries(
+    *, n_rows: int, seed: int, n_zones: int, n_days: int, jitter: float, outlier_share: float
+) -> TripData:
+    """The ``delivery`` scenario of :func:`make_trips` (five shapes of different scales)."""
+    if not 1 <= n_zones <= len(_ZONES):
+        raise DataError(
+            f"n_zones={n_zones} is out of range", fix=f"use 1 <= n_zones <= {len(_ZONES)}"
+        )
+    rng = np.random.default_rng(seed)
+    bands = list(_HOUR_BANDS_4)
+    zone = rng.integers(0, n_zones, n_rows)
+    band = rng.integers(0, len(bands), n_rows)
+    vehicle = rng.integers(0, len(_DELIVERY_VEHICLES), n_rows)
+    day = rng.integers(0, n_days, n_rows)
+    weekend = (day % 7 >= 5).astype(np.int64)
+    # shape: the vehicle (0..3), trucks at the weekend bimodal (4)
+    table = np.broadcast_to(
+        np.arange(len(_DELIVERY_VEHICLES))[None, None, :, None],
+        (n_zones, len(bands), len(_DELIVERY_VEHICLES), 2),
+    ).copy()
+    table[:, :, 3, 1] = 4
+    scale = np.exp(rng.normal(0.0, jitter, size=table.shape))
+    shape = table[zone, band, vehicle, weekend]
+    duration = _draw_deliveries(shape, rng) * scale[zone, band, vehicle, weekend]
+    stuck = rng.random(n_rows) < outlier_share
+    duration = np.where(stuck, duration * 20.0, np.maximum(duration, 1.0))
+    band_us = _DAY_US / len(bands)
+    offset = day * _DAY_US + ((band + rng.random(n_rows)) * band_us).astype(np.int64)
+    order = np.argsort(offset, kind="stable")
+
+    def names(idx: np.ndarray, levels: tuple[str, ...] | list[str]) -> pl.Series:
+        return pl.Series(list(levels), dtype=pl.String).gather(idx[order])
+
+    trips = pl.DataFrame(
+        {
+            "trip_id": np.arange(1, n_rows + 1, dtype=np.int64),
+            "started_at": pl.Series(_START + offset[order].astype("timedelta64[us]")),
+            "zone": names(zone, _ZONES[:n_zones]),
+            "hour_band": names(band, bands),
+            "vehicle_type": names(vehicle, _DELIVERY_VEHICLES),
+            "day_type": names(weekend, ("weekday", "weekend")),
+            "duration_min": duration[order],
+        }
+    )
+    z, h, v, w = (a.ravel() for a in np.indices(table.shape))
+    counts = np.bincount(
+        np.ravel_multi_index((zone, band, vehicle, weekend), table.shape), minlength=table.size
+    )
+    truth = pl.DataFrame(
+        {
+            "zone": np.asarray(_ZONES, dtype=object)[z],
+            "hour_band": np.asarray(bands, dtype=object)[h],
+            "vehicle_type": np.asarray(_DELIVERY_VEHICLES, dtype=object)[v],
+            "day_type": np.asarray(["weekday", "weekend"], dtype=object)[w],
+            "shape": table.ravel().astype(np.int64),
+            "shape_name": np.asarray(DELIVERY_SHAPE_NAMES, dtype=object)[table.ravel()],
+            "n_rows": counts.astype(np.int64),
+        },
+        schema={
+            "zone": pl.String,
+            "hour_band": pl.String,
+            "vehicle_type": pl.String,
+            "day_type": pl.String,
+            "shape": pl.Int64,
+            "shape_name": pl.String,
+            "n_rows": pl.Int64,
+        },
+    )
+    return TripData(
+        trips=trips, truth=truth, columns=("zone", "hour_band", "vehicle_type", "day_type")
+    )

@@ -1,4 +1,4 @@
-"""The distribution recipe end to end: planted shapes recovered, model quality, stream == batch."""
+"""The distribution recipe end to end on the transit trips: shapes found, stream == batch, reruns."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-from sklearn.metrics import adjusted_rand_score
+from sklearn.metrics import homogeneity_score
 from tests.fakes.cli import run_cli
 
 from opslens.api import load_project
@@ -33,7 +33,7 @@ analyses:
 @pytest.fixture(scope="module")
 def trip_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
     folder = tmp_path_factory.mktemp("dist")
-    data = make_trips(n_rows=40_000, seed=3)
+    data = make_trips(n_rows=20_000, seed=3)
     data.trips.write_parquet(folder / "trips.parquet")
     (folder / "project.yaml").write_text(PROJECT)
     project = load_project(folder / "project.yaml")
@@ -43,10 +43,11 @@ def trip_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
 
 
 def test_planted_shapes_are_recovered(trip_run: tuple[Path, object]) -> None:
+    """Each pattern holds one planted shape (K by held-out log score may split a shape by scale)."""
     folder, (data, tracker) = trip_run  # type: ignore[misc]
     run = open_run(folder / "runs", "trip-eta")
     facts = run.facts
-    assert facts["choose_k"]["k"] == 3
+    assert 3 <= facts["choose_k"]["k"] <= 6
     assert facts["prepare"]["combinations_kept"] >= 60
     clusters = run.table("clusters")
     truth = data.truth.with_columns(
@@ -61,14 +62,15 @@ def test_planted_shapes_are_recovered(trip_run: tuple[Path, object]) -> None:
     )
     joined = clusters.join(truth.select("comb", "shape"), on="comb", how="inner")
     assert joined.height == clusters.height
-    ari = adjusted_rand_score(joined["shape"].to_numpy(), joined["cluster"].to_numpy())
-    assert ari >= 0.9, ari
+    purity = homogeneity_score(joined["shape"].to_numpy(), joined["cluster"].to_numpy())
+    assert purity >= 0.9, purity
     # the cluster holding the planted bimodal shape has a two-interval 90% HDR
     bimodal_shape = int(data.truth.filter(pl.col("shape_name") == "bimodal")["shape"][0])
     bimodal_cluster = joined.filter(pl.col("shape") == bimodal_shape)["cluster"].mode()[0]
     profile = run.table("profiles").filter(pl.col("cluster") == bimodal_cluster).row(0, named=True)
     assert profile["n_hdr_intervals_90"] == 2
-    assert tracker.metrics["auroc_weighted"] >= 0.9
+    assert tracker.metrics["log_score"] >= tracker.metrics["log_score_own"]
+    assert tracker.metrics["log_score"] >= tracker.metrics["log_score_global"]
 
 
 def test_stream_gives_batch_probabilities(
@@ -117,7 +119,7 @@ def test_report_is_self_contained(
     assert html.count("data:image/png;base64,") >= 4
     assert 'src="http' not in html and "<script" not in html
     facts = open_run(folder / "runs", "trip-eta").facts
-    assert f"{facts['classify']['accuracy']:.3g}" in html
+    assert "Which combinations follow which pattern" in html
     for cluster in facts["cluster"]["clusters"]:
         assert cluster["description"] in html
 
@@ -133,7 +135,7 @@ def test_single_stage_reruns_from_saved_outputs(
     assert after.run_id != before.run_id
     assert after.manifest["stages_run"] == ["classify"]
     assert after.manifest["based_on"] == before.run_id
-    assert after.facts["classify"]["accuracy"] == before.facts["classify"]["accuracy"]
+    assert after.facts["classify"] == before.facts["classify"]
     assert after.table("clusters").equals(before.table("clusters"))
 
 
@@ -153,23 +155,40 @@ def test_same_config_same_metrics(tmp_path: Path) -> None:
     assert a.manifest["input"]["fingerprint"] == b.manifest["input"]["fingerprint"]
 
 
-def test_segmented_by_group(tmp_path: Path) -> None:
-    """With columns.group, bin edges are per segment and the group is a model input."""
-    data = make_trips(n_rows=12_000, seed=6)
-    data.trips.write_parquet(tmp_path / "trips.parquet")
+def _segmented(tmp_path: Path, name: str, trips: pl.DataFrame) -> object:
+    folder = tmp_path / name
+    folder.mkdir()
+    trips.write_parquet(folder / "trips.parquet")
     text = PROJECT.replace(
         "categorical: [route, hour_band, vehicle_type]}",
         "categorical: [route, hour_band], group: vehicle_type}",
     ).replace("min_combination_size: 30", "min_combination_size: 10, xgboost: {n_estimators: 30}")
-    (tmp_path / "project.yaml").write_text(text)
-    run_analysis(load_project(tmp_path / "project.yaml"), "trip-eta", tracker=MemoryTracker())
-    run = open_run(tmp_path / "runs", "trip-eta")
-    edges = run.object("edges")
+    (folder / "project.yaml").write_text(text)
+    run_analysis(load_project(folder / "project.yaml"), "trip-eta", tracker=MemoryTracker())
+    return open_run(folder / "runs", "trip-eta")
+
+
+def test_segmented_by_group(tmp_path: Path) -> None:
+    """Edges per segment; profiles do not depend on row order and are the mean of what was clustered."""
+    data = make_trips(n_rows=12_000, seed=6)
+    run = _segmented(tmp_path, "by_time", data.trips)
+    edges = run.object("edges")  # type: ignore[attr-defined]
     assert sorted(edges) == sorted(data.trips["vehicle_type"].unique().to_list())
     assert all(np.all(np.diff(e) > 0) for e in edges.values())
-    histograms = run.table("histograms")
+    assert not all(np.array_equal(edges["bus"], e) for e in edges.values())
+    histograms = run.table("histograms")  # type: ignore[attr-defined]
     assert set(histograms["segment"].unique().to_list()) == set(edges)
-    assert (
-        "vehicle_type" in json.loads((run.path / "model" / "metadata.json").read_text())["inputs"]
-    )
-    assert run.facts["classify"]["auroc_weighted"] >= 0.9
+    meta = json.loads((run.path / "model" / "metadata.json").read_text())  # type: ignore[attr-defined]
+    assert "vehicle_type" in meta["inputs"]
+    # each cluster's mean histogram is the mean of the histograms clustered into it
+    clusters = run.table("clusters")  # type: ignore[attr-defined]
+    X = np.vstack(histograms["histogram"].to_list())
+    labels = histograms.select("comb").join(clusters, on="comb", how="left")["cluster"].to_numpy()
+    for row in run.table("profiles").iter_rows(named=True):  # type: ignore[attr-defined]
+        expected = X[labels == row["cluster"]].mean(axis=0)
+        np.testing.assert_allclose(row["mean_histogram"], expected, rtol=0, atol=1e-12)
+    # the same rows in another order give the same patterns and profiles
+    shuffled = data.trips.sort(["duration_min", "trip_id"], descending=True)
+    other = _segmented(tmp_path, "by_duration", shuffled)
+    assert other.table("profiles").equals(run.table("profiles"))  # type: ignore[attr-defined]
+    assert other.table("clusters").equals(clusters)  # type: ignore[attr-defined]

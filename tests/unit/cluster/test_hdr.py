@@ -96,3 +96,53 @@ def test_bad_inputs() -> None:
         hdr_from_histogram(np.array([0.5, 0.5]), np.array([0.0, 1.0]), 0.9)
     with pytest.raises(DataError, match="non-negative"):
         hdr_from_histogram(np.array([0.0, 0.0]), np.array([0.0, 1.0, 2.0]), 0.9)
+
+
+def test_sample_hdr_holds_its_coverage_despite_one_extreme_value() -> None:
+    """One extreme value neither widens the 90% region nor leaves the support (issue 14)."""
+    from opslens.cluster.hdr import sample_hdr
+
+    rng = np.random.default_rng(3)
+    x = np.concatenate([rng.gamma(2.0, 5.0, 3000), [5e4]])
+    h = sample_hdr(x, (0.5, 0.9), support=(0.0, None))
+    for c in (0.5, 0.9):
+        inside = np.zeros(x.size, dtype=bool)
+        for lo, hi in h.regions[c]:
+            assert 0.0 <= lo <= hi <= x.max()
+            inside |= (x >= lo) & (x <= hi)
+        assert abs(inside.mean() - c) <= 0.02
+        assert h.observed[c] == pytest.approx(inside.mean(), abs=2e-3)
+    assert h.n_outliers >= 1 and h.outlier_max == 5e4
+    assert h.regions[0.9][-1][1] < 100  # the region is not stretched towards the outlier
+
+
+def test_sample_hdr_is_independent_of_row_order() -> None:
+    from opslens.cluster.hdr import sample_hdr
+
+    x = np.random.default_rng(0).normal(10, 2, 30_000)
+    a = sample_hdr(x, (0.9,))
+    b = sample_hdr(x[::-1].copy(), (0.9,))
+    assert a.regions == b.regions and a.mode == b.mode
+
+
+def test_sample_hdr_finds_two_modes_and_clips_to_the_support() -> None:
+    from opslens.cluster.hdr import sample_hdr
+
+    rng = np.random.default_rng(1)
+    x = np.concatenate([rng.normal(15, 2, 2000), rng.normal(45, 3, 2000)])
+    assert len(sample_hdr(x, (0.9,)).regions[0.9]) == 2
+    near_zero = np.abs(rng.normal(0.0, 1.0, 2000))
+    assert sample_hdr(near_zero, (0.9,), support=(0.0, None)).regions[0.9][0][0] >= 0.0
+
+
+def test_partial_histogram_hdr_holds_exactly_its_coverage() -> None:
+    from opslens.cluster.hdr import hdr_from_histogram
+
+    p = np.array([0.1, 0.5, 0.3, 0.1])
+    e = np.array([0.0, 1.0, 2.0, 3.0, 4.0])
+    regions = hdr_from_histogram(p, e, 0.85, partial=True)
+    mass = sum(
+        p[i] * max(0.0, min(hi, e[i + 1]) - max(lo, e[i])) for lo, hi in regions for i in range(4)
+    )
+    assert mass == pytest.approx(0.85)
+    assert hdr_from_histogram(p, e, 0.85) == [(0.0, 3.0)]  # whole bins hold 90%

@@ -146,3 +146,17 @@ def test_describe_profile_sentences() -> None:
     three = {"cluster": 1, "hdr_90": [[0, 1], [2, 3], [4, 5]], "median": None, "skewness": -2.0}
     assert describe_profile(three).startswith("Cluster 1: multimodal (3 modes)")
     assert describe_profile(three).endswith("left-skewed.")
+
+
+def test_smallest_k_within_one_standard_error() -> None:
+    from opslens.cluster.kselect import smallest_within_one_se
+
+    curve = [
+        {"k": 2.0, "log_score": -2.0, "log_score_se": 0.02},
+        {"k": 3.0, "log_score": -1.52, "log_score_se": 0.02},
+        {"k": 4.0, "log_score": -1.50, "log_score_se": 0.02},
+        {"k": 5.0, "log_score": -1.49, "log_score_se": 0.02},
+    ]
+    k, reason = smallest_within_one_se(curve)
+    assert k == 4 and "within one standard error" in reason
+    assert smallest_within_one_se(curve[:2])[0] == 3

@@ -263,3 +263,18 @@ def test_fit_errors() -> None:
         PatternClassifier(CATS).fit(X, np.zeros(100, dtype=int))
     with pytest.raises(DataError, match="no categorical"):
         PatternClassifier([]).fit(X, y)
+
+
+def test_numeric_levels_are_one_level() -> None:
+    from opslens.models.classifier import as_level
+
+    X = pl.DataFrame({"hour": [6.0, 7.0] * 20})
+    y = np.array([0, 1] * 20)
+    model = PatternClassifier(["hour"], n_estimators=10).fit(X, y)
+    assert model.levels_ == {"hour": ["6", "7"]}
+    answers = [model.predict_proba_one({"hour": h}) for h in (6, 6.0, "6", " 6.0 ")]
+    assert all(u == [] and np.array_equal(p, answers[0][0]) for p, u in answers)
+    frame = pl.DataFrame({"hour": ["6", "6.0", "7"]})
+    assert model.predict(frame).tolist() == [0, 0, 1]
+    assert model.known_levels(frame).ravel().tolist() == [True, True, True]
+    assert as_level(10**30) == "1.000000e+30" and as_level("abc") == "abc"

@@ -83,3 +83,29 @@ def test_bad_shapes_and_labels() -> None:
         classification_metrics(np.array([0, 5]), np.ones((2, 2)) / 2, [0, 1])
     with pytest.raises(DataError, match="no held-out rows"):
         classification_metrics(np.array([], dtype=int), np.ones((0, 2)), [0, 1])
+
+
+def test_distribution_scores_against_direct_computation() -> None:
+    from opslens.models.metrics import crps_histogram, hdr_covers, log_score
+
+    rng = np.random.default_rng(0)
+    edges = np.sort(rng.uniform(0, 10, 7))
+    p = rng.dirichlet(np.ones(6), 40)
+    y = rng.uniform(-2, 12, 40)
+    bins = np.clip(np.searchsorted(edges[1:-1], y, side="right"), 0, 5)
+    floored = np.maximum(p, 1e-4)
+    floored /= floored.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(log_score(p, bins), np.log(floored[np.arange(40), bins]))
+    xs = np.linspace(-3, 13, 400_001)
+    for i in range(3):  # the exact CRPS equals the integral done numerically
+        cdf = np.interp(xs, edges, np.concatenate([[0.0], np.cumsum(p[i])]))
+        direct = np.trapezoid((cdf - (xs >= y[i])) ** 2, xs)
+        assert crps_histogram(p[i : i + 1], edges, y[i : i + 1])[0] == pytest.approx(
+            direct, abs=1e-4
+        )
+    # many draws from the predicted histogram: its HDR covers its nominal share
+    one = rng.dirichlet(np.ones(6))
+    b = rng.choice(6, 20_000, p=one)
+    draws = rng.uniform(edges[b], edges[b + 1])
+    covered = hdr_covers(np.tile(one, (draws.size, 1)), edges, draws, 0.7)
+    assert abs(covered.mean() - 0.7) <= 0.01

@@ -161,13 +161,44 @@ def _cases() -> Iterator[tuple[str, Callable[[], Figure]]]:
         "distribution:plot_confusion_matrix",
         lambda: dist.plot_confusion_matrix([[5, 1, 0], [0, 4, 0], [0, 0, 3]], [0, 1, 2]),
     )
+    pred = {
+        "edges": list(EDGES),
+        "probabilities": list(row["mean_histogram"]),
+        "hdr_50": [[1.2, 1.8]],
+        "hdr_90": [[0.5, 2.0]],
+    }
+    answer = {"cluster": 1, "prediction": pred, "unknown": ["route"]}
     yield (
         "distribution:plot_instance/value",
-        lambda: dist.plot_instance(2.9, row, EDGES, [0.2, 0.8], [0, 1], title="trip 7"),
+        lambda: dist.plot_instance(
+            2.9, answer, [0.2, 0.8], [0, 1], title="trip 7", attributes={"route": "R9"}, unit="min"
+        ),
     )
     yield (
         "distribution:plot_instance/none",
-        lambda: dist.plot_instance(None, row, EDGES, [0.2, 0.8], [0, 1], title="trip 8"),
+        lambda: dist.plot_instance(None, answer, [0.2, 0.8], [0, 1], title="trip 8"),
+    )
+    score = {"log_score": -2.0, "crps": 1.0, "coverage_50": 0.5, "coverage_90": 0.9}
+    yield (
+        "distribution:plot_scores",
+        lambda: dist.plot_scores(
+            {
+                "blended": score,
+                "own_histogram": score,
+                "global_histogram": score,
+                "coverages": [50, 90],
+            }
+        ),
+    )
+    yield (
+        "distribution:plot_k_scores",
+        lambda: dist.plot_k_scores(
+            [
+                {**c, "log_score": -2.0 + 0.1 * i, "log_score_se": 0.05}
+                for i, c in enumerate(_CURVE)
+            ],
+            3,
+        ),
     )
     yield (
         "fleet:plot_embedding",

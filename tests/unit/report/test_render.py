@@ -24,7 +24,13 @@ KW: dict[str, Any] = {
     "columns": {"target": "duration_min", "categorical": ["route", "hour_band"]},
     "params": {"min_combination_size": 20, "xgboost": {"n_estimators": 10}},
 }
-PLOTS = ["cluster_profiles", "confusion_matrix", "initial_distributions", "k_selection"]
+PLOTS = [
+    "cluster_profiles",
+    "confusion_matrix",
+    "holdout_scores",
+    "initial_distributions",
+    "k_selection",
+]
 
 
 @pytest.fixture(scope="module")
@@ -78,17 +84,18 @@ def test_the_report_states_the_numbers_of_facts(runs: tuple[RunResult, RunResult
     assert "<title>analysis: distribution patterns · opslens report</title>" in html
     assert f"run {full.run_id} · recipe distribution" in html
     assert "narrator: template" in html
+    scores = clf["holdout_scores"]["blended"]
     summary = (
         f"{k} distinct patterns of 'duration_min' across {prep['combinations_kept']} "
-        f"combinations; the pattern of a new instance is predicted with weighted AUROC "
-        f"{fmt(clf['auroc_weighted'])}."
+        f"combinations. On the held-out rows the predicted distribution scores a log score of "
+        f"{fmt(scores['log_score'])}"
     )
-    assert f'<div class="summary">{escape(summary)}</div>' in html
+    assert f'<div class="summary">{escape(summary)}' in html
     assert prep["rows_read"] == 3000
     assert "3,000 rows from the in-memory frame &#39;analysis&#39;" in html
     assert (
-        f"On {fmt(clf['test_rows'])} held-out rows its accuracy is {fmt(clf['accuracy'])} "
-        f"and its weighted one-vs-rest AUROC is {fmt(clf['auroc_weighted'])}"
+        f"Scored on {clf['test_combinations']} combinations it did not see in training "
+        f"({fmt(clf['test_rows'])} rows)"
     ) in html
     assert escape(facts["choose_k"]["reason"]) in html
     for cluster in facts["cluster"]["clusters"]:
@@ -101,6 +108,7 @@ def test_the_report_states_the_numbers_of_facts(runs: tuple[RunResult, RunResult
         "initial distributions",
         "k selection",
         "cluster profiles",
+        "holdout scores",
         "confusion matrix",
     ]
 
@@ -117,6 +125,7 @@ def test_a_partial_rerun_marks_what_it_reused(runs: tuple[RunResult, RunResult])
         f"initial distributions · reused from run {full.run_id}",
         f"k selection · reused from run {full.run_id}",
         f"cluster profiles · reused from run {full.run_id}",
+        "holdout scores",
         "confusion matrix",
     ]
     assert partial.run_id not in "".join(_captions(html))
@@ -129,7 +138,7 @@ def _unknown_facts() -> dict[str, Any]:
     return {
         "analysis": {
             "name": "shops",
-            "recipe": "segments",
+            "recipe": "nosuch",
             "run_id": "20260101T000000Z-aaaa",
             "source": "file shops.csv",
         },
@@ -142,9 +151,9 @@ def _unknown_facts() -> dict[str, Any]:
 def test_an_unknown_recipe_gets_the_generic_narrative() -> None:
     facts = _unknown_facts()
     n = TemplateNarrator().narrate(facts, ["train_curve", "overview"])
-    assert n.title == "shops: segments analysis"
+    assert n.title == "shops: nosuch analysis"
     assert n.summary == (
-        "Facts of run 20260101T000000Z-aaaa of the segments recipe from file shops.csv."
+        "Facts of run 20260101T000000Z-aaaa of the nosuch recipe from file shops.csv."
     )
     assert [s.title for s in n.sections] == ["train", "score", "Figures"]
     train, score, figures = n.sections
@@ -190,8 +199,8 @@ def test_the_report_of_an_unknown_recipe_is_not_a_distribution_report(tmp_path: 
     writer.commit()
 
     html = render_report(open_run(tmp_path, "shops"))
-    assert "<h1>shops: segments analysis</h1>" in html
-    assert "recipe segments" in html
+    assert "<h1>shops: nosuch analysis</h1>" in html
+    assert "recipe nosuch" in html
     assert "<h2>train</h2>" in html
     assert "<td>rows</td><td>1,200</td>" in html
     assert html.count("<img ") == 1

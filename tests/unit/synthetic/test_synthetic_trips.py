@@ -114,3 +114,25 @@ def test_other_sizes_and_bad_arguments() -> None:
         make_trips(n_rows=0)
     with pytest.raises(DataError, match="n_vehicles=9"):
         make_trips(n_vehicles=9)
+
+
+def test_delivery_scenario_plants_five_shapes_of_different_scales() -> None:
+    import numpy as np
+    import polars as pl
+
+    from opslens.synthetic.trips import DELIVERY_SHAPE_NAMES, make_trips
+
+    data = make_trips(n_rows=20_000, seed=2, scenario="delivery")
+    assert data.combination_columns == ["zone", "hour_band", "vehicle_type", "day_type"]
+    rows = data.trips.join(
+        data.truth.select(*data.combination_columns, "shape"), on=data.combination_columns
+    )
+    medians = (
+        rows.group_by("shape").agg(pl.col("duration_min").median()).sort("shape")["duration_min"]
+    )
+    assert np.all(np.diff(medians.to_numpy()[:4]) > 0)  # bike < scooter < van < truck
+    assert medians[0] < 12 and medians[3] > 130
+    weekend = rows.filter(pl.col("shape") == 4)["duration_min"].to_numpy()
+    assert ((weekend > 130) & (weekend < 180)).mean() < 0.05  # bimodal: little in the middle
+    assert sorted(data.truth["shape_name"].unique()) == sorted(DELIVERY_SHAPE_NAMES)
+    assert (rows["duration_min"] > 1000).sum() >= 1  # stuck parcels

@@ -37,11 +37,11 @@ __all__ = ["RECIPE", "DistributionParams", "PatternPredictor"]
 
 
 def demo_instances(data: pl.DataFrame, analysis: AnalysisConfig) -> list[dict[str, Any]]:
-    """Five trips of the demo data and one whose first attribute was never seen in training."""
+    """Five trips of the demo data, one whose first attribute was never seen, one numeric-typed."""
     cols = analysis.columns
-    keep = [*cols.categorical, str(cols.target)]
+    keep = [*cols.categorical, *([cols.group] if cols.group else []), str(cols.target)]
     rows = data.select(keep).sample(5, seed=99).to_dicts()
-    unseen = {k: rows[0][k] for k in cols.categorical}
+    unseen = {k: v for k, v in rows[0].items() if k != cols.target}
     unseen[cols.categorical[0]] = "never-seen"
     return [*rows, unseen]
 
@@ -69,7 +69,7 @@ RECIPE = Recipe(
             Stage(
                 "choose_k",
                 choose_k_stage,
-                inputs=("histograms",),
+                inputs=("quantized", "histograms"),
                 outputs=(Output("k_choice", "object"),),
                 plots=("k_selection",),
             ),
@@ -83,10 +83,9 @@ RECIPE = Recipe(
             Stage(
                 "classify",
                 classify,
-                inputs=("quantized", "clusters", "profiles", "edges"),
-                outputs=(Output("classifier_metrics", "object"),),
-                tables=("predictions_holdout",),
-                plots=("confusion_matrix",),
+                inputs=("quantized", "histograms", "clusters", "profiles", "edges"),
+                tables=("classifier_holdout", "predictions_holdout"),
+                plots=("confusion_matrix", "holdout_scores"),
                 model=True,
             ),
         )
@@ -100,7 +99,8 @@ RECIPE = Recipe(
     prompts={
         "summary": "Write a summary of two or three sentences: how many distribution patterns "
         "of the target were found across how many combinations, what sets them apart, and how "
-        "well the model predicts the pattern of a new instance (accuracy, AUROC).",
+        "well the predicted distribution does on the time-ordered holdout (log score and HDR "
+        "coverage against the global and own-histogram baselines).",
         "The patterns": "Describe each pattern in one sentence a manager understands: where "
         "most values lie and how spread or skewed they are, using the HDR intervals given.",
     },

@@ -31,6 +31,9 @@ class PrepareFacts(FactsModel):
     share_rows_dropped_small: float
     rows_kept: int
     min_combination_size: int
+    holdout_rows: int
+    holdout: str
+    holdout_from: str | None = None
     target_summary: dict[str, float | None]
 
 
@@ -56,21 +59,43 @@ class ClusterFacts(FactsModel):
 
     k: int
     clusters: list[dict[str, Any]]
+    members: list[dict[str, Any]]
     inertia: float
+    unit: str = ""
+    outliers: int
+    outlier_max: float | None
+
+
+class EvaluateFacts(FactsModel):
+    """The predicted distribution on the time-ordered holdout against two baselines."""
+
+    test_rows: int
+    test_rows_scored: int
+    test_rows_unseen_combination: int
+    strength: float
+    strength_scan: list[dict[str, float | None]]
+    blended: dict[str, float]
+    own_histogram: dict[str, float]
+    global_histogram: dict[str, float]
+    coverages: list[int]
 
 
 class ClassifyFacts(FactsModel):
-    """Held-out quality of the pattern classifier."""
+    """Quality of the pattern classifier on combinations it has not seen (grouped split)."""
 
     n: int
     classes: list[int]
-    accuracy: float
+    accuracy: float | None
     auroc_weighted: float | None
     per_class: dict[str, dict[str, float]]
     confusion: list[list[int]]
+    split: str
+    train_combinations: int
+    test_combinations: int
     train_rows: int
     test_rows: int
     features: list[str]
+    holdout_scores: EvaluateFacts
 
 
 class DistributionFacts(RecipeFacts):

@@ -3,13 +3,15 @@
 Example:
     >>> DistributionParams().n_bins, DistributionParams.model_validate({"k_max": 5}).k_max
     (20, 5)
+    >>> DistributionParams.model_validate({"support": [0, None]}).support
+    (0.0, None)
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from opslens.config.base import Strict
 
@@ -36,11 +38,28 @@ class DistributionParams(Strict):
     k_max: int = Field(default=8, ge=2)
     hdr_coverages: tuple[float, float] = (0.5, 0.9)
     test_size: float = Field(default=0.25, gt=0, lt=1)
+    support: tuple[float | None, float | None] = (None, None)
     unit: str = ""
     xgboost: XGBoostParams = Field(default_factory=XGBoostParams)
+
+    @field_validator("hdr_coverages")
+    @classmethod
+    def _coverages(cls, value: tuple[float, float]) -> tuple[float, float]:
+        bad = [c for c in value if not 0.0 < c < 1.0]
+        if bad:
+            raise ValueError(
+                f"{list(value)}: each coverage must be a share in (0, 1), e.g. [0.5, 0.9]; "
+                f"{bad[0]} is not"
+            )
+        if value[0] >= value[1]:
+            raise ValueError(f"{list(value)} must be two increasing shares, e.g. [0.5, 0.9]")
+        return value
 
     @model_validator(mode="after")
     def _k_range(self) -> DistributionParams:
         if self.k_max < self.k_min:
             raise ValueError(f"k_max ({self.k_max}) must be >= k_min ({self.k_min})")
+        lo, hi = self.support
+        if lo is not None and hi is not None and lo >= hi:
+            raise ValueError(f"support [{lo}, {hi}] must have its lower bound below the upper")
         return self

@@ -26,11 +26,25 @@ from matplotlib.figure import Figure
 from opslens.plots import theme
 
 __all__ = [
+    "axis_label",
     "plot_cluster_profiles",
     "plot_confusion_matrix",
     "plot_initial_distributions",
     "plot_instance",
+    "plot_k_scores",
+    "plot_scores",
 ]
+
+
+def axis_label(target: str, unit: str = "") -> str:
+    """The value axis label: the target and its unit.
+
+    Example:
+        >>> axis_label("duration_min", "min"), axis_label("load")
+        ('duration_min (min)', 'load')
+    """
+    return f"{target} ({unit})" if unit else target
+
 
 _HDR_STYLE = {
     "hdr_90": (theme.HIGHLIGHT_BAND, 0.35, "90% HDR"),
@@ -55,17 +69,27 @@ def _draw_profile(ax: Axes, row: Mapping[str, Any], edges: np.ndarray) -> None:
         edgecolor="white",
         linewidth=0.5,
     )
+    _draw_bands(ax, row)
+    ax.set_ylabel("density")
+
+
+def _draw_bands(ax: Axes, row: Mapping[str, Any]) -> None:
+    """The HDRs shaded (90% light, 50% darker) and the median dotted."""
     for key in ("hdr_90", "hdr_50"):
         color, alpha, label = _HDR_STYLE[key]
         for i, (lo, hi) in enumerate(row.get(key) or []):
             ax.axvspan(lo, hi, color=color, alpha=alpha, label=label if i == 0 else None, lw=0)
     if row.get("median") is not None:
         ax.axvline(float(row["median"]), color=theme.REFERENCE, ls=":", lw=1, label="median")
-    ax.set_ylabel("density")
 
 
 def plot_initial_distributions(
-    frame: pl.DataFrame, *, target: str, categorical: Sequence[str], max_levels: int = 20
+    frame: pl.DataFrame,
+    *,
+    target: str,
+    categorical: Sequence[str],
+    max_levels: int = 20,
+    unit: str = "",
 ) -> Figure:
     """Histogram of the target and row counts per level of each categorical column.
 
@@ -80,9 +104,16 @@ def plot_initial_distributions(
     fig, grid = theme.new_figure(4.2 * ncols, 3.2 * nrows, rows=nrows, cols=ncols)
     axes = np.atleast_1d(grid).ravel()
     values = frame[target].cast(pl.Float64).drop_nulls().drop_nans().to_numpy()
-    axes[0].hist(values, bins=50, color=theme.PRIMARY, edgecolor="white", linewidth=0.3)
+    lo, hi = np.quantile(values, [0.001, 0.999]) if values.size else (0.0, 1.0)
+    shown_values = values[(values >= lo) & (values <= hi)]
+    axes[0].hist(shown_values, bins=50, color=theme.PRIMARY, edgecolor="white", linewidth=0.3)
+    cut = values.size - shown_values.size
     theme.style_axes(
-        axes[0], title=f"{target} (n={values.size:,})", xlabel=target, ylabel="rows", grid="y"
+        axes[0],
+        title=f"{target} (n={values.size:,}" + (f", {cut:,} extreme not drawn)" if cut else ")"),
+        xlabel=axis_label(target, unit),
+        ylabel="rows",
+        grid="y",
     )
     for ax, col in zip(axes[1:], categorical, strict=False):
         counts = (
@@ -100,8 +131,20 @@ def plot_initial_distributions(
     return fig
 
 
-def plot_cluster_profiles(profiles: pl.DataFrame, edges: np.ndarray) -> Figure:
-    """One panel per cluster: its mean histogram with the 50% and 90% HDRs shaded.
+def plot_cluster_profiles(
+    profiles: pl.DataFrame,
+    edges: np.ndarray | None = None,
+    *,
+    values: Mapping[int, np.ndarray] | None = None,
+    xlabel: str = "value",
+) -> Figure:
+    """One panel per cluster: its distribution with the 50% and 90% HDRs shaded.
+
+    With ``values`` (the cluster's raw target values) the panel is a density
+    histogram of them in the target's unit, outliers (beyond ``outlier_max``'s
+    fence, i.e. outside the profile's inlier range) left out and counted in the
+    title, so segments with their own bin edges are drawn truthfully; else the
+    mean histogram over ``edges``.
 
     Example:
         >>> prof = pl.DataFrame({"cluster": [0], "n_combinations": [3], "n_rows": [90],
@@ -114,15 +157,31 @@ def plot_cluster_profiles(profiles: pl.DataFrame, edges: np.ndarray) -> Figure:
     fig, grid = theme.new_figure(7.5, 2.4 * max(n, 1) + 0.4, rows=max(n, 1), sharex=True)
     axes = np.atleast_1d(grid).ravel()
     for ax, row in zip(axes, profiles.iter_rows(named=True), strict=False):
-        _draw_profile(ax, row, edges)
+        extra = ""
+        if values is not None:
+            v = np.asarray(values[int(row["cluster"])], dtype=float)
+            bounds = [x for pair in (row.get("hdr_90") or []) for x in pair]
+            q1, q3 = np.quantile(v, [0.25, 0.75])
+            keep = (v >= q1 - 3 * (q3 - q1)) & (v <= q3 + 3 * (q3 - q1))
+            if bounds and (q3 - q1) > 0:
+                v = v[keep]
+            ax.hist(v, bins=40, density=True, color=theme.NEUTRAL, edgecolor="white", lw=0.5)
+            _draw_bands(ax, row)
+            ax.set_ylabel("density")
+            if row.get("n_outliers"):
+                extra = f", {row['n_outliers']:,} outliers not drawn"
+        else:
+            _draw_profile(ax, row, np.asarray(edges, dtype=float))
         combos = row.get("n_combinations")
         about = f"{combos} combinations, " if combos is not None else ""
         theme.style_axes(
-            ax, title=f"Cluster {row['cluster']} ({about}{row.get('n_rows', 0):,} rows)", grid="y"
+            ax,
+            title=f"Cluster {row['cluster']} ({about}{row.get('n_rows', 0):,} rows{extra})",
+            grid="y",
         )
     theme.add_legend(axes[0], loc="upper right")
     # shared x: the value label once, under the bottom panel
-    theme.style_axes(axes[-1], xlabel="value", grid="y")
+    theme.style_axes(axes[-1], xlabel=xlabel, grid="y")
     return fig
 
 
@@ -161,39 +220,148 @@ def plot_confusion_matrix(
 
 def plot_instance(
     value: float | None,
-    profile_row: Mapping[str, Any],
-    edges: np.ndarray,
+    answer: Mapping[str, Any],
     probabilities: Sequence[float] | np.ndarray,
     classes: Sequence[Any],
     *,
     title: str,
+    attributes: Mapping[str, Any] | None = None,
+    target: str = "value",
+    unit: str = "",
 ) -> Figure:
-    """An instance's value against its predicted cluster's distribution, and every cluster's probability.
+    """An instance's value against its predicted distribution (``answer["prediction"]``), and each pattern's probability.
+
+    The subtitle lists the instance's attributes (unknown levels marked); a
+    value outside the 90% HDR is flagged in the legend.
 
     Example:
-        >>> row = {"cluster": 1, "mean_histogram": [0.2, 0.8], "hdr_50": [[1.2, 1.8]], "hdr_90": [[0.5, 2.0]]}
-        >>> fig = plot_instance(1.5, row, np.array([0.0, 1.0, 2.0]), [0.1, 0.9], [0, 1], title="trip 7")
-        >>> [ax.get_title() for ax in fig.axes]
-        ['trip 7: value 1.5 vs cluster 1', 'cluster probabilities']
+        >>> pred = {"edges": [0.0, 1.0, 2.0], "probabilities": [0.2, 0.8],
+        ...         "hdr_50": [[1.2, 1.8]], "hdr_90": [[0.5, 2.0]]}
+        >>> answer = {"cluster": 1, "prediction": pred, "unknown": ["route"]}
+        >>> fig = plot_instance(1.5, answer, [0.1, 0.9], [0, 1], title="trip 7",
+        ...                     attributes={"route": "R9"}, target="minutes", unit="min")
+        >>> fig.axes[0].get_xlabel(), "unknown" in fig.axes[0].get_title()
+        ('minutes (min)', True)
     """
-    fig, (ax, bars) = theme.new_figure(10, 3.8, cols=2, width_ratios=[2.2, 1])
-    _draw_profile(ax, profile_row, np.asarray(edges, dtype=float))
+    fig, (ax, bars) = theme.new_figure(10, 4.2, cols=2, width_ratios=[2.2, 1])
+    pred = answer["prediction"]
+    row = {**pred, "mean_histogram": pred["probabilities"]}
+    _draw_profile(ax, row, np.asarray(pred["edges"], dtype=float))
+    unknown = set(answer.get("unknown") or [])
+    attrs = ", ".join(
+        f"{k}={v}" + (" (unknown)" if k in unknown else "") for k, v in (attributes or {}).items()
+    )
     if value is not None and np.isfinite(value):
-        ax.axvline(float(value), color=theme.SECONDARY, lw=2, label=f"instance ({value:.3g})")
-        heading = f"{title}: value {value:.3g} vs cluster {profile_row['cluster']}"
+        outside = not any(lo <= value <= hi for lo, hi in pred.get("hdr_90") or [])
+        label = f"instance ({value:.3g})" + (": outside the 90% HDR" if outside else "")
+        color = theme.ALERT if outside else theme.SECONDARY
+        ax.axvline(float(value), color=color, lw=2, label=label)
+        heading = f"{title}: {value:.3g} vs predicted (pattern {answer['cluster']})"
     else:
-        heading = f"{title}: no value, cluster {profile_row['cluster']}"
-    theme.style_axes(ax, title=heading, xlabel="value", grid="y")
+        heading = f"{title}: predicted distribution (pattern {answer['cluster']})"
+    if attrs:
+        heading += "\n" + attrs
+    if unknown:
+        heading += (
+            f"\nunknown level(s): {', '.join(sorted(unknown))}: answered from similar combinations"
+        )
+    theme.style_axes(ax, title=heading, xlabel=axis_label(target, unit), grid="y")
     theme.add_legend(ax, loc="upper right")
     p = np.asarray(probabilities, dtype=float)
     labels = [str(c) for c in classes]
-    chosen = str(profile_row["cluster"])
+    chosen = str(answer["cluster"])
     colors = [theme.SECONDARY if str(c) == chosen else theme.NEUTRAL for c in classes]
     bars.bar(labels, p, color=colors)
     bars.set_ylim(0, 1)
     for i, v in enumerate(p):
         bars.text(i, min(v + 0.02, 0.95), f"{v:.2f}", ha="center", fontsize=theme.TICK_SIZE)
     theme.style_axes(
-        bars, title="cluster probabilities", xlabel="cluster", ylabel="probability", grid="y"
+        bars, title="pattern probabilities", xlabel="pattern", ylabel="probability", grid="y"
     )
+    return fig
+
+
+def plot_scores(facts: Mapping[str, Any]) -> Figure:
+    """Held-out log score and HDR coverage of the prediction and the two baselines.
+
+    Example:
+        >>> s = {"log_score": -2.0, "crps": 1.0, "coverage_50": 0.5, "coverage_90": 0.9}
+        >>> f = {"blended": s, "own_histogram": s, "global_histogram": s, "coverages": [50, 90]}
+        >>> [a.get_title() for a in plot_scores(f).axes]
+        ['mean log score (higher is better)', 'HDR coverage (nominal dashed)']
+    """
+    fig, (left, right) = theme.new_figure(10, 3.6, cols=2)
+    names = ["blended", "own_histogram", "global_histogram"]
+    labels = ["prediction", "own histogram", "global histogram"]
+    colors = [theme.PRIMARY, theme.NEUTRAL, theme.SECONDARY]
+    scores = [facts[n]["log_score"] for n in names]
+    left.bar(labels, scores, color=colors)
+    for i, v in enumerate(scores):
+        left.text(i, v / 2, f"{v:.3f}", ha="center", color="white", fontsize=theme.TICK_SIZE)
+    theme.style_axes(
+        left,
+        title="mean log score (higher is better)",
+        xlabel="predicted distribution",
+        ylabel="log probability of the observed bin",
+        grid="y",
+    )
+    cov = list(facts.get("coverages", [50, 90]))
+    x = np.arange(len(cov))
+    for i, (n, lab, col) in enumerate(zip(names, labels, colors, strict=True)):
+        right.bar(
+            x + (i - 1) * 0.27, [facts[n][f"coverage_{c}"] for c in cov], 0.27, color=col, label=lab
+        )
+    for j, c in enumerate(cov):
+        right.hlines(c / 100, j - 0.45, j + 0.45, colors=theme.REFERENCE, linestyles="--", lw=1)
+    right.set_xticks(x, [f"{c}% HDR" for c in cov])
+    right.set_ylim(0, 1)
+    theme.style_axes(
+        right,
+        title="HDR coverage (nominal dashed)",
+        xlabel="region",
+        ylabel="share of held-out rows inside",
+        grid="y",
+    )
+    theme.add_legend(right, loc="upper left")
+    return fig
+
+
+def plot_k_scores(curve: Sequence[Mapping[str, float]], chosen_k: int) -> Figure:
+    """Held-out log score (± one standard error) against K, silhouette on a second axis.
+
+    Example:
+        >>> curve = [{"k": 2, "log_score": -2.0, "log_score_se": 0.1, "silhouette": 0.5},
+        ...          {"k": 3, "log_score": -1.5, "log_score_se": 0.1, "silhouette": 0.6}]
+        >>> plot_k_scores(curve, 3).axes[0].get_ylabel()
+        'held-out log score'
+    """
+    ks = [int(c["k"]) for c in curve]
+    fig, ax = theme.new_figure(6.5, 3.8)
+    ax.errorbar(
+        ks,
+        [c["log_score"] for c in curve],
+        yerr=[c["log_score_se"] for c in curve],
+        fmt="o-",
+        color=theme.PRIMARY,
+        capsize=3,
+        label="held-out log score",
+    )
+    ax.set_xticks(ks)
+    ax.axvline(chosen_k, color=theme.REFERENCE, lw=1.2, ls=":")
+    theme.style_axes(
+        ax,
+        title=f"Choosing K: K={chosen_k} (smallest within one SE of the best)",
+        xlabel="K (number of patterns)",
+        ylabel="held-out log score",
+        grid="y",
+    )
+    ax.yaxis.label.set_color(theme.PRIMARY)
+    if all("silhouette" in c for c in curve):
+        ax2 = ax.twinx()
+        ax2.plot(ks, [c["silhouette"] for c in curve], "s--", color=theme.SECONDARY)
+        ax2.set_ylabel(
+            "silhouette (second opinion)", color=theme.SECONDARY, fontsize=theme.LABEL_SIZE
+        )
+        ax2.tick_params(labelsize=theme.TICK_SIZE)
+        ax2.spines["top"].set_visible(False)
     return fig

@@ -167,17 +167,51 @@ def test_plots_render(chain: Chain) -> None:
     instance = chain.test.row(0, named=True)
     proba, _ = chain.model.predict_proba_one(instance)
     row = chain.profiles.row(int(proba.argmax()), named=True)
+    answer = {
+        **row,
+        "prediction": {
+            **row,
+            "edges": chain.edges.tolist(),
+            "probabilities": row["mean_histogram"],
+        },
+    }
     figs = [
         plot_initial_distributions(chain.rows, target=TARGET, categorical=CATS),
         plot_k_curve(choice.curve, choice.k),
         plot_cluster_profiles(chain.profiles, chain.edges),
         plot_confusion_matrix([[5, 1, 0], [0, 4, 0], [0, 0, 3]], [0, 1, 2]),
-        plot_instance(
-            instance[TARGET], row, chain.edges, proba, chain.model.classes_.tolist(), title="trip"
-        ),
-        plot_instance(None, row, chain.edges, proba, [0, 1, 2], title="no value"),
+        plot_instance(instance[TARGET], answer, proba, chain.model.classes_.tolist(), title="trip"),
+        plot_instance(None, answer, proba, [0, 1, 2], title="no value"),
     ]
     for fig in figs:
         assert _png(fig).startswith(b"\x89PNG")
     assert len(figs[2].axes) == 3
     assert len(figs[0].axes) == 6 and sum(ax.get_visible() for ax in figs[0].axes) == 4
+
+
+def test_instance_plot_shows_attributes_flags_and_unit() -> None:
+    pred = {
+        "edges": [0.0, 10.0, 20.0, 30.0],
+        "probabilities": [0.2, 0.7, 0.1],
+        "hdr_50": [[10.0, 17.0]],
+        "hdr_90": [[4.0, 21.0]],
+    }
+    answer = {"cluster": 1, "prediction": pred, "unknown": ["route"]}
+    fig = plot_instance(
+        28.0,
+        answer,
+        [0.3, 0.7],
+        [0, 1],
+        title="trip 9",
+        attributes={"route": "R99", "hour_band": "night"},
+        target="duration_min",
+        unit="min",
+    )
+    ax = fig.axes[0]
+    assert "route=R99 (unknown)" in ax.get_title() and "hour_band=night" in ax.get_title()
+    assert "unknown level(s): route" in ax.get_title()
+    assert ax.get_xlabel() == "duration_min (min)"
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "instance (28): outside the 90% HDR" in legend
+    inside = plot_instance(15.0, {**answer, "unknown": []}, [0.3, 0.7], [0, 1], title="t")
+    assert not any("outside" in t.get_text() for t in inside.axes[0].get_legend().get_texts())
