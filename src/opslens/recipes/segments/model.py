@@ -1,0 +1,231 @@
+"""The fitted segments model: preprocessing, segments, both targets' models, and batch scoring.
+
+:func:`fit_model` fits the whole chain on training rows; :meth:`SegmentModel.score`
+answers a batch with one row per input row (``row``), so rows in = rows scored +
+rows rejected, always. A rejected row has ``status == "rejected"`` and a
+``reason`` (null or non-finite feature, unseen category, or — with graceful
+degradation off — a segment without its own model); its predictions are null.
+A missing column or a column of the wrong type rejects the whole batch with a
+one-line :class:`~opslens.errors.DataError` instead, as does an empty batch.
+
+Example:
+    >>> from opslens.synthetic.patients import make_patients
+    >>> from opslens.recipes.segments.params import SegmentsParams
+    >>> data = make_patients(n_rows=600, seed=0).frame
+    >>> p = SegmentsParams.model_validate({"lgb_series": {"n_estimators": 20},
+    ...     "lgb_resource": {"n_estimators": 20}, "model_features": ["score_lag1"]})
+    >>> m = fit_model(data, p, features=["heart_rate", "systolic_bp", "resp_rate",
+    ...     "temperature", "age", "bmi"], categorical=["ward"], series_target="next_score")
+    >>> out = m.score(data[:3])
+    >>> out.columns[:5]
+    ['row', 'status', 'reason', 'segment', 'path']
+    >>> out["status"].to_list()
+    ['scored', 'scored', 'scored']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from opslens.errors import DataError
+from opslens.recipes.segments.assign import SegmentAssigner
+from opslens.recipes.segments.params import LightGBMParams, SegmentsParams
+from opslens.recipes.segments.preprocess import Preprocessor
+from opslens.recipes.segments.regress import SegmentRegressor
+
+__all__ = ["OUTPUT_SCHEMA", "SegmentModel", "fit_model", "summarise_scores"]
+
+OUTPUT_SCHEMA: dict[str, Any] = {
+    "row": pl.Int64,
+    "status": pl.String,
+    "reason": pl.String,
+    "segment": pl.Int64,
+    "path": pl.String,
+    "confidence": pl.Float64,
+    "pred_series": pl.Float64,
+    "model_series": pl.String,
+    "pred_resource": pl.Float64,
+    "model_resource": pl.String,
+}
+
+
+_STATUS = pl.Series(["scored", "rejected"])
+_PATHS = ("hdbscan", "knn", "none")
+_MODELS = ("segment", "global", "none")
+
+
+def _names(values: np.ndarray, names: tuple[str, ...]) -> pl.Series:
+    """A string column from a numpy array of a few known names (built by index: fast)."""
+    codes = np.zeros(values.shape[0], dtype=np.int8)
+    for i, name in enumerate(names[1:], start=1):
+        codes[values == name] = i
+    return pl.Series(list(names)).gather(codes)
+
+
+def _share(mask: pl.Series) -> float:
+    return float(np.mean(mask.to_numpy())) if mask.len() else 0.0
+
+
+def summarise_scores(predictions: pl.DataFrame) -> dict[str, Any]:
+    """Rows in, scored, rejected (by reason, without the value), noise ratio (share of scored
+    rows placed by the kNN fallback), global-model share and segment shares of a scored batch.
+
+    Example:
+        >>> p = pl.DataFrame({"status": ["scored", "rejected"], "reason": [None, "unseen category 'x' in w"],
+        ...     "segment": [0, -1], "path": ["knn", "none"], "model_series": ["segment", "none"]})
+        >>> s = summarise_scores(p)
+        >>> s["rows_rejected"], s["rejected_by_reason"], s["noise_ratio"]
+        (1, {'unseen category': 1}, 1.0)
+    """
+    scored = predictions.filter(pl.col("status") == "scored")
+    reasons: dict[str, int] = {}
+    for reason in predictions["reason"].drop_nulls().to_list():
+        key = reason.split(" '")[0]
+        reasons[key] = reasons.get(key, 0) + 1
+    shares = scored["segment"].value_counts(normalize=True).sort("segment")
+    return {
+        "rows_in": predictions.height,
+        "rows_scored": scored.height,
+        "rows_rejected": predictions.height - scored.height,
+        "rejected_by_reason": reasons,
+        "noise_ratio": _share(scored["path"] == "knn"),
+        "global_share": _share(scored["model_series"] == "global"),
+        "segment_shares": {
+            str(s): float(p) for s, p in zip(shares["segment"], shares["proportion"], strict=True)
+        },
+    }
+
+
+def _regressor(p: LightGBMParams, min_rows: int, seed: int) -> SegmentRegressor:
+    return SegmentRegressor(**p.model_dump(), min_segment_rows=min_rows, random_state=seed)
+
+
+@dataclass
+class SegmentModel:
+    """Everything fitted: preprocessor, assigner, a regressor per target, and their names."""
+
+    preprocessor: Preprocessor
+    assigner: SegmentAssigner
+    series: SegmentRegressor
+    resource: SegmentRegressor
+    series_target: str
+    resource_target: str
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def inputs(self) -> list[str]:
+        """The columns a batch must hold."""
+        return self.preprocessor.model_columns
+
+    def score(self, frame: pl.DataFrame, *, graceful: bool = True) -> pl.DataFrame:
+        """One answer row per input row: segment, path, confidence, both predictions and models."""
+        if frame.height == 0:
+            raise DataError(
+                "the batch has no rows",
+                fix="give a batch with at least one row (a one-row batch is fine)",
+            )
+        checked = self.preprocessor.check(frame)
+        ok = checked.ok
+        n = frame.height
+        segment = np.full(n, -1, dtype=np.int64)
+        path = np.full(n, "none", dtype="<U7")
+        confidence = np.full(n, np.nan)
+        ps, pr = np.full(n, np.nan), np.full(n, np.nan)
+        ms = np.full(n, "none", dtype="<U7")
+        mr = np.full(n, "none", dtype="<U7")
+        reasons = list(checked.reasons)
+        if ok.any():
+            usable = frame.filter(pl.Series(ok))
+            enc = self.preprocessor.encode(usable)
+            a = self.assigner.assign(enc.segmenting)
+            idx = np.flatnonzero(ok)
+            segment[idx], path[idx], confidence[idx] = a.segment, a.path, a.confidence
+            ps[idx], ms[idx] = self.series.predict_with_models(
+                enc.model, a.segment, graceful=graceful
+            )
+            pr[idx], mr[idx] = self.resource.predict_with_models(
+                enc.model, a.segment, graceful=graceful
+            )
+            if not graceful:
+                for i in idx[(ms[idx] == "none") | (mr[idx] == "none")]:
+                    reasons[i] = (
+                        f"segment {segment[i]} has no model of its own "
+                        "(graceful degradation is off)"
+                    )
+        rejected = np.array([r is not None for r in reasons], dtype=bool)
+        for arr in (ps, pr, confidence):
+            arr[rejected] = np.nan
+        for arr in (path, ms, mr):
+            arr[rejected] = "none"
+        segment[rejected] = -1
+        return pl.DataFrame(
+            {
+                "row": np.arange(n, dtype=np.int64),
+                "status": _STATUS.gather(rejected.astype(np.int8)),
+                "reason": reasons,
+                "segment": segment,
+                "path": _names(path, _PATHS),
+                "confidence": confidence,
+                "pred_series": ps,
+                "model_series": _names(ms, _MODELS),
+                "pred_resource": pr,
+                "model_resource": _names(mr, _MODELS),
+            },
+            schema=OUTPUT_SCHEMA,
+        ).with_columns(
+            [pl.col(c).fill_nan(None) for c in ("confidence", "pred_series", "pred_resource")]
+        )
+
+
+def fit_model(
+    data: pl.DataFrame,
+    params: SegmentsParams,
+    *,
+    features: Sequence[str],
+    categorical: Sequence[str],
+    series_target: str,
+    random_state: int = 0,
+) -> SegmentModel:
+    """Fit preprocessing, HDBSCAN + kNN fallback and both targets' models on ``data``."""
+    for target in (series_target, params.resource_target):
+        if target not in data.columns:
+            raise DataError(
+                f"target column '{target}' is missing from the training data",
+                fix="name it in columns.target or params.resource_target",
+            )
+    data = data.filter(
+        pl.all_horizontal(
+            pl.col(c).cast(pl.Float64).is_finite()
+            for c in [*features, *params.model_features, series_target, params.resource_target]
+        )
+    )
+    pre = Preprocessor(features, categorical, params.model_features).fit(data)
+    enc = pre.encode(data)
+    h = params.hdbscan
+    assigner = SegmentAssigner(
+        min_cluster_size=h.min_cluster_size,
+        min_samples=h.min_samples,
+        cluster_selection_epsilon=h.cluster_selection_epsilon,
+        n_neighbors=params.knn.n_neighbors,
+        reference_size=params.knn.reference_size,
+        random_state=random_state,
+    ).fit(enc.segmenting)
+    seg = assigner.segments_
+    series = _regressor(params.lgb_series, params.min_segment_rows, random_state)
+    resource = _regressor(params.lgb_resource, params.min_segment_rows, random_state)
+    series.fit(enc.model, data[series_target].to_numpy(), seg)
+    resource.fit(enc.model, data[params.resource_target].to_numpy(), seg)
+    return SegmentModel(
+        preprocessor=pre,
+        assigner=assigner,
+        series=series,
+        resource=resource,
+        series_target=series_target,
+        resource_target=params.resource_target,
+        info={"training_rows": data.height, "segments": assigner.n_segments_},
+    )

@@ -1,0 +1,98 @@
+"""What the segments recipe's online side loads: the fitted chain behind the predictor protocol.
+
+:class:`SegmentPredictor` answers a frame (batch, service, MLflow pyfunc) or one instance
+(stream, UI) through the same :meth:`SegmentModel.score`, so both give the same numbers.
+Each answer says which path assigned the segment (``hdbscan`` / ``knn``), with what
+confidence, and which model predicted each target (``segment`` / ``global``). A row that
+cannot be scored is answered with ``status: rejected`` and the reason, never dropped.
+
+Example:
+    >>> from opslens.synthetic.patients import FEATURES, make_patients
+    >>> from opslens.recipes.segments.model import fit_model
+    >>> from opslens.recipes.segments.params import SegmentsParams
+    >>> data = make_patients(n_rows=500, seed=0).frame
+    >>> p = SegmentsParams.model_validate({"lgb_series": {"n_estimators": 10},
+    ...     "lgb_resource": {"n_estimators": 10}})
+    >>> pred = SegmentPredictor(fit_model(data, p, features=list(FEATURES), categorical=["ward"],
+    ...     series_target="next_score"))
+    >>> one = pred.predict_one(data.row(0, named=True))
+    >>> one["status"], one["path"] in ("hdbscan", "knn"), one["model_series"]
+    ('scored', True, 'segment')
+    >>> pred.predict_one({**data.row(0, named=True), "ward": "mars"})
+    Traceback (most recent call last):
+    ...
+    opslens.errors.InstanceError: the instance cannot be scored: unseen category 'mars' in ward; fix: ...
+    >>> pred.predict_frame(pl.DataFrame([{**data.row(0, named=True), "age": None}]))["reason"][0]
+    'null or non-finite age'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import polars as pl
+
+from opslens.core.frames import as_polars
+from opslens.core.predictor import BasePredictor
+from opslens.errors import InstanceError
+from opslens.recipes.segments.model import SegmentModel
+
+__all__ = ["SegmentPredictor"]
+
+
+def _number(value: Any) -> float | None:
+    """``value`` as a float, or None (rejected as null) when it is not a number."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+class SegmentPredictor(BasePredictor):
+    """A fitted :class:`SegmentModel` (segments + both targets' models) as a predictor."""
+
+    recipe = "segments"
+
+    def __init__(self, model: SegmentModel, *, graceful: bool = True) -> None:
+        self.model = model
+        self.graceful = graceful
+
+    def input_schema(self) -> dict[str, str]:
+        """Numeric features and extras (numbers), categorical columns (text)."""
+        pre = self.model.preprocessor
+        return {
+            **{c: "number" for c in pre.numeric},
+            **{c: "string" for c in pre.categorical},
+        }
+
+    def predict_frame(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """One answer row per input row (see :meth:`SegmentModel.score`)."""
+        return self.model.score(as_polars(frame, what="the instances"), graceful=self.graceful)
+
+    def predict_one(self, instance: Mapping[str, Any]) -> dict[str, Any]:
+        """The answer for one instance; InstanceError (the stream's rejection) naming why a row
+        that :meth:`predict_frame` would reject cannot be scored."""
+        self.check_instance(instance)
+        pre = self.model.preprocessor
+        row = pl.DataFrame(
+            {
+                **{c: [_number(instance[c])] for c in pre.numeric},
+                **{c: [None if instance[c] is None else str(instance[c])] for c in pre.categorical},
+            },
+            schema={
+                **{c: pl.Float64 for c in pre.numeric},
+                **{c: pl.String for c in pre.categorical},
+            },
+        )
+        answer = self.model.score(row, graceful=self.graceful).row(0, named=True)
+        answer.pop("row")
+        if answer["status"] == "rejected":
+            raise InstanceError(
+                f"the instance cannot be scored: {answer['reason']}",
+                fix="send finite numbers and categories seen in training "
+                f"({', '.join(f'{k}: {v}' for k, v in pre.categories_.items())})",
+            )
+        return answer

@@ -1,0 +1,154 @@
+"""Preprocessing fitted on training data: scaling for segmenting, category codes for the models.
+
+:class:`Preprocessor` learns each segmenting feature's mean and scale (scikit-learn's
+``StandardScaler``) and each categorical column's categories. :meth:`Preprocessor.check`
+sorts a batch's rows into usable and rejected (with the reason per row): a null or
+non-finite value, or a category never seen in training. A missing column or a column
+of the wrong type is not a row problem: it is a one-line :class:`~opslens.errors.DataError`.
+
+Example:
+    >>> import polars as pl
+    >>> train = pl.DataFrame({"hr": [60.0, 80.0, 100.0], "ward": ["a", "b", "a"]})
+    >>> pre = Preprocessor(features=["hr"], categorical=["ward"]).fit(train)
+    >>> batch = pl.DataFrame({"hr": [70.0, None, 90.0], "ward": ["a", "a", "zz"]})
+    >>> pre.check(batch).reasons
+    [None, 'null or non-finite hr', "unseen category 'zz' in ward"]
+    >>> pre.transform(batch[:1]).round(2).tolist()
+    [[-0.61]]
+    >>> pre.encode(batch[:1]).model.tolist()
+    [[70.0, 0.0]]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+from sklearn.base import BaseEstimator
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.validation import check_is_fitted
+
+from opslens.errors import DataError
+
+__all__ = ["Checked", "Encoded", "Preprocessor"]
+
+
+@dataclass(frozen=True)
+class Checked:
+    """Which rows of a frame are usable, and why each other row is rejected (None = usable)."""
+
+    ok: np.ndarray
+    reasons: list[str | None]
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """A frame as the estimators take it: scaled segmenting features and the model matrix."""
+
+    segmenting: np.ndarray
+    model: np.ndarray
+
+
+class Preprocessor(BaseEstimator):  # type: ignore[misc]
+    """Scale ``features`` and encode ``categorical`` (codes); ``extra`` numeric columns pass through."""
+
+    def __init__(
+        self,
+        features: Sequence[str] = (),
+        categorical: Sequence[str] = (),
+        extra: Sequence[str] = (),
+    ) -> None:
+        self.features = features
+        self.categorical = categorical
+        self.extra = extra
+
+    @property
+    def numeric(self) -> list[str]:
+        """Every numeric input column: segmenting features, then extras."""
+        return [*self.features, *self.extra]
+
+    @property
+    def model_columns(self) -> list[str]:
+        """The model matrix's columns in order."""
+        return [*self.numeric, *self.categorical]
+
+    def columns_check(self, frame: pl.DataFrame, where: str = "the batch") -> None:
+        """DataError for a missing column or a column of the wrong type."""
+        for name in [*self.numeric, *self.categorical]:
+            if name not in frame.columns:
+                raise DataError(
+                    f"column '{name}' is missing from {where}",
+                    fix=f"give {where} every input column: {', '.join(self.model_columns)}",
+                )
+        for name in self.numeric:
+            dtype = frame.schema[name]
+            if not (dtype.is_numeric() or dtype == pl.Null):
+                raise DataError(
+                    f"column '{name}' of {where} is {dtype}, not a number",
+                    fix=f"write '{name}' as a numeric column (cast it before scoring)",
+                )
+        for name in self.categorical:
+            dtype = frame.schema[name]
+            if not (dtype in (pl.String, pl.Categorical, pl.Enum, pl.Null) or dtype.is_integer()):
+                raise DataError(
+                    f"column '{name}' of {where} is {dtype}, not text",
+                    fix=f"write '{name}' as a text column",
+                )
+
+    def fit(self, frame: pl.DataFrame) -> Preprocessor:
+        """Learn scales and categories from the training rows (all must be usable)."""
+        self.columns_check(frame, "the training data")
+        values = frame.select(self.features).cast(pl.Float64).to_numpy()
+        if values.shape[0] < 2 or not np.isfinite(values).all():
+            raise DataError(
+                "the training data needs at least two rows and no null or non-finite features",
+                fix="drop incomplete rows from the training data",
+            )
+        self.scaler_ = StandardScaler().fit(values)
+        self.categories_ = {
+            c: sorted(frame[c].cast(pl.String).drop_nulls().unique().to_list())
+            for c in self.categorical
+        }
+        return self
+
+    def check(self, frame: pl.DataFrame) -> Checked:
+        """Usable rows and the first reason each other row is rejected."""
+        check_is_fitted(self, "scaler_")
+        self.columns_check(frame)
+        reasons: list[str | None] = [None] * frame.height
+        for name in self.numeric:
+            bad = ~np.isfinite(frame[name].cast(pl.Float64).fill_null(np.nan).to_numpy())
+            for i in np.flatnonzero(bad):
+                reasons[i] = reasons[i] or f"null or non-finite {name}"
+        for name in self.categorical:
+            col = frame[name].cast(pl.String)
+            known = col.is_in(self.categories_[name]).fill_null(False).to_numpy()
+            for i in np.flatnonzero(~known):
+                value = col[int(i)]
+                reasons[i] = reasons[i] or (
+                    f"null {name}" if value is None else f"unseen category '{value}' in {name}"
+                )
+        ok = np.array([r is None for r in reasons], dtype=bool)
+        return Checked(ok=ok, reasons=reasons)
+
+    def transform(self, frame: pl.DataFrame) -> np.ndarray:
+        """The scaled segmenting features of usable rows."""
+        return self.encode(frame).segmenting
+
+    def encode(self, frame: pl.DataFrame) -> Encoded:
+        """Scaled segmenting features and the model matrix of usable rows."""
+        check_is_fitted(self, "scaler_")
+        seg = self.scaler_.transform(frame.select(self.features).cast(pl.Float64).to_numpy())
+        parts = [frame.select(self.numeric).cast(pl.Float64).to_numpy()]
+        for name in self.categorical:
+            codes = (
+                frame[name]
+                .cast(pl.String)
+                .replace_strict(
+                    self.categories_[name], list(range(len(self.categories_[name]))), default=-1
+                )
+            )
+            parts.append(codes.cast(pl.Float64).to_numpy()[:, None])
+        return Encoded(segmenting=seg, model=np.hstack(parts))

@@ -1,0 +1,220 @@
+"""The segments recipe's stages: prepare → fit (train and retrain pipelines), prepare → fit → score.
+
+``fit`` trains on the training split and states both targets' held-out RMSE, MAE
+and R² for the per-segment models *and* for one global model on the same rows
+(the baseline a user would try first), per segment, with feature importance.
+
+Example:
+    >>> from opslens.recipes import project_from_mapping
+    >>> project_from_mapping({"analyses": [{"name": "pat", "recipe": "segments",
+    ...     "source": {"kind": "memory"}, "columns": {"target": "next_score"}}]})
+    Traceback (most recent call last):
+    ...
+    opslens.errors.ConfigError: analysis 'pat' (segments) needs at least two numeric features in columns.metrics; fix: list the numeric columns that define segments under columns.metrics
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from opslens.config import AnalysisConfig
+from opslens.core.columns import require_columns, require_numeric
+from opslens.core.recipe import ModelArtifact, Out, StageContext
+from opslens.errors import ConfigError
+from opslens.recipes.segments.model import SegmentModel, fit_model, summarise_scores
+from opslens.recipes.segments.params import SegmentsParams
+from opslens.recipes.segments.plots import (
+    plot_rmse_comparison,
+    plot_segment_rmse,
+    plot_segments,
+)
+from opslens.recipes.segments.predictor import SegmentPredictor
+from opslens.recipes.segments.regress import regression_metrics
+
+__all__ = ["check_columns", "evaluate", "fit_stage", "prepare", "score_stage"]
+
+
+def check_columns(analysis: AnalysisConfig) -> None:
+    """ConfigError unless ``columns.metrics`` (≥ 2) and ``columns.target`` are named."""
+    cols = analysis.columns
+    if len(cols.metrics) < 2:
+        raise ConfigError(
+            f"analysis '{analysis.name}' (segments) needs at least two numeric features "
+            "in columns.metrics",
+            fix="list the numeric columns that define segments under columns.metrics",
+        )
+    if cols.target is None:
+        raise ConfigError(
+            f"analysis '{analysis.name}' (segments) needs columns.target (the time-series target)",
+            fix="set columns.target; the resource target is params.resource_target",
+        )
+
+
+def _roles(ctx: StageContext) -> tuple[list[str], list[str], str, SegmentsParams]:
+    cols = ctx.analysis.columns
+    return list(cols.metrics), list(cols.categorical), str(cols.target), ctx.params
+
+
+def prepare(ctx: StageContext, raw: pl.DataFrame) -> Out:
+    """Check the columns, drop rows with a missing value, split train/test (seeded)."""
+    features, categorical, target, params = _roles(ctx)
+    numeric = [*features, *params.model_features, target, params.resource_target]
+    require_columns(raw, [*numeric, *categorical], where=ctx.source)
+    frame = raw
+    for name in numeric:
+        frame = require_numeric(frame, name, where=ctx.source)
+    kept = frame.filter(
+        pl.all_horizontal([pl.col(c).cast(pl.Float64).is_finite() for c in numeric])
+        & pl.all_horizontal([pl.col(c).is_not_null() for c in categorical] or [pl.lit(True)])
+    )
+    rng = np.random.default_rng(ctx.random_state)
+    test = rng.random(kept.height) < params.test_size
+    prepared = kept.with_columns(pl.Series("split", np.where(test, "test", "train")))
+    facts = {
+        "rows_read": raw.height,
+        "rows_kept": kept.height,
+        "rows_dropped": raw.height - kept.height,
+        "train_rows": int((~test).sum()),
+        "test_rows": int(test.sum()),
+        "features": features,
+        "categorical": categorical,
+        "model_features": list(params.model_features),
+        "series_target": target,
+        "resource_target": params.resource_target,
+    }
+    return Out(values={"prepared": prepared}, facts=facts)
+
+
+def evaluate(model: SegmentModel, test: pl.DataFrame) -> dict[str, Any]:
+    """Per target: held-out metrics of the per-segment models and of the global model,
+    per segment, and feature importance.
+
+    Example:
+        >>> from opslens.synthetic.patients import FEATURES, make_patients
+        >>> data = make_patients(n_rows=600, seed=0).frame
+        >>> p = SegmentsParams.model_validate({"lgb_series": {"n_estimators": 10},
+        ...     "lgb_resource": {"n_estimators": 10}})
+        >>> m = fit_model(data[:450], p, features=list(FEATURES), categorical=["ward"],
+        ...     series_target="next_score")
+        >>> sorted(evaluate(m, data[450:])["next_score"])
+        ['feature_importance', 'global', 'per_segment', 'segment']
+    """
+    scored = model.score(test)
+    ok = (scored["status"] == "scored").to_numpy()
+    rows = test.filter(pl.Series(ok))
+    enc = model.preprocessor.encode(rows)
+    seg = scored["segment"].to_numpy()[ok]
+    names = model.preprocessor.model_columns
+    out: dict[str, Any] = {}
+    for target, reg, col in (
+        (model.series_target, model.series, "pred_series"),
+        (model.resource_target, model.resource, "pred_resource"),
+    ):
+        y = rows[target].to_numpy()
+        pred = scored[col].to_numpy()[ok]
+        base = reg.predict_global(enc.model)
+        per_segment = {
+            str(s): {
+                "segment": regression_metrics(y[seg == s], pred[seg == s]),
+                "global": regression_metrics(y[seg == s], base[seg == s]),
+            }
+            for s in np.unique(seg)
+        }
+        out[target] = {
+            "segment": regression_metrics(y, pred),
+            "global": regression_metrics(y, base),
+            "per_segment": per_segment,
+            "feature_importance": reg.importance(names),
+        }
+    return out
+
+
+def fit_stage(ctx: StageContext, prepared: pl.DataFrame) -> Out:
+    """Fit preprocessing, HDBSCAN + kNN fallback and both targets' models; evaluate held out."""
+    features, categorical, target, params = _roles(ctx)
+    train = prepared.filter(pl.col("split") == "train")
+    test = prepared.filter(pl.col("split") == "test")
+    model = fit_model(
+        train,
+        params,
+        features=features,
+        categorical=categorical,
+        series_target=target,
+        random_state=ctx.random_state,
+    )
+    report = evaluate(model, test)
+    model.info["baseline"] = {
+        "rmse_series": report[target]["segment"]["rmse"],
+        "rmse_resource": report[params.resource_target]["segment"]["rmse"],
+    }
+    a = model.assigner
+    sizes = {
+        str(s): int(n) for s, n in zip(*np.unique(a.segments_, return_counts=True), strict=True)
+    }
+    small = sorted(int(s) for s, n in sizes.items() if n < params.min_segment_rows)
+    noise_ratio = float((a.labels_ < 0).mean())
+    facts: dict[str, Any] = {
+        "segments": a.n_segments_,
+        "training_rows": train.height,
+        "noise_points": int((a.labels_ < 0).sum()),
+        "noise_ratio": noise_ratio,
+        "segment_sizes": sizes,
+        "min_segment_rows": params.min_segment_rows,
+        "segments_on_global": small,
+        "hdbscan": params.hdbscan.model_dump(),
+        "targets": report,
+    }
+    metrics: dict[str, float] = {
+        "segments": float(a.n_segments_),
+        "noise_ratio": noise_ratio,
+    }
+    for name, short in ((target, "series"), (params.resource_target, "resource")):
+        metrics[f"rmse_{short}"] = report[name]["segment"]["rmse"]
+        metrics[f"rmse_{short}_global"] = report[name]["global"]["rmse"]
+    table = pl.DataFrame(
+        {
+            "segment": a.segments_,
+            "hdbscan_label": a.labels_,
+            "path": a.paths_,
+            "confidence": a.confidence_,
+        }
+    )
+    plots = {
+        "segments": plot_segments(
+            train.select(features[:2]).to_numpy(), a.segments_, a.paths_, features[:2]
+        ),
+        "segment_rmse": plot_segment_rmse(report),
+        "rmse_comparison": plot_rmse_comparison(
+            {t: {k: report[t][k]["rmse"] for k in ("segment", "global")} for t in report}
+        ),
+    }
+    example = (
+        test.select(model.inputs).head(5) if test.height else train.select(model.inputs).head(5)
+    )
+    return Out(
+        values={"segment_model": model},
+        facts=facts,
+        metrics=metrics,
+        plots=plots,
+        tables={"training_segments": table},
+        model=ModelArtifact(
+            model=SegmentPredictor(model, graceful=params.monitor.graceful_degradation),
+            input_example=example,
+            metadata={"series_target": target, "resource_target": params.resource_target},
+        ),
+    )
+
+
+def score_stage(ctx: StageContext, raw: pl.DataFrame, segment_model: SegmentModel) -> Out:
+    """Score the analysis's data with the fitted model: one answer per row, rejections counted."""
+    params: SegmentsParams = ctx.params
+    scored = segment_model.score(raw, graceful=params.monitor.graceful_degradation)
+    facts = summarise_scores(scored)
+    return Out(
+        values={"scored": scored},
+        facts=facts,
+        metrics={k: float(facts[k]) for k in ("rows_scored", "rows_rejected", "noise_ratio")},
+    )
