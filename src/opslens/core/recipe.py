@@ -224,6 +224,8 @@ class Recipe:
     extra: str | None = None
     prompts: Mapping[str, str] = field(default_factory=dict)
     ui_pages: tuple[str, ...] = ()
+    #: each committed run is also published to the versioned folder registry of ``params.registry``
+    versioned: bool = False
 
     @property
     def stages(self) -> tuple[Stage, ...]:

@@ -1,0 +1,267 @@
+"""Score samples arriving on an MQTT topic; publish each answer to a result topic.
+
+``opslens stream NAME --mqtt-topic T`` subscribes to ``T`` (wildcards allowed)
+with QoS 1 and answers every message (one JSON sample) as the file stream
+does: stateful predictors (the residual recipe) keep one state per stream id,
+the sample's ``stream`` field or, when it has none, the topic it came on. Each
+answer goes to the result topic (default ``opslens/<analysis>/levels``) as JSON
+with QoS 1; a ``{"status": "ready"}`` message is published there each time the
+subscription is (re)made, so a publisher can wait for it.
+
+When the broker goes away the client reconnects by itself with exponential
+backoff (``min_delay`` doubling up to ``max_delay`` seconds) and subscribes
+again. The session is persistent (a fixed client id, ``clean_session=False``),
+so QoS 1 messages queued while the client was away are delivered; a message
+delivered twice (QoS 1 is at-least-once) carries a ``seq`` or a time the
+stream has seen, is answered by nobody and counted as a duplicate: no sample
+is scored twice.
+
+Example:
+    >>> settings = MqttSettings(topic="machines/+/samples", analysis="axes")
+    >>> settings.results, settings.client_id == f"opslens-axes-{os.getpid()}"
+    ('opslens/axes/levels', True)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from opslens.config import ProjectConfig
+from opslens.errors import ConfigError, OpslensError, SourceError
+from opslens.online.stream import answer_instance, parse_instance
+from opslens.tracking.models import ModelSource, load_model
+
+__all__ = ["MqttSettings", "MqttStream", "MqttSummary", "stream_mqtt"]
+
+log = logging.getLogger("opslens.stream.mqtt")
+
+
+@dataclass(frozen=True)
+class MqttSettings:
+    """Where to listen and answer, and how to come back after the broker goes away.
+
+    ``client_id`` defaults to ``opslens-<analysis>-<process id>``: fixed for the process,
+    so the broker keeps the session (and the QoS 1 messages queued for it) while the
+    client is away, and two streams of one analysis do not take over each other's.
+    """
+
+    topic: str
+    analysis: str
+    result_topic: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 1883
+    client_id: str | None = None
+    qos: int = 1
+    keepalive: int = 30
+    min_delay: int = 1
+    max_delay: int = 30
+
+    @property
+    def results(self) -> str:
+        """The topic answers go to."""
+        return self.result_topic or f"opslens/{self.analysis}/levels"
+
+    def __post_init__(self) -> None:
+        if not self.topic:
+            raise ConfigError("--mqtt-topic is empty", fix="name the topic samples arrive on")
+        if any(c in self.results for c in "+#"):
+            raise ConfigError(
+                f"the result topic {self.results!r} has a wildcard",
+                fix="give --result-topic a plain topic such as opslens/axes/levels",
+            )
+        if self.client_id is None:
+            object.__setattr__(self, "client_id", f"opslens-{self.analysis}-{os.getpid()}")
+
+
+@dataclass
+class MqttSummary:
+    """What a stream saw: messages, answers, duplicates dropped, reconnections."""
+
+    received: int = 0
+    scored: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    connects: int = 0
+    disconnects: int = 0
+    origin: str = ""
+    levels: dict[str, int] = field(default_factory=dict)
+
+
+class MqttStream:
+    """A subscribed client: messages go onto a queue; :meth:`run` scores them in order."""
+
+    def __init__(self, predictor: Any, settings: MqttSettings, *, run_id: str = "") -> None:
+        try:
+            import paho.mqtt.client as mqtt
+            from paho.mqtt.enums import CallbackAPIVersion
+        except ImportError:
+            raise ConfigError(
+                "streaming from MQTT needs paho-mqtt, which is not installed",
+                fix="pip install 'opslens[mqtt]'",
+            ) from None
+
+        self.predictor = predictor
+        self.settings = settings
+        self.run_id = run_id
+        self.summary = MqttSummary()
+        self.states: dict[str, dict[str, Any]] = {}
+        self.messages: queue.Queue[tuple[str, bytes]] = queue.Queue()
+        self.ready = threading.Event()
+        self.pending: list[Any] = []  # answers published, not yet acknowledged by the broker
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=str(settings.client_id),
+            clean_session=False,
+        )
+        self.client.reconnect_delay_set(min_delay=settings.min_delay, max_delay=settings.max_delay)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_subscribe = self._on_subscribe
+        self.client.on_message = self._on_message
+
+    def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        if reason.is_failure:
+            log.warning("the broker refused the connection: %s", reason)
+            return
+        self.summary.connects += 1
+        log.info(
+            "connected to %s:%d; subscribing to %s",
+            self.settings.host,
+            self.settings.port,
+            self.settings.topic,
+        )
+        client.subscribe(self.settings.topic, qos=self.settings.qos)
+
+    def _on_subscribe(self, client: Any, userdata: Any, mid: Any, codes: Any, props: Any) -> None:
+        if any(c.is_failure for c in codes):
+            log.warning("the broker refused the subscription to %s", self.settings.topic)
+            return
+        self.ready.set()
+        client.publish(
+            self.settings.results,
+            json.dumps({"status": "ready", "topic": self.settings.topic, "run_id": self.run_id}),
+            qos=self.settings.qos,
+        )
+
+    def _on_disconnect(
+        self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any
+    ) -> None:
+        self.ready.clear()
+        self.summary.disconnects += 1
+        log.warning("lost the broker (%s); reconnecting with backoff", reason)
+
+    def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
+        self.messages.put((str(message.topic), bytes(message.payload)))
+
+    def start(self) -> None:
+        """Connect in the background (retried with backoff until the broker answers)."""
+        self.client.connect_async(
+            self.settings.host, self.settings.port, keepalive=self.settings.keepalive
+        )
+        self.client.loop_start()
+
+    def stop(self, flush_timeout: float = 5.0) -> None:
+        """Wait (up to ``flush_timeout`` s) for the broker to take the answers; disconnect."""
+        end = time.monotonic() + flush_timeout
+        for info in self.pending:
+            left = end - time.monotonic()
+            if left <= 0 or not self.client.is_connected():
+                break
+            try:
+                info.wait_for_publish(timeout=left)
+            except (RuntimeError, ValueError):  # the connection dropped meanwhile
+                break
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def handle(self, topic: str, payload: bytes) -> dict[str, Any] | None:
+        """Score one message and publish the answer; None for a duplicate (not published)."""
+        self.summary.received += 1
+        item = parse_instance(self.summary.received, payload)
+        if item is None:
+            return None
+        record: dict[str, Any] = {"topic": topic, "run_id": self.run_id}
+        if isinstance(item, OpslensError):
+            record["error"] = str(item)
+            self.summary.rejected += 1
+        else:
+            item.setdefault(getattr(self.predictor, "stream_field", "stream"), topic)
+            try:
+                answer = answer_instance(self.predictor, item, self.states)
+            except OpslensError as e:
+                record["error"] = str(e)
+                self.summary.rejected += 1
+            else:
+                if answer.get("duplicate"):
+                    self.summary.duplicates += 1
+                    log.info("duplicate sample on %s (already scored); not answered", topic)
+                    return None
+                record.update(answer)
+                self.summary.scored += 1
+                level = str(answer.get("level"))
+                self.summary.levels[level] = self.summary.levels.get(level, 0) + 1
+        info = self.client.publish(self.settings.results, json.dumps(record), qos=self.settings.qos)
+        self.pending = [i for i in self.pending if not i.is_published()] + [info]
+        return record
+
+    def run(
+        self,
+        *,
+        max_messages: int | None = None,
+        idle_timeout: float | None = None,
+        stop: threading.Event | None = None,
+    ) -> MqttSummary:
+        """Score messages until ``max_messages`` were received, ``idle_timeout`` s pass without
+        one, ``stop`` is set, or Ctrl-C."""
+        last = time.monotonic()
+        try:
+            while stop is None or not stop.is_set():
+                if max_messages is not None and self.summary.received >= max_messages:
+                    break
+                try:
+                    topic, payload = self.messages.get(timeout=0.2)
+                except queue.Empty:
+                    if idle_timeout is not None and time.monotonic() - last > idle_timeout:
+                        break
+                    continue
+                last = time.monotonic()
+                self.handle(topic, payload)
+        except KeyboardInterrupt:
+            log.info("interrupted")
+        return self.summary
+
+
+def stream_mqtt(
+    project: ProjectConfig,
+    settings: MqttSettings,
+    *,
+    model_source: ModelSource = "latest",
+    max_messages: int | None = None,
+    idle_timeout: float | None = None,
+    connect_timeout: float = 30.0,
+    stop: threading.Event | None = None,
+) -> MqttSummary:
+    """Load the analysis's model, subscribe, score until told to stop; SourceError if no broker."""
+    loaded = load_model(project, settings.analysis, model_source)
+    log.info("scoring with the model from %s", loaded.origin)
+    stream = MqttStream(loaded.predictor, settings, run_id=loaded.run_id)
+    stream.summary.origin = loaded.origin
+    stream.start()
+    try:
+        if not stream.ready.wait(connect_timeout):
+            raise SourceError(
+                f"no MQTT broker answered at {settings.host}:{settings.port} "
+                f"within {connect_timeout:g} s",
+                fix="start the broker (mosquitto) or pass --mqtt-host / --mqtt-port",
+            )
+        log.info("listening on %s; answers go to %s", settings.topic, settings.results)
+        return stream.run(max_messages=max_messages, idle_timeout=idle_timeout, stop=stop)
+    finally:
+        stream.stop()

@@ -1,0 +1,94 @@
+"""The ``residual`` recipe: a trend per machine axis, residual limits (MinC / MaxC) with
+run-length sustain rules, and an online checker that says ok, alert or error per sample.
+
+Example:
+    >>> RECIPE.stage_names()
+    ['profile', 'prepare', 'fit', 'evaluate', 'thresholds']
+    >>> RECIPE.predictor.__name__, RECIPE.params_model().thresholds.maxc_percentile
+    ('ResidualPredictor', 95.0)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+
+from opslens.config import AnalysisConfig
+from opslens.core.recipe import Demo, Output, Recipe, Stage
+from opslens.recipes.residual.checker import OnlineChecker
+from opslens.recipes.residual.facts import ResidualFacts
+from opslens.recipes.residual.narrative import residual_narrative
+from opslens.recipes.residual.params import ResidualParams
+from opslens.recipes.residual.predictor import ResidualPredictor
+from opslens.recipes.residual.stages import (
+    check_columns,
+    evaluate,
+    fit,
+    prepare,
+    profile,
+    thresholds,
+)
+
+__all__ = ["RECIPE", "OnlineChecker", "ResidualParams", "ResidualPredictor"]
+
+
+def demo_instances(data: pl.DataFrame, analysis: AnalysisConfig) -> list[dict[str, Any]]:
+    """60 samples around the fault planted at 90% of the demo data, one stream with ``seq``."""
+    time = str(analysis.columns.time)
+    axes = list(analysis.columns.metrics) or [c for c in data.columns if c != time]
+    rows = data.slice(max(0, int(data.height * 0.9) - 10), 60).select(time, *axes)
+    rows = rows.with_columns(pl.col(time).dt.strftime("%Y-%m-%dT%H:%M:%S%.6f"))
+    return [{"stream": "demo", "seq": i, **r} for i, r in enumerate(rows.to_dicts(), start=1)]
+
+
+RECIPE = Recipe(
+    name="residual",
+    summary="fits a trend per axis; sets residual limits (MinC/MaxC) with run-length sustain "
+    "rules; checks samples online: ok, alert or error",
+    params_model=ResidualParams,
+    pipelines={
+        "train": (
+            Stage("profile", profile, inputs=("raw",), outputs=(Output("samples"),)),
+            Stage(
+                "prepare",
+                prepare,
+                inputs=("samples",),
+                outputs=(Output("prepared"), Output("prep_stats", "object")),
+            ),
+            Stage(
+                "fit",
+                fit,
+                inputs=("prepared", "prep_stats"),
+                outputs=(Output("models", "object"),),
+                plots=("*_fit",),
+            ),
+            Stage(
+                "evaluate",
+                evaluate,
+                inputs=("prepared", "models"),
+                outputs=(Output("metrics"), Output("residuals")),
+                plots=("*_residual",),
+            ),
+            Stage(
+                "thresholds",
+                thresholds,
+                inputs=("samples", "residuals", "models", "prep_stats"),
+                outputs=(Output("thresholds"),),
+                tables=("holdout_levels",),
+                model=True,
+            ),
+        )
+    },
+    predictor=ResidualPredictor,
+    versioned=True,
+    facts_model=ResidualFacts,
+    narrative=residual_narrative,
+    check_columns=check_columns,
+    demo=Demo(files=("project.yaml",), instances=demo_instances),
+    package=__name__,
+    prompts={
+        "summary": "Write a summary of two or three sentences: how many axes were modelled, "
+        "how well the trends fit (R², RMSE against the baseline) and what limits were set.",
+    },
+)

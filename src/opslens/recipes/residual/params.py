@@ -1,0 +1,151 @@
+"""Parameters of the residual recipe (``params:`` of an analysis with ``recipe: residual``).
+
+The training window is given by ``train_start`` / ``train_end`` as timestamps
+(ISO text or YAML timestamps), epoch numbers (seconds; milliseconds above 1e11)
+or, for ``train_end``, a share of the samples (``"80%"``: the first 80% of the
+rows in time order train, the rest is held out).
+
+Example:
+    >>> p = ResidualParams()
+    >>> p.train_end, p.model.type, p.thresholds.minc_percentile
+    ('80%', 'linear', 75.0)
+    >>> ResidualParams.model_validate({"model": {"axes": {"axis2": "huber"}}}).family("axis2")
+    'huber'
+    >>> ResidualParams.model_validate({"train_end": "soon"})
+    Traceback (most recent call last):
+    ...
+    pydantic_core._pydantic_core.ValidationError: 1 validation error for ResidualParams
+    train_end
+      Value error, 'soon' is neither a share such as '80%' nor an ISO timestamp [type=value_error, input_value='soon', input_type=str]
+    ...
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from opslens.config import Strict
+
+__all__ = [
+    "Family",
+    "ModelParams",
+    "PrepParams",
+    "RegistryParams",
+    "ResidualParams",
+    "ThresholdParams",
+]
+
+Family = Literal["linear", "huber", "piecewise", "auto"]
+
+
+class PrepParams(Strict):
+    """Preparation: optional interpolation of missing axis values over time."""
+
+    interpolate: bool = False
+
+
+class ModelParams(Strict):
+    """The trend model per axis: ``type`` for every axis, ``axes`` overrides it per axis.
+
+    ``auto`` fits every family on the first ``1 - holdout_share`` of the training
+    rows, keeps the one with the lowest RMSE on the rest and records why.
+    """
+
+    type: Family = "linear"
+    axes: dict[str, Family] = Field(default_factory=dict)
+    n_segments: int = Field(default=3, ge=2, le=50)
+    huber_epsilon: float = Field(default=1.35, gt=1.0)
+    holdout_share: float = Field(default=0.2, gt=0.0, lt=0.9)
+
+
+class ThresholdParams(Strict):
+    """MinC / MaxC limits on positive residuals and the sustain (run-length) rules."""
+
+    minc_percentile: float = Field(default=75.0, gt=0, le=100)
+    maxc_percentile: float = Field(default=95.0, gt=0, le=100)
+    trim_top_ratio: float = Field(default=0.02, ge=0, lt=1)
+    min_pos_for_trim: int = Field(default=20, ge=1)
+    use_mad_fallback: bool = True
+    mad_minc_k: float = Field(default=2.0, ge=0)
+    mad_maxc_k: float = Field(default=3.0, ge=0)
+    alert_seconds_default: float = Field(default=5.0, gt=0)
+    error_seconds_default: float = Field(default=3.0, gt=0)
+    alert_quantile: float = Field(default=0.80, ge=0, le=1)
+    error_quantile: float = Field(default=0.50, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ThresholdParams:
+        if self.maxc_percentile < self.minc_percentile:
+            raise ValueError(
+                f"maxc_percentile ({self.maxc_percentile}) must be >= minc_percentile "
+                f"({self.minc_percentile})"
+            )
+        if self.mad_maxc_k < self.mad_minc_k:
+            raise ValueError(f"mad_maxc_k ({self.mad_maxc_k}) must be >= mad_minc_k")
+        return self
+
+
+class RegistryParams(Strict):
+    """The versioned folder registry: ``<root_dir>/<version_tag>/`` and ``latest``.
+
+    ``version_tag`` unset: ``v<MLflow model version>`` (or the run id without tracking).
+    """
+
+    root_dir: str = "registry"
+    version_tag: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+
+    @field_validator("version_tag")
+    @classmethod
+    def _not_latest(cls, value: str | None) -> str | None:
+        if value == "latest":
+            raise ValueError("'latest' is the pointer's name; choose another version_tag")
+        return value
+
+
+class ResidualParams(Strict):
+    """Knobs of the residual recipe; every one has a default."""
+
+    train_start: datetime | float | str | None = None
+    train_end: datetime | float | str | None = "80%"
+    min_train_rows: int = Field(default=10, ge=3)
+    axis_prefix: str = Field(default="axis", min_length=1)
+    prep: PrepParams = Field(default_factory=PrepParams)
+    model: ModelParams = Field(default_factory=ModelParams)
+    thresholds: ThresholdParams = Field(default_factory=ThresholdParams)
+    registry: RegistryParams = Field(default_factory=RegistryParams)
+
+    @field_validator("train_start", "train_end", mode="after")
+    @classmethod
+    def _bound(cls, value: datetime | float | str | None) -> datetime | float | str | None:
+        if isinstance(value, bool):
+            raise ValueError("give a timestamp, an epoch number or a share such as '80%'")
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if text.endswith("%"):
+            try:
+                share = float(text[:-1])
+            except ValueError:
+                raise ValueError(f"'{value}' is not a share such as '80%'") from None
+            if not 0 < share < 100:
+                raise ValueError(f"the share {value} must lie strictly between 0% and 100%")
+            return text
+        try:
+            return datetime.fromisoformat(text)
+        except ValueError:
+            raise ValueError(
+                f"'{value}' is neither a share such as '80%' nor an ISO timestamp"
+            ) from None
+
+    @model_validator(mode="after")
+    def _start_not_share(self) -> ResidualParams:
+        if isinstance(self.train_start, str):
+            raise ValueError("train_start takes a timestamp or epoch number, not a share")
+        return self
+
+    def family(self, axis: str) -> Family:
+        """The model family of ``axis`` (its override, else ``model.type``)."""
+        return self.model.axes.get(axis, self.model.type)

@@ -1,0 +1,385 @@
+"""The residual recipe's stages: profile, prepare, fit, evaluate, thresholds.
+
+Example:
+    >>> from opslens.recipes.residual.params import ResidualParams
+    >>> import polars as pl
+    >>> from datetime import datetime
+    >>> f = pl.DataFrame({"ts": pl.datetime_range(datetime(2025, 1, 1), datetime(2025, 1, 1, 0, 0, 9),
+    ...     "1s", eager=True)})
+    >>> resolve_train_end(f, "ts", "80%")
+    datetime.datetime(2025, 1, 1, 0, 0, 8)
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from opslens.config import AnalysisConfig
+from opslens.core.columns import require_numeric
+from opslens.core.recipe import ModelArtifact, Out, StageContext
+from opslens.errors import ConfigError, DataError
+from opslens.recipes.residual.params import ResidualParams
+from opslens.recipes.residual.plots import plot_fit, plot_residuals
+from opslens.recipes.residual.predictor import ResidualPredictor
+from opslens.recipes.residual.thresholds import calibrate_axis
+from opslens.recipes.residual.trend import AxisTrend, choose_family, regression_metrics
+
+__all__ = [
+    "check_columns",
+    "evaluate",
+    "fit",
+    "prepare",
+    "profile",
+    "resolve_train_end",
+    "thresholds",
+]
+
+_RESERVED = ("stream", "seq")
+
+
+def check_columns(analysis: AnalysisConfig) -> None:
+    """ConfigError unless ``columns.time`` is named."""
+    if analysis.columns.time is None:
+        raise ConfigError(
+            f"analysis '{analysis.name}' (residual) needs columns.time",
+            fix="set columns.time to the time column (timestamps or epoch seconds)",
+        )
+
+
+def _axes(frame: pl.DataFrame, ctx: StageContext, p: ResidualParams) -> list[str]:
+    time = str(ctx.analysis.columns.time)
+    wanted = list(ctx.analysis.columns.metrics)
+    if not wanted:
+        wanted = [
+            c
+            for c, d in frame.schema.items()
+            if c != time and c not in _RESERVED and d.is_numeric()
+        ]
+        if not wanted:
+            raise DataError(
+                f"{ctx.source} has no numeric axis column besides '{time}'",
+                fix="name the axes under columns.metrics",
+            )
+    unknown = [a for a in wanted if a not in frame.columns]
+    if unknown:
+        known = [c for c in frame.columns if c != time]
+        raise DataError(
+            f"axis '{unknown[0]}' (columns.metrics) is not in {ctx.source} "
+            f"(axes there: {', '.join(known[:20]) or 'none'})",
+            fix=f"name existing axes in columns.metrics (LONG axis ids read as {p.axis_prefix}<id>)",
+        )
+    return wanted
+
+
+def profile(ctx: StageContext, raw: pl.DataFrame) -> Out:
+    """Axes found and checked; row counts, time range, median sampling interval ``dt_seconds``."""
+    p: ResidualParams = ctx.params
+    time = str(ctx.analysis.columns.time)
+    renames = {c: f"{p.axis_prefix}{c}" for c in raw.columns if c.isdigit()}
+    frame = raw.rename(renames) if renames else raw
+    axes = _axes(frame, ctx, p)
+    for axis in axes:
+        frame = require_numeric(frame, axis, where=ctx.source)
+    frame = frame.select(time, *axes).sort(time, maintain_order=True)
+    counts: dict[str, dict[str, int]] = {}
+    for axis in axes:
+        nulls = int(frame[axis].null_count())
+        zeros = int((frame[axis] == 0).sum())
+        if nulls + zeros == frame.height:
+            raise DataError(
+                f"axis '{axis}' of {ctx.source} is 0 or empty in all {frame.height} rows; "
+                "a trend needs non-zero values",
+                fix="drop it from columns.metrics, or check the source",
+            )
+        counts[axis] = {"values": frame.height - nulls, "zeros": zeros, "missing": nulls}
+    dt = _median_dt(frame, time)
+    start, end = frame[time].min(), frame[time].max()
+    facts = {
+        "rows": frame.height,
+        "axes": axes,
+        "renamed": renames,
+        "start": start,
+        "end": end,
+        "dt_seconds": dt,
+        "per_axis": counts,
+    }
+    return Out(
+        values={"samples": frame},
+        facts=facts,
+        metrics={"rows": float(frame.height), "dt_seconds": dt},
+    )
+
+
+def _median_dt(frame: pl.DataFrame, time: str) -> float:
+    """The median interval between consecutive samples, in seconds (0 for one sample)."""
+    steps = frame[time].diff().dt.total_microseconds().drop_nulls()
+    return float(steps.median()) / 1e6 if steps.len() else 0.0  # type: ignore[arg-type]
+
+
+def _as_time(value: datetime | float) -> datetime:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+    factor = 1e3 if abs(value) > 1e11 else 1e6
+    return datetime(1970, 1, 1) + timedelta(microseconds=round(value * factor))
+
+
+def resolve_train_end(frame: pl.DataFrame, time: str, bound: datetime | float | str) -> datetime:
+    """The training window's end as a timestamp; a share ``"80%"`` → the time of that sample."""
+    if isinstance(bound, str):
+        k = int(frame.height * float(bound.rstrip("%")) / 100.0)
+        k = min(max(k, 1), frame.height - 1)
+        end: datetime = frame[time][k]
+        return end
+    return _as_time(bound)
+
+
+def prepare(ctx: StageContext, samples: pl.DataFrame) -> Out:
+    """Optional interpolation, ``time_s`` (seconds from the first sample), the training split."""
+    p: ResidualParams = ctx.params
+    time = str(ctx.analysis.columns.time)
+    axes = [c for c in samples.columns if c != time]
+    frame = samples
+    interpolated = {a: 0 for a in axes}
+    if p.prep.interpolate:
+        before = {a: int(frame[a].null_count()) for a in axes}
+        frame = frame.with_columns(pl.col(a).interpolate_by(time) for a in axes)
+        interpolated = {a: before[a] - int(frame[a].null_count()) for a in axes}
+    first, last = frame[time].min(), frame[time].max()
+    assert isinstance(first, datetime) and isinstance(last, datetime)
+    start = (
+        first
+        if p.train_start is None or isinstance(p.train_start, str)
+        else _as_time(p.train_start)
+    )
+    end = resolve_train_end(frame, time, p.train_end) if p.train_end is not None else None
+    for name, bound in (("train_start", start), ("train_end", end)):
+        if bound is not None and not first <= bound <= last:
+            raise DataError(
+                f"params.{name} {bound.isoformat()} is outside the data "
+                f"({first.isoformat()} – {last.isoformat()})",
+                fix=f"set params.{name} inside the data's time range, or a share such as '80%'",
+            )
+    if end is not None and end <= start:
+        raise DataError(
+            f"params.train_end {end.isoformat()} is not after train_start {start.isoformat()}",
+            fix="set params.train_end after params.train_start",
+        )
+    t0_us = int((first - datetime(1970, 1, 1)) // timedelta(microseconds=1))
+    in_train = pl.col(time) >= start
+    if end is not None:
+        in_train = in_train & (pl.col(time) < end)
+    frame = frame.with_columns(
+        ((pl.col(time).dt.cast_time_unit("us").cast(pl.Int64) - t0_us) / 1e6).alias("time_s"),
+        pl.when(in_train).then(pl.lit("train")).otherwise(pl.lit("test")).alias("split"),
+    )
+    train = frame.filter(pl.col("split") == "train")
+    for axis in axes:
+        n = int(train.filter(pl.col(axis).is_not_null() & (pl.col(axis) != 0)).height)
+        if n < p.min_train_rows:
+            raise DataError(
+                f"axis '{axis}' has {n} usable training rows (non-zero, in the window), "
+                f"fewer than params.min_train_rows ({p.min_train_rows})",
+                fix="widen the window with params.train_start / params.train_end, "
+                "or lower params.min_train_rows",
+            )
+    stats = {
+        "time": time,
+        "axes": axes,
+        "t0": first,
+        "t0_us": t0_us,
+        "dt_seconds": _median_dt(frame, time),
+        "train_start": start,
+        "train_end": end,
+        "rows_train": train.height,
+        "rows_test": frame.height - train.height,
+        "interpolate": p.prep.interpolate,
+        "interpolated": interpolated,
+    }
+    return Out(
+        values={"prepared": frame, "prep_stats": stats},
+        facts=stats,
+        metrics={
+            "rows_train": float(train.height),
+            "rows_test": float(frame.height - train.height),
+        },
+    )
+
+
+def _fit_rows(frame: pl.DataFrame, axis: str) -> pl.DataFrame:
+    """An axis's training rows: not missing and not exactly 0 (the axis idle)."""
+    return frame.filter(
+        (pl.col("split") == "train") & pl.col(axis).is_not_null() & (pl.col(axis) != 0)
+    )
+
+
+def fit(ctx: StageContext, prepared: pl.DataFrame, prep_stats: dict[str, Any]) -> Out:
+    """A trend per axis on its non-zero training rows; ``auto`` picks the family by held-out RMSE."""
+    p: ResidualParams = ctx.params
+    models: dict[str, AxisTrend] = {}
+    facts: dict[str, Any] = {}
+    plots = {}
+    for axis in prep_stats["axes"]:
+        rows = _fit_rows(prepared, axis)
+        t, y = rows["time_s"].to_numpy(), rows[axis].cast(pl.Float64).to_numpy()
+        requested = p.family(axis)
+        choice: dict[str, Any] = {}
+        family = requested
+        if requested == "auto":
+            choice = choose_family(
+                t,
+                y,
+                n_segments=p.model.n_segments,
+                huber_epsilon=p.model.huber_epsilon,
+                holdout_share=p.model.holdout_share,
+            )
+            family = choice["family"]
+        model = AxisTrend(
+            family, n_segments=p.model.n_segments, huber_epsilon=p.model.huber_epsilon
+        )
+        models[axis] = model.fit(t, y)
+        excluded = int(prepared.filter((pl.col("split") == "train") & (pl.col(axis) == 0)).height)
+        facts[axis] = {
+            "requested": requested,
+            "family": family,
+            "reason": choice.get("reason", f"{family} as configured"),
+            "holdout_rmse": choice.get("holdout_rmse"),
+            "slope": model.slope_,
+            "intercept": model.intercept_,
+            "knots": model.describe()["knots"],
+            "rows_fitted": int(t.size),
+            "rows_zero_excluded": excluded,
+        }
+        data = prepared.filter(pl.col(axis).is_not_null() & (pl.col(axis) != 0))
+        plots[f"{axis}_fit"] = plot_fit(
+            data["time_s"].to_numpy(),
+            data[axis].cast(pl.Float64).to_numpy(),
+            model,
+            axis=axis,
+            family=family,
+            train_end_s=float(rows["time_s"].max()),  # type: ignore[arg-type]
+        )
+    return Out(values={"models": models}, facts={"axes": facts}, plots=plots)
+
+
+def evaluate(ctx: StageContext, prepared: pl.DataFrame, models: dict[str, AxisTrend]) -> Out:
+    """R², MAE, RMSE per axis on training and held-out rows, with the training-mean baseline."""
+    time = str(ctx.analysis.columns.time)
+    rows, residual_parts, plots = [], [], {}
+    metrics: dict[str, float] = {}
+    for axis, model in models.items():
+        data = prepared.filter(pl.col(axis).is_not_null() & (pl.col(axis) != 0))
+        t = data["time_s"].to_numpy()
+        y = data[axis].cast(pl.Float64).to_numpy()
+        pred = model.predict(t)
+        split = data["split"].to_numpy()
+        baseline = float(y[split == "train"].mean())
+        for name in ("train", "test"):
+            mask = split == name
+            m = regression_metrics(y[mask], pred[mask])
+            b = regression_metrics(y[mask], np.full(int(mask.sum()), baseline))
+            rows.append({"axis": axis, "split": name, **m, "baseline_rmse": b["rmse"]})
+            for key in ("r2", "mae", "rmse"):
+                if m[key] is not None:
+                    metrics[f"{axis}_{name}_{key}"] = float(m[key])  # type: ignore[arg-type]
+        residual_parts.append(
+            pl.DataFrame(
+                {
+                    time: data[time],
+                    "time_s": t,
+                    "split": split,
+                    "axis": [axis] * data.height,
+                    "value": y,
+                    "predicted": pred,
+                    "residual": y - pred,
+                }
+            )
+        )
+        plots[f"{axis}_residual"] = plot_residuals(t, y - pred, axis=axis)
+    table = pl.DataFrame(
+        rows,
+        schema={
+            "axis": pl.String,
+            "split": pl.String,
+            "r2": pl.Float64,
+            "mae": pl.Float64,
+            "rmse": pl.Float64,
+            "n": pl.Int64,
+            "baseline_rmse": pl.Float64,
+        },
+    )
+    return Out(
+        values={"metrics": table, "residuals": pl.concat(residual_parts)},
+        facts={"metrics": table.to_dicts()},
+        metrics=metrics,
+        plots=plots,
+    )
+
+
+def thresholds(
+    ctx: StageContext,
+    samples: pl.DataFrame,
+    residuals: pl.DataFrame,
+    models: dict[str, AxisTrend],
+    prep_stats: dict[str, Any],
+) -> Out:
+    """MinC / MaxC and sustain steps per axis from training residuals; the online predictor."""
+    p: ResidualParams = ctx.params
+    knobs = p.thresholds.model_dump()
+    limits: dict[str, dict[str, Any]] = {}
+    for axis in models:
+        r = residuals.filter((pl.col("axis") == axis) & (pl.col("split") == "train"))
+        try:
+            limits[axis] = calibrate_axis(
+                r["residual"].to_numpy(), dt_seconds=prep_stats["dt_seconds"], **knobs
+            )
+        except ValueError as e:
+            raise DataError(
+                f"axis '{axis}': cannot set limits ({e})",
+                fix="set params.thresholds.use_mad_fallback: true, or check the axis's data",
+            ) from None
+    time = prep_stats["time"]
+    predictor = ResidualPredictor(models, limits, time_field=time, t0_us=prep_stats["t0_us"])
+    test_end = prep_stats["train_end"]
+    held = samples.filter(pl.col(time) >= test_end) if test_end is not None else samples.head(0)
+    levels = predictor.predict_frame(held) if held.height else None
+    holdout: dict[str, dict[str, int]] = {}
+    for axis in models:
+        col = levels[f"{axis}_level"] if levels is not None else pl.Series([], dtype=pl.String)
+        holdout[axis] = {k: int((col == k).sum()) for k in ("ok", "alert", "error")}
+    table = pl.DataFrame(
+        [
+            {
+                "axis": a,
+                "MinC": t["MinC"],
+                "MaxC": t["MaxC"],
+                "T_long_steps": t["T_long_steps"],
+                "T_short_steps": t["T_short_steps"],
+                "dt_seconds": t["dt_seconds"],
+                "method": t["policy"]["method"],
+                "n_positive": t["policy"]["n_positive"],
+                "n_trimmed": t["policy"]["n_trimmed"],
+            }
+            for a, t in limits.items()
+        ]
+    )
+    metrics = {f"{a}_holdout_{k}": float(v) for a, c in holdout.items() for k, v in c.items()}
+    tables = (
+        {"holdout_levels": pl.concat([held.select(time), levels], how="horizontal")}
+        if levels is not None
+        else {}
+    )
+    return Out(
+        values={"thresholds": table},
+        facts={"axes": limits, "holdout": holdout},
+        metrics=metrics,
+        tables=tables,
+        model=ModelArtifact(
+            model=predictor,
+            input_example=samples.head(5),
+            metadata={"thresholds": limits, "prep_stats": prep_stats},
+        ),
+    )
