@@ -1,0 +1,84 @@
+"""``opslens serve``: the HTTP scoring service of a project's analyses (FastAPI on uvicorn).
+
+Example:
+    >>> from typer.testing import CliRunner
+    >>> import typer
+    >>> app = typer.Typer()
+    >>> _ = app.command()(serve)
+    >>> "--state" in CliRunner().invoke(app, ["--help"]).output
+    True
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from opslens.cli.common import ProjectOpt, load
+
+__all__ = ["serve"]
+
+
+def _check_free(host: str, port: int) -> None:
+    """ConfigError if ``host:port`` cannot be listened on (in use, or not an address here)."""
+    from opslens.errors import ConfigError
+
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            probe.bind((host, port))
+    except OSError as e:
+        raise ConfigError(
+            f"cannot listen on {host}:{port} ({e.strerror or e})",
+            fix="pass a free --port, or stop what is listening there",
+        ) from None
+
+
+def serve(
+    ctx: typer.Context,
+    project: ProjectOpt = Path("project.yaml"),
+    host: Annotated[str, typer.Option("--host", help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="port to listen on")] = 8000,
+    state: Annotated[
+        str, typer.Option("--state", help="stream state: memory, or redis://127.0.0.1:6379/0")
+    ] = "memory",
+    max_batch: Annotated[
+        int, typer.Option("--max-batch", min=1, help="most instances per batch request")
+    ] = 1000,
+    alias: Annotated[str, typer.Option("--alias", help="registry alias to serve")] = "current",
+    poll: Annotated[
+        float, typer.Option("--poll", min=0.1, help="seconds between registry checks")
+    ] = 5.0,
+) -> None:
+    """Serve predictions of every analysis over HTTP; a promoted version is picked up live."""
+    import uvicorn
+
+    from opslens.errors import ConfigError
+    from opslens.online.service import ServiceSettings, create_app
+
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"--port {port} is not a port number", fix="use a port in 0..65535")
+    load(ctx, project)  # validated here: errors are one line, exit 2
+    _check_free(host, port)
+    settings = ServiceSettings(
+        project=project,
+        host=host,
+        port=port,
+        state=state,
+        max_batch=max_batch,
+        alias=alias,
+        poll_seconds=poll,
+    )
+    app = create_app(settings)
+    secured = "on" if settings.token() else f"off (set ${settings.token_env} to require a token)"
+    typer.echo(
+        f"opslens serve at http://{host}:{port} (docs at /docs; auth {secured}; Ctrl-C to stop)"
+    )
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    except KeyboardInterrupt:  # uvicorn has shut down cleanly; Ctrl-C is how a service stops
+        return

@@ -1,0 +1,316 @@
+"""The HTTP scoring service: ``create_app(settings)`` serves every analysis of a project.
+
+Routes (all but ``/health`` need ``Authorization: Bearer <token>`` when the
+variable ``settings.token_env`` holds a token):
+
+* ``GET /health`` — liveness, and how many analyses have a model loaded.
+* ``GET /models`` — per analysis: recipe, version, alias, run id, origin, inputs (or why none is loaded).
+* ``POST /predict/{analysis}`` — one instance (the body is the instance) or a batch
+  (``{"instances": [...]}``, at most ``settings.max_batch``), answered through the
+  predictor protocol; each answer names the version that made it. Stateful
+  predictors (``supports("step")``) need ``stream_id``; their state per stream
+  lives in the state store, one request per stream at a time.
+
+Answers: 401 wrong or missing token, 404 unknown analysis (naming the known
+ones), 413 oversized batch, 422 a bad payload (``detail[].loc`` names the
+field), 503 an analysis whose model is not loaded yet (or a state store that
+went away). The model book is
+refreshed every ``settings.poll_seconds`` in a worker thread, so a version
+promoted while the service runs is served without a restart.
+
+Example:
+    >>> import asyncio, httpx
+    >>> from opslens.core.predictor import BasePredictor
+    >>> from opslens.online.service.served import Release
+    >>> class Double(BasePredictor):
+    ...     recipe = "double"
+    ...     def input_schema(self): return {"x": "number"}
+    ...     def predict_frame(self, frame): return frame
+    ...     def predict_one(self, instance): return {"y": 2 * instance["x"]}
+    >>> class One:
+    ...     alias = "current"
+    ...     def analyses(self): return {"dbl": "double"}
+    ...     def pointer(self, analysis): return "7"
+    ...     def load(self, analysis, pointer): return Release(Double(), pointer, "r1", "memory")
+    >>> app = create_app(ServiceSettings(), source=One())
+    >>> async def post(path, body):
+    ...     transport = httpx.ASGITransport(app=app)
+    ...     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+    ...         return (await client.post(path, json=body)).json()
+    >>> asyncio.run(post("/predict/dbl", {"x": 2}))
+    {'analysis': 'dbl', 'recipe': 'double', 'version': '7', 'alias': 'current', 'run_id': 'r1', 'answer': {'y': 4}}
+    >>> asyncio.run(post("/predict/nope", {}))["known"]
+    ['dbl']
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, suppress
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, HTTPException, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ValidationError
+from pydantic.json_schema import models_json_schema
+from starlette.concurrency import run_in_threadpool
+
+from opslens import __version__
+from opslens.errors import OpslensError, SourceError
+from opslens.online.service.served import ModelBook, ModelSource, ProjectModels, ServedModel
+from opslens.online.service.settings import ServiceSettings
+from opslens.online.service.state import StateStore, dumps, open_state
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("opslens.serve")
+
+_BEARER = HTTPBearer(auto_error=False, description="the token in the service's token variable")
+
+
+def _json(content: Any, status: int = 200) -> Response:
+    return Response(dumps(content).encode(), status_code=status, media_type="application/json")
+
+
+def _invalid(model: type[BaseModel], payload: Any) -> None:
+    """RequestValidationError (422, FastAPI's shape) naming each bad field."""
+    try:
+        model.model_validate(payload)
+    except ValidationError as e:
+        errors = e.errors(include_url=False, include_context=False)
+        raise RequestValidationError(
+            [{**err, "loc": ("body", *err["loc"])} for err in errors]
+        ) from None
+
+
+def _refused(error: OpslensError, *where: str | int) -> RequestValidationError:
+    """The predictor's own refusal of an instance, as a 422 in the same shape."""
+    return RequestValidationError(
+        [{"type": "instance", "loc": ("body", *where), "msg": str(error)}]
+    )
+
+
+def _predict_many(served: ServedModel, instances: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for i, instance in enumerate(instances):
+        try:
+            out.append(served.predictor.predict_one(instance))
+        except OpslensError as e:
+            raise _refused(e, "instances", i) from None
+    return out
+
+
+async def _step(
+    served: ServedModel,
+    store: StateStore,
+    stream: str,
+    instances: list[dict[str, Any]],
+    batch: bool,
+) -> list[dict[str, Any]]:
+    """Step the stream through ``instances`` under its lock; state saved only if all succeed."""
+    key = f"{served.analysis}/{stream}"
+    answers = []
+    async with store.lock(key):
+        state = await store.get(key)
+        for i, instance in enumerate(instances):
+            try:
+                answer, state = served.predictor.step(instance, state)
+            except OpslensError as e:
+                raise (_refused(e, "instances", i) if batch else _refused(e)) from None
+            answers.append(answer)
+        if state is not None:
+            await store.set(key, state)
+    return answers
+
+
+def _guard(settings: ServiceSettings) -> list[Any]:
+    token = settings.token()
+    if token is None:
+        return []
+
+    async def bearer(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
+    ) -> None:
+        sent = credentials.credentials if credentials is not None else ""
+        if not secrets.compare_digest(sent.encode(), token.encode()):
+            raise HTTPException(
+                401,
+                detail=f"missing or wrong bearer token; fix: send 'Authorization: Bearer <token>' "
+                f"with the token the service reads from ${settings.token_env}",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+
+    return [Depends(bearer)]
+
+
+async def _poll(book: ModelBook, seconds: float) -> None:
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            await asyncio.to_thread(book.refresh)
+        except Exception:  # the poller must outlive a registry hiccup
+            log.exception("refreshing the models failed; serving the loaded versions")
+
+
+def _openapi(app: FastAPI, book: ModelBook, secured: bool) -> Callable[[], dict[str, Any]]:
+    """The OpenAPI document with one typed ``/predict/<analysis>`` per served analysis."""
+
+    def build() -> dict[str, Any]:
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        models = book.schemas()
+        if models:
+            _, defs = models_json_schema(
+                [(m, "validation") for m in models.values()],
+                ref_template="#/components/schemas/{model}",
+            )
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(defs["$defs"])
+
+        def ref(model: type[BaseModel]) -> dict[str, str]:
+            return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+        for analysis in book.recipes:
+            served = book.get(analysis)
+            if served is None:
+                continue
+            m = served.models
+            operation: dict[str, Any] = {
+                "summary": f"Predict with {analysis} ({served.predictor.recipe})",
+                "operationId": f"predict_{m.single.__name__}",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {"schema": {"oneOf": [ref(m.single), ref(m.batch)]}}
+                    },
+                },
+                "responses": {
+                    "200": {
+                        "description": "the answer(s), naming the version that made them",
+                        "content": {
+                            "application/json": {
+                                "schema": {"oneOf": [ref(m.answer), ref(m.answers)]}
+                            }
+                        },
+                    },
+                    "413": {"description": "the batch holds more instances than the service takes"},
+                    "422": {"description": "a field is missing or has the wrong type"},
+                },
+            }
+            if secured:
+                operation["security"] = [{"HTTPBearer": []}]
+            schema["paths"][f"/predict/{served.analysis}"] = {"post": operation}
+        return schema
+
+    return build
+
+
+def create_app(
+    settings: ServiceSettings,
+    *,
+    source: ModelSource | None = None,
+    state: StateStore | None = None,
+) -> FastAPI:
+    """The service for ``settings.project`` (or the given model ``source`` and ``state`` store).
+
+    Loads every analysis's current model now (ConfigError for a bad project or
+    state URL, SourceError for an unreachable Redis); starts polling for new
+    versions when the server starts.
+    """
+    if source is None:
+        from opslens.api import load_project
+
+        source = ProjectModels(load_project(settings.project), settings.alias)
+    store: StateStore = state if state is not None else open_state(settings.state)
+    book = ModelBook(source)
+    book.refresh()
+    for analysis, problem in book.problems.items():
+        log.warning("'%s' is not served yet: %s", analysis, problem)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        poller = asyncio.create_task(_poll(book, settings.poll_seconds))
+        try:
+            yield
+        finally:
+            poller.cancel()
+            with suppress(asyncio.CancelledError):
+                await poller
+            await store.close()
+
+    app = FastAPI(
+        title="opslens",
+        version=__version__,
+        description="Predictions of every analysis of an opslens project, from its registry alias.",
+        lifespan=lifespan,
+    )
+    app.state.book = book
+    app.state.store = store
+    guard = _guard(settings)
+    max_batch = settings.max_batch
+
+    @app.get("/health", summary="Liveness (no token needed)")
+    async def health() -> dict[str, Any]:
+        loaded = [a for a in book.recipes if book.get(a) is not None]
+        return {"status": "ok", "analyses": len(book.recipes), "loaded": len(loaded)}
+
+    @app.get("/models", dependencies=guard, summary="What is loaded, per analysis")
+    async def models() -> dict[str, Any]:
+        return {"models": book.describe()}
+
+    @app.post("/predict/{analysis}", dependencies=guard, include_in_schema=False)
+    async def predict(analysis: str, request: Request) -> Response:
+        served = book.get(analysis)
+        if served is None:
+            if analysis in book.recipes:
+                return _json({"detail": book.problems.get(analysis, "not loaded yet")}, 503)
+            known = list(book.recipes)
+            detail = f"no analysis named '{analysis}'; fix: use one of: {', '.join(known)}"
+            return _json({"detail": detail, "known": known}, 404)
+        try:
+            payload = json.loads(await request.body())
+        except ValueError as e:
+            raise RequestValidationError(
+                [{"type": "json_invalid", "loc": ("body",), "msg": f"the body is not JSON ({e})"}]
+            ) from None
+        m = served.models
+        batch = isinstance(payload, dict) and "instances" in payload and "instances" not in m.fields
+        if batch:
+            items = payload["instances"]
+            if isinstance(items, list) and len(items) > max_batch:
+                detail = (
+                    f"the batch holds {len(items)} instances, more than the {max_batch} "
+                    f"this service takes; fix: send at most {max_batch} per request "
+                    "(or start the service with a larger --max-batch)"
+                )
+                return _json({"detail": detail, "max_batch": max_batch}, 413)
+            _invalid(m.batch, payload)
+            instances = items
+        else:
+            _invalid(m.single, payload)
+            instances = [payload]
+        stamp = served.stamp()
+        if m.stream_key is not None:
+            stamp[m.stream_key] = stream = str(payload[m.stream_key])
+            instances = [{**i, m.stream_key: stream} for i in instances]
+            try:
+                answers = await _step(served, app.state.store, stream, instances, batch)
+            except SourceError as e:  # the state store went away: nothing was answered or saved
+                return _json({"detail": str(e)}, 503)
+        elif batch:
+            answers = await run_in_threadpool(_predict_many, served, instances)
+        else:
+            try:
+                answers = [served.predictor.predict_one(instances[0])]
+            except OpslensError as e:
+                raise _refused(e) from None
+        return _json({**stamp, "answers": answers} if batch else {**stamp, "answer": answers[0]})
+
+    app.openapi = _openapi(app, book, bool(guard))  # type: ignore[method-assign]
+    return app

@@ -1,0 +1,238 @@
+"""Which model version answers each analysis, and swapping in a newly promoted one.
+
+A :class:`ModelSource` says which analyses exist, which version is current
+(``pointer``: the registry alias's version, or the run the ``latest`` pointer
+names) and loads it. :class:`ModelBook` holds one immutable
+:class:`ServedModel` per analysis; :meth:`ModelBook.refresh` (the service
+calls it every ``poll_seconds`` in a worker thread) loads a version whose
+pointer moved and replaces the book's entry in one assignment. A request
+takes the entry once and uses it to the end, so its answer is made by, and
+names, exactly one version; requests in flight finish on the old one.
+
+Example:
+    >>> from opslens.core.predictor import BasePredictor
+    >>> class Echo(BasePredictor):
+    ...     recipe = "echo"
+    ...     def input_schema(self): return {"x": "number"}
+    ...     def predict_frame(self, frame): return frame
+    ...     def predict_one(self, instance): return {"y": instance["x"]}
+    >>> class One:
+    ...     alias = "current"
+    ...     def analyses(self): return {"ex": "echo"}
+    ...     def pointer(self, analysis): return "1"
+    ...     def load(self, analysis, pointer): return Release(Echo(), pointer, "run-a", "memory")
+    >>> book = ModelBook(One())
+    >>> book.refresh(), book.get("ex").version, book.refresh()
+    (['ex'], '1', [])
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from pydantic import BaseModel
+
+from opslens.config import ProjectConfig
+from opslens.core.predictor import Predictor
+from opslens.errors import OpslensError, RunError
+from opslens.online.service.schemas import RequestModels, request_models
+from opslens.tracking.models import load_predictor, load_registered
+from opslens.tracking.runs import open_run
+
+__all__ = ["ModelBook", "ModelSource", "ProjectModels", "Release", "ServedModel"]
+
+log = logging.getLogger("opslens.serve")
+
+
+@dataclass(frozen=True)
+class Release:
+    """A loaded model version: the predictor, its version, the run that made it, where from."""
+
+    predictor: Predictor
+    version: str
+    run_id: str
+    origin: str
+
+
+class ModelSource(Protocol):
+    """Where the service's models come from."""
+
+    alias: str
+
+    def analyses(self) -> dict[str, str]:
+        """Analysis name → recipe name, for every analysis served."""
+
+    def pointer(self, analysis: str) -> str | None:
+        """The current version of ``analysis`` (cheap to ask), or None if it has none yet."""
+
+    def load(self, analysis: str, pointer: str) -> Release:
+        """Load the version ``pointer`` names (OpslensError if it cannot be)."""
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """One analysis's model as the service answers with it; never changed once built."""
+
+    analysis: str
+    release: Release
+    alias: str
+    models: RequestModels
+    loaded_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+
+    @property
+    def predictor(self) -> Predictor:
+        """The predictor that answers."""
+        return self.release.predictor
+
+    @property
+    def version(self) -> str:
+        """The version that answers."""
+        return self.release.version
+
+    @property
+    def stateful(self) -> bool:
+        """Whether answers depend on the stream's earlier samples (``step``)."""
+        return self.models.stateful
+
+    def stamp(self) -> dict[str, Any]:
+        """What every answer carries: analysis, recipe, version, alias, run id."""
+        return {
+            "analysis": self.analysis,
+            "recipe": self.predictor.recipe,
+            "version": self.version,
+            "alias": self.alias,
+            "run_id": self.release.run_id,
+        }
+
+    def describe(self) -> dict[str, Any]:
+        """The ``/models`` entry: the stamp, where it was loaded from, when, and its inputs."""
+        return {
+            **self.stamp(),
+            "loaded": True,
+            "stateful": self.stateful,
+            "origin": self.release.origin,
+            "loaded_at": self.loaded_at,
+            "inputs": self.predictor.input_schema(),
+        }
+
+
+class ProjectModels:
+    """A project's models: from the MLflow registry alias, or (tracking off) the latest run folders."""
+
+    def __init__(self, project: ProjectConfig, alias: str = "current") -> None:
+        self.project = project
+        self.registry = project.tracking.enabled
+        self.alias = alias if self.registry else "latest"
+        self._client: Any = None
+
+    def analyses(self) -> dict[str, str]:
+        """Every analysis of the project (only registered recipes load as a project)."""
+        return {a.name: a.recipe for a in self.project.analyses}
+
+    def _mlflow(self) -> Any:
+        if self._client is None:
+            import mlflow
+
+            self._client = mlflow.MlflowClient(tracking_uri=self.project.tracking_uri())
+        return self._client
+
+    def pointer(self, analysis: str) -> str | None:
+        """The alias's version number, or the run id ``latest`` names; None if neither exists."""
+        if not self.registry:
+            try:
+                return open_run(self.project.runs_root(), analysis).run_id
+            except RunError:
+                return None
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return str(self._mlflow().get_model_version_by_alias(analysis, self.alias).version)
+        except MlflowException:
+            return None
+
+    def load(self, analysis: str, pointer: str) -> Release:
+        """Load the version; for the registry, retried if the alias moved while loading."""
+        if not self.registry:
+            got = load_predictor(self.project.runs_root(), analysis, pointer)
+            return Release(got.predictor, got.run_id, got.run_id, got.origin)
+        for _ in range(3):
+            got = load_registered(self.project.tracking_uri(), analysis, self.alias)
+            version = str(got.metadata["version"])
+            if self.pointer(analysis) == version:  # the alias did not move while loading
+                return Release(got.predictor, version, got.run_id, got.origin)
+        raise RunError(
+            f"the alias '{self.alias}' of '{analysis}' moved during each of 3 loads",
+            fix="promote one version and let it settle; the service retries at the next poll",
+        )
+
+
+class ModelBook:
+    """The served model of every analysis, refreshed from a :class:`ModelSource`."""
+
+    def __init__(self, source: ModelSource) -> None:
+        self.source = source
+        self.recipes = source.analyses()
+        self._served: dict[str, ServedModel] = {}
+        self.problems: dict[str, str] = {}
+
+    def get(self, analysis: str) -> ServedModel | None:
+        """The model answering ``analysis`` now (None: none loaded)."""
+        return self._served.get(analysis)
+
+    def refresh(self) -> list[str]:
+        """Load every version whose pointer moved; the analyses swapped."""
+        swapped = []
+        for analysis in self.recipes:
+            try:
+                pointer = self.source.pointer(analysis)
+                current = self._served.get(analysis)
+                if pointer is None:
+                    if current is None:
+                        self.problems[analysis] = (
+                            f"analysis '{analysis}' has no model under '{self.source.alias}' yet; "
+                            f"fix: run it (`opslens run --analysis {analysis}`)"
+                        )
+                    continue
+                if current is not None and current.version == pointer:
+                    continue
+                release = self.source.load(analysis, pointer)
+            except Exception as e:  # a broken version must not stop the others being served
+                said = str(e) if isinstance(e, OpslensError) else f"{type(e).__name__}: {e}"
+                self.problems[analysis] = said
+                log.warning("cannot load '%s': %s", analysis, said)
+                continue
+            self._served[analysis] = ServedModel(
+                analysis, release, self.source.alias, request_models(analysis, release.predictor)
+            )
+            self.problems.pop(analysis, None)
+            swapped.append(analysis)
+            log.info("serving '%s' version %s (%s)", analysis, release.version, release.origin)
+        return swapped
+
+    def describe(self) -> list[dict[str, Any]]:
+        """The ``/models`` answer: every analysis, loaded or with the reason it is not."""
+        out = []
+        for analysis, recipe in self.recipes.items():
+            served = self._served.get(analysis)
+            if served is not None:
+                out.append(served.describe())
+            else:
+                out.append(
+                    {
+                        "analysis": analysis,
+                        "recipe": recipe,
+                        "loaded": False,
+                        "reason": self.problems.get(analysis, "not loaded yet"),
+                    }
+                )
+        return out
+
+    def schemas(self) -> dict[str, type[BaseModel]]:
+        """Every served analysis's request and response models, by model name."""
+        out: dict[str, type[BaseModel]] = {}
+        for served in self._served.values():
+            out.update(served.models.by_name())
+        return out

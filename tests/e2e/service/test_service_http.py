@@ -1,0 +1,404 @@
+"""The service over real HTTP with in-memory models: answers, errors, auth, hot swap, stream state."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import polars as pl
+import pytest
+
+from opslens.online.service import ServiceSettings, create_app
+from opslens.online.service.state import RedisState
+from opslens.tracking.runs import RunWriter
+from tests.e2e.service.helpers import LiveServer, MemorySource, RunLength, Scaled, wait_for
+from tests.fakes.cli import run_cli
+
+
+def _source() -> MemorySource:
+    return MemorySource(
+        {
+            "scaled": {"1": Scaled(1.0), "2": Scaled(2.0)},
+            "runs": {"1": RunLength(limit=1.0, sustain=3)},
+            "pending": {"1": Scaled(5.0)},
+        },
+        current={"scaled": "1", "runs": "1"},
+    )
+
+
+def _app(source: MemorySource | None = None, **settings: Any) -> Any:
+    return create_app(ServiceSettings(**settings), source=source or _source())
+
+
+@pytest.fixture(scope="module")
+def live() -> Any:
+    with (
+        LiveServer(_app(max_batch=5)) as server,
+        httpx.Client(base_url=server.url, timeout=60) as client,
+    ):
+        yield client
+
+
+def test_single_and_batch_answers_name_the_version(live: httpx.Client) -> None:
+    one = live.post("/predict/scaled", json={"x": 3, "label": 7})
+    assert one.status_code == 200
+    assert one.json() == {
+        "analysis": "scaled",
+        "recipe": "scaled",
+        "version": "1",
+        "alias": "current",
+        "run_id": "run-1",
+        "answer": {"y": 3.0, "label": 7},  # the raw instance reaches the predictor
+    }
+    missing = live.post("/predict/scaled", json={"x": 3, "label": None})  # present, but null
+    assert missing.json()["answer"] == {"y": 3.0, "label": None}
+    many = live.post("/predict/scaled", json={"instances": [{"x": 1, "label": "a"}] * 5})
+    assert many.status_code == 200
+    assert many.json()["answers"] == [{"y": 1.0, "label": "a"}] * 5
+    assert many.json()["version"] == "1"
+
+
+def test_health_and_models(live: httpx.Client) -> None:
+    assert live.get("/health").json() == {"status": "ok", "analyses": 3, "loaded": 2}
+    models = {m["analysis"]: m for m in live.get("/models").json()["models"]}
+    assert models["scaled"]["version"] == "1" and models["scaled"]["run_id"] == "run-1"
+    assert models["scaled"]["inputs"] == {"x": "number", "label": "string"}
+    assert models["runs"]["stateful"] is True
+    assert models["pending"]["loaded"] is False
+    assert "no model under 'current' yet" in models["pending"]["reason"]
+
+
+def test_unknown_analysis_is_404_naming_the_known_ones(live: httpx.Client) -> None:
+    r = live.post("/predict/nope", json={"x": 1})
+    assert r.status_code == 404
+    assert r.json()["known"] == ["scaled", "runs", "pending"]
+    assert r.json()["detail"] == "no analysis named 'nope'; fix: use one of: scaled, runs, pending"
+
+
+def test_analysis_without_a_model_is_503(live: httpx.Client) -> None:
+    r = live.post("/predict/pending", json={"x": 1, "label": "a"})
+    assert r.status_code == 503
+    assert r.json()["detail"].startswith("analysis 'pending' has no model under 'current' yet")
+
+
+def test_oversized_batch_is_413(live: httpx.Client) -> None:
+    r = live.post("/predict/scaled", json={"instances": [{"x": 1, "label": "a"}] * 6})
+    assert r.status_code == 413
+    assert r.json()["max_batch"] == 5
+    assert r.json()["detail"].startswith("the batch holds 6 instances, more than the 5")
+
+
+@pytest.mark.parametrize(
+    ("body", "loc", "kind"),
+    [
+        ({"label": "a"}, ["body", "x"], "missing"),
+        ({"x": "many", "label": "a"}, ["body", "x"], "float_parsing"),
+        ({"x": 1, "label": ["a"]}, ["body", "label"], "string_type"),
+        (
+            {"instances": [{"x": 1, "label": "a"}, {"x": 1}]},
+            ["body", "instances", 1, "label"],
+            "missing",
+        ),
+        ({"instances": []}, ["body", "instances"], "too_short"),
+        ({"instances": [{"x": 1, "label": "a"}], "extra": 1}, ["body", "extra"], "extra_forbidden"),
+        ([1, 2], ["body"], "model_type"),
+    ],
+)
+def test_bad_payloads_are_422_naming_the_field(
+    live: httpx.Client, body: Any, loc: list[Any], kind: str
+) -> None:
+    r = live.post("/predict/scaled", json=body)
+    assert r.status_code == 422
+    (error,) = r.json()["detail"]
+    assert (error["loc"], error["type"]) == (loc, kind)
+
+
+def test_not_json_and_predictor_refusals_are_422(live: httpx.Client) -> None:
+    r = live.post("/predict/scaled", content=b"{not json")
+    assert r.status_code == 422
+    assert r.json()["detail"][0]["msg"].startswith("the body is not JSON (Expecting property name")
+    r = live.post("/predict/scaled", json={"x": -1, "label": "a"})
+    assert r.status_code == 422
+    assert r.json()["detail"] == [
+        {"type": "instance", "loc": ["body"], "msg": "x is -1, below 0; fix: send x >= 0"}
+    ]
+    r = live.post(
+        "/predict/scaled", json={"instances": [{"x": 1, "label": "a"}, {"x": -2, "label": "b"}]}
+    )
+    assert r.json()["detail"][0]["loc"] == ["body", "instances", 1]
+
+
+def test_bearer_token_guards_all_but_health(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPSLENS_TEST_TOKEN", "s3cret")
+    app = _app(token_env="OPSLENS_TEST_TOKEN")
+    with LiveServer(app) as server, httpx.Client(base_url=server.url, timeout=60) as client:
+        assert client.get("/health").status_code == 200
+        body = {"x": 1, "label": "a"}
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic s3cret"}):
+            for r in (
+                client.get("/models", headers=headers),
+                client.post("/predict/scaled", json=body, headers=headers),
+            ):
+                assert r.status_code == 401
+                assert r.headers["www-authenticate"] == "Bearer"
+                assert "$OPSLENS_TEST_TOKEN" in r.json()["detail"]
+        good = {"Authorization": "Bearer s3cret"}
+        assert client.get("/models", headers=good).status_code == 200
+        assert client.post("/predict/scaled", json=body, headers=good).json()["answer"]["y"] == 1.0
+        assert client.post("/predict/nope", json=body).status_code == 401  # names stay private
+        doc = client.get("/openapi.json").json()
+        assert doc["paths"]["/predict/scaled"]["post"]["security"] == [{"HTTPBearer": []}]
+
+
+def test_openapi_has_typed_models_per_analysis(live: httpx.Client) -> None:
+    doc = live.get("/openapi.json").json()
+    assert {"/health", "/models", "/predict/scaled", "/predict/runs"} <= set(doc["paths"])
+    assert "/predict/pending" not in doc["paths"]
+    schemas = doc["components"]["schemas"]
+    instance = schemas["ScaledInstance"]
+    assert instance["properties"]["x"]["anyOf"] == [{"type": "number"}, {"type": "null"}]
+    assert instance["properties"]["label"]["anyOf"] == [{"type": "string"}, {"type": "null"}]
+    assert instance["required"] == ["x", "label"]
+    assert "stream_id" in schemas["RunsSample"]["required"]
+    assert schemas["RunsAnswer"]["required"][-1] == "answer"
+    body = doc["paths"]["/predict/scaled"]["post"]["requestBody"]["content"]["application/json"]
+    assert body["schema"]["oneOf"] == [
+        {"$ref": "#/components/schemas/ScaledInstance"},
+        {"$ref": "#/components/schemas/ScaledBatch"},
+    ]
+
+
+def test_hot_swap_loses_no_request_and_each_answer_names_its_version() -> None:
+    source = _source()
+    app = _app(source, poll_seconds=0.05)
+    seen: list[list[tuple[str, float, float]]] = [[] for _ in range(4)]
+    swapped = threading.Event()
+    failures: list[str] = []
+
+    def client_loop(server_url: str, k: int) -> None:
+        with httpx.Client(base_url=server_url, timeout=60) as client:
+            i = 0
+            while len(seen[k]) < 400 and not (swapped.is_set() and len(seen[k]) > 200):
+                i += 1
+                r = client.post("/predict/scaled", json={"x": i, "label": "a"})
+                if r.status_code != 200:
+                    failures.append(r.text)
+                    continue
+                body = r.json()
+                seen[k].append((body["version"], float(i), body["answer"]["y"]))
+
+    with LiveServer(app) as server:
+        threads = [threading.Thread(target=client_loop, args=(server.url, k)) for k in range(4)]
+        for t in threads:
+            t.start()
+        try:
+            wait_for(lambda: sum(map(len, seen)) >= 200, "200 answers")
+            source.promote("scaled", "2")
+            wait_for(lambda: any(v == "2" for s in seen for v, _, _ in s), "version 2")
+        finally:
+            swapped.set()
+        for t in threads:
+            t.join()
+    assert failures == []
+    for answers in seen:
+        versions = [v for v, _, _ in answers]
+        assert versions[0] == "1" and versions[-1] == "2"
+        first_new = versions.index("2")
+        assert set(versions[first_new:]) == {"2"}  # once swapped, never back
+        for version, x, y in answers:
+            assert y == float(version) * x  # made by the version it names
+    assert source.loads == 3  # scaled v1, runs v1, scaled v2: nothing loaded twice
+
+
+def _library(predictor: RunLength, xs: list[float]) -> list[dict[str, Any]]:
+    state: dict[str, Any] | None = None
+    out = []
+    for x in xs:
+        answer, state = predictor.step({"x": x}, state)
+        out.append(answer)
+    return out
+
+
+XS = [0.5, 2, 2, 2, 3, 0, 2, 2, 2, 2, 0.1]
+
+
+def test_stateful_streams_keep_their_own_run_length(live: httpx.Client) -> None:
+    a, b = f"a-{uuid.uuid4().hex}", f"b-{uuid.uuid4().hex}"
+    got_a, got_b = [], []
+    for x in XS:  # two streams interleaved
+        got_a.append(live.post("/predict/runs", json={"x": x, "stream_id": a}).json())
+        got_b.append(live.post("/predict/runs", json={"x": 5 - x, "stream_id": b}).json())
+    assert [g["answer"] for g in got_a] == _library(RunLength(), XS)
+    assert [g["answer"] for g in got_b] == _library(RunLength(), [5 - x for x in XS])
+    assert [g["answer"]["level"] for g in got_a] == ["ok"] * 3 + ["alert"] * 2 + ["ok"] * 3 + [
+        "alert"
+    ] * 2 + ["ok"]
+    assert got_a[0]["stream_id"] == a
+    batch = live.post(
+        "/predict/runs",
+        json={"stream_id": f"c-{uuid.uuid4().hex}", "instances": [{"x": x} for x in XS[:5]]},
+    )
+    assert batch.json()["answers"] == _library(RunLength(), XS[:5])
+    r = live.post("/predict/runs", json={"x": 1})
+    assert r.status_code == 422
+    assert r.json()["detail"][0]["loc"] == ["body", "stream_id"]
+
+
+def test_a_refused_sample_leaves_the_stream_state_untouched(live: httpx.Client) -> None:
+    s = f"s-{uuid.uuid4().hex}"
+    live.post("/predict/runs", json={"stream_id": s, "instances": [{"x": 2}, {"x": 2}]})
+    r = live.post("/predict/runs", json={"stream_id": s, "instances": [{"x": 2}, {"y": 2}]})
+    assert r.status_code == 422
+    assert r.json()["detail"][0]["loc"] == ["body", "instances", 1, "x"]
+    r = live.post("/predict/runs", json={"stream_id": s, "instances": [{"x": 2}, {"x": -1}]})
+    assert r.status_code == 422  # refused by the model after it stepped the first sample
+    assert r.json()["detail"] == [
+        {
+            "type": "instance",
+            "loc": ["body", "instances", 1],
+            "msg": "x is -1.0, below 0; fix: send x >= 0",
+        }
+    ]
+    nxt = live.post("/predict/runs", json={"stream_id": s, "x": 2}).json()["answer"]
+    assert nxt == {"n": 3, "run": 3, "level": "alert"}
+
+
+def test_redis_state_survives_a_restart_and_one_stream_never_interleaves(redis_url: str) -> None:
+    stream = f"restart-{uuid.uuid4().hex}"
+    answers = []
+    for half in (XS[:4], XS[4:]):  # a new service (new app, new store) for each half
+        app = _app(state=redis_url)
+        assert isinstance(app.state.store, RedisState)
+        with LiveServer(app) as server, httpx.Client(base_url=server.url, timeout=60) as client:
+            for x in half:
+                answers.append(
+                    client.post("/predict/runs", json={"x": x, "stream_id": stream}).json()[
+                        "answer"
+                    ]
+                )
+    assert answers == _library(RunLength(), XS)
+
+    crowd = f"crowd-{uuid.uuid4().hex}"
+    with LiveServer(_app(state=redis_url)) as server:
+
+        def one(_: int) -> dict[str, Any]:
+            with httpx.Client(base_url=server.url, timeout=60) as client:
+                return dict(
+                    client.post("/predict/runs", json={"x": 2, "stream_id": crowd}).json()["answer"]
+                )
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            got = list(pool.map(one, range(40)))
+    assert sorted(a["n"] for a in got) == list(
+        range(1, 41)
+    )  # no lost update: each sample counted once
+    assert sorted(a["run"] for a in got) == list(range(1, 41))
+    import redis
+
+    redis.Redis.from_url(redis_url).delete(
+        *(RedisState.prefix + f"runs/{s}" for s in (stream, crowd))
+    )
+
+
+def test_serve_refuses_a_port_in_use(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _project_file(tmp_path)
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result = run_cli(["serve", "--port", str(port)], tmp_path, monkeypatch)
+    assert result.code == 2
+    assert result.err.startswith(
+        f"error: cannot listen on 127.0.0.1:{port} (Address already in use)"
+    )
+
+
+def _project_file(folder: Path) -> None:
+    (folder / "project.yaml").write_text(
+        "tracking: {enabled: false}\nanalyses:\n  - name: eta\n    recipe: distribution\n"
+        "    source: {kind: file, path: t.parquet}\n    columns: {target: minutes, categorical: [route]}\n"
+    )
+
+
+def test_a_state_store_that_goes_away_is_503_and_the_rest_still_answers() -> None:
+    gone = RedisState("redis://127.0.0.1:1/0")  # nothing listens there
+    with LiveServer(create_app(ServiceSettings(), source=_source(), state=gone)) as server:
+        with httpx.Client(base_url=server.url, timeout=60) as client:
+            r = client.post("/predict/runs", json={"x": 1, "stream_id": "s"})
+            assert r.status_code == 503
+            assert r.json()["detail"].startswith(
+                "the state store redis://127.0.0.1:1/0 is not reachable (ConnectionError"
+            )
+            assert client.post("/predict/scaled", json={"x": 1, "label": "a"}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--state", "memcached://x"],
+            "error: state store 'memcached://x' is not supported; fix: use --state memory or --state redis://127.0.0.1:6379/0",
+        ),
+        (
+            ["--state", "redis://127.0.0.1:1/0"],
+            "error: the state store redis://127.0.0.1:1/0 is not reachable",
+        ),
+        (
+            ["--port", "70000"],
+            "error: --port 70000 is not a port number; fix: use a port in 0..65535",
+        ),
+        (["-p", "missing.yaml"], "error: project file missing.yaml does not exist"),
+    ],
+)
+def test_serve_refuses_bad_options_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], message: str
+) -> None:
+    _project_file(tmp_path)
+    result = run_cli(["serve", *args], tmp_path, monkeypatch)
+    assert result.code == 2, result.err
+    assert result.err.startswith(message), result.err
+    assert len(result.err.strip().splitlines()) == 1
+
+
+def test_opslens_serve_serves_the_latest_run_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    _project_file(tmp_path)
+    run = RunWriter(tmp_path / "runs", "eta")
+    run.write_model(Scaled(4.0), pl.DataFrame({"x": [1.0]}), {"recipe": "scaled"})
+    run.write_json("manifest.json", {"status": "complete"})
+    run.commit()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    root = Path(__file__).parents[3]
+    env = {**os.environ, "PYTHONPATH": str(root), "OPSLENS_SERVICE_TOKEN": "t0k"}
+    cmd = [sys.executable, "-m", "opslens.cli", "serve", "--port", str(port)]
+    proc = subprocess.Popen(
+        cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(600):
+            assert proc.poll() is None, proc.communicate()[1].decode()
+            try:
+                if httpx.get(url + "/health", timeout=60).status_code == 200:
+                    break
+            except httpx.TransportError:
+                threading.Event().wait(0.1)
+        headers = {"Authorization": "Bearer t0k"}
+        body = httpx.post(
+            url + "/predict/eta", json={"x": 2, "label": "a"}, headers=headers, timeout=60
+        ).json()
+        assert (body["answer"]["y"], body["version"], body["alias"]) == (8.0, run.run_id, "latest")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err.decode()
+    assert f"opslens serve at http://127.0.0.1:{port}" in out.decode()
+    assert "auth on" in out.decode() and "interrupted" not in err.decode()
