@@ -24,6 +24,11 @@ from opslens.detect.ecod import ECOD
 from opslens.detect.point import IQRDetector, RobustZScoreDetector, ZScoreDetector
 from opslens.detect.population import RareDeviceDetector
 from opslens.models.classifier import PatternClassifier
+from opslens.recipes.residual.trend import AxisTrend
+from opslens.recipes.segments.assign import SegmentAssigner
+from opslens.recipes.segments.preprocess import Preprocessor
+from opslens.recipes.segments.regress import SegmentRegressor
+from opslens.synthetic.patients import FEATURES, make_patients
 
 rng = np.random.default_rng(0)
 X_FLEET = rng.normal(size=(80, 6))
@@ -36,6 +41,10 @@ CAT = pl.DataFrame(
     {"route": [f"R{i % 5}" for i in range(200)], "band": [f"b{i % 3}" for i in range(200)]}
 )
 Y_CAT = np.array([(i % 5 + i % 3) % 3 for i in range(200)])
+PATIENTS = make_patients(n_rows=600, seed=3).frame
+Z_PATIENTS = Preprocessor(list(FEATURES)).fit(PATIENTS).transform(PATIENTS)
+T_AXIS = np.arange(200.0)
+Y_AXIS = 0.5 * T_AXIS + np.where(T_AXIS > 120, 0.3 * (T_AXIS - 120), 0.0) + rng.normal(size=200)
 
 
 @dataclass(frozen=True)
@@ -80,6 +89,20 @@ CASES = [
     Case("ZScoreDetector", ZScoreDetector, SERIES, None, "score_samples"),
     Case("RobustZScoreDetector", RobustZScoreDetector, SERIES, None, "score_samples"),
     Case("IQRDetector", IQRDetector, SERIES, None, "score_samples"),
+    Case(
+        "SegmentAssigner", lambda: SegmentAssigner(min_cluster_size=20), Z_PATIENTS, None, "predict"
+    ),
+    Case(
+        "SegmentRegressor",
+        lambda: SegmentRegressor(n_estimators=20),
+        Z_PATIENTS,
+        Z_PATIENTS[:, 0] * 2,
+        "predict",
+    ),
+    Case(
+        "Preprocessor", lambda: Preprocessor(list(FEATURES), ["ward"]), PATIENTS, None, "transform"
+    ),
+    Case("AxisTrend", lambda: AxisTrend("piecewise"), T_AXIS, Y_AXIS, "predict"),
 ]
 
 

@@ -211,10 +211,10 @@ CASES: list[Case] = [
     ),
     (
         "recipe not built",
-        lambda r: project_text(r).replace("recipe: distribution", "recipe: segments"),
+        lambda r: project_text(r).replace("recipe: distribution", "recipe: nosuch"),
         None,
         ["run"],
-        "'segments' recipe is not available",
+        "'nosuch'",
     ),
     (
         "missing project file",
@@ -274,6 +274,67 @@ CASES: list[Case] = [
         ["report", "ghost"],
         "no analysis named 'ghost'",
     ),
+    # hardening (issue 7): each found before any work, one line, latest untouched
+    (
+        "empty stage list",
+        lambda r: project_text(r),
+        None,
+        ["run", "--stages", ","],
+        "--stages names no stage",
+    ),
+    (
+        "unknown stage to skip",
+        lambda r: project_text(r),
+        None,
+        ["run", "--skip-stages", "magic"],
+        "unknown stage(s) magic",
+    ),
+    (
+        "run id outside the runs folder",
+        lambda r: project_text(r),
+        None,
+        ["report", "trip-eta", "--run", "../../../outside"],
+        "is not a run id",
+    ),
+    (
+        "runs_dir is a file",
+        lambda r: project_text(Path("trips.csv")),
+        None,
+        ["run"],
+        "trips.csv is a file, not a folder",
+    ),
+    (
+        "stream output is a folder",
+        lambda r: project_text(r),
+        None,
+        ["stream", "trip-eta", "--input", "x.jsonl", "--output", "."],
+        "--output . is a folder",
+    ),
+    (
+        "stream plots-dir is a file",
+        lambda r: project_text(r),
+        None,
+        ["stream", "trip-eta", "--input", "x.jsonl", "--plots-dir", "trips.csv"],
+        "--plots-dir trips.csv is a file",
+    ),
+    (
+        "negative random_state",
+        lambda r: project_text(r).replace(
+            "recipe: distribution", "recipe: distribution\n    random_state: -1"
+        ),
+        None,
+        ["run"],
+        "random_state",
+    ),
+    (
+        "random_state past 32 bits",
+        lambda r: project_text(r).replace(
+            "recipe: distribution", f"recipe: distribution\n    random_state: {2**40}"
+        ),
+        None,
+        ["run"],
+        "random_state",
+    ),
 ]
 
 
@@ -314,3 +375,4 @@ def test_unknown_option_is_a_usage_error(tmp_path: Path, monkeypatch: pytest.Mon
     result = run_cli(["run", "--bogus"], tmp_path, monkeypatch)
     assert result.code == 2
     assert "No such option: --bogus" in result.err and "Traceback" not in result.err
+    assert result.err.strip().splitlines() == [result.err.strip()]  # one line

@@ -76,3 +76,28 @@ def test_sigkill_mid_stage_keeps_previous_run(tmp_path: Path) -> None:
     assert open_run(tmp_path / "runs", "trip-eta").run_id == second.run_id
     assert not list(analysis_dir.glob(".tmp-*")), "the killed run's temporary folder is cleaned up"
     assert second.metrics == first.metrics
+
+
+def test_sigkill_between_rename_and_latest_is_repaired_by_the_next_run(tmp_path: Path) -> None:
+    """The kill lands exactly there (the runner's `commit:renamed` checkpoint), no timing."""
+    make_trips(n_rows=3_000, seed=2, n_routes=4).trips.write_parquet(tmp_path / "trips.parquet")
+    (tmp_path / "project.yaml").write_text(PROJECT.replace("400", "10"))
+    project = load_project(tmp_path / "project.yaml")
+    first = run_analysis(project, "trip-eta")
+    done = subprocess.run(
+        [sys.executable, "-m", "opslens.cli", "-q", "run", "project.yaml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OPSLENS_FAULT_AT": "commit:renamed"},
+        check=False,
+    )
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    analysis_dir = tmp_path / "runs" / "trip-eta"
+    assert (analysis_dir / "latest").read_text().strip() == first.run_id
+    orphan = next(r for r in list_runs(tmp_path / "runs", "trip-eta") if r.run_id != first.run_id)
+    assert orphan.manifest["status"] == "complete"  # whole, just not pointed at yet
+
+    third = run_analysis(project, "trip-eta", stages=["classify"])
+    assert third.view.manifest["based_on"] == orphan.run_id  # the repaired latest was the base
+    assert open_run(tmp_path / "runs", "trip-eta").run_id == third.run_id

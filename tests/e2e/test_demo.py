@@ -21,7 +21,9 @@ def test_demo_runs_everything_and_registers_models(
     reports = [
         line.split("report: ", 1)[1] for line in result.out.splitlines() if "report: " in line
     ]
-    assert len(reports) == 2 and all(Path(r).is_file() for r in reports)
+    from opslens.recipes import recipe_names
+
+    assert len(reports) == len(recipe_names()) and all(Path(r).is_file() for r in reports)
     predictions = tmp_path / "demo" / "distribution" / "trip-eta-predictions.jsonl"
     lines = [json.loads(x) for x in predictions.read_text().splitlines()]
     assert len(lines) == 6 and lines[-1]["unknown"] == ["route"]

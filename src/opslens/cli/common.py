@@ -21,7 +21,7 @@ import typer
 if TYPE_CHECKING:
     from opslens.config import ProjectConfig
 
-__all__ = ["ProjectOpt", "load"]
+__all__ = ["ProjectOpt", "check_writable", "load", "quiet"]
 
 ProjectOpt = Annotated[
     Path, typer.Option("--project", "-p", help="project file", show_default=True)
@@ -37,5 +37,63 @@ def load(ctx: typer.Context, project: Path) -> ProjectConfig:
     state = ctx.find_root().obj
     if state is not None:
         state.secrets = config.secrets
-    setup_console_logging(debug=bool(getattr(state, "debug", False)), secrets=config.secrets)
+    setup_console_logging(
+        debug=bool(getattr(state, "debug", False)),
+        quiet=bool(getattr(state, "quiet", False)),
+        secrets=config.secrets,
+    )
     return config
+
+
+def quiet(ctx: typer.Context) -> bool:
+    """Whether ``-q/--quiet`` was given (no progress bars then)."""
+    return bool(getattr(ctx.find_root().obj, "quiet", False))
+
+
+def _nearest_existing(path: Path) -> Path:
+    return next((p for p in (path, *path.parents) if p.exists()), Path("."))
+
+
+def check_writable(path: Path | None, option: str, *, folder: bool = False) -> None:
+    """ConfigError (naming ``option``, the path and a fix) unless ``path`` can be written.
+
+    Checked before any work, so a bad ``--output`` or ``--plots-dir`` costs nothing.
+
+    Example:
+        >>> import tempfile
+        >>> check_writable(Path(tempfile.mkdtemp()), "--output")
+        Traceback (most recent call last):
+        ...
+        opslens.errors.ConfigError: --output ... is a folder; fix: name a file, e.g. .../predictions.jsonl
+    """
+    import os
+
+    from opslens.errors import ConfigError
+
+    if path is None:
+        return
+    if folder and path.exists() and not path.is_dir():
+        raise ConfigError(
+            f"{option} {path} is a file", fix="name a folder (it is created if missing)"
+        )
+    if not folder and path.is_dir():
+        raise ConfigError(
+            f"{option} {path} is a folder", fix=f"name a file, e.g. {path / 'predictions.jsonl'}"
+        )
+    base = _nearest_existing(path if folder else path.parent)
+    if not base.is_dir():
+        raise ConfigError(
+            f"{option} {path} cannot be written: {base} is a file, not a folder",
+            fix=f"choose a path under a folder for {option}",
+        )
+    if not folder and base != path.parent:
+        raise ConfigError(
+            f"the folder {path.parent} of {option} {path} does not exist",
+            fix=f"create it, or choose a file in an existing folder for {option}",
+        )
+    target = path if path.exists() else base
+    if not os.access(target, os.W_OK):
+        raise ConfigError(
+            f"{option} {path} cannot be written ({target} is not writable)",
+            fix=f"choose a writable path for {option}, or change the permissions of {target}",
+        )

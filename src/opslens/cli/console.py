@@ -22,8 +22,11 @@ __all__ = ["setup_console_logging", "stderr_console"]
 stderr_console = Console(stderr=True)
 
 
-def setup_console_logging(*, debug: bool, secrets: Iterable[str] = ()) -> None:
-    """Route the ``opslens`` logger to a rich stderr handler (replacing an earlier one)."""
+def setup_console_logging(*, debug: bool, secrets: Iterable[str] = (), quiet: bool = False) -> None:
+    """Route the ``opslens`` logger to a rich stderr handler (replacing an earlier one).
+
+    ``quiet`` shows warnings and errors only (the run log keeps INFO).
+    """
     logger = logging.getLogger("opslens")
     for handler in list(logger.handlers):
         if getattr(handler, "_opslens_console", False):
@@ -33,6 +36,7 @@ def setup_console_logging(*, debug: bool, secrets: Iterable[str] = ()) -> None:
     )
     handler._opslens_console = True  # type: ignore[attr-defined]
     handler.addFilter(SecretFilter(secrets))
+    handler.setLevel(logging.WARNING if quiet else logging.NOTSET)
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG if debug else logging.INFO)
     logger.propagate = False

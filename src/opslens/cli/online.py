@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 
 import typer
 
-from opslens.cli.common import ProjectOpt, load
+from opslens.cli.common import ProjectOpt, check_writable, load
 from opslens.explain.text import plural
 
 __all__ = ["stream"]
@@ -47,8 +47,21 @@ def stream(
             "--from", help="latest: the latest run's model; registry: the MLflow alias 'current'"
         ),
     ] = "latest",
+    mqtt_topic: Annotated[
+        str | None,
+        typer.Option("--mqtt-topic", help="read samples from this MQTT topic instead of --input"),
+    ] = None,
+    result_topic: Annotated[
+        str | None,
+        typer.Option("--result-topic", help="MQTT topic for answers (opslens/<analysis>/levels)"),
+    ] = None,
+    mqtt_host: Annotated[str, typer.Option("--mqtt-host", help="MQTT broker host")] = "127.0.0.1",
+    mqtt_port: Annotated[int, typer.Option("--mqtt-port", help="MQTT broker port")] = 1883,
+    max_messages: Annotated[
+        int | None, typer.Option("--max-messages", help="MQTT: stop after this many messages")
+    ] = None,
 ) -> None:
-    """Predict each streamed instance; one JSON line out per line in."""
+    """Predict each streamed instance; one JSON line out per line in (or per MQTT message)."""
     from opslens.errors import ConfigError
     from opslens.online.stream import stream_instances
 
@@ -58,6 +71,28 @@ def stream(
         )
     chosen: Literal["latest", "registry"] = "registry" if source == "registry" else "latest"
     config = load(ctx, project)
+    check_writable(output, "--output")
+    check_writable(plots_dir, "--plots-dir", folder=True)
+    if mqtt_topic is not None:
+        from opslens.online.mqtt import MqttSettings, stream_mqtt
+
+        settings = MqttSettings(
+            topic=mqtt_topic,
+            analysis=analysis,
+            result_topic=result_topic,
+            host=mqtt_host,
+            port=mqtt_port,
+        )
+        got = stream_mqtt(config, settings, model_source=chosen, max_messages=max_messages)
+        log.info(
+            "%s received: %s scored, %s rejected, %s dropped as duplicates; %s",
+            plural(got.received, "message"),
+            got.scored,
+            got.rejected,
+            got.duplicates,
+            f"answers on {settings.results}",
+        )
+        return
     summary = stream_instances(
         config,
         analysis,

@@ -1,31 +1,70 @@
 """``opslens run``, ``opslens runs`` and ``opslens schema``: batch runs, their list, the config schema.
 
+``opslens run PROJECT --report --stream FILE`` is the whole way in one
+command: the batch run, then its report, then the stream of FILE scored by
+the new model.
+
 Example:
     >>> from opslens.cli.run import _stage_list
-    >>> _stage_list("prepare, classify")
-    ['prepare', 'classify']
+    >>> _stage_list("prepare, classify"), _stage_list(","), _stage_list(None)
+    (['prepare', 'classify'], [], None)
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from opslens.cli.common import ProjectOpt, load
+from opslens.cli.common import ProjectOpt, check_writable, load, quiet
+
+if TYPE_CHECKING:
+    from opslens.config import ProjectConfig
+    from opslens.runner import RunResult
 
 __all__ = ["run", "runs", "schema"]
 
+log = logging.getLogger("opslens.cli")
+DEFAULT_PROJECT = Path("project.yaml")
+
 
 def _stage_list(stages: str | None) -> list[str] | None:
-    return [s.strip() for s in stages.split(",") if s.strip()] if stages else None
+    return None if stages is None else [s.strip() for s in stages.split(",") if s.strip()]
+
+
+def _project_path(argument: Path | None, option: Path | None) -> Path:
+    from opslens.errors import ConfigError
+
+    if argument is not None and option is not None and argument != option:
+        raise ConfigError(
+            f"two project files were given ({argument} and -p {option})",
+            fix="name the project once: opslens run PROJECT, or opslens run -p PROJECT",
+        )
+    return argument or option or DEFAULT_PROJECT
+
+
+def _stream_after(
+    config: ProjectConfig, result: RunResult, instances: Path, output: Path | None
+) -> str:
+    from opslens.online.stream import stream_instances
+
+    target = output or config.root / "stream" / result.analysis / f"{result.run_id}.jsonl"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    summary = stream_instances(config, result.analysis, input_path=instances, output=target)
+    return f"stream: {summary.scored} scored ({summary.rejected} rejected) -> {target}"
 
 
 def run(
     ctx: typer.Context,
-    project: Annotated[Path, typer.Argument(help="project file")] = Path("project.yaml"),
+    project_arg: Annotated[
+        Path | None, typer.Argument(help="project file (default project.yaml)", show_default=False)
+    ] = None,
+    project_opt: Annotated[
+        Path | None, typer.Option("--project", "-p", help="project file (as the argument)")
+    ] = None,
     analysis: Annotated[
         list[str] | None,
         typer.Option("--analysis", "-a", help="run only this analysis (repeatable)"),
@@ -34,20 +73,58 @@ def run(
         str | None,
         typer.Option("--stages", help="comma-separated stages; others come from the latest run"),
     ] = None,
+    skip_stages: Annotated[
+        str | None,
+        typer.Option(
+            "--skip-stages", help="comma-separated stages not to run; from the latest run"
+        ),
+    ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="reuse saved results even if they were made with other settings"
+        ),
+    ] = False,
     pipeline: Annotated[
         str, typer.Option("--pipeline", help="the recipe's pipeline to run")
     ] = "train",
+    report: Annotated[
+        bool, typer.Option("--report", help="then write the report of each new run")
+    ] = False,
+    stream: Annotated[
+        Path | None,
+        typer.Option("--stream", help="then score this JSON-lines file with the new model"),
+    ] = None,
+    stream_output: Annotated[
+        Path | None,
+        typer.Option(
+            "--stream-output", help="where --stream writes (default stream/<analysis>/<run>.jsonl)"
+        ),
+    ] = None,
 ) -> None:
     """Run the active analyses (or --analysis NAME) and commit a run folder each."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from opslens.cli.console import stderr_console
+    from opslens.errors import ConfigError, SourceError
     from opslens.runner import run_analysis
 
-    config = load(ctx, project)
+    config = load(ctx, _project_path(project_arg, project_opt))
     names = analysis or [a.name for a in config.active_analyses()]
     for name in names:
         config.analysis(name)
+    if stream is not None:
+        if len(names) != 1:
+            raise ConfigError(
+                f"--stream scores one analysis's instances, but {len(names)} would run",
+                fix="name the analysis with --analysis NAME",
+            )
+        if not stream.is_file():
+            raise SourceError(
+                f"instances file {stream} does not exist",
+                fix="pass --stream FILE.jsonl naming a JSON-lines file of instances",
+            )
+        check_writable(stream_output, "--stream-output")
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -55,35 +132,54 @@ def run(
         TimeElapsedColumn(),
         console=stderr_console,
         transient=True,
+        disable=quiet(ctx) or not stderr_console.is_terminal,
     ) as progress:
         for name in names:
             result = run_analysis(
-                config, name, stages=_stage_list(stages), pipeline=pipeline, progress=progress
+                config,
+                name,
+                stages=_stage_list(stages),
+                skip=_stage_list(skip_stages),
+                force=force,
+                pipeline=pipeline,
+                progress=progress,
             )
             shown = result.headline()
             typer.echo(
                 f"{name}: run {result.run_id} complete -> {result.path}"
                 + (f" ({shown})" if shown else "")
             )
+            if report:
+                from opslens.api import write_report
+
+                typer.echo(f"report: {write_report(config, name, run_id=result.run_id)}")
+            if stream is not None:
+                typer.echo(_stream_after(config, result, stream, stream_output))
 
 
-def runs(ctx: typer.Context, project: ProjectOpt = Path("project.yaml")) -> None:
-    """List complete runs with their key metrics (newest first)."""
+def runs(ctx: typer.Context, project: ProjectOpt = DEFAULT_PROJECT) -> None:
+    """List complete runs with their key metrics (newest first); damaged ones are marked."""
     from rich.console import Console
     from rich.table import Table
 
     from opslens.explain.text import format_metric
-    from opslens.tracking.runs import LATEST, list_runs
+    from opslens.tracking.runs import LATEST, damaged_runs, list_runs, repair_latest
 
     config = load(ctx, project)
+    root = config.runs_root()
     table = Table(title="opslens runs")
     for col in ("analysis", "run", "recipe", "finished", "key metrics"):
         table.add_column(col)
     for a in config.analyses:
-        latest_file = config.runs_root() / a.name / LATEST
+        try:
+            repair_latest(root, a.name)
+        except OSError as e:
+            log.warning("'%s': could not repair the latest pointer (%s)", a.name, e.strerror)
+        latest_file = root / a.name / LATEST
         latest = latest_file.read_text().strip() if latest_file.is_file() else None
-        views = list_runs(config.runs_root(), a.name)
-        if not views:
+        views = list_runs(root, a.name)
+        damaged = damaged_runs(root, a.name)
+        if not views and not damaged:
             table.add_row(a.name, "(no runs)", a.recipe, "", "")
         for view in views:
             m = view.manifest
@@ -98,6 +194,9 @@ def runs(ctx: typer.Context, project: ProjectOpt = Path("project.yaml")) -> None
                 str(m.get("finished", ""))[:19],
                 metrics,
             )
+        for run_id, why in damaged:
+            log.warning("'%s': run %s is damaged: %s", a.name, run_id, why)
+            table.add_row(a.name, f"{run_id} (damaged)", a.recipe, "", why)
     Console(width=160).print(table)
 
 

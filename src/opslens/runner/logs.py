@@ -23,6 +23,7 @@ from contextvars import ContextVar
 from pathlib import Path
 
 from opslens.config.secrets import SecretFilter
+from opslens.tracking.runs import writing
 
 __all__ = ["current_run", "run_log"]
 
@@ -43,10 +44,18 @@ class _ThisRun(logging.Filter):
         return _CURRENT.get() == self.run_id
 
 
+class _RunFileHandler(logging.FileHandler):
+    """A run.log that, on a full disk, stops writing instead of printing a traceback per record."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        return
+
+
 @contextmanager
 def run_log(path: Path, run_id: str, secrets: Iterable[str] = ()) -> Iterator[None]:
     """Write the ``opslens`` records of this run (INFO and up, secrets masked) to ``path``."""
-    handler = logging.FileHandler(path, encoding="utf-8")
+    with writing(path):
+        handler = _RunFileHandler(path, encoding="utf-8")
     handler.setLevel(logging.INFO)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(_ThisRun(run_id))

@@ -11,7 +11,20 @@ commit.
 latest complete run; the new run holds what the rerun stages produced plus the
 artifacts, facts and metrics of the stages that did not run, each recorded in
 the manifest (``artifacts``, ``stages``) with the run that produced it, so
-nothing reused is presented as new.
+nothing reused is presented as new, and the configuration each reused result
+was made with (``configs``). When a rerun stage's inputs were made with other
+settings than the project has now, the run warns (in the log and the
+manifest's ``warnings``) when ``params`` or the source differ, and is refused
+when the columns or the seed differ (``force=True`` runs it anyway, warned).
+``skip=[...]`` runs every stage but those.
+
+What would fail after the work is checked before it: the stage list, whether
+the tracker can be used, and the run folder is created before the first stage.
+MLflow calls and the commit run with Ctrl-C and SIGTERM held
+(:func:`opslens.runner.interrupts.deferred`); an interrupted run ends its MLflow
+run as KILLED, any other failure as FAILED. Named checkpoints
+(:func:`opslens.tracking.runs.checkpoint`) let the chaos tests kill a run at an
+exact moment.
 
 Example:
     >>> from opslens.recipes import project_from_mapping
@@ -25,6 +38,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import platform
@@ -49,20 +63,34 @@ from opslens.config import (
 )
 from opslens.core.predictor import Predictor
 from opslens.core.recipe import ModelArtifact, Out, Recipe, Stage, StageContext
-from opslens.errors import ConfigError, ContractError, OpslensWarning
+from opslens.errors import ConfigError, ContractError, OpslensError, OpslensWarning, RunError
 from opslens.explain.text import format_metric
 from opslens.io.load import Loaded, describe_source, load_source
 from opslens.io.sources.files import read_file
 from opslens.recipes import get_recipe
 from opslens.runner.catalog import Catalog
+from opslens.runner.interrupts import deferred
 from opslens.runner.logs import run_log
+from opslens.runner.preflight import select_stages
+from opslens.runner.provenance import config_changes, known_configs, stale_inputs
+from opslens.runner.tracked import Session, make_tracker, tracked
 from opslens.synthetic import generate
-from opslens.tracking.runs import RunView, RunWriter, jsonable, open_run
-from opslens.tracking.tracker import MemoryTracker, ModelToLog, Tracker, flatten_params
+from opslens.tracking.runs import (
+    RunView,
+    RunWriter,
+    checkpoint,
+    jsonable,
+    open_run,
+    repair_latest,
+)
+from opslens.tracking.tracker import ModelToLog, Tracker, flatten_params
 
 __all__ = ["RunResult", "load_input", "make_tracker", "run_analysis"]
 
 log = logging.getLogger("opslens.run")
+# reused results made with other columns or another seed are refused (unless forced); other
+# differences (params, a moved source file) are warned about
+_REFUSED = ("columns.", "random_state:", "recipe:")
 _PACKAGES = ("opslens", "polars", "numpy", "scikit-learn", "xgboost-cpu", "statsmodels", "mlflow")
 
 
@@ -101,15 +129,6 @@ class RunResult:
         from opslens.tracking.models import load_predictor
 
         return load_predictor(self.path.parent.parent, self.analysis, self.run_id).predictor
-
-
-def make_tracker(project: ProjectConfig) -> Tracker:
-    """MLflow at the project's tracking URI, or a memory tracker when disabled."""
-    if not project.tracking.enabled:
-        return MemoryTracker()
-    from opslens.tracking.mlflow_tracker import MlflowTracker
-
-    return MlflowTracker(project.tracking_uri(), artifact_root=project.root / "mlartifacts")
 
 
 def _versions() -> dict[str, str]:
@@ -213,55 +232,84 @@ def run_analysis(
     name: str,
     *,
     stages: Sequence[str] | None = None,
+    skip: Sequence[str] | None = None,
+    force: bool = False,
     pipeline: str = "train",
     tracker: Tracker | None = None,
     progress: Any = None,
     frames: Mapping[str, pl.DataFrame] | None = None,
 ) -> RunResult:
-    """Run analysis ``name`` of ``project`` (all stages of ``pipeline``, or ``stages``); commit it."""
+    """Run analysis ``name`` of ``project`` (all stages of ``pipeline``, ``stages``, or all but
+    ``skip``); commit it. ``force`` reuses results made with other settings (with a warning)."""
     analysis = project.analysis(name)
     recipe = get_recipe(analysis.recipe)
     recipe.check_columns(analysis)
-    selected = recipe.select(stages, pipeline)
+    selected = select_stages(recipe, stages, skip, pipeline)
     runs_root = project.runs_root()
-    base = open_run(runs_root, name) if stages is not None else None
+    partial = stages is not None or skip is not None
+    if partial:  # a kill may have left a complete run newer than latest: that is the base
+        with contextlib.suppress(OSError):
+            repair_latest(runs_root, name)
+    base = open_run(runs_root, name) if partial else None
+    config = _masked_config(analysis, project.secrets)
+    stale = stale_inputs(recipe, selected, base, config) if base is not None else {}
+    refused = {k: [c for c in v if c.startswith(_REFUSED)] for k, v in stale.items()}
+    refused = {k: v for k, v in refused.items() if v}
+    if base is not None and refused and not force:
+        stage, changes = next(iter(refused.items()))
+        raise RunError(
+            f"the saved results of stage '{stage}' (run {base.run_id}) were made with other "
+            f"columns or another seed than the project has now ({'; '.join(changes[:3])})",
+            fix=f"include '{stage}' in --stages (or run all stages), "
+            "or pass --force to reuse them anyway",
+        )
     tracker = tracker or make_tracker(project)
+    tracked(project, "check the tracking store", tracker.prepare, experiment=name)
     writer = RunWriter(runs_root, name)
-    session = _Session(tracker)
+    session = Session(tracker)
     try:
         with run_log(writer.path / "run.log", writer.run_id, project.secrets):
-            return _execute(
-                project, analysis, recipe, selected, base, session, writer, progress, frames or {}
-            )
-    except BaseException:
+            plan = _Plan(analysis, recipe, selected, base, config, stale)
+            return _execute(project, plan, session, writer, progress, frames or {})
+    except BaseException as e:
         writer.abort()
         if session.open:
+            status = "KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED"
             try:
-                tracker.end("FAILED")
+                with deferred():
+                    tracker.end(status)
             except Exception:  # the original error matters more
                 log.debug("could not close the tracker run", exc_info=True)
         raise
 
 
-@dataclass
-class _Session:
-    """The tracker and whether a tracked run is open (to end it as FAILED on any error)."""
+@dataclass(frozen=True)
+class _Plan:
+    """What a run will do: its stages, the run it reuses results from, its (masked) config."""
 
-    tracker: Tracker
-    open: bool = False
+    analysis: AnalysisConfig
+    recipe: Recipe
+    selected: list[Stage]
+    base: RunView | None
+    config: dict[str, Any]
+    stale: dict[str, list[str]]
 
 
 def _execute(
     project: ProjectConfig,
-    analysis: AnalysisConfig,
-    recipe: Recipe,
-    selected: list[Stage],
-    base: RunView | None,
-    session: _Session,
+    plan: _Plan,
+    session: Session,
     writer: RunWriter,
     progress: Any,
     frames: Mapping[str, pl.DataFrame],
 ) -> RunResult:
+    analysis, recipe, selected, base, config = (
+        plan.analysis,
+        plan.recipe,
+        plan.selected,
+        plan.base,
+        plan.config,
+    )
     name = analysis.name
     tracker = session.tracker
     started = datetime.now(UTC)
@@ -277,19 +325,30 @@ def _execute(
     facts: dict[str, Any] = {}
     stage_info: dict[str, dict[str, Any]] = {}
     stage_metrics: dict[str, dict[str, float]] = {}
+    configs: dict[str, dict[str, Any]] = {}
+    run_warnings: list[str] = []
     if base is not None:
         base_stages = base.manifest.get("stages") or {}
         base_metrics = base.manifest.get("stage_metrics") or {}
         base_facts = base.facts if base.has("facts.json") else {}
+        base_configs = known_configs(base)
         for stage in recipe.stages:
             if stage.name in ran or stage.name not in base_facts:
                 continue
             facts[stage.name] = base_facts[stage.name]
             origin = base_stages.get(stage.name, {}).get("run_id", base.run_id)
             stage_info[stage.name] = {"status": "reused", "run_id": origin}
+            if origin in base_configs:
+                configs[origin] = base_configs[origin]
+                changes = config_changes(base_configs[origin], config)
+                if changes:
+                    stage_info[stage.name]["changed_since"] = changes
             stage_metrics[stage.name] = dict(base_metrics.get(stage.name, {}))
             catalog.reuse_stage(stage.name)
-    run_warnings: list[str] = []
+        for producer, changed in plan.stale.items():
+            said = f"{producer}: reused results made with other settings ({'; '.join(changed[:3])})"
+            log.warning("%s", said)
+            run_warnings.append(said)
     fingerprint: str | None = base.manifest.get("input", {}).get("fingerprint") if base else None
     description: str | None = (
         base.facts.get("analysis", {}).get("source") if base and base.has("facts.json") else None
@@ -323,6 +382,7 @@ def _execute(
         if progress is not None and stage_task is not None:
             progress.update(stage_task, description=f"{name}: {stage.name}")
         log.info("stage %s started", stage.name)
+        checkpoint(f"stage:{stage.name}")
         out, told = _run_stage(stage, ctx, inputs)
         run_warnings += told
         catalog.save(stage, out)
@@ -350,7 +410,6 @@ def _execute(
     metrics = {
         k: v for stage in recipe.stages for k, v in stage_metrics.get(stage.name, {}).items()
     }
-    config = _masked_config(analysis, project.secrets)
     facts["analysis"] = {
         "name": name,
         "recipe": recipe.name,
@@ -360,11 +419,18 @@ def _execute(
     order = ["analysis", *(s.name for s in recipe.stages)]
     facts = _check_facts(recipe, {k: facts[k] for k in order if k in facts})
     writer.write_json("facts.json", facts)
-    tracker.start(experiment=name, run_name=writer.run_id)
-    session.open = True
-    tracker.log_params(flatten_params(config))
-    tracker.log_metrics(metrics)
-    model_version = tracker.log_model(model) if model is not None else None
+    checkpoint("facts")
+    with deferred():
+        tracked(project, "start a run", tracker.start, experiment=name, run_name=writer.run_id)
+        session.open = True
+    checkpoint("tracker:started")
+    tracked(project, "log the parameters", tracker.log_params, flatten_params(config))
+    tracked(project, "log the metrics", tracker.log_metrics, metrics)
+    checkpoint("tracker:metrics")
+    model_version = (
+        tracked(project, "log the model", tracker.log_model, model) if model is not None else None
+    )
+    checkpoint("tracker:model")
     manifest = {
         "analysis": name,
         "recipe": recipe.name,
@@ -377,6 +443,7 @@ def _execute(
         "stages_run": [s.name for s in selected],
         "based_on": base.run_id if base else None,
         "stages": stage_info,
+        "configs": configs,
         "stage_seconds": {k: v["seconds"] for k, v in stage_info.items() if "seconds" in v},
         "stage_metrics": stage_metrics,
         "metrics": metrics,
@@ -386,16 +453,22 @@ def _execute(
         "warnings": run_warnings,
     }
     writer.write_json("manifest.json", manifest)
-    tracker.log_artifacts(writer.path)
-    mlflow_run = tracker.end("FINISHED")
-    session.open = False
+    tracked(project, "log the artifacts", tracker.log_artifacts, writer.path)
+    checkpoint("tracker:artifacts")
+    with deferred():
+        mlflow_run = tracked(project, "end the run", tracker.end, "FINISHED")
+        session.open = False
+    checkpoint("tracker:ended")
     manifest["mlflow_run_id"] = mlflow_run
     writer.write_json("manifest.json", manifest)
-    final = writer.commit()
+    with deferred():
+        final = writer.commit()
     log.info("run complete: %s", final)
+    checkpoint("committed")
     if model is not None and model_version is not None:
         try:
-            tracker.set_alias(model.registered_name, model_version)
+            with deferred():
+                tracker.set_alias(model.registered_name, model_version)
         except Exception as e:  # the run is committed; say where the registry stands
             log.warning(
                 "the run is complete but the registry alias was not moved to version %s (%s); "
@@ -403,6 +476,14 @@ def _execute(
                 model_version,
                 e,
             )
+    if recipe.versioned:
+        from opslens.tracking.versions import publish_latest
+
+        try:
+            with deferred():
+                log.info("published version: %s", publish_latest(project, name))
+        except OpslensError as e:  # the run is committed; the registry keeps its versions
+            log.warning("the run is complete but was not published to the registry: %s", e)
     return RunResult(
         analysis=name,
         run_id=writer.run_id,

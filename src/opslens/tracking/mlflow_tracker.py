@@ -5,6 +5,11 @@ object's ``predict_frame`` (a polars frame in, a frame out) and registered
 under the analysis name; the runner moves the alias ``current`` to the new
 version only after the run folder is committed (:meth:`MlflowTracker.set_alias`).
 
+:meth:`MlflowTracker.prepare` runs before any stage: a tracking URI MLflow
+cannot use fails there, not after the work; and runs left RUNNING by killed
+opslens processes (tagged with their host, pid and process start time) are
+ended as KILLED.
+
 Example:
     >>> MlflowTracker("sqlite:////tmp/opslens-doctest-mlflow.db").uri
     'sqlite:////tmp/opslens-doctest-mlflow.db'
@@ -12,19 +17,33 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
+import socket
 import warnings
 from pathlib import Path
 from typing import Any
 
+from opslens.config.secrets import mask_secrets, mask_url, url_secrets
+from opslens.errors import ConfigError
+from opslens.tracking.runs import process_alive, process_start
 from opslens.tracking.tracker import ModelToLog
 
 __all__ = ["ALIAS", "MlflowTracker", "OpslensPyfunc"]
 
 log = logging.getLogger(__name__)
 ALIAS = "current"
+_HOST = socket.gethostname()
 _FLUENT_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME")
+
+
+def _quiet_mlflow() -> None:
+    """No progress bars or INFO lines of MLflow's own on the console (ours say what happens)."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    for noisy in ("mlflow", "alembic", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
 
 
 def _pyfunc_base() -> type:
@@ -73,13 +92,48 @@ class MlflowTracker:
         self._run_id: str | None = None
         self._saved: dict[str, str | None] = {}
 
-    def start(self, *, experiment: str, run_name: str) -> None:
-        """Open an MLflow run in the experiment named after the analysis."""
-        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    def prepare(self, *, experiment: str) -> None:
+        """Check MLflow can use the URI (ConfigError if not); end runs of dead processes as KILLED."""
         import mlflow
 
-        for noisy in ("mlflow", "alembic", "urllib3"):
-            logging.getLogger(noisy).setLevel(logging.ERROR)
+        _quiet_mlflow()
+        try:
+            client = mlflow.MlflowClient(tracking_uri=self.uri)
+            found = client.get_experiment_by_name(experiment)
+        except Exception as e:
+            why = " ".join(str(getattr(e, "message", e)).split())
+            why = mask_secrets(why, url_secrets(self.uri))
+            raise ConfigError(
+                f"tracking.uri '{mask_url(self.uri)}' cannot be used by MLflow: {why[:160]}",
+                fix="set tracking.uri to an MLflow store (sqlite:///mlflow.db, http://HOST:5000) "
+                "or tracking.enabled: false",
+            ) from None
+        if found is None:
+            return
+        stale = client.search_runs(
+            [found.experiment_id],
+            filter_string=f"attributes.status = 'RUNNING' and tags.opslens_host = '{_HOST}'",
+            max_results=200,
+        )
+        for run in stale:
+            tags = run.data.tags
+            try:
+                pid = int(tags.get("opslens_pid", ""))
+            except ValueError:
+                continue
+            if not process_alive(pid, tags.get("opslens_pid_start") or None):
+                client.set_terminated(run.info.run_id, status="KILLED")
+                log.warning(
+                    "MLflow run %s (%s) was left RUNNING by a process that died; marked KILLED",
+                    run.info.run_id,
+                    run.info.run_name,
+                )
+
+    def start(self, *, experiment: str, run_name: str) -> None:
+        """Open an MLflow run in the experiment named after the analysis."""
+        import mlflow
+
+        _quiet_mlflow()
         # MLflow's fluent API is process-wide: keep what the caller had and give it back in end()
         self._saved = {k: os.environ.get(k) for k in _FLUENT_ENV}
         self._saved["uri"] = mlflow.get_tracking_uri()
@@ -89,7 +143,10 @@ class MlflowTracker:
             location = (self.artifact_root / experiment).resolve().as_uri()
             client.create_experiment(experiment, artifact_location=location)
         mlflow.set_experiment(experiment)
-        run = mlflow.start_run(run_name=run_name)
+        pid = os.getpid()
+        tags = {"opslens_host": _HOST, "opslens_pid": str(pid)}
+        tags["opslens_pid_start"] = process_start(pid) or ""
+        run = mlflow.start_run(run_name=run_name, tags=tags)
         self._run_id = run.info.run_id
 
     def log_params(self, params: dict[str, Any]) -> None:
@@ -128,15 +185,17 @@ class MlflowTracker:
                 # schema inference; ours is the explicit signature below
                 warnings.simplefilter("ignore", UserWarning)
                 signature = infer_signature(model.input_example, model.output_example)
-                info = mlflow.pyfunc.log_model(
-                    name="model",
-                    python_model=OpslensPyfunc(),
-                    artifacts={"model": str(path)},
-                    signature=signature,
-                    input_example=model.input_example,
-                    registered_model_name=model.registered_name,
-                    pip_requirements=_requirements(),
-                )
+                said = io.StringIO()  # MLflow prints "Registered model ..." on stderr itself
+                with contextlib.redirect_stderr(said):
+                    info = mlflow.pyfunc.log_model(
+                        name="model",
+                        python_model=OpslensPyfunc(),
+                        artifacts={"model": str(path)},
+                        signature=signature,
+                        input_example=model.input_example,
+                        registered_model_name=model.registered_name,
+                        pip_requirements=_requirements(),
+                    )
         version = getattr(info, "registered_model_version", None)
         if version is not None:
             client = mlflow.MlflowClient()
@@ -144,6 +203,7 @@ class MlflowTracker:
                 client.update_model_version(model.registered_name, str(version), model.description)
             for key, value in model.tags.items():
                 client.set_model_version_tag(model.registered_name, str(version), key, value)
+            log.info("registered model '%s' version %s", model.registered_name, version)
         return str(version) if version is not None else None
 
     def set_alias(self, name: str, version: str) -> None:
@@ -155,7 +215,7 @@ class MlflowTracker:
         )
 
     def end(self, status: str) -> str | None:
-        """End the run with MLflow's status (FINISHED or FAILED)."""
+        """End the run with MLflow's status (FINISHED, FAILED or KILLED)."""
         import mlflow
 
         try:

@@ -108,6 +108,12 @@ def load_predictor(runs_root: Path, analysis: str, run_id: str = "latest") -> Lo
             f"and cannot be loaded by this version ({e})",
             fix=f"re-run it: `opslens run --analysis {analysis}`",
         ) from None
+    except Exception as e:  # a truncated or overwritten file: EOFError, UnpicklingError, ...
+        raise RunError(
+            f"the model file {path} is damaged and cannot be loaded "
+            f"({type(e).__name__}: {str(e).splitlines()[0][:80] if str(e) else 'no detail'})",
+            fix=f"re-run the analysis: `opslens run --analysis {analysis}`",
+        ) from None
     where = "latest" if run_id == "latest" else run_id
     return LoadedPredictor(
         predictor=_checked(obj, analysis, run.run_id, version),

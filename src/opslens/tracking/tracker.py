@@ -37,6 +37,9 @@ class ModelToLog:
 class Tracker(Protocol):
     """What the runner needs from an experiment tracker."""
 
+    def prepare(self, *, experiment: str) -> None:
+        """Check the tracker can be used, before any stage runs (ConfigError if not)."""
+
     def start(self, *, experiment: str, run_name: str) -> None:
         """Open a tracked run."""
 
@@ -56,7 +59,7 @@ class Tracker(Protocol):
         """Point the registry alias ``current`` of ``name`` at ``version`` (after the commit)."""
 
     def end(self, status: str) -> str | None:
-        """Close the run (FINISHED or FAILED); return the tracker's run id."""
+        """Close the run (FINISHED, FAILED, or KILLED when interrupted); return its run id."""
 
 
 @dataclass
@@ -70,6 +73,9 @@ class MemoryTracker:
     aliases: dict[str, str] = field(default_factory=dict)
     status: str | None = None
     runs: list[str] = field(default_factory=list)
+
+    def prepare(self, *, experiment: str) -> None:
+        """Nothing to check: memory is always there."""
 
     def start(self, *, experiment: str, run_name: str) -> None:
         """Open a run (remembered by name)."""

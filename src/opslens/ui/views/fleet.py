@@ -343,7 +343,7 @@ def _parameters() -> FleetParams | None:
         window = c1.number_input(
             "Fingerprint window (points)",
             min_value=2,
-            value=d.fingerprint.window,
+            value=d.fingerprint.window if isinstance(d.fingerprint.window, int) else 24,
             step=1,
             key="fp_window",
             help="Window statistics (win_*) and level changes are computed over windows of this many readings.",
