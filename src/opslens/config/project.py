@@ -4,9 +4,13 @@ One file describes every analysis of a project. Unknown keys are errors
 (reported with their path, e.g. ``analyses[0].source.pth``); relative paths
 resolve against the project file's folder; ``${VAR}`` and ``${VAR:-default}``
 are replaced from the environment after ``.env`` beside the file is loaded
-(without overriding variables already set). Every password found in a URL and
-every value interpolated into a secret-looking key is collected in
+(without overriding variables already set). Every secret (a URL's password or
+``?password=``, the value of a secret-looking key written or interpolated, a
+value from a secret-looking variable) is collected in
 :attr:`ProjectConfig.secrets` so logs, manifests and messages can mask it.
+A key written twice in one mapping, a file whose aliases expand past 100,000
+values, a seed outside numpy's range, an analysis name that cannot be a folder
+and an unknown tracking scheme are errors when the file is loaded.
 
 ``params`` are typed per recipe: :func:`project_model` builds the project
 model whose analyses are a union discriminated on ``recipe`` from the recipes'
@@ -39,6 +43,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
@@ -56,7 +61,7 @@ from pydantic import (
 from opslens.config.base import Strict
 from opslens.config.messages import validation_message
 from opslens.config.report import ReportConfig
-from opslens.config.secrets import SECRET_KEY, URL_PASSWORD, collect_url_passwords, mask_secrets
+from opslens.config.secrets import collect_secrets, is_secret_key, mask_secrets, url_secrets
 from opslens.config.sources import SOURCE_KINDS, SourceConfig
 from opslens.errors import ConfigError
 
@@ -72,6 +77,30 @@ __all__ = [
 ]
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+NAME_MAX = 100  # names a folder, an MLflow experiment and a registered model
+SEED_MAX = 2**32 - 1  # numpy's seed range
+# what MLflow can track to: a path, file:, a database URL, or a tracking server
+TRACKING_SCHEMES = ("file", "sqlite", "postgresql", "mysql", "mssql", "http", "https", "databricks")
+
+
+def check_seed(value: int) -> int:
+    """A seed numpy accepts (0 ≤ seed < 2**32), or a ValueError naming the range.
+
+    Example:
+        >>> check_seed(7)
+        7
+        >>> check_seed(-1)
+        Traceback (most recent call last):
+        ...
+        ValueError: random_state -1 is outside numpy's seed range; use a whole number from 0 to 4294967295
+    """
+    if not 0 <= value <= SEED_MAX:
+        raise ValueError(
+            f"random_state {value} is outside numpy's seed range; "
+            f"use a whole number from 0 to {SEED_MAX}"
+        )
+    return value
 
 
 class Columns(Strict):
@@ -88,12 +117,32 @@ class Columns(Strict):
 class AnalysisConfig(Strict):
     """One named analysis: a recipe applied to a source (``params`` typed by the recipe)."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+    name: str
     recipe: str
     source: SourceConfig
     columns: Columns = Field(default_factory=Columns)
     params: Any = Field(default_factory=dict)
     random_state: int = 0
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        if len(value) > NAME_MAX:
+            raise ValueError(
+                f"the name is {len(value)} characters long; use at most {NAME_MAX} "
+                "(it names a folder of runs/ and an MLflow experiment)"
+            )
+        if not _NAME.match(value):
+            raise ValueError(
+                f"the name {value!r} may hold only letters, digits, '_', '.' and '-', and must "
+                "start with a letter or digit (it names a folder: no '/', spaces or '..')"
+            )
+        return value
+
+    @field_validator("random_state")
+    @classmethod
+    def _seed(cls, value: int) -> int:
+        return check_seed(value)
 
 
 class TrackingConfig(Strict):
@@ -101,6 +150,19 @@ class TrackingConfig(Strict):
 
     uri: str = "sqlite:///mlflow.db"
     enabled: bool = True
+
+    @field_validator("uri")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        scheme = value.split("://", 1)[0].lower() if "://" in value else ""
+        if scheme and scheme.split("+", 1)[0] not in TRACKING_SCHEMES:
+            raise ValueError(
+                f"'{scheme}://' is not a tracking store MLflow can use; write sqlite:///mlflow.db, "
+                "a folder path, postgresql://..., or http(s)://host:port of an MLflow server"
+            )
+        if not value.strip():
+            raise ValueError("is empty; write sqlite:///mlflow.db or set tracking.enabled: false")
+        return value
 
 
 class ProjectConfig(Strict):
@@ -218,18 +280,59 @@ def _interpolate(value: Any, env: Mapping[str, str], path: str, secrets: set[str
                 f"'{path}' uses ${{{name}}} but the environment variable {name} is not set",
                 fix=f"export {name}=... or put {name}=... in .env beside the project file",
             )
-        key = path.rsplit(".", 1)[-1]
-        if (SECRET_KEY.search(key) or SECRET_KEY.search(name)) and not URL_PASSWORD.search(got):
-            secrets.add(got)
+        if is_secret_key(name):
+            secrets.update(url_secrets(got) or {got})
         return got
 
     return _ENV.sub(replace, value)
 
 
+class _DuplicateKey(yaml.YAMLError):
+    def __init__(self, key: str, line: int) -> None:
+        super().__init__(key)
+        self.key, self.line = key, line
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key written twice in one mapping (YAML keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+            try:
+                repeated = key in seen
+            except TypeError:  # an unhashable key; the base loader reports it
+                break
+            if repeated:
+                raise _DuplicateKey(str(key), key_node.start_mark.line + 1)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+_MAX_VALUES = 100_000  # a project file, its aliases (*name) expanded, holds far fewer
+
+
+def _expanded_size(value: Any, sizes: dict[int, int]) -> int:
+    """How many values ``value`` holds once YAML aliases are expanded (each shared node sized once).
+
+    A node that holds itself (``a: &a [*a]``) has no size: ValueError.
+    """
+    if not isinstance(value, dict | list):
+        return 1
+    if sizes.get(id(value)) == -1:
+        raise ValueError("a value holds itself")
+    if id(value) not in sizes:
+        sizes[id(value)] = -1
+        items = value.values() if isinstance(value, dict) else value
+        sizes[id(value)] = 1 + sum(_expanded_size(v, sizes) for v in items)
+    return sizes[id(value)]
+
+
 def _resolve_paths(raw: dict[str, Any], root: Path) -> None:
     for analysis in raw.get("analyses") or []:
         source = analysis.get("source") if isinstance(analysis, dict) else None
-        if isinstance(source, dict) and source.get("kind") == "file" and "path" in source:
+        if isinstance(source, dict) and source.get("kind") == "file" and source.get("path"):
             p = Path(str(source["path"])).expanduser()
             source["path"] = str(p if p.is_absolute() else root / p)
         if isinstance(source, dict) and source.get("kind") == "sql":
@@ -247,7 +350,7 @@ def _resolve_param_paths(params: dict[str, Any], root: Path) -> None:
     for key, value in params.items():
         if isinstance(value, dict):
             _resolve_param_paths(value, root)
-        elif isinstance(value, str) and (key == "path" or key.endswith("_path")):
+        elif isinstance(value, str) and value.strip() and (key == "path" or key.endswith("_path")):
             p = Path(value).expanduser()
             params[key] = str(p if p.is_absolute() else root / p)
 
@@ -256,21 +359,36 @@ def read_project_file(path: str | Path) -> tuple[dict[str, Any], Path, frozenset
     """The file's mapping, interpolated and with paths resolved; its folder; the secrets found."""
     path = Path(path)
     if not path.is_file():
+        what = "is a directory, not a file" if path.is_dir() else "does not exist"
         raise ConfigError(
-            f"project file {path} does not exist",
+            f"project file {path} {what}",
             fix="pass the path of your project.yaml (see examples/), or run `opslens demo`",
         )
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
+    except RecursionError:
+        raise ConfigError(
+            f"{path} nests too deeply to be a project file",
+            fix="start from examples/distribution/project.yaml",
+        ) from None
+    except _DuplicateKey as e:
+        raise ConfigError(
+            f"{path}: key '{e.key}' appears twice in one mapping (line {e.line})",
+            fix="keep one of the two; YAML would silently use the last",
+        ) from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(e, "problem", None) or "malformed YAML"
+        problem = getattr(e, "problem", None) or (str(e) if e.args else "malformed YAML")
         raise ConfigError(
             f"{path} is not valid YAML{where}: {problem}",
             fix="check indentation, colons and quotes on that line",
         ) from None
-    except (OSError, UnicodeDecodeError) as e:
+    except UnicodeDecodeError as e:
+        raise ConfigError(
+            f"{path} is not UTF-8 text (byte {e.start})", fix="save the project file as UTF-8"
+        ) from None
+    except (OSError, ValueError) as e:
         raise ConfigError(
             f"cannot read {path}: {e}", fix="check the file's permissions and encoding"
         ) from None
@@ -279,16 +397,40 @@ def read_project_file(path: str | Path) -> tuple[dict[str, Any], Path, frozenset
             f"{path} must hold a mapping with an 'analyses' list, not {type(raw).__name__}",
             fix="start from examples/distribution/project.yaml",
         )
+    try:
+        size = _expanded_size(raw, {})
+    except ValueError:
+        raise ConfigError(
+            f"{path} has an alias (*name) inside the value it names",
+            fix="write the value out instead of the alias",
+        ) from None
+    if size > _MAX_VALUES:
+        raise ConfigError(
+            f"{path} holds more than {_MAX_VALUES:,} values once its aliases (*name) are expanded",
+            fix="write the project without nested aliases",
+        )
+    analyses = raw.get("analyses")
+    if analyses is not None and not isinstance(analyses, list):
+        raise ConfigError(
+            f"{path}: 'analyses' must be a list of analyses, not {type(analyses).__name__}",
+            fix="write analyses: followed by '- name: ...' items (see examples/)",
+        )
     root = path.resolve().parent
-    env: dict[str, str] = (
-        {k: v for k, v in dotenv_values(root / ".env").items() if v is not None}
-        if (root / ".env").is_file()
-        else {}
-    )
+    try:
+        env: dict[str, str] = (
+            {k: v for k, v in dotenv_values(root / ".env").items() if v is not None}
+            if (root / ".env").is_file()
+            else {}
+        )
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(
+            f"cannot read {root / '.env'} ({type(e).__name__})",
+            fix="save .env as UTF-8 text with KEY=value lines, or remove it",
+        ) from None
     env.update(os.environ)
     secrets: set[str] = set()
     raw = _interpolate(raw, env, "", secrets)
-    collect_url_passwords(raw, secrets)
+    collect_secrets(raw, secrets)
     _resolve_paths(raw, root)
     return raw, root, frozenset(secrets)
 
@@ -313,6 +455,7 @@ def validate_project(
         ) from None
 
 
+@cache
 def _recipe_tags(model: type[ProjectConfig]) -> list[str]:
     schema = model.model_json_schema()
     return [

@@ -8,11 +8,12 @@ Example:
 
 from __future__ import annotations
 
+import codecs
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from opslens.config.base import Strict
 
@@ -60,11 +61,48 @@ class _SourceBase(Strict):
 
 
 class FileSource(_SourceBase):
-    """A CSV or Parquet file (``format: auto`` decides by the file's suffix)."""
+    """A CSV or Parquet file (``format: auto`` decides by the file's suffix).
+
+    A CSV is read with ``separator`` (``,``; a ``.tsv`` file defaults to a tab)
+    and ``encoding`` (``utf-8``; any codec Python knows, e.g. ``latin-1``, ``cp1252``).
+
+    Example:
+        >>> FileSource(kind="file", path="t.csv", separator=";", encoding="latin-1").separator
+        ';'
+    """
 
     kind: Literal["file"]
     path: Path
     format: Literal["auto", "csv", "parquet"] = "auto"
+    separator: str | None = None
+    encoding: str = "utf-8"
+
+    @field_validator("path", mode="before")
+    @classmethod
+    def _not_empty(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("is empty, not a file (a ${VAR:-} with no value?); name the data file")
+        return value
+
+    @field_validator("separator")
+    @classmethod
+    def _one_character(cls, value: str | None) -> str | None:
+        if value is not None and len(value.encode("utf-8")) != 1:
+            raise ValueError(
+                f"{value!r} is not one character; write e.g. ',', ';', '|' or \"\\t\" for a tab"
+            )
+        return value
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_codec(cls, value: str) -> str:
+        try:
+            codecs.lookup(value)
+        except LookupError:
+            raise ValueError(
+                f"{value!r} is not a text encoding Python knows; write e.g. utf-8, latin-1 or cp1252"
+            ) from None
+        return value
 
 
 class SqlSource(_SourceBase):
@@ -104,7 +142,7 @@ class SyntheticSource(_SourceBase):
     kind: Literal["synthetic"]
     generator: str
     options: dict[str, Any] = Field(default_factory=dict)
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)
 
 
 class MemorySource(_SourceBase):

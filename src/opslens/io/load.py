@@ -29,8 +29,8 @@ from opslens.config import (
     FileSource,
     MemorySource,
     SqlSource,
-    mask_secrets,
 )
+from opslens.config.secrets import mask_url
 from opslens.core.columns import parse_time, require_columns
 from opslens.errors import ConfigError, DataError
 from opslens.io.schema import apply_window, to_wide
@@ -61,10 +61,10 @@ def describe_source(analysis: AnalysisConfig) -> str:
         return f"file {src.path}"
     if isinstance(src, SqlSource):
         what = f"table '{src.table}'" if src.table else "query"
-        return f"{what} at {mask_secrets(src.url)}"
+        return f"{what} at {mask_url(src.url)}"
     if isinstance(src, ElasticsearchSource):
-        hosts = src.hosts if isinstance(src.hosts, str) else ", ".join(src.hosts)
-        return f"Elasticsearch index '{src.index}' at {mask_secrets(hosts)}"
+        hosts = [src.hosts] if isinstance(src.hosts, str) else src.hosts
+        return f"Elasticsearch index '{src.index}' at {', '.join(mask_url(h) for h in hosts)}"
     if isinstance(src, MemorySource):
         return f"the in-memory frame '{src.name}'"
     return f"synthetic {src.generator} data (seed {src.seed})"
@@ -88,7 +88,7 @@ def _read(analysis: AnalysisConfig) -> pl.DataFrame:
     if isinstance(src, FileSource):
         from opslens.io.sources.files import read_file
 
-        return read_file(src.path, src.format)
+        return read_file(src.path, src.format, separator=src.separator, encoding=src.encoding)
     if isinstance(src, SqlSource):
         from opslens.io.sources.sql import read_sql
 
@@ -105,6 +105,8 @@ def _read(analysis: AnalysisConfig) -> pl.DataFrame:
         fields = [
             c for c in [cols.entity, *cols.metrics, cols.target, *cols.categorical, cols.group] if c
         ]
+        if src.layout == "long" and src.long is not None:  # metrics are keys: read the LONG columns
+            fields = [*src.long.index, src.long.key, src.long.value]
         window = src.window
         return read_elasticsearch(
             hosts=src.hosts,
@@ -148,4 +150,24 @@ def load_source(analysis: AnalysisConfig, frame: pl.DataFrame | None = None) -> 
                     f"no rows of {where} fall in the time window {src.window.start} – {src.window.end}",
                     fix="widen or remove source.window",
                 )
+    _check_not_all_null(frame, analysis, where)
     return Loaded(frame=frame, fingerprint=fingerprint_frame(frame), description=where)
+
+
+def _check_not_all_null(frame: pl.DataFrame, analysis: AnalysisConfig, where: str) -> None:
+    """A metric with no value in any row says so, rather than failing later as something else."""
+    empty = [
+        m
+        for m in analysis.columns.metrics
+        if m in frame.columns
+        and (
+            frame[m].null_count() == frame.height
+            or (frame[m].dtype.is_float() and frame[m].is_nan().fill_null(True).all())
+        )
+    ]
+    if empty:
+        raise DataError(
+            f"metric column(s) {', '.join(repr(m) for m in empty)} of {where} "
+            f"are null in every one of the {frame.height} rows",
+            fix="fill the column(s) in the data, or remove them from columns.metrics",
+        )

@@ -27,7 +27,13 @@ from opslens.config import ProjectConfig
 from opslens.errors import InstanceError, OpslensError, SourceError
 from opslens.tracking.models import ModelSource, load_model
 
-__all__ = ["StreamSummary", "iter_instances", "stream_instances"]
+__all__ = [
+    "StreamSummary",
+    "answer_instance",
+    "iter_instances",
+    "parse_instance",
+    "stream_instances",
+]
 
 log = logging.getLogger("opslens.stream")
 
@@ -42,32 +48,79 @@ class StreamSummary:
     origin: str = ""
 
 
-def iter_instances(lines: IO[str]) -> Iterator[tuple[int, dict[str, Any] | InstanceError]]:
-    """Yield ``(line_number, instance)`` or ``(line_number, InstanceError)``; blank lines skipped."""
-    for number, line in enumerate(lines, start=1):
-        text = line.strip()
-        if not text:
-            continue
+_MAX_DIGITS = 300  # past this an integer is no float (1e308) and no id a model knows
+
+
+def _bounded_int(text: str) -> int:
+    digits = len(text.lstrip("-"))
+    if digits > _MAX_DIGITS:
+        raise ValueError(f"an integer of {digits} digits is too long (at most {_MAX_DIGITS})")
+    return int(text)
+
+
+def parse_instance(number: int, line: str | bytes) -> dict[str, Any] | InstanceError | None:
+    """One input line as an instance, an :class:`InstanceError` naming what is wrong, or None if blank.
+
+    Any bytes give one of the three: invalid UTF-8, JSON nested past Python's
+    recursion limit and a 5,000-digit number are errors of that line (``NaN``, which
+    Python's json writes for a missing reading, is read as a number).
+
+    Example:
+        >>> parse_instance(3, b'{"route": "A"}'), parse_instance(4, "  ")
+        ({'route': 'A'}, None)
+        >>> print(parse_instance(5, b"\\xff{}"))
+        line 5 is not UTF-8 text (byte 1 is 0xff); fix: send UTF-8 encoded JSON, one object per line
+        >>> print(parse_instance(6, "[" * 100_000))
+        line 6 nests JSON too deeply; fix: send flat JSON objects such as {"route": "R01"}
+    """
+    if isinstance(line, bytes):
         try:
-            value = json.loads(text)
-        except json.JSONDecodeError as e:
-            yield (
-                number,
-                InstanceError(
-                    f"line {number} is not JSON ({e.msg})", fix="send one JSON object per line"
-                ),
+            line = line.decode("utf-8")
+        except UnicodeDecodeError as e:
+            return InstanceError(
+                f"line {number} is not UTF-8 text (byte {e.start + 1} is 0x{line[e.start]:02x})",
+                fix="send UTF-8 encoded JSON, one object per line",
             )
-            continue
-        if not isinstance(value, dict):
-            yield (
-                number,
-                InstanceError(
-                    f"line {number} is a JSON {type(value).__name__}, not an object",
-                    fix='send objects such as {"route": "R01", "hour_band": "morning"}',
-                ),
-            )
-            continue
-        yield number, value
+    text = line.strip().lstrip("\ufeff")
+    if not text:
+        return None
+    try:
+        value = json.loads(text, parse_int=_bounded_int)
+    except json.JSONDecodeError as e:
+        return InstanceError(
+            f"line {number} is not JSON ({e.msg})", fix="send one JSON object per line"
+        )
+    except RecursionError:
+        return InstanceError(
+            f"line {number} nests JSON too deeply",
+            fix='send flat JSON objects such as {"route": "R01"}',
+        )
+    except ValueError as e:  # an integer of too many digits
+        return InstanceError(
+            f"line {number} is not usable JSON ({e})",
+            fix="send numbers of ordinary size (at most 300 digits)",
+        )
+    if not isinstance(value, dict):
+        return InstanceError(
+            f"line {number} is a JSON {type(value).__name__}, not an object",
+            fix='send objects such as {"route": "R01", "hour_band": "morning"}',
+        )
+    return value
+
+
+def iter_instances(
+    lines: IO[str] | IO[bytes],
+) -> Iterator[tuple[int, dict[str, Any] | InstanceError]]:
+    """Yield ``(line_number, instance)`` or ``(line_number, InstanceError)``; blank lines skipped.
+
+    A text file or stdin is read through its byte buffer, line by line, so an
+    undecodable line is one error and the lines around it are still scored.
+    """
+    raw: IO[Any] = getattr(lines, "buffer", None) or lines
+    for number, line in enumerate(raw, start=1):
+        item = parse_instance(number, line)
+        if item is not None:
+            yield number, item
 
 
 def stream_instances(
@@ -102,6 +155,7 @@ def stream_instances(
         target_dir = plots_dir or project.root / "stream" / analysis / stamp
         target_dir.mkdir(parents=True, exist_ok=True)
     scored = rejected = 0
+    states: dict[str, dict[str, Any]] = {}  # per stream, for predictors that step()
     source: IO[str] = (
         input_path.open(encoding="utf-8") if input_path is not None else (stdin or sys.stdin)
     )
@@ -114,7 +168,7 @@ def stream_instances(
                 rejected += 1
             else:
                 try:
-                    answer = predictor.predict_one(item)
+                    answer = answer_instance(predictor, item, states)
                 except OpslensError as e:
                     record["error"] = str(e)
                     rejected += 1
@@ -144,3 +198,27 @@ def stream_instances(
     return StreamSummary(
         scored=scored, rejected=rejected, plots_dir=target_dir, origin=loaded.origin
     )
+
+
+def answer_instance(
+    predictor: Any, instance: dict[str, Any], states: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    """The predictor's answer; a stateful one (``supports("step")``) gets its stream's state.
+
+    The stream id is the instance's ``stream`` field (``predictor.stream_field``),
+    ``default`` when absent; ``states`` keeps one state per stream id between calls.
+
+    Example:
+        >>> from opslens.recipes.residual.predictor import example_predictor
+        >>> p, states = example_predictor(), {}
+        >>> [answer_instance(p, {"ts": i, "axis1": 9.0}, states)["level"] for i in range(2)]
+        ['ok', 'alert']
+        >>> list(states)
+        ['default']
+    """
+    if not predictor.supports("step"):
+        return dict(predictor.predict_one(instance))
+    value = instance.get(getattr(predictor, "stream_field", "stream"))
+    stream = "default" if value is None else str(value)
+    answer, states[stream] = predictor.step(instance, states.get(stream))
+    return dict(answer)

@@ -45,12 +45,24 @@ __all__ = [
 _PACKAGES = {
     "distribution": "opslens.recipes.distribution",
     "fleet": "opslens.recipes.fleet",
+    "segments": "opslens.recipes.segments",
+    "residual": "opslens.recipes.residual",
+    "propensity": "opslens.recipes.propensity",
 }
 
 
 def recipe_names() -> list[str]:
     """The names of every registered recipe."""
     return list(_PACKAGES)
+
+
+def _available_recipes() -> list[str]:
+    """The registered recipes whose required packages are installed: the ones to offer."""
+    return [
+        n
+        for n, module in _PACKAGES.items()
+        if all(find_spec(r) for r in import_module(module).RECIPE.requires)
+    ]
 
 
 @cache
@@ -60,7 +72,7 @@ def get_recipe(name: str) -> Recipe:
     if module is None:
         raise ConfigError(
             f"the '{name}' recipe is not available in this version of opslens",
-            fix=f"use one of: {', '.join(_PACKAGES)}",
+            fix=f"use one of: {', '.join(_available_recipes())}",
         )
     recipe: Recipe = import_module(module).RECIPE
     missing = [r for r in recipe.requires if find_spec(r) is None]
@@ -91,7 +103,7 @@ def _unknown_recipe(raw: dict[str, Any], where: str) -> None:
             raise ConfigError(
                 f"{where}: analyses[{i}].recipe: the '{name}' recipe is not available "
                 "in this version of opslens",
-                fix=f"use one of: {', '.join(_PACKAGES)}",
+                fix=f"use one of: {', '.join(_available_recipes())}",
             )
 
 
