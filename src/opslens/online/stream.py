@@ -142,8 +142,9 @@ def stream_instances(
     predictor = loaded.predictor
     log.info("scoring with the model from %s", loaded.origin)
     if input_path is not None and not input_path.is_file():
+        what = "is a directory, not a file" if input_path.is_dir() else "does not exist"
         raise SourceError(
-            f"instances file {input_path} does not exist",
+            f"instances file {input_path} {what}",
             fix="pass --input FILE.jsonl or - for stdin",
         )
     target_dir = None

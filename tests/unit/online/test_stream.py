@@ -250,6 +250,9 @@ def test_a_missing_input_file_is_a_source_error(
         stream_instances(dist_project, "analysis", input_path=tmp_path / "nope.jsonl")
     assert err.value.problem == f"instances file {tmp_path / 'nope.jsonl'} does not exist"
     assert err.value.fix == "pass --input FILE.jsonl or - for stdin"
+    with pytest.raises(SourceError) as err:
+        stream_instances(dist_project, "analysis", input_path=tmp_path)
+    assert err.value.problem == f"instances file {tmp_path} is a directory, not a file"
 
 
 def test_streaming_without_a_run_is_a_run_error(tmp_path: Path) -> None:
