@@ -18,6 +18,7 @@ Example:
     >>> pipe = SegmentPipeline(params, features=list(FEATURES), categorical=["ward"],
     ...     series_target="next_score")
     >>> pipe = pipe.fit(data, data["next_score"], data["resource_hours"])
+    >>> pipe.update_thresholds(alert={"memory_usage": 1e9})  # this process's memory is not the point
     >>> result = pipe.process_batch(make_patient_batches(1, 200, seed=0)[0].frame)
     >>> result.record["rows_in"] == result.record["rows_scored"] + result.record["rows_rejected"]
     True
