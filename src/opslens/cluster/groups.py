@@ -7,14 +7,26 @@ median, constant columns dropped; see
 the Euclidean distances all three methods use.
 
 * **K-Means**: K chosen by :func:`opslens.cluster.kselect.choose_k` (best
-  silhouette over ``k_min..k_max``).
+  silhouette over ``k_min..k_max``; above 20,000 devices the scan runs on a
+  seeded random sample of 20,000, the final K-Means on every device).
 * **DBSCAN**: ``eps`` is the knee of the sorted k-distance curve (k =
   ``min_samples``, the point itself counted as sklearn does): the point of the
   curve farthest from the chord joining its ends, both axes scaled to [0, 1].
   Label ``-1`` is noise.
-* **Agglomerative** (Ward) with the same K. Above ``max_agglomerative``
-  devices, Ward runs on a seeded sample of that size and every other device
-  joins the group with the nearest centroid (Ward's memory is quadratic).
+* **Agglomerative** (Ward) with the same K. Ward's memory is quadratic, so
+  above ``max_agglomerative`` devices it runs on a seeded sample of that size,
+  *stratified* by the K-Means groups (every K-Means group keeps its share of
+  the fleet, at least one device), and every other device joins the Ward
+  group with the nearest centroid. A sample that covers every device is the
+  full method.
+* **DBSCAN** above ``max_dbscan`` devices runs the same way on a seeded
+  stratified sample of that size (``eps`` from the knee of the sample's
+  k-distances to the *whole* fleet, so it is the fleet's eps, estimated); every
+  other device takes the group of its nearest *core* sample device when that
+  one lies within ``eps``, else it is noise. Memory stays bounded: no n x n
+  distances, and the neighbour searches work in chunks. DBSCAN is the method
+  sampling changes most (a thinner sample breaks or makes the bridges between
+  dense regions), so the fleet recipe keeps it exact up to 10,000 devices.
 
 Group labels are renumbered by size (0 = largest), so they are stable across
 library versions. The silhouette of each method is computed on the
@@ -42,6 +54,7 @@ Example:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -61,9 +74,17 @@ from opslens.errors import ConfigError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["GROUP_METHODS", "BehaviourGroups", "find_groups", "k_distance_eps", "relabel_by_size"]
+__all__ = [
+    "GROUP_METHODS",
+    "BehaviourGroups",
+    "find_groups",
+    "k_distance_eps",
+    "relabel_by_size",
+    "stratified_sample",
+]
 
 GROUP_METHODS = ("kmeans", "dbscan", "agglomerative")
+_MAX_KSELECT = 20000
 
 
 @dataclass(frozen=True)
@@ -101,8 +122,13 @@ def relabel_by_size(labels: np.ndarray) -> np.ndarray:
     return out
 
 
-def k_distance_eps(X: np.ndarray, min_samples: int) -> tuple[float, np.ndarray]:
+def k_distance_eps(
+    X: np.ndarray, min_samples: int, rows: np.ndarray | None = None
+) -> tuple[float, np.ndarray]:
     """DBSCAN eps at the knee of the sorted k-distance curve; returns (eps, sorted distances).
+
+    ``rows`` (optional) computes the curve for those rows only, each against
+    every row of ``X``: the same curve, estimated from a sample.
 
     Example:
         >>> import numpy as np
@@ -113,7 +139,7 @@ def k_distance_eps(X: np.ndarray, min_samples: int) -> tuple[float, np.ndarray]:
         (True, (52,))
     """
     k = min(min_samples, X.shape[0])
-    dist, _ = NearestNeighbors(n_neighbors=k).fit(X).kneighbors(X)
+    dist, _ = NearestNeighbors(n_neighbors=k).fit(X).kneighbors(X if rows is None else X[rows])
     d = np.sort(dist[:, -1])
     span = d[-1] - d[0]
     if d.size < 3 or span <= 0:
@@ -141,18 +167,59 @@ def _silhouette(X: np.ndarray, labels: np.ndarray, random_state: int) -> float:
     )
 
 
-def _agglomerative(X: np.ndarray, k: int, max_rows: int, random_state: int) -> np.ndarray:
-    ward = AgglomerativeClustering(n_clusters=k, linkage="ward")
-    if X.shape[0] <= max_rows:
-        return np.asarray(ward.fit_predict(X))
+def stratified_sample(strata: np.ndarray, size: int, random_state: int) -> np.ndarray:
+    """Sorted row indices of a seeded sample of ``size`` rows, each stratum keeping its share.
+
+    Every stratum gets ``round(size * share)`` rows (at least one, at most all of
+    it); the rounding remainder goes to the largest strata. ``size >= len(strata)``
+    returns every row.
+
+    Example:
+        >>> import numpy as np
+        >>> s = stratified_sample(np.array([0] * 8 + [1] * 2), 5, 0)
+        >>> s.size, int((s >= 8).sum())
+        (5, 1)
+    """
+    n = strata.size
+    if size >= n:
+        return np.arange(n)
+    groups, counts = np.unique(strata, return_counts=True)
+    quota = np.clip(np.round(size * counts / n).astype(np.int64), 1, counts)
+    for i in np.argsort(-counts, kind="stable"):  # fix the rounding on the largest strata
+        quota[i] = np.clip(quota[i] + size - quota.sum(), 1, counts[i])
     rng = np.random.default_rng(random_state)
-    sample = np.sort(rng.choice(X.shape[0], size=max_rows, replace=False))
+    picks = [
+        rng.choice(np.flatnonzero(strata == g), size=int(q), replace=False)
+        for g, q in zip(groups, quota, strict=True)
+    ]
+    return np.sort(np.concatenate(picks))
+
+
+def _agglomerative(X: np.ndarray, k: int, sample: np.ndarray) -> np.ndarray:
+    """Ward on the ``sample`` rows; every other row joins the nearest Ward centroid."""
+    ward = AgglomerativeClustering(n_clusters=k, linkage="ward")
     sample_labels = np.asarray(ward.fit_predict(X[sample]))
-    centroids = np.vstack([X[sample][sample_labels == g].mean(axis=0) for g in range(k)])
-    nearest = NearestNeighbors(n_neighbors=1).fit(centroids).kneighbors(X)[1]
-    labels = nearest[:, 0]
+    labels = np.empty(X.shape[0], dtype=np.int64)
     labels[sample] = sample_labels
-    return np.asarray(labels)
+    rest = np.setdiff1d(np.arange(X.shape[0]), sample)
+    if rest.size:
+        centroids = np.vstack([X[sample][sample_labels == g].mean(axis=0) for g in range(k)])
+        labels[rest] = NearestNeighbors(n_neighbors=1).fit(centroids).kneighbors(X[rest])[1][:, 0]
+    return labels
+
+
+def _dbscan(X: np.ndarray, eps: float, min_samples: int, sample: np.ndarray) -> np.ndarray:
+    """DBSCAN on the ``sample`` rows; every other row takes its nearest core row's group within eps."""
+    db = DBSCAN(eps=eps, min_samples=min_samples).fit(X[sample])
+    labels = np.full(X.shape[0], -1, dtype=np.int64)
+    labels[sample] = db.labels_
+    rest = np.setdiff1d(np.arange(X.shape[0]), sample)
+    core = np.asarray(db.core_sample_indices_)
+    if rest.size and core.size:
+        dist, idx = NearestNeighbors(n_neighbors=1).fit(X[sample][core]).kneighbors(X[rest])
+        near = dist[:, 0] <= eps
+        labels[rest[near]] = db.labels_[core][idx[near, 0]]
+    return labels
 
 
 def find_groups(
@@ -164,11 +231,17 @@ def find_groups(
     k_max: int = 8,
     min_samples: int = 5,
     max_agglomerative: int = 5000,
+    max_dbscan: int = 10000,
     random_state: int = 0,
     n_threads: int | None = 1,
     setting: str = "",
+    track: Callable[[Sequence[str], str], Iterable[str]] | None = None,
 ) -> BehaviourGroups:
     """Cluster devices by K-Means, DBSCAN and Ward; report silhouettes and a PCA embedding.
+
+    ``max_agglomerative`` and ``max_dbscan`` bound the devices Ward and DBSCAN
+    run on (the rest are assigned, see the module docstring). ``track``
+    (optional) wraps the list of methods, e.g. in a progress bar.
 
     Example:
         >>> import numpy as np
@@ -190,7 +263,16 @@ def find_groups(
     m = fingerprint_matrix(fingerprints, entity=entity)
     with threadpool_limits(n_threads):
         return _find_groups(
-            m, entity, methods, k_min, k_max, min_samples, max_agglomerative, random_state, setting
+            m,
+            entity,
+            methods,
+            k_min,
+            k_max,
+            min_samples,
+            (max_agglomerative, max_dbscan),
+            random_state,
+            setting,
+            track or (lambda items, _what: items),
         )
 
 
@@ -201,24 +283,31 @@ def _find_groups(
     k_min: int,
     k_max: int,
     min_samples: int,
-    max_agglomerative: int,
+    max_rows: tuple[int, int],
     random_state: int,
     setting: str,
+    track: Callable[[Sequence[str], str], Iterable[str]],
 ) -> BehaviourGroups:
     std = m.X.std(axis=0)
     Z = (m.X - m.X.mean(axis=0)) / np.where(std > 0, std, 1.0)
-    k_choice = choose_k(Z, k_min=k_min, k_max=k_max, random_state=random_state, setting=setting)
+    scan = Z
+    if Z.shape[0] > _MAX_KSELECT:  # the K scan fits K-Means 7 times: a seeded sample is enough
+        rng = np.random.default_rng(random_state)
+        scan = Z[np.sort(rng.choice(Z.shape[0], size=_MAX_KSELECT, replace=False))]
+    k_choice = choose_k(scan, k_min=k_min, k_max=k_max, random_state=random_state, setting=setting)
     k = k_choice.k
-    eps, k_distances = k_distance_eps(Z, min_samples)
+    kmeans = KMeans(n_clusters=k, n_init=10, random_state=random_state).fit_predict(Z)
+    ward_sample, db_sample = (stratified_sample(kmeans, r, random_state) for r in max_rows)
+    eps, k_distances = k_distance_eps(Z, min_samples, rows=db_sample)
 
     labels: dict[str, np.ndarray] = {}
-    for method in methods:
+    for method in track(methods, "groups: methods"):
         if method == "kmeans":
-            raw = KMeans(n_clusters=k, n_init=10, random_state=random_state).fit_predict(Z)
+            raw = kmeans
         elif method == "dbscan":
-            raw = DBSCAN(eps=eps, min_samples=min_samples).fit_predict(Z)
+            raw = _dbscan(Z, eps, min_samples, db_sample)
         else:
-            raw = _agglomerative(Z, k, max_agglomerative, random_state)
+            raw = _agglomerative(Z, k, ward_sample)
         labels[method] = relabel_by_size(np.asarray(raw))
 
     n_groups = {m_: int(np.unique(lab[lab >= 0]).size) for m_, lab in labels.items()}

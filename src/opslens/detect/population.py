@@ -248,8 +248,11 @@ class RareDeviceDetector(BaseEstimator):  # type: ignore[misc]
                 models[m].fit(Z)
         self.models_ = models
         self.n_features_in_ = X.shape[1]
-        self.train_scores_ = {m: np.sort(self._raw(m, Z)) for m in self.methods}
-        combined = self.normalised_scores(X).mean(axis=1)
+        raw = {m: self._raw(m, Z) for m in self.methods}
+        self.train_scores_ = {m: np.sort(r) for m, r in raw.items()}
+        # the training rows' normalised scores, from the raw scores just computed
+        self.train_normalised_ = self._normalise([raw[m] for m in self.methods])
+        combined = self.train_normalised_.mean(axis=1)
         self.threshold_ = float(np.quantile(combined, 1.0 - self.contamination))
 
     def _raw(self, method: str, Z: np.ndarray) -> np.ndarray:
@@ -272,6 +275,9 @@ class RareDeviceDetector(BaseEstimator):  # type: ignore[misc]
         Z = (X - self.center_) / self.scale_
         with threadpool_limits(self.n_threads):
             raw = [self._raw(m, Z) for m in self.methods]
+        return self._normalise(raw)
+
+    def _normalise(self, raw: list[np.ndarray]) -> np.ndarray:
         cols = [
             _percentile_of(self.train_scores_[m], r) for m, r in zip(self.methods, raw, strict=True)
         ]
@@ -310,7 +316,9 @@ class RareDeviceDetector(BaseEstimator):  # type: ignore[misc]
             >>> det.score_frame(X, list("abcdefghij")).columns
             ['entity', 'ecod', 'combined', 'rank', 'is_rare']
         """
-        norm = self.normalised_scores(X)
+        return self._frame(self.normalised_scores(X), entities)
+
+    def _frame(self, norm: np.ndarray, entities: Sequence[str]) -> pl.DataFrame:
         if len(entities) != norm.shape[0]:
             raise DataError(
                 f"{len(entities)} device ids for {norm.shape[0]} fingerprint rows",
@@ -408,7 +416,7 @@ def rank_rare_devices(
     det = RareDeviceDetector(
         methods=methods, contamination=contamination, random_state=random_state
     ).fit(m.X)
-    scores = det.score_frame(m.X, m.entities).with_row_index("_row")
+    scores = det._frame(det.train_normalised_, m.entities).with_row_index("_row")
     top = scores.sort("rank").head(top_n)
     rows = top.get_column("_row").to_list()
     feats = top_deviating_features(m.X, m.feature_names, rows, n=n_features)

@@ -12,7 +12,10 @@ For every group and feature the group is compared with all other devices:
 
 Values are cleaned as for rare devices (inf → missing → column median, constant
 columns dropped) but not scaled, so means stay in the feature's own units.
-DBSCAN noise (label -1) is not a group: those devices count in "the rest" only.
+DBSCAN noise (label -1) is a group of its own only with ``include_noise=True``
+(otherwise those devices count in "the rest" only). :func:`contrasts_by_method`
+contrasts every group of every method, noise included, with one BH correction
+over all of those tests.
 
 Example:
     >>> import numpy as np
@@ -42,7 +45,7 @@ from opslens.errors import DataError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["group_contrasts", "top_group_features"]
+__all__ = ["contrasts_by_method", "group_contrasts", "top_group_features"]
 
 _SCHEMA = {
     "group": pl.Int64,
@@ -66,6 +69,7 @@ def group_contrasts(
     entity: str,
     top: int | None = 5,
     alpha: float = 0.05,
+    include_noise: bool = False,
 ) -> pl.DataFrame:
     """Per group × feature: SMD vs the rest, Mann-Whitney p, BH q; the ``top`` by |SMD| per group.
 
@@ -88,7 +92,7 @@ def group_contrasts(
             f"{lab.size} group labels for {m.X.shape[0]} devices",
             fix="pass one group label per fingerprint row, in the same order",
         )
-    groups = np.unique(lab[lab >= 0])
+    groups = np.unique(lab if include_noise else lab[lab >= 0])
     if groups.size < 2:
         raise DataError(
             f"only {groups.size} behaviour group(s) to contrast",
@@ -142,6 +146,50 @@ def group_contrasts(
     if top is not None:
         frame = frame.filter(pl.col("rank") <= top)
     return frame.select(list(_SCHEMA)).cast(_SCHEMA)  # type: ignore[arg-type]
+
+
+def contrasts_by_method(
+    fingerprints: pl.DataFrame,
+    labels: pl.DataFrame,
+    *,
+    entity: str,
+    top: int | None = 5,
+    alpha: float = 0.05,
+) -> pl.DataFrame:
+    """:func:`group_contrasts` of every method column of ``labels`` (noise as a group), one BH family.
+
+    ``labels`` holds the device column and one integer column per method; a
+    method with a single group and no noise has nothing to contrast and is left
+    out. The result gains a ``method`` column; ``q_value`` corrects over every
+    method × group × feature test before the table is cut to ``top`` per group.
+
+    Example:
+        >>> fp = pl.DataFrame({"id": list("abcdef"), "x": [1.0, 1.1, 0.9, 5.0, 5.2, 4.9]})
+        >>> lab = pl.DataFrame({"id": list("abcdef"), "km": [0, 0, 0, 1, 1, 1],
+        ...                     "db": [0, 0, 0, -1, -1, -1]})
+        >>> c = contrasts_by_method(fp, lab, entity="id")
+        >>> c.select("method", "group", "direction").rows()
+        [('km', 0, 'lower'), ('km', 1, 'higher'), ('db', -1, 'higher'), ('db', 0, 'lower')]
+    """
+    aligned = fingerprints.join(labels, on=entity, how="inner")
+    methods = [m for m in labels.columns if m != entity]
+    features = aligned.drop(methods)
+    parts = [
+        group_contrasts(
+            features, aligned[m].to_numpy(), entity=entity, top=None, include_noise=True
+        ).select(pl.lit(m).alias("method"), pl.all())
+        for m in methods
+        if aligned[m].n_unique() >= 2
+    ]
+    if not parts:
+        return pl.DataFrame(schema={"method": pl.String, **_SCHEMA})
+    frame = pl.concat(parts)
+    q = multipletests(frame["p_value"].to_numpy(), method="fdr_bh")[1]
+    frame = frame.with_columns(
+        pl.Series("q_value", q, dtype=pl.Float64),
+        (pl.Series(q) < alpha).alias("significant"),
+    )
+    return frame.filter(pl.col("rank") <= top) if top is not None else frame
 
 
 def top_group_features(

@@ -65,25 +65,50 @@ def plural(n: Any, noun: str, plural_form: str | None = None) -> str:
     return f"{fmt(n)} {word}"
 
 
-def format_p(p: float) -> str:
-    """A p-value in one significant digit (``3e-06``, ``0.04``).
+def format_p(p: float, *, name: str | None = None) -> str:
+    """A p-value for people: two significant digits, ``3e-06`` below 0.001, ``< 1e-10`` below that.
+
+    With ``name`` the comparison is written out: ``p = 0.04``, ``q < 1e-10``.
 
     Example:
-        >>> format_p(0.0412), format_p(1.0)
-        ('0.04', '1')
+        >>> format_p(0.0412), format_p(1.0), format_p(3.2e-6), format_p(1e-14)
+        ('0.041', '1', '3e-06', '< 1e-10')
+        >>> format_p(0.0412, name="p"), format_p(0.0, name="Fisher p")
+        ('p = 0.041', 'Fisher p < 1e-10')
     """
-    return "nan" if math.isnan(p) else f"{p:.1g}"
+    if math.isnan(p):
+        text = "nan"
+    elif p < 1e-10:
+        text = "< 1e-10"
+    elif p < 1e-3:
+        text = f"{p:.0e}"
+    else:
+        text = f"{p:.2g}"
+    if name is None:
+        return text
+    return f"{name} {text}" if text.startswith("<") else f"{name} = {text}"
 
 
 def format_duration(d: timedelta) -> str:
-    """A duration in days (≥ 1 day), hours (≥ 1 hour) or minutes, one decimal.
+    """A duration for people: ``2 days 16 hours``, ``5 hours 30 minutes``, ``45 minutes``.
+
+    Two units at most, the smaller rounded (hours under days, minutes under hours).
 
     Example:
-        >>> format_duration(timedelta(days=12)), format_duration(timedelta(minutes=90))
-        ('12 days', '1.5 hours')
+        >>> format_duration(timedelta(days=2, hours=16, minutes=48)), format_duration(timedelta(days=1))
+        ('2 days 17 hours', '1 day')
+        >>> format_duration(timedelta(minutes=90)), format_duration(timedelta(seconds=30))
+        ('1 hour 30 minutes', '30 seconds')
     """
     secs = d.total_seconds()
-    for unit, size in (("days", 86400.0), ("hours", 3600.0), ("minutes", 60.0)):
-        if abs(secs) >= size or unit == "minutes":
-            return f"{secs / size:.1f}".rstrip("0").rstrip(".") + f" {unit}"
-    return f"{secs} seconds"  # pragma: no cover
+    sign, secs = ("-" if secs < 0 else ""), abs(secs)
+    if secs < 60:
+        return sign + plural(round(secs), "second")
+    for big, size, small, sub in (("day", 86400, "hour", 3600), ("hour", 3600, "minute", 60)):
+        if secs >= size:
+            whole, rest = divmod(secs, size)
+            part = round(rest / sub)
+            if part * sub >= size:
+                whole, part = whole + 1, 0
+            return sign + plural(int(whole), big) + (f" {plural(part, small)}" if part else "")
+    return sign + plural(round(secs / 60), "minute")

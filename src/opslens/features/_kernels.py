@@ -29,7 +29,13 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["KERNEL_COLUMNS", "fingerprint_kernel", "spectral_kernel"]
+__all__ = [
+    "KERNEL_COLUMNS",
+    "fingerprint_kernel",
+    "segment_cut",
+    "spectral_kernel",
+    "spectral_kernel_serial",
+]
 
 #: Columns of :func:`fingerprint_kernel`'s output, then one ``acf`` column per lag.
 KERNEL_COLUMNS: tuple[str, ...] = (
@@ -514,3 +520,18 @@ def spectral_kernel(
                     h -= q * math.log(q)
             entropy[d] = h / math.log(nbins)
     return centroid, entropy
+
+
+#: :func:`spectral_kernel` on one thread: the same loop body, without the thread launch
+spectral_kernel_serial = numba.njit(cache=True, fastmath=_FAST)(spectral_kernel.py_func)
+
+
+@numba.njit(cache=True)
+def segment_cut(stamps: I64, offsets: I64, t: int) -> I64:  # pragma: no cover
+    """Per segment ``d`` of ``stamps`` (sorted within it), the index of its first stamp > ``t``."""
+    ndev = offsets.size - 1
+    out = np.empty(ndev, dtype=np.int64)
+    for d in range(ndev):
+        lo, hi = offsets[d], offsets[d + 1]
+        out[d] = lo + np.searchsorted(stamps[lo:hi], t, side="right")
+    return out

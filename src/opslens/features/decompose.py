@@ -154,8 +154,12 @@ def decompose_series(
     value: str,
     period: int | None = None,
     robust: bool = True,
+    setting: str = "period",
 ) -> Decomposition:
     """Decompose ``value`` over ``time`` with STL; detect the period when not given.
+
+    ``setting`` is how the caller's user sets the period (e.g.
+    ``params.inspect.period``); the fix of a DataError names it.
 
     Readings on a regular grid with missing timestamps get those timestamps
     back; gaps and NaN are linearly interpolated (counts reported).
@@ -190,14 +194,15 @@ def decompose_series(
         if period is None:
             raise DataError(
                 f"no seasonal period was found in {value!r} (its autocorrelation has no significant peak)",
-                fix="pass period=<samples per cycle>, e.g. 24 for a daily cycle in hourly data",
+                fix=f"set {setting} to the readings per cycle, e.g. 24 for a daily cycle in "
+                "hourly data",
             )
     if period < 2:
-        raise DataError(f"period {period} is too short for STL", fix="pass period >= 2")
+        raise DataError(f"period {period} is too short for STL", fix=f"set {setting} to 2 or more")
     if filled.size < 2 * period:
         raise DataError(
             f"{value!r} has {filled.size} readings, fewer than two periods of {period}",
-            fix="pass a shorter period or select a longer time range",
+            fix=f"set a shorter {setting} or select a longer time range",
         )
     res = STL(filled, period=int(period), robust=robust).fit()
     trend, seasonal, resid = (

@@ -87,6 +87,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -97,14 +98,23 @@ from scipy.special import ndtr
 
 from opslens.core.frames import as_polars
 from opslens.errors import ConfigError, DataError
-from opslens.features._kernels import KERNEL_COLUMNS, fingerprint_kernel, spectral_kernel
+from opslens.features._kernels import (
+    KERNEL_COLUMNS,
+    fingerprint_kernel,
+    segment_cut,
+    spectral_kernel,
+    spectral_kernel_serial,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
     "FEATURES",
+    "FEATURE_WORDS",
     "FingerprintConfig",
+    "RollingFingerprints",
+    "describe_feature",
     "device_fingerprint",
     "feature_names",
     "fleet_fingerprints",
@@ -143,6 +153,59 @@ FEATURES: tuple[str, ...] = (
     "adf_stat",
     "adf_pvalue",
 )
+
+
+#: Each base feature in plain words, for reports.
+FEATURE_WORDS: dict[str, str] = {
+    "count": "number of readings",
+    "missing_ratio": "share of missing readings",
+    "mean": "average level",
+    "std": "spread (standard deviation)",
+    "min": "lowest reading",
+    "max": "highest reading",
+    "median": "median level",
+    "skewness": "skew (lopsidedness)",
+    "kurtosis": "heavy tails (kurtosis)",
+    "win_mean_std": "drift of the window averages",
+    "win_mean_range": "range of the window averages",
+    "win_std_mean": "typical short-term spread",
+    "win_std_std": "change in short-term spread",
+    "win_std_max": "largest short-term spread",
+    "win_min_min": "lowest window minimum",
+    "win_max_max": "highest window maximum",
+    "win_range_mean": "typical range within a window",
+    "trend_slope": "trend (slope over time)",
+    "level_changes": "number of level shifts",
+    "volatility": "step-to-step volatility",
+    "mean_abs_change": "average step-to-step change",
+    "cid_ce": "complexity (CID)",
+    "sample_entropy": "irregularity (sample entropy)",
+    "permutation_entropy": "disorder of up/down patterns (permutation entropy)",
+    "spectral_centroid": "typical cycle speed (spectral centroid)",
+    "spectral_entropy": "spread over cycle lengths (spectral entropy)",
+    "number_peaks": "number of peaks",
+    "adf_stat": "stationarity test statistic (ADF)",
+    "adf_pvalue": "non-stationarity (ADF test p-value)",
+}
+
+
+def describe_feature(name: str) -> str:
+    """A fingerprint column in plain words: ``vibration__adf_pvalue`` → ``vibration: non-stationarity …``.
+
+    Example:
+        >>> describe_feature("vibration__adf_pvalue")
+        'vibration: non-stationarity (ADF test p-value)'
+        >>> describe_feature("temp__acf_24"), describe_feature("odd")
+        ('temp: autocorrelation at lag 24', 'odd')
+    """
+    metric, sep, base = name.partition("__")
+    if not sep:
+        return FEATURE_WORDS.get(name, name)
+    if base.startswith("acf_"):
+        words = f"autocorrelation at lag {base[4:]}"
+    else:
+        words = FEATURE_WORDS.get(base, base.replace("_", " "))
+    return f"{metric}: {words}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -215,6 +278,9 @@ def _adf_pvalue(stat: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     return np.asarray(np.where(stat < _TAU_MIN, 0.0, p), dtype=np.float64)
 
 
+_PARALLEL_ROWS = 4096
+
+
 def _spectral(
     values: npt.NDArray[np.float64], offsets: npt.NDArray[np.int64], constant: npt.NDArray[np.bool_]
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
@@ -231,7 +297,9 @@ def _spectral(
             block = values[offsets[devs][:, None] + np.arange(n)]
         block = block - block.mean(axis=1, keepdims=True)
         spec = scipy.fft.rfft(block, axis=1, workers=-1)
-        centroid[devs], entropy[devs] = spectral_kernel(spec, int(n))
+        # small batches (one per distinct length): a thread launch costs more than the work
+        kernel = spectral_kernel if devs.size >= _PARALLEL_ROWS else spectral_kernel_serial
+        centroid[devs], entropy[devs] = kernel(spec, int(n))
     return centroid, entropy
 
 
@@ -423,3 +491,87 @@ def fleet_fingerprints(
             for i, name in enumerate(names)
         )
     return pl.DataFrame(columns)
+
+
+class RollingFingerprints:
+    """Fingerprints of every device's readings in ``(t - window, t]``, checkpoint after checkpoint.
+
+    The same numbers as :func:`fleet_fingerprints` of the readings in that
+    window, without re-slicing, re-grouping and re-sorting the table each time:
+    the table is sorted by (entity, time) once, each device's window is found
+    by one vectorised binary search per checkpoint, and only devices whose
+    window holds other rows than at the previous checkpoint are recomputed
+    (the kernels see exactly the rows they would see in the slice). Devices
+    with fewer than ``min_rows`` rows in the window are left out.
+
+    Example:
+        >>> from datetime import datetime, timedelta
+        >>> t0 = datetime(2024, 1, 1)
+        >>> long = pl.DataFrame({"dev": ["a", "b"] * 4,
+        ...                      "ts": [t0 + timedelta(hours=i // 2) for i in range(8)],
+        ...                      "v": [1.0, 5.0, 2.0, 5.0, 4.0, 6.0, 8.0, 5.0]})
+        >>> roll = RollingFingerprints(long, entity="dev", time="ts", metrics=["v"],
+        ...                            window=timedelta(hours=2), config=FingerprintConfig(window=2))
+        >>> roll.at(t0 + timedelta(hours=3)).select("dev", "v__mean").rows()
+        [('a', 6.0), ('b', 5.5)]
+    """
+
+    def __init__(
+        self,
+        long: pl.DataFrame,
+        *,
+        entity: str,
+        time: str,
+        metrics: Sequence[str],
+        window: timedelta,
+        config: FingerprintConfig = FingerprintConfig(),
+        min_rows: int = 1,
+    ) -> None:
+        frame, ids, offsets = _sorted_runs(long.select([entity, time, *metrics]), entity, time)
+        self.entity, self.metrics, self.config = entity, list(metrics), config
+        self.window, self.min_rows = window, min_rows
+        self._ids = ids
+        self._values = {m: _metric_values(frame, m) for m in metrics}
+        stamps = frame.get_column(time)
+        self._dtype = stamps.dtype
+        # physical time stamps (no copy), sorted within each device: one search per device
+        self._stamps = np.ascontiguousarray(stamps.to_physical().to_numpy(), dtype=np.int64)
+        self._offsets = offsets
+        self._bounds: npt.NDArray[np.int64] | None = None
+        self._rows: dict[str, npt.NDArray[np.float64]] = {}
+        self.recomputed = 0
+
+    def _cut(self, t: datetime) -> npt.NDArray[np.int64]:
+        """Per device, the index of its first row after ``t``."""
+        stamp = pl.Series([t], dtype=self._dtype).to_physical()[0]
+        return np.asarray(segment_cut(self._stamps, self._offsets, int(stamp)))
+
+    def at(self, t: datetime) -> pl.DataFrame:
+        """Entity and ``f"{metric}__{feature}"`` columns of the devices with a window at ``t``."""
+        bounds = np.column_stack([self._cut(t - self.window), self._cut(t)])
+        prev = self._bounds
+        todo = (
+            np.arange(bounds.shape[0])
+            if prev is None
+            else np.flatnonzero((bounds != prev).any(axis=1))
+        )
+        self._bounds = bounds
+        self.recomputed += int(todo.size)
+        lo, hi = bounds[todo, 0], bounds[todo, 1]
+        lengths = hi - lo
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        rows = np.repeat(lo - offsets[:-1], lengths) + np.arange(offsets[-1], dtype=np.int64)
+        names = feature_names(self.config)
+        for m in self.metrics:
+            matrix = self._rows.setdefault(m, np.full((bounds.shape[0], len(names)), np.nan))
+            if todo.size:
+                matrix[todo] = _fingerprint_matrix(self._values[m][rows], offsets, self.config)
+        keep = (bounds[:, 1] - bounds[:, 0]) >= max(self.min_rows, 1)
+        columns: list[pl.Series] = [self._ids.filter(pl.Series(keep))]
+        for m in self.metrics:
+            kept = self._rows[m][keep]
+            columns.extend(
+                pl.Series(f"{m}__{name}", kept[:, i], dtype=pl.Float64)
+                for i, name in enumerate(names)
+            )
+        return pl.DataFrame(columns)

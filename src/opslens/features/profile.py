@@ -2,9 +2,13 @@
 
 The time column may be a polars Datetime/Date or numeric epoch seconds. Rows
 are sorted by time before gaps are measured. Statistics use the finite
-readings only (nulls and NaN are counted as missing). ``std`` is the sample
-standard deviation (``ddof=1``); skewness and kurtosis are scipy's biased
-estimators (kurtosis is the Fisher *excess* kurtosis, 0 for a normal).
+readings only (nulls and NaN are counted as missing). Moments follow the one
+convention of :mod:`opslens.features.fingerprints`, so a profile and a
+fingerprint of the same series agree: ``std`` is the population standard
+deviation (``ddof=0``, NaN without readings); skewness and kurtosis are the
+bias-corrected estimators (scipy ``bias=False``, as pandas' ``skew``/``kurt``;
+kurtosis is the Fisher *excess* kurtosis, 0 for a normal), NaN for fewer than 3
+/ 4 readings and 0 for a constant series.
 
 Example:
     >>> import polars as pl
@@ -24,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 from scipy import stats
+from threadpoolctl import threadpool_limits
 
 from opslens.core.frames import as_polars
 from opslens.errors import DataError
@@ -163,7 +168,9 @@ def _adf(values: np.ndarray) -> tuple[float, float, int | None, str]:
     if np.ptp(values) == 0:
         return np.nan, np.nan, None, _CONSTANT
     try:
-        with warnings.catch_warnings():
+        # one BLAS thread: adfuller's many small SVDs were 3x slower with a thread pool
+        # competing for the cores (see opslens.cluster.groups)
+        with warnings.catch_warnings(), threadpool_limits(1):
             warnings.simplefilter("ignore")
             res = adfuller(values, autolag="AIC")
     except (ValueError, np.linalg.LinAlgError):
@@ -208,10 +215,10 @@ def profile_series(frame: pl.DataFrame | pd.DataFrame, *, time: str, value: str)
     else:
         q = np.full(5, np.nan)
         mean = vmin = vmax = np.nan
-    std = float(finite.std(ddof=1)) if count > 1 else np.nan
-    varies = count > 2 and np.ptp(finite) > 0
-    skew = float(stats.skew(finite)) if varies else np.nan
-    kurt = float(stats.kurtosis(finite)) if varies else np.nan
+    std = float(finite.std(ddof=0)) if count else np.nan
+    varies = count > 0 and np.ptp(finite) > 0
+    skew = (float(stats.skew(finite, bias=False)) if varies else 0.0) if count > 2 else np.nan
+    kurt = (float(stats.kurtosis(finite, bias=False)) if varies else 0.0) if count > 3 else np.nan
     adf_stat, adf_p, adf_lags, reading = _adf(finite)
 
     return SeriesProfile(

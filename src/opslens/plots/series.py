@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -33,11 +34,16 @@ def plot_point_anomalies(
     value: str,
     flags: pl.Series | np.ndarray | Mapping[str, pl.Series | np.ndarray],
     title: str,
+    unit: str | None = None,
+    event: Any = None,
+    event_label: str = "event",
 ) -> Figure:
     """Plot ``value`` over ``time`` as a line with the flagged points marked.
 
     ``flags`` is one boolean per row of ``frame`` (e.g. ``point_anomalies(...)["is_anomaly"]``),
     or a mapping method → flags to mark several detectors' points with their own markers.
+    ``unit`` labels the value axis; ``event`` (a time, e.g. a known failure) is drawn
+    as a dashed vertical line labelled ``event_label``. Date axes get readable ticks.
 
     Example:
         >>> import numpy as np, polars as pl
@@ -80,13 +86,30 @@ def plot_point_anomalies(
             zorder=3,
             label=f"{label} ({int(hit.sum())})",
         )
-    theme.style_axes(ax, title=title, xlabel=time, ylabel=value)
+    _event(ax, event, event_label)
+    theme.style_axes(ax, title=title, xlabel=time, ylabel=theme.with_unit(value, unit))
+    theme.date_axis(ax, t)
     theme.add_legend(ax, loc="upper left")
     return fig
 
 
-def plot_decomposition(decomposition: Decomposition, *, title: str) -> Figure:
+def _event(ax: Any, event: Any, label: str) -> None:
+    """A dashed vertical line at ``event`` (skipped when None)."""
+    if event is not None:
+        ax.axvline(event, color=theme.REFERENCE, linestyle="--", linewidth=1.2, label=label)
+
+
+def plot_decomposition(
+    decomposition: Decomposition,
+    *,
+    title: str,
+    unit: str | None = None,
+    event: Any = None,
+    event_label: str = "known failure",
+) -> Figure:
     """Plot observed, trend, seasonal and residual components in four stacked panels.
+
+    ``unit`` goes on the observed panel's label; ``event`` is a dashed line on every panel.
 
     Example:
         >>> import numpy as np, polars as pl
@@ -106,8 +129,13 @@ def plot_decomposition(decomposition: Decomposition, *, title: str) -> Figure:
             ax.axhline(0.0, color=theme.NEUTRAL, linewidth=0.6)
         else:
             ax.plot(t, y, linewidth=0.8, color=theme.PRIMARY)
+        _event(ax, event, event_label)
         # shared x: the time label once, under the bottom panel
-        theme.style_axes(ax, ylabel=part, xlabel="time" if ax is axes[-1] else None)
+        label = theme.with_unit(part, unit) if part == "observed" else part
+        theme.style_axes(ax, ylabel=label, xlabel="time" if ax is axes[-1] else None)
+    theme.date_axis(axes[-1], t)
+    if event is not None:
+        theme.add_legend(axes[0], loc="upper left")
     fig.suptitle(
         f"{title} — period {decomposition.period} ({decomposition.period_source}); "
         f"trend strength {decomposition.trend_strength:.2f}, "

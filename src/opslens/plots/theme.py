@@ -47,8 +47,10 @@ __all__ = [
     "VERMILLION",
     "YELLOW",
     "add_legend",
+    "date_axis",
     "new_figure",
     "style_axes",
+    "with_unit",
 ]
 
 BLUE, ORANGE, GREEN, VERMILLION = "#0072B2", "#E69F00", "#009E73", "#D55E00"
@@ -120,3 +122,34 @@ def style_axes(
 def add_legend(ax: Axes, **kw: Any) -> None:
     """A frameless legend in the theme's legend size (``kw`` goes to :meth:`Axes.legend`)."""
     ax.legend(**{"frameon": False, "fontsize": LEGEND_SIZE, **kw})
+
+
+def date_axis(ax: Axes, values: Any) -> None:
+    """Readable date ticks (matplotlib's concise date format) when ``values`` are datetimes.
+
+    Example:
+        >>> import numpy as np
+        >>> fig, ax = new_figure(4, 3)
+        >>> t = np.arange("2026-01-01", "2026-02-01", dtype="datetime64[D]")
+        >>> _ = ax.plot(t, np.arange(t.size))
+        >>> date_axis(ax, t)
+        >>> type(ax.xaxis.get_major_formatter()).__name__
+        'ConciseDateFormatter'
+    """
+    import numpy as np
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+
+    if np.issubdtype(np.asarray(values).dtype, np.datetime64):
+        locator = AutoDateLocator(minticks=3, maxticks=8)
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+
+
+def with_unit(label: str, unit: str | None) -> str:
+    """``temperature (°C)``, or the label alone without a unit.
+
+    Example:
+        >>> with_unit("temperature", "°C"), with_unit("load", None)
+        ('temperature (°C)', 'load')
+    """
+    return f"{label} ({unit})" if unit else label

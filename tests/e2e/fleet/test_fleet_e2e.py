@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+from html import unescape
 from pathlib import Path
 
 import numpy as np
 import polars as pl
+import polars.selectors as cs
 import pytest
 from sklearn.metrics import adjusted_rand_score, roc_auc_score
 from tests.fakes.cli import run_cli
@@ -66,9 +69,58 @@ def test_planted_groups_and_failures_are_recovered(
     method = facts["method"]
     failed = labels.filter(pl.col("failed"))
     holding = failed[method].mode()[0]
-    row = next(e for e in facts["enrichment"] if e["group"] == holding)
-    assert row["enriched"] and row["p_value"] < 0.01, row
+    row = next(e for e in facts["enrichment"] if e["group"] == holding and e["method"] == method)
+    assert row["enriched"] and row["q_value"] < 0.01, row
     assert facts["lead_time"]["n_failed"] == 10
+
+
+def test_every_group_of_every_method_is_checked_and_the_most_enriched_leads(
+    fleet_run: tuple[Path, FleetData, MemoryTracker],
+) -> None:
+    folder, _, _ = fleet_run
+    run = open_run(folder / "runs", "fleet")
+    facts = run.facts
+    labels = run.table("group_labels")
+    enrichment = run.table("failure_enrichment")
+    for method in ("kmeans", "dbscan", "agglomerative"):
+        groups = set(labels[method].unique().to_list())
+        assert set(enrichment.filter(pl.col("method") == method)["group"].to_list()) == groups
+    assert (labels["dbscan"] == -1).any()  # DBSCAN noise is a row of its own
+    # one Benjamini-Hochberg family over every group of every method
+    from statsmodels.stats.multitest import multipletests
+
+    q = multipletests(enrichment["p_value"].to_numpy(), method="fdr_bh")[1]
+    np.testing.assert_allclose(np.sort(enrichment["q_value"].to_numpy()), np.sort(q))
+    top = facts["failures"]["most_enriched"]
+    assert top["q_value"] == enrichment["q_value"].min() and top["enriched"]
+    assert top["n_failed"] >= 8  # the planted failing devices sit together
+    first = facts["failures"]["findings"][0]
+    assert first.startswith(f"{top['n_failed']} of the 10 known failures are in ")
+    assert "it stands apart by" in first
+    contrasts = run.table("contrasts") if run.has("tables/contrasts.parquet") else None
+    assert contrasts is None or {"method"} <= set(contrasts.columns)
+    # groups are counted without DBSCAN's noise
+    assert all(s["group"] >= 0 for s in facts["groups"]["sizes"])
+
+
+def test_verdict_and_lead_time_carry_their_tests(
+    fleet_run: tuple[Path, FleetData, MemoryTracker],
+) -> None:
+    folder, _, tracker = fleet_run
+    facts = open_run(folder / "runs", "fleet").facts["failures"]
+    ranking = facts["ranking"]
+    assert ranking["auroc_p"] < 0.01 and ranking["permutations"] == 2000
+    assert ranking["verdict"].startswith("useful risk indicator: AUROC")
+    assert "permutation p = " in ranking["verdict"]
+    assert tracker.metrics["failure_auroc_p"] == ranking["auroc_p"]
+    lead = facts["lead_time"]
+    assert lead["n_healthy"] == 150  # every healthy device scored at a pseudo-failure date
+    assert lead["healthy_detected"] < lead["n_healthy"]
+    assert lead["share_detected"] > lead["healthy_share_detected"]
+    assert lead["beats_chance"] and lead["p_value"] < 0.01
+    assert "so the warning beats chance" in lead["sentence"]
+    lead_rows = open_run(folder / "runs", "fleet").table("lead_times")
+    assert lead_rows.filter(~pl.col("failed")).height == 150
 
 
 def test_fingerprints_have_the_named_features(
@@ -107,6 +159,16 @@ def test_fleet_report(
         assert title in html
     assert run.facts["failures"]["ranking"]["verdict"].split(":")[0] in html
     assert html.count("data:image/png;base64,") >= 6
+    # wording for people: quota, groups without noise, plain feature names, durations, p-values
+    assert "flagged rare (a fixed quota of 5%)" in html
+    n_groups = len(run.facts["groups"]["sizes"])
+    assert f"{n_groups} behaviour group" in html
+    story = unescape(html.split('<section id="s-facts">', 1)[0])  # the facts appendix stays raw
+    assert "σ" not in story and "__" not in story
+    assert re.search(r"median \d+ days?( \d+ hours?)? ahead", story)
+    assert "1 days" not in story and not re.search(r"\d\.\d+ (days|hours)", story)
+    assert "matched pseudo-failure dates" in story
+    assert run.facts["failures"]["findings"][0] in story
 
 
 BAD = """
@@ -210,6 +272,13 @@ def test_policies_accept_what_the_errors_name(
     assert facts["prepare"]["devices_sorted"] == 12
     assert facts["failures"]["unknown_ids"] == ["ghost-1", "ghost-2"]
     assert "ghost-1" in result.err  # warned, not fatal
+    # one known failure: too few to tell, and no group is called enriched
+    assert facts["failures"]["ranking"]["verdict"].startswith(
+        "too few known failures to tell (1 known; a verdict needs at least 5)"
+    )
+    assert not facts["failures"]["ranking"]["useful"]
+    assert not any(e["enriched"] for e in facts["failures"]["enrichment"])
+    assert "too few" in " ".join(facts["failures"]["findings"])
 
 
 def test_unreachable_elasticsearch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -223,7 +292,9 @@ def test_unreachable_elasticsearch(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert "pw123" not in result.err
 
 
-def _fingerprints_from(tmp_path: Path, source: str) -> pl.DataFrame:
+def _fingerprints_from(
+    tmp_path: Path, source: str, entity: str = "device_id", time: str = "timestamp"
+) -> pl.DataFrame:
     import yaml
 
     from opslens.config import AnalysisConfig
@@ -236,16 +307,14 @@ def _fingerprints_from(tmp_path: Path, source: str) -> pl.DataFrame:
             "recipe": "fleet",
             "source": yaml.safe_load(source),
             "columns": {
-                "entity": "device_id",
-                "time": "timestamp",
+                "entity": entity,
+                "time": time,
                 "metrics": ["temperature", "vibration"],
             },
         }
     )
     frame = load_source(cfg).frame
-    return fleet_fingerprints(
-        frame, entity="device_id", time="timestamp", metrics=["temperature", "vibration"]
-    )
+    return fleet_fingerprints(frame, entity=entity, time=time, metrics=["temperature", "vibration"])
 
 
 @pytest.mark.services
@@ -286,3 +355,37 @@ def test_postgres_and_elasticsearch_give_the_file_fingerprints(
         b = other.drop("device_id").to_numpy()
         assert other["device_id"].to_list() == from_file["device_id"].to_list()
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12, equal_nan=True)
+
+
+def test_elasticsearch_reads_long_data(tmp_path: Path) -> None:
+    """LONG documents (one per reading and metric) pivot to the file's WIDE fingerprints."""
+    from tests.fakes.es_loopback import EsLoopback
+
+    readings = make_fleet(n_devices=6, n_points=120, n_failing=1, seed=7).readings.drop("current")
+    readings.write_parquet(tmp_path / "r.parquet")
+    from_file = _fingerprints_from(tmp_path, f"{{kind: file, path: {tmp_path / 'r.parquet'}}}")
+    docs = [
+        {
+            "device": {"id": r["device_id"]},
+            "@timestamp": r["timestamp"].isoformat() + "Z",
+            "long": {"key": metric, "value": r[metric]},
+        }
+        for r in readings.iter_rows(named=True)
+        for metric in ("temperature", "vibration")
+        if r[metric] is not None and r[metric] == r[metric]  # LONG data stores no missing rows
+    ]
+    with EsLoopback() as es:
+        es.add_index("telemetry-long", docs, date_fields=["@timestamp"])
+        source = (
+            f'{{kind: elasticsearch, hosts: "{es.url}", index: telemetry-long, layout: long, '
+            "long: {index: [device.id, '@timestamp'], key: long.key, value: long.value}}"
+        )
+        from_es = _fingerprints_from(
+            tmp_path, source, entity="device.id", time="@timestamp"
+        ).rename({"device.id": "device_id"})
+        includes = es.searches()[0].body["_source"]["includes"]
+    assert {"long.key", "long.value", "device.id", "@timestamp"} <= set(includes)
+    assert from_es["device_id"].to_list() == from_file["device_id"].to_list()
+    a = from_file.drop("device_id", cs.contains("missing_ratio"), cs.contains("count"))
+    b = from_es.select(a.columns)
+    np.testing.assert_allclose(a.to_numpy(), b.to_numpy(), rtol=1e-9, atol=1e-12, equal_nan=True)

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+import polars.selectors as cs
 import pytest
 from sklearn.metrics import adjusted_rand_score, roc_auc_score
 from tests.fakes.cli import run_cli
@@ -89,7 +90,9 @@ def test_training_devices_get_their_batch_scores(split: dict[str, Any]) -> None:
 
 def _instance(readings: pl.DataFrame, device: str) -> dict[str, Any]:
     rows = readings.filter(pl.col("device_id") == device).drop("device_id")
-    rows = rows.with_columns(pl.col("timestamp").dt.strftime("%Y-%m-%dT%H:%M:%S"))
+    rows = rows.with_columns(
+        pl.col("timestamp").dt.strftime("%Y-%m-%dT%H:%M:%S"), cs.float().fill_nan(None)
+    )
     return {"device_id": device, "readings": rows.to_dicts()}
 
 

@@ -9,7 +9,7 @@ from scipy.stats import mannwhitneyu
 from statsmodels.stats.multitest import multipletests
 
 from opslens.errors import DataError
-from opslens.explain.contrasts import group_contrasts, top_group_features
+from opslens.explain.contrasts import contrasts_by_method, group_contrasts, top_group_features
 
 
 def planted(seed: int = 0) -> tuple[pl.DataFrame, np.ndarray]:
@@ -94,3 +94,27 @@ def test_bad_labels() -> None:
         group_contrasts(fp, labels[:-1], entity="device")
     with pytest.raises(DataError, match="only 1 behaviour group"):
         group_contrasts(fp, np.zeros(120, dtype=int), entity="device")
+
+
+def test_every_group_of_every_method_is_contrasted_noise_included() -> None:
+    rng = np.random.default_rng(2)
+    n = 90
+    X = rng.normal(size=(n, 4))
+    X[80:, 2] += 6.0  # the ten devices DBSCAN leaves as noise run high in feature f2
+    fp = pl.DataFrame({"id": [f"d{i}" for i in range(n)], **{f"f{j}": X[:, j] for j in range(4)}})
+    labels = pl.DataFrame(
+        {
+            "id": fp["id"],
+            "kmeans": [0] * 45 + [1] * 45,
+            "dbscan": [0] * 80 + [-1] * 10,
+            "single": [0] * n,  # one group, no noise: nothing to contrast
+        }
+    )
+    c = contrasts_by_method(fp, labels, entity="id", top=None)
+    assert set(c["method"].unique()) == {"kmeans", "dbscan"}
+    assert c.height == 4 * 4  # 2 methods x 2 groups x 4 features
+    noise = c.filter((pl.col("method") == "dbscan") & (pl.col("group") == -1)).row(0, named=True)
+    assert noise["feature"] == "f2" and noise["smd"] > 3 and noise["significant"]
+    raw = np.asarray(c["p_value"])
+    expected = multipletests(raw, method="fdr_bh")[1]
+    np.testing.assert_allclose(c["q_value"].to_numpy(), expected)  # one family over both methods

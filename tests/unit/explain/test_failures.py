@@ -12,6 +12,7 @@ from sklearn.metrics import roc_auc_score
 
 from opslens.errors import DataError, OpslensWarning
 from opslens.explain.failures import (
+    enrichment_by_method,
     group_enrichment,
     lead_time_summary,
     lead_times,
@@ -88,7 +89,7 @@ def test_verdicts() -> None:
     assert q.useful
     assert q.auroc == pytest.approx(373 / 384)
     assert q.verdict == (
-        "useful risk indicator: AUROC 0.97 and 3 of the top 10 devices failed (base rate 4%)"
+        "useful risk indicator: AUROC 0.971 and 3 of the top 10 devices failed (base rate 4%)"
     )
     q = ranking_quality(*_fleet_ranking([50, 70, 90, 100]))
     assert not q.useful and q.verdict.startswith("not a useful risk indicator: AUROC 0.2")
@@ -185,14 +186,14 @@ def test_lead_times_exact_on_a_planted_example() -> None:
     assert out["top_k"].to_list() == [2, 2, 2]
 
     summary = lead_time_summary(out)
-    assert summary == {
+    assert {k: summary[k] for k in ("n_failed", "n_detected", "share_detected")} == {
         "n_failed": 3,
         "n_detected": 2,
         "share_detected": pytest.approx(2 / 3),
-        "median_lead_time": timedelta(days=2, hours=12),
-        "mean_false_alarms": 0.5,
-        "top_k": 2,
     }
+    assert summary["median_lead_time"] == timedelta(days=2, hours=12)
+    assert summary["mean_false_alarms"] == 0.5 and summary["top_k"] == 2
+    assert summary["n_healthy"] == 0 and summary["beats_chance"] is None
 
 
 def test_lead_times_counts_false_alarms_at_the_alert_moment() -> None:
@@ -231,3 +232,130 @@ def test_lead_times_rejects_bad_arguments() -> None:
     kwargs["top_k"] = 0
     with pytest.raises(DataError, match="positive"):
         lead_times(readings, entity="dev", time="ts", **kwargs)  # type: ignore[arg-type]
+
+
+# --- chance baseline, verdicts, every group of every method -------------------------------------
+
+
+def _fleet_with_warnings(n: int, failing: int, warns: bool) -> tuple[pl.DataFrame, dict]:
+    """Hourly readings for 30 days of ``n`` devices; ``failing`` fail at planted days.
+
+    With ``warns`` a failing device gets loud in the 3 days before its failure; either way
+    every device has one loud day at a random moment (the noise a healthy device shows).
+    """
+    rng = np.random.default_rng(4)
+    hours = np.arange(30 * 24)
+    sign = np.where(hours % 2 == 0, 1.0, -1.0)
+    fail_day = {f"d{i:02d}": int(rng.integers(12, 29)) for i in range(failing)}
+    frames = []
+    for i in range(n):
+        dev = f"d{i:02d}"
+        amp = np.full(hours.size, 1.0 + 0.1 * rng.random())
+        loud = int(rng.integers(0, 29)) * 24
+        amp[loud : loud + 24] = 4.0
+        if warns and dev in fail_day:
+            end = fail_day[dev] * 24
+            amp[end - 72 : end] = 6.0
+        ts = [T0 + timedelta(hours=int(h) + 1) for h in hours]
+        frames.append(pl.DataFrame({"dev": dev, "ts": ts, "v": amp * sign}))
+    return pl.concat(frames), {d: T0 + timedelta(days=day) for d, day in fail_day.items()}
+
+
+@pytest.mark.parametrize(("warns", "beats"), [(True, True), (False, False)])
+def test_lead_time_is_judged_against_healthy_devices_at_pseudo_dates(
+    warns: bool, beats: bool
+) -> None:
+    readings, failures = _fleet_with_warnings(60, 15, warns)
+    out = lead_times(
+        readings,
+        entity="dev",
+        time="ts",
+        failure_times=failures,
+        score_window=_window_std,
+        window=timedelta(days=1),
+        step=timedelta(days=1),
+        top_k=4,
+        horizon=timedelta(days=7),
+        baseline=True,
+        random_state=0,
+    )
+    assert out.filter(~pl.col("failed")).height == 45  # every healthy device scored
+    healthy_dates = set(out.filter(~pl.col("failed"))["failure_time"].to_list())
+    assert healthy_dates <= set(failures.values())  # matched to real failure dates
+    summary = lead_time_summary(out)
+    assert summary["n_healthy"] == 45 and summary["beats_chance"] is beats, summary
+    if warns:
+        assert summary["n_detected"] >= 13 and summary["p_value"] < 1e-3
+    else:
+        assert summary["p_value"] > 0.05
+    again = lead_times(
+        readings,
+        entity="dev",
+        time="ts",
+        failure_times=failures,
+        score_window=_window_std,
+        window=timedelta(days=1),
+        step=timedelta(days=1),
+        top_k=4,
+        horizon=timedelta(days=7),
+        baseline=True,
+        random_state=0,
+    )
+    assert again.equals(out)
+
+
+def test_lead_time_counts_only_windows_inside_the_data() -> None:
+    readings = _planted_readings()
+    # c is loud on day 4-5 and "fails" on day 6; with a 5-day window and a 10-day horizon the
+    # old count started at day -4 with windows that were mostly before the data began
+    out = lead_times(
+        readings,
+        entity="dev",
+        time="ts",
+        failure_times={"c": T0 + timedelta(days=6)},
+        score_window=_window_std,
+        window=timedelta(days=5),
+        step=timedelta(days=1),
+        top_k=1,
+        horizon=timedelta(days=10),
+    )
+    first_reading = T0 + timedelta(hours=1)
+    assert out["first_alert"][0] >= first_reading + timedelta(days=5)
+    assert out["first_alert"][0] == first_reading + timedelta(days=5)
+
+
+def test_verdict_needs_enough_failures_and_a_significant_auroc() -> None:
+    ids = [f"d{i:03d}" for i in range(200)]
+    scores = pl.DataFrame({"id": ids, "s": np.linspace(1.0, 0.0, 200)})
+    two = ranking_quality(scores, {"d000", "d001"}, min_failures=5, permutations=500)
+    assert not two.useful and two.auroc == 1.0
+    assert two.verdict.startswith("too few known failures to tell (2 known")
+    strong = ranking_quality(
+        scores, {f"d{i:03d}" for i in range(8)}, min_failures=5, permutations=500
+    )
+    assert strong.useful and strong.verdict.startswith("useful risk indicator")
+    assert strong.auroc_p == pytest.approx(1 / 501)
+    rng = np.random.default_rng(1)
+    noise = pl.DataFrame({"id": ids, "s": rng.random(200)})
+    chance = ranking_quality(
+        noise, {f"d{i:03d}" for i in range(0, 200, 25)}, min_failures=5, permutations=500
+    )
+    assert not chance.useful and chance.auroc_p > 0.01
+
+
+def test_enrichment_covers_every_group_of_every_method_with_one_correction() -> None:
+    ids = [f"d{i:02d}" for i in range(60)]
+    failed = {f"d{i:02d}" for i in range(50, 60)}
+    labels = pl.DataFrame(
+        {
+            "id": ids,
+            "kmeans": [0] * 30 + [1] * 30,  # failures diluted in group 1
+            "dbscan": [0] * 50 + [-1] * 10,  # the noise holds all failures
+        }
+    )
+    e = enrichment_by_method(labels, failed, entity="id")
+    assert e.height == 4
+    top = e.row(0, named=True)
+    assert (top["method"], top["group"], top["n_failed"]) == ("dbscan", -1, 10) and top["enriched"]
+    expected = np.asarray(e["p_value"]) * 4 / (np.argsort(np.argsort(e["p_value"])) + 1)
+    assert top["q_value"] == pytest.approx(min(1.0, expected[0]))

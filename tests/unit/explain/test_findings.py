@@ -14,7 +14,7 @@ from opslens.detect.population import RareDevices, rank_rare_devices
 from opslens.explain.contrasts import group_contrasts, top_group_features
 from opslens.explain.failures import RankingQuality, group_enrichment, ranking_quality
 from opslens.explain.text import format_duration, format_p
-from opslens.recipes.fleet.findings import fleet_findings
+from opslens.recipes.fleet.findings import METHOD_NAMES, fleet_findings
 
 
 @dataclass(frozen=True)
@@ -57,10 +57,13 @@ def test_every_part_states_its_numbers(inputs: Inputs) -> None:
     lead = {
         "n_failed": 10,
         "n_detected": 7,
-        "share_detected": 0.7,
-        "median_lead_time": timedelta(days=12),
-        "mean_false_alarms": 3.25,
+        "median_lead_time": timedelta(days=12, hours=5),
         "top_k": 10,
+        "n_healthy": 110,
+        "healthy_detected": 11,
+        "healthy_median_lead_time": timedelta(days=3),
+        "p_value": 2e-5,
+        "beats_chance": True,
     }
     lines = fleet_findings(
         n_devices=120,
@@ -72,38 +75,41 @@ def test_every_part_states_its_numbers(inputs: Inputs) -> None:
         lead=lead,
     )
     text = "\n".join(lines)
+    hot = int(np.bincount(inputs.labels[80:120]).argmax())  # the group holding planted group 2
+    row = inputs.enrichment.filter(pl.col("group") == hot).row(0, named=True)
+    assert row["n_failed"] == 8
+    # the report leads with the most enriched group, and what sets it apart, in plain words
+    assert lines[0].startswith(
+        f"8 of the 10 known failures are in group {hot} of "
+        f"{METHOD_NAMES[str(inputs.groups.best_method)]} (40 devices): {row['lift']:.1f}× the "
+        "fleet rate (Fisher p"
+    )
+    assert "it stands apart by higher vibration: spread (standard deviation)" in lines[0]
 
     n_rare = int(inputs.rare.scores["is_rare"].sum())
-    assert f"{n_rare} of 120 devices behave rarely" in lines[0]
-    assert "95th percentile" in lines[0]
+    assert lines[1].startswith(f"{n_rare} of 120 devices behave rarely by a fixed quota: the 5%")
+    assert "(params.rare.contamination), a set share rather than a count of anomalies" in lines[1]
     top = inputs.rare.top.row(0, named=True)
-    assert f"{top['device']} (combined score {top['combined']:.2f})" in lines[1]
-    assert top["deviating_features"] in lines[1]
+    assert f"{top['device']} (combined score {top['combined']:.2f})" in lines[2]
+    assert "σ" not in lines[2] and "__" not in text
 
     best = inputs.groups.summary.filter(pl.col("method") == inputs.groups.best_method).row(
         0, named=True
     )
     assert f"{best['n_groups']} behaviour groups, silhouette {best['silhouette']:.2f}" in text
     assert inputs.groups.k_choice.reason in text
-
-    hot = int(np.bincount(inputs.labels[80:120]).argmax())  # the group holding planted group 2
     vib = top_group_features(inputs.contrasts, 2)[hot][0]
     assert vib[0] == "vibration__std"
     assert (
-        f"Group {hot} (40 devices) stands apart by higher vibration__std (SMD {vib[1]:+.1f}" in text
-    )
-
-    row = inputs.enrichment.filter(pl.col("group") == hot).row(0, named=True)
-    assert row["n_failed"] == 8 and row["enriched"]
-    assert (
-        f"8 of the 10 known failures are in group {hot} (40 devices): {row['lift']:.1f}× the "
-        f"fleet rate, Fisher p = {format_p(row['p_value'])}." in text
+        f"Group {hot} (40 devices) stands apart by higher vibration: spread (standard deviation) "
+        f"(SMD {vib[1]:+.1f}" in text
     )
     assert "10 of 120 devices are known to have failed (fleet rate 8.33%)." in text
     assert inputs.ranking.verdict in text
     assert (
-        "7 of 10 failed devices entered the top 10 before failing, a median 12 days ahead, "
-        "with 3.2 never-failing devices in the top 10 on average at that moment." in text
+        "7 of 10 failed devices entered the top 10 before failing (median 12 days 5 hours ahead); "
+        "at matched pseudo-failure dates 11 of 110 healthy devices did (median 3 days ahead), "
+        "so the warning beats chance (Fisher p = 2e-05)." in text
     )
 
 
@@ -124,26 +130,36 @@ def test_missing_parts_are_left_out(inputs: Inputs) -> None:
     assert len(lines) == 2 + 1 + n_groups  # rare (2), best method (1), one per group
 
 
-def test_no_enriched_group_is_said_plainly(inputs: Inputs) -> None:
-    spread = {f"dev{i:03d}" for i in (0, 41, 85)}  # one failure in each group
+def test_too_few_failures_are_said_plainly(inputs: Inputs) -> None:
+    spread = {f"dev{i:03d}" for i in (0, 41, 85)}  # three failures: too few for a verdict
     enrichment = group_enrichment(inputs.labels, inputs.fp["device"].to_list(), spread)
+    ranking = ranking_quality(
+        inputs.rare.scores.select("device", "combined"), spread, min_failures=5, permutations=200
+    )
     lines = fleet_findings(
         n_devices=120,
         rare=inputs.rare,
         groups=inputs.groups,
         contrasts=inputs.contrasts,
         enrichment=enrichment,
-        ranking=None,
-        lead={"n_failed": 3, "n_detected": 0, "top_k": 5},
+        ranking=ranking,
+        lead=None,
     )
-    p_min = format_p(float(enrichment["p_value"].min()))  # type: ignore[arg-type]
-    assert f"(lowest one-sided Fisher p = {p_min})" in lines[-2]
-    assert lines[-1] == "None of the 3 failed devices entered the top 5 before failing."
+    assert lines[0].endswith("but too few failures are known to call it a risk group.")
+    assert (
+        "With 3 known failures there are too few to tell whether any group or the rare-device "
+        "score points at risk (a verdict needs at least 5)." in lines
+    )
+    assert "too few known failures to tell (3 known; a verdict needs at least 5)" in lines[-1]
+    assert "useful risk indicator" not in " ".join(lines)
 
 
 def test_formatters() -> None:
     assert format_p(3.2e-6) == "3e-06"
-    assert format_p(0.012) == "0.01"
-    assert format_duration(timedelta(days=3, hours=12)) == "3.5 days"
+    assert format_p(0.012) == "0.012"
+    assert format_p(1e-14, name="p") == "p < 1e-10"
+    assert format_duration(timedelta(days=2, hours=16)) == "2 days 16 hours"
+    assert format_duration(timedelta(days=1)) == "1 day"
     assert format_duration(timedelta(hours=5)) == "5 hours"
     assert format_duration(timedelta(minutes=30)) == "30 minutes"
+    assert format_duration(-timedelta(hours=1, minutes=30)) == "-1 hour 30 minutes"

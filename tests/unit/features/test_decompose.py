@@ -93,8 +93,10 @@ def test_gaps_reinserted_and_interpolated_on_datetime_axis() -> None:
 def test_errors_explain_and_suggest_period() -> None:
     rng = np.random.default_rng(0)
     noise = pl.DataFrame({"t": np.arange(500.0), "v": rng.normal(size=500)})
-    with pytest.raises(DataError, match=r"no seasonal period.*'v'.*period="):
+    with pytest.raises(DataError, match=r"no seasonal period.*'v'.*fix: set period to"):
         decompose_series(noise, time="t", value="v")
+    with pytest.raises(DataError, match=r"fix: set params.inspect.period to the readings"):
+        decompose_series(noise, time="t", value="v", setting="params.inspect.period")
     with pytest.raises(DataError, match="fewer than two periods"):
         decompose_series(noise.head(40), time="t", value="v", period=24)
     with pytest.raises(DataError, match="'missing'"):

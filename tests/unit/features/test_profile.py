@@ -43,12 +43,12 @@ def test_numbers_match_reference_computations() -> None:
     assert p.largest_gap_seconds == 2400.0 and p.largest_gap == "40min"
     assert p.interval_seconds == 600.0 and p.interval == "10min"
     assert p.mean == pytest.approx(finite.mean(), abs=1e-12)
-    assert p.std == pytest.approx(finite.std(ddof=1), abs=1e-12)
+    assert p.std == pytest.approx(finite.std(ddof=0), abs=1e-12)
     assert (p.min, p.max) == (finite.min(), finite.max())
     q = np.quantile(finite, [0.05, 0.25, 0.5, 0.75, 0.95])
     assert [p.p5, p.p25, p.p50, p.p75, p.p95] == pytest.approx(q.tolist(), abs=1e-12)
-    assert p.skewness == pytest.approx(stats.skew(finite), abs=1e-12)
-    assert p.kurtosis == pytest.approx(stats.kurtosis(finite), abs=1e-12)
+    assert p.skewness == pytest.approx(stats.skew(finite, bias=False), abs=1e-12)
+    assert p.kurtosis == pytest.approx(stats.kurtosis(finite, bias=False), abs=1e-12)
     stat, pvalue = _adf(finite)
     assert p.adf_statistic == pytest.approx(stat, abs=1e-9)
     assert p.adf_pvalue == pytest.approx(pvalue, abs=1e-12)
@@ -89,7 +89,7 @@ def test_short_series_never_crash(n: int) -> None:
 
 def test_constant_and_all_missing() -> None:
     const = profile_series(pl.DataFrame({"t": range(50), "v": [2.0] * 50}), time="t", value="v")
-    assert const.std == 0.0 and math.isnan(const.skewness) and math.isnan(const.adf_pvalue)
+    assert const.std == 0.0 and const.skewness == 0.0 and math.isnan(const.adf_pvalue)
     assert const.adf_reading.startswith("constant")
     empty = profile_series(
         pl.DataFrame({"t": range(4), "v": [None, np.nan, None, np.nan]}), time="t", value="v"
@@ -114,3 +114,16 @@ def test_format_seconds() -> None:
         "1d",
         "1d 1h",
     ]
+
+
+def test_profile_and_fingerprint_share_one_moment_convention() -> None:
+    from opslens.features.fingerprints import FingerprintConfig, series_fingerprint
+
+    rng = np.random.default_rng(5)
+    for values in (rng.gamma(2.0, size=200), np.full(20, 3.0), np.array([1.0, 2.0, 7.0])):
+        frame = pl.DataFrame({"t": np.arange(values.size, dtype=float), "v": values})
+        prof = profile_series(frame, time="t", value="v")
+        fp = series_fingerprint(values, FingerprintConfig(window=2, lags=(1,)))
+        for name in ("std", "skewness", "kurtosis"):
+            a, b = getattr(prof, name), fp[name]
+            assert (math.isnan(a) and math.isnan(b)) or a == pytest.approx(b, abs=1e-9), name

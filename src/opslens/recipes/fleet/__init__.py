@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import polars.selectors as cs
 
 from opslens.config import AnalysisConfig
 from opslens.core.recipe import Demo, FileInput, Output, Recipe, Stage
@@ -48,7 +49,9 @@ def demo_instances(data: pl.DataFrame, analysis: AnalysisConfig) -> list[dict[st
     out: list[dict[str, Any]] = []
     for device in data[entity].unique(maintain_order=True).head(2).to_list():
         rows = data.filter(pl.col(entity) == device).select(time, *cols.metrics)
-        rows = rows.with_columns(pl.col(time).dt.strftime("%Y-%m-%dT%H:%M:%S"))
+        rows = rows.with_columns(
+            pl.col(time).dt.strftime("%Y-%m-%dT%H:%M:%S"), cs.float().fill_nan(None)
+        )
         out.append({entity: device, "readings": rows.to_dicts()})
     out.append({entity: "too-short", "readings": out[0]["readings"][:2]})
     return out
@@ -61,14 +64,19 @@ RECIPE = Recipe(
     params_model=FleetParams,
     pipelines={
         "train": (
-            Stage("prepare", prepare, inputs=("raw",), outputs=(Output("readings"),)),
+            Stage(
+                "prepare",
+                prepare,
+                inputs=("raw", "failure_table"),
+                outputs=(Output("readings"),),
+            ),
             Stage(
                 "fingerprint", fingerprint, inputs=("readings",), outputs=(Output("fingerprints"),)
             ),
             Stage(
                 "rare",
                 rare,
-                inputs=("fingerprints",),
+                inputs=("fingerprints", "failure_table"),
                 outputs=(
                     Output("rare_scores"),
                     Output("rare_top"),
@@ -79,7 +87,7 @@ RECIPE = Recipe(
             Stage(
                 "groups",
                 groups,
-                inputs=("readings", "fingerprints", "rare_scores", "rare_result"),
+                inputs=("readings", "fingerprints", "rare_scores", "rare_result", "failure_table"),
                 outputs=(Output("group_labels"), Output("group_result", "object")),
                 tables=("group_summary", "embedding"),
                 plots=("embedding", "k_selection", "k_distance"),
@@ -109,7 +117,7 @@ RECIPE = Recipe(
             Stage(
                 "inspect",
                 inspect,
-                inputs=("readings", "rare_top"),
+                inputs=("readings", "rare_top", "failure_table"),
                 plots=("device_*_anomalies", "device_*_decomposition"),
             ),
         )

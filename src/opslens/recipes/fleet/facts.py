@@ -40,6 +40,8 @@ class FingerprintFacts(FactsModel):
     devices: int
     features: int
     features_per_metric: int
+    window: int | None = None
+    lags: list[int] | None = None
 
 
 class RareFacts(FactsModel):
@@ -61,13 +63,14 @@ class GroupsFacts(FactsModel):
     eps: float | None
     summary: list[dict[str, Any]]
     sizes: list[dict[str, Any]]
+    n_noise: int = 0
 
 
 class ExplainFacts(FactsModel):
-    """What sets each group apart, and the findings in words."""
+    """What sets each group of each method apart (method → group → features), findings in words."""
 
     method: str
-    group_features: dict[str, list[list[Any]]]
+    group_features: dict[str, dict[str, list[list[Any]]]]
     findings: list[str]
 
 
@@ -77,8 +80,11 @@ class FailuresFacts(FactsModel):
     configured: bool
     method: str | None = None
     n_failed: int | None = None
+    min_failures: int | None = None
+    enough_failures: bool | None = None
     unknown_ids: list[str] | None = None
     enrichment: list[dict[str, Any]] | None = None
+    most_enriched: dict[str, Any] | None = None
     ranking: dict[str, Any] | None = None
     lead_time: dict[str, Any] | None = None
     findings: list[str] | None = None
@@ -88,6 +94,8 @@ class InspectFacts(FactsModel):
     """Profile, decomposition and point anomalies of the rarest devices."""
 
     devices: list[dict[str, Any]]
+    period: int | None = None
+    decompositions_skipped: int = 0
 
 
 class FleetFacts(RecipeFacts):

@@ -4,46 +4,117 @@ Each sentence states numbers taken from its inputs (rare-device scores,
 behaviour groups, group contrasts, failure enrichment, ranking quality, lead
 times); nothing is inferred that the numbers do not show. Pass ``None`` for a
 part that was not computed (e.g. no failure list) and its sentences are left out.
+With known failures, the findings open with the most enriched group of any
+grouping method (DBSCAN's "fits no group" included); a verdict is given only
+when enough failures are known and its significance test holds.
 
 Example:
     >>> _devices(1), _devices(3)
     ('1 device', '3 devices')
+    >>> plain_deviations("vibration__adf_pvalue +69.4σ, temp__mean -2.1σ")
+    'vibration: non-stationarity (ADF test p-value) far above the fleet (69 × its usual spread), temp: average level below the fleet (2.1 × its usual spread)'
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import polars as pl
+from statsmodels.stats.multitest import multipletests
 
 from opslens.cluster.groups import BehaviourGroups
 from opslens.detect.population import RareDevices
 from opslens.explain.contrasts import top_group_features
-from opslens.explain.failures import RankingQuality
-from opslens.explain.text import format_duration, format_p, plural
+from opslens.explain.failures import RankingQuality, lead_time_sentence
+from opslens.explain.text import format_p, plural
+from opslens.features.fingerprints import describe_feature
 
-__all__ = ["fleet_findings"]
+__all__ = ["METHOD_NAMES", "fleet_findings", "group_name", "plain_deviations"]
 
-_METHOD_NAMES = {"kmeans": "K-Means", "dbscan": "DBSCAN", "agglomerative": "Agglomerative (Ward)"}
+METHOD_NAMES = {"kmeans": "K-Means", "dbscan": "DBSCAN", "agglomerative": "Agglomerative (Ward)"}
+_DEVIATION = re.compile(r"^\s*(\S+)\s+([+-]?\d+(?:\.\d+)?)σ\s*$")
 
 
 def _devices(n: int) -> str:
     return plural(n, "device")
 
 
+def group_name(method: str, group: int) -> str:
+    """``group 2 of K-Means`` / ``the devices DBSCAN fits in no group``.
+
+    Example:
+        >>> group_name("kmeans", 2), group_name("dbscan", -1)
+        ('group 2 of K-Means', 'the devices DBSCAN fits in no group')
+    """
+    name = METHOD_NAMES.get(method, method)
+    return f"the devices {name} fits in no group" if group < 0 else f"group {group} of {name}"
+
+
+def plain_deviations(text: str) -> str:
+    """``name +z σ`` items (the rare ranking's deviating features) in plain words."""
+    out = []
+    for item in text.split(","):
+        m = _DEVIATION.match(item)
+        if m is None:
+            if item.strip():
+                out.append(item.strip())
+            continue
+        z = float(m.group(2))
+        far = "far " if abs(z) >= 10 else ""
+        side = "above" if z >= 0 else "below"
+        size = f"{abs(z):.0f}" if abs(z) >= 10 else f"{abs(z):.1f}"
+        out.append(
+            f"{describe_feature(m.group(1))} {far}{side} the fleet ({size} × its usual spread)"
+        )
+    return ", ".join(out)
+
+
+def _features_text(feats: list[tuple[str, float, float]]) -> str:
+    return " and ".join(
+        f"{'higher' if smd >= 0 else 'lower'} {describe_feature(name)} "
+        f"(SMD {smd:+.1f}, {format_p(q, name='q')})"
+        for name, smd, q in feats
+    )
+
+
+def _by_method(frame: pl.DataFrame, method: str | None) -> pl.DataFrame:
+    """A contrasts or enrichment table with a ``method`` column (added for one-method tables)."""
+    if "method" in frame.columns or method is None:
+        return frame
+    return frame.select(pl.lit(method).alias("method"), pl.all())
+
+
+def _ranked(enrichment: pl.DataFrame) -> pl.DataFrame:
+    """Most enriched first; a one-method table without ``q_value`` gets BH q over its groups."""
+    if "q_value" not in enrichment.columns:
+        q = multipletests(enrichment["p_value"].to_numpy(), method="fdr_bh")[1]
+        enrichment = enrichment.with_columns(pl.Series("q_value", q, dtype=pl.Float64))
+    return enrichment.sort(["q_value", "p_value"], maintain_order=True)
+
+
+def _tops(
+    contrasts: pl.DataFrame, method: str, n: int
+) -> dict[int, list[tuple[str, float, float]]]:
+    if contrasts.height == 0 or "method" not in contrasts.columns:
+        return {}
+    return top_group_features(contrasts.filter(pl.col("method") == method), n)
+
+
 def _rare_sentences(n_devices: int, rare: RareDevices) -> list[str]:
     n_rare = int(rare.scores["is_rare"].sum())
-    q = 1.0 - rare.detector.contamination
+    share = 100 * rare.detector.contamination
     out = [
-        f"{n_rare} of {n_devices} devices behave rarely (combined score above the fleet's "
-        f"{100 * q:.3g}th percentile, from {plural(len(rare.detector.methods), 'detector')})."
+        f"{n_rare} of {n_devices} devices behave rarely by a fixed quota: the {share:.3g}% with "
+        f"the highest combined score of {plural(len(rare.detector.methods), 'detector')} are "
+        "flagged (params.rare.contamination), a set share rather than a count of anomalies found."
     ]
     if rare.top.height:
         first = rare.top.row(0, named=True)
         ent = rare.top.columns[0]
         out.append(
-            f"The most unusual device is {first[ent]} (combined score {first['combined']:.2f}), "
-            f"driven by {first['deviating_features']}."
+            f"The most unusual device is {first[ent]} (combined score {first['combined']:.2f}): "
+            f"{plain_deviations(str(first['deviating_features']))}."
         )
     return out
 
@@ -51,81 +122,86 @@ def _rare_sentences(n_devices: int, rare: RareDevices) -> list[str]:
 def _group_sentences(groups: BehaviourGroups, contrasts: pl.DataFrame) -> list[str]:
     out: list[str] = []
     k = groups.k_choice
-    if groups.best_method is None:
+    best = groups.best_method
+    if best is None:
         out.append(
             "No clustering method finds two or more well-separated behaviour groups "
             f"(K-Means was asked for K={k.k})."
         )
         return out
-    row = groups.summary.filter(pl.col("method") == groups.best_method).row(0, named=True)
-    noise = f"; {row['n_noise']} devices fit no group" if row["n_noise"] else ""
+    row = groups.summary.filter(pl.col("method") == best).row(0, named=True)
+    noise = f" and {_devices(row['n_noise'])} that fit no group" if row["n_noise"] else ""
     out.append(
-        f"{_METHOD_NAMES.get(groups.best_method, groups.best_method)} separates the fleet best: "
-        f"{row['n_groups']} behaviour groups, silhouette {row['silhouette']:.2f}{noise} "
+        f"{METHOD_NAMES.get(best, best)} separates the fleet best: "
+        f"{plural(row['n_groups'], 'behaviour group')}{noise}, silhouette {row['silhouette']:.2f} "
         f"(K-Means: {k.reason})."
     )
+    contrasts = _by_method(contrasts, best)
     if contrasts.height == 0:
         return out
-    sizes = dict(contrasts.select("group", "n_group").unique().iter_rows())
-    tops = top_group_features(contrasts, 2)
-    for g in sorted(sizes):
+    mine = contrasts.filter(pl.col("method") == best)
+    sizes = dict(mine.select("group", "n_group").unique().iter_rows())
+    tops = _tops(contrasts, best, 2)
+    for g in sorted(sizes, key=lambda g: (g < 0, g)):
+        who, s_ = ("The devices that fit no group", "") if g < 0 else (f"Group {g}", "s")
         feats = tops.get(int(g), [])
         if feats:
-            parts = " and ".join(
-                f"{'higher' if smd >= 0 else 'lower'} {name} (SMD {smd:+.1f}, q = {format_p(q)})"
-                for name, smd, q in feats
-            )
-            out.append(f"Group {g} ({_devices(sizes[g])}) stands apart by {parts}.")
+            out.append(f"{who} ({_devices(sizes[g])}) stand{s_} apart by {_features_text(feats)}.")
         else:
             out.append(
-                f"Group {g} ({_devices(sizes[g])}) shows no feature that differs significantly "
+                f"{who} ({_devices(sizes[g])}) show{s_} no feature that differs significantly "
                 "from the rest of the fleet."
             )
     return out
 
 
-def _failure_sentences(enrichment: pl.DataFrame) -> list[str]:
-    n_fail = int(enrichment["n_failed"].sum())
+def _lead_group(enrichment: pl.DataFrame, contrasts: pl.DataFrame, enough: bool) -> list[str]:
+    """The opening sentence: the most enriched group of any method, with what sets it apart."""
+    n_fail = int(enrichment.filter(pl.col("method") == enrichment["method"][0])["n_failed"].sum())
+    if n_fail == 0:
+        return []
+    top = enrichment.row(0, named=True)
+    where = group_name(str(top["method"]), int(top["group"]))
+    q = top.get("q_value", top["p_value"])
+    text = (
+        f"{top['n_failed']} of the {n_fail} known failures are in {where} "
+        f"({_devices(top['n_devices'])}): {top['lift']:.1f}× the fleet rate "
+        f"({format_p(top['p_value'], name='Fisher p')}; {format_p(q, name='q')} after the "
+        "Benjamini-Hochberg correction over every group of every method)"
+    )
+    if not enough:
+        return [text + ", but too few failures are known to call it a risk group."]
+    if not top["enriched"]:
+        return [text + "; no group holds more failures than chance would explain."]
+    feats = _tops(contrasts, str(top["method"]), 3).get(int(top["group"]), [])
+    apart = f"; it stands apart by {_features_text(feats)}" if feats else ""
+    return [text + apart + "."]
+
+
+def _failure_sentences(enrichment: pl.DataFrame, enough: bool, min_failures: int) -> list[str]:
+    first = enrichment.filter(pl.col("method") == enrichment["method"][0])
+    n_fail = int(first["n_failed"].sum())
     if n_fail == 0:
         return ["None of the known failed devices is in the data, so groups cannot be checked."]
-    n_dev = int(enrichment["n_devices"].sum())
-    rich = enrichment.filter(pl.col("enriched")).sort("p_value")
+    n_dev = int(first["n_devices"].sum())
     out = [
         f"{n_fail} of {n_dev} devices are known to have failed "
         f"(fleet rate {100 * n_fail / n_dev:.3g}%)."
     ]
-    for r in rich.iter_rows(named=True):
+    if not enough:
         out.append(
-            f"{r['n_failed']} of the {n_fail} known failures are in "
-            + (f"group {r['group']}" if r["group"] != -1 else "the devices that fit no group")
-            + f" ({_devices(r['n_devices'])}): {r['lift']:.1f}× the fleet rate, "
-            f"Fisher p = {format_p(r['p_value'])}."
+            f"With {plural(n_fail, 'known failure')} there are too few to tell whether any group "
+            f"or the rare-device score points at risk (a verdict needs at least {min_failures})."
         )
-    if rich.height == 0:
-        p_min = float(enrichment["p_value"].min())  # type: ignore[arg-type]
+        return out
+    rest = enrichment.slice(1).filter(pl.col("enriched"))
+    for r in rest.iter_rows(named=True):
         out.append(
-            "No group holds more known failures than chance would explain "
-            f"(lowest one-sided Fisher p = {format_p(p_min)})."
+            f"Also enriched: {group_name(str(r['method']), int(r['group']))} "
+            f"({r['n_failed']} of {_devices(r['n_devices'])}, {r['lift']:.1f}× the fleet rate, "
+            f"{format_p(r.get('q_value', r['p_value']), name='q')})."
         )
     return out
-
-
-def _lead_sentence(lead: dict[str, Any]) -> list[str]:
-    n, n_det, k = lead.get("n_failed", 0), lead.get("n_detected", 0), lead.get("top_k")
-    if not n:
-        return []
-    top = f"top {k}" if k else "top of the ranking"
-    if not n_det:
-        return [f"None of the {n} failed devices entered the {top} before failing."]
-    med = lead.get("median_lead_time")
-    fa = lead.get("mean_false_alarms")
-    when = f", a median {format_duration(med)} ahead" if med is not None else ""
-    cost = (
-        f", with {fa:.1f} never-failing devices in the {top} on average at that moment"
-        if fa is not None
-        else ""
-    )
-    return [f"{n_det} of {n} failed devices entered the {top} before failing{when}{cost}."]
 
 
 def fleet_findings(
@@ -137,11 +213,14 @@ def fleet_findings(
     enrichment: pl.DataFrame | None,
     ranking: RankingQuality | None,
     lead: dict[str, Any] | None,
+    min_failures: int = 5,
 ) -> list[str]:
     """Short plain-language sentences summarising the fleet analysis, each built from its numbers.
 
-    ``contrasts`` and ``enrichment`` should describe the labels of
-    ``groups.best_method``.
+    ``contrasts`` and ``enrichment`` hold every method (a ``method`` column, as
+    :func:`~opslens.explain.contrasts.contrasts_by_method` and
+    :func:`~opslens.explain.failures.enrichment_by_method` give them, most
+    enriched first) or only ``groups.best_method``'s groups.
 
     Example:
         >>> import numpy as np
@@ -159,18 +238,22 @@ def fleet_findings(
         >>> lines[2].startswith("K-Means separates the fleet best: 2 behaviour groups")
         True
     """
-    out = _rare_sentences(n_devices, rare)
+    contrasts = _by_method(contrasts, groups.best_method)
+    out: list[str] = []
+    enough = True
+    if enrichment is not None and enrichment.height:
+        enrichment = _ranked(_by_method(enrichment, groups.best_method))
+        n_fail = int(
+            enrichment.filter(pl.col("method") == enrichment["method"][0])["n_failed"].sum()
+        )
+        enough = n_fail >= min_failures
+        out += _lead_group(enrichment, contrasts, enough)
+    out += _rare_sentences(n_devices, rare)
     out += _group_sentences(groups, contrasts)
     if enrichment is not None and enrichment.height:
-        out += _failure_sentences(enrichment)
+        out += _failure_sentences(enrichment, enough, min_failures)
     if ranking is not None:
-        v = ranking.verdict
-        if v.startswith("cannot"):
-            out.append(f"Rare-device score against known failures: {v}.")
-        else:
-            out.append(
-                f"Against the known failures, the rare-device score is {'' if v.startswith('not') else 'a '}{v}."
-            )
-    if lead is not None:
-        out += _lead_sentence(lead)
+        out.append(f"Rare-device score against the known failures: {ranking.verdict}.")
+    if lead is not None and lead.get("n_failed"):
+        out.append(lead_time_sentence(lead))
     return out

@@ -9,10 +9,13 @@ Example:
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from opslens.core.narrative import Narrative, Section, Table
-from opslens.explain.text import fmt, plural
+from opslens.explain.text import fmt, format_duration, format_p, plural
+from opslens.features.fingerprints import describe_feature
+from opslens.recipes.fleet.findings import METHOD_NAMES, group_name, plain_deviations
 
 __all__ = ["fleet_narrative"]
 
@@ -23,6 +26,39 @@ def _detectors(methods: list[str]) -> str:
     verb = "scores" if len(methods) == 1 else "score"
     return (
         f"{words.get(len(methods), plural(len(methods), 'detector'))} ({', '.join(methods)}) {verb}"
+    )
+
+
+def _p(value: Any, name: str) -> str:
+    return format_p(float(value), name=name) if value is not None else f"{name} n/a"
+
+
+def _groups_phrase(grp: dict[str, Any]) -> str:
+    """``3 behaviour groups and 12 devices that fit no group (DBSCAN)``."""
+    n_noise = int(grp.get("n_noise") or 0)
+    noise = f" and {plural(n_noise, 'device')} that fit no group" if n_noise else ""
+    method = METHOD_NAMES.get(str(grp.get("best_method")), grp.get("best_method"))
+    return f"{plural(len(grp.get('sizes', [])), 'behaviour group')}{noise} ({method})"
+
+
+def _inspect_bullet(d: dict[str, Any]) -> str:
+    prof = d.get("profile", {})
+    dec = d.get("decomposition", {})
+    if dec.get("period"):
+        decomposition = (
+            f"; seasonal period {dec.get('period')} readings ({dec.get('period_source')})"
+        )
+    elif dec.get("skipped"):
+        decomposition = f"; decomposition skipped: {dec['skipped']} ({dec.get('fix')})"
+    else:
+        decomposition = ""
+    failed = f"; known failure at {str(d['failure_time'])[:16]}" if d.get("failure_time") else ""
+    unit = f" {d['unit']}" if d.get("unit") else ""
+    return (
+        f"{d.get('device')} ({d.get('metric')}): mean {fmt(prof.get('mean'))}{unit}, std "
+        f"{fmt(prof.get('std'))}{unit}, {fmt(prof.get('n_gaps'))} gaps, flagged points "
+        + ", ".join(f"{m} {fmt(n)}" for m, n in (d.get("point_anomalies") or {}).items())
+        + f"; {prof.get('adf_reading', '')}{decomposition}{failed}"
     )
 
 
@@ -58,6 +94,15 @@ def fleet_narrative(facts: dict[str, Any], plots: list[str]) -> Narrative:
                 f"({fmt(fp.get('features_per_metric'))} per metric): rolling-window statistics, trend, level changes, "
                 "volatility, autocorrelation, entropy, complexity, spectrum, peaks, missing share and stationarity.",
             ]
+            + (
+                [
+                    f"Readings come every {format_duration(timedelta(seconds=interval))} (median "
+                    f"gap); window features use {plural(fp.get('window'), 'reading')} and "
+                    f"autocorrelations the lags {', '.join(map(str, fp.get('lags') or []))} readings."
+                ]
+                if (interval := prep.get("median_interval_seconds")) and fp.get("window")
+                else []
+            )
             + ([f"Data policies applied: {'; '.join(policies)}."] if policies else []),
         )
     ]
@@ -69,8 +114,10 @@ def fleet_narrative(facts: dict[str, Any], plots: list[str]) -> Narrative:
                 paragraphs=[
                     f"{_detectors(rare.get('methods', []))} every device; their scores are put on one "
                     f"scale (rank percentile) and averaged. {plural(rare.get('n_rare'), 'device')} "
-                    f"{'lies' if rare.get('n_rare') == 1 else 'lie'} above the "
-                    f"{fmt(1 - float(rare.get('contamination', 0.05)))} quantile of the combined score."
+                    f"{'is' if rare.get('n_rare') == 1 else 'are'} flagged rare: a fixed quota, the "
+                    f"{fmt(100 * float(rare.get('contamination', 0.05)))}% with the highest combined "
+                    "score (params.rare.contamination), so the count says nothing about how many "
+                    "devices are truly anomalous."
                 ],
                 table=Table(
                     columns=[entity, "rank", "combined score", "most deviating features"],
@@ -79,7 +126,7 @@ def fleet_narrative(facts: dict[str, Any], plots: list[str]) -> Narrative:
                             t.get(entity),
                             t.get("rank"),
                             fmt(t.get("combined")),
-                            t.get("deviating_features"),
+                            plain_deviations(str(t.get("deviating_features") or "")),
                         ]
                         for t in top
                     ],
@@ -89,16 +136,21 @@ def fleet_narrative(facts: dict[str, Any], plots: list[str]) -> Narrative:
         )
     if grp:
         summary = grp.get("summary", [])
+        best = str(grp.get("best_method"))
+        by_group = (exp.get("group_features") or {}).get(best, {})
         sections.append(
             Section(
                 title="Behaviour groups",
                 paragraphs=[
                     f"K-Means: {grp.get('k_reason', '')}. DBSCAN used eps={fmt(grp.get('eps'))} "
-                    f"from the knee of the k-distance curve. The groups below are those of {grp.get('best_method')}, "
-                    "the method with the highest silhouette."
+                    "from the knee of the k-distance curve; devices it cannot place fit no group "
+                    f"(noise, not a group). {METHOD_NAMES.get(best, best)} has the highest "
+                    f"silhouette: {_groups_phrase(grp)}. Every group of every method, the devices "
+                    "that fit no group included, was contrasted with the rest of the fleet "
+                    "(Benjamini-Hochberg q over all those tests)."
                 ],
                 table=Table(
-                    columns=["method", "groups", "noise devices", "silhouette"],
+                    columns=["method", "groups", "devices that fit no group", "silhouette"],
                     rows=[
                         [
                             s.get("method"),
@@ -110,12 +162,14 @@ def fleet_narrative(facts: dict[str, Any], plots: list[str]) -> Narrative:
                     ],
                 ),
                 bullets=[
-                    f"Group {g}: "
+                    ("Devices that fit no group" if int(g) < 0 else f"Group {g}")
+                    + ": "
                     + ", ".join(
-                        f"{name} {'higher' if smd > 0 else 'lower'} (SMD {smd:+.2f}, q={fmt(q)})"
+                        f"{describe_feature(name)} {'higher' if smd > 0 else 'lower'} "
+                        f"(SMD {smd:+.2f}, {_p(q, 'q')})"
                         for name, smd, q in feats
                     )
-                    for g, feats in (exp.get("group_features") or {}).items()
+                    for g, feats in by_group.items()
                     if feats
                 ],
                 plots=[p for p in ("embedding", "k_selection", "k_distance") if p in plots],
@@ -125,23 +179,27 @@ def fleet_narrative(facts: dict[str, Any], plots: list[str]) -> Narrative:
         ranking = fail.get("ranking", {})
         lead = fail.get("lead_time") or {}
         bullets = [
-            ("No group (noise)" if e.get("group") == -1 else f"Group {e.get('group')}")
-            + f": {fmt(e.get('n_failed'))} of {fmt(e.get('n_devices'))} failed "
-            f"({fmt(e.get('failure_rate'))}; lift {fmt(e.get('lift'))}, Fisher p={fmt(e.get('p_value'))})"
+            f"{group_name(str(e.get('method')), int(e.get('group', 0)))}: {fmt(e.get('n_failed'))} "
+            f"of {fmt(e.get('n_devices'))} failed ({fmt(100 * float(e.get('failure_rate') or 0))}%; "
+            f"lift {fmt(e.get('lift'))}, {_p(e.get('p_value'), 'Fisher p')}, {_p(e.get('q_value'), 'q')})"
             + (" — enriched" if e.get("enriched") else "")
             for e in fail.get("enrichment", [])
+            if e.get("n_failed")
         ]
         paragraphs = [
-            f"{fmt(fail.get('n_failed'))} known failures were checked against the findings. {ranking.get('verdict', '')}",
+            f"{fmt(fail.get('n_failed'))} known failures were checked against every group of every "
+            "method (one-sided Fisher tests, Benjamini-Hochberg corrected across all groups) and "
+            "against the rare-device score (AUROC with a permutation p-value). A verdict needs at "
+            f"least {fmt(fail.get('min_failures'))} known failures and a test that holds.",
+            f"Verdict on the rare-device score: {ranking.get('verdict', '')}.",
             f"Precision@k: {', '.join(f'@{k} {fmt(v)}' for k, v in ranking.get('precision_at', {}).items())}; "
             f"recall@k: {', '.join(f'@{k} {fmt(v)}' for k, v in ranking.get('recall_at', {}).items())}; "
             f"AUROC {fmt(ranking.get('auroc'))} against a base rate of {fmt(ranking.get('base_rate'))}.",
         ]
-        if lead:
+        if lead.get("sentence"):
             paragraphs.append(
-                "Scored on rolling windows up to each failure date: "
-                + ", ".join(f"{k.replace('_', ' ')} {fmt(v)}" for k, v in lead.items())
-                + "."
+                "Scored on rolling windows before each failure date (windows count once they lie "
+                f"wholly inside the data): {lead['sentence']}"
             )
         if fail.get("unknown_ids"):
             paragraphs.append(
@@ -161,25 +219,19 @@ def fleet_narrative(facts: dict[str, Any], plots: list[str]) -> Narrative:
         sections.append(Section(title="Findings", bullets=list(findings)))
     inspected = ins.get("devices", [])
     if inspected:
-        bullets = []
-        for d in inspected:
-            prof = d.get("profile", {})
-            dec = d.get("decomposition", {})
-            bullets.append(
-                f"{d.get('device')} ({d.get('metric')}): mean {fmt(prof.get('mean'))}, std {fmt(prof.get('std'))}, "
-                f"{fmt(prof.get('n_gaps'))} gaps, flagged points "
-                + ", ".join(f"{m} {fmt(n)}" for m, n in (d.get("point_anomalies") or {}).items())
-                + f"; {prof.get('adf_reading', '')}"
-                + (
-                    f"; seasonal period {dec.get('period')} ({dec.get('period_source')})"
-                    if dec.get("period")
-                    else ""
-                )
-            )
+        skipped = int(ins.get("decompositions_skipped") or 0)
         sections.append(
             Section(
                 title="The rarest devices up close",
-                bullets=bullets,
+                paragraphs=(
+                    [
+                        f"{plural(skipped, 'decomposition')} of {len(inspected)} "
+                        f"{'was' if skipped == 1 else 'were'} skipped; each reason is given below."
+                    ]
+                    if skipped
+                    else []
+                ),
+                bullets=[_inspect_bullet(d) for d in inspected],
                 plots=[p for p in plots if p.startswith("device_")],
             )
         )
@@ -193,13 +245,16 @@ def fleet_narrative(facts: dict[str, Any], plots: list[str]) -> Narrative:
             ],
         )
     )
+    lead_finding = (fail.get("findings") or [None])[0] if fail.get("configured") else None
     summary_text = (
         f"{plural(prep.get('devices'), 'device')} fingerprinted with {plural(fp.get('features'), 'feature')}; "
-        f"{fmt(rare.get('n_rare'))} rare devices and {len(grp.get('sizes', []))} behaviour groups found"
+        f"{_groups_phrase(grp) if grp else 'no behaviour groups'}; {fmt(rare.get('n_rare'))} devices "
+        f"flagged rare (a fixed quota of {fmt(100 * float(rare.get('contamination', 0.05)))}%)."
+        + (f" {lead_finding}" if lead_finding else "")
         + (
-            f"; rare-device score against known failures: AUROC {fmt(fail.get('ranking', {}).get('auroc'))}."
+            f" Rare-device score against known failures: {fail.get('ranking', {}).get('verdict')}."
             if fail.get("configured")
-            else "."
+            else ""
         )
     )
     return Narrative(

@@ -1,22 +1,32 @@
 """Parameters of the fleet recipe (``params:`` of an analysis with ``recipe: fleet``).
 
+``fingerprint.window`` and each of ``fingerprint.lags`` is a number of readings
+(``24``) or a duration (``1d``, ``1h``) that :func:`fingerprint_config` turns into
+readings with the fleet's sampling interval (the median gap between a device's
+readings), rounded to the nearest whole reading.
+
 Example:
     >>> FleetParams().lead_time.methods
     ('ecod',)
     >>> FleetParams.model_validate({"rare": {"top_n": 5}}).rare.top_n
     5
+    >>> p = FleetParams.model_validate({"fingerprint": {"window": "1d", "lags": ["1h", 6]}})
+    >>> fingerprint_config(p, timedelta(hours=1)).window, fingerprint_config(p, timedelta(hours=1)).lags
+    (24, (1, 6))
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 import polars as pl
-from pydantic import Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
 from opslens.config import Duration, Strict
+from opslens.config.durations import parse_duration
+from opslens.errors import DataError
 from opslens.features.fingerprints import FingerprintConfig
 
 __all__ = [
@@ -24,18 +34,59 @@ __all__ = [
     "FingerprintParams",
     "FleetParams",
     "GroupParams",
+    "InspectParams",
     "LeadTimeParams",
     "RareParams",
     "analysed_features",
     "fingerprint_config",
+    "to_readings",
 ]
 
 
-class FingerprintParams(Strict):
-    """Fingerprint feature settings (definitions in ``opslens.features.fingerprints``)."""
+def _readings_or_duration(value: Any) -> Any:
+    """A whole number of readings (``24``, ``"24"``) or a duration (``"1d"``); nothing else."""
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise ValueError(
+            f"{value!r} is neither a whole number of readings (e.g. 24) nor a duration (e.g. 1d, 6h)"
+        )
+    if isinstance(value, float):
+        return int(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.isdigit():
+            return int(text)
+        try:
+            parsed = parse_duration(text)
+        except ValueError:
+            parsed = None
+        if not isinstance(parsed, timedelta):
+            raise ValueError(
+                f"'{value}' is neither a whole number of readings (e.g. 24) nor a duration "
+                "(e.g. 1d, 6h, 30m)"
+            )
+        return parsed
+    return value
 
-    window: int = Field(default=24, ge=2)
-    lags: tuple[int, ...] = Field(default=(1, 2, 5, 10, 24), min_length=1)
+
+#: A number of readings or a duration (converted with the sampling interval).
+Steps = Annotated[int | timedelta, BeforeValidator(_readings_or_duration)]
+
+
+def _lag_list(value: Any) -> Any:
+    """``lags: 5`` or ``lags: 1d`` is a list of one lag."""
+    return (
+        [value] if isinstance(value, int | float | str) and not isinstance(value, bool) else value
+    )
+
+
+class FingerprintParams(Strict):
+    """Fingerprint feature settings (definitions in ``opslens.features.fingerprints``).
+
+    ``window`` and ``lags`` are numbers of readings or durations (``1d``, ``1h``).
+    """
+
+    window: Steps = 24
+    lags: Annotated[tuple[Steps, ...], BeforeValidator(_lag_list)] = (1, 2, 5, 10, 24)
     level_threshold: float = Field(default=1.0, ge=0)
     sampen_m: int = Field(default=2, ge=1)
     sampen_r: float = Field(default=0.2, gt=0)
@@ -46,9 +97,17 @@ class FingerprintParams(Strict):
     adf_lags: int = Field(default=4, ge=0)
 
     @model_validator(mode="after")
-    def _lags(self) -> FingerprintParams:
-        if min(self.lags) < 1 or len(set(self.lags)) != len(self.lags):
-            raise ValueError("lags must be distinct positive integers")
+    def _steps(self) -> FingerprintParams:
+        if isinstance(self.window, int) and self.window < 2:
+            raise ValueError("window must be at least 2 readings (or a duration such as 1d)")
+        ints = [lag for lag in self.lags if isinstance(lag, int)]
+        if not self.lags:
+            raise ValueError("lags needs at least one lag, e.g. [1, 24] or [1h, 1d]")
+        if (ints and min(ints) < 1) or len(set(self.lags)) != len(self.lags):
+            raise ValueError("lags must be distinct positive numbers of readings or durations")
+        for value in (self.window, *self.lags):
+            if isinstance(value, timedelta) and value <= timedelta(0):
+                raise ValueError("durations in window and lags must be positive (e.g. 1h)")
         return self
 
 
@@ -85,12 +144,21 @@ class GroupParams(Strict):
 
 
 class FailureParams(Strict):
-    """Known failures: ids in config and/or a CSV/Parquet file (id column, optional failure time)."""
+    """Known failures: ids in config and/or a CSV/Parquet file (id column, optional failure time).
+
+    A verdict ("useful risk indicator", an enriched group) needs at least
+    ``min_failures`` known failed devices and a significance test below ``alpha``
+    (a permutation p-value with ``permutations`` shuffles for AUROC; Fisher's
+    exact test, Benjamini-Hochberg corrected, for groups).
+    """
 
     ids: list[str] = Field(default_factory=list)
     path: Path | None = None
     id_column: str | None = None
     time_column: str | None = None
+    min_failures: int = Field(default=5, ge=2)
+    alpha: float = Field(default=0.01, gt=0, lt=0.5)
+    permutations: int = Field(default=2000, ge=100)
 
 
 class LeadTimeParams(Strict):
@@ -113,6 +181,20 @@ class LeadTimeParams(Strict):
         return self
 
 
+class InspectParams(Strict):
+    """Which series the ``inspect`` stage profiles and decomposes.
+
+    ``devices`` (default: the ``inspect_top`` rarest) and ``metrics`` (default:
+    each device's most deviating metric) pick the series; ``period`` is the
+    seasonal period in readings (or a duration such as ``1d``) for the STL
+    decomposition, detected from the autocorrelation when not given.
+    """
+
+    devices: list[str] = Field(default_factory=list)
+    metrics: list[str] = Field(default_factory=list)
+    period: Steps | None = None
+
+
 class FleetParams(Strict):
     """Knobs of the fleet recipe; every one has a default."""
 
@@ -126,14 +208,47 @@ class FleetParams(Strict):
     min_readings: int = Field(default=3, ge=2)
     short_devices: Literal["error", "drop"] = "error"
     inspect_top: int = Field(default=3, ge=0)
+    inspect: InspectParams = Field(default_factory=InspectParams)
+    # units of the metrics for plot axes and the report, e.g. {temperature: "°C"}
+    units: dict[str, str] = Field(default_factory=dict)
     # features left out of rare devices, groups and explanations: a series' length says
     # when a device joined or stopped reporting, not how it behaves
     exclude_features: list[str] = Field(default_factory=lambda: ["count"])
 
 
-def fingerprint_config(p: FleetParams) -> FingerprintConfig:
-    """The fingerprint settings of ``params.fingerprint``."""
-    return FingerprintConfig(**p.fingerprint.model_dump())
+def to_readings(value: int | timedelta, interval: timedelta | None, key: str) -> int:
+    """A number of readings, or a duration divided by the sampling interval (rounded).
+
+    Example:
+        >>> to_readings(timedelta(days=1), timedelta(hours=1), "params.fingerprint.window")
+        24
+        >>> to_readings(7, None, "params.fingerprint.window")
+        7
+    """
+    if isinstance(value, int):
+        return value
+    if interval is None or interval <= timedelta(0):
+        raise DataError(
+            f"{key} is the duration {value}, but the data has no sampling interval to convert it",
+            fix=f"give {key} as a number of readings (e.g. 24)",
+        )
+    return max(1, round(value / interval))
+
+
+def fingerprint_config(p: FleetParams, interval: timedelta | None = None) -> FingerprintConfig:
+    """The fingerprint settings of ``params.fingerprint``, durations turned into readings."""
+    fp = p.fingerprint
+    window = to_readings(fp.window, interval, "params.fingerprint.window")
+    if window < 2:
+        raise DataError(
+            f"params.fingerprint.window {fp.window} is {window} reading(s) at a sampling "
+            f"interval of {interval}; at least 2 are needed",
+            fix="set params.fingerprint.window to a longer duration or to 2 or more readings",
+        )
+    lags = tuple(
+        dict.fromkeys(to_readings(lag, interval, "params.fingerprint.lags") for lag in fp.lags)
+    )
+    return FingerprintConfig(**{**fp.model_dump(), "window": window, "lags": lags})
 
 
 def analysed_features(fingerprints: pl.DataFrame, p: FleetParams) -> pl.DataFrame:

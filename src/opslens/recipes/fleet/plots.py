@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import polars as pl
+from matplotlib.artist import Artist
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
@@ -31,17 +32,19 @@ def plot_embedding(
     *,
     title: str = "Devices in the first two principal components",
     explained_variance: tuple[float, float] | None = None,
+    failed: Sequence[bool] | np.ndarray | None = None,
 ) -> Figure:
-    """PCA scatter coloured by group (noise grey), rare devices ringed in black.
+    """PCA scatter coloured by group (noise grey), rare devices ringed, known failures crossed.
 
     Beyond the theme's seven group colours, markers change so groups stay apart.
 
     Example:
         >>> emb = pl.DataFrame({"id": list("abcd"), "pc1": [0.0, 1.0, 5.0, 6.0],
         ...                     "pc2": [0.0, 1.0, 5.0, 6.0]})
-        >>> fig = plot_embedding(emb, [0, 0, 1, -1], [False, False, False, True])
+        >>> fig = plot_embedding(emb, [0, 0, 1, -1], [False, False, False, True],
+        ...                      failed=[False, True, False, False])
         >>> sorted(t.get_text() for t in fig.axes[0].get_legend().get_texts())
-        ['group 0', 'group 1', 'noise', 'rare device']
+        ['group 0', 'group 1', 'known failure', 'noise (fits no group)', 'rare device']
     """
     lab = np.asarray(labels).astype(int)
     is_rare = np.asarray(rare, dtype=bool)
@@ -58,7 +61,7 @@ def plot_embedding(
             color=color,
             marker="o" if g < 0 else markers[(i // n_colors) % len(markers)],
             alpha=0.8,
-            label="noise" if g < 0 else f"group {g}",
+            label="noise (fits no group)" if g < 0 else f"group {g}",
         )
     if is_rare.any():
         ax.scatter(
@@ -70,6 +73,18 @@ def plot_embedding(
             linewidths=1.4,
             label="rare device",
         )
+    is_failed = np.zeros(lab.size, dtype=bool) if failed is None else np.asarray(failed, bool)
+    if is_failed.any():
+        ax.scatter(
+            x[is_failed],
+            y[is_failed],
+            s=40,
+            marker="x",
+            color=theme.ALERT,
+            linewidths=1.4,
+            zorder=4,
+            label="known failure",
+        )
     if explained_variance is not None:
         xlabel = f"PC1 ({100 * explained_variance[0]:.0f}% of variance)"
         ylabel = f"PC2 ({100 * explained_variance[1]:.0f}% of variance)"
@@ -80,17 +95,27 @@ def plot_embedding(
     return fig
 
 
-def plot_rare_scores(scores: pl.DataFrame, *, top_n: int = 20, entity: str | None = None) -> Figure:
+def plot_rare_scores(
+    scores: pl.DataFrame,
+    *,
+    top_n: int = 20,
+    entity: str | None = None,
+    failed: set[str] | None = None,
+    contamination: float | None = None,
+) -> Figure:
     """Horizontal bars of the combined rare-device score of the ``top_n`` devices.
 
     ``entity`` defaults to the first column; rare devices are drawn in the alert colour
-    (every bar is, without an ``is_rare`` column), the others grey.
+    (every bar is, without an ``is_rare`` column), the others grey. Devices in
+    ``failed`` get a ✕ beside their bar and "(failed)" after their id; the legend
+    says the rare flag is the quota ``contamination``.
 
     Example:
         >>> s = pl.DataFrame({"id": list("abc"), "combined": [0.2, 0.9, 0.5],
         ...                   "is_rare": [False, True, False]})
-        >>> [t.get_text() for t in plot_rare_scores(s, top_n=2).axes[0].get_yticklabels()]
-        ['c', 'b']
+        >>> fig = plot_rare_scores(s, top_n=2, failed={"b"})
+        >>> [t.get_text() for t in fig.axes[0].get_yticklabels()]
+        ['c', 'b (failed)']
     """
     ent = entity or scores.columns[0]
     top = scores.sort("combined", descending=True).head(top_n).reverse()
@@ -102,9 +127,12 @@ def plot_rare_scores(scores: pl.DataFrame, *, top_n: int = 20, entity: str | Non
     )
     fig, ax = theme.new_figure(7, max(2.5, 0.3 * top.height + 1.2))
     pos = np.arange(top.height)
-    ax.barh(pos, top["combined"].to_numpy(), color=colors)
-    ax.set_yticks(pos, [str(v) for v in top[ent].to_list()])
-    ax.set_xlim(0, 1)
+    values = top["combined"].to_numpy()
+    ax.barh(pos, values, color=colors)
+    ids = [str(v) for v in top[ent].to_list()]
+    hit = np.array([i in (failed or set()) for i in ids], dtype=bool)
+    ax.set_yticks(pos, [f"{i} (failed)" if h else i for i, h in zip(ids, hit, strict=True)])
+    ax.set_xlim(0, 1.05)
     theme.style_axes(
         ax,
         title=f"The {top.height} most unusual devices",
@@ -112,17 +140,36 @@ def plot_rare_scores(scores: pl.DataFrame, *, top_n: int = 20, entity: str | Non
         ylabel=ent,
         grid="x",
     )
+    handles: list[Artist] = []
     if has_rare:
-        handles = [
-            Patch(color=theme.ALERT, label="rare"),
+        quota = (
+            f"rare: the top {100 * contamination:.3g}% by score (params.rare.contamination)"
+            if contamination is not None
+            else "rare"
+        )
+        handles += [
+            Patch(color=theme.ALERT, label=quota),
             Patch(color=theme.NEUTRAL, label="not rare"),
         ]
+    if hit.any():
+        handles.append(
+            ax.scatter(
+                values[hit] + 0.025,
+                pos[hit],
+                marker="x",
+                color=theme.REFERENCE,
+                label="known failure",
+            )
+        )
+    if handles:
         theme.add_legend(ax, handles=handles, loc="lower right")
     return fig
 
 
-def plot_group_failure_rates(enrichment: pl.DataFrame) -> Figure:
+def plot_group_failure_rates(enrichment: pl.DataFrame, *, method: str | None = None) -> Figure:
     """Bars of failure rate per group with the fleet rate as a line; enriched groups in the alert colour.
+
+    ``method`` names the grouping in the title (the one holding the most enriched group).
 
     Example:
         >>> e = pl.DataFrame({"group": [0, 1], "n_devices": [20, 100], "n_failed": [8, 2],
@@ -133,7 +180,7 @@ def plot_group_failure_rates(enrichment: pl.DataFrame) -> Figure:
     n_dev = int(enrichment["n_devices"].sum())
     fleet = float(enrichment["n_failed"].sum()) / n_dev if n_dev else 0.0
     fig, ax = theme.new_figure(7, 4)
-    groups = [("noise" if g < 0 else f"group {g}") for g in enrichment["group"].to_list()]
+    groups = [("fits no group" if g < 0 else f"group {g}") for g in enrichment["group"].to_list()]
     colors = [theme.ALERT if e else theme.PRIMARY for e in enrichment["enriched"].to_list()]
     pos = np.arange(enrichment.height)
     ax.bar(pos, enrichment["failure_rate"].to_numpy(), color=colors)
@@ -158,13 +205,13 @@ def plot_group_failure_rates(enrichment: pl.DataFrame) -> Figure:
     ax.set_xticks(pos, groups)
     theme.style_axes(
         ax,
-        title="Known failures per behaviour group",
+        title="Known failures per behaviour group" + (f" ({method})" if method else ""),
         xlabel="behaviour group",
         ylabel="share of devices that failed",
         grid="y",
     )
     handles = [
-        Patch(color=theme.ALERT, label="enriched (Fisher p < 0.01)"),
+        Patch(color=theme.ALERT, label="enriched (Fisher test, BH-corrected)"),
         Patch(color=theme.PRIMARY, label="not enriched"),
         fleet_line,
     ]

@@ -16,21 +16,34 @@ Example:
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from opslens.config import AnalysisConfig
-from opslens.core.columns import require_columns, require_numeric
+from opslens.core.columns import parse_time, require_columns, require_numeric
 from opslens.core.recipe import Out, StageContext
 from opslens.errors import ConfigError, DataError
-from opslens.recipes.fleet.params import FleetParams
+from opslens.recipes.fleet.params import FailureParams, FleetParams
 
-__all__ = ["check_columns", "prepare"]
+__all__ = ["check_columns", "failure_list", "prepare", "sampling_interval"]
+
+_TIME_COLUMNS = ("failure_time", "failed_at", "failure_date")
+
+
+_FAILURE_SUFFIXES = (".csv", ".parquet", ".pq")
 
 
 def check_columns(analysis: AnalysisConfig) -> None:
-    """ConfigError unless the device, time and metric columns are named."""
+    """ConfigError, before any work, unless columns and the failure list's path make sense.
+
+    The device, time and metric columns must be named, distinct, and the
+    ``params.inspect.metrics`` among the metrics; ``params.failures.path``, when
+    set, must be a CSV or Parquet file (its contents are checked by ``prepare``,
+    the first stage).
+    """
     cols = analysis.columns
     missing = [
         role for role, value in (("entity", cols.entity), ("time", cols.time)) if value is None
@@ -41,6 +54,113 @@ def check_columns(analysis: AnalysisConfig) -> None:
             f"analysis '{analysis.name}' (fleet) needs {', '.join(need)}",
             fix="name the device id column (entity), the timestamp (time) and one or more metric columns",
         )
+    for role, name in (("entity", cols.entity), ("time", cols.time)):
+        if name in cols.metrics:
+            raise ConfigError(
+                f"column '{name}' is both columns.{role} and one of columns.metrics",
+                fix=f"remove '{name}' from columns.metrics (metrics are the measured values)",
+            )
+    dupes = sorted({m for m in cols.metrics if cols.metrics.count(m) > 1})
+    if dupes:
+        raise ConfigError(
+            f"columns.metrics lists '{dupes[0]}' more than once",
+            fix="list each metric column once in columns.metrics",
+        )
+    p = analysis.params if isinstance(analysis.params, FleetParams) else None
+    if p is None:
+        return
+    odd = [m for m in p.inspect.metrics if m not in cols.metrics]
+    if odd:
+        raise ConfigError(
+            f"params.inspect.metrics names '{odd[0]}', which is not one of columns.metrics "
+            f"({', '.join(cols.metrics)})",
+            fix="list metrics of columns.metrics in params.inspect.metrics, or remove the key",
+        )
+    path = p.failures.path
+    if path is None:
+        return
+    if not path.exists():
+        raise ConfigError(
+            f"the failure list {path} (params.failures.path) does not exist",
+            fix="set params.failures.path to an existing CSV or Parquet file (relative paths "
+            "start at the project file's folder), or remove it",
+        )
+    if not path.is_file():
+        raise ConfigError(
+            f"the failure list {path} (params.failures.path) is not a file",
+            fix="set params.failures.path to a CSV or Parquet file, not a folder",
+        )
+    if path.suffix.lower() not in _FAILURE_SUFFIXES:
+        raise ConfigError(
+            f"the failure list {path} (params.failures.path) is neither .csv nor .parquet",
+            fix="save the failure list as CSV or Parquet and point params.failures.path at it",
+        )
+
+
+def failure_list(
+    p: FailureParams, table: pl.DataFrame | None, entity: str
+) -> tuple[set[str], dict[str, datetime]]:
+    """Failed device ids (``params.failures.ids`` and the list's table) and failure times.
+
+    The id column is ``params.failures.id_column``, else the device column
+    (``columns.entity``), else the only column of a one-column list; the time column ``params.failures.time_column``, else
+    one of failure_time, failed_at, failure_date if present. A list without
+    rows, or naming columns it lacks, is a DataError naming the key to fix.
+
+    Example:
+        >>> table = pl.DataFrame({"device_id": ["d1"], "failure_time": ["2026-01-02T00:00:00"]})
+        >>> ids, times = failure_list(FailureParams(ids=["d2"]), table, "device_id")
+        >>> sorted(ids), list(times)
+        (['d1', 'd2'], ['d1'])
+    """
+    ids = {str(i) for i in p.ids}
+    times: dict[str, datetime] = {}
+    if table is None:
+        return ids, times
+    where = f"the failure list {p.path} (params.failures.path)" if p.path else "the failure list"
+    shown = ", ".join(table.columns[:10])
+    if p.id_column is not None and p.id_column not in table.columns:
+        raise DataError(
+            f"column '{p.id_column}' (params.failures.id_column) is not in {where} (columns: {shown})",
+            fix="set params.failures.id_column to the column holding the failed devices' ids",
+        )
+    id_col = p.id_column or (
+        entity if entity in table.columns else table.columns[0] if table.width == 1 else None
+    )
+    if id_col is None:
+        raise DataError(
+            f"{where} has no column '{entity}' (columns.entity) (columns: {shown})",
+            fix="name its id column in params.failures.id_column",
+        )
+    if p.time_column is not None and p.time_column not in table.columns:
+        raise DataError(
+            f"column '{p.time_column}' (params.failures.time_column) is not in {where} "
+            f"(columns: {shown})",
+            fix="set params.failures.time_column to the failure-time column, or remove it",
+        )
+    table = table.filter(pl.col(id_col).is_not_null())
+    if table.height == 0:
+        raise DataError(
+            f"{where} has no failed device ids (a header only, or an empty '{id_col}' column)",
+            fix="add one row per failed device, or remove params.failures.path",
+        )
+    ids |= set(table[id_col].cast(pl.String).to_list())
+    time_col = p.time_column or next((c for c in _TIME_COLUMNS if c in table.columns), None)
+    if time_col is not None:
+        try:
+            parsed = parse_time(table, time_col, where=where)
+        except DataError as e:
+            raise DataError(
+                e.problem,
+                fix="write failure times as ISO 8601 (2026-01-02T06:00:00) in the column "
+                "named by params.failures.time_column",
+            ) from None
+        times = {
+            str(i): t
+            for i, t in zip(parsed[id_col].cast(pl.String), parsed[time_col], strict=True)
+            if t is not None
+        }
+    return ids, times
 
 
 def _names(frame: pl.DataFrame, column: str, limit: int = 5) -> str:
@@ -50,9 +170,78 @@ def _names(frame: pl.DataFrame, column: str, limit: int = 5) -> str:
     )
 
 
-def prepare(ctx: StageContext, raw: pl.DataFrame) -> Out:
-    """Select and check device, time and metric columns; apply the documented policies."""
+def sampling_interval(readings: pl.DataFrame, entity: str, time: str) -> timedelta | None:
+    """The fleet's sampling interval: the median gap between a device's consecutive readings.
+
+    Example:
+        >>> from datetime import datetime, timedelta
+        >>> r = pl.DataFrame({"d": ["a", "a", "a", "b", "b"], "t": [datetime(2026, 1, 1, h)
+        ...     for h in (0, 1, 2, 0, 1)]})
+        >>> sampling_interval(r, "d", "t")
+        datetime.timedelta(seconds=3600)
+    """
+    if _in_order(readings, entity, time):  # each device's rows together: no grouping needed
+        within = np.ones(readings.height, dtype=bool)
+        within[np.cumsum(readings.get_column(entity).rle().struct.field("len").to_numpy())[:-1]] = (
+            False  # the first reading of a device has no gap
+        )
+        gap = readings.get_column(time).diff().filter(pl.Series(within)).median()
+    else:
+        gap = readings.select(pl.col(time).diff().over(entity).median()).item()
+    return gap if isinstance(gap, timedelta) and gap > timedelta(0) else None
+
+
+def _require_variation(frame: pl.DataFrame, metrics: list[str]) -> None:
+    """DataError when every metric holds one value (or none) across the whole fleet."""
+    values = [pl.col(m).drop_nulls().drop_nans() for m in metrics]
+    spread = frame.select(*(v.min() < v.max() for v in values))  # no hash set of every value
+    if not any(spread.row(0)):
+        raise DataError(
+            f"every metric ({', '.join(metrics)}) is constant across the whole fleet, so no "
+            "device can behave differently from another",
+            fix="check the source (a stuck sensor or a wrong column?) or name varying columns "
+            "in columns.metrics",
+        )
+
+
+def _in_order(frame: pl.DataFrame, entity: str, time: str) -> bool:
+    """Whether ``frame`` is sorted by (device, time) already (the usual export order).
+
+    Checked on the run-length encoding of the ids and the raw time stamps, so a
+    large fleet is not copied, hashed or sorted to find out.
+    """
+    runs = frame.get_column(entity).rle()
+    ids = runs.struct.field("value")
+    if ids.len() > 1 and not bool((ids.slice(1) > ids.slice(0, ids.len() - 1)).all()):
+        return False
+    stamp = frame.get_column(time).to_physical().to_numpy()
+    back = stamp[1:] < stamp[:-1]
+    back[np.cumsum(runs.struct.field("len").to_numpy())[:-1] - 1] = False  # a device starts
+    return not bool(back.any())
+
+
+def _duplicates(frame: pl.DataFrame, entity: str, time: str) -> pl.DataFrame:
+    """The (device, time) pairs held by more than one row of a frame sorted by (device, time).
+
+    Duplicates are neighbours once sorted: no hash table over every pair.
+    """
+    runs = frame.get_column(entity).rle()
+    stamp = frame.get_column(time).to_physical().to_numpy()
+    same = np.zeros(stamp.size, dtype=bool)
+    same[1:] = stamp[1:] == stamp[:-1]
+    same[np.cumsum(runs.struct.field("len").to_numpy())[:-1]] = False  # a device starts
+    first = same.copy()
+    first[1:] &= ~same[:-1]  # the first repeat of each duplicated pair
+    return frame.filter(pl.Series(first)).select(entity, time)
+
+
+def prepare(ctx: StageContext, raw: pl.DataFrame, failure_table: pl.DataFrame | None) -> Out:
+    """Check the failure list and the device, time and metric columns; apply the policies.
+
+    A fleet whose every metric is constant stops here: no device can differ.
+    """
     p: FleetParams = ctx.params
+    failure_list(p.failures, failure_table, str(ctx.analysis.columns.entity))
     cols = ctx.analysis.columns
     entity, time, metrics = str(cols.entity), str(cols.time), list(cols.metrics)
     where = ctx.source
@@ -65,7 +254,8 @@ def prepare(ctx: StageContext, raw: pl.DataFrame) -> Out:
     frame = raw.select(pl.col(entity).cast(pl.String), time, *metrics)
     for m in metrics:
         frame = require_numeric(frame, m, where=where)
-    frame = frame.filter(pl.col(entity).is_not_null() & pl.col(time).is_not_null())
+    if frame[entity].null_count() or frame[time].null_count():  # no copy when there are none
+        frame = frame.filter(pl.col(entity).is_not_null() & pl.col(time).is_not_null())
     facts: dict[str, Any] = {
         "entity": entity,
         "time": time,
@@ -73,7 +263,19 @@ def prepare(ctx: StageContext, raw: pl.DataFrame) -> Out:
         "rows_read": raw.height,
     }
 
-    dupes = frame.group_by([entity, time]).len().filter(pl.col("len") > 1)
+    in_order = _in_order(frame, entity, time)
+    unsorted = (
+        frame.head(0).group_by(entity).agg(pl.lit(True).alias("bad"))
+        if in_order  # sorted by (device, time): no device goes back in time
+        else frame.group_by(entity)
+        .agg((pl.col(time).diff() < pl.duration(microseconds=0)).any().alias("bad"))
+        .filter(pl.col("bad"))
+        .sort(entity)
+    )
+    if not in_order:
+        frame = frame.sort([entity, time], maintain_order=True)
+    # duplicates are neighbours once sorted: no hash table over every (device, time) pair
+    dupes = _duplicates(frame, entity, time)
     if dupes.height:
         if p.duplicates == "error":
             example = dupes.row(0, named=True)
@@ -88,13 +290,6 @@ def prepare(ctx: StageContext, raw: pl.DataFrame) -> Out:
         frame = frame.group_by([entity, time], maintain_order=True).agg(agg).select(frame.columns)
         facts["duplicates_merged"] = dupes.height
         facts["duplicates_policy"] = p.duplicates
-
-    unsorted = (
-        frame.group_by(entity)
-        .agg((pl.col(time).diff() < pl.duration(microseconds=0)).any().alias("bad"))
-        .filter(pl.col("bad"))
-        .sort(entity)
-    )
     if unsorted.height:
         if p.unsorted == "error":
             raise DataError(
@@ -102,7 +297,6 @@ def prepare(ctx: StageContext, raw: pl.DataFrame) -> Out:
                 fix="sort the data by device and time, or set params.unsorted: sort",
             )
         facts["devices_sorted"] = unsorted.height
-    frame = frame.sort([entity, time], maintain_order=True)
 
     counts = frame.group_by(entity).agg(pl.col(m).is_not_null().sum().alias(m) for m in metrics)
     short = counts.filter(pl.min_horizontal(metrics) < p.min_readings).sort(entity)
@@ -114,16 +308,27 @@ def prepare(ctx: StageContext, raw: pl.DataFrame) -> Out:
             )
         frame = frame.join(short.select(entity), on=entity, how="anti")
         facts["devices_dropped_short"] = short[entity].to_list()
-    n_devices = frame[entity].n_unique()
+    n_devices = counts.height - short.height  # the short ones are dropped or raised
     if n_devices < 3:
         raise DataError(
             f"only {n_devices} device(s) with enough readings; fleet analysis needs at least 3",
             fix="load more devices (or lower params.min_readings)",
         )
+    _require_variation(frame, metrics)
+    unknown = (
+        sorted(set(p.inspect.devices) - set(frame[entity].unique().to_list()))
+        if p.inspect.devices
+        else []
+    )
+    if unknown:
+        raise DataError(
+            f"params.inspect.devices names '{unknown[0]}', which is not among the devices kept",
+            fix="list ids of the device column (columns.entity) in params.inspect.devices",
+        )
     span = frame.select(pl.col(time).min().alias("start"), pl.col(time).max().alias("end")).row(
         0, named=True
     )
-    interval = frame.select(pl.col(time).diff().over(entity).median()).item()
+    interval = sampling_interval(frame, entity, time)
     facts.update(
         devices=n_devices,
         readings=frame.height,

@@ -5,56 +5,66 @@
 ``fingerprint``  one row of named features per device and metric
 ``rare``         Isolation Forest, One-Class SVM, ECOD and an autoencoder → a combined ranking
 ``groups``       K-Means (K by silhouette), DBSCAN (eps from the k-distance knee), Ward; the model
-``explain``      what sets each group apart (SMD, Mann-Whitney, BH), findings in words
-``failures``     enrichment per group, precision/recall@k and AUROC, lead time before failure
-``inspect``      profile, STL decomposition and point anomalies of the rarest devices
+``explain``      what sets every group of every method apart, noise included (SMD,
+                 Mann-Whitney, one BH family), findings in words
+``failures``     enrichment of every group of every method (one BH family), precision/recall@k,
+                 AUROC with a permutation p-value, lead time against a healthy baseline
+``inspect``      profile, STL decomposition and point anomalies of the rarest devices (or of
+                 ``params.inspect.devices`` / ``metrics``)
+
+The failure list is checked by ``prepare`` (so a bad list stops the run before the
+work) with :func:`~opslens.recipes.fleet.prepare.failure_list`, re-exported here.
 
 Example:
-    >>> import polars as pl
-    >>> from opslens.recipes.fleet.params import FailureParams
-    >>> table = pl.DataFrame({"device_id": ["d1"], "failure_time": ["2026-01-02T00:00:00"]})
-    >>> ids, times = failure_list(FailureParams(ids=["d2"]), table, "device_id")
-    >>> sorted(ids), list(times)
-    (['d1', 'd2'], ['d1'])
+    >>> _safe("dev/01 a")
+    'dev_01_a'
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from datetime import datetime
+from itertools import pairwise
 from typing import Any, Literal
 
 import numpy as np
 import polars as pl
 
 from opslens.cluster.groups import BehaviourGroups, find_groups
-from opslens.core.columns import parse_time, require_columns
 from opslens.core.recipe import ModelArtifact, Out, StageContext
 from opslens.detect.point import point_anomalies
 from opslens.detect.population import RareDevices, rank_rare_devices
 from opslens.errors import DataError, OpslensWarning
-from opslens.explain.contrasts import group_contrasts, top_group_features
+from opslens.explain.contrasts import contrasts_by_method, top_group_features
 from opslens.explain.failures import (
-    group_enrichment,
+    enrichment_by_method,
+    lead_time_sentence,
     lead_time_summary,
     lead_times,
     ranking_quality,
     validate_failed_ids,
 )
 from opslens.features.decompose import decompose_series
-from opslens.features.fingerprints import fleet_fingerprints
+from opslens.features.fingerprints import (
+    FingerprintConfig,
+    RollingFingerprints,
+    fleet_fingerprints,
+)
 from opslens.features.profile import profile_series
 from opslens.plots.kselect import plot_k_curve
 from opslens.plots.series import plot_decomposition, plot_point_anomalies
 from opslens.recipes.fleet import plots
 from opslens.recipes.fleet.findings import fleet_findings
 from opslens.recipes.fleet.params import (
-    FailureParams,
     FleetParams,
     analysed_features,
     fingerprint_config,
+    to_readings,
 )
 from opslens.recipes.fleet.predictor import FleetPredictor, NearestGroup, RareDeviceScorer
+from opslens.recipes.fleet.prepare import failure_list, sampling_interval
+from opslens.recipes.fleet.progress import tracked
 
 __all__ = ["explain", "failure_list", "failures", "fingerprint", "groups", "inspect", "rare"]
 
@@ -62,17 +72,69 @@ __all__ = ["explain", "failure_list", "failures", "fingerprint", "groups", "insp
 _POINT_METHODS: tuple[Literal["zscore", "robust_z", "iqr"], ...] = ("zscore", "robust_z", "iqr")
 
 
+def _config(ctx: StageContext, readings: pl.DataFrame) -> FingerprintConfig:
+    """``params.fingerprint`` with durations turned into readings at the fleet's interval."""
+    cols = ctx.analysis.columns
+    interval = sampling_interval(readings, str(cols.entity), str(cols.time))
+    return fingerprint_config(ctx.params, interval)
+
+
+def _warn_short(readings: pl.DataFrame, entity: str, config: FingerprintConfig) -> None:
+    """Warn when the shortest device series is too short for the window or a lag."""
+    counts = readings.group_by(entity).len().sort(["len", entity])
+    n, device = int(counts["len"][0]), str(counts[entity][0])
+    long_lags = [lag for lag in config.lags if lag >= n]
+    if long_lags:
+        warnings.warn(
+            f"lag(s) {', '.join(map(str, long_lags))} of params.fingerprint.lags reach past the "
+            f"shortest series ({n} readings, device {device}): their autocorrelation is missing "
+            "there; use shorter lags or longer series",
+            OpslensWarning,
+            stacklevel=2,
+        )
+    if config.window > n:
+        warnings.warn(
+            f"params.fingerprint.window ({config.window} readings) is longer than the shortest "
+            f"series ({n} readings, device {device}): its window features are missing there",
+            OpslensWarning,
+            stacklevel=2,
+        )
+
+
+_CHUNK_DEVICES = 5000
+
+
+def _device_chunks(readings: pl.DataFrame, entity: str, size: int) -> list[pl.DataFrame]:
+    """Slices of about ``size`` devices each (zero-copy) when each device's rows are contiguous."""
+    runs = readings.get_column(entity).rle()
+    ids = runs.struct.field("value")
+    in_order = ids.len() < 2 or bool((ids.slice(1) > ids.slice(0, ids.len() - 1)).all())
+    if not in_order and runs.len() != ids.n_unique():  # a device in several runs
+        return [readings]
+    lengths = runs.struct.field("len").to_numpy()
+    ends = np.cumsum(lengths)[size - 1 :: size].tolist()
+    bounds = [0, *ends[: -1 if ends and ends[-1] == readings.height else None], readings.height]
+    return [readings.slice(lo, hi - lo) for lo, hi in pairwise(bounds)]
+
+
 def fingerprint(ctx: StageContext, readings: pl.DataFrame) -> Out:
     """One row of behavioural features per device (every metric)."""
     cols = ctx.analysis.columns
-    config = fingerprint_config(ctx.params)
-    fp = fleet_fingerprints(
-        readings,
-        entity=str(cols.entity),
-        time=str(cols.time),
-        metrics=list(cols.metrics),
-        config=config,
-    )
+    config = _config(ctx, readings)
+    _warn_short(readings, str(cols.entity), config)
+    chunks = _device_chunks(readings, str(cols.entity), _CHUNK_DEVICES)
+    fp = pl.concat(
+        [
+            fleet_fingerprints(
+                chunk,
+                entity=str(cols.entity),
+                time=str(cols.time),
+                metrics=list(cols.metrics),
+                config=config,
+            )
+            for chunk in tracked(ctx, chunks, "fingerprints: device chunks")
+        ]
+    ).sort(str(cols.entity))
     n_features = fp.width - 1
     return Out(
         values={"fingerprints": fp},
@@ -80,12 +142,20 @@ def fingerprint(ctx: StageContext, readings: pl.DataFrame) -> Out:
             "devices": fp.height,
             "features": n_features,
             "features_per_metric": n_features // max(len(cols.metrics), 1),
+            "window": config.window,
+            "lags": list(config.lags),
         },
         metrics={"features": float(n_features)},
     )
 
 
-def rare(ctx: StageContext, fingerprints: pl.DataFrame) -> Out:
+def _known_failed(ctx: StageContext, failure_table: pl.DataFrame | None) -> set[str]:
+    """The failure list's ids (for marking plots; the failures stage checks them)."""
+    ids, _ = failure_list(ctx.params.failures, failure_table, str(ctx.analysis.columns.entity))
+    return ids
+
+
+def rare(ctx: StageContext, fingerprints: pl.DataFrame, failure_table: pl.DataFrame | None) -> Out:
     """Score devices with four detectors; combined ranking and top list with deviating features."""
     p: FleetParams = ctx.params
     entity = str(ctx.analysis.columns.entity)
@@ -111,7 +181,11 @@ def rare(ctx: StageContext, fingerprints: pl.DataFrame) -> Out:
         metrics={"rare_devices": float(result.scores["is_rare"].sum())},
         plots={
             "rare_scores": plots.plot_rare_scores(
-                result.scores.sort("rank"), top_n=p.rare.top_n, entity=entity
+                result.scores.sort("rank"),
+                top_n=p.rare.top_n,
+                entity=entity,
+                failed=_known_failed(ctx, failure_table),
+                contamination=p.rare.contamination,
             )
         },
     )
@@ -123,6 +197,7 @@ def groups(
     fingerprints: pl.DataFrame,
     rare_scores: pl.DataFrame,
     rare_result: RareDevices,
+    failure_table: pl.DataFrame | None,
 ) -> Out:
     """Behaviour groups by three methods, silhouettes, a PCA embedding plot; the fleet model."""
     p: FleetParams = ctx.params
@@ -138,6 +213,7 @@ def groups(
         min_samples=p.groups.min_samples,
         random_state=ctx.random_state,
         setting="params.groups.",
+        track=lambda items, what: tracked(ctx, items, what),
     )
     best = found.best_method or p.groups.methods[0]
     labels = found.labels.join(rare_scores.select(entity, "is_rare"), on=entity, how="left")
@@ -148,6 +224,7 @@ def groups(
             labels["is_rare"].fill_null(False).to_numpy(),
             title=f"Devices by behaviour group ({best})",
             explained_variance=found.explained_variance,
+            failed=labels[entity].is_in(sorted(_known_failed(ctx, failure_table))).to_numpy(),
         ),
         "k_selection": plot_k_curve(found.k_choice.curve, found.k_choice.k),
     }
@@ -164,7 +241,13 @@ def groups(
             "k_reason": found.k_choice.reason,
             "eps": found.eps,
             "summary": found.summary.to_dicts(),
-            "sizes": labels.group_by(best).len().sort(best).rename({best: "group"}).to_dicts(),
+            "sizes": labels.filter(pl.col(best) >= 0)
+            .group_by(best)
+            .len()
+            .sort(best)
+            .rename({best: "group"})
+            .to_dicts(),
+            "n_noise": int((labels[best] < 0).sum()),
         },
         metrics={
             f"silhouette_{r['method']}": float(r["silhouette"])
@@ -201,7 +284,7 @@ def _model(
         nearest,
         time=time,
         metrics=list(cols.metrics),
-        fingerprint=fingerprint_config(p),
+        fingerprint=_config(ctx, readings),
         exclude_features=p.exclude_features,
         min_readings=p.min_readings,
     )
@@ -229,14 +312,19 @@ def explain(
     group_result: BehaviourGroups,
     rare_result: RareDevices,
 ) -> Out:
-    """What sets each group apart, each rare device's deviating features, findings in words."""
+    """What sets every group of every method apart (noise included), findings in words."""
     entity = str(ctx.analysis.columns.entity)
     best = group_result.best_method or group_labels.columns[1]
-    aligned = analysed_features(fingerprints, ctx.params).join(
-        group_labels.select(entity, best), on=entity, how="inner"
+    contrasts = contrasts_by_method(
+        analysed_features(fingerprints, ctx.params), group_labels, entity=entity, top=5
     )
-    contrasts = group_contrasts(aligned.drop(best), aligned[best].to_numpy(), entity=entity)
-    top = top_group_features(contrasts, 3)
+    features = {
+        str(m): {
+            str(g): [list(t) for t in v]
+            for g, v in top_group_features(contrasts.filter(pl.col("method") == m), 3).items()
+        }
+        for m in contrasts["method"].unique(maintain_order=True).to_list()
+    }
     findings = fleet_findings(
         n_devices=fingerprints.height,
         rare=rare_result,
@@ -248,37 +336,47 @@ def explain(
     )
     return Out(
         values={"contrasts": contrasts},
-        facts={
-            "method": best,
-            "group_features": {str(g): [list(t) for t in v] for g, v in top.items()},
-            "findings": findings,
-        },
+        facts={"method": best, "group_features": features, "findings": findings},
     )
 
 
-def failure_list(
-    p: FailureParams, table: pl.DataFrame | None, entity: str
-) -> tuple[set[str], dict[str, datetime]]:
-    """Failed device ids (from ``params.failures.ids`` and the list's table) and failure times."""
-    ids = {str(i) for i in p.ids}
-    times: dict[str, datetime] = {}
-    if table is None:
-        return ids, times
-    where = f"the failure list {p.path}"
-    id_col = p.id_column or (entity if entity in table.columns else table.columns[0])
-    require_columns(table, [id_col, p.time_column], where=where)
-    ids |= set(table[id_col].cast(pl.String).to_list())
-    time_col = p.time_column or next(
-        (c for c in ("failure_time", "failed_at", "failure_date") if c in table.columns), None
+def _score_window(
+    ctx: StageContext, readings: pl.DataFrame, config: FingerprintConfig
+) -> Callable[[datetime], pl.DataFrame]:
+    """Score the rolling window ending at ``t`` as the rare stage scores the whole series.
+
+    Fingerprints come incrementally (:class:`RollingFingerprints`: only devices whose
+    window changed are recomputed), the same numbers as fingerprinting the slice.
+    """
+    p: FleetParams = ctx.params
+    cols = ctx.analysis.columns
+    entity = str(cols.entity)
+    rolling = RollingFingerprints(
+        readings,
+        entity=entity,
+        time=str(cols.time),
+        metrics=list(cols.metrics),
+        window=p.lead_time.window,
+        config=config,
+        min_rows=max(p.min_readings, config.window),  # a window must hold enough data
     )
-    if time_col is not None:
-        parsed = parse_time(table, time_col, where=where)
-        times = {
-            str(i): t
-            for i, t in zip(parsed[id_col].cast(pl.String), parsed[time_col], strict=True)
-            if t is not None
-        }
-    return ids, times
+
+    def score(t: datetime) -> pl.DataFrame:
+        fp = rolling.at(t)
+        if fp.height < 3:
+            return pl.DataFrame(
+                {entity: [], "score": []}, schema={entity: pl.String, "score": pl.Float64}
+            )
+        ranked = rank_rare_devices(
+            analysed_features(fp, p),
+            entity=entity,
+            top_n=1,
+            random_state=ctx.random_state,
+            methods=p.lead_time.methods,
+        )
+        return ranked.scores.select(entity, pl.col("combined").alias("score"))
+
+    return score
 
 
 def failures(
@@ -291,42 +389,32 @@ def failures(
     contrasts: pl.DataFrame,
     failure_table: pl.DataFrame | None,
 ) -> Out:
-    """Failure enrichment per group, ranking quality of the rare score, and lead times."""
+    """Enrichment of every group, ranking quality with its p-value, lead time against chance."""
     p: FleetParams = ctx.params
+    f = p.failures
     cols = ctx.analysis.columns
     entity, time = str(cols.entity), str(cols.time)
-    ids, times = failure_list(p.failures, failure_table, entity)
+    ids, times = failure_list(f, failure_table, entity)
     if not ids:
         return Out(facts={"configured": False})
     entities = group_labels[entity].to_list()
     known, unknown = validate_failed_ids(entities, ids)
-    best = group_result.best_method or group_labels.columns[1]
-    enrichment = group_enrichment(group_labels[best].to_numpy(), entities, known)
-    quality = ranking_quality(rare_scores.select(entity, "combined"), known)
+    enough = len(known) >= f.min_failures
+    enrichment = enrichment_by_method(group_labels, known, entity=entity, alpha=f.alpha)
+    if not enough:
+        enrichment = enrichment.with_columns(pl.lit(False).alias("enriched"))
+    quality = ranking_quality(
+        rare_scores.select(entity, "combined"),
+        known,
+        min_failures=f.min_failures,
+        permutations=f.permutations,
+        alpha=f.alpha,
+        random_state=ctx.random_state,
+    )
     lead = None
     lead_frame = None
-    if times:
-        config = fingerprint_config(p)
-        metrics = list(cols.metrics)
-
-        def score_window(frame: pl.DataFrame) -> pl.DataFrame:
-            counts = frame.group_by(entity).len().filter(pl.col("len") >= p.min_readings)
-            frame = frame.join(counts.select(entity), on=entity, how="semi")
-            if frame[entity].n_unique() < 3:
-                return pl.DataFrame(
-                    {entity: [], "score": []}, schema={entity: pl.String, "score": pl.Float64}
-                )
-            fp = fleet_fingerprints(frame, entity=entity, time=time, metrics=metrics, config=config)
-            ranked = rank_rare_devices(
-                analysed_features(fp, p),
-                entity=entity,
-                top_n=1,
-                random_state=ctx.random_state,
-                methods=p.lead_time.methods,
-            )
-            return ranked.scores.select(entity, pl.col("combined").alias("score"))
-
-        known_times = {k: v for k, v in times.items() if k in known}
+    known_times = {k: v for k, v in times.items() if k in known}
+    if known_times:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", OpslensWarning)
             lead_frame = lead_times(
@@ -334,14 +422,18 @@ def failures(
                 entity=entity,
                 time=time,
                 failure_times=known_times,
-                score_window=score_window,
+                score_at=_score_window(ctx, readings, _config(ctx, readings)),
                 window=p.lead_time.window,
                 step=p.lead_time.step,
                 top_k=p.lead_time.top_k,
                 horizon=p.lead_time.horizon,
-                track=lambda points: ctx.track(points, "lead time: rolling windows", len(points)),
+                track=lambda points: tracked(ctx, points, "lead time: rolling windows"),
+                baseline=True,
+                exclude=sorted(known - set(known_times)),
+                random_state=ctx.random_state,
             )
         lead = lead_time_summary(lead_frame)
+        lead["sentence"] = lead_time_sentence(lead)
     findings = fleet_findings(
         n_devices=len(entities),
         rare=rare_result,
@@ -350,15 +442,22 @@ def failures(
         enrichment=enrichment,
         ranking=quality,
         lead=lead,
+        min_failures=f.min_failures,
     )
+    top = enrichment.row(0, named=True)
     facts: dict[str, Any] = {
         "configured": True,
-        "method": best,
+        "method": top["method"],
         "n_failed": len(known),
+        "min_failures": f.min_failures,
+        "enough_failures": enough,
         "unknown_ids": unknown,
         "enrichment": enrichment.to_dicts(),
+        "most_enriched": top,
         "ranking": {
             "auroc": quality.auroc,
+            "auroc_p": quality.auroc_p,
+            "permutations": f.permutations,
             "base_rate": quality.base_rate,
             "precision_at": {str(k): v for k, v in quality.precision_at.items()},
             "recall_at": {str(k): v for k, v in quality.recall_at.items()},
@@ -369,31 +468,70 @@ def failures(
         "findings": findings,
     }
     run_metrics = {"failure_auroc": float(quality.auroc)}
-    enriched = enrichment.filter(pl.col("enriched"))
-    if enriched.height:
-        run_metrics["enriched_group_p"] = float(enriched["p_value"].min())  # type: ignore[arg-type]
+    if np.isfinite(quality.auroc_p):
+        run_metrics["failure_auroc_p"] = float(quality.auroc_p)
+    if top["enriched"]:
+        run_metrics["enriched_group_q"] = float(top["q_value"])
+    if lead is not None and lead["p_value"] is not None:
+        run_metrics["lead_time_p"] = float(lead["p_value"])
     tables = {"failure_enrichment": enrichment}
     if lead_frame is not None:
         tables["lead_times"] = lead_frame
+    shown = enrichment.filter(pl.col("method") == top["method"]).sort("group")
     return Out(
         facts=facts,
         metrics=run_metrics,
         tables=tables,
-        plots={"failure_rates": plots.plot_group_failure_rates(enrichment)},
+        plots={"failure_rates": plots.plot_group_failure_rates(shown, method=top["method"])},
     )
 
 
-def inspect(ctx: StageContext, readings: pl.DataFrame, rare_top: pl.DataFrame) -> Out:
-    """Profile, decompose and flag points in the most deviating metric of the rarest devices."""
+def _safe(device: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in device)
+
+
+def _inspected(
+    ctx: StageContext, readings: pl.DataFrame, rare_top: pl.DataFrame
+) -> list[tuple[str, str]]:
+    """(device, metric) pairs: ``params.inspect`` when given, else the rarest devices' top metric."""
+    p: FleetParams = ctx.params
+    cols = ctx.analysis.columns
+    if p.inspect.devices:  # prepare checked that they are in the data
+        chosen = [(d, "") for d in p.inspect.devices]
+    else:
+        chosen = [
+            (str(r[str(cols.entity)]), str(r.get("deviating_features") or "").split("__")[0])
+            for r in rare_top.head(p.inspect_top).iter_rows(named=True)
+        ]
+    pairs: list[tuple[str, str]] = []
+    for device, first in chosen:
+        if p.inspect.metrics:
+            pairs += [(device, m) for m in p.inspect.metrics]
+        else:
+            pairs.append((device, first if first in cols.metrics else cols.metrics[0]))
+    return pairs
+
+
+def inspect(
+    ctx: StageContext,
+    readings: pl.DataFrame,
+    rare_top: pl.DataFrame,
+    failure_table: pl.DataFrame | None,
+) -> Out:
+    """Profile, decompose and flag points in the chosen series; say which decompositions were skipped."""
     p: FleetParams = ctx.params
     cols = ctx.analysis.columns
     entity, time = str(cols.entity), str(cols.time)
+    _, failed_at = failure_list(p.failures, failure_table, entity)
+    interval = sampling_interval(readings, entity, time)
+    period = (
+        to_readings(p.inspect.period, interval, "params.inspect.period")
+        if p.inspect.period is not None
+        else None
+    )
     figs: dict[str, Any] = {}
     devices: list[dict[str, Any]] = []
-    for row in rare_top.head(p.inspect_top).iter_rows(named=True):
-        device = str(row[entity])
-        first = str(row.get("deviating_features") or "").split("__")[0]
-        metric = first if first in cols.metrics else cols.metrics[0]
+    for device, metric in _inspected(ctx, readings, rare_top):
         series = readings.filter(pl.col(entity) == device).select(time, metric)
         profile = profile_series(series, time=time, value=metric)
         flags: dict[str, pl.Series] = {
@@ -403,29 +541,47 @@ def inspect(ctx: StageContext, readings: pl.DataFrame, rare_top: pl.DataFrame) -
         info: dict[str, Any] = {
             "device": device,
             "metric": metric,
+            "unit": p.units.get(metric),
+            "failure_time": failed_at.get(device),
             "profile": profile.to_dict(),
             "point_anomalies": {m: int(f.sum()) for m, f in flags.items()},
         }
-        safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in device)
-        figs[f"device_{safe}_anomalies"] = plot_point_anomalies(
+        name = f"device_{_safe(device)}" + (f"_{_safe(metric)}" if p.inspect.metrics else "")
+        figs[f"{name}_anomalies"] = plot_point_anomalies(
             series,
             time=time,
             value=metric,
             flags=flags,
             title=f"{device}: {metric}, points flagged by z-score, robust z and IQR",
+            unit=p.units.get(metric),
+            event=failed_at.get(device),
+            event_label="known failure",
         )
         try:
-            parts = decompose_series(series, time=time, value=metric)
+            parts = decompose_series(
+                series, time=time, value=metric, period=period, setting="params.inspect.period"
+            )
             info["decomposition"] = {
                 "period": parts.period,
                 "period_source": parts.period_source,
                 "trend_strength": parts.trend_strength,
                 "seasonal_strength": parts.seasonal_strength,
             }
-            figs[f"device_{safe}_decomposition"] = plot_decomposition(
-                parts, title=f"{device}: {metric}"
+            figs[f"{name}_decomposition"] = plot_decomposition(
+                parts,
+                title=f"{device}: {metric}",
+                unit=p.units.get(metric),
+                event=failed_at.get(device),
             )
         except DataError as e:
-            info["decomposition"] = {"skipped": str(e)}
+            info["decomposition"] = {"skipped": e.problem, "fix": e.fix}
         devices.append(info)
-    return Out(facts={"devices": devices}, plots=figs)
+    skipped = [d for d in devices if "skipped" in d["decomposition"]]
+    return Out(
+        facts={
+            "devices": devices,
+            "period": period,
+            "decompositions_skipped": len(skipped),
+        },
+        plots=figs,
+    )
