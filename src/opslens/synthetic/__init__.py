@@ -34,9 +34,26 @@ def _fleet(seed: int, **options: Any) -> pl.DataFrame:
     return make_fleet(seed=seed, **options).readings
 
 
+def _patients(seed: int, **options: Any) -> pl.DataFrame:
+    from opslens.synthetic.patients import make_patients
+
+    return make_patients(seed=seed, **options).frame
+
+
+def _axes(seed: int, **options: Any) -> pl.DataFrame:
+    from opslens.synthetic.axes import make_axes
+
+    return make_axes(seed=seed, **options).frame
+
+
 GENERATORS: dict[str, Callable[..., pl.DataFrame]] = {
     "trips": _trips,
+    "axes": _axes,
     "fleet": _fleet,
+    "patients": _patients,
+    "clickstream": lambda seed, **o: __import__(  # lazy, like the others
+        "opslens.synthetic.clickstream", fromlist=["clickstream_frame"]
+    ).clickstream_frame(seed, **o),
 }
 
 
