@@ -172,7 +172,7 @@ def propensity_narrative(facts: dict[str, Any], plots: list[str]) -> Narrative:
         summary = (
             f"{plural(data.get('events'), 'event')} of {plural(data.get('users'), 'user')}; "
             f"{_NAMES.get(chosen, chosen)} ranks test-period purchases with PR-AUC {fmt(ct.get('pr_auc'))} "
-            f"against a base rate of {fmt(base_rate)}."
+            f"against a base rate of {_pct(base_rate)}."
         )
     sections.append(
         Section(
