@@ -13,15 +13,12 @@ import pytest
 from opslens.api import load_project
 from opslens.cli.demo import demo_file_text
 from opslens.online.service import ServiceSettings, create_app
-from opslens.recipes import get_recipe, recipe_names
+from opslens.recipes import get_recipe
 from opslens.runner import load_input, run_analysis
 from opslens.tracking.models import load_registered
 from tests.e2e.service.helpers import LiveServer
 
 pytestmark = pytest.mark.slow
-
-if "residual" not in recipe_names():
-    pytest.skip("the residual recipe is not registered", allow_module_level=True)
 
 
 @pytest.fixture(scope="module")
