@@ -28,7 +28,7 @@ from typing import Annotated
 import typer
 
 from opslens import __version__
-from opslens.cli import demo, online, report, run, serve, ui
+from opslens.cli import demo, online, report, run, score, serve, ui
 from opslens.cli import lifecycle as lifecycle_cli
 from opslens.errors import OpslensError
 
@@ -81,6 +81,7 @@ app.command("run")(run.run)
 app.command("runs")(run.runs)
 app.command("schema")(run.schema)
 app.command("stream")(online.stream)
+app.command("score")(score.score)
 app.command("report")(report.report)
 app.command("demo")(demo.demo)
 app.command("ui")(ui.ui)

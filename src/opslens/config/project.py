@@ -165,10 +165,47 @@ class TrackingConfig(Strict):
         return value
 
 
+class SparkConfig(Strict):
+    """``engine: spark``: the master to connect to and any Spark conf (``spark.*`` keys).
+
+    ``local[2]`` runs Spark in this process's JVM on 2 cores; ``spark://host:7077``
+    a standalone cluster. ``rows_per_task`` sets how many rows one Python task
+    gets (entities are hashed into tasks of about that size).
+    """
+
+    master: str = "local[2]"
+    app_name: str = "opslens"
+    conf: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    rows_per_task: int = Field(default=1_000_000, ge=1_000)
+
+    @field_validator("master")
+    @classmethod
+    def _master(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("is empty; write local[2], local[*] or spark://host:7077")
+        return value.strip()
+
+    @field_validator("conf")
+    @classmethod
+    def _spark_keys(cls, value: dict[str, Any]) -> dict[str, Any]:
+        bad = [k for k in value if not k.startswith("spark.")]
+        if bad:
+            raise ValueError(
+                f"keys must start with 'spark.' (got {bad[0]!r}), e.g. spark.driver.memory"
+            )
+        return value
+
+
 class ProjectConfig(Strict):
-    """The whole project file, plus where it lives and which values are secret."""
+    """The whole project file, plus where it lives and which values are secret.
+
+    ``engine`` says where the heavy per-entity stages run: ``local`` (polars in
+    this process, the default) or ``spark`` (PySpark at ``spark.master``).
+    """
 
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    engine: Literal["local", "spark"] = "local"
+    spark: SparkConfig = Field(default_factory=SparkConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
     runs_dir: Path = Path("runs")
     analyses: list[AnalysisConfig] = Field(min_length=1)

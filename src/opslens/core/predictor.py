@@ -78,9 +78,14 @@ class Predictor(Protocol):
 
 
 class BasePredictor(ABC):
-    """Defaults for the optional calls and the instance check; recipes' predictors derive from it."""
+    """Defaults for the optional calls and the instance check; recipes' predictors derive from it.
+
+    ``batch_key`` names the column whose rows must be scored together in one
+    ``predict_frame`` call (the fleet model's device id); None: any slice of rows.
+    """
 
     recipe = ""
+    batch_key: str | None = None
 
     @abstractmethod
     def input_schema(self) -> dict[str, str]:

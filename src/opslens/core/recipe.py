@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import polars as pl
 from pydantic import BaseModel
 
+from opslens.core.engine import Engine, LocalEngine
 from opslens.errors import ConfigError, ContractError
 
 if TYPE_CHECKING:
@@ -97,13 +98,15 @@ def _no_progress(items: Iterable[Any], _description: str, _total: int | None) ->
 
 @dataclass(frozen=True)
 class StageContext:
-    """What a stage may know besides its inputs: config, params, seed, source name, progress hook."""
+    """What a stage may know besides its inputs: config, params, seed, source name, progress
+    hook, and the engine its heavy per-entity work runs on (:mod:`opslens.core.engine`)."""
 
     analysis: AnalysisConfig
     params: Any
     random_state: int
     source: str = "the data"
     track: Callable[[Iterable[Any], str, int | None], Iterator[Any]] = _no_progress
+    engine: Engine = field(default_factory=LocalEngine)
 
 
 @dataclass(frozen=True)

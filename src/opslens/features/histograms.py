@@ -22,7 +22,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -280,10 +280,13 @@ def combination_histograms(
     bin: str = "bin",
     n_bins: int,
     group: str | None = None,
+    count_by: Callable[[pl.DataFrame, list[str]], pl.DataFrame] | None = None,
 ) -> Histograms:
     """Count bins per combination (per segment and combination with ``group``) and normalize.
 
-    Rows with a null bin are ignored. Combinations come back sorted.
+    Rows with a null bin are ignored. Combinations come back sorted. ``count_by``
+    counts rows per key combination (a frame of the keys and ``count``); by default
+    polars here, or an engine's (``ctx.engine.count_by``: a Spark aggregation).
 
     Example:
         >>> df = pl.DataFrame({"comb": ["a", "a", "a", "b"], "bin": [0, 1, 1, 2]})
@@ -297,24 +300,25 @@ def combination_histograms(
         raise DataError(
             "no rows with a bin to build histograms from", fix="check the target column"
         )
-    bins = data[bin].cast(pl.Int64).to_numpy()
-    if bins.min() < 0 or bins.max() >= n_bins:
+    lo, hi = data[bin].min(), data[bin].max()
+    if lo < 0 or hi >= n_bins:  # type: ignore[operator]
         raise DataError(
             f"bin column {bin!r} has values outside [0, {n_bins})",
             fix="pass n_bins = len(edges) - 1 of the edges used to quantize",
         )
     keys = [group, comb] if group else [comb]
-    key_frame = data.select(pl.col(k).cast(pl.String).fill_null("null") for k in keys)
-    uniq = key_frame.unique().sort(keys)
-    codes = (
-        key_frame.with_row_index("_r")
-        .join(uniq.with_row_index("_k"), on=keys, how="left")
-        .sort("_r")["_k"]
-        .cast(pl.Int64)
-        .to_numpy()
+    key_frame = data.select(
+        *(pl.col(k).cast(pl.String).fill_null("null") for k in keys), pl.col(bin).cast(pl.Int64)
     )
+    counter = count_by or _count_rows
+    counts = counter(key_frame, [*keys, bin])
+    uniq = counts.select(keys).unique().sort(keys)
+    coded = counts.join(uniq.with_row_index("_k"), on=keys, how="left")
+    cells = coded["_k"].cast(pl.Int64).to_numpy() * n_bins + coded[bin].to_numpy()
     n_comb = uniq.height
-    counts2d = np.bincount(codes * n_bins + bins, minlength=n_comb * n_bins).reshape(n_comb, n_bins)
+    counts2d = np.bincount(
+        cells, weights=coded["count"].cast(pl.Float64).to_numpy(), minlength=n_comb * n_bins
+    ).reshape(n_comb, n_bins)
     totals = counts2d.sum(axis=1)
     matrix = counts2d / totals[:, None]
     return Histograms(
@@ -323,3 +327,7 @@ def combination_histograms(
         counts=totals.astype(np.int64),
         segment=uniq[group].to_list() if group else None,
     )
+
+
+def _count_rows(frame: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
+    return frame.group_by(keys).agg(pl.len().alias("count"))

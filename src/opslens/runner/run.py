@@ -63,6 +63,7 @@ from opslens.config import (
 )
 from opslens.core.predictor import Predictor
 from opslens.core.recipe import ModelArtifact, Out, Recipe, Stage, StageContext
+from opslens.engines import make_engine
 from opslens.errors import ConfigError, ContractError, OpslensError, OpslensWarning, RunError
 from opslens.explain.text import format_metric
 from opslens.io.load import Loaded, describe_source, load_source
@@ -263,6 +264,7 @@ def run_analysis(
             fix=f"include '{stage}' in --stages (or run all stages), "
             "or pass --force to reuse them anyway",
         )
+    make_engine(project)  # Spark's checks (PySpark, Java, master) fail here, before any output
     tracker = tracker or make_tracker(project)
     tracked(project, "check the tracking store", tracker.prepare, experiment=name)
     writer = RunWriter(runs_root, name)
@@ -355,12 +357,16 @@ def _execute(
     )
     model: ModelToLog | None = None
     stage_task = progress.add_task(name, total=len(selected)) if progress is not None else None
+    engine = make_engine(project)
+    if engine.name != "local":
+        log.info("engine: %s at %s", engine.name, project.spark.master)
     ctx = StageContext(
         analysis=analysis,
         params=analysis.params,
         random_state=analysis.random_state,
         source=describe_source(analysis),
         track=lambda items, what, total: _track(items, what, total, progress),
+        engine=engine,
     )
     file_inputs = {i.name for i in recipe.inputs}
     for stage in selected:

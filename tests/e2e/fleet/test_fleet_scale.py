@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import polars as pl
 import pytest
 
+from opslens.core.engine import LocalEngine
 from opslens.core.recipe import StageContext
 from opslens.detect.population import rank_rare_devices
 from opslens.explain.failures import lead_times
@@ -148,14 +150,14 @@ def test_lead_times_with_the_incremental_scorer_equal_the_slice_scorer(
     assert new.height == readings["device_id"].n_unique()
 
 
-def test_fingerprints_in_device_chunks_equal_one_call(
-    readings: pl.DataFrame, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.mark.parametrize("order", ["sorted", "shuffled"])
+def test_fingerprints_in_device_slices_equal_one_call(readings: pl.DataFrame, order: str) -> None:
     import opslens.recipes.fleet.stages as stages
 
-    ctx = _context(["ecod"])
     prepared = readings.sort(["device_id", "timestamp"])
-    monkeypatch.setattr(stages, "_CHUNK_DEVICES", 7)  # 24 devices: 4 chunks
+    if order == "shuffled":  # devices not contiguous: hash buckets instead of slices
+        prepared = prepared.sample(fraction=1.0, shuffle=True, seed=3)
+    ctx = replace(_context(["ecod"]), engine=LocalEngine(rows_per_slice=prepared.height // 4))
     chunked = stages.fingerprint(ctx, prepared).values["fingerprints"]
     whole = fleet_fingerprints(
         prepared,

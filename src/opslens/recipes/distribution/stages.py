@@ -237,7 +237,12 @@ def quantize_stage(ctx: StageContext, prepared: pl.DataFrame) -> Out:
     quantized = quantize(prepared, target=target, edges=edges, group=group, name="bin")
     n_bins = max(len(e) - 1 for e in per_segment.values())
     hist = combination_histograms(
-        quantized.filter(~pl.col(HOLDOUT)), comb=COMB, bin="bin", n_bins=n_bins, group=group
+        quantized.filter(~pl.col(HOLDOUT)),
+        comb=COMB,
+        bin="bin",
+        n_bins=n_bins,
+        group=group,
+        count_by=ctx.engine.count_by,
     )
     table = hist.to_frame(comb=COMB, group=SEGMENT)
     if group is None:

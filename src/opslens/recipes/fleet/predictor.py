@@ -163,6 +163,11 @@ class FleetPredictor(BasePredictor):
         """The device id column."""
         return self.scorer.entity
 
+    @property
+    def batch_key(self) -> str:  # type: ignore[override]
+        """A device's readings are scored together (batch scoring splits between devices)."""
+        return self.entity
+
     def input_schema(self) -> dict[str, str]:
         """The device id, and its readings: a list of {time, metrics...} records."""
         return {self.entity: "string", "readings": "list"}

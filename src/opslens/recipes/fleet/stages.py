@@ -25,7 +25,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from datetime import datetime
-from itertools import pairwise
+from functools import partial
 from typing import Any, Literal
 
 import numpy as np
@@ -101,39 +101,23 @@ def _warn_short(readings: pl.DataFrame, entity: str, config: FingerprintConfig) 
         )
 
 
-_CHUNK_DEVICES = 5000
-
-
-def _device_chunks(readings: pl.DataFrame, entity: str, size: int) -> list[pl.DataFrame]:
-    """Slices of about ``size`` devices each (zero-copy) when each device's rows are contiguous."""
-    runs = readings.get_column(entity).rle()
-    ids = runs.struct.field("value")
-    in_order = ids.len() < 2 or bool((ids.slice(1) > ids.slice(0, ids.len() - 1)).all())
-    if not in_order and runs.len() != ids.n_unique():  # a device in several runs
-        return [readings]
-    lengths = runs.struct.field("len").to_numpy()
-    ends = np.cumsum(lengths)[size - 1 :: size].tolist()
-    bounds = [0, *ends[: -1 if ends and ends[-1] == readings.height else None], readings.height]
-    return [readings.slice(lo, hi - lo) for lo, hi in pairwise(bounds)]
-
-
 def fingerprint(ctx: StageContext, readings: pl.DataFrame) -> Out:
     """One row of behavioural features per device (every metric)."""
     cols = ctx.analysis.columns
     config = _config(ctx, readings)
     _warn_short(readings, str(cols.entity), config)
-    chunks = _device_chunks(readings, str(cols.entity), _CHUNK_DEVICES)
-    fp = pl.concat(
-        [
-            fleet_fingerprints(
-                chunk,
-                entity=str(cols.entity),
-                time=str(cols.time),
-                metrics=list(cols.metrics),
-                config=config,
-            )
-            for chunk in tracked(ctx, chunks, "fingerprints: device chunks")
-        ]
+    # per device: the engine hands it whole devices (slices here, Spark tasks there)
+    fp = ctx.engine.per_group(
+        readings,
+        str(cols.entity),
+        partial(
+            fleet_fingerprints,
+            entity=str(cols.entity),
+            time=str(cols.time),
+            metrics=list(cols.metrics),
+            config=config,
+        ),
+        track=lambda parts: tracked(ctx, parts, "fingerprints: device slices"),
     ).sort(str(cols.entity))
     n_features = fp.width - 1
     return Out(

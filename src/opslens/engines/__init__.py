@@ -1,0 +1,48 @@
+"""Engines: where the recipes' heavy per-entity functions run (``engine:`` in project.yaml).
+
+``local`` (default) is :class:`opslens.core.engine.LocalEngine`, polars in this
+process; ``spark`` is :class:`opslens.engines.spark.SparkEngine` on PySpark at
+``spark.master``. Both take the same functions and give the same answers.
+
+Example:
+    >>> from opslens.config.project import ProjectConfig
+    >>> make_engine(ProjectConfig.model_validate({"analyses": [{"name": "a", "recipe": "fleet",
+    ...     "source": {"kind": "csv", "path": "x.csv"}}]})).name
+    'local'
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from opslens.core.engine import Engine, LocalEngine
+
+if TYPE_CHECKING:
+    from opslens.config.project import ProjectConfig
+
+__all__ = ["make_engine"]
+
+
+_SPARK: dict[str, Engine] = {}
+
+
+def make_engine(project: ProjectConfig) -> Engine:
+    """The engine ``project.engine`` names; ConfigError (one line) when Spark cannot run.
+
+    A Spark engine is checked here (PySpark, Java, master) and started on first
+    use; one engine per Spark configuration is kept for the process, so the
+    analyses of a project share one session.
+    """
+    if project.engine != "spark":
+        return LocalEngine()
+    from opslens.engines.spark import SparkEngine
+
+    key = project.spark.model_dump_json()
+    if key not in _SPARK:
+        s = project.spark
+        engine = SparkEngine(
+            s.master, app_name=s.app_name, conf=s.conf, rows_per_task=s.rows_per_task
+        )
+        engine.check()
+        _SPARK[key] = engine
+    return _SPARK[key]

@@ -1,0 +1,491 @@
+"""``engine: spark``: the recipes' per-entity functions, run on PySpark.
+
+The same functions as the local engine, not a second implementation:
+
+* ``per_group`` / ``cogroup``: entities are hashed into tasks of about
+  ``rows_per_task`` rows (``xxhash64(key) mod n``) and each task's rows go, as
+  Arrow, to the very function the local engine calls
+  (``groupBy(bucket).applyInArrow`` — the Arrow flavour of ``applyInPandas``,
+  without a pandas round trip, so dtypes and nulls come back exactly);
+* ``count_by``: a Spark aggregation (``groupBy(keys).count()``);
+* ``sessionize``: Spark window functions (``lag`` over user and time, a running
+  sum of new-session flags, per-session windows), equal to
+  :func:`opslens.features.events.sessionize` row for row;
+* ``map_batches``: batch scoring with ``mapInArrow``; the model is broadcast
+  once and every task scores its Arrow batches with ``predict_frame``.
+
+The output schema a function returns is read off one call on the driver on a
+small sample (the first entity), so callers pass no Spark types. Frames come
+in as polars (or as a Spark DataFrame from :meth:`SparkEngine.read_parquet` /
+:meth:`SparkEngine.read_jdbc`) and results come back as polars, in the
+schema the function returned.
+
+Missing PySpark, missing or too old Java, and a master that cannot be reached
+are :class:`~opslens.errors.ConfigError` with one line and a fix.
+
+Example:
+    >>> eng = SparkEngine("local[2]")          # doctest: +SKIP
+    >>> eng.count_by(pl.DataFrame({"k": ["a", "a", "b"]}), ["k"]).sort("k").rows()  # doctest: +SKIP
+    [('a', 2), ('b', 1)]
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from opslens.core.engine import BUCKET_SEED, FrameFunc, PairFunc, Track
+from opslens.errors import ConfigError, ContractError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from pyspark.sql import DataFrame as SparkFrame
+    from pyspark.sql import SparkSession
+
+__all__ = ["SparkEngine", "check_java", "check_master"]
+
+_LOCAL = re.compile(r"^local(\[(\d+|\*)(,\d+)?\])?$")
+_DEFAULT_CONF = {
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+    "spark.sql.session.timeZone": "UTC",
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.sql.shuffle.partitions": "8",
+    "spark.sql.adaptive.enabled": "true",
+}
+_FIX_LOCAL = "or set engine: local in project.yaml"
+
+
+def check_java(java_home: str | None = None) -> str:
+    """The ``java`` Spark will start (``JAVA_HOME/bin/java``, else the PATH's); ConfigError if
+    there is none or it is older than 17.
+
+    Example:
+        >>> check_java("/nonexistent")
+        Traceback (most recent call last):
+        ...
+        opslens.errors.ConfigError: engine: spark needs Java 17 or newer, and JAVA_HOME=/nonexistent holds no bin/java; fix: point JAVA_HOME at a JDK 17 (e.g. /usr/lib/jvm/java-17-openjdk-amd64), or set engine: local in project.yaml
+    """
+    home = java_home if java_home is not None else os.environ.get("JAVA_HOME")
+    if home:
+        java = Path(home) / "bin" / "java"
+        if not java.is_file():
+            raise ConfigError(
+                f"engine: spark needs Java 17 or newer, and JAVA_HOME={home} holds no bin/java",
+                fix="point JAVA_HOME at a JDK 17 (e.g. /usr/lib/jvm/java-17-openjdk-amd64), "
+                + _FIX_LOCAL,
+            )
+        path = str(java)
+    else:
+        found = shutil.which("java")
+        if found is None:
+            raise ConfigError(
+                "engine: spark needs Java 17 or newer, and there is no java on PATH "
+                "and no JAVA_HOME",
+                fix="install one (apt-get install openjdk-17-jre-headless) or set JAVA_HOME, "
+                + _FIX_LOCAL,
+            )
+        path = found
+    try:
+        shown = subprocess.run(
+            [path, "-version"], capture_output=True, text=True, timeout=30, check=False
+        ).stderr
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise ConfigError(f"engine: spark could not run {path}: {e}", fix=_FIX_LOCAL) from None
+    match = re.search(r'version "(\d+)(?:\.(\d+))?', shown)
+    major = int(match.group(1)) if match else 0
+    if major == 1 and match and match.group(2):  # "1.8.0" is Java 8
+        major = int(match.group(2))
+    if major < 17:
+        raise ConfigError(
+            f"engine: spark needs Java 17 or newer; {path} is "
+            + (f"Java {major}" if major else "not a Java runtime"),
+            fix="install a JDK 17 and point JAVA_HOME at it, " + _FIX_LOCAL,
+        )
+    return path
+
+
+def check_master(master: str, *, timeout: float = 5.0) -> None:
+    """ConfigError when ``spark.master`` is neither ``local[...]`` nor a reachable ``spark://``.
+
+    Example:
+        >>> check_master("local[2]")
+        >>> check_master("mesos://x")
+        Traceback (most recent call last):
+        ...
+        opslens.errors.ConfigError: spark.master 'mesos://x' is not a master opslens can start; fix: write local[2], local[*] or spark://host:7077 under spark.master
+    """
+    if _LOCAL.match(master):
+        return
+    match = re.match(r"^spark://([^:/]+):(\d+)$", master)
+    if match is None:
+        raise ConfigError(
+            f"spark.master {master!r} is not a master opslens can start",
+            fix="write local[2], local[*] or spark://host:7077 under spark.master",
+        )
+    host, port = match.group(1), int(match.group(2))
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+    except OSError as e:
+        reason = e.strerror or type(e).__name__
+        raise ConfigError(
+            f"spark.master {master} is unreachable ({reason})",
+            fix="start the Spark master there, correct spark.master, " + _FIX_LOCAL,
+        ) from None
+
+
+def _arrow(frame: pl.DataFrame) -> pa.Table:
+    """Arrow types Spark reads: plain strings, signed integers."""
+    wider: dict[Any, pl.DataType] = {pl.UInt8: pl.Int16(), pl.UInt16: pl.Int32()}
+    casts: dict[Any, Any] = {
+        c: wider.get(d, pl.Int64()) for c, d in frame.schema.items() if d.is_unsigned_integer()
+    }
+    return (frame.cast(casts) if casts else frame).to_arrow(compat_level=pl.CompatLevel.oldest())
+
+
+def _polars(data: pa.Table | pa.RecordBatch) -> pl.DataFrame:
+    out = pl.from_arrow(data)
+    assert isinstance(out, pl.DataFrame)
+    return out
+
+
+class SparkEngine:
+    """Run the per-entity functions on PySpark at ``master`` (see the module docstring).
+
+    The session starts on first use (a ``local[2]`` JVM takes a few seconds)
+    and is reused until :meth:`close`.
+    """
+
+    name = "spark"
+
+    def __init__(
+        self,
+        master: str = "local[2]",
+        *,
+        app_name: str = "opslens",
+        conf: Mapping[str, Any] | None = None,
+        rows_per_task: int = 1_000_000,
+    ) -> None:
+        self.master = master
+        self.app_name = app_name
+        self.conf = {
+            **_DEFAULT_CONF,
+            **{
+                k: str(v).lower() if isinstance(v, bool) else str(v)
+                for k, v in (conf or {}).items()
+            },
+        }
+        self.rows_per_task = rows_per_task
+        self._session: SparkSession | None = None
+
+    # -- the session ---------------------------------------------------------------------
+    @property
+    def session(self) -> SparkSession:
+        """The SparkSession (started on first use; the checks' errors are one line)."""
+        if self._session is None:
+            self._session = self._start()
+        return self._session
+
+    def check(self) -> None:
+        """ConfigError (one line) unless PySpark imports, Java 17+ runs and the master answers."""
+        try:
+            import pyspark  # noqa: F401
+        except ImportError:
+            raise ConfigError(
+                "engine: spark needs PySpark, which is not installed here",
+                fix="pip install 'opslens[spark]' (PySpark 4 and Java 17), " + _FIX_LOCAL,
+            ) from None
+        check_master(self.master)
+        check_java()
+
+    def _start(self) -> SparkSession:
+        self.check()
+        from pyspark.sql import SparkSession
+
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        if self.master.startswith("local"):  # no "hostname resolves to a loopback" warning
+            os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        # PySpark warns on every call that it does not fully support pandas 3; opslens
+        # passes Arrow to its functions, not pandas
+        warnings.filterwarnings("ignore", "PySpark does not yet fully support", FutureWarning)
+        quiet = f"-Dlog4j2.configurationFile={Path(__file__).with_name('log4j2.properties')}"
+        self.conf.setdefault("spark.driver.extraJavaOptions", quiet)
+        builder = SparkSession.builder.master(self.master).appName(self.app_name)
+        builder = builder.config("spark.pyspark.python", os.environ["PYSPARK_PYTHON"])
+        for key, value in self.conf.items():
+            builder = builder.config(key, value)
+        try:
+            session = builder.getOrCreate()
+        except Exception as e:  # the JVM's own message, first line
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ConfigError(
+                f"Spark did not start at {self.master}: {first}",
+                fix="check spark.master and spark.conf, " + _FIX_LOCAL,
+            ) from None
+        session.sparkContext.setLogLevel("ERROR")
+        return session
+
+    def close(self) -> None:
+        """Stop the session (a later call starts a new one)."""
+        if self._session is not None:
+            self._session.stop()
+            self._session = None
+
+    # -- data in and out -----------------------------------------------------------------
+    def to_spark(self, frame: pl.DataFrame | SparkFrame) -> SparkFrame:
+        """A Spark DataFrame of ``frame`` (naive datetimes as TIMESTAMP_NTZ: no time zone shift)."""
+        if not isinstance(frame, pl.DataFrame):
+            return frame
+        from pyspark.sql.pandas.types import from_arrow_schema
+
+        table = _arrow(frame)
+        return self.session.createDataFrame(table, schema=from_arrow_schema(table.schema))
+
+    def read_parquet(self, *paths: str | Path) -> SparkFrame:
+        """Parquet files (or folders, globs) read by Spark itself, never through this process."""
+        return self.session.read.parquet(*(str(p) for p in paths))
+
+    def read_jdbc(self, url: str, table: str) -> SparkFrame:
+        """A database table read by Spark over JDBC (``postgresql://user@host:5432/db`` or
+        ``jdbc:...``); the driver jar goes in ``spark.conf: {spark.jars: ...}``."""
+        jdbc, props = _jdbc(url)
+        try:
+            return self.session.read.jdbc(jdbc, table, properties=props)
+        except Exception as e:
+            first = str(e).strip().splitlines()[0]
+            if "ClassNotFoundException" in str(e) or "No suitable driver" in str(e):
+                raise ConfigError(
+                    "the JDBC driver for this database is not on Spark's class path",
+                    fix="apt-get install libpostgresql-jdbc-java and set spark.conf: "
+                    "{spark.jars: /usr/share/java/postgresql.jar}",
+                ) from None
+            raise ConfigError(
+                f"Spark could not read table {table!r}: {first}",
+                fix="check the source url, the table name and the server",
+            ) from None
+
+    def collect(self, frame: SparkFrame, schema: pl.Schema | None = None) -> pl.DataFrame:
+        """The Spark frame as polars (cast to ``schema`` when given)."""
+        out = _polars(frame.toArrow())
+        return out.cast(schema) if schema else out
+
+    # -- the engine contract -------------------------------------------------------------
+    def _tasks(self, rows: int) -> int:
+        return max(1, -(-rows // self.rows_per_task))
+
+    def _height(self, frame: pl.DataFrame | SparkFrame) -> int:
+        return frame.height if isinstance(frame, pl.DataFrame) else int(frame.count())
+
+    def _sample(self, frame: pl.DataFrame | SparkFrame, by: str) -> pl.DataFrame:
+        """The rows of one entity, for reading off a function's output schema."""
+        if isinstance(frame, pl.DataFrame):
+            head = frame.head(1)
+            return frame.filter(pl.col(by).eq_missing(head[by][0])) if head.height else frame
+        head = self.collect(frame.limit(10_000))
+        return head.filter(pl.col(by).eq_missing(head[by][0])) if head.height else head
+
+    def per_group(
+        self,
+        frame: pl.DataFrame | SparkFrame,
+        by: str,
+        func: FrameFunc,
+        *,
+        track: Track | None = None,
+    ) -> pl.DataFrame:
+        """``groupBy(bucket of by).applyInArrow(func)`` — whole entities per call."""
+        from pyspark.sql import functions as F
+
+        sdf = self.to_spark(frame)
+        sample = self._sample(frame, by)
+        in_schema = sample.schema
+        out_schema = func(sample).schema
+        spark_schema, arrow_schema = _schemas(out_schema)
+
+        def run(table: pa.Table) -> pa.Table:
+            part = _polars(table).drop("_bucket").cast(in_schema)
+            return _arrow(func(part).cast(out_schema)).cast(arrow_schema)
+
+        n = self._tasks(self._height(frame))
+        bucketed = sdf.withColumn(
+            "_bucket", F.pmod(F.xxhash64(F.col(by), F.lit(BUCKET_SEED)), F.lit(n))
+        )
+        return self.collect(bucketed.groupBy("_bucket").applyInArrow(run, spark_schema), out_schema)
+
+    def cogroup(
+        self,
+        left: pl.DataFrame | SparkFrame,
+        right: pl.DataFrame | SparkFrame,
+        by: str,
+        func: PairFunc,
+    ) -> pl.DataFrame:
+        """``groupBy(bucket).cogroup(groupBy(bucket)).applyInArrow(func)`` on both frames."""
+        from pyspark.sql import functions as F
+
+        lsample, rsample = self._sample(left, by), self._sample(right, by)
+        rsample = (
+            rsample.filter(pl.col(by).is_in(lsample[by].implode())) if lsample.height else rsample
+        )
+        lschema, rschema = lsample.schema, rsample.schema
+        out_schema = func(lsample, rsample).schema
+        spark_schema, arrow_schema = _schemas(out_schema)
+
+        def run(a: pa.Table, b: pa.Table) -> pa.Table:
+            la = _polars(a).drop("_bucket").cast(lschema)
+            rb = _polars(b).drop("_bucket").cast(rschema)
+            return _arrow(func(la, rb).cast(out_schema)).cast(arrow_schema)
+
+        n = self._tasks(self._height(right))
+        bucket = F.pmod(F.xxhash64(F.col(by), F.lit(BUCKET_SEED)), F.lit(n))
+        ls = self.to_spark(left).withColumn("_bucket", bucket).groupBy("_bucket")
+        rs = self.to_spark(right).withColumn("_bucket", bucket).groupBy("_bucket")
+        return self.collect(ls.cogroup(rs).applyInArrow(run, spark_schema), out_schema)
+
+    def count_by(self, frame: pl.DataFrame | SparkFrame, keys: Sequence[str]) -> pl.DataFrame:
+        """``groupBy(keys).count()`` in Spark; ``count`` as UInt32 like polars' ``len``."""
+        counted = self.to_spark(frame).groupBy(*keys).count()
+        return self.collect(counted).with_columns(pl.col("count").cast(pl.UInt32))
+
+    def sessionize(
+        self, events: pl.DataFrame, *, gap: timedelta, by: str, time: str
+    ) -> pl.DataFrame:
+        """Sessions with window functions; rows sorted by key, time and input order."""
+        from pyspark.sql import Window
+        from pyspark.sql import functions as F
+
+        sdf = self.to_spark(events.with_row_index("_row"))
+        micros = F.unix_micros(F.col(time).cast("timestamp"))
+        gap_us = int(gap / timedelta(microseconds=1))
+        ordered = Window.partitionBy(by).orderBy(time, "_row")
+        new = F.lag(micros).over(ordered).isNull() | (
+            (micros - F.lag(micros).over(ordered)) > gap_us
+        )
+        running = ordered.rowsBetween(Window.unboundedPreceding, Window.currentRow)
+        out = sdf.withColumn("_new", new.cast("int")).withColumn(
+            "session_index", (F.sum("_new").over(running) - 1).cast("int")
+        )
+        session = Window.partitionBy(by, "session_index")
+        in_session = session.orderBy(time, "_row")
+        in_running = in_session.rowsBetween(Window.unboundedPreceding, Window.currentRow)
+        cols = [
+            F.concat_ws("-", F.col(by).cast("string"), F.col("session_index").cast("string")).alias(
+                "session_id"
+            ),
+            F.min(time).over(session).alias("session_start"),
+            F.max(time).over(session).alias("session_end"),
+            F.count(F.lit(1)).over(session).cast("int").alias("session_events"),
+            F.row_number().over(in_session).cast("int").alias("session_event"),
+        ]
+        if "event_type" in events.columns:
+            carts = (F.col("event_type") == "add_to_cart").cast("int")
+            cols.append(F.sum(carts).over(in_running).cast("int").alias("session_carts"))
+        out = out.select("*", *cols).drop("_new")
+        local = self.collect(out)
+        span = pl.col("session_end") - pl.col("session_start")
+        added: dict[str, Any] = {
+            "session_index": pl.Int32,
+            "session_id": pl.String,
+            "session_start": events.schema[time],
+            "session_end": events.schema[time],
+            "session_events": pl.Int32,
+            "session_event": pl.Int32,
+        }
+        if "event_type" in events.columns:
+            added["session_carts"] = pl.Int32
+        return (
+            local.sort(by, time, "_row")
+            .select(*events.columns, *added)
+            .cast(pl.Schema({**dict(events.schema), **added}))
+            .with_columns(session_seconds=span.dt.total_seconds(fractional=True))
+        )
+
+    def map_batches(
+        self, frame: pl.DataFrame | SparkFrame, func: FrameFunc, *, key: str | None = None
+    ) -> pl.DataFrame:
+        """Batch scoring: ``func`` broadcast once to the tasks; ``mapInArrow`` over the rows,
+        answers back in input order (whole ``key`` groups via ``applyInArrow`` when given)."""
+        from pyspark.sql import functions as F
+
+        if key is not None:
+            shared = self.session.sparkContext.broadcast(func)
+            return self.per_group(frame, key, lambda part: shared.value(part))
+        if isinstance(frame, pl.DataFrame):
+            sample, sdf = frame.head(100), self.to_spark(frame.with_row_index("_row"))
+        else:  # a Spark frame (Parquet read by Spark): its order is Spark's
+            sample = self.collect(frame.limit(100))
+            sdf = frame.withColumn("_row", F.monotonically_increasing_id())
+        in_schema = sample.schema
+        out_schema = func(sample).schema
+        spark_schema, arrow_schema = _schemas(
+            pl.Schema([*out_schema.items(), ("_row", pl.Int64())])
+        )
+        shared = self.session.sparkContext.broadcast(func)
+
+        def batches(it: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+            for batch in it:
+                part = _polars(batch)
+                rows = part["_row"].cast(pl.Int64)
+                answers = shared.value(part.drop("_row").cast(in_schema)).cast(out_schema)
+                yield from _arrow(_in_place(answers, rows)).cast(arrow_schema).to_batches()
+
+        result = self.collect(sdf.mapInArrow(batches, spark_schema)).sort("_row")
+        if "row" in out_schema and not isinstance(frame, pl.DataFrame):
+            result = result.with_columns(pl.col("row").rank("dense").cast(pl.Int64) - 1)
+        return result.drop("_row").cast(out_schema)
+
+
+def _in_place(answers: pl.DataFrame, rows: pl.Series) -> pl.DataFrame:
+    """Answers of a batch with the batch rows' positions in the whole input: ``_row`` (one answer
+    per row), and ``row`` (an answer's position, where the model reports one) made global."""
+    if answers.height != rows.len():
+        raise ContractError(
+            f"a batch of {rows.len()} rows got {answers.height} answers; batch scoring needs one "
+            "answer per row"
+        )
+    if "row" in answers.columns:
+        answers = answers.with_columns(row=rows.gather(answers["row"]))
+    return answers.with_columns(_row=rows)
+
+
+def _schemas(schema: pl.Schema) -> tuple[Any, pa.Schema]:
+    """The Spark schema of a polars schema, and the Arrow schema Spark expects back."""
+    from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
+
+    empty = _arrow(pl.DataFrame(schema=schema))
+    spark = from_arrow_schema(empty.schema)
+    return spark, to_arrow_schema(spark)
+
+
+def _jdbc(url: str) -> tuple[str, dict[str, str]]:
+    """``postgresql://user:pw@host:5432/db`` → (``jdbc:postgresql://host:5432/db``, properties)."""
+    if url.startswith("jdbc:"):
+        return url, {}
+    from sqlalchemy.engine.url import make_url
+
+    u = make_url(url)
+    backend = u.get_backend_name()
+    if backend not in ("postgresql", "mysql", "mariadb"):
+        raise ConfigError(
+            f"engine: spark reads no '{backend}' tables over JDBC",
+            fix="use a postgresql:// or mysql:// source, or engine: local",
+        )
+    props = {
+        "driver": {"postgresql": "org.postgresql.Driver"}.get(backend, "org.mariadb.jdbc.Driver")
+    }
+    if u.username:
+        props["user"] = u.username
+    if u.password:
+        props["password"] = str(u.password)
+    port = f":{u.port}" if u.port else ""
+    return f"jdbc:{backend}://{u.host or '127.0.0.1'}{port}/{u.database or ''}", props
