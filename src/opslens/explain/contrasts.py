@@ -30,7 +30,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -155,8 +155,11 @@ def contrasts_by_method(
     entity: str,
     top: int | None = 5,
     alpha: float = 0.05,
+    track: Callable[[list[str]], Iterable[str]] | None = None,
 ) -> pl.DataFrame:
     """:func:`group_contrasts` of every method column of ``labels`` (noise as a group), one BH family.
+
+    ``track`` wraps the list of methods to show progress (one step per method).
 
     ``labels`` holds the device column and one integer column per method; a
     method with a single group and no noise has nothing to contrast and is left
@@ -178,7 +181,7 @@ def contrasts_by_method(
         group_contrasts(
             features, aligned[m].to_numpy(), entity=entity, top=None, include_noise=True
         ).select(pl.lit(m).alias("method"), pl.all())
-        for m in methods
+        for m in (track or list)(methods)
         if aligned[m].n_unique() >= 2
     ]
     if not parts:

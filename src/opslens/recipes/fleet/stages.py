@@ -300,7 +300,11 @@ def explain(
     entity = str(ctx.analysis.columns.entity)
     best = group_result.best_method or group_labels.columns[1]
     contrasts = contrasts_by_method(
-        analysed_features(fingerprints, ctx.params), group_labels, entity=entity, top=5
+        analysed_features(fingerprints, ctx.params),
+        group_labels,
+        entity=entity,
+        top=5,
+        track=lambda methods: tracked(ctx, methods, "explain: contrasts per method"),
     )
     features = {
         str(m): {
