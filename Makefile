@@ -48,6 +48,7 @@ bench: $(DEV_STAMP)
 	$(BIN)/python benchmarks/report_build.py
 	$(BIN)/python benchmarks/ui_fleet_page.py
 	$(BIN)/python benchmarks/residual_nab.py ../shared/datasets/nab
+	$(BIN)/python benchmarks/spark_vs_local.py
 	$(BIN)/python benchmarks/online_checker.py
 	$(BIN)/python benchmarks/service_load.py
 	$(BIN)/python benchmarks/segments_batch.py

@@ -27,6 +27,7 @@ _API = {
     "run_all": "opslens.api",
     "load_project": "opslens.api",
     "load_predictor": "opslens.api",
+    "score": "opslens.api",
     "write_report": "opslens.api",
     "write_index": "opslens.api",
     "RunResult": "opslens.runner",
@@ -34,6 +35,9 @@ _API = {
     "get_recipe": "opslens.recipes",
     "Predictor": "opslens.core.predictor",
     "OpslensError": "opslens.errors",
+    # engines: where the heavy per-entity stages run
+    "LocalEngine": "opslens.core.engine",
+    "SparkEngine": "opslens.engines.spark",
     # the recipes' models
     "PatternPredictor": "opslens.recipes.distribution",
     "FleetPredictor": "opslens.recipes.fleet",

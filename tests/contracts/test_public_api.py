@@ -13,6 +13,7 @@ PINNED = [
     "ECOD",
     "FleetPredictor",
     "IQRDetector",
+    "LocalEngine",
     "OpslensError",
     "PatternClassifier",
     "PatternPredictor",
@@ -20,6 +21,7 @@ PINNED = [
     "RareDeviceDetector",
     "RobustZScoreDetector",
     "RunResult",
+    "SparkEngine",
     "ZScoreDetector",
     "__version__",
     "decompose_series",
@@ -37,6 +39,7 @@ PINNED = [
     "recipe_names",
     "run",
     "run_all",
+    "score",
     "write_index",
     "write_report",
 ]
@@ -58,6 +61,6 @@ def test_unknown_attribute_is_an_attribute_error() -> None:
 
 
 def test_import_is_light() -> None:
-    code = "import sys, opslens; print(sorted(m for m in ('mlflow','xgboost','sklearn','polars') if m in sys.modules))"
+    code = "import sys, opslens; print(sorted(m for m in ('mlflow','xgboost','sklearn','polars','pyspark') if m in sys.modules))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"

@@ -8,11 +8,11 @@ A recipe's heavy stages never loop over entities themselves; they hand a
     device) and returns one frame; the results are concatenated. ``func`` must
     give the same rows for a group whatever other groups share its call —
     true of every function the recipes pass (fingerprints, user features).
-``cogroup(left, right, by, func)``
-    the same with two frames split on the same key (prediction rows and the
-    events of the same users).
 ``count_by(frame, keys)``
     row counts per key combination (the distribution recipe's histograms).
+``sessions(events, gap, by, time)``
+    the engine's own sessionization (Spark: window functions), or None, and the
+    caller runs :func:`opslens.features.events.sessionize`.
 ``map_batches(frame, func, key=None)``
     batch scoring: ``func`` on slices of rows (on whole groups of ``key`` when
     rows of one entity must be scored together, as the fleet model's are);
@@ -37,8 +37,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
+from functools import partial
 from itertools import pairwise
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import polars as pl
 
@@ -47,15 +49,13 @@ __all__ = [
     "Engine",
     "FrameFunc",
     "LocalEngine",
-    "PairFunc",
     "Track",
     "buckets",
 ]
 
 FrameFunc = Callable[[pl.DataFrame], pl.DataFrame]
-PairFunc = Callable[[pl.DataFrame, pl.DataFrame], pl.DataFrame]
-# wraps the local slices to show progress (``lambda parts: tracked(ctx, parts, "...")``)
-Track = Callable[[list[pl.DataFrame]], Iterable[pl.DataFrame]]
+# wraps the local parts to show progress (``lambda parts: tracked(ctx, parts, "...")``)
+Track = Callable[[list[Any]], Iterable[Any]]
 
 BUCKET_SEED = 20241201
 
@@ -69,14 +69,16 @@ class Engine(Protocol):
         """``local`` or ``spark``."""
 
     def per_group(
-        self, frame: pl.DataFrame, by: str, func: FrameFunc, *, track: Track | None = None
+        self,
+        frame: pl.DataFrame,
+        by: str,
+        func: FrameFunc,
+        *,
+        track: Track | None = None,
+        rows: int | None = None,
     ) -> pl.DataFrame:
-        """``func`` on frames of whole ``by`` groups, results concatenated."""
-
-    def cogroup(
-        self, left: pl.DataFrame, right: pl.DataFrame, by: str, func: PairFunc
-    ) -> pl.DataFrame:
-        """``func(left_part, right_part)`` on both frames split on the same ``by`` groups."""
+        """``func`` on frames of whole ``by`` groups (about ``rows`` rows each at most, when
+        given), results concatenated."""
 
     def count_by(self, frame: pl.DataFrame, keys: Sequence[str]) -> pl.DataFrame:
         """``keys`` and ``count`` (UInt32) for each key combination present."""
@@ -85,6 +87,12 @@ class Engine(Protocol):
         self, frame: pl.DataFrame, func: FrameFunc, *, key: str | None = None
     ) -> pl.DataFrame:
         """``func`` on slices of rows (whole ``key`` groups when given), concatenated."""
+
+    def sessions(
+        self, events: pl.DataFrame, *, gap: timedelta, by: str, time: str
+    ) -> pl.DataFrame | None:
+        """The engine's own sessionization (Spark: window functions), or None: the caller's
+        function (:func:`opslens.features.events.sessionize`) runs instead."""
 
 
 def buckets(keys: pl.Series, n: int) -> pl.Series:
@@ -109,41 +117,36 @@ class LocalEngine:
     rows_per_slice: int = 5_000_000
     name: str = "local"
 
-    def _n_slices(self, rows: int) -> int:
-        return max(1, -(-rows // max(self.rows_per_slice, 1)))
+    def _n_slices(self, height: int, rows: int | None = None) -> int:
+        size = min(self.rows_per_slice, rows) if rows else self.rows_per_slice
+        return max(1, -(-height // max(size, 1)))
 
     def per_group(
-        self, frame: pl.DataFrame, by: str, func: FrameFunc, *, track: Track | None = None
+        self,
+        frame: pl.DataFrame,
+        by: str,
+        func: FrameFunc,
+        *,
+        track: Track | None = None,
+        rows: int | None = None,
     ) -> pl.DataFrame:
-        """Contiguous slices when each group's rows are adjacent (no copy), else hash buckets."""
-        n = self._n_slices(frame.height)
+        """Contiguous slices when each group's rows are adjacent (no copy), else hash buckets
+        (each filtered out when its turn comes, so no second copy of the frame is held)."""
+        n = self._n_slices(frame.height, rows)
         if n == 1:
             return func(frame)
         parts = _group_slices(frame, by, n)
-        return pl.concat([func(p) for p in (track or list)(parts)], how="vertical")
-
-    def cogroup(
-        self, left: pl.DataFrame, right: pl.DataFrame, by: str, func: PairFunc
-    ) -> pl.DataFrame:
-        """Both frames split into the same hash buckets of ``by`` (sized on ``right``)."""
-        n = self._n_slices(right.height)
-        if n == 1:
-            return func(left, right)
-        lb = left.with_columns(buckets(left[by], n)).partition_by("_bucket", as_dict=True)
-        rb = right.with_columns(buckets(right[by], n)).partition_by("_bucket", as_dict=True)
-        empty_l, empty_r = left.clear(), right.clear()
-        parts = [
-            func(
-                lb[k].drop("_bucket") if k in lb else empty_l,
-                rb[k].drop("_bucket") if k in rb else empty_r,
-            )
-            for k in sorted(set(lb) | set(rb))
-        ]
-        return pl.concat(parts, how="vertical")
+        return pl.concat([func(part()) for part in (track or list)(parts)], how="vertical")
 
     def count_by(self, frame: pl.DataFrame, keys: Sequence[str]) -> pl.DataFrame:
         """``group_by(keys).len()`` as ``count``."""
         return frame.group_by(list(keys)).agg(pl.len().alias("count"))
+
+    def sessions(
+        self, events: pl.DataFrame, *, gap: timedelta, by: str, time: str
+    ) -> pl.DataFrame | None:
+        """None: no sessionization of its own (the features' polars function is the local one)."""
+        return None
 
     def map_batches(
         self, frame: pl.DataFrame, func: FrameFunc, *, key: str | None = None
@@ -164,8 +167,9 @@ class LocalEngine:
         return pl.concat(parts)
 
 
-def _group_slices(frame: pl.DataFrame, by: str, n: int) -> list[pl.DataFrame]:
-    """About ``n`` slices of whole groups: zero-copy when groups are contiguous runs."""
+def _group_slices(frame: pl.DataFrame, by: str, n: int) -> list[Callable[[], pl.DataFrame]]:
+    """About ``n`` parts of whole groups, each made when called: zero-copy slices when groups
+    are contiguous runs, else a filter on a hash bucket."""
     runs = frame.get_column(by).rle()
     if runs.len() == frame.get_column(by).n_unique():  # every group one contiguous run
         lengths = runs.struct.field("len").cum_sum()
@@ -177,6 +181,6 @@ def _group_slices(frame: pl.DataFrame, by: str, n: int) -> list[pl.DataFrame]:
             if cuts[-1] < end < frame.height:
                 cuts.append(end)
         cuts.append(frame.height)
-        return [frame.slice(lo, hi - lo) for lo, hi in pairwise(cuts)]
-    parts = frame.with_columns(buckets(frame[by], n)).partition_by("_bucket", maintain_order=True)
-    return [p.drop("_bucket") for p in parts]
+        return [partial(frame.slice, lo, hi - lo) for lo, hi in pairwise(cuts)]
+    bucket = buckets(frame[by], n)
+    return [partial(frame.filter, bucket == b) for b in range(n)]

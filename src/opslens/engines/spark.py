@@ -2,7 +2,7 @@
 
 The same functions as the local engine, not a second implementation:
 
-* ``per_group`` / ``cogroup``: entities are hashed into tasks of about
+* ``per_group``: entities are hashed into tasks of about
   ``rows_per_task`` rows (``xxhash64(key) mod n``) and each task's rows go, as
   Arrow, to the very function the local engine calls
   (``groupBy(bucket).applyInArrow`` — the Arrow flavour of ``applyInPandas``,
@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from opslens.core.engine import BUCKET_SEED, FrameFunc, PairFunc, Track
+from opslens.core.engine import BUCKET_SEED, FrameFunc, Track
 from opslens.errors import ConfigError, ContractError
 
 if TYPE_CHECKING:
@@ -63,6 +63,9 @@ _DEFAULT_CONF = {
     "spark.ui.showConsoleProgress": "false",
     "spark.sql.shuffle.partitions": "8",
     "spark.sql.adaptive.enabled": "true",
+    # results come back to this process: room for them (local mode: the whole JVM)
+    "spark.driver.memory": "4g",
+    "spark.driver.maxResultSize": "0",
 }
 _FIX_LOCAL = "or set engine: local in project.yaml"
 
@@ -282,8 +285,11 @@ class SparkEngine:
         return out.cast(schema) if schema else out
 
     # -- the engine contract -------------------------------------------------------------
-    def _tasks(self, rows: int) -> int:
-        return max(1, -(-rows // self.rows_per_task))
+    def _tasks(self, height: int, rows: int | None = None) -> int:
+        """Tasks of at most ``rows_per_task`` (or ``rows``) rows, and at least one per core."""
+        size = min(self.rows_per_task, rows) if rows else self.rows_per_task
+        cores = int(self.session.sparkContext.defaultParallelism)
+        return max(cores, -(-height // size))
 
     def _height(self, frame: pl.DataFrame | SparkFrame) -> int:
         return frame.height if isinstance(frame, pl.DataFrame) else int(frame.count())
@@ -303,8 +309,10 @@ class SparkEngine:
         func: FrameFunc,
         *,
         track: Track | None = None,
+        rows: int | None = None,
     ) -> pl.DataFrame:
-        """``groupBy(bucket of by).applyInArrow(func)`` — whole entities per call."""
+        """``groupBy(bucket of by).applyInArrow(func)`` — whole entities per call, tasks of
+        at most ``rows`` rows when given (``track`` is for local parts: Spark shows its own)."""
         from pyspark.sql import functions as F
 
         sdf = self.to_spark(frame)
@@ -317,54 +325,37 @@ class SparkEngine:
             part = _polars(table).drop("_bucket").cast(in_schema)
             return _arrow(func(part).cast(out_schema)).cast(arrow_schema)
 
-        n = self._tasks(self._height(frame))
+        n = self._tasks(self._height(frame), rows)
         bucketed = sdf.withColumn(
             "_bucket", F.pmod(F.xxhash64(F.col(by), F.lit(BUCKET_SEED)), F.lit(n))
         )
         return self.collect(bucketed.groupBy("_bucket").applyInArrow(run, spark_schema), out_schema)
-
-    def cogroup(
-        self,
-        left: pl.DataFrame | SparkFrame,
-        right: pl.DataFrame | SparkFrame,
-        by: str,
-        func: PairFunc,
-    ) -> pl.DataFrame:
-        """``groupBy(bucket).cogroup(groupBy(bucket)).applyInArrow(func)`` on both frames."""
-        from pyspark.sql import functions as F
-
-        lsample, rsample = self._sample(left, by), self._sample(right, by)
-        rsample = (
-            rsample.filter(pl.col(by).is_in(lsample[by].implode())) if lsample.height else rsample
-        )
-        lschema, rschema = lsample.schema, rsample.schema
-        out_schema = func(lsample, rsample).schema
-        spark_schema, arrow_schema = _schemas(out_schema)
-
-        def run(a: pa.Table, b: pa.Table) -> pa.Table:
-            la = _polars(a).drop("_bucket").cast(lschema)
-            rb = _polars(b).drop("_bucket").cast(rschema)
-            return _arrow(func(la, rb).cast(out_schema)).cast(arrow_schema)
-
-        n = self._tasks(self._height(right))
-        bucket = F.pmod(F.xxhash64(F.col(by), F.lit(BUCKET_SEED)), F.lit(n))
-        ls = self.to_spark(left).withColumn("_bucket", bucket).groupBy("_bucket")
-        rs = self.to_spark(right).withColumn("_bucket", bucket).groupBy("_bucket")
-        return self.collect(ls.cogroup(rs).applyInArrow(run, spark_schema), out_schema)
 
     def count_by(self, frame: pl.DataFrame | SparkFrame, keys: Sequence[str]) -> pl.DataFrame:
         """``groupBy(keys).count()`` in Spark; ``count`` as UInt32 like polars' ``len``."""
         counted = self.to_spark(frame).groupBy(*keys).count()
         return self.collect(counted).with_columns(pl.col("count").cast(pl.UInt32))
 
-    def sessionize(
-        self, events: pl.DataFrame, *, gap: timedelta, by: str, time: str
+    def sessions(
+        self, events: pl.DataFrame | SparkFrame, *, gap: timedelta, by: str, time: str
     ) -> pl.DataFrame:
-        """Sessions with window functions; rows sorted by key, time and input order."""
+        """:meth:`sessionize` (the engine contract's name)."""
+        return self.sessionize(events, gap=gap, by=by, time=time)
+
+    def sessionize(
+        self, events: pl.DataFrame | SparkFrame, *, gap: timedelta, by: str, time: str
+    ) -> pl.DataFrame:
+        """The columns of :func:`opslens.features.events.sessionize`, from Spark window
+        functions; rows sorted by key, time and input order (Spark's order for a Spark frame)."""
         from pyspark.sql import Window
         from pyspark.sql import functions as F
 
-        sdf = self.to_spark(events.with_row_index("_row"))
+        if isinstance(events, pl.DataFrame):
+            schema = events.schema
+            sdf = self.to_spark(events.with_row_index("_row"))
+        else:
+            schema = self.collect(events.limit(1)).schema
+            sdf = events.withColumn("_row", F.monotonically_increasing_id())
         micros = F.unix_micros(F.col(time).cast("timestamp"))
         gap_us = int(gap / timedelta(microseconds=1))
         ordered = Window.partitionBy(by).orderBy(time, "_row")
@@ -387,7 +378,7 @@ class SparkEngine:
             F.count(F.lit(1)).over(session).cast("int").alias("session_events"),
             F.row_number().over(in_session).cast("int").alias("session_event"),
         ]
-        if "event_type" in events.columns:
+        if "event_type" in schema:
             carts = (F.col("event_type") == "add_to_cart").cast("int")
             cols.append(F.sum(carts).over(in_running).cast("int").alias("session_carts"))
         out = out.select("*", *cols).drop("_new")
@@ -396,17 +387,17 @@ class SparkEngine:
         added: dict[str, Any] = {
             "session_index": pl.Int32,
             "session_id": pl.String,
-            "session_start": events.schema[time],
-            "session_end": events.schema[time],
+            "session_start": schema[time],
+            "session_end": schema[time],
             "session_events": pl.Int32,
             "session_event": pl.Int32,
         }
-        if "event_type" in events.columns:
+        if "event_type" in schema:
             added["session_carts"] = pl.Int32
         return (
             local.sort(by, time, "_row")
-            .select(*events.columns, *added)
-            .cast(pl.Schema({**dict(events.schema), **added}))
+            .select(*schema, *added)
+            .cast(pl.Schema({**dict(schema), **added}))
             .with_columns(session_seconds=span.dt.total_seconds(fractional=True))
         )
 
