@@ -2,7 +2,8 @@
 wall time and peak memory per stage, in a fresh process, tracking off.
 
 Peak memory per stage: a thread samples the process's resident size every 0.2 s and
-books it to the stage the runner's log says is running. Prediction times are weekly
+books it to the stage the runner's log says is running. Progress (each stage's start and
+end, each features bucket) is printed to stderr as it happens. Prediction times are weekly
 (``every: 7d``, ``lookback: 3d``): daily rows for 100,000 users over a year would be
 about 10^8 rows.
 
@@ -55,10 +56,15 @@ class Stages(logging.Handler):
         msg = record.getMessage()
         if msg.startswith("stage ") and msg.endswith(" started"):
             current["stage"] = msg.split()[1]
+        if msg.startswith(("stage ", "loaded ", "features: ")):  # progress, as it happens
+            rss = peaks.get(current["stage"], 0.0)
+            print(f"[{time.perf_counter() - t0:7.1f} s] {msg} (stage peak so far {rss:,.0f} MB)",
+                  file=sys.stderr, flush=True)
 
-logging.getLogger("opslens").addHandler(Stages())
-threading.Thread(target=sample, daemon=True).start()
 t0 = time.perf_counter()
+logging.getLogger("opslens").addHandler(Stages())
+logging.getLogger("opslens").setLevel(logging.INFO)
+threading.Thread(target=sample, daemon=True).start()
 result = run_analysis(load_project(sys.argv[1]), "shop", tracker=MemoryTracker())
 wall = time.perf_counter() - t0
 stop.set()
@@ -79,7 +85,7 @@ def main() -> None:
         out = subprocess.run(
             [sys.executable, "-c", CHILD, str(project)],
             check=True,
-            capture_output=True,
+            stdout=subprocess.PIPE,  # the result; progress goes to stderr as it happens
             text=True,
             env=env,
         )

@@ -11,6 +11,13 @@ Point-in-time features for a row ``(user, item, t)`` use only events with
 timestamp, so an event at or after ``t`` never reaches the row. Labels use the
 window ``t <= timestamp < t + horizon``.
 
+The features come in two parts: :func:`user_features` (everything that depends only on
+the row's own user's events: the user, the user-item pair, the user-category, the
+sessions; and the item's price, discount and category) and :func:`item_features` (the
+item's popularity, from everyone's events). Each is exact on any subset of users (items),
+so the first can run in buckets of users with bounded memory;
+:func:`point_in_time_features` is the two side by side.
+
 The event frame holds ``user_id``, ``item_id``, ``event_type`` (``view``,
 ``add_to_cart``, ``remove_from_cart``, ``purchase``), ``timestamp`` and, for the
 features, ``category``, ``price``, ``discount`` and the session columns that
@@ -28,18 +35,28 @@ Example:
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from datetime import timedelta
 
+import numpy as np
 import polars as pl
+
+from opslens.errors import DataError
 
 __all__ = [
     "EVENT_KINDS",
     "FEATURE_COLUMNS",
     "candidate_rows",
+    "feature_columns",
+    "item_features",
+    "item_popularity",
+    "join_features",
     "label_rows",
     "point_in_time_features",
     "sessionize",
+    "user_features",
+    "with_popularity",
 ]
 
 EVENT_KINDS = ("view", "add_to_cart", "remove_from_cart", "purchase")
@@ -63,7 +80,8 @@ def sessionize(
     """Sort by ``by`` and time; add ``session_id``, index, start, end, duration and counts.
 
     Rows come back grouped by key (in a deterministic order: integers ascending,
-    text by hash) and in time order within a key, ties in input order.
+    text by hash; several keys by the first, then the next) and in time order
+    within a key, ties in input order.
 
     ``session_id`` is ``<key>-<index>`` (stable when later events are appended);
     ``session_event`` numbers events inside a session from 1; ``session_carts``
@@ -77,11 +95,184 @@ def sessionize(
         ['a-0', 'a-1', 'b-0']
     """
     keys = [by] if isinstance(by, str) else list(by)
-    out = _sort_by_key_and_time(events, keys, time)
+    fast = _sessionize_sorted_codes(events, keys, gap, time)
+    if fast is not None:
+        return fast
+    return _sessionize_plain(events, keys, gap, time)
+
+
+_PER_SECOND = {"ns": 1_000_000_000, "us": 1_000_000, "ms": 1_000}
+
+
+def _key_codes(events: pl.DataFrame, keys: list[str]) -> tuple[np.ndarray, list[bool]] | None:
+    """One non-negative integer per row ordering the keys (integers ascending, text by hash,
+    several keys by the first, then the next); ``None`` when they do not fit in 40 bits.
+
+    The second value says, per key, whether its codes are hashes (a collision is possible).
+    """
+    code: np.ndarray | None = None
+    hashed: list[bool] = []
+    for key in keys:
+        col = events[key]
+        if col.dtype.is_integer():
+            low, high = int(col.min()), int(col.max())  # type: ignore[arg-type]
+            c = (col.cast(pl.Int64) - low).to_numpy()
+            n_codes = high - low + 1
+            hashed.append(False)
+        else:  # text: number the keys by their (seeded, deterministic) hash, far cheaper than text
+            h = col.hash(_HASH_SEED)
+            levels = h.unique().sort()
+            n_codes = levels.len()
+            c = h.replace_strict(
+                levels, pl.int_range(n_codes, eager=True), return_dtype=pl.Int64
+            ).to_numpy()
+            hashed.append(True)
+        if code is None:
+            code = c
+        else:
+            if int(code.max()) * n_codes + n_codes > 1 << 40:
+                return None
+            code = code * n_codes + c
+    assert code is not None
+    if int(code.max()).bit_length() > 40:
+        return None
+    return code, hashed
+
+
+def _sort_order(code: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Positions sorted by (code, t), ties in input order, and the sorted codes; ``None`` if
+    already sorted.
+
+    One ``np.sort`` of packed integers (code, time, row), several times faster than an
+    arg-sort: when the time does not fit next to the row number it is coarsened, and rows
+    sharing a coarse (code, time) are then put in exact order among themselves.
+    """
+    n = len(code)
+    dc = np.diff(code)
+    if (dc >= 0).all() and (np.diff(t)[dc == 0] >= 0).all():
+        return None
+    row_bits = max(1, (n - 1).bit_length())
+    code_bits = int(code.max()).bit_length()
+    rel = t - t.min()
+    if (np.diff(t) >= 0).all():  # time already ascending: a stable sort by code is enough
+        rel = np.zeros(n, dtype=np.int64)
+    t_bits = 63 - row_bits - code_bits
+    if t_bits < 8:
+        by = np.lexsort((np.arange(n), t, code))
+        return by, code[by]
+    coarse = max(0, int(rel.max()).bit_length() - t_bits)
+    packed = (code << (t_bits + row_bits)) | ((rel >> coarse) << row_bits) | np.arange(n)
+    packed.sort()
+    order: np.ndarray = packed & ((1 << row_bits) - 1)
+    if coarse:
+        group = packed >> row_bits
+        same = group[1:] == group[:-1]
+        if same.any():
+            mark = np.zeros(n, dtype=bool)
+            mark[1:] |= same
+            mark[:-1] |= same
+            at = np.flatnonzero(mark)
+            sub = order[at]
+            order[at] = sub[np.lexsort((sub, t[sub], group[at]))]
+    return order, packed >> (t_bits + row_bits)  # the codes, read off the sorted packing
+
+
+def _sessionize_sorted_codes(
+    events: pl.DataFrame, keys: list[str], gap: timedelta, time: str
+) -> pl.DataFrame | None:
+    """Sessions with integer codes and numpy over the sorted rows; ``None`` where it does not
+    apply (no rows, nulls, a time that is not a datetime, too many keys or a hash collision).
+
+    Each row's session is found once (its number, first and last row); every session column
+    is a gather of a per-session or per-row array; ``session_id`` text is assembled from small
+    tables (each key's text, each index's ``-<i>``), the costly part at 10^7 rows.
+    """
+    dtype = events.schema.get(time)
+    if events.height == 0 or not isinstance(dtype, pl.Datetime):
+        return None
+    if any(events[c].null_count() for c in [*keys, time]):
+        return None
+    coded = _key_codes(events, keys)
+    if coded is None:
+        return None
+    code, hashed = coded
+    texts = [k for k, is_hash in zip(keys, hashed, strict=True) if is_hash]
+    for key in texts:  # two texts sharing a hash (about 1e-9 at 200,000 keys): sort plainly
+        # a second, independent hash must be the same on every row of a code
+        second = events[key].hash(_HASH_SEED + 1).to_numpy()
+        per_code = np.zeros(int(code.max()) + 1, dtype=second.dtype)
+        per_code[code] = second
+        if not np.array_equal(per_code[code], second):
+            return None
+    t = events[time].to_physical().to_numpy()
+    sorting = _sort_order(code, t)
+    n = events.height
+    order = None if sorting is None else sorting[0]
+    rows = np.arange(n) if order is None else order
+    if sorting is not None:
+        code = sorting[1]
+    key_change = np.empty(n, dtype=bool)
+    key_change[0] = True
+    np.not_equal(code[1:], code[:-1], out=key_change[1:])
+    key_rank = pl.Series(np.cumsum(key_change) - 1)
+    at_key = pl.Series(rows[np.flatnonzero(key_change)])  # each key's first row (input order)
+    # text keys: one value per key, repeated (cheaper than gathering 10^7 texts)
+    sorted_keys = {k: events[k].gather(at_key).gather(key_rank) for k in texts}
+    rest = [c for c in events.columns if c not in sorted_keys]
+    moved = events.select(rest) if order is None else events.select(rest)[pl.Series(order)]
+    out = pl.DataFrame([sorted_keys[c] if c in sorted_keys else moved[c] for c in events.columns])
+    if order is not None:
+        t = out[time].to_physical().to_numpy()  # the sorted times, already gathered
+    per_second = _PER_SECOND[dtype.time_unit]
+    gap_units = gap * per_second // timedelta(seconds=1)  # gap in the time's unit, rounded down
+    new = key_change.copy()
+    new[1:] |= (t[1:] - t[:-1]) > gap_units
+    starts = np.flatnonzero(new)
+    sid = np.cumsum(new) - 1  # each row's session
+    ends = np.append(starts[1:], n) - 1
+    first_row, last_row = starts[sid], ends[sid]
+    # a session's index within its key: its number minus that of the key's first session
+    index = (sid - np.maximum.accumulate(np.where(key_change, sid, 0))).astype(np.int32)
+    start, end = t[first_row], t[last_row]
+    text = [
+        sorted_keys[k]
+        if k in sorted_keys
+        else events[k].gather(at_key).cast(pl.String).gather(key_rank)
+        for k in keys
+    ]
+    suffix = pl.Series([f"-{i}" for i in range(int(index.max()) + 1)]).gather(pl.Series(index))
+    label = text[0]
+    for part in text[1:]:
+        label = label + "-" + part
+    columns = [
+        pl.Series("session_index", index),
+        (label + suffix).alias("session_id"),
+        pl.Series("session_start", start).cast(dtype),
+        pl.Series("session_end", end).cast(dtype),
+        pl.Series("session_events", (last_row - first_row + 1).astype(np.int32)),
+        pl.Series("session_event", (np.arange(n) - first_row + 1).astype(np.int32)),
+    ]
+    if "event_type" in out.columns:
+        carts = (out["event_type"] == "add_to_cart").fill_null(False).to_numpy()
+        cum = np.cumsum(carts, dtype=np.int64)
+        before = (cum - carts)[starts][sid]
+        columns.append(pl.Series("session_carts", (cum - before).astype(np.int32)))
+    seconds = pl.Series(end - start).cast(pl.Duration(dtype.time_unit))  # as the plain path
+    columns.append(seconds.dt.total_seconds(fractional=True).alias("session_seconds"))
+    return out.with_columns(columns)
+
+
+def _sessionize_plain(
+    events: pl.DataFrame, keys: list[str], gap: timedelta, time: str
+) -> pl.DataFrame:
+    """Sessions by a plain sort and fills over the sorted rows (nulls, several wide keys)."""
+    out = events.sort([*keys, time], maintain_order=True)
     # sorted by key and time: the first event of a key, or a gap over ``gap``, starts a session.
     # Per-session columns are forward/backward fills over the sorted rows, not group-wise
     # ``over()`` windows: with millions of sessions those were 10x slower than the sort.
-    first_of_key = pl.any_horizontal(pl.col(k).ne_missing(pl.col(k).shift()) for k in keys)
+    first_of_key = pl.any_horizontal(
+        pl.int_range(pl.len()) == 0, *(pl.col(k).ne_missing(pl.col(k).shift()) for k in keys)
+    )
     new = first_of_key | (pl.col(time).diff() > gap).fill_null(True)
     out = out.with_columns(_new=new, _key_start=first_of_key, _row=pl.int_range(pl.len()))
     out = out.with_columns(
@@ -113,41 +304,6 @@ def sessionize(
         ),
     )
     out = out.drop("_new", "_key_start", "_sid", "_row", "_last", "_first_row")
-    return out
-
-
-def _sort_by_key_and_time(events: pl.DataFrame, keys: list[str], time: str) -> pl.DataFrame:
-    """Stable sort by key then time, keys in a deterministic order (integers ascending, text
-    by hash); several keys sort plainly.
-
-    Sorting text and time together is the slow part of sessionization; one integer
-    (key code, µs since the first event) sorts several times faster.
-    """
-    if len(keys) != 1 or events.height == 0 or events[time].null_count():
-        return events.sort([*keys, time], maintain_order=True)
-    key = keys[0]
-    first, last = events[time].min(), events[time].max()
-    span = int((last - first) / timedelta(microseconds=1)) + 1  # type: ignore[operator]
-    shift = span.bit_length()
-    if events.schema[key].is_integer() and not events[key].null_count():
-        low, high = int(events[key].min()), int(events[key].max())  # type: ignore[arg-type]
-        n_codes = high - low + 1
-        code = pl.col(key).cast(pl.Int64) - low
-    else:  # text: number the keys by their (seeded, deterministic) hash, far cheaper than text
-        hashed = events[key].hash(_HASH_SEED)
-        levels = hashed.unique().sort()
-        n_codes = levels.len()
-        code = pl.lit(
-            hashed.replace_strict(levels, pl.int_range(n_codes, eager=True), return_dtype=pl.Int64)
-        )
-    if shift + n_codes.bit_length() > 62:
-        return events.sort([*keys, time], maintain_order=True)
-    us = (pl.col(time) - pl.lit(first)).dt.total_microseconds()
-    order = events.select(pl.arg_sort_by((code * (1 << shift)) + us, maintain_order=True))
-    out = events[order.to_series()]
-    blocks = int(out[key].ne_missing(out[key].shift()).sum())
-    if blocks != n_codes:  # two keys share a hash (about 1e-9 at 200,000 keys): sort the text
-        return events.sort([*keys, time], maintain_order=True)
     return out
 
 
@@ -215,13 +371,13 @@ def candidate_rows(
 def _counts(events: pl.DataFrame, keys: list[str], kind: str | None) -> pl.DataFrame:
     """One row per key and timestamp with the cumulative count up to and including it."""
     ev = events if kind is None else events.filter(pl.col("event_type") == kind)
+    # in time order, a running sum per key is the cumulative count (no sort by the keys)
     return (
         ev.group_by(*keys, "timestamp")
         .len()
-        .sort([*keys, "timestamp"])
+        .sort("timestamp")
         .with_columns(cum=pl.col("len").cum_sum().over(keys).cast(pl.Int64))
         .drop("len")
-        .sort("timestamp")
     )
 
 
@@ -241,47 +397,12 @@ def _before(
     ).drop("_t")
 
 
-def _count_in(
-    rows: pl.DataFrame,
-    table: pl.DataFrame,
-    keys: list[str],
-    name: str,
-    windows: Sequence[timedelta],
-    *,
-    total: bool = True,
-) -> pl.DataFrame:
-    """``name`` (all events before t) and ``name_<w>`` (events in [t - w, t)) for each window."""
-    rows = _before(rows, table, keys, "prediction_time", {"cum": "_all"})
-    new = []
-    for w in windows:
-        col = f"_at_{_label(w)}"
-        rows = rows.with_columns((pl.col("prediction_time") - w).alias(col))
-        rows = _before(rows, table, keys, col, {"cum": f"_c_{_label(w)}"}).drop(col)
-        new.append(
-            (pl.col("_all").fill_null(0) - pl.col(f"_c_{_label(w)}").fill_null(0)).alias(
-                f"{name}_{_label(w)}"
-            )
-        )
-    rows = rows.with_columns(*new)
-    if total:
-        rows = rows.with_columns(pl.col("_all").fill_null(0).alias(name))
-    return rows.drop("_all", *(f"_c_{_label(w)}" for w in windows))
-
-
 def _label(w: timedelta) -> str:
     seconds = int(w.total_seconds())
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds % size == 0:
             return f"{seconds // size}{unit}"
     return f"{seconds}s"
-
-
-def _hours_since(at: str, last: str, cap: float) -> pl.Expr:
-    return (
-        ((pl.col(at) - pl.col(last)).dt.total_microseconds() / _HOUR_US)
-        .fill_null(cap)
-        .clip(upper_bound=cap)
-    )
 
 
 def feature_columns(windows: Sequence[timedelta]) -> list[str]:
@@ -310,19 +431,381 @@ def feature_columns(windows: Sequence[timedelta]) -> list[str]:
 FEATURE_COLUMNS = feature_columns([timedelta(days=1), timedelta(days=7), timedelta(days=30)])
 
 
+_WINDOWS = (timedelta(days=1), timedelta(days=7), timedelta(days=30))
+_KEYS = ["user_id", "item_id", "prediction_time"]
+
+
+class _Past:
+    """Events strictly before each row's time, per integer key, by one ``np.searchsorted``.
+
+    Every time involved (the events', the rows' and each window's start) is replaced by its
+    rank among them all, so (key, time) packs into one sortable integer; a table holds one
+    entry per key and time, sorted, and a row's entry is the last one packed below its own.
+    """
+
+    def __init__(self, ev: pl.DataFrame, out: pl.DataFrame, keys: list[str], shifts: list[int]):
+        t = ev["timestamp"].cast(pl.Datetime("us")).to_physical().to_numpy()
+        self.at = out["prediction_time"].to_physical().to_numpy()
+        self.times = np.unique(np.concatenate([t, *(self.at - s for s in shifts), self.at]))
+        self.bits = max(1, len(self.times).bit_length())
+        self.ev = ev.with_columns(_r=pl.Series(np.searchsorted(self.times, t)))
+        self.rank = {s: np.searchsorted(self.times, self.at - s) for s in [0, *shifts]}
+        self.keys: dict[str, np.ndarray] = {}
+        for key in keys:
+            high = max(int(ev[key].max() or 0), int(out[key].max() or 0))  # type: ignore[arg-type]
+            if high.bit_length() + self.bits > 62:  # number the keys densely
+                both = pl.concat([ev[key], out[key]]).drop_nulls().unique().sort()
+                ev_k, out_k = (
+                    f[key].replace_strict(both, pl.int_range(both.len(), eager=True), default=None)
+                    for f in (ev, out)
+                )
+                self.ev = self.ev.with_columns(ev_k.cast(pl.Int64).alias(key))
+                out = out.with_columns(out_k.cast(pl.Int64).alias(key))
+            self.keys[key] = out[key].fill_null(-1).to_numpy()
+
+    def only(self, predicate: pl.Expr) -> _Past:
+        """The same rows and times, of the events matching ``predicate``."""
+        other = copy.copy(self)
+        other.ev = self.ev.filter(predicate)
+        return other
+
+    def table(self, key: str, kind: str | None, **aggs: pl.Expr) -> pl.DataFrame:
+        """One row per key and time of the events of ``kind``: ``_c`` (packed, sorted), ``_r``,
+        ``cum`` (the key's events up to and including it) and ``aggs``."""
+        ev = self.ev if kind is None else self.ev.filter(pl.col("event_type") == kind)
+        g = (
+            ev.filter(pl.col(key).is_not_null())
+            .group_by(key, "_r")
+            .agg(pl.len().alias("_len"), **aggs)
+            .with_columns(_c=pl.col(key) * (1 << self.bits) + pl.col("_r"))
+            .sort("_c")
+        )
+        n, k = g["_len"].to_numpy(), g[key].to_numpy()
+        total = np.cumsum(n, dtype=np.int64)
+        first = np.ones(len(k), dtype=bool)
+        first[1:] = k[1:] != k[:-1]
+        before = np.maximum.accumulate(np.where(first, total - n, 0))
+        return g.with_columns(cum=pl.Series(total - before))
+
+    def find(self, table: pl.DataFrame, key: str, shift: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Each row's last table entry strictly before its time minus ``shift``: (index, found)."""
+        k = self.keys[key]
+        packed = table["_c"].to_numpy()
+        at = np.searchsorted(packed, (k << self.bits) | self.rank[shift], side="left") - 1
+        safe = np.maximum(at, 0)
+        found = (at >= 0) & (k >= 0)
+        if len(packed):
+            found &= table[key].to_numpy()[safe] == k
+        else:
+            found[:] = False
+        return safe, found
+
+    def count(self, table: pl.DataFrame, key: str, shift: int = 0) -> np.ndarray:
+        safe, found = self.find(table, key, shift)
+        cum = table["cum"].to_numpy()
+        return np.where(found, cum[safe] if len(cum) else 0, 0).astype(np.int64)
+
+    def hours_since(self, table: pl.DataFrame, key: str, cap: float) -> np.ndarray:
+        safe, found = self.find(table, key)
+        last = self.times[table["_r"].to_numpy()[safe]] if table.height else self.at
+        # polars' division, as the features were always computed (numpy's differs in the last bit)
+        hours = np.where(found, (pl.Series(self.at - last) / _HOUR_US).to_numpy(), cap)
+        return np.minimum(hours, cap)  # type: ignore[no-any-return]
+
+    def windows(
+        self, table: pl.DataFrame, key: str, name: str, windows: Sequence[timedelta], total: bool
+    ) -> dict[str, np.ndarray]:
+        """``name`` (every event before t) and ``name_<w>`` (events in [t - w, t))."""
+        every = self.count(table, key)
+        out = {f"{name}_{_label(w)}": every - self.count(table, key, _us(w)) for w in windows}
+        return {name: every, **out} if total else out
+
+
+def _us(w: timedelta) -> int:
+    return w // timedelta(microseconds=1)
+
+
+def _item_columns(windows: Sequence[timedelta]) -> list[str]:
+    w = [_label(x) for x in windows]
+    return [f"item_views_{x}" for x in w] + [f"item_purchases_{x}" for x in w]
+
+
+def _prediction_rows(rows: pl.DataFrame) -> pl.DataFrame:
+    return rows.select(
+        "user_id", "item_id", pl.col("prediction_time").cast(pl.Datetime("us"))
+    ).sort("prediction_time")
+
+
+def _codes(frames: Sequence[pl.DataFrame], column: str, name: str) -> list[pl.DataFrame]:
+    """``name``: an integer per distinct text of ``column``, the same in all ``frames`` (null
+    stays null); joins and groups on integers are several times faster than on text."""
+    values = pl.concat([f[column].cast(pl.String) for f in frames]).drop_nulls().unique()
+    kind = pl.Enum(values)
+    code = pl.col(column).cast(pl.String).cast(kind).to_physical().cast(pl.Int64).alias(name)
+    return [f.with_columns(code) for f in frames]
+
+
+def _with_codes(*frames: pl.DataFrame) -> list[pl.DataFrame]:
+    """``_user``, ``_pair`` (user, item) and ``_user_category`` integer keys (null if a part is)."""
+    coded = list(frames)
+    for column, name in (("user_id", "_user"), ("item_id", "_i"), ("category", "_c")):
+        coded = _codes(coded, column, name)
+    n_items = 1 + max(int(f["_i"].max() or 0) for f in coded)  # type: ignore[arg-type]
+    n_cats = 1 + max(int(f["_c"].max() or 0) for f in coded)  # type: ignore[arg-type]
+    keys = (
+        (pl.col("_user") * n_items + pl.col("_i")).alias("_pair"),
+        (pl.col("_user") * n_cats + pl.col("_c")).alias("_user_category"),
+    )
+    return [f.with_columns(keys).drop("_i", "_c") for f in coded]
+
+
+def user_features(
+    rows: pl.DataFrame,
+    events: pl.DataFrame,
+    items: pl.DataFrame,
+    *,
+    windows: Sequence[timedelta] = _WINDOWS,
+    recency_cap_hours: float = 24 * 90,
+) -> pl.DataFrame:
+    """The features of each row that depend only on its own user's events strictly before it.
+
+    The user's recency, counts and sessions, the user-item pair's and the user-category's
+    counts, the latest session so far, and the item's ``category``, ``price`` and
+    ``discount``: run on the rows and events of any subset of users it gives exactly
+    those users' rows of the whole (so it can run in buckets of users). Columns: the keys,
+    ``category`` and :func:`feature_columns` without the item popularity; sorted by
+    prediction time, user and item.
+
+    Example:
+        >>> from datetime import datetime
+        >>> t = [datetime(2024, 1, 1, h) for h in (1, 2, 3)]
+        >>> ev = sessionize(pl.DataFrame({"user_id": ["a", "a", "b"], "item_id": ["x"] * 3,
+        ...     "event_type": ["view", "add_to_cart", "view"], "timestamp": t}))
+        >>> items = pl.DataFrame({"item_id": ["x"], "category": ["c"], "price": [9.0], "discount": [0.0]})
+        >>> rows = pl.DataFrame({"user_id": ["a", "b"], "item_id": ["x", "x"],
+        ...     "prediction_time": [datetime(2024, 1, 1, 4)] * 2})
+        >>> f = user_features(rows, ev, items)
+        >>> f["pair_views"].to_list(), f["pair_carts"].to_list(), f["user_hours_since_event"].to_list()
+        ([1, 1], [1, 0], [2.0, 1.0])
+        >>> f.equals(user_features(rows.filter(pl.col("user_id") == "a"), ev.filter(pl.col("user_id") == "a"), items)
+        ...     .vstack(user_features(rows.filter(pl.col("user_id") == "b"), ev.filter(pl.col("user_id") == "b"), items))
+        ...     .sort("prediction_time", "user_id", "item_id"))
+        True
+    """
+    wins = list(windows)
+    used = ["user_id", "item_id", "event_type", "timestamp", "session_event", "session_start"]
+    ev, out = _with_codes(
+        events.select(*used, "session_carts").join(
+            items.select("item_id", "category"), on="item_id", how="left"
+        ),
+        _prediction_rows(rows).join(
+            items.select("item_id", "category", "price", "discount"), on="item_id", how="left"
+        ),
+    )
+    user, pair, cat = "_user", "_pair", "_user_category"
+    past = _Past(ev, out, [user, pair, cat], [_us(w) for w in wins])
+    cap = recency_cap_hours
+    f: dict[str, np.ndarray] = {}
+    # recency per kind (user), of any event (user, pair) and of a cart (pair)
+    for kind in EVENT_KINDS:
+        f[f"user_hours_since_{_SHORT[kind]}"] = past.hours_since(past.table(user, kind), user, cap)
+    every = {user: past.table(user, None), pair: past.table(pair, None)}
+    f["user_hours_since_event"] = past.hours_since(every[user], user, cap)
+    f["pair_hours_since_event"] = past.hours_since(every[pair], pair, cap)
+    carts = past.table(pair, "add_to_cart")
+    f["pair_hours_since_cart"] = past.hours_since(carts, pair, cap)
+    # frequency in windows (user: all events, carts, removals, purchases; sessions)
+    f |= past.windows(every[user], user, "user_events", wins, total=True)
+    for kind in ("add_to_cart", "remove_from_cart", "purchase"):
+        table = past.table(user, kind)
+        f |= past.windows(table, user, f"user_{_SHORT[kind]}s", wins, total=False)
+    sessions = past.only(pl.col("session_event") == 1)
+    f |= sessions.windows(sessions.table(user, None), user, "user_sessions", wins, total=True)
+    # user-item intent and affinity
+    f |= past.windows(past.table(pair, "view"), pair, "pair_views", wins, total=True)
+    f["pair_carts"] = past.count(carts, pair)
+    f["pair_removes"] = past.count(past.table(pair, "remove_from_cart"), pair)
+    f["pair_purchases"] = past.count(past.table(pair, "purchase"), pair)
+    f["pair_events"] = past.count(every[pair], pair)
+    f["category_events"] = past.count(past.table(cat, None), cat)
+    # the user's latest session so far (running counts: nothing after t)
+    sess = past.table(
+        user,
+        None,
+        _n=pl.col("session_event").max(),
+        _start=pl.col("session_start").first(),
+        _carts=pl.col("session_carts").max(),
+    )
+    at, found = past.find(sess, user)
+    latest = sess.select("_n", "_start", "_carts", "_r")
+    latest = (
+        latest[pl.Series(at)].with_columns(pl.when(pl.Series(found)).then(pl.all()))
+        if latest.height
+        else latest.clear(len(at))
+    )
+    last = pl.Series(past.times[latest["_r"].fill_null(0).to_numpy()]).cast(pl.Datetime("us"))
+    minutes = (last - latest["_start"].cast(pl.Datetime("us"))).dt.total_seconds(fractional=True)
+    out = out.with_columns(pl.Series(k, v) for k, v in f.items()).with_columns(
+        pair_net_cart=(pl.col("pair_carts") - pl.col("pair_removes") - pl.col("pair_purchases")),
+        pair_repeat_view=(pl.col("pair_views") >= 2).cast(pl.Int8),
+        pair_share=pl.col("pair_events") / pl.max_horizontal(pl.col("user_events"), 1),
+        category_share=pl.col("category_events") / pl.max_horizontal(pl.col("user_events"), 1),
+        session_events_so_far=latest["_n"].fill_null(0),
+        session_minutes_so_far=(minutes / 60).fill_null(0.0),
+        session_carts_so_far=latest["_carts"].fill_null(0),
+    )
+    item_cols = set(_item_columns(wins))
+    cols = [c for c in feature_columns(wins) if c not in item_cols]
+    return (
+        out.with_columns(
+            pl.col("price").cast(pl.Float64).fill_null(0.0),
+            pl.col("discount").cast(pl.Float64).fill_null(0.0),
+            pl.col("category").fill_null("unknown"),
+        )
+        .select(*_KEYS, "category", *cols)
+        .sort("prediction_time", "user_id", "item_id")
+    )
+
+
+def _counts_between(
+    key: np.ndarray, t: np.ndarray, q_key: np.ndarray, q_t: np.ndarray, shift: int
+) -> np.ndarray:
+    """Per query, the events of its key with ``q_t - shift <= t < q_t``: one sort of the events
+    packed as (key, time), two ``np.searchsorted`` (times as ranks if they do not fit)."""
+    low = min(int(t.min()) if len(t) else 0, int(q_t.min()) - shift)
+    if len(t) == 0:
+        return np.zeros(len(q_key), dtype=np.int64)
+    t_rel, q_rel = t - low, q_t - low
+    high = max(int(t_rel.max()), int(q_rel.max()))
+    key_bits = max(1, int(max(key.max(), q_key.max())).bit_length())
+    if key_bits + high.bit_length() > 62:  # rank the times instead (a sort of all of them)
+        times = np.unique(np.concatenate([t_rel, q_rel, q_rel - shift]))
+        t_rel, q_rel = np.searchsorted(times, t_rel), np.searchsorted(times, q_rel)
+        q_from = np.searchsorted(times, q_t - low - shift)
+        bits = max(1, len(times).bit_length())
+    else:
+        q_from = q_rel - shift
+        bits = high.bit_length()
+    packed = np.sort((key << bits) | t_rel)
+    upto = np.searchsorted(packed, (q_key << bits) | q_rel, side="left")
+    since = np.searchsorted(packed, (q_key << bits) | q_from, side="left")
+    return (upto - since).astype(np.int64)  # type: ignore[no-any-return]
+
+
+def item_popularity(
+    points: pl.DataFrame,
+    events: pl.DataFrame,
+    *,
+    windows: Sequence[timedelta] = _WINDOWS,
+) -> pl.DataFrame:
+    """``item_views_<w>`` and ``item_purchases_<w>`` of each distinct (item_id,
+    prediction_time) in ``points``: the item's views and purchases by anyone in ``[t - w, t)``.
+
+    One row per distinct point (sorted by prediction time and item): with a handful of
+    prediction times it is small, so it can be computed once and joined to any rows.
+
+    Example:
+        >>> from datetime import datetime
+        >>> ev = pl.DataFrame({"item_id": ["x", "x"], "event_type": ["view", "view"],
+        ...     "timestamp": [datetime(2024, 1, 1), datetime(2024, 1, 3)]})
+        >>> pts = pl.DataFrame({"item_id": ["x", "x"],
+        ...     "prediction_time": [datetime(2024, 1, 2), datetime(2024, 1, 4)]})
+        >>> item_popularity(pts, ev, windows=[timedelta(days=3)])["item_views_3d"].to_list()
+        [1, 2]
+    """
+    wins = list(windows)
+    pts = (
+        points.select("item_id", pl.col("prediction_time").cast(pl.Datetime("us")))
+        .unique()
+        .sort("prediction_time", "item_id")
+    )
+    pts, ev = _codes([pts, events.select("item_id", "event_type", "timestamp")], "item_id", "_item")
+    q_key = pts["_item"].fill_null(-1).to_numpy()
+    q_t = pts["prediction_time"].to_physical().to_numpy()
+    found = q_key >= 0
+    counts: dict[str, np.ndarray] = {}
+    for kind, name in (("view", "item_views"), ("purchase", "item_purchases")):
+        sub = ev.select("_item", "timestamp", "event_type").filter(
+            (pl.col("event_type") == kind) & pl.col("_item").is_not_null()
+        )
+        key = sub["_item"].to_numpy()
+        t = sub["timestamp"].cast(pl.Datetime("us")).to_physical().to_numpy()
+        del sub
+        for w in wins:
+            n = _counts_between(key, t, np.maximum(q_key, 0), q_t, _us(w))
+            counts[f"{name}_{_label(w)}"] = np.where(found, n, 0)
+    return pts.select("item_id", "prediction_time").with_columns(
+        pl.Series(k, v) for k, v in counts.items()
+    )
+
+
+def item_features(
+    rows: pl.DataFrame,
+    events: pl.DataFrame,
+    *,
+    windows: Sequence[timedelta] = _WINDOWS,
+) -> pl.DataFrame:
+    """The item popularity of each row: ``item_views_<w>`` and ``item_purchases_<w>``, the
+    item's views and purchases by anyone in ``[t - w, t)``.
+
+    They depend only on the item's events: run on the rows and events of any subset of
+    items it gives exactly those items' rows of the whole. Computed once per distinct
+    (item, prediction time) (:func:`item_popularity`), so the cost hardly grows with the
+    rows. Columns: the keys and the counts; sorted by prediction time, user and item.
+
+    Example:
+        >>> from datetime import datetime
+        >>> ev = pl.DataFrame({"user_id": ["a", "b", "b"], "item_id": ["x", "x", "y"],
+        ...     "event_type": ["view", "purchase", "view"],
+        ...     "timestamp": [datetime(2024, 1, 1, h) for h in (1, 2, 3)]})
+        >>> rows = pl.DataFrame({"user_id": ["c", "c"], "item_id": ["x", "y"],
+        ...     "prediction_time": [datetime(2024, 1, 1, 3)] * 2})
+        >>> f = item_features(rows, ev, windows=[timedelta(days=1)])
+        >>> f["item_views_1d"].to_list(), f["item_purchases_1d"].to_list()
+        ([1, 0], [1, 0])
+    """
+    keys = _prediction_rows(rows).sort("prediction_time", "user_id", "item_id")
+    return with_popularity(keys, item_popularity(keys, events, windows=windows), windows)
+
+
+def with_popularity(
+    rows: pl.DataFrame, popularity: pl.DataFrame, windows: Sequence[timedelta] = _WINDOWS
+) -> pl.DataFrame:
+    """The keys of ``rows`` (in their order) and their item popularity, looked up in a table of
+    :func:`item_popularity` (a point missing from it counts 0).
+
+    Example:
+        >>> from datetime import datetime
+        >>> t = datetime(2024, 1, 2)
+        >>> pop = pl.DataFrame({"item_id": ["x"], "prediction_time": [t], "item_views_1d": [4],
+        ...     "item_purchases_1d": [1]})
+        >>> rows = pl.DataFrame({"user_id": ["a", "b"], "item_id": ["x", "y"], "prediction_time": [t, t]})
+        >>> with_popularity(rows, pop, [timedelta(days=1)])["item_views_1d"].to_list()
+        [4, 0]
+    """
+    cols = _item_columns(windows)
+    on = ["item_id", "prediction_time"]
+    return (
+        rows.select(_KEYS)
+        .join(popularity.select(*on, *cols), on=on, how="left", maintain_order="left")
+        .with_columns(pl.col(c).fill_null(0).cast(pl.Int64) for c in cols)
+    )
+
+
 def point_in_time_features(
     rows: pl.DataFrame,
     events: pl.DataFrame,
     items: pl.DataFrame,
     *,
-    windows: Sequence[timedelta] = (timedelta(days=1), timedelta(days=7), timedelta(days=30)),
+    windows: Sequence[timedelta] = _WINDOWS,
     recency_cap_hours: float = 24 * 90,
 ) -> pl.DataFrame:
     """Features of each (user_id, item_id, prediction_time) row from events strictly before it.
 
     ``events`` must hold the session columns of :func:`sessionize`; ``items`` holds
     ``item_id``, ``category``, ``price``, ``discount``. The result is sorted by
-    prediction time, user and item, with ``category`` and :func:`feature_columns`.
+    prediction time, user and item, with ``category`` and :func:`feature_columns`:
+    :func:`user_features` and :func:`item_features` side by side (joined on the keys).
 
     Example:
         >>> from datetime import datetime
@@ -336,125 +819,36 @@ def point_in_time_features(
         ([2], [0], [1.0])
     """
     wins = list(windows)
-    used = ["user_id", "item_id", "event_type", "timestamp", "session_event", "session_start"]
-    ev = events.select(*used, "session_carts").join(
-        items.select("item_id", "category"), on="item_id", how="left"
-    )
-    out = (
-        rows.select("user_id", "item_id", pl.col("prediction_time").cast(pl.Datetime("us")))
-        .join(items.select("item_id", "category", "price", "discount"), on="item_id", how="left")
-        .sort("prediction_time")
-    )
-    user, pair, cat, item = (
-        ["user_id"],
-        ["user_id", "item_id"],
-        ["user_id", "category"],
-        ["item_id"],
-    )
-    cap = recency_cap_hours
-    # recency per kind (user), of any event (user, pair) and of a cart (pair)
-    for kind in EVENT_KINDS:
-        last = ev.filter(pl.col("event_type") == kind).group_by(*user, "timestamp").len()
-        out = _before(
-            out,
-            last.sort("timestamp").with_columns(last=pl.col("timestamp")),
-            user,
-            "prediction_time",
-            {"last": "_last"},
+    users = user_features(rows, events, items, windows=wins, recency_cap_hours=recency_cap_hours)
+    return join_features(users, item_features(rows, events, windows=wins), wins)
+
+
+def join_features(
+    users: pl.DataFrame, items: pl.DataFrame, windows: Sequence[timedelta] = _WINDOWS
+) -> pl.DataFrame:
+    """:func:`user_features` and :func:`item_features` of the same rows as one frame, the
+    columns of :func:`point_in_time_features`.
+
+    Both come sorted by the keys, and the features of equal keys are equal, so the item
+    columns are put beside the user columns row by row (also right for repeated rows).
+
+    Example:
+        >>> from datetime import datetime
+        >>> ev = sessionize(pl.DataFrame({"user_id": ["a"], "item_id": ["x"], "event_type": ["view"],
+        ...     "timestamp": [datetime(2024, 1, 1)]}))
+        >>> items = pl.DataFrame({"item_id": ["x"], "category": ["c"], "price": [9.0], "discount": [0.0]})
+        >>> rows = pl.DataFrame({"user_id": ["a"], "item_id": ["x"], "prediction_time": [datetime(2024, 1, 2)]})
+        >>> w = [timedelta(days=1)]
+        >>> f = join_features(user_features(rows, ev, items, windows=w), item_features(rows, ev, windows=w), w)
+        >>> f.columns[-4:], f["item_views_1d"].to_list()
+        (['item_views_1d', 'item_purchases_1d', 'price', 'discount'], [1])
+    """
+    if users.height != items.height or not users.select(_KEYS).equals(items.select(_KEYS)):
+        raise DataError(
+            "the user and item features are not of the same rows",
+            fix="compute both on the same rows (user_features and item_features)",
         )
-        out = out.with_columns(
-            _hours_since("prediction_time", "_last", cap).alias(f"user_hours_since_{_SHORT[kind]}")
-        ).drop("_last")
-    recents: tuple[tuple[list[str], str, str | None], ...] = (
-        (user, "user_hours_since_event", None),
-        (pair, "pair_hours_since_event", None),
-        (pair, "pair_hours_since_cart", "add_to_cart"),
-    )
-    for keys, name, only in recents:
-        sub = ev if only is None else ev.filter(pl.col("event_type") == only)
-        last = sub.group_by(*keys, "timestamp").len().sort("timestamp")
-        out = _before(
-            out,
-            last.with_columns(last=pl.col("timestamp")),
-            keys,
-            "prediction_time",
-            {"last": "_last"},
-        )
-        out = out.with_columns(_hours_since("prediction_time", "_last", cap).alias(name)).drop(
-            "_last"
-        )
-    # frequency in windows (user: all events, carts, removals, purchases; sessions)
-    out = _count_in(out, _counts(ev, user, None), user, "user_events", wins)
-    for kind in ("add_to_cart", "remove_from_cart", "purchase"):
-        out = _count_in(
-            out, _counts(ev, user, kind), user, f"user_{_SHORT[kind]}s", wins, total=False
-        )
-    starts = (
-        ev.filter(pl.col("session_event") == 1)
-        .group_by(*user, "timestamp")
-        .len()
-        .sort([*user, "timestamp"])
-        .with_columns(cum=pl.col("len").cum_sum().over(user).cast(pl.Int64))
-        .sort("timestamp")
-    )
-    out = _count_in(out, starts, user, "user_sessions", wins)
-    # user-item intent and affinity
-    out = _count_in(out, _counts(ev, pair, "view"), pair, "pair_views", wins)
-    for kind in ("add_to_cart", "remove_from_cart", "purchase"):
-        out = _before(
-            out, _counts(ev, pair, kind), pair, "prediction_time", {"cum": f"pair_{_SHORT[kind]}s"}
-        )
-    out = _before(out, _counts(ev, pair, None), pair, "prediction_time", {"cum": "pair_events"})
-    out = _before(out, _counts(ev, cat, None), cat, "prediction_time", {"cum": "category_events"})
-    counts = ["pair_carts", "pair_removes", "pair_purchases", "pair_events", "category_events"]
-    out = out.with_columns(pl.col(c).fill_null(0) for c in counts).with_columns(
-        pair_net_cart=(pl.col("pair_carts") - pl.col("pair_removes") - pl.col("pair_purchases")),
-        pair_repeat_view=(pl.col("pair_views") >= 2).cast(pl.Int8),
-        pair_share=pl.col("pair_events") / pl.max_horizontal(pl.col("user_events"), 1),
-        category_share=pl.col("category_events") / pl.max_horizontal(pl.col("user_events"), 1),
-    )
-    # the user's latest session so far (running counts: nothing after t)
-    sess = (
-        ev.group_by(*user, "timestamp")
-        .agg(
-            pl.col("session_event").max().alias("_n"),
-            pl.col("session_start").first().alias("_start"),
-            pl.col("session_carts").max().alias("_carts"),
-        )
-        .sort("timestamp")
-    )
-    out = _before(
-        out,
-        sess.with_columns(_last=pl.col("timestamp")),
-        user,
-        "prediction_time",
-        {
-            "_n": "session_events_so_far",
-            "_start": "_start",
-            "_carts": "session_carts_so_far",
-            "_last": "_slast",
-        },
-    )
-    out = out.with_columns(
-        pl.col("session_events_so_far").fill_null(0),
-        pl.col("session_carts_so_far").fill_null(0),
-        session_minutes_so_far=(
-            (pl.col("_slast") - pl.col("_start")).dt.total_seconds(fractional=True) / 60
-        ).fill_null(0.0),
-    ).drop("_start", "_slast")
-    # item popularity
-    out = _count_in(out, _counts(ev, item, "view"), item, "item_views", wins, total=False)
-    out = _count_in(out, _counts(ev, item, "purchase"), item, "item_purchases", wins, total=False)
-    cols = feature_columns(wins)
-    return (
-        out.with_columns(
-            pl.col("price").cast(pl.Float64).fill_null(0.0),
-            pl.col("discount").cast(pl.Float64).fill_null(0.0),
-            pl.col("category").fill_null("unknown"),
-        )
-        .select("user_id", "item_id", "prediction_time", "category", *cols)
-        .sort("prediction_time", "user_id", "item_id")
-    )
+    return users.hstack(items.drop(_KEYS)).select(*_KEYS, "category", *feature_columns(windows))
 
 
 def label_rows(

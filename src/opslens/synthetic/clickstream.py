@@ -193,6 +193,27 @@ def make_clickstream(
         >>> ev.columns
         ['user_id', 'item_id', 'event_type', 'timestamp']
     """
+    return _generate(
+        seed=seed,
+        num_users=num_users,
+        num_items=num_items,
+        num_days=num_days,
+        start_date=start_date,
+    )[0]
+
+
+def _generate(
+    *,
+    seed: int = 0,
+    num_users: int = 2_000,
+    num_items: int = 300,
+    num_days: int = 60,
+    start_date: str | date = "2024-08-01",
+) -> tuple[Clickstream, np.ndarray, np.ndarray]:
+    """The clickstream and each event's user and item (row numbers in the tables).
+
+    Vectorised throughout: the text columns are gathered from the user and item tables.
+    """
     if min(num_users, num_items, num_days) < 1:
         raise TypeError("num_users, num_items and num_days must be at least 1")
     rng = np.random.default_rng(seed)
@@ -286,24 +307,28 @@ def make_clickstream(
     starts = np.flatnonzero(first)
     cum_us -= np.repeat(cum_us[starts], np.diff(np.r_[starts, len(e_sid)]))
     ts = sess_time[e_sid] + cum_us
-    events = (
-        pl.DataFrame(
-            {
-                "user_id": users["user_id"].to_numpy()[sess_user[e_sid]],
-                "item_id": items["item_id"].to_numpy()[e_item],
-                "event_type": np.array(EVENT_TYPES)[e_kind],
-                "timestamp": ts,
-            }
-        )
-        .with_columns(pl.col("timestamp").cast(pl.Datetime("us")))
-        .sort("timestamp", "user_id", maintain_order=True)
+    e_user = sess_user[e_sid]
+    # sorted by time, then user id (the ids' text order is their number's up to 10^6 users),
+    # ties in generation order; text columns gathered from the small tables last
+    if num_users <= 1_000_000:
+        order = np.lexsort((e_user, ts))
+    else:
+        order = np.lexsort((users["user_id"].to_numpy()[e_user], ts))
+    e_user, e_item, e_kind, ts = e_user[order], e_item[order], e_kind[order], ts[order]
+    events = pl.DataFrame(
+        {
+            "user_id": users["user_id"].gather(pl.Series(e_user)),
+            "item_id": items["item_id"].gather(pl.Series(e_item)),
+            "event_type": pl.Series(EVENT_TYPES).gather(pl.Series(e_kind)),
+            "timestamp": pl.Series(ts).cast(pl.Datetime("us")),
+        }
     )
     users = users.with_columns(
         pl.col("favourite_category").replace_strict(
             list(range(len(_CATEGORIES))), list(_CATEGORIES), return_dtype=pl.String
         )
     )
-    return Clickstream(users=users, items=items.drop("popularity"), events=events)
+    return Clickstream(users=users, items=items.drop("popularity"), events=events), e_user, e_item
 
 
 def clickstream_frame(seed: int = 0, **options: object) -> pl.DataFrame:
@@ -315,7 +340,8 @@ def clickstream_frame(seed: int = 0, **options: object) -> pl.DataFrame:
         >>> clickstream_frame(seed=0, num_users=50, num_items=20, num_days=7).columns
         ['user_id', 'item_id', 'event_type', 'timestamp', 'category', 'price', 'discount', 'persona']
     """
-    data = make_clickstream(seed=seed, **options)  # type: ignore[arg-type]
-    return data.events.join(data.items, on="item_id", how="left").join(
-        data.users.select("user_id", "persona"), on="user_id", how="left"
-    )
+    data, user, item = _generate(seed=seed, **options)  # type: ignore[arg-type]
+    at_item, at_user = pl.Series(item), pl.Series(user)
+    return data.events.with_columns(
+        data.items[c].gather(at_item) for c in ("category", "price", "discount")
+    ).with_columns(data.users["persona"].gather(at_user))

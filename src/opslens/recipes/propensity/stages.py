@@ -25,20 +25,25 @@ from __future__ import annotations
 import logging
 import warnings
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 import numpy as np
 import polars as pl
 
+from opslens.core.engine import LocalEngine, buckets
 from opslens.core.recipe import ModelArtifact, Out, StageContext
 from opslens.errors import DataError, OpslensWarning
 from opslens.features.events import (
     EVENT_KINDS,
     candidate_rows,
     feature_columns,
+    item_popularity,
+    join_features,
     label_rows,
-    point_in_time_features,
     sessionize,
+    user_features,
+    with_popularity,
 )
 from opslens.recipes.propensity import plots
 from opslens.recipes.propensity.modelling import (
@@ -55,7 +60,16 @@ from opslens.recipes.propensity.prepare import canonical_events, event_columns
 from opslens.recipes.propensity.prepare import item_table as build_items
 from opslens.recipes.propensity.prepare import user_table as build_users
 
-__all__ = ["data_gen", "features", "sessionize_stage", "split", "split_bounds", "train"]
+__all__ = [
+    "BUCKET_EVENTS",
+    "POPULARITY_POINTS",
+    "data_gen",
+    "features",
+    "sessionize_stage",
+    "split",
+    "split_bounds",
+    "train",
+]
 
 log = logging.getLogger("opslens.propensity")
 SPLITS = ("train", "val", "test")
@@ -81,7 +95,8 @@ def data_gen(
         )
     items = build_items(events, raw, item_table, cols, p.items.id_column, p.items.path)
     users = build_users(events, raw, user_table, cols, p.users.id_column, p.users.path)
-    events = events.sort("timestamp", "user_id", maintain_order=True)
+    if not _time_then_user_sorted(events):  # generated events come sorted: no sort of 10^7 rows
+        events = events.sort("timestamp", "user_id", maintain_order=True)
     per_kind = {
         r["event_type"]: r
         for r in events.group_by("event_type")
@@ -130,10 +145,23 @@ def data_gen(
     )
 
 
+def _time_then_user_sorted(events: pl.DataFrame) -> bool:
+    """Whether ``events`` is already sorted by timestamp, then user id (no nulls in either)."""
+    if events["timestamp"].null_count() or events["user_id"].null_count():
+        return False
+    later = pl.col("timestamp").diff()
+    ok = (later > timedelta(0)) | (
+        (later == timedelta(0)) & (pl.col("user_id") >= pl.col("user_id").shift())
+    )
+    return bool(events.select(ok.fill_null(True).all()).item())
+
+
 def sessionize_stage(ctx: StageContext, events: pl.DataFrame) -> Out:
     """Session id, start, end, duration and event counts per user (inactivity gap)."""
     p: PropensityParams = ctx.params
-    out = sessionize(events, gap=p.sessions.gap)
+    # Spark: window functions; local: the polars function (the same sessions, tested)
+    native = ctx.engine.sessions(events, gap=p.sessions.gap, by="user_id", time="timestamp")
+    out = native if native is not None else sessionize(events, gap=p.sessions.gap)
     sessions = out.filter(pl.col("session_event") == 1)
     with_purchase = out.filter(pl.col("event_type") == "purchase")["session_id"].n_unique()
     return Out(
@@ -182,19 +210,21 @@ def split(ctx: StageContext, sessionized_events: pl.DataFrame) -> Out:
         .then(pl.lit("val"))
         .otherwise(pl.lit("test"))
     )
-    crossing = (
-        labelled.group_by("session_id")
-        .agg(pl.col("split").n_unique())
-        .filter(pl.col("split") > 1)
-        .height
-    )
-    cut = sessionize(
-        labelled.drop(c for c in labelled.columns if c.startswith("session")),
-        gap=p.sessions.gap,
-        by=["user_id", "split"],
-    )
+    # a session has events in two splits exactly when a boundary falls in (start, end]:
+    # counted on the sessions' first events, not by grouping 10^7 events by their session id
+    firsts = ev.filter(pl.col("session_event") == 1)
+    crossing = firsts.filter(
+        pl.any_horizontal(
+            (pl.col("session_start") < b) & (pl.col("session_end") >= b) for b in bounds[1:3]
+        )
+    ).height
+    # sessions again within each split (the cut); each split's events, as a subsequence of
+    # the sessionized events, are still sorted by user and time, so no sort is needed there
+    plain = labelled.drop(c for c in labelled.columns if c.startswith("session"))
     parts = {
-        s: cut.filter(pl.col("split") == s).sort("timestamp", "user_id", maintain_order=True)
+        s: sessionize(
+            plain.filter(pl.col("split") == s), gap=p.sessions.gap, by=["user_id", "split"]
+        ).sort("timestamp", "user_id", maintain_order=True)
         for s in SPLITS
     }
     for s, part in parts.items():
@@ -235,13 +265,9 @@ def split(ctx: StageContext, sessionized_events: pl.DataFrame) -> Out:
     )
 
 
-def _split_rows(
-    p: PropensityParams,
-    history: pl.DataFrame,
-    name: str,
-    start: datetime,
-    end: datetime,
-) -> pl.DataFrame:
+def _prediction_times(
+    p: PropensityParams, name: str, start: datetime, end: datetime
+) -> list[datetime]:
     f = p.features
     times = []
     t = start
@@ -254,15 +280,55 @@ def _split_rows(
             f"horizon, so it has no prediction times",
             fix="shorten params.features.horizon or params.features.every, or give more days",
         )
-    past = history.filter(pl.col("timestamp") < end)  # nothing after the split's end
-    rows = candidate_rows(past, times, lookback=f.lookback)
-    if rows.height == 0:
-        raise DataError(
-            f"the {name} window has no (user, item) pair with an event in the lookback before "
-            "any prediction time",
-            fix="lengthen params.features.lookback",
-        )
-    return rows.with_columns(split=pl.lit(name))
+    return times
+
+
+# events per bucket of users in the features stage: bounds its peak memory
+BUCKET_EVENTS = 2_500_000
+# at most this many (item, prediction time) points in the popularity table made at once
+POPULARITY_POINTS = 5_000_000
+KEYS = ["user_id", "item_id", "prediction_time"]
+_HISTORY = (
+    "user_id",
+    "item_id",
+    "event_type",
+    "timestamp",
+    "session_event",
+    "session_start",
+    "session_carts",
+)
+
+
+def _bucket_features(
+    p: PropensityParams,
+    history: pl.DataFrame,
+    items: pl.DataFrame,
+    popularity: pl.DataFrame | None,
+    item_events: pl.DataFrame,
+    times: dict[str, list[datetime]],
+    ends: dict[str, datetime],
+) -> pl.DataFrame:
+    """Candidate rows of every split, their features, split and label, for the users in
+    ``history`` (all of their events); the item popularity looked up in ``popularity``.
+
+    Exact on any subset of users: the candidates, the user features and the labels use only
+    the row's own user's events. Sorted by prediction time, user and item.
+    """
+    f = p.features
+    parts = []
+    for name in SPLITS:
+        past = history.filter(pl.col("timestamp") < ends[name])  # nothing after the split's end
+        rows = candidate_rows(past, times[name], lookback=f.lookback)
+        parts.append(rows.with_columns(split=pl.lit(name)))
+    rows = pl.concat(parts)
+    users = user_features(
+        rows, history, items, windows=f.windows, recency_cap_hours=f.recency_cap_hours
+    )
+    if popularity is None:  # too many items x times for one table: this bucket's points only
+        popularity = item_popularity(users, item_events, windows=f.windows)
+    feats = join_features(users, with_popularity(users, popularity, f.windows), f.windows)
+    feats = feats.join(rows, on=KEYS, how="left", maintain_order="left")
+    return label_rows(feats, history, horizon=f.horizon)
 
 
 def features(
@@ -273,27 +339,76 @@ def features(
     split_bounds: pl.DataFrame,
     items: pl.DataFrame,
 ) -> Out:
-    """Point-in-time features and labels of each split's candidate rows."""
+    """Point-in-time features and labels of each split's candidate rows, in buckets of users.
+
+    One pass over the history for every split's rows: each row sees only events before its
+    own time, and its label window ends inside its split (t + horizon <= split end). The
+    users are cut into buckets of about ``BUCKET_EVENTS`` events, each done on its own
+    (everything but the item popularity depends only on the row's user), so the peak memory
+    is bounded by a bucket, not the whole history; the item popularity (from everyone's
+    events) is computed once for every item and prediction time and looked up. The result
+    is the same as in one piece.
+    """
     p: PropensityParams = ctx.params
-    history = pl.concat([train_events, val_events, test_events], how="vertical_relaxed").sort(
-        "timestamp"
+    wins = p.features.windows
+    history = pl.concat(
+        [e.select(_HISTORY) for e in (train_events, val_events, test_events)],
+        how="vertical_relaxed",
     )
     bounds = {r["split"]: (r["start"], r["end"]) for r in split_bounds.to_dicts()}
-    rows = pl.concat([_split_rows(p, history, s, *bounds[s]) for s in SPLITS])
-    # one pass over the history for every split's rows: each row sees only events before its
-    # own time, and its label window ends inside its split (t + horizon <= split end)
-    f = p.features
-    feats = point_in_time_features(
-        rows, history, items, windows=f.windows, recency_cap_hours=f.recency_cap_hours
+    times = {s: _prediction_times(p, s, *bounds[s]) for s in SPLITS}
+    ends = {s: bounds[s][1] for s in SPLITS}
+    # the item popularity of every item at every prediction time, once (a small table); only
+    # locally, where it would be too large, is it computed per bucket from every event
+    every_time = pl.DataFrame({"prediction_time": [t for s in SPLITS for t in times[s]]})
+    local = isinstance(ctx.engine, LocalEngine)
+    popularity = None
+    if items.height * every_time.height <= POPULARITY_POINTS or not local:
+        points = items.select("item_id").join(
+            every_time.with_columns(pl.col("prediction_time").cast(pl.Datetime("us"))),
+            how="cross",
+        )
+        popularity = item_popularity(points, history, windows=wins)
+    per_users = partial(
+        _bucket_features,
+        p,
+        items=items,
+        popularity=popularity,
+        item_events=history if popularity is None else history.clear(),
+        times=times,
+        ends=ends,
     )
-    feats = feats.join(
-        rows, on=["user_id", "item_id", "prediction_time"], how="left", maintain_order="left"
-    )
-    labelled = label_rows(feats, history, horizon=f.horizon)
+    pieces: dict[str, list[pl.DataFrame]] = {s: [] for s in SPLITS}
+    if local:
+        # buckets of users one after the other, each split off as it comes: at 100,000 users
+        # that holds half the memory of the whole table concatenated first
+        n_buckets = max(1, -(-history.height // BUCKET_EVENTS))
+        bucket = buckets(history["user_id"], n_buckets)
+        for b in range(n_buckets):
+            done = per_users(history if n_buckets == 1 else history.filter(bucket == b))
+            for name, piece in zip(SPLITS, _by_split(done), strict=True):
+                pieces[name].append(piece)
+            log.info("features: bucket %d of %d, %d rows", b + 1, n_buckets, done.height)
+            del done
+        del bucket
+    else:  # Spark: the same function on each task's users (groupBy(bucket).applyInArrow)
+        done = ctx.engine.per_group(history, "user_id", per_users, rows=BUCKET_EVENTS)
+        for name, piece in zip(SPLITS, _by_split(done), strict=True):
+            pieces[name].append(piece)
+        del done
     out: dict[str, pl.DataFrame] = {}
     for name in SPLITS:
-        out[name] = labelled.filter(pl.col("split") == name).drop("split")
+        frame = _sorted_by_keys(pl.concat(pieces.pop(name)))
+        if frame.height == 0:
+            raise DataError(
+                f"the {name} window has no (user, item) pair with an event in the lookback "
+                "before any prediction time",
+                fix="lengthen params.features.lookback",
+            )
+        out[name] = frame
+        del frame
         log.info("%s: %d rows, %d positive", name, out[name].height, int(out[name]["label"].sum()))
+
     cols = feature_columns(p.features.windows)
     return Out(
         values={f"{s}_features": out[s] for s in SPLITS},
@@ -309,6 +424,22 @@ def features(
         },
         metrics={f"rows_{s}": float(out[s].height) for s in SPLITS},
     )
+
+
+def _sorted_by_keys(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame.sort("prediction_time", "user_id", "item_id")`` for unique keys, one column at
+    a time: each column is released once gathered, so the peak is one copy of the frame plus
+    a column, not two copies."""
+    order = frame.select(pl.arg_sort_by("prediction_time", "user_id", "item_id")).to_series()
+    columns = {}
+    for name in frame.columns:
+        columns[name] = frame.get_column(name).gather(order)
+        frame = frame.drop(name)
+    return pl.DataFrame(columns)
+
+
+def _by_split(frame: pl.DataFrame) -> list[pl.DataFrame]:
+    return [frame.filter(pl.col("split") == name).drop("split") for name in SPLITS]
 
 
 def _importance(model: Any, kind: str, names: list[str]) -> list[tuple[str, float]]:
@@ -341,10 +472,12 @@ def train(
     categories = sorted(train_features["category"].unique().to_list())
     X = {
         n: design_matrix(f, cols, categories)
-        for n, f in (("train", train_features), ("val", val_features), ("test", test_features))
+        for n, f in (("val", val_features), ("test", test_features))
     }
     keep = sample_negatives(y_train, m.max_negatives_per_positive, ctx.random_state)
-    X_fit, y_fit = X["train"][keep], y_train[keep]
+    # the design matrix of the fitted rows only (of 10^7 train rows, a few 10^5 are fitted)
+    X_fit = design_matrix(train_features[pl.Series(keep)], cols, categories)
+    y_fit = y_train[keep]
     fitted = {
         "logistic": fit_logistic(X_fit, y_fit, m, ctx.random_state),
         "xgboost": fit_xgboost(X_fit, y_fit, m, ctx.random_state),
