@@ -5,9 +5,10 @@ process; ``spark`` is :class:`opslens.engines.spark.SparkEngine` on PySpark at
 ``spark.master``. Both take the same functions and give the same answers.
 
 Example:
-    >>> from opslens.config.project import ProjectConfig
-    >>> make_engine(ProjectConfig.model_validate({"analyses": [{"name": "a", "recipe": "fleet",
-    ...     "source": {"kind": "csv", "path": "x.csv"}}]})).name
+    >>> from opslens.recipes import project_from_mapping
+    >>> project = project_from_mapping({"analyses": [{"name": "a", "recipe": "distribution",
+    ...     "source": {"kind": "file", "path": "x.csv"}, "columns": {"target": "y"}}]})
+    >>> make_engine(project).name
     'local'
 """
 

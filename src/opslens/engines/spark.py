@@ -23,10 +23,10 @@ schema the function returned.
 Missing PySpark, missing or too old Java, and a master that cannot be reached
 are :class:`~opslens.errors.ConfigError` with one line and a fix.
 
-Example:
-    >>> eng = SparkEngine("local[2]")          # doctest: +SKIP
-    >>> eng.count_by(pl.DataFrame({"k": ["a", "a", "b"]}), ["k"]).sort("k").rows()  # doctest: +SKIP
-    [('a', 2), ('b', 1)]
+Example (the session starts on first use; tests/e2e/spark runs it for real):
+    >>> eng = SparkEngine("local[2]", rows_per_task=500_000)
+    >>> eng.name, eng.master, eng.conf["spark.sql.session.timeZone"]
+    ('spark', 'local[2]', 'UTC')
 """
 
 from __future__ import annotations
