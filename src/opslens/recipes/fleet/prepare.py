@@ -220,6 +220,33 @@ def _in_order(frame: pl.DataFrame, entity: str, time: str) -> bool:
     return not bool(back.any())
 
 
+def _reading_counts(frame: pl.DataFrame, entity: str, metrics: list[str]) -> pl.DataFrame:
+    """Readings per device and metric (non-null values), from the runs of a frame whose
+    devices' rows are contiguous (``prepare`` sorts first): no hash table over every row (at 100 million rows a ``group_by`` held 7 GB).
+
+    Example:
+        >>> f = pl.DataFrame({"d": ["a", "a", "b"], "v": [1.0, None, 2.0]})
+        >>> _reading_counts(f, "d", ["v"]).rows()
+        [('a', 1), ('b', 1)]
+    """
+    runs = frame.get_column(entity).rle()
+    lengths = runs.struct.field("len").to_numpy().astype(np.int64)
+    starts = np.concatenate([np.zeros(1, dtype=np.int64), np.cumsum(lengths)[:-1]])
+    return pl.DataFrame(
+        [
+            runs.struct.field("value").alias(entity),
+            *(
+                pl.Series(
+                    m,
+                    np.add.reduceat(frame.get_column(m).is_not_null().to_numpy(), starts),
+                    dtype=pl.UInt32,
+                )
+                for m in metrics
+            ),
+        ]
+    )
+
+
 def _duplicates(frame: pl.DataFrame, entity: str, time: str) -> pl.DataFrame:
     """The (device, time) pairs held by more than one row of a frame sorted by (device, time).
 
@@ -298,7 +325,7 @@ def prepare(ctx: StageContext, raw: pl.DataFrame, failure_table: pl.DataFrame | 
             )
         facts["devices_sorted"] = unsorted.height
 
-    counts = frame.group_by(entity).agg(pl.col(m).is_not_null().sum().alias(m) for m in metrics)
+    counts = _reading_counts(frame, entity, metrics)
     short = counts.filter(pl.min_horizontal(metrics) < p.min_readings).sort(entity)
     if short.height:
         if p.short_devices == "error":
