@@ -43,6 +43,7 @@ import numpy as np
 import polars as pl
 
 from opslens.errors import DataError
+from opslens.features._session_kernel import session_columns
 
 __all__ = [
     "EVENT_KINDS",
@@ -180,12 +181,12 @@ def _sort_order(code: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray
 def _sessionize_sorted_codes(
     events: pl.DataFrame, keys: list[str], gap: timedelta, time: str
 ) -> pl.DataFrame | None:
-    """Sessions with integer codes and numpy over the sorted rows; ``None`` where it does not
-    apply (no rows, nulls, a time that is not a datetime, too many keys or a hash collision).
+    """Sessions with integer codes, one packed sort and one compiled pass over the sorted
+    rows; ``None`` where it does not apply (no rows, nulls, a time that is not a datetime,
+    too many keys or a hash collision).
 
-    Each row's session is found once (its number, first and last row); every session column
-    is a gather of a per-session or per-row array; ``session_id`` text is assembled from small
-    tables (each key's text, each index's ``-<i>``), the costly part at 10^7 rows.
+    ``session_id`` text is assembled from small tables (each key's text, each index's
+    ``-<i>``) rather than formatted 10^7 times.
     """
     dtype = events.schema.get(time)
     if events.height == 0 or not isinstance(dtype, pl.Datetime):
@@ -225,15 +226,17 @@ def _sessionize_sorted_codes(
         t = out[time].to_physical().to_numpy()  # the sorted times, already gathered
     per_second = _PER_SECOND[dtype.time_unit]
     gap_units = gap * per_second // timedelta(seconds=1)  # gap in the time's unit, rounded down
-    new = key_change.copy()
-    new[1:] |= (t[1:] - t[:-1]) > gap_units
-    starts = np.flatnonzero(new)
-    sid = np.cumsum(new) - 1  # each row's session
-    ends = np.append(starts[1:], n) - 1
-    first_row, last_row = starts[sid], ends[sid]
-    # a session's index within its key: its number minus that of the key's first session
-    index = (sid - np.maximum.accumulate(np.where(key_change, sid, 0))).astype(np.int32)
-    start, end = t[first_row], t[last_row]
+    if "event_type" in out.columns:
+        cart = (out["event_type"] == "add_to_cart").fill_null(False).to_numpy()
+    else:
+        cart = np.zeros(n, dtype=bool)
+    index, start, end, n_events, event, carts, seconds = session_columns(
+        code,
+        t,
+        gap_units,
+        cart,
+        1 / per_second,  # seconds as polars' ``total_seconds``
+    )
     text = [
         sorted_keys[k]
         if k in sorted_keys
@@ -249,16 +252,12 @@ def _sessionize_sorted_codes(
         (label + suffix).alias("session_id"),
         pl.Series("session_start", start).cast(dtype),
         pl.Series("session_end", end).cast(dtype),
-        pl.Series("session_events", (last_row - first_row + 1).astype(np.int32)),
-        pl.Series("session_event", (np.arange(n) - first_row + 1).astype(np.int32)),
+        pl.Series("session_events", n_events),
+        pl.Series("session_event", event),
     ]
     if "event_type" in out.columns:
-        carts = (out["event_type"] == "add_to_cart").fill_null(False).to_numpy()
-        cum = np.cumsum(carts, dtype=np.int64)
-        before = (cum - carts)[starts][sid]
-        columns.append(pl.Series("session_carts", (cum - before).astype(np.int32)))
-    seconds = pl.Series(end - start).cast(pl.Duration(dtype.time_unit))  # as the plain path
-    columns.append(seconds.dt.total_seconds(fractional=True).alias("session_seconds"))
+        columns.append(pl.Series("session_carts", carts))
+    columns.append(pl.Series("session_seconds", seconds))
     return out.with_columns(columns)
 
 
