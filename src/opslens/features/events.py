@@ -231,7 +231,7 @@ def _sessionize_sorted_codes(
     else:
         cart = np.zeros(n, dtype=bool)
     index, start, end, n_events, event, carts, seconds = session_columns(
-        code,
+        key_change,
         t,
         gap_units,
         cart,
