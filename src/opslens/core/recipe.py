@@ -40,13 +40,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import polars as pl
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
+from opslens.core.baselines import Baseline, BaselineScore
 from opslens.core.engine import Engine, LocalEngine
-from opslens.errors import ConfigError, ContractError
+from opslens.core.facts import RecipeFacts
+from opslens.errors import ConfigError, ContractError, RunError
 
 if TYPE_CHECKING:
     from opslens.config.project import AnalysisConfig
+    from opslens.core.lifecycle import Lifecycle
     from opslens.core.narrative import Narrative
 
 __all__ = [
@@ -82,7 +85,8 @@ class ModelArtifact:
 
 @dataclass
 class Out:
-    """A stage's results: named outputs, facts for reports, metrics, plots, result tables."""
+    """A stage's results: named outputs, facts for reports, metrics, plots, result tables,
+    and the held-out scores of the model against the recipe's baselines (``baselines``)."""
 
     values: dict[str, Any] = field(default_factory=dict)
     facts: dict[str, Any] = field(default_factory=dict)
@@ -90,6 +94,7 @@ class Out:
     plots: dict[str, Any] = field(default_factory=dict)
     tables: dict[str, pl.DataFrame] = field(default_factory=dict)
     model: ModelArtifact | None = None
+    baselines: list[BaselineScore] = field(default_factory=list)
 
 
 def _no_progress(items: Iterable[Any], _description: str, _total: int | None) -> Iterator[Any]:
@@ -204,7 +209,7 @@ def _no_column_check(_analysis: Any) -> None:
     return None
 
 
-def _no_narrative(_facts: dict[str, Any], _plots: list[str]) -> Narrative | None:
+def _no_narrative(_facts: Any, _plots: list[str]) -> Narrative | None:
     return None
 
 
@@ -218,7 +223,8 @@ class Recipe:
     pipelines: Mapping[str, tuple[Stage, ...]]
     predictor: type | None = None
     facts_model: type[BaseModel] | None = None
-    narrative: Callable[[dict[str, Any], list[str]], Narrative | None] = _no_narrative
+    #: called with the facts as read through :meth:`read_facts` (the typed model), never a dict
+    narrative: Callable[[Any, list[str]], Narrative | None] = _no_narrative
     check_columns: Callable[[Any], None] = _no_column_check
     inputs: tuple[FileInput, ...] = ()
     demo: Demo | None = None
@@ -229,6 +235,36 @@ class Recipe:
     ui_pages: tuple[str, ...] = ()
     #: each committed run is also published to the versioned folder registry of ``params.registry``
     versioned: bool = False
+    #: the simplest honest alternatives a practitioner would try first (opslens.core.baselines)
+    baselines: tuple[Baseline, ...] = ()
+    #: the life-cycle hooks (batch scoring, monitoring, retraining; opslens.core.lifecycle)
+    lifecycle: Lifecycle | None = None
+
+    def read_facts(self, facts: Mapping[str, Any], *, where: str = "facts.json") -> RecipeFacts:
+        """``facts`` read through the recipe's facts model; RunError naming the failing field.
+
+        Example:
+            >>> from opslens.config.base import Strict
+            >>> r = Recipe(name="toy", summary="", params_model=Strict, pipelines={"train": ()})
+            >>> r.read_facts({"analysis": {"name": "a", "recipe": "toy", "run_id": "r"}}).analysis.name
+            'a'
+            >>> r.read_facts({"analysis": {"name": "a"}})
+            Traceback (most recent call last):
+            ...
+            opslens.errors.RunError: facts.json does not match the toy recipe's facts model at 'analysis.recipe': Field required; fix: rerun the analysis (`opslens run`) to write its facts again
+        """
+        model = self.facts_model or RecipeFacts
+        try:
+            read: RecipeFacts = model.model_validate(dict(facts))  # type: ignore[assignment]
+        except ValidationError as e:
+            first = e.errors()[0]
+            at = ".".join(str(p) for p in first["loc"]) or "(top level)"
+            raise RunError(
+                f"{where} does not match the {self.name} recipe's facts model at '{at}': "
+                f"{first['msg']}",
+                fix="rerun the analysis (`opslens run`) to write its facts again",
+            ) from None
+        return read
 
     @property
     def stages(self) -> tuple[Stage, ...]:
@@ -240,7 +276,12 @@ class Recipe:
         return [s.name for s in self.pipeline(pipeline)]
 
     def pipeline(self, name: str = "train") -> tuple[Stage, ...]:
-        """The stages of the pipeline ``name``; ConfigError for one the recipe lacks."""
+        """The stages of the pipeline ``name``; ConfigError for one the recipe lacks. Every
+        recipe has ``score`` (:mod:`opslens.core.scoring`), its own or the built-in one."""
+        if name == "score" and name not in self.pipelines:
+            from opslens.core.scoring import SCORE_PIPELINE
+
+            return SCORE_PIPELINE
         if name not in self.pipelines:
             raise ConfigError(
                 f"the {self.name} recipe has no '{name}' pipeline",

@@ -54,7 +54,7 @@ import polars as pl
 from sklearn.base import BaseEstimator
 from sklearn.ensemble import IsolationForest
 from sklearn.svm import OneClassSVM
-from sklearn.utils.validation import check_array, check_is_fitted
+from sklearn.utils.validation import check_is_fitted, validate_data
 from threadpoolctl import threadpool_limits
 
 from opslens.core.frames import as_polars
@@ -169,9 +169,19 @@ def robust_scale(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _percentile_of(sorted_train: np.ndarray, s: np.ndarray) -> np.ndarray:
-    """Mid-rank empirical CDF of ``s`` against sorted training scores, in [0, 1]."""
-    below = np.searchsorted(sorted_train, s, side="left")
-    at_or_below = np.searchsorted(sorted_train, s, side="right")
+    """Mid-rank empirical CDF of ``s`` against sorted training scores, in [0, 1].
+
+    Scores within rounding noise of a training score (relative 1e-9) tie with it: the
+    same row scored alone or in a batch can differ in the last bits (BLAS), and must
+    get the same percentile.
+
+    Example:
+        >>> _percentile_of(np.array([1.0, 2.0, 3.0]), np.array([2.0 + 1e-15, 2.5])).tolist()
+        [0.5, 0.6666666666666666]
+    """
+    tol = 1e-9 * np.maximum(np.abs(s), 1.0)
+    below = np.searchsorted(sorted_train, s - tol, side="left")
+    at_or_below = np.searchsorted(sorted_train, s + tol, side="right")
     return np.asarray((below + at_or_below) / (2.0 * sorted_train.size))
 
 
@@ -222,7 +232,7 @@ class RareDeviceDetector(BaseEstimator):  # type: ignore[misc]
                 f"contamination {self.contamination} is outside (0, 0.5)",
                 fix="pass contamination in (0, 0.5): the expected share of rare devices, e.g. 0.05",
             )
-        X = check_array(X, dtype=np.float64)
+        X = validate_data(self, X, dtype=np.float64)
         with threadpool_limits(self.n_threads):
             self._fit(X)
         return self
@@ -271,7 +281,7 @@ class RareDeviceDetector(BaseEstimator):  # type: ignore[misc]
             ((20, 1), True)
         """
         check_is_fitted(self, "models_")
-        X = check_array(X, dtype=np.float64)
+        X = validate_data(self, X, dtype=np.float64, reset=False)
         Z = (X - self.center_) / self.scale_
         with threadpool_limits(self.n_threads):
             raw = [self._raw(m, Z) for m in self.methods]
