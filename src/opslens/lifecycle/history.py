@@ -81,8 +81,9 @@ def _now() -> str:
 class HistoryStore:
     """Append-only monitoring history at a SQLAlchemy URL (tables made on first use)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, key: str = "params.monitor.history_url") -> None:
         self.url = url
+        self.key = key
         connect = {"timeout": 30} if url.startswith("sqlite") else {}
         self.engine = sa.create_engine(engine_url(url), connect_args=connect)
         self._create()
@@ -97,7 +98,7 @@ class HistoryStore:
                     raise SourceError(
                         f"the monitoring history at {sa.make_url(engine_url(self.url)).render_as_string(hide_password=True)} "
                         f"cannot be opened ({str(e).splitlines()[0]})",
-                        fix="set params.monitor.history_url to a reachable database URL",
+                        fix=f"set {self.key} to a reachable database URL",
                     ) from None
             except (sa.exc.IntegrityError, sa.exc.ProgrammingError):
                 pass  # another process created a table at the same moment

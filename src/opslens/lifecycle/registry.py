@@ -1,70 +1,41 @@
-"""MLflow for a deployed segments model: experiments per action, child runs, aliases with audit.
+"""The MLflow model registry of one analysis, as the life-cycle spine uses it (any recipe).
 
-Three experiments per analysis: ``<analysis>-training``, ``<analysis>-batch`` and
-``<analysis>-retraining``. A training (or retraining) is one parent run with child runs
-``preprocessing``, ``hdbscan``, ``knn-fallback``, ``series-models``, ``resource-models``
-and ``performance-report``; the pipeline is logged in the parent as an opslens pyfunc
-(:class:`~opslens.tracking.mlflow_tracker.MlflowTracker`, which keeps MLflow's
-process-wide state as the caller had it) and registered as one version of the model
-named after the analysis. Versions are pointed at by the aliases ``champion`` and
-``challenger`` (never the deprecated stages); every move is written to the
-:class:`~opslens.lifecycle.history.HistoryStore` audit with its reason.
+:class:`MlflowRegistry` implements :class:`opslens.core.lifecycle.Registry`: which version an
+alias names, every version, moving an alias (``champion`` moves ``current`` with it, the
+synonym old projects serve), and loading a version's predictor. The audit of alias moves
+(who held what, when, why) is the spine's, in the :class:`~opslens.lifecycle.history.HistoryStore`.
+
+:func:`open_stores` gives the history and the registry of an analysis of a project.
 
 Example:
     >>> import tempfile
-    >>> from opslens.lifecycle.history import HistoryStore
-    >>> d = tempfile.mkdtemp()
-    >>> reg = SegmentRegistry(f"sqlite:///{d}/mlflow.db", "pat", HistoryStore(f"sqlite:///{d}/h.db"))
-    >>> reg.version_of("champion") is None
-    True
+    >>> reg = MlflowRegistry(f"sqlite:///{tempfile.mkdtemp()}/mlflow.db", "pat")
+    >>> reg.version_of("champion") is None, reg.versions()
+    (True, [])
 """
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-import polars as pl
-
+from opslens.config import ProjectConfig
+from opslens.core.lifecycle import CHAMPION, CURRENT
+from opslens.errors import ConfigError
 from opslens.lifecycle.history import HistoryStore
-from opslens.recipes.segments.model import SegmentModel
-from opslens.recipes.segments.predictor import SegmentPredictor
-from opslens.tracking.mlflow_tracker import MlflowTracker
+from opslens.recipes import get_recipe
 from opslens.tracking.models import load_registered
-from opslens.tracking.tracker import ModelToLog
 
-__all__ = ["CHALLENGER", "CHAMPION", "SegmentRegistry"]
-
-CHAMPION = "champion"
-CHALLENGER = "challenger"
-log = logging.getLogger(__name__)
+__all__ = ["MlflowRegistry", "log_steps", "open_stores"]
 
 
-def _finite(metrics: Mapping[str, Any]) -> dict[str, float]:
-    out = {}
-    for k, v in metrics.items():
-        if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(float(v)):
-            out[k] = float(v)
-    return out
+class MlflowRegistry:
+    """Registered versions and aliases of the model named after one analysis."""
 
-
-class SegmentRegistry:
-    """MLflow runs, registered versions and audited aliases of one analysis."""
-
-    def __init__(
-        self,
-        uri: str,
-        analysis: str,
-        history: HistoryStore,
-        artifact_root: Path | None = None,
-    ) -> None:
+    def __init__(self, uri: str, analysis: str) -> None:
         self.uri = uri
         self.analysis = analysis
-        self.history = history
-        self.artifact_root = artifact_root
 
     def _client(self) -> Any:
         import mlflow
@@ -80,134 +51,104 @@ class SegmentRegistry:
         except MlflowException:
             return None
 
-    def set_alias(self, alias: str, version: str, reason: str) -> None:
-        """Point ``alias`` at ``version`` and record the move (from which version, why)."""
-        previous = self.version_of(alias)
-        self._client().set_registered_model_alias(self.analysis, alias, str(version))
-        self.history.add_alias_move(self.analysis, alias, str(version), previous, reason)
+    def versions(self) -> list[str]:
+        """Every registered version, oldest first."""
+        from mlflow.exceptions import MlflowException
 
-    def load(self, alias: str = CHAMPION) -> SegmentModel:
-        """The model the alias points to, loaded through MLflow (as a fresh process would)."""
-        predictor = load_registered(self.uri, self.analysis, alias).predictor
-        assert isinstance(predictor, SegmentPredictor)
-        return predictor.model
-
-    def _tracker(self, kind: str, run_name: str) -> MlflowTracker:
-        tracker = MlflowTracker(self.uri, artifact_root=self.artifact_root)
-        tracker.start(experiment=f"{self.analysis}-{kind}", run_name=run_name)
-        return tracker
-
-    @staticmethod
-    def _child(name: str, params: Mapping[str, Any], metrics: Mapping[str, Any]) -> None:
-        import mlflow
-
-        with mlflow.start_run(run_name=name, nested=True):
-            if params:
-                mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
-            if metrics:
-                mlflow.log_metrics(_finite(metrics))
-
-    def log_training(
-        self,
-        model: SegmentModel,
-        *,
-        kind: str,
-        reason: str,
-        report: Mapping[str, Any],
-        example: pl.DataFrame,
-    ) -> str:
-        """Log a (re)training as a parent run with child runs; register the pipeline; its version."""
-        tracker = self._tracker(kind, run_name=f"{kind}: {reason}"[:200])
         try:
-            tracker.log_params({"reason": reason, "kind": kind})
-            pre, a = model.preprocessor, model.assigner
-            self._child(
-                "preprocessing",
-                {
-                    "features": list(pre.features),
-                    "categorical": list(pre.categorical),
-                    "extra": list(pre.extra),
-                },
-                {
-                    f"mean_{n}": float(m)
-                    for n, m in zip(pre.features, pre.scaler_.mean_, strict=True)
-                },
-            )
-            self._child(
-                "hdbscan",
-                {
-                    "min_cluster_size": a.min_cluster_size,
-                    "min_samples": a.min_samples,
-                    "cluster_selection_epsilon": a.cluster_selection_epsilon,
-                },
-                {
-                    "segments": a.n_segments_,
-                    "noise_ratio": float((a.labels_ < 0).mean()),
-                    "training_rows": len(a.labels_),
-                },
-            )
-            self._child(
-                "knn-fallback",
-                {"n_neighbors": a.n_neighbors, "reference_size": a.reference_size},
-                {
-                    "noise_points_assigned": int((a.labels_ < 0).sum()),
-                    "mean_confidence": float(a.confidence_[a.labels_ < 0].mean())
-                    if (a.labels_ < 0).any()
-                    else float("nan"),
-                },
-            )
-            for child, target in (
-                ("series-models", model.series_target),
-                ("resource-models", model.resource_target),
-            ):
-                t = report.get("targets", {}).get(target, {})
-                metrics = {f"segment_{k}": v for k, v in t.get("segment", {}).items()}
-                metrics |= {f"global_{k}": v for k, v in t.get("global", {}).items()}
-                reg = model.series if child == "series-models" else model.resource
-                self._child(
-                    child, {"target": target, "segment_models": sorted(reg.models_)}, metrics
-                )
-            self._child("performance-report", {}, _finite(report.get("comparison", {})))
-            output = SegmentPredictor(model).predict_frame(example)
-            version = tracker.log_model(
-                ModelToLog(
-                    model=SegmentPredictor(model),
-                    input_example=example.to_pandas(),
-                    output_example=output.to_pandas(),
-                    registered_name=self.analysis,
-                    description=f"opslens segments pipeline ({kind}: {reason})",
-                    tags={"opslens_recipe": "segments", "opslens_reason": reason[:250]},
-                )
-            )
-        except BaseException:
-            tracker.end("FAILED")
-            raise
-        tracker.end("FINISHED")
-        assert version is not None
-        self.history.add_training(self.analysis, version, reason, dict(report))
-        return version
+            found = self._client().search_model_versions(f"name = '{self.analysis}'")
+        except MlflowException:
+            return []
+        return sorted((str(v.version) for v in found), key=int)
 
-    def log_batch(self, record: Mapping[str, Any], alerts: list[dict[str, Any]]) -> None:
-        """One run in ``<analysis>-batch`` with the batch's metrics and alerts."""
-        import mlflow
+    def set_alias(self, alias: str, version: str) -> None:
+        """Point ``alias`` at ``version`` (``champion`` takes ``current`` along)."""
+        client = self._client()
+        client.set_registered_model_alias(self.analysis, alias, str(version))
+        if alias == CHAMPION:
+            client.set_registered_model_alias(self.analysis, CURRENT, str(version))
 
-        tracker = self._tracker("batch", run_name=f"batch {record.get('batch')}")
+    def load(self, version: str) -> Any:
+        """The predictor of ``version`` (a number or an alias), loaded as a fresh process would."""
+        if version.isdigit():
+            import mlflow
+
+            previous = mlflow.get_tracking_uri()
+            mlflow.set_tracking_uri(self.uri)
+            try:
+                from opslens.tracking.models import old_class_paths
+
+                with old_class_paths():
+                    model = mlflow.pyfunc.load_model(f"models:/{self.analysis}/{version}")
+            finally:
+                mlflow.set_tracking_uri(previous)
+            return model.unwrap_python_model().model
+        return load_registered(self.uri, self.analysis, version).predictor
+
+    def run_of(self, version: str) -> str | None:
+        """The opslens run id tagged on ``version`` (None if it has no tag)."""
+        from mlflow.exceptions import MlflowException
+
         try:
-            tracker.log_params(
-                {
-                    "model_version": record.get("model_version"),
-                    "alerts": [a["metric"] for a in alerts],
-                }
-            )
-            tracker.log_metrics(_finite(record))
-            with mlflow.start_run(run_name="segment-shares", nested=True):
-                mlflow.log_metrics(
-                    {
-                        f"share_{k}": float(v)
-                        for k, v in (record.get("segment_shares") or {}).items()
-                    }
-                )
-        except BaseException:
-            tracker.end("FAILED")
-            raise
-        tracker.end("FINISHED")
+            mv = self._client().get_model_version(self.analysis, str(version))
+        except MlflowException:
+            return None
+        found = (mv.tags or {}).get("opslens_run_id")
+        return str(found) if found else None
+
+    def log_steps(self, run_id: str, steps: Mapping[str, Mapping[str, Any]]) -> None:
+        """Log ``steps`` as child runs of the tracked run ``run_id``."""
+        log_steps(self.uri, run_id, steps)
+
+
+def _finite(metrics: Mapping[str, Any]) -> dict[str, float]:
+    return {
+        k: float(v)
+        for k, v in metrics.items()
+        if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(float(v))
+    }
+
+
+def log_steps(uri: str, run_id: str, steps: Mapping[str, Mapping[str, Any]]) -> None:
+    """Log each step as a child run (``mlflow.parentRunId``) of the MLflow run ``run_id``."""
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    parent = client.get_run(run_id)
+    for name, step in steps.items():
+        child = client.create_run(
+            parent.info.experiment_id, run_name=name, tags={"mlflow.parentRunId": run_id}
+        )
+        cid = child.info.run_id
+        for key, value in (step.get("params") or {}).items():
+            client.log_param(cid, key, str(value)[:500])
+        for key, value in _finite(step.get("metrics") or {}).items():
+            client.log_metric(cid, key, value)
+        client.set_terminated(cid, "FINISHED")
+
+
+def open_stores(project: ProjectConfig, name: str) -> tuple[HistoryStore, MlflowRegistry]:
+    """The monitoring history and the registry of analysis ``name``; ConfigError when its
+    recipe has no life cycle or tracking is off."""
+    analysis = project.analysis(name)
+    recipe = get_recipe(analysis.recipe)
+    if recipe.lifecycle is None:
+        raise ConfigError(
+            f"analysis '{name}' uses the {recipe.name} recipe, which has no life cycle "
+            "(batch scoring, monitoring, retraining)",
+            fix="name an analysis whose recipe is segments, residual or distribution; "
+            f"score {recipe.name} data with `opslens score`",
+        )
+    if not project.tracking.enabled:
+        raise ConfigError(
+            "batch scoring and retraining need the MLflow registry, but tracking is disabled",
+            fix="set tracking.enabled: true in project.yaml",
+        )
+    path = project.runs_root() / "lifecycle-history.db"
+    if not path.exists() and (project.runs_root() / "segments-history.db").exists():
+        path = project.runs_root() / "segments-history.db"  # the name before opslens 0.3
+    url = recipe.lifecycle.history_url(analysis.params) or f"sqlite:///{path.resolve()}"
+    project.runs_root().mkdir(parents=True, exist_ok=True)
+    return HistoryStore(url, key=recipe.lifecycle.history_key), MlflowRegistry(
+        project.tracking_uri(), name
+    )

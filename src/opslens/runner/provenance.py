@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from opslens.core.recipe import Recipe, Stage
@@ -47,14 +48,23 @@ def origin_of(base: RunView, stage: str) -> str:
 
 
 def stale_inputs(
-    recipe: Recipe, selected: list[Stage], base: RunView, config: dict[str, Any]
+    recipe: Recipe,
+    selected: list[Stage],
+    base: RunView,
+    config: dict[str, Any],
+    given: Collection[str] = (),
 ) -> dict[str, list[str]]:
-    """For each stage that is not rerun but feeds one that is: how its settings differ from now."""
+    """For each stage that is not rerun but feeds one that is: how its settings differ from now.
+
+    Inputs in ``given`` (values the caller passes in) come from no stage and are never stale.
+    """
     ran = {s.name for s in selected}
     configs = known_configs(base)
     found: dict[str, list[str]] = {}
     for stage in selected:
         for name in stage.inputs:
+            if name in given:
+                continue
             producer = recipe.producer(name)
             if producer is None or producer.name in ran or producer.name in found:
                 continue

@@ -2,8 +2,10 @@
 
 The model is logged as an MLflow pyfunc whose ``predict`` calls the fitted
 object's ``predict_frame`` (a polars frame in, a frame out) and registered
-under the analysis name; the runner moves the alias ``current`` to the new
-version only after the run folder is committed (:meth:`MlflowTracker.set_alias`).
+under the analysis name; the runner moves the serving alias ``champion`` (and its
+synonym ``current``, which projects made before opslens 0.3 serve) to the new version
+only after the run folder is committed, and only when the promotion gate lets it
+(:meth:`MlflowTracker.set_alias`, :mod:`opslens.runner.promotion`).
 
 :meth:`MlflowTracker.prepare` runs before any stage: a tracking URI MLflow
 cannot use fails there, not after the work; and runs left RUNNING by killed
@@ -29,12 +31,14 @@ from typing import Any
 from opslens.config.secrets import mask_secrets, mask_url, url_secrets
 from opslens.errors import ConfigError
 from opslens.tracking.runs import process_alive, process_start
-from opslens.tracking.tracker import ModelToLog
+from opslens.tracking.tracker import SERVING_ALIAS, ModelToLog
 
-__all__ = ["ALIAS", "MlflowTracker", "OpslensPyfunc"]
+__all__ = ["ALIAS", "SYNONYMS", "MlflowTracker", "OpslensPyfunc"]
 
 log = logging.getLogger(__name__)
-ALIAS = "current"
+ALIAS = SERVING_ALIAS
+#: older names of the serving alias, moved with it (``current``: projects made before opslens 0.3)
+SYNONYMS = ("current",)
 _HOST = socket.gethostname()
 _FLUENT_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME")
 
@@ -207,12 +211,12 @@ class MlflowTracker:
         return str(version) if version is not None else None
 
     def set_alias(self, name: str, version: str) -> None:
-        """Move the alias ``current`` of registered model ``name`` to ``version``."""
+        """Move the serving alias ``champion`` of model ``name`` (and ``current``) to ``version``."""
         import mlflow
 
-        mlflow.MlflowClient(tracking_uri=self.uri).set_registered_model_alias(
-            name, ALIAS, str(version)
-        )
+        client = mlflow.MlflowClient(tracking_uri=self.uri)
+        for alias in (ALIAS, *SYNONYMS):
+            client.set_registered_model_alias(name, alias, str(version))
 
     def end(self, status: str) -> str | None:
         """End the run with MLflow's status (FINISHED, FAILED or KILLED)."""

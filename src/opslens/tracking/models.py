@@ -1,14 +1,18 @@
 """Load what the registry holds: a committed run's model, or the version the MLflow alias names.
 
 The online side only reads committed runs (``runs/<analysis>/latest`` or a
-named run) or the registered model the alias ``current`` points to, and says
-which (:attr:`LoadedPredictor.origin`). The alias moves only after a run is
-committed, so both name a complete run.
+named run) or the registered model the serving alias ``champion`` points to
+(``current`` for projects registered before opslens 0.3), and says which
+(:attr:`LoadedPredictor.origin`). The alias moves only after a run is
+committed, so both name a complete run. When ``latest`` is a run without a model
+(a first run of only some stages, a scored batch), the newest run that holds one
+is loaded.
 
 Models written before opslens 0.2 (the spine v2 move) load through aliases of
 their old class paths; one that cannot serve the predictor protocol (the old
 fleet model scored fingerprints only) gets a one-line error saying so and how
-to re-run.
+to re-run. The old paths are resolved through the recipe registry (the module
+of the recipe's predictor), never by naming a recipe's internals.
 
 Example:
     >>> import tempfile, pathlib
@@ -20,7 +24,9 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,9 +38,10 @@ import joblib
 
 from opslens.core.predictor import Predictor
 from opslens.errors import RunError
-from opslens.tracking.runs import RunView, open_run
+from opslens.tracking.runs import RunView, list_runs, open_run
 
 __all__ = [
+    "FALLBACK_ALIASES",
     "OLD_PATHS",
     "LoadedPredictor",
     "ModelSource",
@@ -45,12 +52,16 @@ __all__ = [
 ]
 
 ModelSource = Literal["latest", "registry"]
+log = logging.getLogger("opslens.tracking")
 
-# module paths of pickled classes before spine v2 → where they live now
+# module paths of pickled classes before spine v2 → the recipe whose predictor's module holds
+# those classes now
 OLD_PATHS = {
-    "opslens.models.pattern_predictor": "opslens.recipes.distribution.predictor",
-    "opslens.models.rare_scorer": "opslens.recipes.fleet.predictor",
+    "opslens.models.pattern_predictor": "distribution",
+    "opslens.models.rare_scorer": "fleet",
 }
+#: an alias → the older alias read when a project has none by that name (opslens before 0.3)
+FALLBACK_ALIASES = {"champion": "current"}
 
 
 @dataclass(frozen=True)
@@ -68,15 +79,37 @@ class LoadedPredictor:
 def old_class_paths() -> Iterator[None]:
     """Let pickles that name pre-0.2 module paths find today's classes."""
     added = []
-    for old, new in OLD_PATHS.items():
+    for old, recipe in OLD_PATHS.items():
         if old not in sys.modules:
-            sys.modules[old] = importlib.import_module(new)
+            sys.modules[old] = importlib.import_module(_predictor_module(recipe))
             added.append(old)
     try:
         yield
     finally:
         for old in added:
             sys.modules.pop(old, None)
+
+
+def _predictor_module(recipe: str) -> str:
+    """The module of ``recipe``'s predictor class, found through the registry (loaded lazily:
+    tracking sits beside the recipes, so it names none of them)."""
+    registry = importlib.import_module("opslens.recipes")
+    predictor = registry.get_recipe(recipe).predictor
+    return str(predictor.__module__) if predictor is not None else f"opslens.recipes.{recipe}"
+
+
+def _with_model(runs_root: Path, analysis: str, run_id: str) -> RunView:
+    """The run ``run_id``; for ``latest``, the newest run holding a model when latest has none."""
+    run = open_run(runs_root, analysis, run_id)
+    if run_id != "latest" or run.has("model/model.joblib"):
+        return run
+    found = next((v for v in list_runs(runs_root, analysis) if v.has("model/model.joblib")), None)
+    if found is None:
+        return run
+    log.info(
+        "'%s': latest run %s holds no model; loading run %s", analysis, run.run_id, found.run_id
+    )
+    return found
 
 
 def _checked(obj: Any, analysis: str, run_id: str, version: str) -> Predictor:
@@ -91,7 +124,7 @@ def _checked(obj: Any, analysis: str, run_id: str, version: str) -> Predictor:
 
 def load_predictor(runs_root: Path, analysis: str, run_id: str = "latest") -> LoadedPredictor:
     """The model of ``analysis``'s latest (or given) run; RunError if it has none."""
-    run = open_run(runs_root, analysis, run_id)
+    run = _with_model(runs_root, analysis, run_id)
     path = run.path / "model" / "model.joblib"
     if not path.is_file():
         raise RunError(
@@ -124,8 +157,11 @@ def load_predictor(runs_root: Path, analysis: str, run_id: str = "latest") -> Lo
     )
 
 
-def load_registered(tracking_uri: str, analysis: str, alias: str = "current") -> LoadedPredictor:
-    """The model version the MLflow alias points to, unwrapped to its opslens predictor."""
+def load_registered(tracking_uri: str, analysis: str, alias: str = "champion") -> LoadedPredictor:
+    """The model version the MLflow alias points to, unwrapped to its opslens predictor.
+
+    ``champion`` falls back to ``current`` for projects registered before opslens 0.3.
+    """
     import mlflow
     from mlflow.exceptions import MlflowException
 
@@ -133,6 +169,10 @@ def load_registered(tracking_uri: str, analysis: str, alias: str = "current") ->
     try:
         mv = client.get_model_version_by_alias(analysis, alias)
     except MlflowException as e:
+        older = FALLBACK_ALIASES.get(alias)
+        if older is not None:
+            with contextlib.suppress(RunError):
+                return load_registered(tracking_uri, analysis, older)
         raise RunError(
             f"no registered model '{analysis}@{alias}' at {tracking_uri} ({e.message.splitlines()[0]})",
             fix="run the analysis with tracking enabled, or use --from latest",

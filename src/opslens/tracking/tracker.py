@@ -19,7 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-__all__ = ["MemoryTracker", "ModelToLog", "Tracker", "flatten_params"]
+__all__ = ["SERVING_ALIAS", "MemoryTracker", "ModelToLog", "Tracker", "flatten_params"]
+
+#: the registry alias every recipe serves (``current`` is moved with it, for older projects)
+SERVING_ALIAS = "champion"
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,7 @@ class Tracker(Protocol):
         """Log the model with its signature and register a version (no alias yet); return it."""
 
     def set_alias(self, name: str, version: str) -> None:
-        """Point the registry alias ``current`` of ``name`` at ``version`` (after the commit)."""
+        """Point the serving alias ``champion`` (and ``current``) of ``name`` at ``version``."""
 
     def end(self, status: str) -> str | None:
         """Close the run (FINISHED, FAILED, or KILLED when interrupted); return its run id."""

@@ -3,7 +3,8 @@
 Each version folder holds what the online side needs, in plain files:
 ``models.joblib`` (the fitted predictor), ``prep_stats.json``, ``thresholds.json``,
 ``metrics.csv`` and ``meta.yaml`` (analysis, run, MLflow version and alias, when).
-A version is written into a temporary folder and renamed into place, then
+A version is written into a temporary folder, flushed to disk
+(:func:`opslens.core.atomic.fsync_tree`) and renamed into place, then
 ``latest`` moves to it: a symbolic link, or a copy of the folder where links
 are unavailable. A version tag is never overwritten.
 
@@ -29,6 +30,7 @@ import joblib
 import polars as pl
 import yaml
 
+from opslens.core.atomic import fsync_folder, fsync_tree
 from opslens.errors import RunError
 from opslens.tracking.runs import LATEST, RunView, jsonable, open_run, write_json
 
@@ -59,6 +61,7 @@ def _point_latest(root: Path, tag: str) -> str:
     if latest.is_dir() and not latest.is_symlink():
         shutil.rmtree(latest)  # a copy is replaced (a directory cannot be renamed over)
     os.replace(tmp, latest)
+    fsync_folder(root)
     return kind
 
 
@@ -128,7 +131,9 @@ def publish_version(
             },
         }
         (tmp / "meta.yaml").write_text(yaml.safe_dump(jsonable(meta), sort_keys=False))
+        fsync_tree(tmp)  # the version's files are on disk before its name is
         os.replace(tmp, final)
+        fsync_folder(root)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -1,0 +1,76 @@
+"""The promotion gate: whether a run's newly registered model version gets the serving alias.
+
+A model that loses to one of its recipe's gating baselines on the held-out data
+(:mod:`opslens.core.baselines`) is registered (a version in the registry) but the
+alias ``champion`` does not move to it, and the run says so; ``promote=True``
+(``opslens run --force``) moves it anyway, ``promote=False`` never moves it. A run
+with no baseline scores moves the alias as before.
+
+Example:
+    >>> from opslens.core.baselines import BaselineScore, summarise
+    >>> lost = summarise([BaselineScore(baseline="global", label="one global model",
+    ...     metric="rmse_y", metric_label="RMSE of y", model=13.5, value=12.2,
+    ...     higher_is_better=False, n=400)])
+    >>> p = decide("3", lost, None)
+    >>> p.moved, p.warning()
+    (False, 'version 3 registered but not made champion: one global model is better on RMSE of y: 12.2 against 13.5 (400 held-out rows); pass --force to serve it anyway')
+    >>> decide("3", lost, True).moved, decide("3", None, None).moved, decide(None, lost, True).moved
+    (True, True, False)
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from opslens.core.baselines import BaselinesFacts
+from opslens.tracking.tracker import SERVING_ALIAS
+
+__all__ = ["Promotion", "decide"]
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """Where the serving alias goes after a run: the version, whether it moved, and why."""
+
+    alias: str
+    version: str | None
+    moved: bool
+    why: str
+
+    def warning(self) -> str | None:
+        """What the run says when a registered version is withheld by the gate, else None."""
+        if self.moved or self.version is None or not self.why.startswith("held back: "):
+            return None
+        return (
+            f"version {self.version} registered but not made {self.alias}: "
+            f"{self.why.removeprefix('held back: ')}; pass --force to serve it anyway"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """The manifest's ``promotion`` section."""
+        return asdict(self)
+
+    def failed(self, error: str) -> Promotion:
+        """This promotion after the alias could not be moved (the run stays committed)."""
+        return Promotion(self.alias, self.version, False, f"the registry refused: {error}")
+
+
+def decide(
+    version: str | None, baselines: BaselinesFacts | None, promote: bool | None
+) -> Promotion:
+    """Whether the alias moves to ``version``: ``promote`` True forces, False withholds,
+    None lets the baseline verdict decide (no baselines scored: it moves)."""
+    if version is None:
+        return Promotion(SERVING_ALIAS, None, False, "this run registered no new model version")
+    if promote is False:
+        return Promotion(SERVING_ALIAS, version, False, "promotion was turned off for this run")
+    lost = baselines is not None and not baselines.model_wins
+    if promote is True:
+        why = f"forced: {baselines.verdict}" if lost and baselines is not None else "forced"
+        return Promotion(SERVING_ALIAS, version, True, why)
+    if baselines is None:
+        return Promotion(SERVING_ALIAS, version, True, "no baseline was scored")
+    if lost:
+        return Promotion(SERVING_ALIAS, version, False, f"held back: {baselines.verdict}")
+    return Promotion(SERVING_ALIAS, version, True, baselines.verdict)
