@@ -19,8 +19,11 @@ from typing import Any
 import polars as pl
 
 from opslens.config import AnalysisConfig
+from opslens.core.baselines import Baseline
+from opslens.core.lifecycle import lifecycle_facts
 from opslens.core.recipe import Demo, Output, Recipe, Stage
 from opslens.recipes.distribution.facts import DistributionFacts
+from opslens.recipes.distribution.lifecycle import BATCH, LIFECYCLE, RETRAIN
 from opslens.recipes.distribution.narrative import distribution_narrative
 from opslens.recipes.distribution.params import DistributionParams
 from opslens.recipes.distribution.predictor import PatternPredictor
@@ -88,14 +91,21 @@ RECIPE = Recipe(
                 plots=("confusion_matrix", "holdout_scores"),
                 model=True,
             ),
-        )
+        ),
+        "batch": BATCH,
+        "retrain": RETRAIN,
     },
+    lifecycle=LIFECYCLE,
     predictor=PatternPredictor,
-    facts_model=DistributionFacts,
+    facts_model=lifecycle_facts(DistributionFacts),
     narrative=distribution_narrative,
     check_columns=check_columns,
     demo=Demo(files=("project.yaml",), instances=demo_instances),
     package=__name__,
+    baselines=(
+        Baseline("own", "each combination's own histogram"),
+        Baseline("global", "one global histogram"),
+    ),
     prompts={
         "summary": "Write a summary of two or three sentences: how many distribution patterns "
         "of the target were found across how many combinations, what sets them apart, and how "

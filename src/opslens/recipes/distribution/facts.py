@@ -1,18 +1,50 @@
-"""The facts a distribution run states (facts.json), one section per stage.
+"""The facts a distribution run states (facts.json), one typed section per stage.
+
+The narrative reads these sections by attribute; keys named after a configured HDR
+coverage (``coverage_90``, ``hdr_90``, ...) are the only free keys, checked by pattern
+and read through :meth:`ScoreFacts.coverage` and :meth:`ClusterProfileFacts.hdr`.
 
 Example:
     >>> DistributionFacts.model_validate({"analysis": {"name": "eta", "recipe": "distribution",
     ...     "run_id": "r"}, "choose_k": {"k": 3, "reason": "given", "curve": []}}).choose_k.k
     3
+    >>> ScoreFacts.model_validate({"log_score": -2.0, "log_score_se": 0.1, "crps": 1.5,
+    ...     "coverage_90": 0.88}).coverage(90)
+    0.88
 """
 
 from __future__ import annotations
 
-from typing import Any
+import re
+
+from pydantic import ConfigDict, model_validator
 
 from opslens.core.facts import FactsModel, RecipeFacts
 
-__all__ = ["DistributionFacts"]
+__all__ = [
+    "ClusterProfileFacts",
+    "DistributionFacts",
+    "EvaluateFacts",
+    "ScoreFacts",
+]
+
+
+def _check_extra(model: FactsModel, pattern: str, kinds: tuple[type, ...]) -> None:
+    """ValueError for a free key not matching ``pattern`` or holding a value of another type."""
+    for key, value in (model.model_extra or {}).items():
+        if not re.fullmatch(pattern, key):
+            raise ValueError(f"unexpected key '{key}'")
+        if value is not None and not isinstance(value, kinds):
+            raise ValueError(f"'{key}' should be {' or '.join(k.__name__ for k in kinds)}")
+
+
+class TargetSummary(FactsModel):
+    """Mean, median and range of the target (rows with a value)."""
+
+    mean: float | None
+    median: float | None
+    min: float | None
+    max: float | None
 
 
 class PrepareFacts(FactsModel):
@@ -34,7 +66,7 @@ class PrepareFacts(FactsModel):
     holdout_rows: int
     holdout: str
     holdout_from: str | None = None
-    target_summary: dict[str, float | None]
+    target_summary: TargetSummary
 
 
 class QuantizeFacts(FactsModel):
@@ -46,38 +78,128 @@ class QuantizeFacts(FactsModel):
     histograms: int
 
 
+class KPoint(FactsModel):
+    """One K scanned: its held-out log score and the second opinions."""
+
+    k: float
+    log_score: float
+    log_score_se: float
+    silhouette: float | None = None
+    calinski_harabasz: float | None = None
+
+
 class ChooseKFacts(FactsModel):
     """The K chosen and why; the curve scanned."""
 
     k: int
     reason: str
-    curve: list[dict[str, float]]
+    curve: list[KPoint]
+
+
+class ClusterProfileFacts(FactsModel):
+    """One pattern: its size, quantiles, shape, outliers and HDRs (``hdr_<coverage>`` keys)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    cluster: int
+    n_combinations: int | None
+    n_rows: int
+    share_rows: float
+    p05: float
+    p25: float
+    p50: float
+    p75: float
+    p95: float
+    mean: float
+    median: float
+    mode: float | None
+    std: float
+    skewness: float
+    n_outliers: int
+    outlier_max: float | None
+    description: str
+
+    @model_validator(mode="after")
+    def _hdr_keys(self) -> ClusterProfileFacts:
+        _check_extra(self, r"hdr_\d+|n_hdr_intervals_\d+|hdr_\d+_observed", (list, int, float))
+        return self
+
+    def hdr(self, coverage: int) -> list[list[float]] | None:
+        """The ``coverage``% HDR as ``[lo, hi]`` ranges (None when not computed)."""
+        value: list[list[float]] | None = (self.model_extra or {}).get(f"hdr_{coverage}")
+        return value
+
+    def hdr_observed(self, coverage: int) -> float | None:
+        """The share of the pattern's rows inside its ``coverage``% HDR."""
+        value = (self.model_extra or {}).get(f"hdr_{coverage}_observed")
+        return None if value is None else float(value)
+
+
+class MemberFacts(FactsModel):
+    """A combination, the pattern it follows and its training rows."""
+
+    combination: str
+    cluster: int
+    rows: int
 
 
 class ClusterFacts(FactsModel):
     """The final clustering and a profile per cluster."""
 
     k: int
-    clusters: list[dict[str, Any]]
-    members: list[dict[str, Any]]
+    clusters: list[ClusterProfileFacts]
+    members: list[MemberFacts]
     inertia: float
     unit: str = ""
     outliers: int
     outlier_max: float | None
 
 
+class ScoreFacts(FactsModel):
+    """Held-out scores of one predicted distribution (``coverage_<c>`` keys per HDR coverage)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    log_score: float
+    log_score_se: float
+    crps: float
+
+    @model_validator(mode="after")
+    def _coverage_keys(self) -> ScoreFacts:
+        _check_extra(self, r"coverage_\d+", (int, float))
+        return self
+
+    def coverage(self, c: int) -> float | None:
+        """The share of held-out values inside the predicted ``c``% HDR."""
+        value = (self.model_extra or {}).get(f"coverage_{c}")
+        return None if value is None else float(value)
+
+
+class StrengthPoint(FactsModel):
+    """One shrinkage strength scanned (None: the pattern alone) and its log score."""
+
+    strength: float | None
+    log_score: float
+
+
 class EvaluateFacts(FactsModel):
-    """The predicted distribution on the time-ordered holdout against two baselines."""
+    """The predicted distribution on the holdout against two baselines.
+
+    ``strength`` is None when the pattern alone was chosen (an infinite strength);
+    the scores are None when there were no held-out rows (``skipped`` says why).
+    """
 
     test_rows: int
     test_rows_scored: int
     test_rows_unseen_combination: int
-    strength: float
-    strength_scan: list[dict[str, float | None]]
-    blended: dict[str, float]
-    own_histogram: dict[str, float]
-    global_histogram: dict[str, float]
+    strength: float | None
+    strength_chosen_on: str | None = None
+    strength_scan: list[StrengthPoint]
+    blended: ScoreFacts | None
+    own_histogram: ScoreFacts | None
+    global_histogram: ScoreFacts | None
     coverages: list[int]
+    skipped: str | None = None
 
 
 class ClassifyFacts(FactsModel):
@@ -106,3 +228,6 @@ class DistributionFacts(RecipeFacts):
     choose_k: ChooseKFacts | None = None
     cluster: ClusterFacts | None = None
     classify: ClassifyFacts | None = None
+    #: the life cycle's stages (recipes/distribution/lifecycle.py) state no facts today
+    score_batch: FactsModel | None = None
+    refit: FactsModel | None = None

@@ -3,13 +3,22 @@
 Every number comes from the facts; shares are written as percentages
 (``100%``, never ``1``), values with their unit.
 
+It takes the facts as read through the recipe's typed model
+(``RECIPE.read_facts(facts_dict)``, a :class:`DistributionFacts`), never a dict.
+
 Example:
-    >>> facts = {"analysis": {"name": "eta", "recipe": "distribution", "source": "file t.csv"},
-    ...          "prepare": {"rows_read": 100, "rows_kept": 90, "target": "minutes", "categorical": ["route"],
-    ...                      "combinations_kept": 4, "combinations_dropped": 1, "rows_dropped_small": 10,
-    ...                      "rows_without_target": 0, "min_combination_size": 5}}
-    >>> distribution_narrative(facts, []).title
-    'eta: distribution patterns'
+    >>> from opslens.recipes.distribution import RECIPE
+    >>> facts = RECIPE.read_facts({
+    ...     "analysis": {"name": "eta", "recipe": "distribution", "source": "file t.csv", "run_id": "r"},
+    ...     "prepare": {"rows_read": 100, "rows_kept": 90, "target": "minutes", "categorical": ["route"],
+    ...                 "numeric_columns": ["minutes"], "group": None, "combinations_total": 5,
+    ...                 "combinations_kept": 4, "combinations_dropped": 1, "rows_dropped_small": 10,
+    ...                 "share_rows_dropped_small": 0.1, "rows_without_target": 0,
+    ...                 "min_combination_size": 5, "holdout_rows": 22, "holdout": "the last 25% of t",
+    ...                 "target_summary": {"mean": 5.0, "median": 4.0, "min": 1.0, "max": 9.0}}})
+    >>> n = distribution_narrative(facts, [])
+    >>> n.title, n.summary
+    ('eta: distribution patterns', "n/a distinct patterns of 'minutes' across 4 combinations.")
     >>> pct(1.0), pct(0.9049), pct(None)
     ('100%', '90.5%', 'n/a')
 """
@@ -18,8 +27,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from opslens.core.facts import AnalysisFacts
 from opslens.core.narrative import Narrative, Section, Table
 from opslens.explain.text import fmt, plural
+from opslens.recipes.distribution.facts import (
+    ChooseKFacts,
+    ClassifyFacts,
+    ClusterFacts,
+    DistributionFacts,
+    EvaluateFacts,
+    PrepareFacts,
+    QuantizeFacts,
+)
 
 __all__ = ["distribution_narrative", "pct"]
 
@@ -51,11 +70,17 @@ def pct(share: Any) -> str:
     return f"{x:.0f}%" if abs(x - round(x)) < 0.05 else f"{x:.1f}%"
 
 
+def _sentence(text: str) -> str:
+    """``text`` as a sentence: capitalised, ending with a full stop."""
+    return f"{text[:1].upper()}{text[1:]}."
+
+
 def _with_unit(value: Any, unit: str) -> str:
     return f"{fmt(value)} {unit}".strip()
 
 
 def _spans(intervals: list[list[float]] | None, unit: str) -> str:
+    """HDR ranges as ``lo–hi ∪ lo–hi unit`` (``n/a`` when none)."""
     text = " ∪ ".join(f"{fmt(lo)}–{fmt(hi)}" for lo, hi in (intervals or []))
     return f"{text} {unit}".strip() if text else "n/a"
 
@@ -72,21 +97,21 @@ def _quality(auroc: float | None) -> str:
     return "weak: the attributes say little about the pattern of a combination not seen before"
 
 
-def _patterns(cl: dict[str, Any], unit: str, plots: list[str]) -> list[Section]:
-    clusters = cl.get("clusters", [])
+def _patterns(cl: ClusterFacts, unit: str, plots: list[str]) -> list[Section]:
+    clusters = cl.clusters
     if not clusters:
         return []
     rows = [
         [
-            c.get("cluster"),
-            fmt(c.get("n_combinations")),
-            fmt(c.get("n_rows")),
-            _with_unit(c.get("median"), unit),
-            _spans(c.get("hdr_90"), unit),
-            pct(c.get("hdr_90_observed")),
-            fmt(c.get("skewness")),
-            fmt(c.get("n_outliers", 0))
-            + (f" (max {_with_unit(c.get('outlier_max'), unit)})" if c.get("n_outliers") else ""),
+            c.cluster,
+            fmt(c.n_combinations),
+            fmt(c.n_rows),
+            _with_unit(c.median, unit),
+            _spans(c.hdr(90), unit),
+            pct(c.hdr_observed(90)),
+            fmt(c.skewness),
+            fmt(c.n_outliers)
+            + (f" (max {_with_unit(c.outlier_max, unit)})" if c.n_outliers else ""),
         ]
         for c in clusters
     ]
@@ -95,8 +120,8 @@ def _patterns(cl: dict[str, Any], unit: str, plots: list[str]) -> list[Section]:
             title="The patterns",
             paragraphs=[HDR_SENTENCE],
             bullets=[
-                str(c.get("description", ""))
-                + f" ({plural(c.get('n_combinations'), 'combination')}, {plural(c.get('n_rows'), 'row')})"
+                c.description
+                + f" ({plural(c.n_combinations, 'combination')}, {plural(c.n_rows, 'row')})"
                 for c in clusters
             ],
             plots=[p for p in ("cluster_profiles",) if p in plots],
@@ -115,7 +140,7 @@ def _patterns(cl: dict[str, Any], unit: str, plots: list[str]) -> list[Section]:
             ),
         )
     ]
-    members = cl.get("members", [])
+    members = cl.members
     if members:
         sections.append(
             Section(
@@ -126,69 +151,76 @@ def _patterns(cl: dict[str, Any], unit: str, plots: list[str]) -> list[Section]:
                 ],
                 table=Table(
                     columns=["combination", "pattern", "rows"],
-                    rows=[[m["combination"], m["cluster"], fmt(m["rows"])] for m in members],
+                    rows=[[m.combination, m.cluster, fmt(m.rows)] for m in members],
                 ),
             )
         )
-    if cl.get("outliers"):
+    if cl.outliers:
         sections[0].bullets.append(
-            f"{plural(cl.get('outliers'), 'value')} far outside the rest (beyond three interquartile "
-            f"ranges; the largest {_with_unit(cl.get('outlier_max'), unit)}) are counted, not drawn, and "
+            f"{plural(cl.outliers, 'value')} far outside the rest (beyond three interquartile "
+            f"ranges; the largest {_with_unit(cl.outlier_max, unit)}) are counted, not drawn, and "
             "do not shape the regions, means or skewness."
         )
     return sections
 
 
-def _evaluation(ev: dict[str, Any], prep: dict[str, Any], unit: str, plots: list[str]) -> Section:
-    cov = ev.get("coverages", [50, 90])
-    names = (("the prediction", "blended"), ("own histogram", "own_histogram"))
-    table_rows = [
-        [
-            label,
-            fmt(ev[key].get("log_score")),
-            _with_unit(ev[key].get("crps"), unit),
-            *[pct(ev[key].get(f"coverage_{c}")) for c in cov],
-        ]
-        for label, key in (*names, ("global histogram", "global_histogram"))
-    ]
-    best, own, glob = (
-        ev["blended"]["log_score"],
-        ev["own_histogram"]["log_score"],
-        ev["global_histogram"]["log_score"],
+def _how(strength: float | None) -> str:
+    if strength is None:
+        return "only its pattern's histogram"
+    if strength == 0:
+        return "its own histogram only"
+    return (
+        "its own histogram blended with its pattern's, the own one weighted "
+        f"n / (n + {fmt(strength)}) for n training rows"
     )
+
+
+def _evaluation(
+    ev: EvaluateFacts, prep: PrepareFacts | None, unit: str, plots: list[str]
+) -> Section:
+    title = "How good the predicted distribution is"
+    best, own, glob = ev.blended, ev.own_histogram, ev.global_histogram
+    if best is None or own is None or glob is None:
+        return Section(title=title, paragraphs=[_sentence(ev.skipped or "not scored")])
+    holdout = prep.holdout if prep is not None else "held-out rows"
+    timed = prep is not None and prep.holdout_from is not None
+    sampled = (
+        f", a seeded sample of {fmt(ev.test_rows_scored)} scored"
+        if ev.test_rows_scored < ev.test_rows
+        else ""
+    )
+    if not ev.strength_chosen_on:  # a run from before the weight was chosen on the training period
+        chosen = "the weight chosen on this holdout"
+    elif not ev.strength_scan:
+        chosen = f"the weight is {ev.strength_chosen_on}"
+    else:
+        chosen = f"the weight chosen on {ev.strength_chosen_on}, not on this holdout"
+    lead = (
+        f"The model was trained on the {'earlier' if timed else 'other'} rows and scored on "
+        f"{holdout} ({plural(ev.test_rows, 'row')}{sampled}; "
+        f"{fmt(ev.test_rows_unseen_combination)} of them from combinations not seen in "
+        f"training). For a known combination it predicts {_how(ev.strength)} ({chosen}); "
+        "the baselines are the histogram of all training rows and the raw "
+        "histogram of the instance's own combination."
+    )
+    cov = ev.coverages
+    table_rows = [
+        [label, fmt(s.log_score), _with_unit(s.crps, unit), *[pct(s.coverage(c)) for c in cov]]
+        for label, s in (
+            ("the prediction", best),
+            ("own histogram", own),
+            ("global histogram", glob),
+        )
+    ]
     verdict = (
         "The prediction beats both baselines."
-        if best >= own and best >= glob
+        if best.log_score >= own.log_score and best.log_score >= glob.log_score
         else "The prediction does not beat both baselines: prefer "
-        + ("the own histogram." if own > glob else "the global histogram.")
-    )
-    strength = ev.get("strength")
-    how = (
-        "only its pattern's histogram"
-        if strength is None
-        else "its own histogram only"
-        if strength == 0
-        else f"its own histogram blended with its pattern's, the own one weighted n / (n + {fmt(strength)}) for n training rows"
+        + ("the own histogram." if own.log_score > glob.log_score else "the global histogram.")
     )
     return Section(
         title="How good the predicted distribution is",
-        paragraphs=[
-            f"The model was trained on the earlier rows and scored on {prep.get('holdout', 'held-out rows')} "
-            f"({plural(ev.get('test_rows'), 'row')}"
-            + (
-                f", a seeded sample of {fmt(ev.get('test_rows_scored'))} scored"
-                if ev.get("test_rows_scored", ev.get("test_rows", 0)) < ev.get("test_rows", 0)
-                else ""
-            )
-            + f"; {fmt(ev.get('test_rows_unseen_combination'))} of them from "
-            f"combinations not seen in training). For a known combination it predicts {how} (the weight "
-            "chosen on this holdout); the baselines are the histogram of all training rows and the raw "
-            "histogram of the instance's own combination.",
-            LOG_SCORE_SENTENCE,
-            COVERAGE_SENTENCE,
-            CRPS_SENTENCE,
-            verdict,
-        ],
+        paragraphs=[lead, LOG_SCORE_SENTENCE, COVERAGE_SENTENCE, CRPS_SENTENCE, verdict],
         table=Table(
             columns=["prediction", "log score", "CRPS", *[f"{c}% HDR coverage" for c in cov]],
             rows=table_rows,
@@ -197,104 +229,129 @@ def _evaluation(ev: dict[str, Any], prep: dict[str, Any], unit: str, plots: list
     )
 
 
-def distribution_narrative(facts: dict[str, Any], plots: list[str]) -> Narrative:
-    """Sections of a distribution report, every number from ``facts``."""
-    a = facts.get("analysis", {})
-    prep = facts.get("prepare", {})
-    quant = facts.get("quantize", {})
-    kf = facts.get("choose_k", {})
-    cl = facts.get("cluster", {})
-    clf = facts.get("classify", {})
-    ev = clf.get("holdout_scores", {})
-    unit = str(cl.get("unit") or "")
-    clusters = cl.get("clusters", [])
-    target = prep.get("target", "the target")
-    sections = [
-        Section(
-            title="What was analysed",
-            paragraphs=[
-                f"{plural(prep.get('rows_read'), 'row')} from {a.get('source', 'the source')}; the target is "
-                f"'{target}'" + (f" in {unit}" if unit else "") + ", split by the combination of "
-                f"{', '.join(prep.get('categorical', []))}.",
-                f"{plural(prep.get('combinations_kept'), 'combination')} with at least "
-                f"{plural(prep.get('min_combination_size'), 'row')} were kept; "
-                f"{fmt(prep.get('combinations_dropped'))} smaller ones were dropped, costing "
-                f"{plural(prep.get('rows_dropped_small'), 'row')}"
-                + (
-                    f" and {plural(prep.get('rows_without_target'), 'row')} had no target value."
-                    if prep.get("rows_without_target")
-                    else "."
-                ),
-                f"Each combination is described by a histogram of '{target}' over {fmt(quant.get('n_bins'))} "
-                f"{quant.get('binning', 'quantile')} bins learned on the training rows"
-                + (
-                    f", with bin edges of its own in each segment of '{prep.get('group')}'."
-                    if prep.get("group")
-                    else "."
-                ),
-            ],
-            plots=[p for p in ("initial_distributions",) if p in plots],
+def _what(
+    a: AnalysisFacts,
+    prep: PrepareFacts | None,
+    quant: QuantizeFacts | None,
+    unit: str,
+    plots: list[str],
+) -> Section:
+    if prep is None:
+        return Section(
+            title="What was analysed", paragraphs=[f"Data from {a.source or 'the source'}."]
         )
-    ]
-    if kf:
-        sections.append(
-            Section(
-                title="How many patterns",
-                paragraphs=[
-                    f"{kf.get('reason', '')}. Each K was scored by how probable the held-out values "
-                    "are under their combination's pattern; the silhouette and Calinski-Harabasz "
-                    "indices are recorded in the curve as second opinions."
-                ],
-                plots=[p for p in ("k_selection",) if p in plots],
-            )
+    target = prep.target
+    n_bins = quant.n_bins if quant is not None else None
+    binning = quant.binning if quant is not None else "quantile"
+    return Section(
+        title="What was analysed",
+        paragraphs=[
+            f"{plural(prep.rows_read, 'row')} from {a.source or 'the source'}; the target is "
+            f"'{target}'" + (f" in {unit}" if unit else "") + ", split by the combination of "
+            f"{', '.join(prep.categorical)}.",
+            f"{plural(prep.combinations_kept, 'combination')} with at least "
+            f"{plural(prep.min_combination_size, 'row')} were kept; "
+            f"{fmt(prep.combinations_dropped)} smaller ones were dropped, costing "
+            f"{plural(prep.rows_dropped_small, 'row')}"
+            + (
+                f" and {plural(prep.rows_without_target, 'row')} had no target value."
+                if prep.rows_without_target
+                else "."
+            ),
+            f"Each combination is described by a histogram of '{target}' over {fmt(n_bins)} "
+            f"{binning} bins learned on the training rows"
+            + (
+                f", with bin edges of its own in each segment of '{prep.group}'."
+                if prep.group
+                else "."
+            ),
+        ],
+        plots=[p for p in ("initial_distributions",) if p in plots],
+    )
+
+
+def _k_section(kf: ChooseKFacts, plots: list[str]) -> Section:
+    return Section(
+        title="How many patterns",
+        paragraphs=[
+            f"{kf.reason}. Each K was scored by how probable the later training rows "
+            "are under their combination's pattern (the holdout is kept for the final "
+            "scores); the silhouette and Calinski-Harabasz indices are recorded in the curve "
+            "as second opinions."
+        ],
+        plots=[p for p in ("k_selection",) if p in plots],
+    )
+
+
+def _placing(clf: ClassifyFacts, plots: list[str]) -> Section:
+    auroc = clf.auroc_weighted
+    return Section(
+        title="Placing a combination never seen before",
+        paragraphs=[
+            f"An XGBoost classifier predicts the pattern from {', '.join(clf.features)}. "
+            f"Scored on {plural(clf.test_combinations, 'combination')} it did not see in "
+            f"training ({plural(clf.test_rows, 'row')}), its accuracy is "
+            f"{pct(clf.accuracy)} and its weighted one-vs-rest AUROC {fmt(auroc)}: "
+            f"{_quality(auroc)}. A combination seen in training is not placed by the "
+            "classifier: its own pattern is known.",
+        ],
+        plots=[p for p in ("confusion_matrix",) if p in plots],
+    )
+
+
+def _summary(facts: DistributionFacts, target: str) -> str:
+    prep, kf, cl = facts.prepare, facts.choose_k, facts.cluster
+    ev = facts.classify.holdout_scores if facts.classify is not None else None
+    k = (kf.k if kf is not None else None) or (cl.k if cl is not None else None)
+    kept = prep.combinations_kept if prep is not None else None
+    summary = f"{fmt(k)} distinct patterns of '{target}' across {plural(kept, 'combination')}."
+    if ev is not None and ev.blended and ev.own_histogram and ev.global_histogram:
+        top = ev.coverages[-1]
+        summary += (
+            f" On the held-out rows the predicted distribution scores a log score of "
+            f"{fmt(ev.blended.log_score)} (own histogram {fmt(ev.own_histogram.log_score)}, "
+            f"global {fmt(ev.global_histogram.log_score)}) and its 90% HDR covers "
+            f"{pct(ev.blended.coverage(top))} of them (nominal {top}%)."
         )
-    sections.extend(_patterns(cl, unit, plots))
-    if ev:
-        sections.append(_evaluation(ev, prep, unit, plots))
-    if clf:
-        auroc = clf.get("auroc_weighted")
-        sections.append(
-            Section(
-                title="Placing a combination never seen before",
-                paragraphs=[
-                    f"An XGBoost classifier predicts the pattern from {', '.join(clf.get('features', []))}. "
-                    f"Scored on {plural(clf.get('test_combinations'), 'combination')} it did not see in "
-                    f"training ({plural(clf.get('test_rows'), 'row')}), its accuracy is "
-                    f"{pct(clf.get('accuracy'))} and its weighted one-vs-rest AUROC {fmt(auroc)}: "
-                    f"{_quality(auroc)}. A combination seen in training is not placed by the "
-                    "classifier: its own pattern is known.",
-                ],
-                plots=[p for p in ("confusion_matrix",) if p in plots],
-            )
-        )
+    elif ev is not None and ev.skipped:
+        summary += " " + _sentence(ev.skipped)
+    if facts.baselines is not None:
+        summary += " " + _sentence(facts.baselines.verdict)
+    return summary
+
+
+def distribution_narrative(facts: DistributionFacts, plots: list[str]) -> Narrative:
+    """Sections of a distribution report, every number from the typed ``facts``."""
+    prep, cl, kf, clf = facts.prepare, facts.cluster, facts.choose_k, facts.classify
+    unit = (cl.unit if cl is not None else "") or ""
+    clusters = cl.clusters if cl is not None else []
+    target = prep.target if prep is not None else "the target"
+    sections = [_what(facts.analysis, prep, facts.quantize, unit, plots)]
+    if kf is not None:
+        sections.append(_k_section(kf, plots))
+    if cl is not None:
+        sections.extend(_patterns(cl, unit, plots))
+    if clf is not None:
+        sections.append(_evaluation(clf.holdout_scores, prep, unit, plots))
+        sections.append(_placing(clf, plots))
     caveats = [
         "An instance with a level never seen in training is answered from the known combinations that "
         "share its known attributes (weighted by their rows); the level is flagged under 'unknown' "
         "and on its plot.",
         'Levels are compared as written once normalised: 6, 6.0 and "6" are one level.',
     ]
-    if prep.get("combinations_dropped"):
+    if prep is not None and prep.combinations_dropped:
         caveats.append(
-            f"{fmt(prep.get('combinations_dropped'))} small combinations are not described by any pattern "
+            f"{fmt(prep.combinations_dropped)} small combinations are not described by any pattern "
             "(lower params.min_combination_size to keep them)."
         )
-    if any(len(c.get("hdr_90") or []) > 1 for c in clusters):
+    if any(len(c.hdr(90) or []) > 1 for c in clusters):
         caveats.append(
             "A multimodal pattern's mean and median fall between its peaks: read its HDR ranges instead."
         )
     sections.append(Section(title="Caveats", bullets=caveats))
-    k = kf.get("k") or cl.get("k")
-    summary = f"{fmt(k)} distinct patterns of '{target}' across {plural(prep.get('combinations_kept'), 'combination')}."
-    if ev:
-        top = ev.get("coverages", [50, 90])[-1]
-        summary += (
-            f" On the held-out rows the predicted distribution scores a log score of "
-            f"{fmt(ev['blended']['log_score'])} (own histogram {fmt(ev['own_histogram']['log_score'])}, "
-            f"global {fmt(ev['global_histogram']['log_score'])}) and its 90% HDR covers "
-            f"{pct(ev['blended'].get(f'coverage_{top}'))} of them (nominal {top}%)."
-        )
     return Narrative(
-        title=f"{a.get('name', 'analysis')}: distribution patterns",
-        summary=summary,
+        title=f"{facts.analysis.name}: distribution patterns",
+        summary=_summary(facts, target),
         sections=sections,
     )

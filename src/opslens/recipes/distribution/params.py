@@ -26,6 +26,19 @@ class XGBoostParams(Strict):
     learning_rate: float = Field(default=0.1, gt=0)
 
 
+class DistributionMonitor(Strict):
+    """Monitoring and retraining thresholds (``params.lifecycle``)."""
+
+    max_drop: float = Field(default=0.5, gt=0)
+    """Retrain when a batch's mean log score is this far (nats) below the champion's first batch."""
+    window_rows: int = Field(default=2000, ge=100)
+    """Most recent rows (training source, then labelled batches) a retraining fits on."""
+    holdout_share: float = Field(default=1 / 3, gt=0, lt=1)
+    """Share of the newest batch held out to compare challenger and champion."""
+    history_url: str | None = None
+    """SQLAlchemy URL of the monitoring history (None: ``lifecycle-history.db`` beside the runs)."""
+
+
 class DistributionParams(Strict):
     """Knobs of the distribution recipe; every one has a default."""
 
@@ -41,6 +54,7 @@ class DistributionParams(Strict):
     support: tuple[float | None, float | None] = (None, None)
     unit: str = ""
     xgboost: XGBoostParams = Field(default_factory=XGBoostParams)
+    lifecycle: DistributionMonitor = Field(default_factory=DistributionMonitor)
 
     @field_validator("hdr_coverages")
     @classmethod

@@ -5,7 +5,7 @@ frame (batch, MLflow pyfunc), "which distribution pattern will this instance
 follow, with what probability, and what distribution of the target to expect":
 
 * a **known combination** gets its own histogram blended with its pattern's
-  (``w = n / (n + strength)``, ``strength`` chosen on the holdout);
+  (``w = n / (n + strength)``, ``strength`` chosen on the training period);
 * a **new combination of known levels** gets the classifier's probabilities
   and their mixture of the patterns;
 The answer holds the pattern (``cluster``, its ``median`` and HDRs, the

@@ -2,16 +2,19 @@
 
 ``prepare``   identify columns, refuse meaningless targets, normalise levels (``6`` = ``6.0``),
               build the combination label, drop combinations below ``min_combination_size``,
-              mark the holdout: the last ``test_size`` share of ``columns.time``
+              mark the holdout: the last ``test_size`` share of ``columns.time`` (a seeded
+              random share of the rows without one, stated in the facts)
 ``quantize``  bin the target (edges learned on the training rows of each segment of
               ``columns.group``), one normalised histogram per combination (training rows)
-``choose_k``  scan K: held-out log score decides (smallest K within one standard error of
-              the best); silhouette and Calinski-Harabasz recorded as second opinions
+``choose_k``  scan K on the training period alone: histograms of its earlier rows are
+              clustered and the log score of its later rows decides (smallest K within one
+              standard error of the best); silhouette and Calinski-Harabasz second opinions
 ``cluster``   final K-Means, a profile per cluster (mean of its histograms, quantiles,
               robust HDRs, outliers counted)
 ``classify``  XGBoost from the attributes to the pattern, scored on held-out *combinations*;
-              the predicted distribution (own histogram blended with its pattern's) scored on
-              the holdout against the global and the own-histogram baselines; the model
+              the predicted distribution (own histogram blended with its pattern's, the
+              weight chosen on the training period) scored on the holdout against the
+              declared baselines (:mod:`.scoring`); the model
 
 Example:
     >>> import polars as pl
@@ -28,11 +31,10 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from opslens.cluster.kselect import smallest_within_one_se
 from opslens.cluster.profiles import DistributionClusterer, cluster_profiles, describe_profile
 from opslens.config import AnalysisConfig, Columns
 from opslens.core.columns import require_columns, require_numeric
-from opslens.core.recipe import ModelArtifact, Out, StageContext
+from opslens.core.recipe import Out, StageContext
 from opslens.errors import ConfigError, DataError
 from opslens.features.histograms import (
     bin_edges,
@@ -42,11 +44,14 @@ from opslens.features.histograms import (
     quantize,
 )
 from opslens.models.classifier import PatternClassifier, normalize_levels
-from opslens.models.metrics import classification_metrics, log_score
+from opslens.models.metrics import classification_metrics
 from opslens.recipes.distribution import plots
-from opslens.recipes.distribution.evaluate import STRENGTHS, blend, distribution_scores
+from opslens.recipes.distribution.choose_k import choose_k_stage
 from opslens.recipes.distribution.params import DistributionParams
-from opslens.recipes.distribution.predictor import PatternPredictor
+from opslens.recipes.distribution.rows import COMB, HOLDOUT, SEGMENT, holdout_mask
+from opslens.recipes.distribution.rows import histogram_matrix as _matrix
+from opslens.recipes.distribution.rows import segment_of as _segment_of
+from opslens.recipes.distribution.scoring import evaluate_holdout
 
 __all__ = [
     "check_columns",
@@ -57,11 +62,6 @@ __all__ = [
     "quantize_stage",
 ]
 
-COMB = "comb"
-SEGMENT = "segment"
-HOLDOUT = "holdout"
-MAX_SCORED = 100_000
-"""At most this many holdout rows (a seeded sample) score the predicted distributions."""
 MAX_ABS_TARGET = 1e100
 """Larger target values are refused: their cubes (skewness) overflow float64."""
 
@@ -118,31 +118,6 @@ def _check_target(frame: pl.DataFrame, target: str) -> None:
         )
 
 
-def _holdout(
-    frame: pl.DataFrame, time: str | None, share: float, seed: int
-) -> tuple[np.ndarray, dict[str, Any]]:
-    """The holdout rows: the last ``share`` of ``time`` (seeded random rows without a time column)."""
-    if time is None:
-        mask = np.random.default_rng(seed).random(frame.height) < share
-        return mask, {"holdout": "random rows (no columns.time)"}
-    col = frame[time]
-    if not (col.dtype.is_temporal() or col.dtype.is_numeric()):
-        raise DataError(
-            f"time column '{time}' is {col.dtype}, not a date/time or number",
-            fix="name a date/time column in columns.time (or parse it in the source)",
-        )
-    t = col.to_physical().cast(pl.Float64).fill_null(np.nan).to_numpy()
-    cutoff = float(np.nanquantile(t, 1.0 - share))
-    mask = t > cutoff
-    if not mask.any() or mask.all():
-        raise DataError(
-            f"the last {share:.0%} of '{time}' holds no rows, or all of them (too few distinct times)",
-            fix="give columns.time more distinct values or change params.test_size",
-        )
-    first = col.filter(pl.Series(mask)).min()
-    return mask, {"holdout": f"the last {share:.0%} of {time}", "holdout_from": str(first)}
-
-
 def prepare(ctx: StageContext, raw: pl.DataFrame) -> Out:
     """Check columns and target, normalise levels, label combinations, drop small ones, mark the holdout."""
     p: DistributionParams = ctx.params
@@ -179,7 +154,7 @@ def prepare(ctx: StageContext, raw: pl.DataFrame) -> Out:
     kept, small = drop_small_combinations(
         labelled, comb=COMB, min_size=p.min_combination_size, setting="params.min_combination_size"
     )
-    mask, split = _holdout(kept, cols.time, p.test_size, ctx.random_state)
+    mask, split = holdout_mask(kept, cols.time, p.test_size, ctx.random_state)
     kept = kept.with_columns(pl.Series(HOLDOUT, mask))
     numeric = [n for n, d in raw.schema.items() if d.is_numeric()]
     facts = {
@@ -209,12 +184,6 @@ def prepare(ctx: StageContext, raw: pl.DataFrame) -> Out:
         finite, target=target, categorical=categorical, unit=p.unit
     )
     return Out(values={"prepared": kept}, facts=facts, plots={"initial_distributions": figure})
-
-
-def _segment_of(frame: pl.DataFrame, group: str | None) -> np.ndarray:
-    if group is None:
-        return np.full(frame.height, "all", dtype=object)
-    return frame[group].cast(pl.String).to_numpy().astype(object)
 
 
 def quantize_stage(ctx: StageContext, prepared: pl.DataFrame) -> Out:
@@ -255,89 +224,6 @@ def quantize_stage(ctx: StageContext, prepared: pl.DataFrame) -> Out:
             "segments": sorted(per_segment) if group else None,
             "histograms": len(hist.combinations),
         },
-    )
-
-
-def _matrix(histograms: pl.DataFrame) -> np.ndarray:
-    return np.vstack(histograms["histogram"].to_list()) if histograms.height else np.empty((0, 0))
-
-
-def _index(keys: pl.Series, histograms: pl.DataFrame) -> np.ndarray:
-    """Row of ``histograms`` holding each key's combination (-1: no training rows)."""
-    lookup = dict(zip(histograms[COMB].to_list(), range(histograms.height), strict=True))
-    return keys.replace_strict(lookup, default=-1, return_dtype=pl.Int64).to_numpy()
-
-
-def _holdout_rows(quantized: pl.DataFrame, histograms: pl.DataFrame) -> pl.DataFrame:
-    test = quantized.filter(pl.col(HOLDOUT) & pl.col("bin").is_not_null())
-    return test.with_columns(pl.Series("_h", _index(test[COMB], histograms)))
-
-
-def _clustered_se(scores: np.ndarray, unit: np.ndarray) -> float:
-    """Standard error of the mean of ``scores`` clustered by ``unit`` (rows of one combination move together)."""
-    resid = np.bincount(unit, weights=scores - scores.mean())
-    return float(np.sqrt(np.sum(resid**2)) / scores.size)
-
-
-def choose_k_stage(ctx: StageContext, quantized: pl.DataFrame, histograms: pl.DataFrame) -> Out:
-    """Scan K: the held-out log score of each combination's pattern decides (one-SE rule)."""
-    from sklearn.cluster import KMeans
-    from sklearn.metrics import calinski_harabasz_score, silhouette_score
-    from threadpoolctl import threadpool_limits
-
-    p: DistributionParams = ctx.params
-    X = _matrix(histograms)
-    if p.n_clusters is not None:
-        k = p.n_clusters
-        reason = f"K={k} was given in params.n_clusters"
-        curve: list[dict[str, float]] = []
-    else:
-        if X.shape[0] < 3:
-            raise DataError(
-                f"only {X.shape[0]} combination(s) remain after filtering; patterns need at least 3",
-                fix="lower params.min_combination_size or add categorical columns with more levels",
-            )
-        test = _holdout_rows(quantized, histograms).filter(pl.col("_h") >= 0)
-        if test.height < 2:
-            raise DataError(
-                "the holdout holds no rows of combinations seen in training",
-                fix="raise params.test_size or give columns.time a longer span",
-            )
-        h = test["_h"].to_numpy()
-        b = test["bin"].to_numpy()
-        distinct = np.unique(X, axis=0).shape[0]
-        k_hi = min(p.k_max, X.shape[0] - 1, distinct)
-        if k_hi < p.k_min:
-            raise DataError(
-                f"only {X.shape[0]} combinations ({distinct} distinct histograms) to cluster, "
-                f"too few for K >= {p.k_min}",
-                fix="lower params.k_min, or params.min_combination_size to keep more combinations",
-            )
-        curve = []
-        for k in range(p.k_min, k_hi + 1):
-            with threadpool_limits(1):  # a few hundred rows: threads cost more than they give
-                km = KMeans(n_clusters=k, n_init=10, random_state=ctx.random_state)
-                labels = km.fit_predict(X)
-            centers = np.vstack([X[labels == j].mean(axis=0) for j in range(k)])
-            scores = log_score(centers[labels[h]], b)
-            entry = {
-                "k": float(k),
-                "log_score": float(scores.mean()),
-                "log_score_se": _clustered_se(scores, h),
-            }
-            if len(np.unique(labels)) > 1:
-                size = 5000 if X.shape[0] > 5000 else None
-                entry["silhouette"] = float(
-                    silhouette_score(X, labels, sample_size=size, random_state=ctx.random_state)
-                )
-                entry["calinski_harabasz"] = float(calinski_harabasz_score(X, labels))
-            curve.append(entry)
-        k, reason = smallest_within_one_se(curve)
-    figs = {"k_selection": plots.plot_k_scores(curve, k)} if curve else {}
-    return Out(
-        values={"k_choice": {"k": k, "reason": reason, "curve": curve}},
-        facts={"k": k, "reason": reason, "curve": curve},
-        plots=figs,
     )
 
 
@@ -417,7 +303,7 @@ def classify(
 ) -> Out:
     """The pattern classifier, the predicted distribution scored on the holdout, and the model."""
     placed = _classifier(ctx, quantized, clusters)
-    scored = _evaluate(ctx, quantized, histograms, clusters, profiles, edges, placed.values)
+    scored = evaluate_holdout(ctx, quantized, histograms, clusters, profiles, edges, placed.values)
     return Out(
         values={},
         facts={**placed.facts, "holdout_scores": scored.facts},
@@ -425,6 +311,7 @@ def classify(
         plots={**placed.plots, **scored.plots},
         tables={**placed.tables, **scored.tables},
         model=scored.model,
+        baselines=scored.baselines,
     )
 
 
@@ -481,178 +368,4 @@ def _classifier(ctx: StageContext, quantized: pl.DataFrame, clusters: pl.DataFra
         facts=facts,
         plots=figs,
         tables={"classifier_holdout": held_out.head(20_000)},
-    )
-
-
-def _mean_log_score(
-    pred: np.ndarray, bins: np.ndarray, segment: np.ndarray, edges: dict[str, np.ndarray]
-) -> float:
-    """Mean log score of ``pred`` rows, each on its segment's bins."""
-    total = 0.0
-    for seg, e in edges.items():
-        mask = segment == seg
-        if mask.any():
-            q = pred[mask][:, : len(e) - 1]
-            q = q / np.maximum(q.sum(axis=1, keepdims=True), 1e-300)
-            total += float(log_score(q, bins[mask]).sum())
-    return total / max(bins.size, 1)
-
-
-def _global(
-    quantized: pl.DataFrame, segs: list[str], group: str | None, n_bins: int
-) -> dict[str, np.ndarray]:
-    train = quantized.filter(~pl.col(HOLDOUT) & pl.col("bin").is_not_null())
-    seg = _segment_of(train, group)
-    b = train["bin"].to_numpy()
-    out = {}
-    for s in segs:
-        counts = np.bincount(b[seg == s], minlength=n_bins).astype(float)
-        out[s] = counts / max(counts.sum(), 1.0)
-    return out
-
-
-def _evaluate(
-    ctx: StageContext,
-    quantized: pl.DataFrame,
-    histograms: pl.DataFrame,
-    clusters: pl.DataFrame,
-    profiles: pl.DataFrame,
-    edges: Any,
-    classifier: dict[str, Any],
-) -> Out:
-    """Score the predicted distribution on the holdout against two baselines; choose the blend; the model.
-
-    Every earlier stage emits no metrics, so these lead the run's metrics (what ``opslens runs`` shows).
-    """
-    p: DistributionParams = ctx.params
-    cols = ctx.analysis.columns
-    target = str(cols.target)
-    group = cols.group
-    clf: PatternClassifier = classifier["model"]
-    edge_map = edges if isinstance(edges, dict) else {"all": edges}
-    X = _matrix(histograms)
-    n_bins = X.shape[1]
-    counts = histograms["n_rows"].to_numpy().astype(float)
-    cluster_of = clusters["cluster"].to_numpy()
-    centers = np.vstack(
-        [np.asarray(r["mean_histogram"]) for r in profiles.sort("cluster").iter_rows(named=True)]
-    )
-    ids = profiles.sort("cluster")["cluster"].to_numpy()
-    pos = {int(c): i for i, c in enumerate(ids)}
-    glob = _global(quantized, sorted(edge_map), group, n_bins)
-
-    test = _holdout_rows(quantized, histograms)
-    n_holdout = test.height
-    if n_holdout > MAX_SCORED:  # the scores' standard error is ~0.005 already; bound the cost
-        test = test.sample(MAX_SCORED, seed=ctx.random_state)
-    h = test["_h"].to_numpy()
-    seen = h >= 0
-    seg = _segment_of(test, group)
-    names, code = np.unique(seg.astype(str), return_inverse=True)
-    g = np.vstack([glob[str(s)] for s in names])[code] if test.height else np.empty((0, n_bins))
-    own = np.where(seen[:, None], X[np.maximum(h, 0)], g)
-    n = np.where(seen, counts[np.maximum(h, 0)], 0.0)
-    pattern = np.empty_like(own)
-    pattern[seen] = centers[np.searchsorted(ids, cluster_of[h[seen]])]
-    if (~seen).any():
-        proba = clf.predict_proba(test.filter(pl.Series(~seen)).select(clf.categorical))
-        pattern[~seen] = proba @ centers[[pos[int(c)] for c in clf.classes_]]
-    y = test[target].to_numpy()
-    b = test["bin"].to_numpy()
-    score = {
-        "observed": y,
-        "bins": b,
-        "segment": seg,
-        "edges": edge_map,
-        "coverages": p.hdr_coverages,
-    }
-    # the strength is chosen by log score alone; the chosen blend then gets every score
-    scan = [
-        {"strength": s, "log_score": _mean_log_score(blend(own, n, pattern, s), b, seg, edge_map)}
-        for s in STRENGTHS
-    ]
-    strength = float(max(scan, key=lambda r: r["log_score"])["strength"])
-    best = distribution_scores(blend(own, n, pattern, strength), **score)  # type: ignore[arg-type]
-    own_scores = distribution_scores(own, **score)  # type: ignore[arg-type]
-    glob_scores = distribution_scores(g, **score)  # type: ignore[arg-type]
-    cov = [round(c * 100) for c in p.hdr_coverages]
-    facts = {
-        "test_rows": n_holdout,
-        "test_rows_scored": int(test.height),
-        "test_rows_unseen_combination": int((~seen).sum()),
-        "strength": strength,
-        "strength_scan": [
-            {
-                "strength": r["strength"] if np.isfinite(r["strength"]) else None,
-                "log_score": r["log_score"],
-            }
-            for r in scan
-        ],
-        "blended": best,
-        "own_histogram": own_scores,
-        "global_histogram": glob_scores,
-        "coverages": cov,
-    }
-    cm = classifier["metrics"]
-    metrics = {
-        "log_score": best["log_score"],
-        "log_score_own": own_scores["log_score"],
-        "log_score_global": glob_scores["log_score"],
-        f"coverage_{cov[1]}": best[f"coverage_{cov[1]}"],
-        "crps": best["crps"],
-        f"coverage_{cov[0]}": best[f"coverage_{cov[0]}"],
-        "crps_own": own_scores["crps"],
-        "crps_global": glob_scores["crps"],
-        "accuracy_unseen_combinations": float(
-            cm["accuracy"] if cm["accuracy"] is not None else np.nan
-        ),
-        "auroc_unseen_combinations": float(
-            cm["auroc_weighted"] if cm["auroc_weighted"] is not None else np.nan
-        ),
-        "k": float(profiles.height),
-        "combinations": float(histograms.height),
-        "rows": float(quantized.height),
-    }
-    # the attributes of each clustered combination, in the histograms' order
-    attrs = quantized.unique(COMB, keep="first").select(COMB, *clf.categorical)
-    attrs = histograms.select(COMB).join(attrs, on=COMB, how="left", maintain_order="left")
-    predictor = PatternPredictor(
-        clf,
-        list(profiles.iter_rows(named=True)),
-        edges=edge_map,
-        target=target,
-        unit=p.unit,
-        group=group,
-        combinations=[list(r) for r in attrs.select(clf.categorical).iter_rows()],
-        histograms=X,
-        counts=counts,
-        cluster_of=cluster_of,
-        strength=strength,
-        coverages=p.hdr_coverages,
-        support=p.support,
-    )
-    example = quantized.select(clf.categorical).head(5)
-    holdout_table = (
-        test.head(2000)
-        .select([*clf.categorical, target])
-        .pipe(lambda f: f.hstack(predictor.predict_frame(f)))
-    )
-    return Out(
-        values={},
-        facts=facts,
-        metrics=metrics,
-        plots={"holdout_scores": plots.plot_scores(facts)},
-        tables={"predictions_holdout": holdout_table},
-        model=ModelArtifact(
-            model=predictor,
-            input_example=example,
-            metadata={
-                **clf.to_metadata(),
-                "recipe": "distribution",
-                "target": target,
-                "unit": p.unit,
-                "inputs": list(clf.categorical),
-                "strength": strength,
-            },
-        ),
     )

@@ -18,6 +18,7 @@ import polars.selectors as cs
 
 from opslens.config import AnalysisConfig
 from opslens.core.recipe import Demo, FileInput, Output, Recipe, Stage
+from opslens.recipes.fleet.baselines import BASELINES
 from opslens.recipes.fleet.facts import FleetFacts
 from opslens.recipes.fleet.narrative import fleet_narrative
 from opslens.recipes.fleet.params import FleetParams
@@ -129,6 +130,7 @@ RECIPE = Recipe(
     inputs=(FileInput("failure_table", _failure_path, "the failure list (params.failures.path)"),),
     demo=Demo(files=("project.yaml", "failures.csv"), instances=demo_instances),
     package=__name__,
+    baselines=BASELINES,
     ui_pages=("series", "fleet", "failures"),
     prompts={
         "summary": "Write a summary of two or three sentences: how many devices were analysed, "

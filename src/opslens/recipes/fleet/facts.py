@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import ConfigDict
+
 from opslens.core.facts import FactsModel, RecipeFacts
 
 __all__ = ["FleetFacts"]
@@ -44,6 +46,21 @@ class FingerprintFacts(FactsModel):
     lags: list[int] | None = None
 
 
+class TopDevice(FactsModel):
+    """One of the rarest devices; its id sits under the device column's name (``columns.entity``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    rank: int
+    combined: float
+    is_rare: bool | None = None
+    deviating_features: str | None = None
+
+    def device(self, entity: str) -> str:
+        """The device id (stored under the name of the device column)."""
+        return str((self.model_extra or {})[entity])
+
+
 class RareFacts(FactsModel):
     """The rare-device ranking."""
 
@@ -51,7 +68,23 @@ class RareFacts(FactsModel):
     contamination: float
     n_rare: int
     dropped_features: list[str]
-    top: list[dict[str, Any]]
+    top: list[TopDevice]
+
+
+class MethodSummary(FactsModel):
+    """How one grouping method split the fleet."""
+
+    method: str
+    n_groups: int
+    n_noise: int
+    silhouette: float | None = None
+
+
+class GroupSize(FactsModel):
+    """Devices in one group of the best method."""
+
+    group: int
+    len: int
 
 
 class GroupsFacts(FactsModel):
@@ -61,17 +94,80 @@ class GroupsFacts(FactsModel):
     k: int
     k_reason: str
     eps: float | None
-    summary: list[dict[str, Any]]
-    sizes: list[dict[str, Any]]
+    summary: list[MethodSummary]
+    sizes: list[GroupSize]
     n_noise: int = 0
 
 
 class ExplainFacts(FactsModel):
-    """What sets each group of each method apart (method → group → features), findings in words."""
+    """What sets each group of each method apart (method → group → [feature, SMD, q]),
+    findings in words. Runs of opslens 0.1.0 stored only ``method``'s groups
+    (group → rows)."""
 
     method: str
-    group_features: dict[str, dict[str, list[list[Any]]]]
+    group_features: dict[str, dict[str, list[list[Any]]] | list[list[Any]]]
     findings: list[str]
+
+    def features_of(self, method: str) -> dict[str, list[list[Any]]]:
+        """Group → its top [feature, SMD, q] rows under ``method`` (empty when not contrasted).
+
+        Example:
+            >>> old = ExplainFacts(method="kmeans", group_features={"0": [["a", 1.0, 0.01]]},
+            ...     findings=[])
+            >>> old.features_of("kmeans"), old.features_of("dbscan")
+            ({'0': [['a', 1.0, 0.01]]}, {})
+        """
+        by_method = {k: v for k, v in self.group_features.items() if isinstance(v, dict)}
+        if len(by_method) < len(self.group_features):  # 0.1.0: one method's groups
+            flat = {k: v for k, v in self.group_features.items() if isinstance(v, list)}
+            return flat if method == self.method else {}
+        return by_method[method] if method in by_method else {}
+
+
+class Enrichment(FactsModel):
+    """Known failures in one group of one method (one-sided Fisher test, BH q)."""
+
+    method: str
+    group: int
+    n_devices: int
+    n_failed: int
+    failure_rate: float | None = None
+    lift: float | None = None
+    odds_ratio: float | None = None
+    p_value: float | None = None
+    enriched: bool
+    q_value: float | None = None
+
+
+class Ranking(FactsModel):
+    """How well the rare-device score ranks the known failures."""
+
+    auroc: float | None = None
+    auroc_p: float | None = None
+    permutations: int
+    base_rate: float | None = None
+    precision_at: dict[str, float | None]
+    recall_at: dict[str, float | None]
+    useful: bool
+    verdict: str
+
+
+class LeadTime(FactsModel):
+    """Failed devices seen in the top k before failing, against healthy devices' chance rate."""
+
+    n_failed: int
+    n_detected: int
+    share_detected: float | None = None
+    median_lead_time: str | None = None
+    mean_false_alarms: float | None = None
+    top_k: int | None = None
+    n_healthy: int
+    healthy_detected: int
+    healthy_share_detected: float | None = None
+    healthy_median_lead_time: str | None = None
+    p_value: float | None = None
+    beats_chance: bool | None = None
+    sentence: str | None = None
 
 
 class FailuresFacts(FactsModel):
@@ -83,17 +179,72 @@ class FailuresFacts(FactsModel):
     min_failures: int | None = None
     enough_failures: bool | None = None
     unknown_ids: list[str] | None = None
-    enrichment: list[dict[str, Any]] | None = None
-    most_enriched: dict[str, Any] | None = None
-    ranking: dict[str, Any] | None = None
-    lead_time: dict[str, Any] | None = None
+    enrichment: list[Enrichment] | None = None
+    most_enriched: Enrichment | None = None
+    ranking: Ranking | None = None
+    lead_time: LeadTime | None = None
     findings: list[str] | None = None
+    #: why the baselines were not scored (no known failures among the devices), else None
+    baselines_unscored: str | None = None
+
+
+class Profile(FactsModel):
+    """A series' profile (:class:`opslens.features.profile.SeriesProfile`); NaN reads as None."""
+
+    column: str
+    n_rows: int
+    count: int
+    missing: int
+    missing_share: float | None = None
+    n_gaps: int
+    largest_gap_seconds: float | None = None
+    largest_gap: str | None = None
+    interval_seconds: float | None = None
+    interval: str | None = None
+    mean: float | None = None
+    std: float | None = None
+    min: float | None = None
+    max: float | None = None
+    p5: float | None = None
+    p25: float | None = None
+    p50: float | None = None
+    p75: float | None = None
+    p95: float | None = None
+    skewness: float | None = None
+    kurtosis: float | None = None
+    adf_statistic: float | None = None
+    adf_pvalue: float | None = None
+    adf_lags: int | None = None
+    adf_reading: str = ""
+
+
+class Decomposition(FactsModel):
+    """The STL decomposition of an inspected series, or why it was skipped."""
+
+    period: int | None = None
+    period_source: str | None = None
+    trend_strength: float | None = None
+    seasonal_strength: float | None = None
+    skipped: str | None = None
+    fix: str | None = None
+
+
+class InspectedDevice(FactsModel):
+    """One inspected series: its profile, flagged points and decomposition."""
+
+    device: str
+    metric: str
+    unit: str | None = None
+    failure_time: str | None = None
+    profile: Profile
+    point_anomalies: dict[str, int]
+    decomposition: Decomposition = Decomposition()
 
 
 class InspectFacts(FactsModel):
     """Profile, decomposition and point anomalies of the rarest devices."""
 
-    devices: list[dict[str, Any]]
+    devices: list[InspectedDevice]
     period: int | None = None
     decompositions_skipped: int = 0
 

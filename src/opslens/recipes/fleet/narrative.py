@@ -1,20 +1,36 @@
 """The template narrative of a fleet run: devices, rare devices, groups, failures, caveats.
 
+It reads the run's facts through the typed model (:class:`FleetFacts`); a missing section
+is a stage that did not run.
+
 Example:
-    >>> facts = {"analysis": {"name": "fleet", "recipe": "fleet", "source": "synthetic"},
-    ...          "prepare": {"devices": 3, "readings": 30, "metrics": ["t"], "start": "a", "end": "b"}}
-    >>> fleet_narrative(facts, []).sections[0].title
-    'What was analysed'
+    >>> facts = FleetFacts.model_validate({"analysis": {"name": "fleet", "recipe": "fleet",
+    ...     "source": "synthetic", "run_id": "r"}, "prepare": {"entity": "d", "time": "t",
+    ...     "metrics": ["t"], "rows_read": 30, "devices": 3, "readings": 30, "start": "a",
+    ...     "end": "b", "median_interval_seconds": None, "missing_share": {}}})
+    >>> n = fleet_narrative(facts, [])
+    >>> n.sections[0].title, n.summary
+    ('What was analysed', '3 devices fingerprinted; no behaviour groups.')
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 from opslens.core.narrative import Narrative, Section, Table
 from opslens.explain.text import fmt, format_duration, format_p, plural
 from opslens.features.fingerprints import describe_feature
+from opslens.recipes.fleet.facts import (
+    ExplainFacts,
+    FailuresFacts,
+    FingerprintFacts,
+    FleetFacts,
+    GroupsFacts,
+    InspectedDevice,
+    InspectFacts,
+    PrepareFacts,
+    RareFacts,
+)
 from opslens.recipes.fleet.findings import METHOD_NAMES, group_name, plain_deviations
 
 __all__ = ["fleet_narrative"]
@@ -24,239 +40,260 @@ def _detectors(methods: list[str]) -> str:
     """``One detector (ecod) scores`` / ``Four detectors (a, b, c, d) score``."""
     words = {1: "One detector", 2: "Two detectors", 3: "Three detectors", 4: "Four detectors"}
     verb = "scores" if len(methods) == 1 else "score"
-    return (
-        f"{words.get(len(methods), plural(len(methods), 'detector'))} ({', '.join(methods)}) {verb}"
-    )
+    word = words[len(methods)] if len(methods) in words else plural(len(methods), "detector")
+    return f"{word} ({', '.join(methods)}) {verb}"
 
 
-def _p(value: Any, name: str) -> str:
+def _p(value: float | None, name: str) -> str:
     return format_p(float(value), name=name) if value is not None else f"{name} n/a"
 
 
-def _groups_phrase(grp: dict[str, Any]) -> str:
+def _groups_phrase(grp: GroupsFacts) -> str:
     """``3 behaviour groups and 12 devices that fit no group (DBSCAN)``."""
-    n_noise = int(grp.get("n_noise") or 0)
-    noise = f" and {plural(n_noise, 'device')} that fit no group" if n_noise else ""
-    method = METHOD_NAMES.get(str(grp.get("best_method")), grp.get("best_method"))
-    return f"{plural(len(grp.get('sizes', [])), 'behaviour group')}{noise} ({method})"
+    noise = f" and {plural(grp.n_noise, 'device')} that fit no group" if grp.n_noise else ""
+    best = grp.best_method
+    method = METHOD_NAMES[best] if best in METHOD_NAMES else best
+    return f"{plural(len(grp.sizes), 'behaviour group')}{noise} ({method})"
 
 
-def _inspect_bullet(d: dict[str, Any]) -> str:
-    prof = d.get("profile", {})
-    dec = d.get("decomposition", {})
-    if dec.get("period"):
-        decomposition = (
-            f"; seasonal period {dec.get('period')} readings ({dec.get('period_source')})"
-        )
-    elif dec.get("skipped"):
-        decomposition = f"; decomposition skipped: {dec['skipped']} ({dec.get('fix')})"
+def _inspect_bullet(d: InspectedDevice) -> str:
+    prof, dec = d.profile, d.decomposition
+    if dec.period:
+        decomposition = f"; seasonal period {dec.period} readings ({dec.period_source})"
+    elif dec.skipped:
+        decomposition = f"; decomposition skipped: {dec.skipped} ({dec.fix})"
     else:
         decomposition = ""
-    failed = f"; known failure at {str(d['failure_time'])[:16]}" if d.get("failure_time") else ""
-    unit = f" {d['unit']}" if d.get("unit") else ""
+    failed = f"; known failure at {d.failure_time[:16]}" if d.failure_time else ""
+    unit = f" {d.unit}" if d.unit else ""
     return (
-        f"{d.get('device')} ({d.get('metric')}): mean {fmt(prof.get('mean'))}{unit}, std "
-        f"{fmt(prof.get('std'))}{unit}, {fmt(prof.get('n_gaps'))} gaps, flagged points "
-        + ", ".join(f"{m} {fmt(n)}" for m, n in (d.get("point_anomalies") or {}).items())
-        + f"; {prof.get('adf_reading', '')}{decomposition}{failed}"
+        f"{d.device} ({d.metric}): mean {fmt(prof.mean)}{unit}, std "
+        f"{fmt(prof.std)}{unit}, {fmt(prof.n_gaps)} gaps, flagged points "
+        + ", ".join(f"{m} {fmt(n)}" for m, n in d.point_anomalies.items())
+        + f"; {prof.adf_reading}{decomposition}{failed}"
     )
 
 
-def fleet_narrative(facts: dict[str, Any], plots: list[str]) -> Narrative:
-    """Sections of a fleet report, every number from ``facts``."""
-    a = facts.get("analysis", {})
-    prep = facts.get("prepare", {})
-    fp = facts.get("fingerprint", {})
-    rare = facts.get("rare", {})
-    grp = facts.get("groups", {})
-    exp = facts.get("explain", {})
-    fail = facts.get("failures", {})
-    ins = facts.get("inspect", {})
-    entity = prep.get("entity", "device")
+def _analysed(facts: FleetFacts, prep: PrepareFacts, fp: FingerprintFacts | None) -> Section:
     policies = []
-    if prep.get("duplicates_merged"):
+    if prep.duplicates_merged:
         policies.append(
-            f"{fmt(prep['duplicates_merged'])} duplicate timestamps merged ({prep.get('duplicates_policy')})"
+            f"{fmt(prep.duplicates_merged)} duplicate timestamps merged ({prep.duplicates_policy})"
         )
-    if prep.get("devices_sorted"):
-        policies.append(f"{plural(prep['devices_sorted'], 'device')}' readings sorted by time")
-    if prep.get("devices_dropped_short"):
-        policies.append(
-            f"{len(prep['devices_dropped_short'])} devices with too few readings left out"
-        )
-    sections = [
-        Section(
-            title="What was analysed",
-            paragraphs=[
-                f"{plural(prep.get('readings'), 'reading')} of {plural(prep.get('devices'), 'device')} ({', '.join(prep.get('metrics', []))}) "
-                f"from {a.get('source', 'the source')}, {str(prep.get('start', ''))[:16]} to {str(prep.get('end', ''))[:16]}.",
-                f"Each device is described by a fingerprint of {plural(fp.get('features'), 'feature')} "
-                f"({fmt(fp.get('features_per_metric'))} per metric): rolling-window statistics, trend, level changes, "
-                "volatility, autocorrelation, entropy, complexity, spectrum, peaks, missing share and stationarity.",
-            ]
-            + (
-                [
-                    f"Readings come every {format_duration(timedelta(seconds=interval))} (median "
-                    f"gap); window features use {plural(fp.get('window'), 'reading')} and "
-                    f"autocorrelations the lags {', '.join(map(str, fp.get('lags') or []))} readings."
-                ]
-                if (interval := prep.get("median_interval_seconds")) and fp.get("window")
-                else []
-            )
-            + ([f"Data policies applied: {'; '.join(policies)}."] if policies else []),
-        )
+    if prep.devices_sorted:
+        policies.append(f"{plural(prep.devices_sorted, 'device')}' readings sorted by time")
+    if prep.devices_dropped_short:
+        policies.append(f"{len(prep.devices_dropped_short)} devices with too few readings left out")
+    source = facts.analysis.source or "the source"
+    paragraphs = [
+        f"{plural(prep.readings, 'reading')} of {plural(prep.devices, 'device')} "
+        f"({', '.join(prep.metrics)}) from {source}, {str(prep.start or '')[:16]} to "
+        f"{str(prep.end or '')[:16]}."
     ]
-    top = rare.get("top", [])
-    if top:
-        sections.append(
-            Section(
-                title="Rare devices",
-                paragraphs=[
-                    f"{_detectors(rare.get('methods', []))} every device; their scores are put on one "
-                    f"scale (rank percentile) and averaged. {plural(rare.get('n_rare'), 'device')} "
-                    f"{'is' if rare.get('n_rare') == 1 else 'are'} flagged rare: a fixed quota, the "
-                    f"{fmt(100 * float(rare.get('contamination', 0.05)))}% with the highest combined "
-                    "score (params.rare.contamination), so the count says nothing about how many "
-                    "devices are truly anomalous."
-                ],
-                table=Table(
-                    columns=[entity, "rank", "combined score", "most deviating features"],
-                    rows=[
-                        [
-                            t.get(entity),
-                            t.get("rank"),
-                            fmt(t.get("combined")),
-                            plain_deviations(str(t.get("deviating_features") or "")),
-                        ]
-                        for t in top
-                    ],
-                ),
-                plots=[p for p in ("rare_scores",) if p in plots],
-            )
+    if fp is not None:
+        paragraphs.append(
+            f"Each device is described by a fingerprint of {plural(fp.features, 'feature')} "
+            f"({fmt(fp.features_per_metric)} per metric): rolling-window statistics, trend, "
+            "level changes, volatility, autocorrelation, entropy, complexity, spectrum, peaks, "
+            "missing share and stationarity."
         )
-    if grp:
-        summary = grp.get("summary", [])
-        best = str(grp.get("best_method"))
-        by_group = (exp.get("group_features") or {}).get(best, {})
-        sections.append(
-            Section(
-                title="Behaviour groups",
-                paragraphs=[
-                    f"K-Means: {grp.get('k_reason', '')}. DBSCAN used eps={fmt(grp.get('eps'))} "
-                    "from the knee of the k-distance curve; devices it cannot place fit no group "
-                    f"(noise, not a group). {METHOD_NAMES.get(best, best)} has the highest "
-                    f"silhouette: {_groups_phrase(grp)}. Every group of every method, the devices "
-                    "that fit no group included, was contrasted with the rest of the fleet "
-                    "(Benjamini-Hochberg q over all those tests)."
-                ],
-                table=Table(
-                    columns=["method", "groups", "devices that fit no group", "silhouette"],
-                    rows=[
-                        [
-                            s.get("method"),
-                            s.get("n_groups"),
-                            s.get("n_noise"),
-                            fmt(s.get("silhouette")),
-                        ]
-                        for s in summary
-                    ],
-                ),
-                bullets=[
-                    ("Devices that fit no group" if int(g) < 0 else f"Group {g}")
-                    + ": "
-                    + ", ".join(
-                        f"{describe_feature(name)} {'higher' if smd > 0 else 'lower'} "
-                        f"(SMD {smd:+.2f}, {_p(q, 'q')})"
-                        for name, smd, q in feats
-                    )
-                    for g, feats in by_group.items()
-                    if feats
-                ],
-                plots=[p for p in ("embedding", "k_selection", "k_distance") if p in plots],
-            )
-        )
-    if fail.get("configured"):
-        ranking = fail.get("ranking", {})
-        lead = fail.get("lead_time") or {}
-        bullets = [
-            f"{group_name(str(e.get('method')), int(e.get('group', 0)))}: {fmt(e.get('n_failed'))} "
-            f"of {fmt(e.get('n_devices'))} failed ({fmt(100 * float(e.get('failure_rate') or 0))}%; "
-            f"lift {fmt(e.get('lift'))}, {_p(e.get('p_value'), 'Fisher p')}, {_p(e.get('q_value'), 'q')})"
-            + (" — enriched" if e.get("enriched") else "")
-            for e in fail.get("enrichment", [])
-            if e.get("n_failed")
-        ]
-        paragraphs = [
-            f"{fmt(fail.get('n_failed'))} known failures were checked against every group of every "
-            "method (one-sided Fisher tests, Benjamini-Hochberg corrected across all groups) and "
-            "against the rare-device score (AUROC with a permutation p-value). A verdict needs at "
-            f"least {fmt(fail.get('min_failures'))} known failures and a test that holds.",
-            f"Verdict on the rare-device score: {ranking.get('verdict', '')}.",
-            f"Precision@k: {', '.join(f'@{k} {fmt(v)}' for k, v in ranking.get('precision_at', {}).items())}; "
-            f"recall@k: {', '.join(f'@{k} {fmt(v)}' for k, v in ranking.get('recall_at', {}).items())}; "
-            f"AUROC {fmt(ranking.get('auroc'))} against a base rate of {fmt(ranking.get('base_rate'))}.",
-        ]
-        if lead.get("sentence"):
+        if prep.median_interval_seconds and fp.window:
             paragraphs.append(
-                "Scored on rolling windows before each failure date (windows count once they lie "
-                f"wholly inside the data): {lead['sentence']}"
+                f"Readings come every {format_duration(timedelta(seconds=prep.median_interval_seconds))} "
+                f"(median gap); window features use {plural(fp.window, 'reading')} and "
+                f"autocorrelations the lags {', '.join(map(str, fp.lags or []))} readings."
             )
-        if fail.get("unknown_ids"):
-            paragraphs.append(
-                f"{len(fail['unknown_ids'])} ids in the failure list are not in the data and were ignored: "
-                f"{', '.join(fail['unknown_ids'][:10])}."
+    if policies:
+        paragraphs.append(f"Data policies applied: {'; '.join(policies)}.")
+    return Section(title="What was analysed", paragraphs=paragraphs)
+
+
+def _rare(rare: RareFacts, entity: str, plots: list[str]) -> Section:
+    return Section(
+        title="Rare devices",
+        paragraphs=[
+            f"{_detectors(rare.methods)} every device; their scores are put on one "
+            f"scale (rank percentile) and averaged. {plural(rare.n_rare, 'device')} "
+            f"{'is' if rare.n_rare == 1 else 'are'} flagged rare: a fixed quota, the "
+            f"{fmt(100 * rare.contamination)}% with the highest combined "
+            "score (params.rare.contamination), so the count says nothing about how many "
+            "devices are truly anomalous."
+        ],
+        table=Table(
+            columns=[entity, "rank", "combined score", "most deviating features"],
+            rows=[
+                [
+                    t.device(entity),
+                    t.rank,
+                    fmt(t.combined),
+                    plain_deviations(t.deviating_features or ""),
+                ]
+                for t in rare.top
+            ],
+        ),
+        plots=[p for p in ("rare_scores",) if p in plots],
+    )
+
+
+def _groups(grp: GroupsFacts, exp: ExplainFacts | None, plots: list[str]) -> Section:
+    best = grp.best_method
+    by_group = exp.features_of(best) if exp is not None else {}
+    return Section(
+        title="Behaviour groups",
+        paragraphs=[
+            f"K-Means: {grp.k_reason}. DBSCAN used eps={fmt(grp.eps)} "
+            "from the knee of the k-distance curve; devices it cannot place fit no group "
+            f"(noise, not a group). {METHOD_NAMES[best] if best in METHOD_NAMES else best} has "
+            f"the highest silhouette: {_groups_phrase(grp)}. Every group of every method, the "
+            "devices that fit no group included, was contrasted with the rest of the fleet "
+            "(Benjamini-Hochberg q over all those tests)."
+        ],
+        table=Table(
+            columns=["method", "groups", "devices that fit no group", "silhouette"],
+            rows=[[s.method, s.n_groups, s.n_noise, fmt(s.silhouette)] for s in grp.summary],
+        ),
+        bullets=[
+            ("Devices that fit no group" if int(g) < 0 else f"Group {g}")
+            + ": "
+            + ", ".join(
+                f"{describe_feature(name)} {'higher' if smd > 0 else 'lower'} "
+                f"(SMD {smd:+.2f}, {_p(q, 'q')})"
+                for name, smd, q in feats
             )
-        sections.append(
-            Section(
-                title="Known failures",
-                paragraphs=paragraphs,
-                bullets=bullets,
-                plots=[p for p in ("failure_rates",) if p in plots],
-            )
+            for g, feats in by_group.items()
+            if feats
+        ],
+        plots=[p for p in ("embedding", "k_selection", "k_distance") if p in plots],
+    )
+
+
+def _failures(fail: FailuresFacts, plots: list[str]) -> Section:
+    ranking = fail.ranking
+    bullets = [
+        f"{group_name(e.method, e.group)}: {fmt(e.n_failed)} "
+        f"of {fmt(e.n_devices)} failed ({fmt(100 * (e.failure_rate or 0.0))}%; "
+        f"lift {fmt(e.lift)}, {_p(e.p_value, 'Fisher p')}, {_p(e.q_value, 'q')})"
+        + (" — enriched" if e.enriched else "")
+        for e in fail.enrichment or []
+        if e.n_failed
+    ]
+    paragraphs = [
+        f"{fmt(fail.n_failed)} known failures were checked against every group of every "
+        "method (one-sided Fisher tests, Benjamini-Hochberg corrected across all groups) and "
+        "against the rare-device score (AUROC with a permutation p-value). A verdict needs at "
+        f"least {fmt(fail.min_failures)} known failures and a test that holds."
+    ]
+    if ranking is not None:
+        paragraphs += [
+            f"Verdict on the rare-device score: {ranking.verdict}.",
+            f"Precision@k: {', '.join(f'@{k} {fmt(v)}' for k, v in ranking.precision_at.items())}; "
+            f"recall@k: {', '.join(f'@{k} {fmt(v)}' for k, v in ranking.recall_at.items())}; "
+            f"AUROC {fmt(ranking.auroc)} against a base rate of {fmt(ranking.base_rate)}.",
+        ]
+    if fail.lead_time is not None and fail.lead_time.sentence:
+        paragraphs.append(
+            "Scored on rolling windows before each failure date (windows count once they lie "
+            f"wholly inside the data): {fail.lead_time.sentence}"
         )
-    findings = fail.get("findings") or exp.get("findings") or []
+    if fail.unknown_ids:
+        paragraphs.append(
+            f"{len(fail.unknown_ids)} ids in the failure list are not in the data and were "
+            f"ignored: {', '.join(fail.unknown_ids[:10])}."
+        )
+    return Section(
+        title="Known failures",
+        paragraphs=paragraphs,
+        bullets=bullets,
+        plots=[p for p in ("failure_rates",) if p in plots],
+    )
+
+
+def _inspected(ins: InspectFacts, plots: list[str]) -> Section:
+    skipped = ins.decompositions_skipped
+    return Section(
+        title="The rarest devices up close",
+        paragraphs=(
+            [
+                f"{plural(skipped, 'decomposition')} of {len(ins.devices)} "
+                f"{'was' if skipped == 1 else 'were'} skipped; each reason is given below."
+            ]
+            if skipped
+            else []
+        ),
+        bullets=[_inspect_bullet(d) for d in ins.devices],
+        plots=[p for p in plots if p.startswith("device_")],
+    )
+
+
+_CAVEATS = [
+    "Rare is relative to this fleet: a device can be unusual without being faulty, and a fault "
+    "shared by many devices is not rare.",
+    "Scores are rank percentiles: they order devices but do not measure how far apart they "
+    "are; read the deviating features.",
+    "Group enrichment and ranking quality need known failures; without them the findings "
+    "describe behaviour, not risk.",
+]
+
+
+def _summary(facts: FleetFacts) -> str:
+    """Devices, groups, rare devices; the lead finding, the ranking's verdict, the baselines."""
+    prep, fp, rare, grp, fail = (
+        facts.prepare,
+        facts.fingerprint,
+        facts.rare,
+        facts.groups,
+        facts.failures,
+    )
+    parts = []
+    if prep is not None:
+        parts.append(
+            f"{plural(prep.devices, 'device')} fingerprinted"
+            + (f" with {plural(fp.features, 'feature')}" if fp is not None else "")
+        )
+    parts.append(_groups_phrase(grp) if grp is not None else "no behaviour groups")
+    if rare is not None:
+        parts.append(
+            f"{fmt(rare.n_rare)} devices flagged rare (a fixed quota of "
+            f"{fmt(100 * rare.contamination)}%)"
+        )
+    text = "; ".join(parts) + "."
+    if fail is not None and fail.configured:
+        if fail.findings:
+            text += f" {fail.findings[0]}"
+        if fail.ranking is not None:
+            text += f" Rare-device score against known failures: {fail.ranking.verdict}."
+    if facts.baselines is not None:
+        text += f" Against the baselines: {facts.baselines.verdict}."
+    elif fail is not None and fail.baselines_unscored:
+        text += f" {fail.baselines_unscored[0].upper()}{fail.baselines_unscored[1:]}."
+    return text
+
+
+def fleet_narrative(facts: FleetFacts, plots: list[str]) -> Narrative:
+    """Sections of a fleet report, every number from the typed ``facts``."""
+    prep, rare, grp, fail, ins = (
+        facts.prepare,
+        facts.rare,
+        facts.groups,
+        facts.failures,
+        facts.inspect,
+    )
+    entity = prep.entity if prep is not None else "device"
+    sections = [_analysed(facts, prep, facts.fingerprint)] if prep is not None else []
+    if rare is not None and rare.top:
+        sections.append(_rare(rare, entity, plots))
+    if grp is not None:
+        sections.append(_groups(grp, facts.explain, plots))
+    if fail is not None and fail.configured:
+        sections.append(_failures(fail, plots))
+    findings = (fail.findings if fail is not None else None) or (
+        facts.explain.findings if facts.explain is not None else []
+    )
     if findings:
         sections.append(Section(title="Findings", bullets=list(findings)))
-    inspected = ins.get("devices", [])
-    if inspected:
-        skipped = int(ins.get("decompositions_skipped") or 0)
-        sections.append(
-            Section(
-                title="The rarest devices up close",
-                paragraphs=(
-                    [
-                        f"{plural(skipped, 'decomposition')} of {len(inspected)} "
-                        f"{'was' if skipped == 1 else 'were'} skipped; each reason is given below."
-                    ]
-                    if skipped
-                    else []
-                ),
-                bullets=[_inspect_bullet(d) for d in inspected],
-                plots=[p for p in plots if p.startswith("device_")],
-            )
-        )
-    sections.append(
-        Section(
-            title="Caveats",
-            bullets=[
-                "Rare is relative to this fleet: a device can be unusual without being faulty, and a fault shared by many devices is not rare.",
-                "Scores are rank percentiles: they order devices but do not measure how far apart they are; read the deviating features.",
-                "Group enrichment and ranking quality need known failures; without them the findings describe behaviour, not risk.",
-            ],
-        )
-    )
-    lead_finding = (fail.get("findings") or [None])[0] if fail.get("configured") else None
-    summary_text = (
-        f"{plural(prep.get('devices'), 'device')} fingerprinted with {plural(fp.get('features'), 'feature')}; "
-        f"{_groups_phrase(grp) if grp else 'no behaviour groups'}; {fmt(rare.get('n_rare'))} devices "
-        f"flagged rare (a fixed quota of {fmt(100 * float(rare.get('contamination', 0.05)))}%)."
-        + (f" {lead_finding}" if lead_finding else "")
-        + (
-            f" Rare-device score against known failures: {fail.get('ranking', {}).get('verdict')}."
-            if fail.get("configured")
-            else ""
-        )
-    )
+    if ins is not None and ins.devices:
+        sections.append(_inspected(ins, plots))
+    sections.append(Section(title="Caveats", bullets=list(_CAVEATS)))
     return Narrative(
-        title=f"{a.get('name', 'fleet')}: fleet behaviour", summary=summary_text, sections=sections
+        title=f"{facts.analysis.name}: fleet behaviour", summary=_summary(facts), sections=sections
     )

@@ -30,6 +30,7 @@ from opslens.errors import DataError
 from opslens.features.fingerprints import FingerprintConfig
 
 __all__ = [
+    "BaselineParams",
     "FailureParams",
     "FingerprintParams",
     "FleetParams",
@@ -181,6 +182,24 @@ class LeadTimeParams(Strict):
         return self
 
 
+class BaselineParams(Strict):
+    """The baselines the rare-device ranking is scored against (with the known failures).
+
+    ``recent``: the window of each device's latest readings that the own-history rule
+    compares with the device's earlier readings; ``bootstrap``: resamples of devices for
+    the interval of the AUROC difference.
+    """
+
+    recent: Duration = timedelta(days=7)
+    bootstrap: int = Field(default=1000, ge=100)
+
+    @model_validator(mode="after")
+    def _positive(self) -> BaselineParams:
+        if self.recent <= timedelta(0):
+            raise ValueError("recent must be a positive duration such as 7d or 12h")
+        return self
+
+
 class InspectParams(Strict):
     """Which series the ``inspect`` stage profiles and decomposes.
 
@@ -203,6 +222,7 @@ class FleetParams(Strict):
     groups: GroupParams = Field(default_factory=GroupParams)
     failures: FailureParams = Field(default_factory=FailureParams)
     lead_time: LeadTimeParams = Field(default_factory=LeadTimeParams)
+    baselines: BaselineParams = Field(default_factory=BaselineParams)
     duplicates: Literal["error", "mean", "first", "last"] = "error"
     unsorted: Literal["error", "sort"] = "error"
     min_readings: int = Field(default=3, ge=2)

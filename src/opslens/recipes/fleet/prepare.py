@@ -54,8 +54,8 @@ def check_columns(analysis: AnalysisConfig) -> None:
             f"analysis '{analysis.name}' (fleet) needs {', '.join(need)}",
             fix="name the device id column (entity), the timestamp (time) and one or more metric columns",
         )
-    for role, name in (("entity", cols.entity), ("time", cols.time)):
-        if name in cols.metrics:
+    for role, name in (("entity", cols.entity), ("time", cols.time), ("group", cols.group)):
+        if name is not None and name in cols.metrics:
             raise ConfigError(
                 f"column '{name}' is both columns.{role} and one of columns.metrics",
                 fix=f"remove '{name}' from columns.metrics (metrics are the measured values)",
@@ -277,8 +277,10 @@ def prepare(ctx: StageContext, raw: pl.DataFrame, failure_table: pl.DataFrame | 
             f"device column '{entity}' (columns.entity) is not in {where} (columns: {', '.join(raw.columns[:15])})",
             fix="set columns.entity to the column that identifies each device",
         )
-    require_columns(raw, [time, *metrics], where=where)
-    frame = raw.select(pl.col(entity).cast(pl.String), time, *metrics)
+    # the peer group (columns.group) rides along for the own-history baseline
+    peers = [str(cols.group)] if cols.group and cols.group not in (entity, time) else []
+    require_columns(raw, [time, *metrics, *peers], where=where)
+    frame = raw.select(pl.col(entity).cast(pl.String), time, *metrics, *peers)
     for m in metrics:
         frame = require_numeric(frame, m, where=where)
     if frame[entity].null_count() or frame[time].null_count():  # no copy when there are none
@@ -313,7 +315,7 @@ def prepare(ctx: StageContext, raw: pl.DataFrame, failure_table: pl.DataFrame | 
         agg = [
             pl.col(m).mean() if p.duplicates == "mean" else getattr(pl.col(m), p.duplicates)()
             for m in metrics
-        ]
+        ] + [pl.col(g).first() for g in peers]
         frame = frame.group_by([entity, time], maintain_order=True).agg(agg).select(frame.columns)
         facts["duplicates_merged"] = dupes.height
         facts["duplicates_policy"] = p.duplicates

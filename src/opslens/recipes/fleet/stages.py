@@ -55,6 +55,7 @@ from opslens.features.profile import profile_series
 from opslens.plots.kselect import plot_k_curve
 from opslens.plots.series import plot_decomposition, plot_point_anomalies
 from opslens.recipes.fleet import plots
+from opslens.recipes.fleet.baselines import fleet_baselines, unscored_reason
 from opslens.recipes.fleet.findings import fleet_findings
 from opslens.recipes.fleet.params import (
     FleetParams,
@@ -275,7 +276,9 @@ def _model(
     first = readings[entity].unique(maintain_order=True).head(2)
     return ModelArtifact(
         model=predictor,
-        input_example=readings.filter(pl.col(entity).is_in(first.implode())),
+        input_example=readings.filter(pl.col(entity).is_in(first.implode())).select(
+            entity, time, *cols.metrics
+        ),
         metadata={
             "recipe": "fleet",
             "entity": entity,
@@ -384,9 +387,22 @@ def failures(
     entity, time = str(cols.entity), str(cols.time)
     ids, times = failure_list(f, failure_table, entity)
     if not ids:
-        return Out(facts={"configured": False})
+        unscored = unscored_reason(0, group_labels.height)
+        return Out(facts={"configured": False, "baselines_unscored": unscored})
     entities = group_labels[entity].to_list()
     known, unknown = validate_failed_ids(entities, ids)
+    scored = fleet_baselines(
+        readings,
+        rare_scores.select(entity, pl.col("combined").alias("score")),
+        known,
+        entity=entity,
+        time=time,
+        metrics=list(cols.metrics),
+        group=cols.group,
+        recent=p.baselines.recent,
+        n_boot=p.baselines.bootstrap,
+        random_state=ctx.random_state,
+    )
     enough = len(known) >= f.min_failures
     enrichment = enrichment_by_method(group_labels, known, entity=entity, alpha=f.alpha)
     if not enough:
@@ -454,6 +470,7 @@ def failures(
         },
         "lead_time": lead,
         "findings": findings,
+        "baselines_unscored": None if scored else unscored_reason(len(known), len(entities)),
     }
     run_metrics = {"failure_auroc": float(quality.auroc)}
     if np.isfinite(quality.auroc_p):
@@ -469,6 +486,7 @@ def failures(
     return Out(
         facts=facts,
         metrics=run_metrics,
+        baselines=scored,
         tables=tables,
         plots={"failure_rates": plots.plot_group_failure_rates(shown, method=top["method"])},
     )

@@ -18,10 +18,13 @@ import polars as pl
 
 from opslens.config import AnalysisConfig
 from opslens.core.recipe import Demo, FileInput, Output, Recipe, Stage
-from opslens.features.events import point_in_time_features, sessionize
+from opslens.features.events import sessionize
+from opslens.recipes.propensity.baselines import BASELINES
 from opslens.recipes.propensity.facts import PropensityFacts
+from opslens.recipes.propensity.featurize import features
 from opslens.recipes.propensity.narrative import propensity_narrative
 from opslens.recipes.propensity.params import PropensityParams
+from opslens.recipes.propensity.point_in_time import point_in_time_features
 from opslens.recipes.propensity.predictor import PropensityPredictor
 from opslens.recipes.propensity.prepare import (
     canonical_events,
@@ -29,7 +32,8 @@ from opslens.recipes.propensity.prepare import (
     event_columns,
     item_table,
 )
-from opslens.recipes.propensity.stages import data_gen, features, sessionize_stage, split, train
+from opslens.recipes.propensity.stages import data_gen, sessionize_stage, split
+from opslens.recipes.propensity.training import train
 
 __all__ = ["RECIPE", "PropensityParams", "PropensityPredictor"]
 
@@ -131,9 +135,11 @@ RECIPE = Recipe(
     ),
     demo=Demo(files=("project.yaml",), instances=demo_instances),
     package=__name__,
+    baselines=BASELINES,
     prompts={
         "summary": "Write a summary of two or three sentences: how many events and users were "
         "analysed, how rare purchases are, and how the chosen model's test PR-AUC compares with "
-        "the base rate and with the logistic baseline.",
+        "the base rate and with the logistic baseline, and whether the model beats its baselines "
+        "(the baselines verdict).",
     },
 )

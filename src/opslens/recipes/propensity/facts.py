@@ -1,21 +1,25 @@
 """The facts a propensity run states (facts.json), one section per stage.
 
+The ``data-gen`` section (a stage name, not an identifier) is read as ``facts.data_gen``.
+
 Example:
-    >>> PropensityFacts.model_validate({"analysis": {"name": "p", "recipe": "propensity", "run_id": "r"},
+    >>> f = PropensityFacts.model_validate({"analysis": {"name": "p", "recipe": "propensity", "run_id": "r"},
     ...     "sessionize": {"gap_minutes": 30.0, "sessions": 3, "events_per_session": 2.0,
-    ...     "median_session_minutes": 4.0, "sessions_with_purchase": 1, "single_event_sessions": 0}}).sessionize.sessions
-    3
+    ...     "median_session_minutes": 4.0, "sessions_with_purchase": 1, "single_event_sessions": 0}})
+    >>> f.sessionize.sessions, f.data_gen is None
+    (3, True)
+    >>> RankingFacts.model_validate({"rows": 4, "positives": 2, "base_rate": 0.5, "roc_auc": 0.75,
+    ...     "pr_auc": 0.8, "brier": 0.2, "precision_at_2": 0.5, "recall_at_2": 0.5}).at(2)
+    (0.5, 0.5)
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from pydantic import create_model
+from pydantic import ConfigDict, create_model
 
 from opslens.core.facts import FactsModel, RecipeFacts
 
-__all__ = ["PropensityFacts"]
+__all__ = ["PropensityFacts", "PropensitySections", "RankingFacts"]
 
 
 class DataGenFacts(FactsModel):
@@ -47,11 +51,23 @@ class SessionizeFacts(FactsModel):
     single_event_sessions: int
 
 
+class SplitWindow(FactsModel):
+    """One split's window and what falls in it."""
+
+    split: str
+    start: str
+    end: str
+    days: int
+    events: int
+    users: int
+    purchases: int
+
+
 class SplitFacts(FactsModel):
     """The temporal split and its boundary rule."""
 
     rule: str
-    splits: list[dict[str, Any]]
+    splits: list[SplitWindow]
     sessions_cut: int
 
 
@@ -68,6 +84,41 @@ class FeaturesFacts(FactsModel):
     base_rate: dict[str, float]
 
 
+class RankingFacts(FactsModel):
+    """A model's ranking metrics on one split; ``precision_at_<k>`` and ``recall_at_<k>`` for
+    each k of ``params.models.top_k`` (read with :meth:`at`)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    rows: int
+    positives: int
+    base_rate: float
+    roc_auc: float | None
+    pr_auc: float | None
+    brier: float | None
+
+    def at(self, k: int) -> tuple[float | None, float | None]:
+        """Precision and recall among the ``k`` highest scores."""
+        extra = self.model_extra or {}
+        p, r = f"precision_at_{k}", f"recall_at_{k}"
+        return (extra[p] if p in extra else None), (extra[r] if r in extra else None)
+
+
+class SplitResults(FactsModel):
+    """A model's metrics on validation and on test."""
+
+    val: RankingFacts
+    test: RankingFacts
+
+
+class BestRuleFacts(FactsModel):
+    """The best single-feature rule (a baseline): chosen by AUROC on the fitted train rows."""
+
+    feature: str
+    direction: str
+    train_auroc: float
+
+
 class TrainFacts(FactsModel):
     """Both models on validation and test, the chosen one, what it relies on."""
 
@@ -77,22 +128,32 @@ class TrainFacts(FactsModel):
     train_positives: int
     fit_rows: int
     scale_pos_weight: float
-    results: dict[str, dict[str, dict[str, Any]]]
-    top_features: list[list[Any]]
-    logistic_top_features: list[list[Any]]
+    results: dict[str, SplitResults]
+    top_features: list[tuple[str, float]]
+    logistic_top_features: list[tuple[str, float]]
     calibration: list[dict[str, float]]
     top_k: list[int]
+    best_rule: BestRuleFacts | None = None
 
 
-PropensityFacts: type[RecipeFacts] = create_model(  # a stage is called data-gen: not an identifier
+class PropensitySections(RecipeFacts):
+    """Every section a propensity run may hold, typed; ``data-gen`` is :attr:`data_gen`."""
+
+    sessionize: SessionizeFacts | None = None
+    split: SplitFacts | None = None
+    features: FeaturesFacts | None = None
+    train: TrainFacts | None = None
+
+    @property
+    def data_gen(self) -> DataGenFacts | None:
+        """The ``data-gen`` section (a stage name that is not an identifier)."""
+        section: DataGenFacts | None = getattr(self, "data-gen", None)
+        return section
+
+
+PropensityFacts: type[PropensitySections] = create_model(  # "data-gen": not an identifier
     "PropensityFacts",
-    __base__=RecipeFacts,
+    __base__=PropensitySections,
     __doc__="Every section a propensity run may hold.",
-    **{  # type: ignore[call-overload]
-        "data-gen": (DataGenFacts | None, None),
-        "sessionize": (SessionizeFacts | None, None),
-        "split": (SplitFacts | None, None),
-        "features": (FeaturesFacts | None, None),
-        "train": (TrainFacts | None, None),
-    },
+    **{"data-gen": (DataGenFacts | None, None)},  # type: ignore[call-overload]
 )

@@ -100,6 +100,9 @@ class ModelParams(Strict):
     max_negatives_per_positive: float | None = Field(default=50.0, gt=0)
     top_k: tuple[int, ...] = Field(default=(50, 200), min_length=1)
     calibration_bins: int = Field(default=10, ge=2, le=50)
+    # resamples of the test users (seeded with random_state) for the 95% intervals of the
+    # model's lead over each baseline
+    bootstrap: int = Field(default=1000, ge=100, le=100_000)
 
 
 class TableParams(Strict):

@@ -25,7 +25,7 @@ import polars as pl
 from opslens.config import AnalysisConfig
 from opslens.core.columns import parse_time, require_columns
 from opslens.errors import DataError
-from opslens.features.events import EVENT_KINDS
+from opslens.recipes.propensity.point_in_time import EVENT_KINDS
 
 __all__ = [
     "EventColumns",

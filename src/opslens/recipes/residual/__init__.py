@@ -15,9 +15,12 @@ from typing import Any
 import polars as pl
 
 from opslens.config import AnalysisConfig
+from opslens.core.lifecycle import lifecycle_facts
 from opslens.core.recipe import Demo, Output, Recipe, Stage
+from opslens.recipes.residual.baselines import BASELINES
 from opslens.recipes.residual.checker import OnlineChecker
 from opslens.recipes.residual.facts import ResidualFacts
+from opslens.recipes.residual.lifecycle import BATCH, LIFECYCLE, RETRAIN
 from opslens.recipes.residual.narrative import residual_narrative
 from opslens.recipes.residual.params import ResidualParams
 from opslens.recipes.residual.predictor import ResidualPredictor
@@ -78,11 +81,15 @@ RECIPE = Recipe(
                 tables=("holdout_levels",),
                 model=True,
             ),
-        )
+        ),
+        "batch": BATCH,
+        "retrain": RETRAIN,
     },
+    lifecycle=LIFECYCLE,
     predictor=ResidualPredictor,
+    baselines=BASELINES,
     versioned=True,
-    facts_model=ResidualFacts,
+    facts_model=lifecycle_facts(ResidualFacts),
     narrative=residual_narrative,
     check_columns=check_columns,
     demo=Demo(files=("project.yaml",), instances=demo_instances),

@@ -1,22 +1,35 @@
-"""The facts a residual run states (facts.json), one section per stage.
+"""The facts a residual run states (facts.json), one section per stage, typed to the field.
 
 Example:
     >>> ResidualFacts.model_validate({"analysis": {"name": "axes", "recipe": "residual",
     ...     "run_id": "r"}}).profile is None
     True
+    >>> HoldoutLevels(ok=9, alert=1, error=0).error
+    0
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from opslens.core.facts import FactsModel, RecipeFacts
 
-__all__ = ["ResidualFacts"]
+__all__ = [
+    "AxisFit",
+    "AxisLimits",
+    "EvaluateFacts",
+    "FitFacts",
+    "HeldOutAlarms",
+    "HoldoutLevels",
+    "LimitPolicy",
+    "MetricRow",
+    "PrepareFacts",
+    "ProfileFacts",
+    "ResidualFacts",
+    "ThresholdsFacts",
+]
 
 
 class ProfileFacts(FactsModel):
-    """Rows, axes, time range and the median sampling interval."""
+    """Rows, axes, time range and the median sampling interval; the label column if given."""
 
     rows: int
     axes: list[str]
@@ -25,6 +38,8 @@ class ProfileFacts(FactsModel):
     end: str
     dt_seconds: float
     per_axis: dict[str, dict[str, int]]
+    labels: str | None = None
+    labelled_rows: int | None = None
 
 
 class PrepareFacts(FactsModel):
@@ -43,23 +58,109 @@ class PrepareFacts(FactsModel):
     interpolated: dict[str, int]
 
 
-class FitFacts(FactsModel):
-    """Per axis: the family requested and used, why, and the fitted line."""
+class AxisFit(FactsModel):
+    """One axis's trend: the family requested and used, why, and the fitted line."""
 
-    axes: dict[str, dict[str, Any]]
+    requested: str
+    family: str
+    reason: str
+    holdout_rmse: dict[str, float] | None
+    slope: float
+    intercept: float
+    knots: list[float]
+    rows_fitted: int
+    rows_zero_excluded: int
+
+
+class FitFacts(FactsModel):
+    """The trend of every axis."""
+
+    axes: dict[str, AxisFit]
+
+
+class MetricRow(FactsModel):
+    """R², MAE, RMSE of one axis on one split, and the training mean's RMSE (the baseline)."""
+
+    axis: str
+    split: str
+    r2: float | None
+    mae: float | None
+    rmse: float | None
+    n: int
+    baseline_rmse: float | None
 
 
 class EvaluateFacts(FactsModel):
     """R², MAE, RMSE per axis and split, with the training-mean baseline's RMSE."""
 
-    metrics: list[dict[str, Any]]
+    metrics: list[MetricRow]
+
+
+class LimitPolicy(FactsModel):
+    """How an axis's limits were set (:func:`.thresholds.calibrate_axis`)."""
+
+    minc_percentile: float
+    maxc_percentile: float
+    alert_seconds_default: float
+    error_seconds_default: float
+    alert_quantile: float
+    error_quantile: float
+    method: str
+    trim_top_ratio: float
+    min_pos_for_trim: int
+    n_residuals: int
+    n_positive: int
+    n_trimmed: int
+    T_long_default: int
+    T_short_default: int
+    alert_run_quantile: float | None
+    error_run_quantile: float | None
+
+
+class AxisLimits(FactsModel):
+    """An axis's thresholds entry: MinC, MaxC and the sustain steps."""
+
+    MinC: float
+    MaxC: float
+    T_long_steps: int
+    T_short_steps: int
+    dt_seconds: float
+    policy: LimitPolicy
+
+
+class HoldoutLevels(FactsModel):
+    """Held-out samples per level of one axis."""
+
+    ok: int = 0
+    alert: int = 0
+    error: int = 0
+
+
+class HeldOutAlarms(FactsModel):
+    """The model's and the baselines' alarms on the held-out rows (see :mod:`.baselines`).
+
+    ``labels``: the label column (``columns.target``) or None; ``windows``: labelled
+    anomaly windows held out; ``rates``: the share of held-out rows each detector
+    alarmed; ``bands``: the 3-sigma band per axis; ``note``: what the figures can say.
+    """
+
+    rows: int
+    alarm_level: str
+    labels: str | None
+    windows: int | None
+    units: int
+    unit: str
+    rates: dict[str, float]
+    bands: dict[str, tuple[float, float]]
+    note: str
 
 
 class ThresholdsFacts(FactsModel):
     """The thresholds entry of every axis and the levels on the held-out rows."""
 
-    axes: dict[str, dict[str, Any]]
-    holdout: dict[str, dict[str, int]]
+    axes: dict[str, AxisLimits]
+    holdout: dict[str, HoldoutLevels]
+    held_out: HeldOutAlarms | None = None
 
 
 class ResidualFacts(RecipeFacts):
@@ -70,3 +171,6 @@ class ResidualFacts(RecipeFacts):
     fit: FitFacts | None = None
     evaluate: EvaluateFacts | None = None
     thresholds: ThresholdsFacts | None = None
+    #: the life cycle's stages (recipes/residual/lifecycle.py) state no facts today
+    score_batch: FactsModel | None = None
+    recalibrate: FactsModel | None = None

@@ -1,58 +1,100 @@
-"""The residual report's text, every number taken from the facts.
+"""The residual report's text, every number taken from the typed facts (:class:`ResidualFacts`).
 
 Example:
-    >>> n = residual_narrative({"analysis": {"name": "axes"}, "profile": {"rows": 10,
-    ...     "axes": ["axis1"], "dt_seconds": 2.0}}, [])
-    >>> n.summary
+    >>> facts = ResidualFacts.model_validate({"analysis": {"name": "axes", "recipe": "residual",
+    ...     "run_id": "r"}, "profile": {"rows": 10, "axes": ["axis1"], "renamed": {},
+    ...     "start": "2025-01-01", "end": "2025-01-02", "dt_seconds": 2.0, "per_axis": {}}})
+    >>> residual_narrative(facts, []).summary
     '10 samples of 1 axis, one every 2 s.'
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from opslens.core.narrative import Narrative, Section, Table
 from opslens.explain.text import fmt, plural
+from opslens.recipes.residual.facts import HeldOutAlarms, HoldoutLevels, ResidualFacts
 
 __all__ = ["residual_narrative"]
 
 
-def residual_narrative(facts: dict[str, Any], plots: list[str]) -> Narrative:
-    """Data, fits, model quality and limits, in that order."""
-    a = facts.get("analysis", {})
-    prof = facts.get("profile", {})
-    prep = facts.get("prepare", {})
-    fits = facts.get("fit", {}).get("axes", {})
-    evaluation = facts.get("evaluate", {}).get("metrics", [])
-    limits = facts.get("thresholds", {})
+def _alarms_section(held: HeldOutAlarms) -> Section:
+    """How often each detector alarmed on the held-out rows, and what that can say."""
+    labelled = (
+        f"Labels from column '{held.labels}': {plural(held.windows or 0, 'anomaly window')} "
+        "held out."
+        if held.labels
+        else "No label column (columns.target), so no alarm can be called right or wrong."
+    )
+    return Section(
+        title="Alarms on the held-out rows",
+        paragraphs=[
+            f"The model alarms at level {held.alarm_level}; the 3-sigma band alarms when an axis "
+            f"leaves the mean ± 3 standard deviations of its training values. {labelled} "
+            f"Intervals resample {plural(held.units, 'unit')} ({held.unit}). {held.note[0].upper()}"
+            f"{held.note[1:]}."
+        ],
+        table=Table(
+            columns=["detector", "share of held-out rows alarmed"],
+            rows=[[name, fmt(rate)] for name, rate in held.rates.items()],
+        ),
+    )
+
+
+def _verdict(facts: ResidualFacts) -> str:
+    """The summary's sentence on the baselines: the verdict, or the alarm rates when no
+    comparison can decide (no labels)."""
+    b = facts.baselines
+    if b is None:
+        return ""
+    if any(s.gate for s in b.scores) or not b.scores:
+        return f" Against the baselines: {b.verdict}."
+    bands = [s for s in b.scores if s.baseline == "three_sigma" and s.metric == "alarm_rate"]
+    if not bands:
+        return f" Against the baselines: {b.verdict}."
+    band = bands[0]
+    return (
+        f" Without labels no baseline can be beaten or lost to: the model alarmed on "
+        f"{fmt(100 * band.model)}% of the held-out rows, {band.label} on {fmt(100 * band.value)}%."
+    )
+
+
+def _levels(c: HoldoutLevels) -> str:
+    return f"{c.alert} / {c.error}"
+
+
+def residual_narrative(facts: ResidualFacts, plots: list[str]) -> Narrative:
+    """Data, fits, model quality, limits and held-out alarms, in that order."""
+    prof, prep, limits = facts.profile, facts.prepare, facts.thresholds
     summary = (
-        f"{plural(prof.get('rows'), 'sample')} of {plural(len(prof.get('axes', [])), 'axis', 'axes')}, "
-        f"one every {fmt(prof.get('dt_seconds'))} s."
+        f"{plural(prof.rows, 'sample')} of {plural(len(prof.axes), 'axis', 'axes')}, "
+        f"one every {fmt(prof.dt_seconds)} s."
+        if prof is not None
+        else ""
     )
     sections = []
-    if prep:
+    if prep is not None:
         sections.append(
             Section(
                 title="Data",
                 paragraphs=[
-                    f"Training on {plural(prep.get('rows_train'), 'row')} from "
-                    f"{prep.get('train_start')} to {prep.get('train_end') or 'the end'}; "
-                    f"{plural(prep.get('rows_test'), 'row')} held out."
+                    f"Training on {plural(prep.rows_train, 'row')} from "
+                    f"{prep.train_start} to {prep.train_end or 'the end'}; "
+                    f"{plural(prep.rows_test, 'row')} held out."
                 ],
             )
         )
-    if fits:
+    if facts.fit is not None and facts.fit.axes:
         sections.append(
             Section(
                 title="Trend per axis",
                 bullets=[
-                    f"{axis}: {f['family']} (slope {fmt(f['slope'])} per s); {f['reason']}."
-                    for axis, f in fits.items()
+                    f"{axis}: {f.family} (slope {fmt(f.slope)} per s); {f.reason}."
+                    for axis, f in facts.fit.axes.items()
                 ],
                 plots=[p for p in plots if p.endswith("_fit")],
             )
         )
-    if evaluation:
+    if facts.evaluate is not None and facts.evaluate.metrics:
         sections.append(
             Section(
                 title="Model quality",
@@ -60,22 +102,15 @@ def residual_narrative(facts: dict[str, Any], plots: list[str]) -> Narrative:
                 table=Table(
                     columns=["axis", "split", "R²", "MAE", "RMSE", "baseline RMSE"],
                     rows=[
-                        [
-                            m["axis"],
-                            m["split"],
-                            fmt(m["r2"]),
-                            fmt(m["mae"]),
-                            fmt(m["rmse"]),
-                            fmt(m["baseline_rmse"]),
-                        ]
-                        for m in evaluation
+                        [m.axis, m.split, fmt(m.r2), fmt(m.mae), fmt(m.rmse), fmt(m.baseline_rmse)]
+                        for m in facts.evaluate.metrics
                     ],
                 ),
                 plots=[p for p in plots if p.endswith("_residual")],
             )
         )
-    if limits:
-        held = limits.get("holdout", {})
+    if limits is not None:
+        held = limits.holdout
         sections.append(
             Section(
                 title="Limits and sustain rules",
@@ -92,30 +127,27 @@ def residual_narrative(facts: dict[str, Any], plots: list[str]) -> Narrative:
                     rows=[
                         [
                             axis,
-                            fmt(t["MinC"]),
-                            fmt(t["MaxC"]),
-                            plural(t["T_long_steps"], "sample"),
-                            plural(t["T_short_steps"], "sample"),
-                            t["policy"]["method"],
-                            f"{held.get(axis, {}).get('alert', 0)} / {held.get(axis, {}).get('error', 0)}",
+                            fmt(t.MinC),
+                            fmt(t.MaxC),
+                            plural(t.T_long_steps, "sample"),
+                            plural(t.T_short_steps, "sample"),
+                            t.policy.method,
+                            _levels(held[axis] if axis in held else HoldoutLevels()),
                         ]
-                        for axis, t in limits.get("axes", {}).items()
+                        for axis, t in limits.axes.items()
                     ],
                 ),
             )
         )
-    if limits:
-        held = limits.get("holdout", {})
-        flagged = [
-            f"{axis} ({plural(c.get('error'), 'sample')})"
-            for axis, c in held.items()
-            if c.get("error")
-        ]
+        flagged = [f"{axis} ({plural(c.error, 'sample')})" for axis, c in held.items() if c.error]
         summary += (
             f" On the held-out rows the error level was reached by {', '.join(flagged)}."
             if flagged
             else " No axis reached the error level on the held-out rows."
         )
+        if limits.held_out is not None:
+            sections.append(_alarms_section(limits.held_out))
+    summary += _verdict(facts)
     return Narrative(
-        title=f"{a.get('name', 'analysis')}: residual limits", summary=summary, sections=sections
+        title=f"{facts.analysis.name}: residual limits", summary=summary.strip(), sections=sections
     )

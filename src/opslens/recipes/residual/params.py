@@ -5,6 +5,13 @@ The training window is given by ``train_start`` / ``train_end`` as timestamps
 or, for ``train_end``, a share of the samples (``"80%"``: the first 80% of the
 rows in time order train, the rest is held out).
 
+Labels: ``columns.target`` of the analysis names an optional label column (true,
+or a non-zero number, on rows inside a labelled anomaly window; missing is false).
+It is never an axis. With it, the held-out alarms of the residual limits and of the
+baselines (a 3-sigma band per axis, never alarming) are scored against the labels:
+precision, recall, F1 and the NAB score; without it, only their alarm rates
+(``params.baselines``; see :mod:`opslens.recipes.residual.baselines`).
+
 Example:
     >>> p = ResidualParams()
     >>> p.train_end, p.model.type, p.thresholds.minc_percentile
@@ -30,6 +37,7 @@ from pydantic import Field, field_validator, model_validator
 from opslens.config import Strict
 
 __all__ = [
+    "BaselineParams",
     "Family",
     "ModelParams",
     "PrepParams",
@@ -88,6 +96,15 @@ class ThresholdParams(Strict):
         return self
 
 
+class BaselineParams(Strict):
+    """What counts as the model's alarm when it is scored against its baselines.
+
+    ``alarm_level``: ``error`` (the checker's error level) or ``alert`` (alert or error).
+    """
+
+    alarm_level: Literal["alert", "error"] = "error"
+
+
 class RegistryParams(Strict):
     """The versioned folder registry: ``<root_dir>/<version_tag>/`` and ``latest``.
 
@@ -105,6 +122,21 @@ class RegistryParams(Strict):
         return value
 
 
+class ResidualMonitor(Strict):
+    """Monitoring and recalibration thresholds (``params.lifecycle``)."""
+
+    ks_threshold: float = Field(default=0.3, gt=0, le=1)
+    """Retrain when an axis's residual KS statistic against the reference passes this."""
+    alert_rate: float = Field(default=0.2, gt=0, le=1)
+    """Alert when an axis's share of alert/error samples in a batch passes this."""
+    window_batches: int = Field(default=2, ge=1)
+    """Recalibrate on the samples of this many most recent batches."""
+    holdout_share: float = Field(default=1 / 3, gt=0, lt=1)
+    """Share of the newest batch held out to compare challenger and champion."""
+    history_url: str | None = None
+    """SQLAlchemy URL of the monitoring history (None: ``lifecycle-history.db`` beside the runs)."""
+
+
 class ResidualParams(Strict):
     """Knobs of the residual recipe; every one has a default."""
 
@@ -116,6 +148,8 @@ class ResidualParams(Strict):
     model: ModelParams = Field(default_factory=ModelParams)
     thresholds: ThresholdParams = Field(default_factory=ThresholdParams)
     registry: RegistryParams = Field(default_factory=RegistryParams)
+    baselines: BaselineParams = Field(default_factory=BaselineParams)
+    lifecycle: ResidualMonitor = Field(default_factory=ResidualMonitor)
 
     @field_validator("train_start", "train_end", mode="after")
     @classmethod

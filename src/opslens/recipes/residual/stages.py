@@ -19,9 +19,11 @@ import numpy as np
 import polars as pl
 
 from opslens.config import AnalysisConfig
+from opslens.core.baselines import BaselineScore
 from opslens.core.columns import require_numeric
 from opslens.core.recipe import ModelArtifact, Out, StageContext
 from opslens.errors import ConfigError, DataError
+from opslens.recipes.residual.baselines import against_baselines, label_flags
 from opslens.recipes.residual.params import ResidualParams
 from opslens.recipes.residual.plots import plot_fit, plot_residuals
 from opslens.recipes.residual.predictor import ResidualPredictor
@@ -52,12 +54,18 @@ def check_columns(analysis: AnalysisConfig) -> None:
 
 def _axes(frame: pl.DataFrame, ctx: StageContext, p: ResidualParams) -> list[str]:
     time = str(ctx.analysis.columns.time)
+    label = ctx.analysis.columns.target
     wanted = list(ctx.analysis.columns.metrics)
+    if label is not None and label in wanted:
+        raise ConfigError(
+            f"column '{label}' is both the label (columns.target) and an axis (columns.metrics)",
+            fix=f"remove '{label}' from columns.metrics, or unset columns.target",
+        )
     if not wanted:
         wanted = [
             c
             for c, d in frame.schema.items()
-            if c != time and c not in _RESERVED and d.is_numeric()
+            if c not in (time, label) and c not in _RESERVED and d.is_numeric()
         ]
         if not wanted:
             raise DataError(
@@ -84,7 +92,9 @@ def profile(ctx: StageContext, raw: pl.DataFrame) -> Out:
     axes = _axes(frame, ctx, p)
     for axis in axes:
         frame = require_numeric(frame, axis, where=ctx.source)
-    frame = frame.select(time, *axes).sort(time, maintain_order=True)
+    label = ctx.analysis.columns.target
+    flags = [] if label is None else [label_flags(frame, label, ctx.source)]
+    frame = frame.select(time, *axes, *flags).sort(time, maintain_order=True)
     counts: dict[str, dict[str, int]] = {}
     for axis in axes:
         nulls = int(frame[axis].null_count())
@@ -106,6 +116,8 @@ def profile(ctx: StageContext, raw: pl.DataFrame) -> Out:
         "end": end,
         "dt_seconds": dt,
         "per_axis": counts,
+        "labels": label,
+        "labelled_rows": None if label is None else int(frame[label].sum()),
     }
     return Out(
         values={"samples": frame},
@@ -141,7 +153,7 @@ def prepare(ctx: StageContext, samples: pl.DataFrame) -> Out:
     """Optional interpolation, ``time_s`` (seconds from the first sample), the training split."""
     p: ResidualParams = ctx.params
     time = str(ctx.analysis.columns.time)
-    axes = [c for c in samples.columns if c != time]
+    axes = [c for c in samples.columns if c not in (time, ctx.analysis.columns.target)]
     frame = samples
     interpolated = {a: 0 for a in axes}
     if p.prep.interpolate:
@@ -366,6 +378,10 @@ def thresholds(
             for a, t in limits.items()
         ]
     )
+    scores: list[BaselineScore] = []
+    held_out: dict[str, Any] | None = None
+    if levels is not None:
+        scores, held_out = against_baselines(ctx, held, levels, residuals, list(models))
     metrics = {f"{a}_holdout_{k}": float(v) for a, c in holdout.items() for k, v in c.items()}
     tables = (
         {"holdout_levels": pl.concat([held.select(time), levels], how="horizontal")}
@@ -374,12 +390,13 @@ def thresholds(
     )
     return Out(
         values={"thresholds": table},
-        facts={"axes": limits, "holdout": holdout},
+        facts={"axes": limits, "holdout": holdout, "held_out": held_out},
         metrics=metrics,
         tables=tables,
+        baselines=scores,
         model=ModelArtifact(
             model=predictor,
-            input_example=samples.head(5),
+            input_example=samples.select(time, *models).head(5),
             metadata={"thresholds": limits, "prep_stats": prep_stats},
         ),
     )

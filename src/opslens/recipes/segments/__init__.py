@@ -5,10 +5,12 @@ leaves as noise with a kNN model trained on the clustered points, and predicts a
 time-series target and a resource-usage target with a LightGBM model per segment (a
 global model for segments too small). Batches are scored, monitored and the model
 retrained when it drifts (:class:`SegmentPipeline` in memory; ``opslens batch``,
-``health``, ``retrain`` and ``models history`` persist it with :mod:`opslens.lifecycle`).
+``monitor``, ``retrain``, ``promote`` and ``models history`` run it through the runner).
 
-Pipelines: ``train`` (prepare, fit), ``retrain`` (the same on the data of a retraining
-window), ``score`` (prepare, fit, score: train and score the analysis's data in one run).
+Pipelines: ``train`` (prepare, fit), ``batch`` (score_batch: a batch scored by the champion),
+``retrain`` (refit: a challenger on the expanding window, compared with the champion), ``score``
+(prepare, fit, score: train and score the analysis's data in one run). The life-cycle hooks are
+in :mod:`opslens.recipes.segments.lifecycle`.
 
 Example:
     >>> RECIPE.stage_names(), RECIPE.stage_names("score")
@@ -24,8 +26,11 @@ from typing import Any
 import polars as pl
 
 from opslens.config import AnalysisConfig
+from opslens.core.lifecycle import lifecycle_facts
 from opslens.core.recipe import Demo, Output, Recipe, Stage
+from opslens.recipes.segments.baseline import GLOBAL_MODEL
 from opslens.recipes.segments.facts import SegmentsFacts
+from opslens.recipes.segments.lifecycle import BATCH, LIFECYCLE, RETRAIN
 from opslens.recipes.segments.model import SegmentModel, fit_model
 from opslens.recipes.segments.narrative import segments_narrative
 from opslens.recipes.segments.params import SegmentsParams
@@ -78,12 +83,15 @@ RECIPE = Recipe(
     params_model=SegmentsParams,
     pipelines={
         "train": (_PREPARE, _FIT),
-        "retrain": (_PREPARE, _FIT),
+        "retrain": RETRAIN,
+        "batch": BATCH,
         "score": (_PREPARE, _FIT, _SCORE),
     },
+    lifecycle=LIFECYCLE,
     predictor=SegmentPredictor,
-    facts_model=SegmentsFacts,
+    facts_model=lifecycle_facts(SegmentsFacts),
     narrative=segments_narrative,
+    baselines=(GLOBAL_MODEL,),
     check_columns=check_columns,
     demo=Demo(files=("project.yaml",), instances=demo_instances),
     package=__name__,

@@ -10,11 +10,19 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any
+from pydantic import Field
 
 from opslens.core.facts import FactsModel, RecipeFacts
 
-__all__ = ["FitFacts", "PrepareFacts", "ScoreFacts", "SegmentsFacts"]
+__all__ = [
+    "FitFacts",
+    "PrepareFacts",
+    "RegressionFacts",
+    "ScoreFacts",
+    "SegmentTargetFacts",
+    "SegmentsFacts",
+    "TargetFacts",
+]
 
 
 class PrepareFacts(FactsModel):
@@ -32,6 +40,32 @@ class PrepareFacts(FactsModel):
     resource_target: str
 
 
+class RegressionFacts(FactsModel):
+    """Held-out RMSE, MAE and R² of one model on some rows (None: not defined, e.g. R² of one row)."""
+
+    rmse: float | None
+    mae: float | None
+    r2: float | None
+    n: float
+
+
+class SegmentTargetFacts(FactsModel):
+    """One segment's held-out rows: its own model and the global fallback model."""
+
+    segment: RegressionFacts
+    global_: RegressionFacts = Field(alias="global")
+
+
+class TargetFacts(FactsModel):
+    """One target on the held-out rows: the per-segment models (as served, with their fallback)
+    and their global fallback model, per segment, and gain importance per model."""
+
+    segment: RegressionFacts
+    global_: RegressionFacts = Field(alias="global")
+    per_segment: dict[str, SegmentTargetFacts]
+    feature_importance: dict[str, dict[str, float]]
+
+
 class FitFacts(FactsModel):
     """Segments found, how noise was assigned, and both targets' held-out quality."""
 
@@ -43,9 +77,8 @@ class FitFacts(FactsModel):
     min_segment_rows: int
     segments_on_global: list[int]
     hdbscan: dict[str, float]
-    targets: dict[str, Any]
-    """Per target: per-segment-model and global-model held-out RMSE/MAE/R², per-segment
-    metrics, feature importance."""
+    targets: dict[str, TargetFacts]
+    """Per target (series target first, then the resource target)."""
 
 
 class ScoreFacts(FactsModel):

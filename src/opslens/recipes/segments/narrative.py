@@ -1,101 +1,154 @@
 """The template narrative of a segments run: data, segments and noise, both targets' models.
 
+It reads the run's typed facts (:class:`~opslens.recipes.segments.facts.SegmentsFacts`);
+the report puts the comparison with the baseline (one global LightGBM) first by
+itself, and the summary says in one sentence whether the model beat it.
+
 Example:
-    >>> facts = {"analysis": {"name": "pat", "recipe": "segments", "source": "synthetic"},
-    ...          "prepare": {"rows_read": 100, "rows_kept": 98, "train_rows": 74, "test_rows": 24,
-    ...                      "features": ["a", "b"]}}
-    >>> segments_narrative(facts, []).title
-    'pat: segments and per-segment predictions'
+    >>> facts = SegmentsFacts.model_validate({
+    ...     "analysis": {"name": "pat", "recipe": "segments", "source": "synthetic", "run_id": "r"},
+    ...     "prepare": {"rows_read": 100, "rows_kept": 98, "rows_dropped": 2, "train_rows": 74,
+    ...         "test_rows": 24, "features": ["a", "b"], "categorical": [], "model_features": [],
+    ...         "series_target": "y", "resource_target": "h"}})
+    >>> n = segments_narrative(facts, [])
+    >>> n.title, n.summary
+    ('pat: segments and per-segment predictions', 'pat: 98 rows prepared.')
+    >>> n.sections[0].paragraphs[0]
+    '100 rows read from synthetic, 98 kept; 74 to train and 24 held out. Segments are defined by a, b.'
 """
 
 from __future__ import annotations
 
-from typing import Any
-
+from opslens.core.facts import BaselinesFacts
 from opslens.core.narrative import Narrative, Section, Table
 from opslens.explain.text import fmt, plural
+from opslens.recipes.segments.facts import (
+    FitFacts,
+    PrepareFacts,
+    ScoreFacts,
+    SegmentsFacts,
+    TargetFacts,
+)
 
 __all__ = ["segments_narrative"]
 
 
-def _gain(seg: float, glob: float) -> str:
-    if not glob:
+def _gain(seg: float | None, glob: float | None) -> str:
+    if seg is None or not glob:
         return "n/a"
     return f"{fmt(100 * (1 - seg / glob), 2)}%"
 
 
-def segments_narrative(facts: dict[str, Any], plots: list[str]) -> Narrative:
-    """Sections of a segments report, every number from ``facts``."""
-    a = facts.get("analysis", {})
-    prep = facts.get("prepare", {})
-    fit = facts.get("fit") or {}
-    sections = [
-        Section(
-            title="Data",
-            paragraphs=[
-                f"{plural(prep.get('rows_read', 0), 'row')} read from {a.get('source')}, "
-                f"{fmt(prep.get('rows_kept'))} kept; {fmt(prep.get('train_rows'))} to train and "
-                f"{fmt(prep.get('test_rows'))} held out. Segments are defined by "
-                f"{', '.join(prep.get('features', []))}."
-            ],
-        )
+def _data(prep: PrepareFacts, source: str | None) -> Section:
+    return Section(
+        title="Data",
+        paragraphs=[
+            f"{plural(prep.rows_read, 'row')} read from {source or 'the data'}, "
+            f"{fmt(prep.rows_kept)} kept; {fmt(prep.train_rows)} to train and "
+            f"{fmt(prep.test_rows)} held out. Segments are defined by "
+            f"{', '.join(prep.features)}."
+        ],
+    )
+
+
+def _segments(fit: FitFacts, plots: list[str]) -> Section:
+    on_global = (
+        f" (segments {', '.join(str(s) for s in fit.segments_on_global)})."
+        if fit.segments_on_global
+        else "; every segment has its own models."
+    )
+    return Section(
+        title="Segments",
+        paragraphs=[
+            f"HDBSCAN found {plural(fit.segments, 'segment')}; "
+            f"{plural(fit.noise_points, 'training point')} "
+            f"({fmt(100 * fit.noise_ratio, 2)}%) were noise and were placed by the kNN "
+            f"fallback. Segments with fewer than {plural(fit.min_segment_rows, 'row')} are "
+            f"scored by the global model{on_global}"
+        ],
+        plots=[p for p in ("segments",) if p in plots],
+        table=Table(["segment", "rows"], [[s, n] for s, n in fit.segment_sizes.items()]),
+    )
+
+
+def _target_row(target: str, t: TargetFacts) -> list[str]:
+    seg, glob = t.segment, t.global_
+    return [
+        target,
+        fmt(seg.rmse),
+        fmt(glob.rmse),
+        _gain(seg.rmse, glob.rmse),
+        fmt(seg.mae),
+        fmt(seg.r2),
     ]
-    summary = f"{a.get('name')}: {plural(prep.get('rows_kept', 0), 'row')} prepared."
-    if fit:
-        sizes = fit["segment_sizes"]
-        sections.append(
-            Section(
-                title="Segments",
-                paragraphs=[
-                    f"HDBSCAN found {plural(fit['segments'], 'segment')}; "
-                    f"{plural(fit['noise_points'], 'training point')} "
-                    f"({fmt(100 * fit['noise_ratio'], 2)}%) were noise and were placed by the kNN "
-                    "fallback. Segments with fewer than "
-                    f"{plural(fit['min_segment_rows'], 'row')} are scored by the global model"
-                    + (
-                        f" (segments {', '.join(str(s) for s in fit['segments_on_global'])})."
-                        if fit["segments_on_global"]
-                        else "; every segment has its own models."
-                    )
-                ],
-                plots=[p for p in ("segments",) if p in plots],
-                table=Table(["segment", "rows"], [[s, n] for s, n in sizes.items()]),
-            )
-        )
-        rows = []
-        for target, t in fit["targets"].items():
-            seg, glob = t["segment"], t["global"]
-            rows.append(
-                [
-                    target,
-                    fmt(seg["rmse"]),
-                    fmt(glob["rmse"]),
-                    _gain(seg["rmse"], glob["rmse"]),
-                    fmt(seg["mae"]),
-                    fmt(seg["r2"]),
-                ]
-            )
-        sections.append(
-            Section(
-                title="Per-segment models against one global model",
-                paragraphs=[
-                    "Held-out RMSE of the per-segment LightGBM models and of one LightGBM model "
-                    "trained on all rows, on the same held-out rows."
-                ],
-                plots=[p for p in ("rmse_comparison", "segment_rmse") if p in plots],
-                table=Table(
-                    ["target", "RMSE per segment", "RMSE global", "gain", "MAE", "R²"], rows
-                ),
-            )
-        )
+
+
+def _models(rows: list[list[str]], plots: list[str]) -> Section:
+    return Section(
+        title="Per-segment models against their global fallback",
+        paragraphs=[
+            "Held-out RMSE of the per-segment LightGBM models (rows of segments too small "
+            "for their own model scored by the global fallback) and of the global fallback "
+            "model trained on all rows, on the same held-out rows."
+        ],
+        plots=[p for p in ("rmse_comparison", "segment_rmse") if p in plots],
+        table=Table(["target", "RMSE per segment", "RMSE global", "gain", "MAE", "R²"], rows),
+    )
+
+
+def _scored(score: ScoreFacts) -> Section:
+    return Section(
+        title="Scored rows",
+        paragraphs=[
+            f"{plural(score.rows_in, 'row')} in, {fmt(score.rows_scored)} scored, "
+            f"{fmt(score.rows_rejected)} rejected; {fmt(100 * score.noise_ratio, 2)}% of the "
+            f"scored rows were placed by the kNN fallback and {fmt(100 * score.global_share, 2)}% "
+            "were scored by the global model."
+        ],
+        table=Table(["reason", "rows"], [[r, n] for r, n in score.rejected_by_reason.items()])
+        if score.rejected_by_reason
+        else None,
+    )
+
+
+def _verdict(baselines: BaselinesFacts | None) -> str:
+    if baselines is None:
+        return ""
+    v = baselines.verdict
+    return f" {v[:1].upper()}{v[1:]}."
+
+
+def segments_narrative(facts: SegmentsFacts, plots: list[str]) -> Narrative:
+    """Sections of a segments report, every number from the typed ``facts``.
+
+    Example:
+        >>> from opslens.core.baselines import BaselineScore, summarise
+        >>> facts = SegmentsFacts.model_validate({"analysis": {"name": "pat",
+        ...     "recipe": "segments", "run_id": "r"}})
+        >>> facts.baselines = summarise([BaselineScore(baseline="global_model",
+        ...     label="one global LightGBM with the same features", metric="rmse_y",
+        ...     metric_label="RMSE of y", model=1.5, value=1.2, higher_is_better=False, n=90)])
+        >>> segments_narrative(facts, []).summary
+        'pat: 0 rows prepared. One global LightGBM with the same features is better on RMSE of y: 1.2 against 1.5 (90 held-out rows).'
+    """
+    a = facts.analysis
+    sections = [] if facts.prepare is None else [_data(facts.prepare, a.source)]
+    rows_kept = 0 if facts.prepare is None else facts.prepare.rows_kept
+    summary = f"{a.name}: {plural(rows_kept, 'row')} prepared."
+    fit = facts.fit
+    if fit is not None:
+        rows = [_target_row(target, t) for target, t in fit.targets.items()]
+        sections += [_segments(fit, plots), _models(rows, plots)]
         summary = (
-            f"{a.get('name')}: {plural(fit['segments'], 'segment')} from "
-            f"{plural(fit['training_rows'], 'training row')}; per-segment models reach RMSE "
-            + " and ".join(f"{r[1]} for {r[0]} (global {r[2]})" for r in rows)
+            f"{a.name}: {plural(fit.segments, 'segment')} from "
+            f"{plural(fit.training_rows, 'training row')}; per-segment models reach RMSE "
+            + " and ".join(f"{r[1]} for {r[0]} (global fallback {r[2]})" for r in rows)
             + "."
         )
+    if facts.score is not None:
+        sections.append(_scored(facts.score))
     return Narrative(
-        title=f"{a.get('name')}: segments and per-segment predictions",
-        summary=summary,
+        title=f"{a.name}: segments and per-segment predictions",
+        summary=summary + _verdict(facts.baselines),
         sections=sections,
     )

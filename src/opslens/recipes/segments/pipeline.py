@@ -2,8 +2,9 @@
 
 :class:`SegmentPipeline` holds a champion :class:`~opslens.recipes.segments.model.SegmentModel`,
 the batch history, recent errors and an expanding window of labelled rows. It is
-pure: persistence (the monitoring history in a database, MLflow runs and registry
-aliases) lives in :mod:`opslens.lifecycle`, which drives the same object.
+pure and in memory. In service the same pieces (:func:`batch_metrics`, :func:`holdout_split`,
+:func:`compare_models`, the rules of :mod:`~opslens.recipes.segments.monitor`) are the recipe's
+life-cycle hooks (:mod:`opslens.recipes.segments.lifecycle`), run by :mod:`opslens.runner.lifecycle`.
 
 Retraining (:meth:`SegmentPipeline.retrain`) fits a challenger on the window's most
 recent ``monitor.expanding_window_size`` rows, holding out every third row of the latest
@@ -49,7 +50,14 @@ from opslens.recipes.segments.monitor import batch_alerts, drift_warnings, retra
 from opslens.recipes.segments.params import AlertThresholds, DriftThresholds, SegmentsParams
 from opslens.recipes.segments.regress import regression_metrics
 
-__all__ = ["BatchResult", "Comparison", "SegmentPipeline", "compare_models", "holdout_split"]
+__all__ = [
+    "BatchResult",
+    "Comparison",
+    "SegmentPipeline",
+    "batch_metrics",
+    "compare_models",
+    "holdout_split",
+]
 
 _BATCH = "__batch"
 _POS = "__pos"
@@ -133,6 +141,42 @@ def compare_models(
         )
     ratios = [out[1][k] / out[0][k] if out[0][k] > 0 else 1.0 for k in out[0]]
     return out[0], out[1], float(np.mean(ratios))
+
+
+def batch_metrics(
+    frame: pl.DataFrame, predictions: pl.DataFrame, series_target: str, resource_target: str
+) -> tuple[dict[str, Any], pl.DataFrame | None]:
+    """A scored batch's monitoring figures (rows, rejections, noise and segment shares, and
+    both targets' RMSE when the batch carries labels) and its scored, labelled rows (or None).
+
+    Example:
+        >>> frame = pl.DataFrame({"y": [1.0, 2.0], "h": [1.0, float("nan")]})
+        >>> preds = pl.DataFrame({"row": [0, 1], "status": ["scored", "scored"], "reason": [None, None],
+        ...     "segment": [0, 0], "path": ["hdbscan", "hdbscan"], "model_series": ["segment", "segment"],
+        ...     "pred_series": [1.5, 2.0], "pred_resource": [1.0, 1.0]})
+        >>> m, truth = batch_metrics(frame, preds, "y", "h")
+        >>> m["rows_scored"], m["rmse_series"], truth.height
+        (2, 0.5, 1)
+    """
+    metrics = summarise_scores(predictions)
+    scored = predictions.filter(pl.col("status") == "scored")
+    labelled = series_target in frame.columns and resource_target in frame.columns
+    if not (labelled and metrics["rows_scored"]):
+        return metrics, None
+    rows = frame[scored["row"].to_numpy()]
+    ok = (
+        rows[series_target].cast(pl.Float64).is_finite()
+        & rows[resource_target].cast(pl.Float64).is_finite()
+    )
+    truth, pred = rows.filter(ok), scored.filter(ok)
+    if truth.height == 0:
+        return metrics, None
+    for key, target, col in (
+        ("rmse_series", series_target, "pred_series"),
+        ("rmse_resource", resource_target, "pred_resource"),
+    ):
+        metrics[key] = regression_metrics(truth[target].to_numpy(), pred[col].to_numpy())["rmse"]
+    return metrics, truth
 
 
 class SegmentPipeline:
@@ -297,33 +341,18 @@ class SegmentPipeline:
     def _record(
         self, frame: pl.DataFrame, predictions: pl.DataFrame, seconds: float, peak: float
     ) -> dict[str, Any]:
-        summary = summarise_scores(predictions)
-        n_scored = summary["rows_scored"]
-        scored = predictions.filter(pl.col("status") == "scored")
+        metrics, truth = batch_metrics(
+            frame, predictions, self.series_target, self.params.resource_target
+        )
         record: dict[str, Any] = {
             "batch": (max((int(r["batch"]) for r in self.history), default=0)) + 1,
             "model_version": self.version,
             "recorded_at": self.clock().isoformat(),
-            **summary,
+            **metrics,
             "processing_seconds": seconds,
             "peak_memory_mb": peak,
         }
-        labelled = (
-            self.series_target in frame.columns and self.params.resource_target in frame.columns
-        )
-        if labelled and n_scored:
-            rows = frame[scored["row"].to_numpy()]
-            ok = (
-                rows[self.series_target].is_finite() & rows[self.params.resource_target].is_finite()
-            )
-            truth, pred = rows.filter(ok), scored.filter(ok)
-            for key, target, col in (
-                ("rmse_series", self.series_target, "pred_series"),
-                ("rmse_resource", self.params.resource_target, "pred_resource"),
-            ):
-                record[key] = regression_metrics(truth[target].to_numpy(), pred[col].to_numpy())[
-                    "rmse"
-                ]
+        if truth is not None:
             self._extend_window(truth, int(record["batch"]))
         return record
 

@@ -151,6 +151,8 @@ class SegmentRegressor(BaseEstimator):  # type: ignore[misc]
     def predict_global(self, X: np.ndarray) -> np.ndarray:
         """The global model's predictions for every row (the baseline)."""
         check_is_fitted(self, "global_")
+        if len(X) == 0:
+            return np.empty(0)
         return np.asarray(
             self.global_.predict(np.asarray(X, dtype=np.float64), num_threads=threads(len(X)))
         )

@@ -1,8 +1,10 @@
 """The segments recipe's stages: prepare → fit (train and retrain pipelines), prepare → fit → score.
 
 ``fit`` trains on the training split and states both targets' held-out RMSE, MAE
-and R² for the per-segment models *and* for one global model on the same rows
-(the baseline a user would try first), per segment, with feature importance.
+and R² for the per-segment models *and* for their global fallback model on the same
+rows, per segment, with feature importance; and it scores the model against its
+baseline, one global LightGBM per target fitted on its own
+(:mod:`opslens.recipes.segments.baseline`), on the same held-out rows.
 
 Example:
     >>> from opslens.recipes import project_from_mapping
@@ -24,6 +26,7 @@ from opslens.config import AnalysisConfig
 from opslens.core.columns import require_columns, require_numeric
 from opslens.core.recipe import ModelArtifact, Out, StageContext
 from opslens.errors import ConfigError
+from opslens.recipes.segments.baseline import HeldOut, global_model_scores, held_out
 from opslens.recipes.segments.model import SegmentModel, fit_model, summarise_scores
 from opslens.recipes.segments.params import SegmentsParams
 from opslens.recipes.segments.plots import (
@@ -88,9 +91,11 @@ def prepare(ctx: StageContext, raw: pl.DataFrame) -> Out:
     return Out(values={"prepared": prepared}, facts=facts)
 
 
-def evaluate(model: SegmentModel, test: pl.DataFrame) -> dict[str, Any]:
-    """Per target: held-out metrics of the per-segment models and of the global model,
-    per segment, and feature importance.
+def evaluate(
+    model: SegmentModel, test: pl.DataFrame, *, held: HeldOut | None = None
+) -> dict[str, Any]:
+    """Per target: held-out metrics of the per-segment models and of their global fallback
+    model, per segment, and feature importance (``held``: ``test`` already scored).
 
     Example:
         >>> from opslens.synthetic.patients import FEATURES, make_patients
@@ -102,20 +107,17 @@ def evaluate(model: SegmentModel, test: pl.DataFrame) -> dict[str, Any]:
         >>> sorted(evaluate(m, data[450:])["next_score"])
         ['feature_importance', 'global', 'per_segment', 'segment']
     """
-    scored = model.score(test)
-    ok = (scored["status"] == "scored").to_numpy()
-    rows = test.filter(pl.Series(ok))
-    enc = model.preprocessor.encode(rows)
-    seg = scored["segment"].to_numpy()[ok]
+    held = held if held is not None else held_out(model, test)
+    rows, seg = held.rows, held.segments
     names = model.preprocessor.model_columns
     out: dict[str, Any] = {}
-    for target, reg, col in (
-        (model.series_target, model.series, "pred_series"),
-        (model.resource_target, model.resource, "pred_resource"),
+    for target, reg in (
+        (model.series_target, model.series),
+        (model.resource_target, model.resource),
     ):
         y = rows[target].to_numpy()
-        pred = scored[col].to_numpy()[ok]
-        base = reg.predict_global(enc.model)
+        pred = held.predictions[target]
+        base = reg.predict_global(held.matrix)
         per_segment = {
             str(s): {
                 "segment": regression_metrics(y[seg == s], pred[seg == s]),
@@ -145,7 +147,16 @@ def fit_stage(ctx: StageContext, prepared: pl.DataFrame) -> Out:
         series_target=target,
         random_state=ctx.random_state,
     )
-    report = evaluate(model, test)
+    held = held_out(model, test)
+    report = evaluate(model, test, held=held)
+    baselines = global_model_scores(
+        model,
+        train,
+        held,
+        params,
+        entity=ctx.analysis.columns.entity,
+        random_state=ctx.random_state,
+    )
     model.info["baseline"] = {
         "rmse_series": report[target]["segment"]["rmse"],
         "rmse_resource": report[params.resource_target]["segment"]["rmse"],
@@ -200,6 +211,7 @@ def fit_stage(ctx: StageContext, prepared: pl.DataFrame) -> Out:
         metrics=metrics,
         plots=plots,
         tables={"training_segments": table},
+        baselines=baselines,
         model=ModelArtifact(
             model=SegmentPredictor(model, graceful=params.monitor.graceful_degradation),
             input_example=example,

@@ -1,0 +1,320 @@
+"""The fleet recipe's baselines: what a practitioner would rank devices by before any model.
+
+``own_history``   per device and metric, the median of the recent window (the last
+                  ``recent`` of the device's own readings) against its own earlier median,
+                  in robust units (the earlier readings' MAD); where a peer group column
+                  exists (``columns.group``), also the device's daily median minus its
+                  group's same-day median, recent against earlier, in the same units.
+                  Score: the largest |z| over metrics (and both comparisons).
+``max_robust_z``  robust z of each device's metric means across the fleet
+                  ((mean − median of means) / MAD of means); score: the largest |z|.
+
+:func:`score_against_failures` scores the model's ranking and each baseline's on the
+same devices against the known failures: AUROC (gating) with a paired bootstrap
+interval of the AUROC difference (devices resampled), and recall of the failed devices
+in the top k (k = the number of failures; not gating).
+
+Example:
+    >>> from datetime import datetime, timedelta
+    >>> t = [datetime(2024, 1, 1) + timedelta(days=d) for d in range(20)]
+    >>> v = [1.0, 2.0, 3.0, 4.0] * 5
+    >>> readings = pl.DataFrame({"d": ["a"] * 20 + ["b"] * 20, "t": t + t,
+    ...     "v": v + v[:15] + [9.0] * 5})
+    >>> own_history_scores(readings, entity="d", time="t", metrics=["v"],
+    ...     recent=timedelta(days=5))["score"].round(2).to_list()
+    [0.67, 4.72]
+    >>> max_robust_z_scores(readings, entity="d", metrics=["v"])["score"].round(2).to_list()
+    [0.67, 0.67]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+
+import numpy as np
+import polars as pl
+from scipy.stats import rankdata
+
+from opslens.core.baselines import Baseline, BaselineScore
+from opslens.models.compare import paired_interval
+
+__all__ = [
+    "BASELINES",
+    "auroc",
+    "fleet_baselines",
+    "max_robust_z_scores",
+    "own_history_scores",
+    "score_against_failures",
+    "unscored_reason",
+]
+
+BASELINES = (
+    Baseline(
+        "own_history",
+        "a per-device rule on its own history",
+        "the recent window's median of each metric against the device's own earlier median "
+        "(and, with columns.group, against its peer group's same-day median), in MADs; "
+        "the largest over metrics",
+    ),
+    Baseline(
+        "max_robust_z",
+        "the largest robust z of metric means",
+        "each device's metric means as robust z across the fleet (median and MAD); "
+        "the largest |z| over metrics",
+    ),
+)
+_MAD = 1.4826  # MAD → standard deviation of a normal
+_SCORE = "score"
+
+
+def _robust_z(value: pl.Expr, centre: pl.Expr, mad: pl.Expr) -> pl.Expr:
+    """(value − centre) / (1.4826·MAD); 0 when both differences vanish, ±inf on a zero MAD."""
+    diff = value - centre
+    scale = _MAD * mad
+    return (
+        pl.when(scale > 0)
+        .then(diff / scale)
+        .when(diff == 0)
+        .then(0.0)
+        .otherwise(diff.sign() * float("inf"))
+    )
+
+
+def _history_z(
+    frame: pl.DataFrame, *, entity: str, time: str, values: Sequence[str], recent: timedelta
+) -> pl.DataFrame:
+    """Per entity, |robust z| of each value's recent median against its earlier readings."""
+    is_recent = pl.col(time) > pl.col(time).max().over(entity) - recent
+    flagged = frame.with_columns(is_recent.alias("_recent"))
+    aggs = []
+    for v in values:
+        before = pl.col(v).filter(~pl.col("_recent")).drop_nans()
+        now = pl.col(v).filter(pl.col("_recent")).drop_nans()
+        mad = (before - before.median()).abs().median()
+        aggs.append(_robust_z(now.median(), before.median(), mad).abs().alias(v))
+    return flagged.group_by(entity).agg(aggs)
+
+
+def _peer_residuals(
+    readings: pl.DataFrame, *, entity: str, time: str, metrics: Sequence[str], group: str
+) -> pl.DataFrame:
+    """Daily median of each metric per device minus its group's same-day median of those."""
+    day = pl.col(time).dt.truncate("1d").alias(time)
+    daily = (
+        readings.group_by(entity, group, day)
+        .agg(pl.col(m).fill_nan(None).median() for m in metrics)
+        .sort(entity, time)
+    )
+    return daily.with_columns(pl.col(m) - pl.col(m).median().over(group, time) for m in metrics)
+
+
+def own_history_scores(
+    readings: pl.DataFrame,
+    *,
+    entity: str,
+    time: str,
+    metrics: Sequence[str],
+    recent: timedelta = timedelta(days=7),
+    group: str | None = None,
+) -> pl.DataFrame:
+    """Each device's largest |robust z| of its recent window against its own earlier history.
+
+    The window is the last ``recent`` before the device's own last reading. With
+    ``group`` (a column of ``readings``), the device's daily medians minus its group's
+    same-day medians are judged the same way, and the larger z counts. A device without
+    an earlier period scores null. Columns: ``entity``, ``score``, sorted by ``entity``.
+
+    Example:
+        >>> from datetime import datetime
+        >>> r = pl.DataFrame({"d": ["a", "a", "a", "b", "b", "b"], "v": [1.0, 2, 3, 1, 2, 30],
+        ...     "t": [datetime(2024, 1, i) for i in (1, 2, 3)] * 2})
+        >>> own_history_scores(r, entity="d", time="t", metrics=["v"], recent=timedelta(days=1))["score"].to_list()
+        [2.023..., 38.44...]
+    """
+    parts = [_history_z(readings, entity=entity, time=time, values=metrics, recent=recent)]
+    if group is not None:
+        peers = _peer_residuals(readings, entity=entity, time=time, metrics=metrics, group=group)
+        parts.append(_history_z(peers, entity=entity, time=time, values=metrics, recent=recent))
+    zs = pl.concat(parts).with_columns(pl.col(m).fill_nan(None) for m in metrics)
+    return zs.group_by(entity).agg(pl.max_horizontal(metrics).max().alias(_SCORE)).sort(entity)
+
+
+def max_robust_z_scores(
+    readings: pl.DataFrame, *, entity: str, metrics: Sequence[str]
+) -> pl.DataFrame:
+    """Each device's largest |robust z| of its metric means across the fleet.
+
+    Columns: ``entity``, ``score``, sorted by ``entity``.
+
+    Example:
+        >>> r = pl.DataFrame({"d": list("abcde"), "v": [1.0, 2.0, 3.0, 4.0, 40.0]})
+        >>> max_robust_z_scores(r, entity="d", metrics=["v"])["score"].round(2).to_list()
+        [1.35, 0.67, 0.0, 0.67, 24.96]
+    """
+    means = readings.group_by(entity).agg(pl.col(m).fill_nan(None).mean() for m in metrics)
+    z = [
+        _robust_z(pl.col(m), pl.col(m).median(), (pl.col(m) - pl.col(m).median()).abs().median())
+        .abs()
+        .fill_nan(None)
+        for m in metrics
+    ]
+    return means.select(entity, pl.max_horizontal(z).alias(_SCORE)).sort(entity)
+
+
+def auroc(y: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """AUROC of scores ``s`` (last axis: devices; ties count half) for labels ``y`` of the same
+    shape; nan where a row has no positive or no negative.
+
+    Example:
+        >>> float(auroc(np.array([1, 0, 0, 1]), np.array([0.9, 0.1, 0.5, 0.5])))
+        0.875
+    """
+    y = np.asarray(y, dtype=bool)
+    ranks = rankdata(np.asarray(s, dtype=float), axis=-1)
+    n1 = y.sum(axis=-1)
+    n0 = y.shape[-1] - n1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out: np.ndarray = (np.where(y, ranks, 0.0).sum(axis=-1) - n1 * (n1 + 1) / 2) / (n1 * n0)
+    return out
+
+
+def _auroc_interval(
+    y: np.ndarray, model: np.ndarray, base: np.ndarray, *, n_boot: int, random_state: int
+) -> tuple[float, float]:
+    """95% bootstrap interval of AUROC(model) − AUROC(base), devices resampled (paired)."""
+    idx = np.random.default_rng(random_state).integers(0, y.size, size=(n_boot, y.size))
+    diff = auroc(y[idx], model[idx]) - auroc(y[idx], base[idx])
+    lo, hi = np.nanquantile(diff, [0.025, 0.975])
+    return float(lo), float(hi)
+
+
+def score_against_failures(
+    model: pl.DataFrame,
+    baselines: Mapping[str, pl.DataFrame],
+    failed: set[str],
+    *,
+    entity: str,
+    n_boot: int = 1000,
+    random_state: int = 0,
+) -> list[BaselineScore]:
+    """Model and baselines ranked against the known failures on the same devices.
+
+    ``model`` and each baseline are (``entity``, ``score``) frames, higher = more
+    suspicious; devices missing a score rank last. Per baseline: AUROC (gating, with a
+    paired bootstrap interval of model − baseline) and recall of the failed devices in
+    the top k, k = the number of failed devices (not gating; interval over failed devices).
+
+    Example:
+        >>> ids = [f"d{i}" for i in range(10)]
+        >>> m = pl.DataFrame({"id": ids, "score": [9.0, 8, 7, 1, 2, 3, 4, 5, 6, 0]})
+        >>> b = pl.DataFrame({"id": ids, "score": [0.0, 1, 2, 3, 4, 5, 6, 7, 8, 9]})
+        >>> out = score_against_failures(m, {"max_robust_z": b}, {"d0", "d1", "d2"}, entity="id")
+        >>> [(s.metric, s.model, s.value) for s in out]
+        [('auroc', 1.0, 0.0), ('recall_at_k', 1.0, 0.0)]
+    """
+    labels = {b.name: b.label for b in BASELINES}
+    frame = model.select(entity, pl.col(_SCORE).alias("_model"))
+    for name, scores in baselines.items():
+        frame = frame.join(scores.select(entity, pl.col(_SCORE).alias(name)), on=entity, how="left")
+    frame = frame.sort(entity)
+    y = frame[entity].is_in(sorted(failed)).to_numpy()
+    k = int(y.sum())
+
+    def column(name: str) -> np.ndarray:
+        return frame[name].cast(pl.Float64).fill_nan(None).fill_null(-np.inf).to_numpy()
+
+    def hits(s: np.ndarray) -> np.ndarray:
+        top = np.argsort(-s, kind="stable")[:k]  # ties broken by device id
+        return np.isin(np.flatnonzero(y), top).astype(float)
+
+    m = column("_model")
+    out: list[BaselineScore] = []
+    for name in baselines:
+        b = column(name)
+        hm, hb = hits(m), hits(b)
+        _, recall_interval = paired_interval(hm, hb, n_boot=n_boot, random_state=random_state)
+        for metric, label, pair, interval, gate in (
+            (
+                "auroc",
+                "AUROC against known failures",
+                (auroc(y, m), auroc(y, b)),
+                _auroc_interval(y, m, b, n_boot=n_boot, random_state=random_state),
+                True,
+            ),
+            (
+                "recall_at_k",
+                f"recall of the failed devices in the top {k}",
+                (hm.mean(), hb.mean()),
+                recall_interval,
+                False,
+            ),
+        ):
+            out.append(
+                BaselineScore(
+                    baseline=name,
+                    label=labels.get(name, name),
+                    metric=metric,
+                    metric_label=label,
+                    model=float(pair[0]),
+                    value=float(pair[1]),
+                    higher_is_better=True,
+                    n=y.size,
+                    unit=f"devices, {k} failed",
+                    interval=interval,
+                    gate=gate,
+                )
+            )
+    return out
+
+
+def unscored_reason(n_failed: int, n_devices: int) -> str:
+    """Why the baselines were not scored: no known failure, or nothing but failures.
+
+    Example:
+        >>> unscored_reason(0, 10)
+        'the baselines (a per-device rule on its own history; the largest robust z of metric means) were not scored: no known failure among the 10 devices to rank them against (params.failures.ids or params.failures.path)'
+    """
+    names = "; ".join(b.label for b in BASELINES)
+    why = (
+        f"no known failure among the {n_devices} devices to rank them against "
+        "(params.failures.ids or params.failures.path)"
+        if n_failed == 0
+        else f"all {n_devices} devices failed, so there is nothing to separate"
+    )
+    return f"the baselines ({names}) were not scored: {why}"
+
+
+def fleet_baselines(
+    readings: pl.DataFrame,
+    model: pl.DataFrame,
+    failed: set[str],
+    *,
+    entity: str,
+    time: str,
+    metrics: Sequence[str],
+    group: str | None = None,
+    recent: timedelta = timedelta(days=7),
+    n_boot: int = 1000,
+    random_state: int = 0,
+) -> list[BaselineScore]:
+    """Both baselines built from ``readings`` and scored beside ``model`` (entity, score);
+    empty when ``failed`` holds none or all of the model's devices (nothing to rank against).
+
+    Example:
+        >>> fleet_baselines(pl.DataFrame(), pl.DataFrame({"d": ["a"], "score": [1.0]}), set(),
+        ...     entity="d", time="t", metrics=["v"])
+        []
+    """
+    n_failed = int(model[entity].is_in(sorted(failed)).sum())
+    if n_failed in (0, model.height):
+        return []
+    scores = {
+        "own_history": own_history_scores(
+            readings, entity=entity, time=time, metrics=metrics, recent=recent, group=group
+        ),
+        "max_robust_z": max_robust_z_scores(readings, entity=entity, metrics=metrics),
+    }
+    return score_against_failures(
+        model, scores, failed, entity=entity, n_boot=n_boot, random_state=random_state
+    )
