@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
-from opslens.features.events import candidate_rows, point_in_time_features, sessionize
+from opslens.features.events import sessionize
+from opslens.recipes.propensity.point_in_time import candidate_rows, point_in_time_features
 from opslens.synthetic.clickstream import make_clickstream
 
 WINDOWS = (timedelta(days=1), timedelta(days=7), timedelta(days=30))

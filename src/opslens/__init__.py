@@ -1,6 +1,7 @@
 """opslens: patterns, anomalies, predictions, limits and reports from time-based operational data.
 
-The curated API (``opslens.__all__``) loads lazily, so ``import opslens`` is quick::
+The curated API (``opslens.__all__``) loads lazily, so ``import opslens`` is quick; a type
+checker sees every name with its real type (``opslens.run`` returns a ``RunResult``)::
 
     import opslens
     result = opslens.run("project.yaml", analysis="trip-eta")   # or opslens.run(frame, recipe=...)
@@ -17,9 +18,54 @@ Example:
 from __future__ import annotations
 
 from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.2.0"
+
+if TYPE_CHECKING:  # what a type checker sees: the real names, not __getattr__'s Any
+    from opslens.api import (
+        load_predictor,
+        load_project,
+        run,
+        run_all,
+        score,
+        write_index,
+        write_report,
+    )
+    from opslens.cluster.groups import find_groups
+    from opslens.cluster.profiles import DistributionClusterer
+    from opslens.core.engine import LocalEngine
+    from opslens.core.predictor import Predictor
+    from opslens.detect.autoencoder import AutoencoderDetector
+    from opslens.detect.ecod import ECOD
+    from opslens.detect.point import (
+        IQRDetector,
+        RobustZScoreDetector,
+        ZScoreDetector,
+        point_anomalies,
+    )
+    from opslens.detect.population import (
+        RareDeviceDetector,
+        rank_rare_devices,
+    )
+    from opslens.engines.spark import SparkEngine
+    from opslens.errors import OpslensError
+    from opslens.explain.contrasts import group_contrasts
+    from opslens.features.decompose import decompose_series
+    from opslens.features.fingerprints import fleet_fingerprints
+    from opslens.features.profile import profile_series
+    from opslens.features.table import (
+        describe_table,
+        filter_table,
+    )
+    from opslens.models.classifier import PatternClassifier
+    from opslens.recipes import get_recipe, recipe_names
+    from opslens.recipes.distribution import PatternPredictor
+    from opslens.recipes.fleet import FleetPredictor
+    from opslens.recipes.propensity import PropensityPredictor
+    from opslens.recipes.residual import ResidualPredictor
+    from opslens.recipes.segments import SegmentPredictor
+    from opslens.runner import RunResult
 
 _API = {
     # running, loading, reporting
@@ -38,9 +84,12 @@ _API = {
     # engines: where the heavy per-entity stages run
     "LocalEngine": "opslens.core.engine",
     "SparkEngine": "opslens.engines.spark",
-    # the recipes' models
+    # the five recipes' models
     "PatternPredictor": "opslens.recipes.distribution",
     "FleetPredictor": "opslens.recipes.fleet",
+    "SegmentPredictor": "opslens.recipes.segments",
+    "ResidualPredictor": "opslens.recipes.residual",
+    "PropensityPredictor": "opslens.recipes.propensity",
     # estimators (scikit-learn contract)
     "PatternClassifier": "opslens.models.classifier",
     "DistributionClusterer": "opslens.cluster.profiles",
@@ -62,7 +111,46 @@ _API = {
     "filter_table": "opslens.features.table",
 }
 
-__all__ = sorted([*_API, "__version__"])
+#: pinned in tests/contracts/test_public_api.py; every name but __version__ is in _API
+__all__ = [
+    "ECOD",
+    "AutoencoderDetector",
+    "DistributionClusterer",
+    "FleetPredictor",
+    "IQRDetector",
+    "LocalEngine",
+    "OpslensError",
+    "PatternClassifier",
+    "PatternPredictor",
+    "Predictor",
+    "PropensityPredictor",
+    "RareDeviceDetector",
+    "ResidualPredictor",
+    "RobustZScoreDetector",
+    "RunResult",
+    "SegmentPredictor",
+    "SparkEngine",
+    "ZScoreDetector",
+    "__version__",
+    "decompose_series",
+    "describe_table",
+    "filter_table",
+    "find_groups",
+    "fleet_fingerprints",
+    "get_recipe",
+    "group_contrasts",
+    "load_predictor",
+    "load_project",
+    "point_anomalies",
+    "profile_series",
+    "rank_rare_devices",
+    "recipe_names",
+    "run",
+    "run_all",
+    "score",
+    "write_index",
+    "write_report",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -34,6 +34,7 @@ from opslens.errors import ConfigError, RunError
 from opslens.io.sources.files import read_file
 from opslens.recipes import load_project as _load_project
 from opslens.recipes import project_from_mapping
+from opslens.report.facts import read_baselines, short_verdict
 from opslens.report.index import write_index as _write_index
 from opslens.report.narrators import make_narrator
 from opslens.report.render import write_report as _write_report
@@ -240,6 +241,7 @@ def write_index(
             run_id=run.run_id,
             finished=str(manifest.get("finished", "")),
             metrics=manifest.get("metrics", {}),
+            verdict=short_verdict(read_baselines(run.facts, where=str(run.path / "facts.json"))),
             href=path.relative_to(root).as_posix(),
         )
         rows.append(row)

@@ -28,12 +28,22 @@ ProjectOpt = Annotated[
 ]
 
 
-def load(ctx: typer.Context, project: Path) -> ProjectConfig:
-    """Load ``project``, remember its secrets for error messages and mask them in the console."""
-    from opslens.api import load_project
+def load(ctx: typer.Context, project: Path, *, typed: bool = True) -> ProjectConfig:
+    """Load ``project``, remember its secrets for error messages and mask them in the console.
+
+    ``typed=False`` validates everything but each analysis's ``params`` (left as given):
+    no recipe is imported, for commands that only list what is on disk (``opslens runs``).
+    """
     from opslens.cli.console import setup_console_logging
 
-    config = load_project(project)
+    if typed:
+        from opslens.api import load_project
+
+        config = load_project(project)
+    else:
+        from opslens.config.project import load_project as load_untyped
+
+        config = load_untyped(project)
     state = ctx.find_root().obj
     if state is not None:
         state.secrets = config.secrets

@@ -1,4 +1,5 @@
-"""``opslens batch``, ``health``, ``retrain`` and ``models history``: a segments model in service.
+"""``opslens batch``, ``monitor`` (``health``), ``retrain``, ``promote`` and ``models history``:
+a deployed model's life cycle, for any analysis whose recipe declares the hooks.
 
 Example:
     >>> from opslens.cli.lifecycle import _alerts_line
@@ -9,20 +10,25 @@ Example:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from opslens.cli.common import ProjectOpt, load
+from opslens.cli.common import ProjectOpt, check_writable, load
+from opslens.core.atomic import atomic_path
 from opslens.errors import ConfigError
 
-__all__ = ["batch", "health", "models_app", "retrain"]
+if TYPE_CHECKING:
+    from opslens.runner.lifecycle import Deployment
+
+__all__ = ["batch", "health", "models_app", "promote", "retrain"]
 
 models_app = typer.Typer(
-    help="the registry of a segments analysis: alias history", no_args_is_help=True
+    help="the registry of an analysis: which version held which alias, when and why",
+    no_args_is_help=True,
 )
 
-AnalysisArg = Annotated[str, typer.Argument(help="the analysis (recipe: segments)")]
+AnalysisArg = Annotated[str, typer.Argument(help="the analysis (a recipe with a life cycle)")]
 
 
 def _alerts_line(alerts: list[dict[str, Any]]) -> str:
@@ -33,10 +39,28 @@ def _alerts_line(alerts: list[dict[str, Any]]) -> str:
     )
 
 
-def _open(ctx: typer.Context, project: Path, analysis: str) -> Any:
-    from opslens.lifecycle.segments import SegmentsLifecycle
+def _open(ctx: typer.Context, project: Path, analysis: str) -> Deployment:
+    from opslens.lifecycle.registry import open_stores
+    from opslens.runner.lifecycle import Deployment
 
-    return SegmentsLifecycle.open(load(ctx, project), analysis)
+    config = load(ctx, project)
+    history, registry = open_stores(config, analysis)
+    return Deployment(config, analysis, history, registry)
+
+
+def _rows_line(r: dict[str, Any]) -> str:
+    from opslens.explain.text import fmt
+
+    if "rows_in" not in r:
+        return ""
+    said = f"{r['rows_in']} rows in, {r.get('rows_scored', r['rows_in'])} scored, "
+    said += f"{r.get('rows_rejected', 0)} rejected"
+    reasons = r.get("rejected_by_reason") or {}
+    if reasons:
+        said += " (" + ", ".join(f"{k}: {v}" for k, v in reasons.items()) + ")"
+    if "noise_ratio" in r:
+        said += f"; noise ratio {fmt(r['noise_ratio'])}"
+    return said
 
 
 def batch(
@@ -49,24 +73,26 @@ def batch(
         typer.Option("--output", "-o", help="predictions file (default: beside the input)"),
     ] = None,
 ) -> None:
-    """Score a batch with the champion, record its metrics, retrain when due."""
-    from opslens.explain.text import fmt
+    """Score a batch with the champion, record and monitor it, retrain when due (one run each)."""
     from opslens.io.sources.files import read_file
 
-    life = _open(ctx, project, analysis)
-    frame = read_file(input)
     out = output or input.with_name(f"{input.stem}.predictions.parquet")
-    result = life.batch(frame, out)
+    check_writable(out, "--output")
+    from opslens.cli.console import setup_console_logging
+
+    life = _open(ctx, project, analysis)
+    debug = bool(getattr(ctx.find_root().obj, "debug", False))
+    # one line per batch: the runs' INFO lines go to each run's run.log only
+    setup_console_logging(debug=debug, quiet=not debug, secrets=life.project.secrets)
+    frame = read_file(input)
+    result = life.batch(frame)
+    with atomic_path(out) as tmp:
+        result.predictions.write_parquet(tmp)
     r = result.record
+    said = _rows_line(r) or life.hooks.describe(r)
     typer.echo(
-        f"{analysis}: batch {r['batch']} scored by version {result.version}: "
-        f"{r['rows_in']} rows in, {r['rows_scored']} scored, {r['rows_rejected']} rejected"
-        + (
-            " (" + ", ".join(f"{k}: {v}" for k, v in r["rejected_by_reason"].items()) + ")"
-            if r["rejected_by_reason"]
-            else ""
-        )
-        + f"; noise ratio {fmt(r['noise_ratio'])}; predictions -> {result.output}"
+        f"{analysis}: batch {r['batch']} scored by version {result.version}: {said}; "
+        f"predictions -> {out} (run {result.run.run_id})"
     )
     if result.alerts:
         typer.echo(_alerts_line(result.alerts))
@@ -88,11 +114,12 @@ def health(
     )
     last = h["last_batch"]
     if last:
-        typer.echo(
-            f"last batch {last['batch']}: {last['rows_in']} rows, noise ratio "
-            f"{fmt(last['noise_ratio'])}, {fmt(last['processing_seconds'])} s, "
-            f"{fmt(last['peak_memory_mb'])} MB"
-        )
+        line = f"last batch {last['batch']}: {_rows_line(last) or 'scored'}"
+        if "processing_seconds" in last:
+            line += f", {fmt(last['processing_seconds'])} s"
+        if "peak_memory_mb" in last:
+            line += f", {fmt(last['peak_memory_mb'])} MB"
+        typer.echo(line)
     typer.echo(_alerts_line(h["alerts"]) if h["alerts"] else "alerts: none")
     e = h["errors"]
     typer.echo(
@@ -108,22 +135,46 @@ def retrain(
     analysis: AnalysisArg,
     reason: Annotated[str | None, typer.Option("--reason", help="why (manual retraining)")] = None,
     if_due: Annotated[
-        bool, typer.Option("--if-due", help="retrain only if the noise window or schedule says so")
+        bool, typer.Option("--if-due", help="retrain only if the recipe's monitoring says so")
     ] = False,
     project: ProjectOpt = Path("project.yaml"),
 ) -> None:
-    """Retrain now (--reason) or when due (--if-due); promote the challenger if it wins."""
+    """Retrain now (--reason) or when due (--if-due); the challenger wins on held-out data or waits."""
     if (reason is None) == (not if_due):
         raise ConfigError(
             "give exactly one of --reason TEXT or --if-due",
             fix="e.g. `opslens retrain NAME --reason 'new ward opened'`",
         )
     life = _open(ctx, project, analysis)
-    result = life.retrain(f"manual: {reason}") if reason is not None else life.retrain_if_due()
+    result = (
+        life.retrain(f"manual: {reason}", require_new=True)
+        if reason is not None
+        else life.retrain_if_due()
+    )
     if result is None:
         typer.echo(f"{analysis}: no retraining due")
         return
     typer.echo(f"{analysis}: retrained ({result.reason}): {result.summary()}")
+
+
+def promote(
+    ctx: typer.Context,
+    analysis: AnalysisArg,
+    version: Annotated[str, typer.Option("--version", help="the registered version to serve")],
+    force: Annotated[
+        bool, typer.Option("--force", help="promote even if it loses to the champion")
+    ] = False,
+    reason: Annotated[str, typer.Option("--reason", help="why (kept in the history)")] = "",
+    project: ProjectOpt = Path("project.yaml"),
+) -> None:
+    """Make a registered version champion after comparing it with the champion on held-out data."""
+    life = _open(ctx, project, analysis)
+    comparison = life.promote(version, force=force, reason=reason)
+    if comparison is None and not force:
+        typer.echo(f"{analysis}: version {version} is champion")
+        return
+    said = f": {comparison.summary()}" if comparison is not None else ""
+    typer.echo(f"{analysis}: version {version} is champion{said}")
 
 
 @models_app.command("history")

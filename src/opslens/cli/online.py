@@ -44,7 +44,8 @@ def stream(
     source: Annotated[
         str,
         typer.Option(
-            "--from", help="latest: the latest run's model; registry: the MLflow alias 'current'"
+            "--from",
+            help="latest: the latest run's model; registry: the MLflow alias 'champion' (followed)",
         ),
     ] = "latest",
     mqtt_topic: Annotated[

@@ -57,6 +57,22 @@ def _stream_after(
     return f"stream: {summary.scored} scored ({summary.rejected} rejected) -> {target}"
 
 
+def _say_run(result: RunResult) -> None:
+    """The lines ``opslens run`` prints for one analysis: the run, its verdict, its promotion."""
+    name, shown = result.analysis, result.metrics_line()
+    status = result.status
+    if result.missing:
+        status += f" (not run yet: {', '.join(result.missing)})"
+    typer.echo(
+        f"{name}: run {result.run_id} {status} -> {result.path}" + (f" ({shown})" if shown else "")
+    )
+    if result.baselines is not None:
+        typer.echo(f"{name}: against the baselines: {result.baselines.verdict}")
+    withheld = result.promotion.warning() if result.promotion is not None else None
+    if withheld is not None:
+        typer.echo(f"{name}: {withheld}")
+
+
 def run(
     ctx: typer.Context,
     project_arg: Annotated[
@@ -82,7 +98,9 @@ def run(
     force: Annotated[
         bool,
         typer.Option(
-            "--force", help="reuse saved results even if they were made with other settings"
+            "--force",
+            help="reuse saved results even if they were made with other settings, and make "
+            "the new model champion even if it loses to one of its baselines",
         ),
     ] = False,
     pipeline: Annotated[
@@ -144,11 +162,7 @@ def run(
                 pipeline=pipeline,
                 progress=progress,
             )
-            shown = result.headline()
-            typer.echo(
-                f"{name}: run {result.run_id} complete -> {result.path}"
-                + (f" ({shown})" if shown else "")
-            )
+            _say_run(result)
             if report:
                 from opslens.api import write_report
 
@@ -158,17 +172,19 @@ def run(
 
 
 def runs(ctx: typer.Context, project: ProjectOpt = DEFAULT_PROJECT) -> None:
-    """List complete runs with their key metrics (newest first); damaged ones are marked."""
+    """List runs, newest first: whether the model beat its baselines, key metrics; damaged runs
+    are marked."""
     from rich.console import Console
     from rich.table import Table
 
     from opslens.explain.text import format_metric
+    from opslens.report.facts import read_baselines, short_verdict
     from opslens.tracking.runs import LATEST, damaged_runs, list_runs, repair_latest
 
-    config = load(ctx, project)
+    config = load(ctx, project, typed=False)
     root = config.runs_root()
     table = Table(title="opslens runs")
-    for col in ("analysis", "run", "recipe", "finished", "key metrics"):
+    for col in ("analysis", "run", "recipe", "finished", "against the baselines", "key metrics"):
         table.add_column(col)
     for a in config.analyses:
         try:
@@ -180,24 +196,36 @@ def runs(ctx: typer.Context, project: ProjectOpt = DEFAULT_PROJECT) -> None:
         views = list_runs(root, a.name)
         damaged = damaged_runs(root, a.name)
         if not views and not damaged:
-            table.add_row(a.name, "(no runs)", a.recipe, "", "")
+            table.add_row(a.name, "(no runs)", a.recipe, "", "", "")
         for view in views:
             m = view.manifest
             metrics = ", ".join(
                 f"{k}={format_metric(v)}" for k, v in list(m.get("metrics", {}).items())[:4]
             )
-            mark = " (latest)" if view.run_id == latest else ""
+            verdict = (
+                short_verdict(read_baselines(view.facts, where=str(view.path / "facts.json")))
+                if view.has("facts.json") and view.pipeline in ("train", "retrain")
+                else ""
+            )
+            mark = "".join(
+                (
+                    f" ({view.pipeline})" if view.pipeline != "train" else "",
+                    " (partial)" if view.status == "partial" else "",
+                    " (latest)" if view.run_id == latest else "",
+                )
+            )
             table.add_row(
                 a.name,
                 view.run_id + mark,
                 m.get("recipe", ""),
                 str(m.get("finished", ""))[:19],
+                verdict,
                 metrics,
             )
         for run_id, why in damaged:
             log.warning("'%s': run %s is damaged: %s", a.name, run_id, why)
-            table.add_row(a.name, f"{run_id} (damaged)", a.recipe, "", why)
-    Console(width=160).print(table)
+            table.add_row(a.name, f"{run_id} (damaged)", a.recipe, "", "", why)
+    Console(width=180).print(table)
 
 
 def schema(

@@ -8,7 +8,6 @@ Example:
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Annotated
@@ -16,6 +15,7 @@ from typing import Annotated
 import typer
 
 from opslens.cli.common import ProjectOpt, check_writable, load
+from opslens.core.atomic import atomic_path
 from opslens.errors import ConfigError
 from opslens.tracking.runs import writing
 
@@ -45,7 +45,8 @@ def score(
     source: Annotated[
         str,
         typer.Option(
-            "--from", help="latest: the latest run's model; registry: the MLflow alias 'current'"
+            "--from",
+            help="latest: the latest run's model; registry: the MLflow alias 'champion'",
         ),
     ] = "latest",
 ) -> None:
@@ -54,7 +55,9 @@ def score(
     Runs where the project's ``engine`` says: here in slices, or on Spark
     (``engine: spark``) with the model broadcast once to the tasks.
     """
-    from opslens.api import score as score_frame
+    from opslens.io.sources.files import read_file
+    from opslens.runner import run_analysis
+    from opslens.tracking.models import load_model
 
     if source not in ("latest", "registry"):
         raise ConfigError(
@@ -64,18 +67,25 @@ def score(
     check_writable(output, "--output")
     config = load(ctx, project)
     t0 = time.perf_counter()
-    answers = score_frame(config, input, analysis, source=source)  # type: ignore[arg-type]
-    tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
-    with writing(output):
-        try:
-            if fmt == "parquet":
-                answers.write_parquet(tmp)
-            else:
-                answers.write_csv(tmp)
-            os.replace(tmp, output)
-        finally:
-            tmp.unlink(missing_ok=True)
+    loaded = load_model(config, analysis, source)  # type: ignore[arg-type]
+    spark_reads = config.engine == "spark" and input.suffix.lower() in (".parquet", ".pq")
+    if spark_reads and not input.is_file():
+        read_file(input)  # its one-line "does not exist" error
+    result = run_analysis(
+        config,
+        analysis,
+        pipeline="score",
+        inputs={"batch": input if spark_reads else read_file(input), "champion": loaded.predictor},
+        reason=f"scored {input} with the model of run {loaded.run_id}",
+        promote=False,
+    )
+    answers = result.table("answers")
+    with writing(output), atomic_path(output) as tmp:
+        if fmt == "parquet":
+            answers.write_parquet(tmp)
+        else:
+            answers.write_csv(tmp)
     typer.echo(
         f"{analysis}: {answers.height} answers → {output} "
-        f"({config.engine} engine, {time.perf_counter() - t0:.1f} s)"
+        f"({config.engine} engine, {time.perf_counter() - t0:.1f} s; run {result.run_id})"
     )

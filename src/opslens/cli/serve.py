@@ -49,7 +49,9 @@ def serve(
     max_batch: Annotated[
         int, typer.Option("--max-batch", min=1, help="most instances per batch request")
     ] = 1000,
-    alias: Annotated[str, typer.Option("--alias", help="registry alias to serve")] = "current",
+    alias: Annotated[
+        str, typer.Option("--alias", help="registry alias to serve (current: old synonym)")
+    ] = "champion",
     poll: Annotated[
         float, typer.Option("--poll", min=0.1, help="seconds between registry checks")
     ] = 5.0,

@@ -35,7 +35,7 @@ from typing import Any
 
 from opslens.config import ProjectConfig
 from opslens.errors import ConfigError, OpslensError, SourceError
-from opslens.online.stream import answer_instance, parse_instance
+from opslens.online.stream import Follower, answer_instance, parse_instance
 from opslens.tracking.models import ModelSource, load_model
 
 __all__ = ["MqttSettings", "MqttStream", "MqttSummary", "stream_mqtt"]
@@ -62,6 +62,8 @@ class MqttSettings:
     keepalive: int = 30
     min_delay: int = 1
     max_delay: int = 30
+    refresh_seconds: float = 5.0
+    """With ``--from registry``: how often the serving alias is asked for a promoted version."""
 
     @property
     def results(self) -> str:
@@ -110,6 +112,8 @@ class MqttStream:
         self.predictor = predictor
         self.settings = settings
         self.run_id = run_id
+        #: set with ``--from registry``: swaps in a promoted version between messages
+        self.follow: Follower | None = None
         self.summary = MqttSummary()
         self.states: dict[str, dict[str, Any]] = {}
         self.messages: queue.Queue[tuple[str, bytes]] = queue.Queue()
@@ -232,6 +236,9 @@ class MqttStream:
                         break
                     continue
                 last = time.monotonic()
+                fresh = self.follow.poll() if self.follow is not None else None
+                if fresh is not None:  # a promoted version answers from this message on
+                    self.predictor, self.run_id = fresh.predictor, fresh.run_id
                 self.handle(topic, payload)
         except KeyboardInterrupt:
             log.info("interrupted")
@@ -253,6 +260,8 @@ def stream_mqtt(
     log.info("scoring with the model from %s", loaded.origin)
     stream = MqttStream(loaded.predictor, settings, run_id=loaded.run_id)
     stream.summary.origin = loaded.origin
+    if model_source == "registry":  # follow promotions
+        stream.follow = Follower(project, settings.analysis, loaded, settings.refresh_seconds)
     stream.start()
     try:
         if not stream.ready.wait(connect_timeout):

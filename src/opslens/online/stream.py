@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,10 +25,12 @@ from pathlib import Path
 from typing import IO, Any
 
 from opslens.config import ProjectConfig
+from opslens.core.atomic import atomic_path
 from opslens.errors import InstanceError, OpslensError, SourceError
 from opslens.tracking.models import ModelSource, load_model
 
 __all__ = [
+    "Follower",
     "StreamSummary",
     "answer_instance",
     "iter_instances",
@@ -133,14 +136,21 @@ def stream_instances(
     plots: bool = True,
     plots_dir: Path | None = None,
     model_source: ModelSource = "latest",
+    refresh_seconds: float = 5.0,
 ) -> StreamSummary:
     """Predict every instance of ``input_path`` (or ``stdin``); write one JSON line each.
 
-    Plots are drawn only by predictors that offer them (``supports("figure")``).
+    Plots are drawn only by predictors that offer them (``supports("figure")``). With
+    ``model_source="registry"`` the stream follows promotions: the alias ``champion`` is
+    asked again every ``refresh_seconds`` and a newly promoted version answers from then on
+    (each output line names the run that answered).
     """
     loaded = load_model(project, analysis, model_source)
     predictor = loaded.predictor
     log.info("scoring with the model from %s", loaded.origin)
+    follow = (
+        Follower(project, analysis, loaded, refresh_seconds) if model_source == "registry" else None
+    )
     if input_path is not None and not input_path.is_file():
         what = "is a directory, not a file" if input_path.is_dir() else "does not exist"
         raise SourceError(
@@ -163,6 +173,9 @@ def stream_instances(
     sink: IO[str] = output.open("w", encoding="utf-8") if output is not None else sys.stdout
     try:
         for number, item in iter_instances(source):
+            fresh = follow.poll() if follow is not None else None
+            if fresh is not None:
+                loaded, predictor = fresh, fresh.predictor
             record: dict[str, Any] = {"line": number, "run_id": loaded.run_id}
             if isinstance(item, OpslensError):
                 record["error"] = str(item)
@@ -187,7 +200,8 @@ def stream_instances(
                             item, answer, title=f"{analysis} · instance {number}"
                         )
                         path = target_dir / f"instance-{number:06d}.png"
-                        figure.savefig(path, dpi=90, bbox_inches="tight")
+                        with atomic_path(path) as tmp:
+                            figure.savefig(tmp, dpi=90, bbox_inches="tight", format="png")
                         record["plot"] = str(path)
             sink.write(json.dumps(record) + "\n")
             sink.flush()
@@ -201,6 +215,44 @@ def stream_instances(
     )
 
 
+class Follower:
+    """Follows the registry alias of an analysis: asked at most every ``seconds``, it loads a
+    newly promoted version (errors keep the loaded one, with a warning).
+
+    Example:
+        >>> class Loaded:
+        ...     metadata = {"version": "1"}
+        >>> f = Follower(None, "eta", Loaded(), seconds=3600.0)
+        >>> f.poll() is None  # not due yet
+        True
+    """
+
+    def __init__(self, project: Any, analysis: str, loaded: Any, seconds: float) -> None:
+        self.project, self.analysis, self.seconds = project, analysis, seconds
+        self.loaded = loaded
+        self.checked = time.monotonic()
+
+    def poll(self) -> Any | None:
+        """The newly promoted version's loaded predictor, or None (not due, or unchanged)."""
+        if time.monotonic() - self.checked < self.seconds:
+            return None
+        from opslens.online.service.served import ProjectModels
+
+        self.checked = time.monotonic()
+        version = str(self.loaded.metadata.get("version"))
+        try:
+            pointer = ProjectModels(self.project).pointer(self.analysis)
+            if pointer is None or pointer == version:
+                return None
+            fresh = load_model(self.project, self.analysis, "registry")
+        except OpslensError as e:  # keep answering with the loaded version
+            log.warning("cannot follow the registry of '%s': %s", self.analysis, e)
+            return None
+        log.info("now scoring with the model from %s", fresh.origin)
+        self.loaded = fresh
+        return fresh
+
+
 def answer_instance(
     predictor: Any, instance: dict[str, Any], states: dict[str, dict[str, Any]]
 ) -> dict[str, Any]:
@@ -210,10 +262,14 @@ def answer_instance(
     ``default`` when absent; ``states`` keeps one state per stream id between calls.
 
     Example:
-        >>> from opslens.recipes.residual.predictor import example_predictor
-        >>> p, states = example_predictor(), {}
-        >>> [answer_instance(p, {"ts": i, "axis1": 9.0}, states)["level"] for i in range(2)]
-        ['ok', 'alert']
+        >>> class Counter:
+        ...     def supports(self, what): return what == "step"
+        ...     def step(self, instance, state):
+        ...         n = (state or {"n": 0})["n"] + 1
+        ...         return {"n": n}, {"n": n}
+        >>> states = {}
+        >>> [answer_instance(Counter(), {"x": i}, states)["n"] for i in range(2)]
+        [1, 2]
         >>> list(states)
         ['default']
     """

@@ -5,17 +5,26 @@ Example:
     >>> from opslens.tracking.runs import RunWriter, open_run
     >>> root = pathlib.Path(tempfile.mkdtemp())
     >>> w = RunWriter(root, "eta"); w.write_json("manifest.json", {"status": "complete"})
-    >>> w.write_json("facts.json", {"analysis": {"name": "eta", "recipe": "distribution"}})
+    >>> w.write_json("facts.json", {"analysis": {"name": "eta", "recipe": "no-such", "run_id": "r"}})
     >>> _ = w.commit()
     >>> path = write_report(open_run(root, "eta"))
     >>> path.name, "<html" in path.read_text()
     ('report.html', True)
+
+A facts file its recipe's model rejects is an error naming the field, never a report:
+
+    >>> w = RunWriter(root, "eta"); w.write_json("manifest.json", {"status": "complete"})
+    >>> w.write_json("facts.json", {"analysis": {"name": "eta", "recipe": "fleet", "run_id": "r"},
+    ...     "fingerprint": {"devices": "many"}})
+    >>> write_report(open_run(root, "eta", w.commit().name))
+    Traceback (most recent call last):
+    ...
+    opslens.errors.RunError: .../facts.json does not match the fleet recipe's facts model at 'fingerprint.devices': Input should be a valid integer, ...; fix: rerun the analysis (`opslens run`) to write its facts again
 """
 
 from __future__ import annotations
 
 import base64
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,8 +33,10 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup, escape
 
 from opslens import __version__
+from opslens.core.atomic import atomic_write_text
 from opslens.core.narrative import Narrator
 from opslens.explain.text import fmt
+from opslens.report.facts import read_run_facts
 from opslens.report.narrators.template import TemplateNarrator
 from opslens.tracking.runs import RunView
 
@@ -70,6 +81,7 @@ def render_report(run: RunView, narrator: Narrator | None = None) -> str:
     """The report's HTML for ``run``: self-contained (plots embedded), printable, with contents."""
     narrator = narrator or TemplateNarrator()
     facts = run.facts
+    typed = read_run_facts(facts, where=str(run.path / "facts.json"))
     plots = {p.stem: base64.b64encode(p.read_bytes()).decode("ascii") for p in run.plots()}
     narrative = narrator.narrate(facts, sorted(plots))
     manifest = run.manifest
@@ -95,9 +107,9 @@ def render_report(run: RunView, narrator: Narrator | None = None) -> str:
         images=plots,
         reused=reused,
         plot_origin=plot_origin,
-        facts=_flat_facts(facts),
+        facts=_flat_facts(facts),  # as written; validated above
         run_id=run.run_id,
-        recipe=facts.get("analysis", {}).get("recipe", ""),
+        recipe=typed.analysis.recipe,
         written=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         narrator=narrative.narrator,
         version=__version__,
@@ -108,7 +120,5 @@ def write_report(run: RunView, narrator: Narrator | None = None) -> Path:
     """Write ``report.html`` into the run folder atomically and return its path."""
     html = render_report(run, narrator)
     target = run.path / "report.html"
-    tmp = target.with_name("report.html.part")
-    tmp.write_text(html, encoding="utf-8")
-    os.replace(tmp, target)
+    atomic_write_text(target, html)
     return target

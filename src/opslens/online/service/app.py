@@ -13,8 +13,8 @@ variable ``settings.token_env`` holds a token):
 
 Answers: 401 wrong or missing token, 404 unknown analysis (naming the known
 ones), 413 oversized batch, 422 a bad payload (``detail[].loc`` names the
-field), 503 an analysis whose model is not loaded yet (or a state store that
-went away). The model book is
+field), 409 an analysis with no version under the served alias (``champion``) yet, 503 an
+analysis whose model could not be loaded yet (or a state store that went away). The model book is
 refreshed every ``settings.poll_seconds`` in a worker thread, so a version
 promoted while the service runs is served without a restart.
 
@@ -28,7 +28,7 @@ Example:
     ...     def predict_frame(self, frame): return frame
     ...     def predict_one(self, instance): return {"y": 2 * instance["x"]}
     >>> class One:
-    ...     alias = "current"
+    ...     alias = "champion"
     ...     def analyses(self): return {"dbl": "double"}
     ...     def pointer(self, analysis): return "7"
     ...     def load(self, analysis, pointer): return Release(Double(), pointer, "r1", "memory")
@@ -38,7 +38,7 @@ Example:
     ...     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
     ...         return (await client.post(path, json=body)).json()
     >>> asyncio.run(post("/predict/dbl", {"x": 2}))
-    {'analysis': 'dbl', 'recipe': 'double', 'version': '7', 'alias': 'current', 'run_id': 'r1', 'answer': {'y': 4}}
+    {'analysis': 'dbl', 'recipe': 'double', 'version': '7', 'alias': 'champion', 'run_id': 'r1', 'answer': {'y': 4}}
     >>> asyncio.run(post("/predict/nope", {}))["known"]
     ['dbl']
 """
@@ -269,7 +269,8 @@ def create_app(
         served = book.get(analysis)
         if served is None:
             if analysis in book.recipes:
-                return _json({"detail": book.problems.get(analysis, "not loaded yet")}, 503)
+                status = 409 if analysis in book.missing else 503
+                return _json({"detail": book.problems.get(analysis, "not loaded yet")}, status)
             known = list(book.recipes)
             detail = f"no analysis named '{analysis}'; fix: use one of: {', '.join(known)}"
             return _json({"detail": detail, "known": known}, 404)

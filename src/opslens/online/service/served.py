@@ -1,8 +1,10 @@
 """Which model version answers each analysis, and swapping in a newly promoted one.
 
 A :class:`ModelSource` says which analyses exist, which version is current
-(``pointer``: the registry alias's version, or the run the ``latest`` pointer
-names) and loads it. :class:`ModelBook` holds one immutable
+(``pointer``: the registry alias's version — ``champion``, or ``current`` for projects made
+before opslens 0.3 — or the run the ``latest`` pointer names) and loads it. An analysis
+with no version under the alias is served as soon as one is promoted; until then the
+others are served and it answers 409. :class:`ModelBook` holds one immutable
 :class:`ServedModel` per analysis; :meth:`ModelBook.refresh` (the service
 calls it every ``poll_seconds`` in a worker thread) loads a version whose
 pointer moved and replaces the book's entry in one assignment. A request
@@ -17,7 +19,7 @@ Example:
     ...     def predict_frame(self, frame): return frame
     ...     def predict_one(self, instance): return {"y": instance["x"]}
     >>> class One:
-    ...     alias = "current"
+    ...     alias = "champion"
     ...     def analyses(self): return {"ex": "echo"}
     ...     def pointer(self, analysis): return "1"
     ...     def load(self, analysis, pointer): return Release(Echo(), pointer, "run-a", "memory")
@@ -36,10 +38,11 @@ from typing import Any, Protocol
 from pydantic import BaseModel
 
 from opslens.config import ProjectConfig
+from opslens.core.lifecycle import CHAMPION
 from opslens.core.predictor import Predictor
 from opslens.errors import OpslensError, RunError
 from opslens.online.service.schemas import RequestModels, request_models
-from opslens.tracking.models import load_predictor, load_registered
+from opslens.tracking.models import FALLBACK_ALIASES, load_predictor, load_registered
 from opslens.tracking.runs import open_run
 
 __all__ = ["ModelBook", "ModelSource", "ProjectModels", "Release", "ServedModel"]
@@ -122,7 +125,7 @@ class ServedModel:
 class ProjectModels:
     """A project's models: from the MLflow registry alias, or (tracking off) the latest run folders."""
 
-    def __init__(self, project: ProjectConfig, alias: str = "current") -> None:
+    def __init__(self, project: ProjectConfig, alias: str = CHAMPION) -> None:
         self.project = project
         self.registry = project.tracking.enabled
         self.alias = alias if self.registry else "latest"
@@ -148,10 +151,14 @@ class ProjectModels:
                 return None
         from mlflow.exceptions import MlflowException
 
-        try:
-            return str(self._mlflow().get_model_version_by_alias(analysis, self.alias).version)
-        except MlflowException:
-            return None
+        for alias in (self.alias, FALLBACK_ALIASES.get(self.alias)):
+            if alias is None:
+                continue
+            try:
+                return str(self._mlflow().get_model_version_by_alias(analysis, alias).version)
+            except MlflowException:
+                continue
+        return None
 
     def load(self, analysis: str, pointer: str) -> Release:
         """Load the version; for the registry, retried if the alias moved while loading."""
@@ -177,6 +184,8 @@ class ModelBook:
         self.recipes = source.analyses()
         self._served: dict[str, ServedModel] = {}
         self.problems: dict[str, str] = {}
+        #: analyses with no version under the alias at all (answered 409, not 503)
+        self.missing: set[str] = set()
 
     def get(self, analysis: str) -> ServedModel | None:
         """The model answering ``analysis`` now (None: none loaded)."""
@@ -191,11 +200,14 @@ class ModelBook:
                 current = self._served.get(analysis)
                 if pointer is None:
                     if current is None:
+                        self.missing.add(analysis)
                         self.problems[analysis] = (
                             f"analysis '{analysis}' has no model under '{self.source.alias}' yet; "
-                            f"fix: run it (`opslens run --analysis {analysis}`)"
+                            f"fix: run it (`opslens run --analysis {analysis}`) or promote a "
+                            f"version (`opslens promote {analysis} --version N`)"
                         )
                     continue
+                self.missing.discard(analysis)
                 if current is not None and current.version == pointer:
                     continue
                 release = self.source.load(analysis, pointer)

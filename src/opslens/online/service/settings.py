@@ -6,7 +6,7 @@ environment variable that holds it (unset or empty: no authentication).
 Example:
     >>> s = ServiceSettings(project="demo/project.yaml", port=9000)
     >>> s.port, s.state, s.alias, s.max_batch
-    (9000, 'memory', 'current', 1000)
+    (9000, 'memory', 'champion', 1000)
     >>> ServiceSettings(token_env="NO_SUCH_VARIABLE_SET").token() is None
     True
     >>> ServiceSettings(port=70000)
@@ -49,7 +49,10 @@ class ServiceSettings(BaseModel):
     state: str = Field(
         default="memory", description="stream state store: memory, or redis://host:port/db"
     )
-    alias: str = Field(default="current", description="the registry alias whose version is served")
+    alias: str = Field(
+        default="champion",
+        description="the registry alias whose version is served (``current``: its old synonym)",
+    )
     poll_seconds: float = Field(
         default=5.0, gt=0, description="how often the registry is asked for a new version"
     )

@@ -29,9 +29,10 @@ from dataclasses import replace
 from typing import Any
 
 from opslens.core.narrative import Narrative
-from opslens.errors import ConfigError, NarratorError
+from opslens.errors import ConfigError, NarratorError, RunError
 from opslens.explain.text import plural
 from opslens.recipes import get_recipe
+from opslens.report.facts import facts_recipe
 from opslens.report.grounding import check
 from opslens.report.narrators.base import ChatClient
 from opslens.report.narrators.template import TemplateNarrator
@@ -56,10 +57,10 @@ DEFAULT_PROMPTS = {
 _FACTS_LIMIT = 24_000  # characters of facts JSON put in a prompt
 
 
-def _prompts(recipe: str, overrides: Mapping[str, str]) -> dict[str, str]:
+def _prompts(facts: Mapping[str, Any], overrides: Mapping[str, str]) -> dict[str, str]:
     try:
-        defaults = dict(get_recipe(recipe).prompts)
-    except ConfigError:  # a recipe this version does not have
+        defaults = dict(get_recipe(facts_recipe(facts)).prompts)
+    except (ConfigError, RunError):  # a recipe this version does not have, or none named
         defaults = {}
     return {**DEFAULT_PROMPTS, **defaults, **overrides}
 
@@ -104,9 +105,12 @@ class LLMNarrator:
         return " ".join(answer.split())
 
     def narrate(self, facts: dict[str, Any], plots: list[str]) -> Narrative:
-        """The LLM's narrative if it holds to the facts; otherwise the template one, saying why."""
+        """The LLM's narrative if it holds to the facts; otherwise the template one, saying why.
+
+        The template narrative comes first: it reads the facts through the recipe's typed
+        model, so a facts file the model rejects is a RunError before any model is asked."""
         base = TemplateNarrator().narrate(facts, plots)
-        prompts = _prompts(str(facts.get("analysis", {}).get("recipe", "")), self.prompts)
+        prompts = _prompts(facts, self.prompts)
         system = self.system_prompt or prompts["system"]
         facts_text = _facts_text(facts)
         try:

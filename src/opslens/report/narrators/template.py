@@ -18,16 +18,65 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from opslens.core.facts import BaselinesFacts
 from opslens.core.narrative import Narrative, Section, Table
 from opslens.errors import ConfigError
 from opslens.explain.text import fmt
 from opslens.recipes import get_recipe
 
-__all__ = ["TemplateNarrator", "generic_narrative"]
+__all__ = ["TemplateNarrator", "baselines_section", "generic_narrative"]
 
 
 def _scalar(value: Any) -> bool:
     return value is None or isinstance(value, str | int | float | bool)
+
+
+def baselines_section(baselines: BaselinesFacts) -> Section:
+    """The model against the recipe's baselines on held-out data: the verdict, then a table.
+
+    Example:
+        >>> from opslens.core.baselines import BaselineScore, summarise
+        >>> b = summarise([BaselineScore(baseline="g", label="one global model", metric="rmse",
+        ...     metric_label="RMSE", model=2.0, value=1.5, higher_is_better=False, n=90)])
+        >>> s = baselines_section(b)
+        >>> s.paragraphs[0]
+        'The model does not beat every baseline: one global model is better on RMSE: 1.5 against 2.0 (90 held-out rows).'
+        >>> s.table.rows[0][:4]
+        ['one global model', 'RMSE', '2', '1.5']
+    """
+    lead = (
+        "The model beats every baseline"
+        if baselines.model_wins
+        else ("The model does not beat every baseline")
+    )
+    rows = [
+        [
+            s.label,
+            s.metric_label,
+            fmt(s.model),
+            fmt(s.value),
+            "model" if s.model_wins else "baseline",
+            "" if s.interval is None else f"{fmt(s.interval[0])} to {fmt(s.interval[1])}",
+            str(s.n),
+        ]
+        for s in baselines.scores
+    ]
+    return Section(
+        title="Against the baselines",
+        paragraphs=[f"{lead}: {baselines.verdict}."],
+        table=Table(
+            columns=[
+                "baseline",
+                "metric",
+                "model",
+                "baseline value",
+                "better",
+                "95% interval of model − baseline",
+                "n",
+            ],
+            rows=rows,
+        ),
+    )
 
 
 def generic_narrative(facts: dict[str, Any], plots: list[str]) -> Narrative:
@@ -67,12 +116,21 @@ class TemplateNarrator:
         self.notes = list(notes or [])
 
     def narrate(self, facts: dict[str, Any], plots: list[str]) -> Narrative:
-        """The narrative the run's recipe writes, or the generic one."""
+        """The narrative the run's recipe writes from its typed facts (a facts file its model
+        rejects is a RunError naming the field), or the generic one; the baselines first."""
         name = str(facts.get("analysis", {}).get("recipe", ""))
         try:
-            written = get_recipe(name).narrative(facts, plots)
+            recipe = get_recipe(name)
         except ConfigError:  # a recipe this version does not have
-            written = None
+            recipe = None
+        written = None
+        if recipe is not None:
+            typed = recipe.read_facts(facts)
+            written = recipe.narrative(typed, plots)
+            if written is not None and typed.baselines is not None:
+                written = replace(
+                    written, sections=[baselines_section(typed.baselines), *written.sections]
+                )
         narrative = written if written is not None else generic_narrative(facts, plots)
         return (
             replace(narrative, notes=[*self.notes, *narrative.notes]) if self.notes else narrative

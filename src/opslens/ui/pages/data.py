@@ -2,4 +2,5 @@
 
 from opslens.ui.views.data import render
 
-render()
+if __name__ == "__main__":  # Streamlit runs a page script as __main__
+    render()

@@ -31,6 +31,7 @@ from opslens.api import write_report
 from opslens.config import AnalysisConfig, ProjectConfig
 from opslens.errors import OpslensError, RunError
 from opslens.explain.text import format_metric
+from opslens.report.facts import read_baselines, read_run_facts, short_verdict
 from opslens.tracking.runs import RunView, list_runs, open_run
 from opslens.ui.state import project, show_error
 
@@ -164,6 +165,20 @@ def _latest_id(config: ProjectConfig, name: str) -> str | None:
         return None
 
 
+def _facts_file(run: RunView) -> str:
+    return str(run.path / "facts.json")
+
+
+def run_verdict(run: RunView) -> str:
+    """Which won against the baselines, in a few words (the facts' typed ``baselines``)."""
+    if not run.has("facts.json"):
+        return ""
+    try:
+        return short_verdict(read_baselines(run.facts, where=_facts_file(run)))
+    except RunError:  # the run's details say which field
+        return "facts do not match the model"
+
+
 def _runs_table(runs: list[RunView], latest: str | None) -> pl.DataFrame:
     manifests = [r.manifest for r in runs]
     names = key_metrics([m.get("metrics") or {} for m in manifests])
@@ -173,6 +188,7 @@ def _runs_table(runs: list[RunView], latest: str | None) -> pl.DataFrame:
             "latest": r.run_id == latest,
             "finished": finished_label(m.get("finished")),
             "status": str(m.get("status", "")),
+            "against the baselines": run_verdict(r),
             **{k: (m.get("metrics") or {}).get(k) for k in names},
         }
         for r, m in zip(runs, manifests, strict=True)
@@ -234,6 +250,24 @@ def _report(config: ProjectConfig, name: str, run: RunView) -> None:
             components.html(html, height=900, scrolling=True)
 
 
+def _baselines(run: RunView) -> None:
+    """The verdict against the baselines, from the facts read through the recipe's model;
+    a facts file the model rejects is shown as the error naming the field."""
+    if not run.has("facts.json"):
+        return
+    try:
+        baselines = read_run_facts(run.facts, where=_facts_file(run)).baselines
+    except OpslensError as e:
+        show_error(e)
+        return
+    if baselines is None or not baselines.scores:
+        return
+    if baselines.model_wins:
+        st.success(f"Against the baselines: {baselines.verdict}.")
+    else:
+        st.warning(f"Against the baselines: {baselines.verdict}.")
+
+
 def _run_details(config: ProjectConfig, name: str, run: RunView) -> None:
     manifest = run.manifest
     st.caption(
@@ -243,6 +277,7 @@ def _run_details(config: ProjectConfig, name: str, run: RunView) -> None:
     )
     for warning in manifest.get("warnings") or []:
         st.warning(str(warning))
+    _baselines(run)
     _metrics(run)
     _plots(run)
     _report(config, name, run)
