@@ -4,13 +4,18 @@ Per recipe: defaults validate and have a JSON Schema; every stage input is produ
 by an earlier stage, ``raw`` or a declared file input; the demo runs; its facts
 validate against the recipe's facts model; every artifact is one its stage declared;
 the predictor obeys the protocol (unsupported calls are UnsupportedError, never
-AttributeError) and survives a pickle round trip.
+AttributeError) and survives a pickle round trip. Every registered recipe declares at least
+one baseline, and its demo run scores the model against every one of them on held-out data
+(facts ``baselines``, metrics ``baseline.<name>.<metric>``), read back through the recipe's
+typed facts model.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import pickle
+import re
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -28,8 +33,10 @@ from opslens.runner import load_input, run_analysis
 from opslens.tracking.models import load_predictor
 from opslens.tracking.runs import open_run
 
-RECIPES: list[Recipe] = [registry.get_recipe(n) for n in registry.recipe_names()] + [TEMPLATE]
+REGISTERED: list[Recipe] = [registry.get_recipe(n) for n in registry.recipe_names()]
+RECIPES: list[Recipe] = [*REGISTERED, TEMPLATE]
 IDS = [r.name for r in RECIPES]
+_DEMO_RUNS: dict[str, tuple[Any, Any, Any]] = {}
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=IDS)
@@ -41,13 +48,19 @@ def test_declarations_are_consistent(recipe: Recipe) -> None:
     assert recipe.predictor is not None and issubclass(recipe.predictor, BasePredictor)
     assert recipe.facts_model is not None and issubclass(recipe.facts_model, RecipeFacts)
     files_in = {i.name for i in recipe.inputs}
-    for pipeline in recipe.pipelines.values():
+    for name, pipeline in recipe.pipelines.items():
         available = {"raw"} | files_in
         names = [s.name for s in pipeline]
         assert len(names) == len(set(names))
-        for stage in pipeline:
+        for i, stage in enumerate(pipeline):
             missing = set(stage.inputs) - available
-            assert not missing, f"{recipe.name}.{stage.name} needs {missing} before it is made"
+            later = {o.name for s in pipeline[i:] for o in s.outputs}
+            # train runs from the source alone; other pipelines (score, retrain) may also be
+            # given values by the caller (run_analysis(inputs=...)), or read train's results
+            # from the latest run, but never an output of their own later stages
+            assert not (missing if name == "train" else missing & later), (
+                f"{recipe.name}.{stage.name} needs {missing} before it is made"
+            )
             available |= {o.name for o in stage.outputs}
             assert stage.name in recipe.facts_model.model_fields
     assert sum(s.model for s in recipe.stages) == 1, "exactly one stage returns the model"
@@ -67,14 +80,57 @@ def _demo_project(recipe: Recipe, folder: Path) -> Any:
     return registry.load_project(folder / "project.yaml")
 
 
+def _demo_run(recipe: Recipe, factory: pytest.TempPathFactory) -> tuple[Any, Any, Any]:
+    """The recipe's demo project, its first active analysis and its run (one run per recipe,
+    shared by the tests of this module)."""
+    if recipe.name not in _DEMO_RUNS:
+        project = _demo_project(recipe, factory.mktemp(f"demo-{recipe.name}"))
+        analysis = project.active_analyses()[0]
+        _DEMO_RUNS[recipe.name] = (project, analysis, run_analysis(project, analysis.name))
+    return _DEMO_RUNS[recipe.name]
+
+
+@pytest.mark.parametrize("recipe", REGISTERED, ids=[r.name for r in REGISTERED])
+def test_every_recipe_declares_a_baseline(recipe: Recipe) -> None:
+    assert recipe.baselines, f"the {recipe.name} recipe declares no baseline"
+    names = [b.name for b in recipe.baselines]
+    assert len(names) == len(set(names))
+    for b in recipe.baselines:
+        assert re.fullmatch(r"[a-z0-9_]+", b.name), b.name
+        assert b.label.strip(), b.name
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("recipe", REGISTERED, ids=[r.name for r in REGISTERED])
+def test_demo_run_scores_every_declared_baseline(
+    recipe: Recipe, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    project, analysis, result = _demo_run(recipe, tmp_path_factory)
+    run = open_run(project.runs_root(), analysis.name)
+    assert recipe.baselines, f"the {recipe.name} recipe declares no baseline"
+    facts = recipe.read_facts(run.facts)  # facts.json validates through the typed model
+    assert facts.baselines is not None, "the demo run wrote no baselines to its facts"
+    scored = {s.baseline for s in facts.baselines.scores}
+    declared = {b.name for b in recipe.baselines}
+    assert scored == declared, f"declared {sorted(declared)}, scored {sorted(scored)}"
+    for s in facts.baselines.scores:
+        assert s.n > 0 and math.isfinite(s.model) and math.isfinite(s.value), s
+        assert run.manifest["metrics"][f"baseline.{s.baseline}.{s.metric}"] == s.value
+        assert f"model.{s.metric}" in run.manifest["metrics"]
+    beats = run.manifest["metrics"]["beats_baselines"]
+    assert beats == (1.0 if facts.baselines.model_wins else 0.0)
+    assert result.baselines == facts.baselines
+    promotion = run.manifest["promotion"]
+    assert promotion["alias"] == "champion"
+    assert promotion["moved"] is facts.baselines.model_wins
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("recipe", RECIPES, ids=IDS)
 def test_demo_runs_and_keeps_the_contract(
-    recipe: Recipe, tmp_path: Path, with_template: None
+    recipe: Recipe, tmp_path_factory: pytest.TempPathFactory, with_template: None
 ) -> None:
-    project = _demo_project(recipe, tmp_path)
-    analysis = project.active_analyses()[0]
-    result = run_analysis(project, analysis.name)
+    project, analysis, result = _demo_run(recipe, tmp_path_factory)
     run = open_run(project.runs_root(), analysis.name)
     assert run.run_id == result.run_id
 

@@ -6,6 +6,7 @@ started" (read from its stderr as it is written) says it is inside that stage.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import subprocess
@@ -101,3 +102,40 @@ def test_sigkill_between_rename_and_latest_is_repaired_by_the_next_run(tmp_path:
     third = run_analysis(project, "trip-eta", stages=["classify"])
     assert third.view.manifest["based_on"] == orphan.run_id  # the repaired latest was the base
     assert open_run(tmp_path / "runs", "trip-eta").run_id == third.run_id
+
+
+def _digests(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_sigkill_in_a_rerun_that_links_the_base_files_leaves_them_whole(tmp_path: Path) -> None:
+    """A rerun links the base run's files into its temporary folder; killed inside its stage,
+    the base run is byte for byte what it was, and the next run clears the leftover links."""
+    make_trips(n_rows=3_000, seed=2, n_routes=4).trips.write_parquet(tmp_path / "trips.parquet")
+    (tmp_path / "project.yaml").write_text(PROJECT.replace("400", "10"))
+    project = load_project(tmp_path / "project.yaml")
+    first = run_analysis(project, "trip-eta")
+    before = _digests(first.path)
+    done = subprocess.run(
+        [sys.executable, "-m", "opslens.cli", "-q", "run", "project.yaml", "--stages", "classify"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OPSLENS_FAULT_AT": "stage:classify"},
+        check=False,
+    )
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    analysis_dir = tmp_path / "runs" / "trip-eta"
+    (leftover,) = analysis_dir.glob(".tmp-*")
+    linked = leftover / "tables" / "quantized.parquet"
+    assert linked.stat().st_ino == (first.path / "tables" / "quantized.parquet").stat().st_ino
+    assert (analysis_dir / "latest").read_text().strip() == first.run_id
+    assert _digests(first.path) == before
+
+    again = run_analysis(project, "trip-eta", stages=["classify"])
+    assert not leftover.exists() and _digests(first.path) == before
+    assert again.metrics == first.metrics

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -11,7 +13,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from markupsafe import escape
 
+from opslens.report.facts import read_baselines, short_verdict
+from opslens.tracking.runs import open_run
 from tests.fakes.cli import run_cli
 from tests.fakes.llm_servers import LlmServers
 
@@ -47,6 +52,29 @@ def test_all_writes_an_index_of_every_analysis(
     for link in links:
         assert (index.parent / link).is_file()
     assert "log_score=" in html and "devices=60" in html
+    # which won against the baselines, per analysis, as the facts' typed section says
+    for name in ("eta-small", "fleet-small"):
+        run = open_run(project / "runs", name)
+        verdict = short_verdict(read_baselines(run.facts))
+        assert verdict.startswith(("beats baselines", "loses to ", "no baselines scored"))
+        assert str(escape(verdict)) in html
+
+
+def test_facts_their_model_rejects_are_one_line_and_exit_2(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "copy"
+    shutil.copytree(project, folder)
+    run = open_run(folder / "runs", "fleet-small")
+    target = run.path / "facts.json"
+    target.chmod(0o644)
+    target.write_text(json.dumps({**run.facts, "rare": {**run.facts["rare"], "n_rare": "many"}}))
+    result = run_cli(["report", "fleet-small"], folder, monkeypatch)
+    assert result.code == 2
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1, result.err
+    assert "facts.json does not match the fleet recipe's facts model at 'rare.n_rare'" in lines[0]
+    assert "fix: rerun the analysis" in lines[0]
 
 
 def test_an_llm_narrator_from_the_command_line(

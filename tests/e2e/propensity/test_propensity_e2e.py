@@ -11,6 +11,8 @@ import pytest
 from tests.fakes.cli import run_cli
 
 from opslens.api import load_project
+from opslens.recipes.propensity import RECIPE
+from opslens.report.narrators.template import TemplateNarrator
 from opslens.runner import run_analysis
 from opslens.tracking.models import load_predictor
 from opslens.tracking.runs import open_run
@@ -57,6 +59,39 @@ def test_xgboost_beats_the_baseline_and_both_beat_the_base_rate(
     }
     models = run.object("models")
     assert set(models) == {"logistic", "xgboost"}
+
+
+def test_the_model_beats_its_three_baselines_on_the_test_users(
+    shop: tuple[Path, MemoryTracker],
+) -> None:
+    folder, tracker = shop
+    run = open_run(folder / "runs", NAME)
+    facts = RECIPE.read_facts(run.facts)
+    assert facts.baselines is not None
+    scores = {(s.baseline, s.metric): s for s in facts.baselines.scores}
+    assert {b for b, _ in scores} == {"logistic", "base_rate", "best_rule"}
+    rows = run.facts["features"]["rows"]["test"]
+    assert all(s.n == rows and s.interval is not None for s in scores.values())
+    gating = {k for k, s in scores.items() if s.gate}
+    assert gating == {
+        ("logistic", "auroc"),
+        ("base_rate", "average_precision"),
+        ("best_rule", "auroc"),
+    }
+    for key in gating:  # a lead whose 95% interval over resampled test users excludes 0
+        lo, _ = scores[key].interval or (0.0, 0.0)
+        assert scores[key].model_wins and lo > 0, scores[key]
+    assert scores["best_rule", "auroc"].model - scores["best_rule", "auroc"].value > 0.1
+    # a constant score's average precision is the test prevalence
+    assert scores["base_rate", "average_precision"].value == pytest.approx(
+        run.facts["train"]["results"]["xgboost"]["test"]["base_rate"], rel=1e-6
+    )
+    assert facts.baselines.model_wins and "the model beats" in facts.baselines.verdict
+    assert tracker.metrics["baseline.best_rule.auroc"] == scores["best_rule", "auroc"].value
+    # the report reads the typed facts: the baselines first, the verdict in the summary
+    told = TemplateNarrator().narrate(run.facts, [])
+    assert told.sections[0].title == "Against the baselines"
+    assert facts.baselines.verdict in told.summary
 
 
 def test_the_split_is_70_15_15_by_date_without_overlap(shop: tuple[Path, MemoryTracker]) -> None:

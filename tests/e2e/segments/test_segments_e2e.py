@@ -17,9 +17,10 @@ import yaml
 from tests.fakes.cli import run_cli
 
 from opslens.api import load_project
-from opslens.lifecycle.registry import CHALLENGER, CHAMPION
-from opslens.lifecycle.segments import PAUSE_ENV, SegmentsLifecycle
-from opslens.recipes.segments import SegmentPipeline
+from opslens.core.lifecycle import CHALLENGER, CHAMPION
+from opslens.lifecycle.registry import open_stores
+from opslens.runner import run_analysis
+from opslens.runner.lifecycle import PAUSE_ENV, Deployment
 from opslens.synthetic.patients import make_patient_batches
 
 pytestmark = pytest.mark.slow
@@ -42,33 +43,19 @@ def make_project(folder: Path, n_batches: int = 8, **monitor: Any) -> Path:
     return folder / "project.yaml"
 
 
-def champion_pipeline(project_file: Path) -> tuple[SegmentsLifecycle, SegmentPipeline]:
-    """Train in this process, register as champion (what `opslens batch` would do first)."""
+def champion_pipeline(project_file: Path) -> tuple[Deployment, Any]:
+    """Train in this process (a run of the train pipeline), registered as champion."""
     project = load_project(project_file)
-    life = SegmentsLifecycle.open(project, NAME)
-    cols = life.analysis.columns
-    data = life.training_data()
-    pipe = SegmentPipeline(
-        life.params,
-        features=cols.metrics,
-        categorical=cols.categorical,
-        series_target=str(cols.target),
-    ).fit(data, data["next_score"], data["resource_hours"])
-    version = life.registry.log_training(
-        pipe.model_,
-        kind="training",
-        reason="initial training",
-        report={},
-        example=data.select(pipe.model_.inputs).head(5),
-    )
-    life.registry.set_alias(CHAMPION, version, "initial training")
-    return life, pipe
+    result = run_analysis(project, NAME, reason="initial training", promote=True)
+    life = Deployment(project, NAME, *open_stores(project, NAME))
+    assert life.ensure_champion() == result.model_version == "1"
+    return life, result.predictor().model
 
 
 @pytest.fixture(scope="module")
 def trained(
     tmp_path_factory: pytest.TempPathFactory,
-) -> tuple[Path, SegmentsLifecycle, SegmentPipeline]:
+) -> tuple[Path, Deployment, Any]:
     folder = tmp_path_factory.mktemp("segments")
     project_file = make_project(folder, n_batches=2, noise_threshold=0.99)
     life, pipe = champion_pipeline(project_file)
@@ -103,12 +90,27 @@ def test_drift_retrains_at_the_planted_batch_and_promotes(tmp_path: Path, monkey
     assert health.code == 0 and "champion version 2" in health.out and "8 batches" in health.out
     import mlflow
 
+    from opslens.tracking.runs import list_runs
+
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
-    for kind in ("training", "batch", "retraining"):
-        assert client.get_experiment_by_name(f"{NAME}-{kind}") is not None
-    exp = client.get_experiment_by_name(f"{NAME}-retraining")
-    runs = client.search_runs([exp.experiment_id])
-    children = {r.info.run_name for r in runs if "mlflow.parentRunId" in r.data.tags}
+    # every training, batch and retraining is a run folder (its pipeline in the manifest)
+    # and a tracked MLflow run of the analysis's experiment
+    manifests = [v.manifest for v in list_runs(tmp_path / "runs", NAME)]
+    batch_runs = [m for m in manifests if m.get("pipeline") == "batch"]
+    assert len(batch_runs) == 8
+    assert [m.get("pipeline") for m in manifests].count("train") == 1
+    (retraining,) = [m for m in manifests if m.get("pipeline") == "retrain"]
+    assert retraining["reason"].startswith("automatic: noise ratio")
+    tracked = client.get_run(retraining["mlflow_run_id"])
+    for key in ("challenger_rmse_series", "champion_rmse_series", "rmse_ratio"):
+        assert key in tracked.data.metrics
+    assert tracked.info.experiment_id == client.get_experiment_by_name(NAME).experiment_id
+    runs = client.search_runs([tracked.info.experiment_id])
+    children = {
+        r.info.run_name
+        for r in runs
+        if r.data.tags.get("mlflow.parentRunId") == retraining["mlflow_run_id"]
+    }
     assert children == {
         "preprocessing",
         "hdbscan",
@@ -135,7 +137,7 @@ def test_a_worse_challenger_keeps_the_champion(tmp_path: Path, monkeypatch) -> N
 
 
 def test_the_champion_in_a_fresh_process_predicts_identically(trained, tmp_path: Path) -> None:
-    folder, life, pipe = trained
+    folder, life, model = trained
     batch = folder / "b0.parquet"
     out = tmp_path / "fresh.parquet"
     code = (
@@ -146,7 +148,7 @@ def test_the_champion_in_a_fresh_process_predicts_identically(trained, tmp_path:
     )
     subprocess.run([sys.executable, "-c", code], check=True, env=_env(), cwd=folder, timeout=300)
     fresh = pl.read_parquet(out)
-    assert fresh.equals(pipe.model_.score(pl.read_parquet(batch)))
+    assert fresh.equals(model.score(pl.read_parquet(batch)))
 
 
 def _bad(folder: Path, name: str, frame: pl.DataFrame) -> str:
@@ -197,6 +199,7 @@ def test_bad_batches_get_one_line_errors_or_counted_rejections(trained, monkeypa
 def test_a_retraining_killed_midway_leaves_the_champion(tmp_path: Path) -> None:
     project_file = make_project(tmp_path, n_batches=1)
     life, _ = champion_pipeline(project_file)
+    life.batch(pl.read_parquet(tmp_path / "b0.parquet"))  # labelled rows to retrain on
     pause = tmp_path / "pause"
     env = {**_env(), PAUSE_ENV: f"retrain:challenger-registered={pause}"}
     proc = subprocess.Popen(

@@ -84,9 +84,10 @@ def test_unknown_analysis_is_404_naming_the_known_ones(live: httpx.Client) -> No
     assert r.json()["detail"] == "no analysis named 'nope'; fix: use one of: scaled, runs, pending"
 
 
-def test_analysis_without_a_model_is_503(live: httpx.Client) -> None:
+def test_analysis_without_a_model_is_409_and_the_others_serve(live: httpx.Client) -> None:
     r = live.post("/predict/pending", json={"x": 1, "label": "a"})
-    assert r.status_code == 503
+    assert r.status_code == 409
+    assert live.post("/predict/scaled", json={"x": 1, "label": "a"}).status_code == 200
     assert r.json()["detail"].startswith("analysis 'pending' has no model under 'current' yet")
 
 

@@ -3,7 +3,7 @@
 One project holds a distribution and a fleet analysis (the demo projects, made
 small). Both are run with MLflow tracking; the distribution analysis is run a
 second time on other data, so the registry holds two versions whose answers
-differ. The service serves ``@current`` over real HTTP.
+differ. The service serves ``@champion`` over real HTTP.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Any:
     client = mlflow.MlflowClient(tracking_uri=project.tracking_uri())
     for version in ("1", "2"):
         client.set_registered_model_alias("trip-eta", f"trained-{version}", version)
-    client.set_registered_model_alias("trip-eta", "current", "1")
+    client.set_registered_model_alias("trip-eta", "champion", "1")
     return project
 
 
@@ -135,7 +135,7 @@ def test_a_promotion_during_a_stream_of_requests_loses_none(project: Any) -> Non
                 t.start()
             try:
                 wait_for(lambda: len(answers) >= 50, "50 answers from version 1")
-                client.set_registered_model_alias("trip-eta", "current", "2")
+                client.set_registered_model_alias("trip-eta", "champion", "2")
                 wait_for(
                     lambda: len(answers) >= 200 and any(a["version"] == "2" for a in answers[-20:]),
                     "answers from version 2",
@@ -145,7 +145,7 @@ def test_a_promotion_during_a_stream_of_requests_loses_none(project: Any) -> Non
                 for t in threads:
                     t.join()
     finally:
-        client.set_registered_model_alias("trip-eta", "current", "1")
+        client.set_registered_model_alias("trip-eta", "champion", "1")
     assert failures == []
     versions = [a["version"] for a in answers]
     assert {"1", "2"} == set(versions)

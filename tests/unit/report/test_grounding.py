@@ -7,10 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.unit.report.fresh import distribution_facts
 
 from opslens.core.narrative import Narrative
 from opslens.recipes.distribution.narrative import distribution_narrative
 from opslens.recipes.fleet.narrative import fleet_narrative
+from opslens.report.facts import read_run_facts
 from opslens.report.grounding import (
     Grounding,
     Stated,
@@ -161,6 +163,8 @@ def test_check_accepts_precomputed_fact_numbers() -> None:
 
 
 def _stored_facts(analysis: str) -> dict[str, Any]:
+    if analysis == "eta-small":  # 0.1.0's distribution facts do not match today's model
+        return distribution_facts()
     run = (OLD_RUNS / analysis / "latest").read_text().strip()
     facts: dict[str, Any] = json.loads((OLD_RUNS / analysis / run / "facts.json").read_text())
     return facts
@@ -179,7 +183,7 @@ def _text(narrative: Narrative) -> str:
 )
 def test_template_narratives_are_fully_grounded(analysis: str, narrate: Any) -> None:
     facts = _stored_facts(analysis)
-    narrative = narrate(facts, [])
+    narrative = narrate(read_run_facts(facts), [])  # narratives get the typed facts
     g = check(_text(narrative), facts)
     assert len(g.sentences) > 10
     assert sum(bool(numbers_in(s)) for s in g.sentences) > 8
@@ -189,5 +193,7 @@ def test_template_narratives_are_fully_grounded(analysis: str, narrate: Any) -> 
 
 def test_a_tampered_template_narrative_is_caught() -> None:
     facts = _stored_facts("eta-small")
-    text = _text(distribution_narrative(facts, [])).replace("8,000 rows", "8,500 rows")
-    assert [numbers for _sentence, numbers in check(text, facts).ungrounded] == [["8,500"]]
+    text = _text(distribution_narrative(read_run_facts(facts), [])).replace(
+        "3,000 rows", "3,500 rows"
+    )
+    assert [numbers for _sentence, numbers in check(text, facts).ungrounded] == [["3,500"]]

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from tests.fakes.llm_servers import LlmServers
+from tests.unit.report.fresh import distribution_facts
 
 from opslens.config import ReportConfig
 from opslens.report.narrators import make_narrator
@@ -19,11 +20,11 @@ from opslens.report.narrators.template import TemplateNarrator
 from opslens.report.render import render_report
 from opslens.tracking.runs import RunWriter, open_run
 
-OLD = Path(__file__).parents[2] / "data" / "old_runs" / "eta-small"
-FACTS: dict[str, Any] = json.loads(
-    (OLD / (OLD / "latest").read_text().strip() / "facts.json").read_text()
+FACTS: dict[str, Any] = distribution_facts()
+GOOD = (
+    f"The run found {FACTS['choose_k']['k']} patterns across "
+    f"{FACTS['prepare']['combinations_kept']} combinations of route and hour band."
 )
-GOOD = "The run found 3 patterns across 96 combinations of route, hour band and vehicle type."
 INVENTED = "The model reaches an accuracy of 0.42 on 1234 held-out rows."
 
 

@@ -12,6 +12,7 @@ import pytest
 from markupsafe import escape
 
 import opslens
+from opslens.errors import RunError
 from opslens.explain.text import fmt
 from opslens.report.narrators.template import TemplateNarrator, generic_narrative
 from opslens.report.render import render_report, write_report
@@ -177,15 +178,31 @@ def test_facts_without_a_recipe_get_the_generic_narrative() -> None:
     assert [s.title for s in n.sections] == ["s"]
 
 
-def test_a_known_recipe_gets_its_own_narrative() -> None:
-    facts = {
-        "analysis": {"name": "eta", "recipe": "distribution", "source": "file t.csv"},
-        "prepare": {"rows_read": 100, "rows_kept": 90, "target": "minutes"},
-        "choose_k": {"k": 4, "reason": "K=4 is best"},
-    }
+@pytest.mark.slow
+def test_a_known_recipe_gets_its_own_narrative(runs: tuple[RunResult, RunResult]) -> None:
+    facts = runs[0].facts
     n = TemplateNarrator().narrate(facts, [])
-    assert n.title == "eta: distribution patterns"
-    assert n.summary.startswith("4 distinct patterns of 'minutes'")
+    assert n.title == "analysis: distribution patterns"
+    assert n.summary.startswith(f"{facts['choose_k']['k']} distinct patterns of 'duration_min'")
+
+
+def test_facts_their_model_rejects_are_an_error_naming_the_field(tmp_path: Path) -> None:
+    writer = RunWriter(tmp_path, "eta", "20260101T000000Z-aaaa")
+    writer.write_json("manifest.json", {"status": "complete"})
+    writer.write_json(
+        "facts.json",
+        {
+            "analysis": {"name": "eta", "recipe": "fleet", "run_id": writer.run_id},
+            "rare": {"devices": 60, "no_such_fact": 1},
+        },
+    )
+    writer.commit()
+    with pytest.raises(RunError) as raised:
+        write_report(open_run(tmp_path, "eta"))
+    message = str(raised.value)
+    assert "facts.json does not match the fleet recipe's facts model at 'rare." in message
+    assert "\n" not in message
+    assert not (tmp_path / "eta" / writer.run_id / "report.html").exists()
 
 
 def test_the_report_of_an_unknown_recipe_is_not_a_distribution_report(tmp_path: Path) -> None:
@@ -243,7 +260,7 @@ def test_a_manifest_that_marks_reuse_gets_the_note_and_the_captions(tmp_path: Pa
     writer.write_json(
         "facts.json",
         {
-            "analysis": {"name": "eta", "recipe": "distribution", "run_id": writer.run_id},
+            "analysis": {"name": "eta", "recipe": "nosuch", "run_id": writer.run_id},
             "prepare": {"rows_read": 100, "target": "minutes"},
             "choose_k": {"k": 2, "reason": "K=2 has the highest silhouette score"},
             "classify": {"accuracy": 0.9, "auroc_weighted": 0.95, "test_rows": 25},
@@ -256,7 +273,7 @@ def test_a_manifest_that_marks_reuse_gets_the_note_and_the_captions(tmp_path: Pa
         "This run reran only some stages; the results of prepare, choose_k are reused "
         f"from run(s) {old} and marked below."
     ]
-    assert _captions(html) == [f"k selection · reused from run {old}", "confusion matrix"]
+    assert _captions(html) == ["confusion matrix", f"k selection · reused from run {old}"]
     assert html.count(f"reused from run {old}") == 1
 
 
@@ -270,7 +287,7 @@ def test_a_manifest_without_stages_or_artifacts_marks_nothing(tmp_path: Path) ->
     writer.write_json(
         "facts.json",
         {
-            "analysis": {"name": "eta", "recipe": "distribution"},
+            "analysis": {"name": "eta", "recipe": "nosuch", "run_id": writer.run_id},
             "choose_k": {"k": 2, "reason": "K=2"},
         },
     )

@@ -256,7 +256,7 @@ def test_load_registered_without_a_registered_model(tmp_path: Path, isolated_mlf
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     with pytest.raises(RunError) as err:
         load_registered(uri, "eta")
-    assert err.value.problem.startswith(f"no registered model 'eta@current' at {uri} (")
+    assert err.value.problem.startswith(f"no registered model 'eta@champion' at {uri} (")
     assert err.value.fix == "run the analysis with tracking enabled, or use --from latest"
 
 
@@ -279,7 +279,7 @@ def test_the_registry_serves_the_run_the_alias_names(tmp_path: Path, isolated_ml
     latest = load_model(project, name, "latest")
     assert registered.run_id == first.run_id == latest.run_id
     assert registered.run is None
-    assert registered.origin == f"MLflow models:/{name}@current (version 1, run {first.run_id})"
+    assert registered.origin == f"MLflow models:/{name}@champion (version 1, run {first.run_id})"
     assert registered.metadata["mlflow_run_id"] == first.mlflow_run_id
     assert isinstance(registered.predictor, PatternPredictor)
 
@@ -296,10 +296,16 @@ def test_the_registry_serves_the_run_the_alias_names(tmp_path: Path, isolated_ml
     assert second.model_version == "2"
     again = load_model(project, name, "registry")
     assert again.run_id == second.run_id
-    assert again.origin == f"MLflow models:/{name}@current (version 2, run {second.run_id})"
+    assert again.origin == f"MLflow models:/{name}@champion (version 2, run {second.run_id})"
     client = mlflow.MlflowClient(tracking_uri=uri)
+    assert str(client.get_model_version_by_alias(name, "champion").version) == "2"
     assert str(client.get_model_version_by_alias(name, "current").version) == "2"
     assert client.get_model_version(name, "1").aliases == []
+    # a project registered before opslens 0.3 has only `current`: champion falls back to it
+    client.delete_registered_model_alias(name, "champion")
+    client.set_registered_model_alias(name, "current", "1")
+    old = load_registered(uri, name)
+    assert old.run_id == first.run_id and "@current (version 1" in old.origin
     # load_registered puts the process's tracking URI back as it found it
     before = mlflow.get_tracking_uri()
     load_registered(uri, name)

@@ -238,26 +238,48 @@ def test_missing_pieces_of_a_run_are_run_errors_with_a_fix(tmp_path: Path) -> No
     assert missing_object.value.fix == "run the stage that makes it"
 
 
-def test_copy_in_copies_a_file_of_another_run(tmp_path: Path) -> None:
+def test_link_in_links_a_file_of_another_run_and_never_changes_it(tmp_path: Path) -> None:
     old = RunWriter(tmp_path, "eta", "20260101T000000Z-aaaa")
     old.write_table("clusters", pl.DataFrame({"cluster": [0, 1]}))
     old.write_json("manifest.json", {"status": "complete"})
     old_path = old.commit()
+    source = old_path / "tables" / "clusters.parquet"
 
     new = RunWriter(tmp_path, "eta", "20260102T000000Z-bbbb")
-    new.copy_in(old_path / "tables" / "clusters.parquet", "tables/clusters.parquet")
-    new.copy_in(old_path / "manifest.json", "data/reused/old-manifest.json")
-    assert (new.path / "tables" / "clusters.parquet").read_bytes() == (
-        old_path / "tables" / "clusters.parquet"
-    ).read_bytes()
+    assert new.link_in(source, "tables/clusters.parquet") == "linked"
+    assert new.link_in(old_path / "manifest.json", "data/reused/old-manifest.json") == "linked"
+    target = new.path / "tables" / "clusters.parquet"
+    # one file on disk, two names: no bytes copied
+    assert target.stat().st_ino == source.stat().st_ino and source.stat().st_nlink == 2
     assert (new.path / "data" / "reused" / "old-manifest.json").read_text() == (
         old_path / "manifest.json"
     ).read_text()
+    # writing the same name in the new run replaces its link; the old run keeps its file
+    new.write_table("clusters", pl.DataFrame({"cluster": [5, 6, 7]}))
+    assert target.stat().st_ino != source.stat().st_ino
+    assert pl.read_parquet(source)["cluster"].to_list() == [0, 1]
     new.write_json("manifest.json", {"status": "complete"})
     new.commit()
-    assert open_run(tmp_path, "eta").table("clusters")["cluster"].to_list() == [0, 1]
-    # the source run is untouched
-    assert (old_path / "tables" / "clusters.parquet").is_file()
+    assert open_run(tmp_path, "eta").table("clusters")["cluster"].to_list() == [5, 6, 7]
+
+
+def test_link_in_copies_across_devices(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    old = RunWriter(tmp_path, "eta", "20260101T000000Z-aaaa")
+    old.write_table("clusters", pl.DataFrame({"cluster": [0, 1]}))
+    old.write_json("manifest.json", {"status": "complete"})
+    source = old.commit() / "tables" / "clusters.parquet"
+
+    def cross_device(src: object, dst: object) -> None:
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "link", cross_device)
+    new = RunWriter(tmp_path, "eta", "20260102T000000Z-bbbb")
+    assert new.link_in(source, "tables/clusters.parquet") == "copied"
+    target = new.path / "tables" / "clusters.parquet"
+    assert target.read_bytes() == source.read_bytes()
+    assert target.stat().st_ino != source.stat().st_ino
 
 
 # --- origin ------------------------------------------------------------------------------------

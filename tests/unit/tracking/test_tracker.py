@@ -148,19 +148,21 @@ def test_mlflow_tracker_registers_a_version_and_moves_the_alias_only_when_told(
     assert mv.aliases == []
     assert mv.tags == {"opslens_run_id": result.run_id, "opslens_recipe": "distribution"}
     assert mv.description == f"opslens distribution model, run {result.run_id}"
-    with pytest.raises(MlflowException, match="alias current not found"):
+    with pytest.raises(MlflowException, match="alias champion not found"):
         client.get_model_version_by_alias("eta", ALIAS)
 
     mlflow_run_id = tracker.end("FINISHED")
     assert mlflow_run_id is not None
     assert mv.run_id == mlflow_run_id
     # ending the run does not move the alias either
-    with pytest.raises(MlflowException, match="alias current not found"):
+    with pytest.raises(MlflowException, match="alias champion not found"):
         client.get_model_version_by_alias("eta", ALIAS)
 
     tracker.set_alias("eta", "1")
-    assert ALIAS == "current"
+    assert ALIAS == "champion"
     fresh = mlflow.MlflowClient(tracking_uri=uri)
+    # the serving alias, and its synonym for projects made before opslens 0.3
+    assert str(fresh.get_model_version_by_alias("eta", "champion").version) == "1"
     assert str(fresh.get_model_version_by_alias("eta", "current").version) == "1"
 
     run = client.get_run(mlflow_run_id)

@@ -12,14 +12,18 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from opslens.explain.failures import ranking_quality
+from opslens.recipes.fleet.pages.failures import (
+    _failures_from_input,
+    duration_text,
+    parse_failure_text,
+)
+from opslens.recipes.fleet.pages.fleet import FLEET, FleetResult
 from opslens.synthetic.fleet import make_fleet
 from opslens.ui.state import DATA, FAILURES, FailureList, LoadedData
-from opslens.ui.views.failures import _failures_from_input, duration_text, parse_failure_text
-from opslens.ui.views.fleet import FLEET, FleetResult
 
 ROOT = Path(__file__).resolve().parents[3]
-FAILURES_PAGE = str(ROOT / "src/opslens/ui/pages/failures.py")
-FLEET_PAGE = str(ROOT / "src/opslens/ui/pages/fleet.py")
+FAILURES_PAGE = str(ROOT / "src/opslens/recipes/fleet/pages/failures.py")
+FLEET_PAGE = str(ROOT / "src/opslens/recipes/fleet/pages/fleet.py")
 METRICS = ["temperature", "vibration", "current"]
 
 

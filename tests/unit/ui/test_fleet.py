@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,13 +12,14 @@ import streamlit as st
 from sklearn.metrics import adjusted_rand_score
 from streamlit.testing.v1 import AppTest
 
+from opslens.recipes.fleet.pages import fleet as fleet_view
+from opslens.recipes.fleet.pages.fleet import FLEET, FleetResult, deviation_sentences
+from opslens.runner import run_in_memory
 from opslens.synthetic.fleet import make_fleet
 from opslens.ui.state import DATA, LoadedData
-from opslens.ui.views import fleet as fleet_view
-from opslens.ui.views.fleet import FLEET, FleetResult, deviation_sentences
 
 ROOT = Path(__file__).resolve().parents[3]
-PAGE = str(ROOT / "src/opslens/ui/pages/fleet.py")
+PAGE = str(ROOT / "src/opslens/recipes/fleet/pages/fleet.py")
 METRICS = ["temperature", "vibration", "current"]
 
 
@@ -37,14 +37,6 @@ def _app(data: LoadedData | None) -> AppTest:
     if data is not None:
         at.session_state[DATA] = data
     return at.run()
-
-
-def _counting(calls: list[str], name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        calls.append(name)
-        return fn(*args, **kwargs)
-
-    return wrapper
 
 
 def test_no_data_points_at_the_data_page() -> None:
@@ -90,13 +82,25 @@ def test_compute_shows_devices_rare_table_groups_and_findings(
 ) -> None:
     st.cache_data.clear()
     calls: list[str] = []
-    for name in ("fleet_fingerprints", "rank_rare_devices", "find_groups"):
-        monkeypatch.setattr(fleet_view, name, _counting(calls, name, getattr(fleet_view, name)))
+    seen: list[Any] = []
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls.append("run_in_memory")
+        seen.append((args, kwargs))
+        return run_in_memory(*args, **kwargs)
+
+    monkeypatch.setattr(fleet_view, "run_in_memory", counted)
     at = _app(_data(fleet))
     at.number_input(key="top_n").set_value(12)
     at.button(key="compute_fleet").click().run()
     assert not at.exception
-    assert sorted(calls) == ["find_groups", "fleet_fingerprints", "rank_rare_devices"]
+    # one in-memory run of the recipe's own stages, seeded from the config (default 0)
+    assert calls == ["run_in_memory"]
+    (project, name), kwargs = seen[0]
+    assert kwargs["stages"] == ("prepare", "fingerprint", "rare", "groups", "explain")
+    assert project.analysis(name).recipe == "fleet"
+    assert project.analysis(name).params.rare.top_n == 12
+    assert at.session_state[FLEET].random_state == 0
 
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["devices"] == "60"
@@ -141,7 +145,7 @@ def test_compute_shows_devices_rare_table_groups_and_findings(
     # (counted, not timed: the speed is measured in benchmarks/ui_fleet_page.py)
     at.radio(key="group_method").set_value("kmeans").run()
     assert not at.exception
-    assert len(calls) == 3
+    assert len(calls) == 1
     assert adjusted_rand_score(labels["group"], labels["kmeans"]) >= 0.8
     title = next(
         json.dumps(json.loads(c.proto.spec).get("title", ""))
@@ -153,7 +157,7 @@ def test_compute_shows_devices_rare_table_groups_and_findings(
     # a page switch and back (a fresh run of the script with the same session) shows the results
     at.run()
     assert {m.label: m.value for m in at.metric}["devices"] == "60"
-    assert len(calls) == 3
+    assert len(calls) == 1
 
     # other data loaded on the Data page: the old results are not shown as if they were its own
     fewer = fleet.readings.filter(pl.col("device_id") != "dev-0000")
@@ -189,3 +193,26 @@ def test_deviation_sentences_read_the_ranking_text() -> None:
         "temperature min is 4.0σ below the fleet's median",
     ]
     assert deviation_sentences("", METRICS) == []
+
+
+def test_the_seed_comes_from_the_projects_fleet_analysis(
+    fleet: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = tmp_path / "project.yaml"
+    project.write_text(
+        "tracking: {enabled: false}\nanalyses:\n"
+        "  - {name: devices, recipe: fleet, source: {kind: file, path: fleet.parquet},\n"
+        "     columns: {entity: device_id, time: timestamp, metrics: [temperature]},\n"
+        "     random_state: 7}\n"
+    )
+    monkeypatch.setenv("OPSLENS_PROJECT", str(project))
+    at = _app(_data(fleet))
+    at.button(key="compute_fleet").click().run()
+    assert not at.exception
+    result: FleetResult = at.session_state[FLEET]
+    assert result.random_state == 7
+    # the same stages with the same seed outside the app give the same ranking
+    again = fleet_view._compute(
+        fleet.readings, "device_id", "timestamp", tuple(METRICS), result.params.model_dump_json(), 7
+    )
+    assert again.rare.scores["combined"].to_list() == result.rare.scores["combined"].to_list()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -140,3 +141,54 @@ def test_without_a_project_the_page_says_how_to_start(monkeypatch: pytest.Monkey
     at = AppTest.from_file(PAGE, default_timeout=60).run()
     assert not at.exception
     assert "opslens ui -p project.yaml" in at.info[0].value
+
+
+def _plant_facts(project_file: Path, analysis: str, change: dict[str, object]) -> None:
+    """Rewrite the latest run's facts.json with ``change`` merged in (as a later writer might)."""
+    run = open_run(project_file.parent / "runs", analysis)
+    target = run.path / "facts.json"
+    target.chmod(0o644)
+    target.write_text(json.dumps({**run.facts, **change}))
+
+
+LOSS = {
+    "scores": [
+        {
+            "baseline": "global",
+            "label": "one global LightGBM",
+            "metric": "rmse_duration_min",
+            "metric_label": "RMSE of duration_min",
+            "model": 13.5,
+            "value": 12.2,
+            "higher_is_better": False,
+            "n": 400,
+        }
+    ],
+    "model_wins": False,
+    "losses": ["global"],
+    "verdict": "one global LightGBM is better on RMSE of duration_min: 12.2 against 13.5 "
+    "(400 held-out rows)",
+}
+
+
+@pytest.mark.slow
+def test_the_page_says_which_won_against_the_baselines(project_file: Path) -> None:
+    _plant_facts(project_file, "eta", {"baselines": LOSS})
+    at = _page()
+    eta = at.tabs[0]
+    assert eta.dataframe[0].value["against the baselines"].tolist() == [
+        "loses to one global LightGBM on RMSE of duration_min (12.2 against 13.5)"
+    ]
+    assert [w.value for w in eta.warning] == [f"Against the baselines: {LOSS['verdict']}."]
+
+
+@pytest.mark.slow
+def test_facts_the_model_rejects_are_shown_as_the_error_naming_the_field(
+    project_file: Path,
+) -> None:
+    _plant_facts(project_file, "fleet", {"rare": {"n_rare": "several"}})
+    at = _page()
+    assert not at.exception
+    fleet = at.tabs[1]
+    errors = [e.value for e in fleet.error]
+    assert any("does not match the fleet recipe's facts model at 'rare." in e for e in errors)

@@ -15,7 +15,7 @@ from opslens.synthetic.fleet import make_fleet
 from opslens.ui.state import DATA, LoadedData
 
 ROOT = Path(__file__).resolve().parents[3]
-PAGE = str(ROOT / "src/opslens/ui/pages/series.py")
+PAGE = str(ROOT / "src/opslens/recipes/fleet/pages/series.py")
 START = datetime(2024, 1, 1)
 N = 240
 SPIKE = 100  # the index of the planted spike on device "spiky"

@@ -8,9 +8,9 @@ import pytest
 from opslens.config import AnalysisConfig
 from opslens.core.engine import buckets
 from opslens.core.recipe import StageContext
-from opslens.features.events import point_in_time_features
-from opslens.recipes.propensity import stages
+from opslens.recipes.propensity import featurize, stages
 from opslens.recipes.propensity.params import PropensityParams
+from opslens.recipes.propensity.point_in_time import point_in_time_features
 from opslens.synthetic.clickstream import make_clickstream
 
 
@@ -25,7 +25,7 @@ def _ctx() -> StageContext:
 
 
 def _features(split: dict[str, pl.DataFrame], items: pl.DataFrame) -> dict[str, pl.DataFrame]:
-    out = stages.features(_ctx(), items=items, **split)
+    out = featurize.features(_ctx(), items=items, **split)
     return {k: v for k, v in out.values.items()}
 
 
@@ -35,9 +35,9 @@ def test_bucketed_features_equal_the_unbucketed(monkeypatch: pytest.MonkeyPatch)
     sessions = stages.sessionize_stage(ctx, data.events).values["sessionized_events"]
     split = stages.split(ctx, sessions).values
     n_events = sessions.height
-    monkeypatch.setattr(stages, "BUCKET_EVENTS", 10 * n_events)  # one bucket
+    monkeypatch.setattr(featurize, "BUCKET_EVENTS", 10 * n_events)  # one bucket
     whole = _features(split, data.items)
-    monkeypatch.setattr(stages, "BUCKET_EVENTS", n_events // 7)  # 8 buckets
+    monkeypatch.setattr(featurize, "BUCKET_EVENTS", n_events // 7)  # 8 buckets
     bucketed = _features(split, data.items)
     assert set(whole) == {"train_features", "val_features", "test_features"}
     for name, frame in whole.items():
@@ -66,8 +66,8 @@ def test_the_stage_features_are_point_in_time_features(
     ctx = _ctx()
     sessions = stages.sessionize_stage(ctx, data.events).values["sessionized_events"]
     split = stages.split(ctx, sessions).values
-    monkeypatch.setattr(stages, "BUCKET_EVENTS", sessions.height // 3)
-    monkeypatch.setattr(stages, "POPULARITY_POINTS", points)
+    monkeypatch.setattr(featurize, "BUCKET_EVENTS", sessions.height // 3)
+    monkeypatch.setattr(featurize, "POPULARITY_POINTS", points)
     got = _features(split, data.items)
     history = pl.concat([split[f"{s}_events"] for s in ("train", "val", "test")])
     windows = ctx.params.features.windows
