@@ -31,20 +31,35 @@ def test_demo_runs_everything_and_registers_models(
 
     import mlflow
 
-    for name, folder in (("trip-eta", "distribution"), ("device-fleet", "fleet")):
+    # Every recipe registers version 1; the champion alias goes only where the model beat its
+    # baselines on the held-out data (the manifest's promotion says which), and the alias
+    # `current` of older projects names the same version.
+    served = {}
+    for folder in sorted(p.name for p in (tmp_path / "demo").iterdir() if p.is_dir()):
         project = tmp_path / "demo" / folder
         mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
-        version = mlflow.MlflowClient().get_model_version_by_alias(name, "current")
-        assert str(version.version) == "1"
-        model = mlflow.pyfunc.load_model(f"models:/{name}@current")
-        run_dir = project / "runs" / name / (project / "runs" / name / "latest").read_text().strip()
-        example = pl.read_parquet(run_dir / "model" / "input_example.parquet")
-        out = model.predict(example.to_pandas())
-        # distribution answers each row; fleet answers each device of the readings
-        expected = example.height if folder == "distribution" else example["device_id"].n_unique()
-        assert len(out) == expected
-        manifest = json.loads((run_dir / "manifest.json").read_text())
-        assert manifest["model_version"] == "1" and manifest["mlflow_run_id"]
-        run = mlflow.get_run(manifest["mlflow_run_id"])
-        assert run.data.metrics and run.data.params
+        client = mlflow.MlflowClient()
+        for name in [d.name for d in (project / "runs").iterdir() if (d / "latest").is_file()]:
+            run_dir = project / "runs" / name / (project / "runs" / name / "latest").read_text().strip()
+            manifest = json.loads((run_dir / "manifest.json").read_text())
+            assert manifest["model_version"] == "1" and manifest["mlflow_run_id"]
+            run = mlflow.get_run(manifest["mlflow_run_id"])
+            assert run.data.metrics and run.data.params
+            won = run.data.metrics.get("beats_baselines")
+            promotion = manifest["promotion"]
+            assert promotion["moved"] == (won != 0.0), (name, promotion, won)
+            aliases = set(client.get_registered_model(name).aliases)
+            served[name] = promotion["moved"]
+            if not promotion["moved"]:
+                assert aliases == set() and "held back" in promotion["why"]
+                continue
+            assert {"champion", "current"} <= aliases
+            if folder in ("distribution", "fleet"):
+                model = mlflow.pyfunc.load_model(f"models:/{name}@champion")
+                example = pl.read_parquet(run_dir / "model" / "input_example.parquet")
+                out = model.predict(example.to_pandas())
+                # distribution answers each row; fleet answers each device of the readings
+                expected = example.height if folder == "distribution" else example["device_id"].n_unique()
+                assert len(out) == expected
+    assert len(served) >= len(recipe_names()) and any(served.values())
     assert "WARNING mlflow" not in result.err

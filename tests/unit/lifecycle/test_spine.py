@@ -193,11 +193,23 @@ def test_promote_is_baseline_gated_unless_forced() -> None:
     registry.run_of = lambda version: "20260101T000000Z-beef"  # type: ignore[method-assign]
     run = life.project.runs_root() / "x" / "20260101T000000Z-beef"
     run.mkdir(parents=True)
-    verdict = "a 3-sigma band is better on F1: 0.6 against 0.4 (50 held-out rows)"
-    (run / "facts.json").write_text(
-        json.dumps({"baselines": {"model_wins": False, "verdict": verdict}})
+    from opslens.core.baselines import BaselineScore, summarise
+
+    lost = summarise(
+        [
+            BaselineScore(baseline="three_sigma", label="a 3-sigma band", metric="f1",
+                          metric_label="F1", model=0.4, value=0.6, higher_is_better=True, n=50)
+        ]
     )
-    with pytest.raises(RunError, match="version 2 of 'x' loses to its own baseline"):
+    analysis = {"name": "x", "recipe": "residual", "run_id": "20260101T000000Z-beef"}
+    (run / "facts.json").write_text(
+        json.dumps({"analysis": analysis, "baselines": lost.model_dump(mode="json")})
+    )
+    with pytest.raises(
+        RunError,
+        match=r"version 2 of 'x' loses to its own baseline \(a 3-sigma band is better on F1: "
+        r"0.6 against 0.4 \(50 held-out rows\)\)",
+    ):
         life.promote("2")
     assert registry.moves == 0 and history.rows == {}
     life.promote("2", force=True, reason="ops call")

@@ -185,7 +185,7 @@ def test_a_failed_commit_leaves_the_alias_and_latest(
     first = _run(tmp_path)
     tracker = OrderTracker(tmp_path / "runs")
 
-    def broken(self: RunWriter) -> Path:
+    def broken(self: RunWriter, **_: object) -> Path:
         raise OSError("disk full")
 
     monkeypatch.setattr(RunWriter, "commit", broken)
