@@ -40,7 +40,9 @@ def test_demo_runs_everything_and_registers_models(
         mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
         client = mlflow.MlflowClient()
         for name in [d.name for d in (project / "runs").iterdir() if (d / "latest").is_file()]:
-            run_dir = project / "runs" / name / (project / "runs" / name / "latest").read_text().strip()
+            run_dir = (
+                project / "runs" / name / (project / "runs" / name / "latest").read_text().strip()
+            )
             manifest = json.loads((run_dir / "manifest.json").read_text())
             assert manifest["model_version"] == "1" and manifest["mlflow_run_id"]
             run = mlflow.get_run(manifest["mlflow_run_id"])
@@ -59,7 +61,9 @@ def test_demo_runs_everything_and_registers_models(
                 example = pl.read_parquet(run_dir / "model" / "input_example.parquet")
                 out = model.predict(example.to_pandas())
                 # distribution answers each row; fleet answers each device of the readings
-                expected = example.height if folder == "distribution" else example["device_id"].n_unique()
+                expected = (
+                    example.height if folder == "distribution" else example["device_id"].n_unique()
+                )
                 assert len(out) == expected
     assert len(served) >= len(recipe_names()) and any(served.values())
     assert "WARNING mlflow" not in result.err

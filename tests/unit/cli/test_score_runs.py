@@ -8,10 +8,10 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from tests.fakes.cli import run_cli
 
 import opslens
 from opslens.synthetic.trips import make_trips
-from tests.fakes.cli import run_cli
 
 PROJECT = """
 runs_dir: runs

@@ -197,8 +197,16 @@ def test_promote_is_baseline_gated_unless_forced() -> None:
 
     lost = summarise(
         [
-            BaselineScore(baseline="three_sigma", label="a 3-sigma band", metric="f1",
-                          metric_label="F1", model=0.4, value=0.6, higher_is_better=True, n=50)
+            BaselineScore(
+                baseline="three_sigma",
+                label="a 3-sigma band",
+                metric="f1",
+                metric_label="F1",
+                model=0.4,
+                value=0.6,
+                higher_is_better=True,
+                n=50,
+            )
         ]
     )
     analysis = {"name": "x", "recipe": "residual", "run_id": "20260101T000000Z-beef"}
