@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-__all__ = ["Narrative", "Narrator", "Section", "Table"]
+__all__ = ["CheckedSentence", "Narrative", "Narrator", "Section", "Table"]
 
 
 @dataclass(frozen=True)
@@ -33,12 +33,29 @@ class Section:
     table: Table | None = None
 
 
+@dataclass
+class CheckedSentence:
+    """One sentence an LLM wrote, the fact keys it cites, what was checked against them and
+    what failed (no ``problems``: grounded); see :mod:`opslens.report.claims`."""
+
+    text: str
+    cites: list[str]
+    checked: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def grounded(self) -> bool:
+        """No problem found."""
+        return not self.problems
+
+
 @dataclass(frozen=True)
 class Narrative:
     """The whole text of a report: a title, a one-paragraph summary and sections.
 
     ``narrator`` names who wrote it; ``notes`` say what a reader should know about how
-    (a fallback, a check); ``ungrounded`` lists sentences whose numbers are in no fact.
+    (a fallback, a check); ``ungrounded`` lists the sentences whose numbers are not what
+    the facts they cite say, and ``checks`` what was checked in each sentence.
     """
 
     title: str
@@ -47,6 +64,7 @@ class Narrative:
     narrator: str = "template"
     notes: list[str] = field(default_factory=list)
     ungrounded: list[str] = field(default_factory=list)
+    checks: list[CheckedSentence] = field(default_factory=list)
 
 
 class Narrator(Protocol):

@@ -65,7 +65,9 @@ def _marked(text: str, flagged: list[str]) -> Markup:
             out = Markup(
                 out.replace(
                     safe,
-                    Markup('<mark class="ungrounded" title="a number here is in no fact">')
+                    Markup(
+                        '<mark class="ungrounded" title="a figure here is not what the facts it cites say">'
+                    )
                     + safe
                     + Markup("</mark>"),
                 )

@@ -1,39 +1,42 @@
-"""The LLM narrator: an LLM rewrites the template narrative in plain language, numbers checked.
+"""The LLM narrator: an LLM rewrites the template narrative in plain language, every claim checked.
 
 It starts from the template narrative (its sections, tables and plots stay),
-asks the model for the summary and for each section's paragraphs with the
-run's facts in the prompt, then checks every number the model wrote against
-the facts (:mod:`opslens.report.grounding`). Sentences with a number found in
-no fact are marked in the report; when their share among the sentences that
-state numbers passes ``max_ungrounded_share``, or the model cannot be reached or
-answers badly, the template narrative is shown instead with a note saying why.
-The report is never lost to the LLM.
+gives the model the run's facts as named quantities (``choose_k.k = 3``) and asks
+for the summary and each section as sentences that cite the quantities they state
+(``{"sentences": [{"text": ..., "cites": [...]}]}``, or ``{key}`` placeholders that
+opslens fills in). Each number a sentence writes is then held to the quantities
+it cites, in value, unit, base and direction of comparison
+(:mod:`opslens.report.claims`); a sentence that states a number and cites nothing
+is ungrounded. Ungrounded sentences are marked in the report, which lists what was
+checked in each sentence; when their share among the sentences that state or cite
+figures passes ``max_ungrounded_share``, or the model cannot be reached or answers
+badly, the template narrative is shown instead with a note saying why. The report
+is never lost to the LLM.
 
 Example:
     >>> class Echo:
     ...     name = "echo"
     ...     def complete(self, system, user, *, temperature=0.2, max_tokens=800):
-    ...         return "Three patterns were found."
+    ...         return '{"sentences": [{"text": "{fit.k} patterns were found.", "cites": []}]}'
     >>> facts = {"analysis": {"name": "x", "recipe": "unknown", "run_id": "r"}, "fit": {"k": 3}}
     >>> n = LLMNarrator(Echo()).narrate(facts, [])
-    >>> n.narrator, n.summary
-    ('echo', 'Three patterns were found.')
+    >>> n.narrator, n.summary, n.checks[0].checked
+    ('echo', '3 patterns were found.', ["'3' = fit.k (3)"])
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from opslens.core.narrative import Narrative
+from opslens.core.narrative import CheckedSentence, Narrative
 from opslens.errors import ConfigError, NarratorError, RunError
 from opslens.explain.text import plural
 from opslens.recipes import get_recipe
+from opslens.report.claims import Quantity, check_sentence, prompt_lines, quantities, read_sentences
 from opslens.report.facts import facts_recipe
-from opslens.report.grounding import check
 from opslens.report.narrators.base import ChatClient
 from opslens.report.narrators.template import TemplateNarrator
 
@@ -44,17 +47,24 @@ log = logging.getLogger("opslens.report")
 DEFAULT_PROMPTS = {
     "system": (
         "You write the text of an analytics report for data scientists and their managers. "
-        "Write plain, precise English. Use only numbers that appear in the FACTS, written as they "
-        "appear there or rounded; never compute, estimate or invent a number. Do not use Markdown, "
-        "lists or headings: answer with prose paragraphs only."
+        "Write plain, precise English. State only figures from the QUANTITIES, and cite the "
+        "quantity of every figure you state; never compute, estimate or invent a number. Do not "
+        "use Markdown, lists or headings."
     ),
     "summary": "Write a summary of two or three sentences: what was analysed and the main result.",
     "section": (
-        "Rewrite the DRAFT of the report section '{title}' as one or two short paragraphs that a "
-        "manager understands; keep every number of the draft that matters and add none."
+        "Rewrite the DRAFT of the report section '{title}' in a few short sentences that a "
+        "manager understands; keep every figure of the draft that matters and add none."
     ),
 }
-_FACTS_LIMIT = 24_000  # characters of facts JSON put in a prompt
+#: how every answer must be shaped, whatever the prompts say (it is what the check reads)
+ANSWER_FORMAT = (
+    'Answer with JSON only: {"sentences": [{"text": "...", "cites": ["key", ...]}, ...]}. '
+    "Each sentence cites the keys of the QUANTITIES whose figures it states. Instead of "
+    "writing a figure you may write its key in braces, e.g. {choose_k.k}: it is replaced by "
+    "the figure as the report shows it (units included)."
+)
+_FACTS_LIMIT = 24_000  # characters of quantities put in a prompt
 
 
 def _prompts(facts: Mapping[str, Any], overrides: Mapping[str, str]) -> dict[str, str]:
@@ -63,11 +73,6 @@ def _prompts(facts: Mapping[str, Any], overrides: Mapping[str, str]) -> dict[str
     except (ConfigError, RunError):  # a recipe this version does not have, or none named
         defaults = {}
     return {**DEFAULT_PROMPTS, **defaults, **overrides}
-
-
-def _facts_text(facts: Mapping[str, Any]) -> str:
-    text = json.dumps(facts, default=str, separators=(",", ":"))
-    return text if len(text) <= _FACTS_LIMIT else text[:_FACTS_LIMIT] + " ...(cut)"
 
 
 class LLMNarrator:
@@ -97,12 +102,11 @@ class LLMNarrator:
         """The provider's name, with the model when known (``ollama (llama3.1)``)."""
         return f"{self.client.name} ({self.model})" if self.model else self.client.name
 
-    def _ask(self, system: str, instruction: str, draft: str, facts: str) -> str:
-        user = f"{instruction}\n\nFACTS (JSON):\n{facts}\n\nDRAFT:\n{draft}"
-        answer = self.client.complete(
+    def _ask(self, system: str, instruction: str, draft: str, known: str) -> str:
+        user = f"{instruction}\n\n{ANSWER_FORMAT}\n\nQUANTITIES:\n{known}\n\nDRAFT:\n{draft}"
+        return self.client.complete(
             system, user, temperature=self.temperature, max_tokens=self.max_tokens
         )
-        return " ".join(answer.split())
 
     def narrate(self, facts: dict[str, Any], plots: list[str]) -> Narrative:
         """The LLM's narrative if it holds to the facts; otherwise the template one, saying why.
@@ -112,17 +116,23 @@ class LLMNarrator:
         base = TemplateNarrator().narrate(facts, plots)
         prompts = _prompts(facts, self.prompts)
         system = self.system_prompt or prompts["system"]
-        facts_text = _facts_text(facts)
+        known = quantities(facts)
+        shown = prompt_lines(known, _FACTS_LIMIT)
+        checks: list[CheckedSentence] = []
         try:
-            summary = self._ask(system, prompts["summary"], base.summary, facts_text)
+            summary = _checked(self._ask(system, prompts["summary"], base.summary, shown), known)
+            checks += summary
             sections = []
             for s in base.sections:
                 if not s.paragraphs:
                     sections.append(s)
                     continue
                 instruction = prompts.get(s.title) or prompts["section"].format(title=s.title)
-                text = self._ask(system, instruction, "\n".join(s.paragraphs), facts_text)
-                sections.append(replace(s, paragraphs=[text]))
+                written = _checked(
+                    self._ask(system, instruction, "\n".join(s.paragraphs), shown), known
+                )
+                checks += written
+                sections.append(replace(s, paragraphs=[" ".join(c.text for c in written)]))
         except NarratorError as e:
             log.warning("the %s narrator failed: %s", self.client.name, e)
             return replace(
@@ -131,34 +141,48 @@ class LLMNarrator:
                     f"The {self.name} narrator failed ({e.problem}); the template narrative is shown."
                 ],
             )
-        written = [summary, *(p for s in sections for p in s.paragraphs)]
-        grounding = check("\n".join(written), facts)
-        flagged = [sentence for sentence, _numbers in grounding.ungrounded]
-        if grounding.share > self.max_ungrounded_share:
+        flagged = [c.text for c in checks if not c.grounded]
+        figured = sum(1 for c in checks if c.cites or c.checked or c.problems)
+        share = len(flagged) / figured if figured else 0.0
+        if share > self.max_ungrounded_share:
             log.warning(
-                "the %s narrative stated numbers not in the facts in %.0f%% of its sentences",
+                "the %s narrative misstated or did not cite its figures in %.0f%% of its sentences",
                 self.client.name,
-                100 * grounding.share,
+                100 * share,
             )
             return replace(
                 base,
                 notes=[
-                    f"The {self.name} narrative stated numbers found in no fact in "
-                    f"{plural(len(flagged), 'sentence')} ({grounding.share:.0%} of those with "
-                    f"numbers, above the {self.max_ungrounded_share:.0%} allowed by "
+                    f"The {self.name} narrative misstated or did not cite its figures in "
+                    f"{plural(len(flagged), 'sentence')} ({share:.0%} of those with figures, "
+                    f"above the {self.max_ungrounded_share:.0%} allowed by "
                     "report.max_ungrounded_share); the template narrative is shown instead."
                 ],
+                checks=checks,
             )
-        note = f"Written by {self.name}; every number was checked against the facts" + (
-            f": {plural(len(flagged), 'sentence')} with a number found in no fact are marked."
+        note = (
+            f"Written by {self.name}; each figure was checked against the facts its sentence "
+            "cites (value, unit, base and direction)"
+        ) + (
+            f": {plural(len(flagged), 'sentence')} that did not hold are marked."
             if flagged
             else "."
         )
         return Narrative(
             title=base.title,
-            summary=summary,
+            summary=" ".join(c.text for c in summary),
             sections=sections,
             narrator=self.name,
             notes=[note],
             ungrounded=flagged,
+            checks=checks,
         )
+
+
+def _checked(answer: str, known: dict[str, Quantity]) -> list[CheckedSentence]:
+    """The sentences of one answer, each checked against the quantities it cites; an answer
+    with no sentence is a NarratorError."""
+    checked = [check_sentence(text, cites, known) for text, cites in read_sentences(answer)]
+    if not checked:
+        raise NarratorError("the model's answer held no sentence", fix="use another model")
+    return checked
