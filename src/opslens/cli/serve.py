@@ -49,6 +49,9 @@ def serve(
     max_batch: Annotated[
         int, typer.Option("--max-batch", min=1, help="most instances per batch request")
     ] = 1000,
+    max_body_mb: Annotated[
+        float, typer.Option("--max-body-mb", min=0.001, help="largest request body, in MB")
+    ] = 16.0,
     alias: Annotated[
         str, typer.Option("--alias", help="registry alias to serve (current: old synonym)")
     ] = "champion",
@@ -72,6 +75,7 @@ def serve(
         port=port,
         state=state,
         max_batch=max_batch,
+        max_body_bytes=int(max_body_mb * 1_000_000),
         alias=alias,
         poll_seconds=poll,
     )

@@ -156,7 +156,11 @@ def test_bearer_token_guards_all_but_health(monkeypatch: pytest.MonkeyPatch) -> 
         assert client.get("/models", headers=good).status_code == 200
         assert client.post("/predict/scaled", json=body, headers=good).json()["answer"]["y"] == 1.0
         assert client.post("/predict/nope", json=body).status_code == 401  # names stay private
-        doc = client.get("/openapi.json").json()
+        # the documentation and the metrics name the analyses: behind the token too
+        for path in ("/openapi.json", "/docs", "/redoc", "/metrics"):
+            assert client.get(path).status_code == 401, path
+            assert client.get(path, headers=good).status_code == 200, path
+        doc = client.get("/openapi.json", headers=good).json()
         assert doc["paths"]["/predict/scaled"]["post"]["security"] == [{"HTTPBearer": []}]
 
 

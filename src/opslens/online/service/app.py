@@ -5,6 +5,8 @@ variable ``settings.token_env`` holds a token):
 
 * ``GET /health`` — liveness, and how many analyses have a model loaded.
 * ``GET /models`` — per analysis: recipe, version, alias, run id, origin, inputs (or why none is loaded).
+* ``GET /metrics`` — Prometheus text: requests, latency, errors, the version per analysis.
+* ``GET /docs``, ``/redoc``, ``/openapi.json`` — the API's documentation (behind the token too).
 * ``POST /predict/{analysis}`` — one instance (the body is the instance) or a batch
   (``{"instances": [...]}``, at most ``settings.max_batch``), answered through the
   predictor protocol; each answer names the version that made it. Stateful
@@ -12,11 +14,14 @@ variable ``settings.token_env`` holds a token):
   lives in the state store, one request per stream at a time.
 
 Answers: 401 wrong or missing token, 404 unknown analysis (naming the known
-ones), 413 oversized batch, 422 a bad payload (``detail[].loc`` names the
-field), 409 an analysis with no version under the served alias (``champion``) yet, 503 an
+ones), 413 a body over ``settings.max_body_bytes`` (checked from ``Content-Length`` and
+while it streams in, before parsing) or an oversized batch, 422 a bad payload
+(``detail[].loc`` names the field; a non-finite number or nesting deeper than 32 levels
+too; the input is echoed as a short excerpt at most), 409 an analysis with no version under the served alias (``champion``) yet, 503 an
 analysis whose model could not be loaded yet (or a state store that went away). The model book is
 refreshed every ``settings.poll_seconds`` in a worker thread, so a version
-promoted while the service runs is served without a restart.
+promoted while the service runs is served without a restart. Predictions run in the
+thread pool, never on the event loop, so a slow model never stalls ``/health``.
 
 Example:
     >>> import asyncio, httpx
@@ -46,15 +51,16 @@ Example:
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import secrets
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ValidationError
@@ -63,6 +69,8 @@ from starlette.concurrency import run_in_threadpool
 
 from opslens import __version__
 from opslens.errors import OpslensError, SourceError
+from opslens.online.service.body import BodyError, excerpt, parse, read
+from opslens.online.service.metrics import CONTENT_TYPE, ServiceMetrics
 from opslens.online.service.served import ModelBook, ModelSource, ProjectModels, ServedModel
 from opslens.online.service.settings import ServiceSettings
 from opslens.online.service.state import StateStore, dumps, open_state
@@ -96,13 +104,26 @@ def _refused(error: OpslensError, *where: str | int) -> RequestValidationError:
     )
 
 
-def _predict_many(served: ServedModel, instances: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _predict_many(
+    served: ServedModel, instances: list[dict[str, Any]], batch: bool
+) -> list[dict[str, Any]]:
     out = []
     for i, instance in enumerate(instances):
         try:
             out.append(served.predictor.predict_one(instance))
         except OpslensError as e:
-            raise _refused(e, "instances", i) from None
+            raise (_refused(e, "instances", i) if batch else _refused(e)) from None
+    return out
+
+
+def _trimmed(errors: Any) -> list[dict[str, Any]]:
+    """Validation errors as answered: JSON-safe, the input only as a short excerpt."""
+    out = []
+    for err in errors:
+        err = {k: v for k, v in dict(err).items() if k not in ("ctx", "url")}
+        if "input" in err:
+            err["input"] = excerpt(err["input"])
+        out.append(err)
     return out
 
 
@@ -249,11 +270,40 @@ def create_app(
         version=__version__,
         description="Predictions of every analysis of an opslens project, from its registry alias.",
         lifespan=lifespan,
+        docs_url=None,  # served below, behind the token when one is set
+        redoc_url=None,
+        openapi_url=None,
     )
     app.state.book = book
     app.state.store = store
     guard = _guard(settings)
     max_batch = settings.max_batch
+    metrics = ServiceMetrics(book.loaded)
+    app.state.metrics = metrics
+    body_fix = (
+        f"send at most {settings.max_body_bytes:,} bytes per request, in batches of at most "
+        f"{max_batch} instances (or start the service with a larger --max-body-mb)"
+    )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        return _json({"detail": _trimmed(exc.errors())}, 422)
+
+    @app.get("/openapi.json", dependencies=guard, include_in_schema=False)
+    async def openapi() -> dict[str, Any]:
+        return app.openapi()
+
+    @app.get("/docs", dependencies=guard, include_in_schema=False)
+    async def docs() -> Response:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="opslens · API")
+
+    @app.get("/redoc", dependencies=guard, include_in_schema=False)
+    async def redoc() -> Response:
+        return get_redoc_html(openapi_url="/openapi.json", title="opslens · API")
+
+    @app.get("/metrics", dependencies=guard, summary="Prometheus metrics")
+    async def prometheus() -> Response:
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
 
     @app.get("/health", summary="Liveness (no token needed)")
     async def health() -> dict[str, Any]:
@@ -266,6 +316,20 @@ def create_app(
 
     @app.post("/predict/{analysis}", dependencies=guard, include_in_schema=False)
     async def predict(analysis: str, request: Request) -> Response:
+        started = time.perf_counter()
+        status = 500
+        label = analysis if analysis in book.recipes else "unknown"
+        try:
+            answer = await _answer(analysis, request)
+            status = answer.status_code
+            return answer
+        except RequestValidationError:
+            status = 422
+            raise
+        finally:
+            metrics.observe(label, status, time.perf_counter() - started)
+
+    async def _answer(analysis: str, request: Request) -> Response:
         served = book.get(analysis)
         if served is None:
             if analysis in book.recipes:
@@ -275,11 +339,19 @@ def create_app(
             detail = f"no analysis named '{analysis}'; fix: use one of: {', '.join(known)}"
             return _json({"detail": detail, "known": known}, 404)
         try:
-            payload = json.loads(await request.body())
-        except ValueError as e:
-            raise RequestValidationError(
-                [{"type": "json_invalid", "loc": ("body",), "msg": f"the body is not JSON ({e})"}]
-            ) from None
+            body = await read(
+                request.headers.get("content-length"),
+                request.stream(),
+                settings.max_body_bytes,
+                body_fix,
+            )
+            payload = parse(body)
+        except BodyError as e:
+            if e.status == 422:
+                raise RequestValidationError(e.errors) from None
+            return _json(
+                {"detail": e.errors[0]["msg"], "max_body_bytes": settings.max_body_bytes}, 413
+            )
         m = served.models
         batch = isinstance(payload, dict) and "instances" in payload and "instances" not in m.fields
         if batch:
@@ -304,13 +376,8 @@ def create_app(
                 answers = await _step(served, app.state.store, stream, instances, batch)
             except SourceError as e:  # the state store went away: nothing was answered or saved
                 return _json({"detail": str(e)}, 503)
-        elif batch:
-            answers = await run_in_threadpool(_predict_many, served, instances)
         else:
-            try:
-                answers = [served.predictor.predict_one(instances[0])]
-            except OpslensError as e:
-                raise _refused(e) from None
+            answers = await run_in_threadpool(_predict_many, served, instances, batch)
         return _json({**stamp, "answers": answers} if batch else {**stamp, "answer": answers[0]})
 
     app.openapi = _openapi(app, book, bool(guard))  # type: ignore[method-assign]

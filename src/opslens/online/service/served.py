@@ -224,6 +224,10 @@ class ModelBook:
             log.info("serving '%s' version %s (%s)", analysis, release.version, release.origin)
         return swapped
 
+    def loaded(self) -> list[tuple[str, str, str, str]]:
+        """(analysis, recipe, version, alias) of every model loaded now (for ``/metrics``)."""
+        return [(a, s.predictor.recipe, s.version, s.alias) for a, s in list(self._served.items())]
+
     def describe(self) -> list[dict[str, Any]]:
         """The ``/models`` answer: every analysis, loaded or with the reason it is not."""
         out = []

@@ -46,6 +46,9 @@ class ServiceSettings(BaseModel):
     max_batch: int = Field(
         default=1000, ge=1, description="most instances one batch request may hold"
     )
+    max_body_bytes: int = Field(
+        default=16_000_000, ge=1_000, description="largest request body taken, in bytes"
+    )
     state: str = Field(
         default="memory", description="stream state store: memory, or redis://host:port/db"
     )

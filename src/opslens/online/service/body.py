@@ -1,0 +1,112 @@
+"""A request body read within a size limit and parsed as strict, shallow JSON.
+
+The size is checked from ``Content-Length`` before anything is read, and again while
+the body streams in (a client may send no length, or lie), so an oversized body is
+answered 413 without being held in memory. The JSON must be finite (``NaN``,
+``Infinity`` and numbers that overflow to infinity are refused with the path of the
+field that holds them) and nested at most :data:`MAX_DEPTH` deep. Refusals are
+:class:`BodyError` with the HTTP status and the error in FastAPI's 422 shape.
+
+Example:
+    >>> parse(b'{"x": 1.5, "tags": ["a"]}')
+    {'x': 1.5, 'tags': ['a']}
+    >>> try:
+    ...     parse(b'{"instances": [{"x": 1}, {"x": NaN}]}')
+    ... except BodyError as e:
+    ...     e.status, e.errors[0]["loc"], e.errors[0]["type"]
+    (422, ('body', 'instances', 1, 'x'), 'finite_number')
+    >>> excerpt("x" * 500)[-25:]
+    'xxxxxxx… (500 characters)'
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import AsyncIterator
+from typing import Any
+
+__all__ = ["MAX_DEPTH", "BodyError", "excerpt", "parse", "read"]
+
+#: how deep arrays and objects may nest in a request (an instance batch needs 3)
+MAX_DEPTH = 32
+_EXCERPT = 80
+
+
+class BodyError(Exception):
+    """A body the service refuses: ``status`` (413 or 422) and the errors to answer with."""
+
+    def __init__(self, status: int, errors: list[dict[str, Any]]) -> None:
+        super().__init__(errors[0]["msg"])
+        self.status = status
+        self.errors = errors
+
+
+class _NonFinite:
+    """Where the parser met NaN, Infinity or a number too large for a float."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+def excerpt(value: Any) -> str:
+    """At most 80 characters of ``value`` as JSON, saying how long it was when cut."""
+    text = value if isinstance(value, str) else json.dumps(value, default=str)[: 10 * _EXCERPT]
+    return text if len(text) <= _EXCERPT else f"{text[:_EXCERPT]}… ({len(text)} characters)"
+
+
+async def read(length: str | None, chunks: AsyncIterator[bytes], limit: int, fix: str) -> bytes:
+    """The body, or BodyError 413 as soon as its declared or streamed size passes ``limit``."""
+
+    def too_large(size: str) -> BodyError:
+        msg = f"the body is {size}, more than the {limit:,} bytes this service takes; fix: {fix}"
+        return BodyError(413, [{"type": "body_too_large", "loc": ("body",), "msg": msg}])
+
+    if length is not None and length.strip().isdigit() and int(length) > limit:
+        raise too_large(f"{int(length):,} bytes")
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in chunks:
+        size += len(chunk)
+        if size > limit:
+            raise too_large(f"over {limit:,} bytes")
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def _finite(text: str) -> float | _NonFinite:
+    value = float(text)
+    return value if math.isfinite(value) else _NonFinite(text)
+
+
+def _walk(value: Any, depth: int, path: tuple[str | int, ...]) -> None:
+    """BodyError 422 at the first non-finite number or at nesting deeper than MAX_DEPTH."""
+    if isinstance(value, _NonFinite):
+        msg = (
+            f"{value.text} is not a finite number; fix: send a finite number, or null "
+            "for a missing value"
+        )
+        raise BodyError(422, [{"type": "finite_number", "loc": ("body", *path), "msg": msg}])
+    if not isinstance(value, dict | list):
+        return
+    if depth >= MAX_DEPTH:
+        msg = f"the body nests deeper than {MAX_DEPTH} levels; fix: send flat instances"
+        raise BodyError(422, [{"type": "json_depth", "loc": ("body", *path), "msg": msg}])
+    items = value.items() if isinstance(value, dict) else enumerate(value)
+    for key, item in items:
+        _walk(item, depth + 1, (*path, key))
+
+
+def parse(body: bytes) -> Any:
+    """The JSON of ``body``; BodyError 422 for text that is not JSON, a non-finite number
+    (with its field path) or nesting deeper than MAX_DEPTH."""
+    try:
+        payload = json.loads(body, parse_constant=_NonFinite, parse_float=_finite)
+    except RecursionError:
+        msg = f"the body nests deeper than {MAX_DEPTH} levels; fix: send flat instances"
+        raise BodyError(422, [{"type": "json_depth", "loc": ("body",), "msg": msg}]) from None
+    except ValueError as e:
+        msg = f"the body is not JSON ({excerpt(str(e))})"
+        raise BodyError(422, [{"type": "json_invalid", "loc": ("body",), "msg": msg}]) from None
+    _walk(payload, 0, ())
+    return payload
