@@ -160,6 +160,21 @@ def test_unknown_level_is_answered_by_the_combinations_sharing_the_known_attribu
     assert model.predict_one({**instance, "duration_min": 2000.0})["outside_hdr_90"] is True
 
 
+def test_answers_kept_per_combination_equal_fresh_ones(delivered: tuple[Path, Any]) -> None:
+    import pickle
+
+    folder, _ = delivered
+    model = load_predictor(folder / "runs", "deliveries").predictor
+    rows = pl.read_parquet(folder / "trips.parquet").head(300).to_dicts()
+    first = [model.predict_one(r) for r in rows]
+    again = [model.predict_one(r) for r in rows]  # from the answers kept per combination
+    fresh = pickle.loads(pickle.dumps(model))  # the kept answers are not pickled
+    assert "_answers" not in fresh.__dict__ and len(model.__dict__["_answers"]) > 1
+    assert first == again == [fresh.predict_one(r) for r in rows]
+    # the target check is made per instance, never kept
+    assert {a["outside_hdr_90"] for a in first} == {False, True}
+
+
 def test_numeric_levels_are_one_level(tmp_path: Path) -> None:
     data = make_trips(n_rows=6_000, seed=4, scenario="delivery")
     hours = {"night": 0, "morning": 6, "midday": 12, "evening": 18}

@@ -202,10 +202,41 @@ class PatternPredictor(BasePredictor):
     def _levels(self, instance: Mapping[str, Any]) -> list[str | None]:
         return [as_level(instance[c]) for c in self.inputs]
 
+    def __getstate__(self) -> dict[str, Any]:
+        """What is pickled: everything but the answers cached per combination."""
+        return {k: v for k, v in self.__dict__.items() if k != "_answers"}
+
     def predict_one(self, instance: Mapping[str, Any]) -> dict[str, Any]:
-        """Pattern probabilities, the most likely pattern, and the predicted distribution's HDRs."""
-        proba, unknown = self.classifier.predict_proba_one(instance)
+        """Pattern probabilities, the most likely pattern, and the predicted distribution's HDRs.
+
+        Everything but the target check depends only on the instance's levels, so the
+        answer of each combination is computed once and kept (up to 65,536 combinations).
+        """
         levels = self._levels(instance)
+        key = tuple(levels)
+        answers: dict[tuple[str | None, ...], dict[str, Any]] = self.__dict__.setdefault(
+            "_answers", {}
+        )
+        answer = answers.get(key)
+        if answer is None:
+            answer = self._answer(instance, levels)
+            if len(answers) < 65_536:
+                answers[key] = answer
+        top = f"hdr_{round(self.coverages[-1] * 100)}"
+        value = _number(instance.get(self.target))
+        return {
+            **answer,
+            "unknown_levels": {c: instance[c] for c in answer["unknown"]},
+            f"outside_{top}": (
+                None
+                if value is None
+                else not any(lo <= value <= hi for lo, hi in answer["prediction"][top])
+            ),
+        }
+
+    def _answer(self, instance: Mapping[str, Any], levels: list[str | None]) -> dict[str, Any]:
+        """The answer for ``instance``'s combination of levels (no target check)."""
+        proba, unknown = self.classifier.predict_proba_one(instance)
         known = [c not in unknown for c in self.inputs]
         if unknown and self.index:
             proba = self._unknown_probabilities(self._matches(levels, known))
@@ -213,22 +244,15 @@ class PatternPredictor(BasePredictor):
         best = int(np.argmax(proba))
         cluster = self.classes[best]
         profile = self.profiles.get(cluster, {})
-        prediction = {"basis": basis, **self._summary(seg, dist)}
-        value = _number(instance.get(self.target))
-        top = f"hdr_{round(self.coverages[-1] * 100)}"
         return {
             "cluster": cluster,
             "probability": float(proba[best]),
             "probabilities": {str(c): float(p) for c, p in zip(self.classes, proba, strict=True)},
             "unknown": unknown,
-            "unknown_levels": {c: instance[c] for c in unknown},
             "median": profile.get("median"),
             "hdr_50": profile.get("hdr_50"),
             "hdr_90": profile.get("hdr_90"),
-            "prediction": prediction,
-            f"outside_{top}": (
-                None if value is None else not any(lo <= value <= hi for lo, hi in prediction[top])
-            ),
+            "prediction": {"basis": basis, **self._summary(seg, dist)},
         }
 
     def predict_frame(self, frame: pl.DataFrame) -> pl.DataFrame:
