@@ -15,7 +15,9 @@ RUN apt-get update \
 WORKDIR /opt/opslens
 COPY requirements.lock pyproject.toml README.md ./
 COPY src ./src
+# the fingerprint kernels compiled into numba's cache at build time: no compile on first use
 RUN pip install -c requirements.lock . \
+    && python -m opslens.features.warm \
     && useradd --uid 10001 --create-home --shell /usr/sbin/nologin opslens
 USER 10001
 WORKDIR /home/opslens

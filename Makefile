@@ -15,12 +15,16 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
+# after installing, the fingerprint kernels are compiled into numba's cache once, so the
+# first fleet run costs what the second does
 $(STAMP): pyproject.toml $(LOCK) | $(BIN)/python
 	$(BIN)/pip install --quiet -c $(LOCK) -e .
+	$(BIN)/python -m opslens.features.warm
 	@touch $@
 
 $(DEV_STAMP): pyproject.toml $(LOCK) | $(BIN)/python
 	$(BIN)/pip install --quiet -c $(LOCK) -e '.[dev]'
+	$(BIN)/python -m opslens.features.warm
 	@touch $@ $(STAMP)
 
 demo: $(STAMP)

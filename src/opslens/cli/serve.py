@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+import signal
 import socket
 from pathlib import Path
 from typing import Annotated
@@ -84,7 +85,12 @@ def serve(
     typer.echo(
         f"opslens serve at http://{host}:{port} (docs at /docs; auth {secured}; Ctrl-C to stop)"
     )
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
     try:
-        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
-    except KeyboardInterrupt:  # uvicorn has shut down cleanly; Ctrl-C is how a service stops
+        uvicorn.Server(config).run()  # not uvicorn.run: it swallows the signal's KeyboardInterrupt
+    except KeyboardInterrupt as e:
+        # uvicorn has stopped taking connections and answered every request it had received;
+        # Ctrl-C is how a person stops a service (exit 0), SIGTERM how a supervisor does (143)
+        if getattr(e, "signum", None) == signal.SIGTERM:
+            raise SystemExit(128 + signal.SIGTERM) from None
         return

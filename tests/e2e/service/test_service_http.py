@@ -407,3 +407,55 @@ def test_opslens_serve_serves_the_latest_run_and_stops_on_ctrl_c(tmp_path: Path)
     assert proc.returncode == 0, err.decode()
     assert f"opslens serve at http://127.0.0.1:{port}" in out.decode()
     assert "auth on" in out.decode() and "interrupted" not in err.decode()
+
+
+def test_sigterm_answers_every_request_already_received_then_exits_143(tmp_path: Path) -> None:
+    from tests.e2e.service.test_service_limits import Slow
+
+    _project_file(tmp_path)
+    run = RunWriter(tmp_path / "runs", "eta")
+    run.write_model(Slow(1.0), pl.DataFrame({"x": [1.0]}), {"recipe": "scaled"})
+    run.write_json("manifest.json", {"status": "complete"})
+    run.commit()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    root = Path(__file__).parents[3]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    cmd = [sys.executable, "-m", "opslens.cli", "serve", "--port", str(port)]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    with httpx.Client(base_url=url, timeout=60) as client:
+        wait_for(lambda: _serving(client, proc), "the service to start")
+        connected = threading.Barrier(21)
+        answers: list[object] = []
+
+        def batch(i: int) -> None:
+            with httpx.Client(base_url=url, timeout=60) as own:
+                own.get("/health")  # connected (and kept alive) before the signal
+                connected.wait()
+                body = {"instances": [{"x": i, "label": "a"}] * 2}
+                try:
+                    answers.append(own.post("/predict/eta", json=body).json()["answers"][0]["y"])
+                except httpx.HTTPError as e:
+                    answers.append(type(e).__name__)
+
+        with ThreadPoolExecutor(20) as pool:
+            futures = [pool.submit(batch, i) for i in range(20)]
+            connected.wait()
+            threading.Event().wait(0.5)  # the 20 batches are in (each takes 2 s)
+            proc.send_signal(signal.SIGTERM)
+            for f in futures:
+                f.result()
+    assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+    assert sorted(answers) == [float(i) for i in range(20)], answers
+    with pytest.raises(httpx.TransportError):  # and nothing new is taken
+        httpx.get(url + "/health", timeout=5)
+
+
+def _serving(client: httpx.Client, proc: subprocess.Popen[bytes]) -> bool:
+    assert proc.poll() is None, proc.communicate()[1].decode()
+    try:
+        return client.get("/health").status_code == 200
+    except httpx.TransportError:
+        return False
