@@ -27,7 +27,7 @@ from opslens.recipes.distribution.evaluate import STRENGTHS, blend
 from opslens.recipes.distribution.params import DistributionParams
 from opslens.recipes.distribution.rows import HOLDOUT, inner_histograms, training_split
 from opslens.recipes.distribution.rows import histogram_matrix as _matrix
-from opslens.recipes.distribution.shapes import distinct_shapes, standardized_counts
+from opslens.recipes.distribution.shapes import ALPHA, distinct_shapes, standardized_counts
 
 __all__ = ["choose_k_stage"]
 
@@ -245,7 +245,14 @@ def choose_k_stage(ctx: StageContext, quantized: pl.DataFrame, histograms: pl.Da
         k, checks = _shape_check(inner, partitions, X, k_se, ctx.random_state)
         reason += _shape_reason(k_se, k, checks)
     figs = {"k_selection": plots.plot_k_scores(curve, k)} if curve else {}
-    facts = {"k": k, "reason": reason, "curve": curve, "k_one_se": k_se, "shape_checks": checks}
+    facts = {
+        "k": k,
+        "reason": reason,
+        "curve": curve,
+        "k_one_se": k_se,
+        "shape_alpha": ALPHA if checks else None,
+        "shape_checks": checks,
+    }
     return Out(
         values={"k_choice": {"k": k, "reason": reason, "curve": curve}},
         facts=facts,

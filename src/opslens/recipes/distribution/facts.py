@@ -119,6 +119,8 @@ class ChooseKFacts(FactsModel):
     reason: str
     curve: list[KPoint]
     k_one_se: int | None = None
+    shape_alpha: float | None = None
+    """Significance level of the shape test (Bonferroni-corrected over a K's pairs)."""
     shape_checks: list[ShapeCheck] = Field(default_factory=list)
 
 
@@ -208,6 +210,14 @@ class StrengthPoint(FactsModel):
     log_score: float
 
 
+class OwnWeight(FactsModel):
+    """The weight a combination of this size gives its own histogram (the rest: its pattern)."""
+
+    which: str
+    rows: int
+    weight: float
+
+
 class EvaluateFacts(FactsModel):
     """The predicted distribution on the holdout against two baselines.
 
@@ -220,6 +230,7 @@ class EvaluateFacts(FactsModel):
     test_rows_unseen_combination: int
     strength: float | None
     strength_chosen_on: str | None = None
+    own_weights: list[OwnWeight] = Field(default_factory=list)
     strength_scan: list[StrengthPoint]
     blended: ScoreFacts | None
     own_histogram: ScoreFacts | None

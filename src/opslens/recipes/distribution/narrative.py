@@ -212,6 +212,16 @@ def _evaluation(
             ("global histogram", glob),
         )
     ]
+    if ev.own_weights and ev.strength is not None and ev.strength > 0:
+        lead += (
+            " So "
+            + ", ".join(
+                f"the {w.which} combination ({plural(w.rows, 'training row')}) keeps "
+                f"{pct(w.weight)} of its own shape"
+                for w in ev.own_weights
+            )
+            + ": large combinations keep their own shape, small ones borrow from their pattern."
+        )
     verdict = (
         "The prediction beats both baselines."
         if best.log_score >= own.log_score and best.log_score >= glob.log_score
@@ -285,7 +295,7 @@ def _k_section(kf: ChooseKFacts, plots: list[str]) -> Section:
             "tested on the later training rows (each combination standardised by its own "
             "median and interquartile range, a permutation test over combinations of the "
             "Jensen-Shannon distance between the groups' pooled histograms, Bonferroni-"
-            "corrected at 1%). The smallest K from the one-standard-error choice whose clusters "
+            f"corrected at {pct(kf.shape_alpha)}). The smallest K from the one-standard-error choice whose clusters "
             "merge no distinct shapes is kept."
         )
         for c in kf.shape_checks:
