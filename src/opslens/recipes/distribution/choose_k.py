@@ -117,18 +117,23 @@ def _scan_k(
 
     curve = []
     partitions = {}
+    # rows of one combination in one bin score alike: score each (combination, bin) cell once
+    n_bins = fit.shape[1]
+    cells, row_cell = np.unique(h * n_bins + b, return_inverse=True)
+    cell_rows = np.bincount(row_cell, minlength=cells.size).astype(float)
+    ch, cb = cells // n_bins, cells % n_bins
     for k in ks:
         with threadpool_limits(1):  # a few hundred rows: threads cost more than they give
             km = KMeans(n_clusters=k, n_init=10, random_state=random_state)
             labels = km.fit_predict(fit)
         partitions[k] = labels
         centers = np.vstack([fit[labels == j].mean(axis=0) for j in range(k)])
-        own, pattern = fit[h], centers[labels[h]]
         best: tuple[float, float, np.ndarray] | None = None
         for strength in STRENGTHS:
-            scores = log_score(blend(own, n_fit[h], pattern, strength), b)
-            if best is None or scores.mean() > best[0]:
-                best = (float(scores.mean()), strength, scores)
+            per_cell = log_score(blend(fit, n_fit, centers[labels], strength)[ch], cb)
+            mean = float(per_cell @ cell_rows / cell_rows.sum())
+            if best is None or mean > best[0]:
+                best = (mean, strength, per_cell[row_cell])
         assert best is not None
         entry: dict[str, Any] = {
             "k": float(k),
