@@ -37,6 +37,29 @@ id    name                       distribution (minutes)
 A share ``outlier_share`` of the delivery rows is multiplied by 20 (a stuck
 parcel), to test that a few extreme values do not shape the patterns.
 
+``scenario="city"`` is built to look like a real year of trips rather than like the
+algorithm's assumptions: five shapes, one of them small, per (route, hour_band,
+vehicle_type), over ``n_days`` days from 2024-01-01:
+
+====  =========================  ==============================================
+id    name                       distribution (minutes)
+====  =========================  ==============================================
+0     ``express``                lognormal around 14 (σ_log = 0.12)
+1     ``local``                  6 + gamma(k=2, θ=7): median ≈ 18, long tail
+2     ``cross-town``             N(38, 5)
+3     ``long-haul``              lognormal around 70 (σ_log = 0.2)
+4     ``ferry link``             bimodal: half N(18, 2), half N(42, 3)
+====  =========================  ==============================================
+
+Regular routes ``R01..R12`` are unevenly popular (Zipf), their shape is the route's
+(``index mod 4``) except that minibuses on the non-long-haul routes run ``local``;
+the three ferry routes ``F1..F3`` run buses only, never at night: 9 combinations
+holding about 1.15% of the rows (~460 of 40,000), the small bimodal shape. Calendar
+effects: weekdays carry more trips, weekend trips are 8% faster, durations drift by
+±4% over the year; 4% of the days are missing (collector outages), one route reports
+nothing for ten days (a sensor fault), a share ``outlier_share`` of the rows is 5–20
+times too long and as many are near zero (cancelled trips).
+
 Example:
     >>> data = make_trips(n_rows=2_000, seed=1)
     >>> data.trips.columns
@@ -54,13 +77,16 @@ import polars as pl
 
 from opslens.errors import DataError
 
-__all__ = ["DELIVERY_SHAPE_NAMES", "SHAPE_NAMES", "TripData", "make_trips"]
+__all__ = ["CITY_SHAPE_NAMES", "DELIVERY_SHAPE_NAMES", "SHAPE_NAMES", "TripData", "make_trips"]
 
 SHAPE_NAMES: tuple[str, str, str] = ("fast & tight", "slow & right-skewed", "bimodal")
 """Names of the planted shapes, indexed by shape id."""
 
 DELIVERY_SHAPE_NAMES: tuple[str, ...] = ("bike", "scooter", "van", "truck", "truck weekend")
 """Names of the five planted shapes of ``scenario="delivery"``, indexed by shape id."""
+
+CITY_SHAPE_NAMES: tuple[str, ...] = ("express", "local", "cross-town", "long-haul", "ferry link")
+"""Names of the five planted shapes of ``scenario="city"``, indexed by shape id."""
 
 _ZONES = ("north", "south", "east", "west", "centre", "harbour", "airport", "campus")
 _DELIVERY_VEHICLES = ("bike", "scooter", "van", "truck")
@@ -164,10 +190,14 @@ def make_trips(
             jitter=jitter,
             outlier_share=outlier_share,
         )
+    if scenario == "city":
+        return _make_city(
+            n_rows=n_rows, seed=seed, n_days=n_days, jitter=jitter, outlier_share=outlier_share
+        )
     if scenario != "transit":
         raise DataError(
             f"unknown trips scenario {scenario!r}",
-            fix="set source.options.scenario to transit or delivery",
+            fix="set source.options.scenario to transit, delivery or city",
         )
     if n_routes < 1 or n_hour_bands < 1 or not 1 <= n_vehicles <= len(_VEHICLES):
         raise DataError(
@@ -338,3 +368,126 @@ def _make_deliveries(
     return TripData(
         trips=trips, truth=truth, columns=("zone", "hour_band", "vehicle_type", "day_type")
     )
+
+
+_CITY_BANDS = ("night", "morning", "midday", "evening")
+_CITY_VEHICLES = ("bus", "tram", "minibus")
+_CITY_FERRY_SHARE = 0.0115
+"""Share of the rows on the three ferry routes (9 combinations): ~460 of 40,000."""
+
+
+def _draw_city(shape: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One duration per row from its planted city shape (vectorised per shape)."""
+    out = np.empty(shape.shape[0], dtype=np.float64)
+    for sid, draw in enumerate(
+        (
+            lambda k: rng.lognormal(np.log(14.0), 0.12, k),
+            lambda k: 6.0 + rng.gamma(2.0, 7.0, k),
+            lambda k: rng.normal(38.0, 5.0, k),
+            lambda k: rng.lognormal(np.log(70.0), 0.2, k),
+            lambda k: np.where(
+                rng.random(k) < 0.5, rng.normal(18.0, 2.0, k), rng.normal(42.0, 3.0, k)
+            ),
+        )
+    ):
+        mask = shape == sid
+        out[mask] = np.asarray(draw(int(mask.sum())), dtype=np.float64)
+    return out
+
+
+def _city_table(n_regular: int) -> np.ndarray:
+    """Shape id per (route, band, vehicle); -1 where no service runs (ferries: night, tram, minibus)."""
+    table = np.empty((n_regular + 3, len(_CITY_BANDS), len(_CITY_VEHICLES)), dtype=np.int64)
+    base = np.arange(n_regular) % 4
+    table[:n_regular] = base[:, None, None]
+    minibus = _CITY_VEHICLES.index("minibus")
+    table[:n_regular, :, minibus] = np.where(base == 3, 3, 1)[:, None]
+    table[n_regular:] = -1
+    table[n_regular:, 1:, _CITY_VEHICLES.index("bus")] = 4
+    return table
+
+
+def _make_city(
+    *, n_rows: int, seed: int, n_days: int, jitter: float, outlier_share: float
+) -> TripData:
+    """The ``city`` scenario of :func:`make_trips` (five shapes, one small and bimodal)."""
+    rng = np.random.default_rng(seed)
+    n_regular = 12
+    routes = [f"R{i + 1:02d}" for i in range(n_regular)] + ["F1", "F2", "F3"]
+    table = _city_table(n_regular)
+    # days: weekdays busier, 4% of the days missing (outages)
+    days = np.arange(n_days)
+    weekend_day = days % 7 >= 5
+    live = rng.random(n_days) >= 0.04
+    weight = np.where(weekend_day, 0.7, 1.2) * live
+    day = rng.choice(days, size=n_rows, p=weight / weight.sum())
+    # combinations: Zipf-popular regular routes, ferries a fixed small share
+    ferry = rng.random(n_rows) < _CITY_FERRY_SHARE
+    popularity = 1.0 / np.arange(1, n_regular + 1) ** 0.8
+    route = np.where(
+        ferry,
+        n_regular + rng.integers(0, 3, n_rows),
+        rng.choice(n_regular, size=n_rows, p=popularity / popularity.sum()),
+    )
+    band_p = np.array([0.1, 0.35, 0.25, 0.3])
+    band = np.where(
+        ferry, 1 + rng.integers(0, 3, n_rows), rng.choice(len(_CITY_BANDS), n_rows, p=band_p)
+    )
+    vehicle = np.where(ferry, 0, rng.integers(0, len(_CITY_VEHICLES), n_rows))
+    # a sensor fault: route R03 reports nothing for ten days
+    fault = (route == 2) & (day >= n_days // 3) & (day < n_days // 3 + 10)
+    keep = ~fault
+    route, band, vehicle, day = route[keep], band[keep], vehicle[keep], day[keep]
+    n = route.size
+    shape = table[route, band, vehicle]
+    scale = np.exp(rng.normal(0.0, jitter, size=table.shape))[route, band, vehicle]
+    calendar = np.where(day % 7 >= 5, 0.92, 1.0) * (1.0 + 0.04 * np.sin(2 * np.pi * day / 365))
+    duration = _draw_city(shape, rng) * scale * calendar
+    u = rng.random(n)
+    duration = np.where(u < outlier_share, duration * rng.uniform(5.0, 20.0, n), duration)
+    duration = np.where(
+        (u >= outlier_share) & (u < 2 * outlier_share), rng.uniform(0.1, 1.0, n), duration
+    )
+    duration = np.maximum(duration, 0.1)
+    band_us = _DAY_US / len(_CITY_BANDS)
+    offset = day * _DAY_US + ((band + rng.random(n)) * band_us).astype(np.int64)
+    order = np.argsort(offset, kind="stable")
+
+    def names(idx: np.ndarray, levels: tuple[str, ...] | list[str]) -> pl.Series:
+        return pl.Series(list(levels), dtype=pl.String).gather(idx[order])
+
+    trips = pl.DataFrame(
+        {
+            "trip_id": np.arange(1, n + 1, dtype=np.int64),
+            "started_at": pl.Series(_START + offset[order].astype("timedelta64[us]")),
+            "route": names(route, routes),
+            "hour_band": names(band, _CITY_BANDS),
+            "vehicle_type": names(vehicle, _CITY_VEHICLES),
+            "weekday": names(day % 7, _WEEKDAYS),
+            "duration_min": duration[order],
+        }
+    )
+    r, h, v = (a.ravel() for a in np.indices(table.shape))
+    counts = np.bincount(
+        np.ravel_multi_index((route, band, vehicle), table.shape), minlength=table.size
+    )
+    served = table.ravel() >= 0
+    truth = pl.DataFrame(
+        {
+            "route": np.asarray(routes, dtype=object)[r[served]],
+            "hour_band": np.asarray(_CITY_BANDS, dtype=object)[h[served]],
+            "vehicle_type": np.asarray(_CITY_VEHICLES, dtype=object)[v[served]],
+            "shape": table.ravel()[served],
+            "shape_name": np.asarray(CITY_SHAPE_NAMES, dtype=object)[table.ravel()[served]],
+            "n_rows": counts[served].astype(np.int64),
+        },
+        schema={
+            "route": pl.String,
+            "hour_band": pl.String,
+            "vehicle_type": pl.String,
+            "shape": pl.Int64,
+            "shape_name": pl.String,
+            "n_rows": pl.Int64,
+        },
+    )
+    return TripData(trips=trips, truth=truth)

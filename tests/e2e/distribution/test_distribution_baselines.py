@@ -18,12 +18,14 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pytest
+from sklearn.metrics import adjusted_rand_score
 
 import opslens
 from opslens.api import load_project
 from opslens.recipes.distribution import RECIPE
 from opslens.recipes.distribution.facts import DistributionFacts
 from opslens.runner import run_analysis
+from opslens.synthetic.trips import make_trips
 from opslens.tracking.runs import open_run
 from opslens.tracking.tracker import MemoryTracker
 
@@ -95,9 +97,20 @@ def test_the_demo_states_both_baselines_on_every_held_out_row(tmp_path: Path) ->
         )
     )
     run_analysis(load_project(tmp_path / "project.yaml"), "trip-eta", tracker=MemoryTracker())
-    raw = open_run(tmp_path / "runs", "trip-eta").facts
+    run = open_run(tmp_path / "runs", "trip-eta")
+    raw = run.facts
     facts = RECIPE.read_facts(raw)
     assert isinstance(facts, DistributionFacts)
+    # issue 21: the three planted shapes, not location splits of them (K=5 before)
+    data = make_trips(n_rows=60_000, seed=0)
+    cats = ["route", "hour_band", "vehicle_type"]
+    truth = data.truth.with_columns(
+        pl.concat_str([pl.format(f"{c}={{}}", c) for c in cats], separator="|").alias("comb")
+    )
+    joined = run.table("clusters").join(truth.select("comb", "shape"), on="comb")
+    assert joined.height == run.table("clusters").height
+    assert adjusted_rand_score(joined["shape"], joined["cluster"]) >= 0.99
+    assert facts.choose_k is not None and facts.choose_k.k == 3
     assert facts.classify is not None and facts.prepare is not None
     ev = facts.classify.holdout_scores
     held_out = facts.prepare.holdout_rows
@@ -119,6 +132,7 @@ def test_the_demo_states_both_baselines_on_every_held_out_row(tmp_path: Path) ->
     assert _score(facts, "global", "log_score").interval[0] > 0.4
     own = _score(facts, "own", "log_score")
     assert abs(own.model - own.value) < 0.05
+    assert own.model >= own.value  # never worse than the own histogram (issue 21)
     assert facts.baselines is not None
     assert raw["baselines"]["verdict"] == facts.baselines.verdict
 
@@ -146,6 +160,7 @@ def test_no_win_is_claimed_where_every_combination_has_thousands_of_rows(tmp_pat
     own = _score(facts, "own", "log_score")
     assert own.n == 4500
     assert abs(own.model - own.value) < 0.005
+    assert own.model >= own.value and own.model >= _score(facts, "global", "log_score").value
     assert own.interval is not None and own.interval[0] < 0.005  # no clear gain claimed
     assert abs(own.interval[1] - own.interval[0]) < 0.02
     crps = _score(facts, "own", "crps")

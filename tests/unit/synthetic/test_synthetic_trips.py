@@ -136,3 +136,30 @@ def test_delivery_scenario_plants_five_shapes_of_different_scales() -> None:
     assert ((weekend > 130) & (weekend < 180)).mean() < 0.05  # bimodal: little in the middle
     assert sorted(data.truth["shape_name"].unique()) == sorted(DELIVERY_SHAPE_NAMES)
     assert (rows["duration_min"] > 1000).sum() >= 1  # stuck parcels
+
+
+def test_city_scenario_looks_like_a_year_of_trips_with_a_small_bimodal_shape() -> None:
+    from opslens.synthetic.trips import CITY_SHAPE_NAMES
+
+    data = make_trips(n_rows=40_000, seed=5, scenario="city", n_days=182, outlier_share=0.002)
+    truth, trips = data.truth, data.trips
+    assert sorted(truth["shape_name"].unique()) == sorted(CITY_SHAPE_NAMES)
+    ferry = truth.filter(pl.col("shape") == 4)
+    assert ferry.height == 9 and 400 <= ferry["n_rows"].sum() <= 520  # small and bimodal
+    assert truth.filter(pl.col("shape") != 4)["n_rows"].min() >= 30
+    rows = trips.join(truth.select(*KEYS, "shape"), on=KEYS)
+    v = rows.filter(pl.col("shape") == 4)["duration_min"].to_numpy()
+    assert ((v > 26) & (v < 34)).mean() < 0.05  # two peaks, little between
+    # calendar: missing days, fewer trips at the weekend, weekend trips faster
+    days = trips["started_at"].dt.date()
+    assert 160 <= days.n_unique() < 182
+    by_day = trips.group_by(pl.col("started_at").dt.weekday().alias("wd")).len().sort("wd")
+    assert by_day["len"][5] < 0.75 * by_day["len"][0]
+    # R03 reports nothing for ten days (a sensor fault)
+    r03 = trips.filter(pl.col("route") == "R03")["started_at"].dt.date().unique()
+    assert days.n_unique() - r03.n_unique() >= 9
+    # outliers both ways
+    d = trips["duration_min"].to_numpy()
+    assert (d > 300).sum() >= 10 and (d < 1.0).sum() >= 40 and d.min() > 0
+    again = make_trips(n_rows=40_000, seed=5, scenario="city", n_days=182, outlier_share=0.002)
+    assert again.trips.equals(trips)

@@ -40,13 +40,20 @@ __all__ = [
     "RowScores",
     "baseline_scores",
     "blend",
+    "blend_weight",
     "choose_strength",
     "mean_log_score",
     "row_scores",
 ]
 
-STRENGTHS: tuple[float, ...] = (0.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0, math.inf)
-"""Shrinkage strengths scanned (pseudo-rows given to the pattern)."""
+STRENGTHS: tuple[float, ...] = (
+    0.0,
+    *(m * 10.0**e for e in range(4) for m in (1.0, 2.0, 5.0)),
+    10_000.0,
+    math.inf,
+)
+"""Shrinkage strengths scanned (pseudo-rows given to the pattern): 0 (the own histogram),
+1, 2, 5, 10, ... 10,000, and ∞ (the pattern alone)."""
 
 
 def blend(own: np.ndarray, n: np.ndarray, pattern: np.ndarray, strength: float) -> np.ndarray:
@@ -63,6 +70,18 @@ def blend(own: np.ndarray, n: np.ndarray, pattern: np.ndarray, strength: float) 
         w = np.where(rows > 0, rows / np.maximum(rows + strength, 1e-12), 0.0)
     out: np.ndarray = w[:, None] * own + (1.0 - w)[:, None] * pattern
     return out
+
+
+def blend_weight(n: float, strength: float) -> float:
+    """The weight ``n / (n + strength)`` a combination of ``n`` training rows gives its own histogram.
+
+    Example:
+        >>> blend_weight(300, 100.0), blend_weight(300, math.inf), blend_weight(0, 0.0)
+        (0.75, 0.0, 0.0)
+    """
+    if math.isinf(strength) or n <= 0:
+        return 0.0
+    return float(n) / (float(n) + strength)
 
 
 @dataclass(frozen=True)
@@ -172,7 +191,7 @@ def choose_strength(
         >>> s, scan = choose_strength(own, np.array([2.0] * 4), pattern, bins=np.array([0, 1, 0, 1]),
         ...     segment=np.array(["all"] * 4), edges={"all": np.array([0.0, 1.0, 2.0])})
         >>> s, len(scan)
-        (inf, 9)
+        (inf, 15)
     """
     scan = [
         {

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import re
 
-from pydantic import ConfigDict, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from opslens.core.facts import FactsModel, RecipeFacts
 
 __all__ = [
+    "ChooseKFacts",
     "ClusterProfileFacts",
     "DistributionFacts",
     "EvaluateFacts",
@@ -86,14 +87,41 @@ class KPoint(FactsModel):
     log_score_se: float
     silhouette: float | None = None
     calinski_harabasz: float | None = None
+    strength: float | None = None
+    """The shrinkage strength the K was scored with (None: the pattern alone)."""
+
+
+class ShapePair(FactsModel):
+    """Two groups of combinations (finer clusters) that a cluster merges, tested for shape."""
+
+    cluster: int
+    sizes: list[int]
+    distance: float
+    p_value: float
+    merged: bool = True
+    """Whether the final clustering at this K merges the two groups too."""
+    distinct: bool
+
+
+class ShapeCheck(FactsModel):
+    """One candidate K from the one-SE choice up: the merged pairs tested and how many differ."""
+
+    k: int
+    pairs: int
+    distinct: int
+    tests: list[ShapePair]
 
 
 class ChooseKFacts(FactsModel):
-    """The K chosen and why; the curve scanned."""
+    """The K chosen and why; the curve scanned and the shape checks of the candidates."""
 
     k: int
     reason: str
     curve: list[KPoint]
+    k_one_se: int | None = None
+    shape_alpha: float | None = None
+    """Significance level of the shape test (Bonferroni-corrected over a K's pairs)."""
+    shape_checks: list[ShapeCheck] = Field(default_factory=list)
 
 
 class ClusterProfileFacts(FactsModel):
@@ -182,6 +210,14 @@ class StrengthPoint(FactsModel):
     log_score: float
 
 
+class OwnWeight(FactsModel):
+    """The weight a combination of this size gives its own histogram (the rest: its pattern)."""
+
+    which: str
+    rows: int
+    weight: float
+
+
 class EvaluateFacts(FactsModel):
     """The predicted distribution on the holdout against two baselines.
 
@@ -194,6 +230,7 @@ class EvaluateFacts(FactsModel):
     test_rows_unseen_combination: int
     strength: float | None
     strength_chosen_on: str | None = None
+    own_weights: list[OwnWeight] = Field(default_factory=list)
     strength_scan: list[StrengthPoint]
     blended: ScoreFacts | None
     own_histogram: ScoreFacts | None

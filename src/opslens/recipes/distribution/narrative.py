@@ -212,6 +212,16 @@ def _evaluation(
             ("global histogram", glob),
         )
     ]
+    if ev.own_weights and ev.strength is not None and ev.strength > 0:
+        lead += (
+            " So "
+            + ", ".join(
+                f"the {w.which} combination ({plural(w.rows, 'training row')}) keeps "
+                f"{pct(w.weight)} of its own shape"
+                for w in ev.own_weights
+            )
+            + ": large combinations keep their own shape, small ones borrow from their pattern."
+        )
     verdict = (
         "The prediction beats both baselines."
         if best.log_score >= own.log_score and best.log_score >= glob.log_score
@@ -271,14 +281,43 @@ def _what(
 
 
 def _k_section(kf: ChooseKFacts, plots: list[str]) -> Section:
+    paragraphs = [
+        f"{kf.reason}. Each K was scored by how probable the later training rows "
+        "are under their combination's own histogram shrunk towards its pattern, as the model "
+        "predicts (the holdout is kept for the final scores); the silhouette and "
+        "Calinski-Harabasz indices are recorded in the curve as second opinions."
+    ]
+    rows = []
+    if kf.shape_checks:
+        paragraphs.append(
+            "A cluster may hold groups of combinations that differ in shape, not only in "
+            "location or scale: inside each cluster, the groups the finest K separates were "
+            "tested on the later training rows (each combination standardised by its own "
+            "median and interquartile range, a permutation test over combinations of the "
+            "Jensen-Shannon distance between the groups' pooled histograms, Bonferroni-"
+            f"corrected at {pct(kf.shape_alpha)}). The smallest K from the one-standard-error choice whose clusters "
+            "merge no distinct shapes is kept."
+        )
+        for c in kf.shape_checks:
+            best = min(c.tests, key=lambda t: t.p_value) if c.tests else None
+            rows.append(
+                [
+                    c.k,
+                    fmt(c.pairs),
+                    fmt(c.distinct),
+                    fmt(best.p_value) if best is not None else "n/a",
+                    "chosen" if c.k == kf.k else "merges distinct shapes",
+                ]
+            )
     return Section(
         title="How many patterns",
-        paragraphs=[
-            f"{kf.reason}. Each K was scored by how probable the later training rows "
-            "are under their combination's pattern (the holdout is kept for the final "
-            "scores); the silhouette and Calinski-Harabasz indices are recorded in the curve "
-            "as second opinions."
-        ],
+        paragraphs=paragraphs,
+        table=Table(
+            columns=["K", "pairs tested", "distinct in shape", "smallest p-value", "verdict"],
+            rows=rows,
+        )
+        if rows
+        else None,
         plots=[p for p in ("k_selection",) if p in plots],
     )
 

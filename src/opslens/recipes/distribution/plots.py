@@ -131,6 +131,24 @@ def plot_initial_distributions(
     return fig
 
 
+def _own_range(
+    row: Mapping[str, Any], values: np.ndarray | None, edges: np.ndarray | None
+) -> tuple[float, float]:
+    """The x range of one pattern: its inlier values (or its bins with mass) and its HDRs, padded."""
+    bounds = [x for key in ("hdr_90", "hdr_50") for pair in (row.get(key) or []) for x in pair]
+    if values is not None and values.size:
+        lo, hi = float(values.min()), float(values.max())
+    elif edges is not None:
+        mass = np.flatnonzero(np.asarray(row["mean_histogram"], dtype=float) > 1e-3)
+        lo, hi = (float(edges[mass[0]]), float(edges[mass[-1] + 1])) if mass.size else (0.0, 1.0)
+    else:
+        lo, hi = (min(bounds), max(bounds)) if bounds else (0.0, 1.0)
+    if bounds:
+        lo, hi = min(lo, *bounds), max(hi, *bounds)
+    pad = 0.04 * (hi - lo) if hi > lo else max(abs(lo) * 0.05, 0.5)
+    return lo - pad, hi + pad
+
+
 def plot_cluster_profiles(
     profiles: pl.DataFrame,
     edges: np.ndarray | None = None,
@@ -144,20 +162,24 @@ def plot_cluster_profiles(
     histogram of them in the target's unit, outliers (beyond ``outlier_max``'s
     fence, i.e. outside the profile's inlier range) left out and counted in the
     title, so segments with their own bin edges are drawn truthfully; else the
-    mean histogram over ``edges``.
+    mean histogram over ``edges``. Each panel has an x axis of its own pattern's
+    range (a tight pattern is not one bar wide on an axis shared with a wide one),
+    labelled under every panel.
 
     Example:
-        >>> prof = pl.DataFrame({"cluster": [0], "n_combinations": [3], "n_rows": [90],
-        ...     "mean_histogram": [[0.5, 0.5]], "median": [1.0], "hdr_50": [[[0.5, 1.5]]],
-        ...     "hdr_90": [[[0.1, 1.9]]]})
-        >>> len(plot_cluster_profiles(prof, np.array([0.0, 1.0, 2.0])).axes)
-        1
+        >>> prof = pl.DataFrame({"cluster": [0, 1], "n_combinations": [3, 2], "n_rows": [90, 60],
+        ...     "mean_histogram": [[0.5, 0.5, 0.0], [0.0, 0.0, 1.0]], "median": [1.0, 25.0],
+        ...     "hdr_50": [[[0.5, 1.5]], [[20.0, 30.0]]], "hdr_90": [[[0.1, 1.9]], [[5.0, 45.0]]]})
+        >>> fig = plot_cluster_profiles(prof, np.array([0.0, 1.0, 2.0, 50.0]))
+        >>> [tuple(round(x) for x in ax.get_xlim()) for ax in fig.axes]
+        [(0, 2), (0, 52)]
     """
     n = profiles.height
-    fig, grid = theme.new_figure(7.5, 2.4 * max(n, 1) + 0.4, rows=max(n, 1), sharex=True)
+    fig, grid = theme.new_figure(7.5, 2.6 * max(n, 1) + 0.4, rows=max(n, 1))
     axes = np.atleast_1d(grid).ravel()
     for ax, row in zip(axes, profiles.iter_rows(named=True), strict=False):
         extra = ""
+        v: np.ndarray | None = None
         if values is not None:
             v = np.asarray(values[int(row["cluster"])], dtype=float)
             bounds = [x for pair in (row.get("hdr_90") or []) for x in pair]
@@ -172,16 +194,16 @@ def plot_cluster_profiles(
                 extra = f", {row['n_outliers']:,} outliers not drawn"
         else:
             _draw_profile(ax, row, np.asarray(edges, dtype=float))
+        ax.set_xlim(*_own_range(row, v, None if edges is None else np.asarray(edges, dtype=float)))
         combos = row.get("n_combinations")
         about = f"{combos} combinations, " if combos is not None else ""
         theme.style_axes(
             ax,
             title=f"Cluster {row['cluster']} ({about}{row.get('n_rows', 0):,} rows{extra})",
+            xlabel=xlabel,
             grid="y",
         )
     theme.add_legend(axes[0], loc="upper right")
-    # shared x: the value label once, under the bottom panel
-    theme.style_axes(axes[-1], xlabel=xlabel, grid="y")
     return fig
 
 

@@ -24,6 +24,7 @@ from opslens.recipes.distribution import plots
 from opslens.recipes.distribution.evaluate import (
     baseline_scores,
     blend,
+    blend_weight,
     choose_strength,
     row_scores,
 )
@@ -185,12 +186,18 @@ def evaluate_holdout(
             "neither the model nor its baselines were scored"
         )
     finite = bool(np.isfinite(strength))
+    sizes = np.quantile(counts, [0.0, 0.5, 1.0], method="lower") if counts.size else []
+    weights = [
+        {"which": which, "rows": int(n_c), "weight": float(blend_weight(n_c, strength))}
+        for which, n_c in zip(("smallest", "median", "largest"), sizes, strict=False)
+    ]
     facts = {
         "test_rows": n_holdout,
         "test_rows_scored": int(test.height),
         "test_rows_unseen_combination": int((~seen).sum()),
         "strength": strength if finite else None,
         "strength_chosen_on": chosen_on,
+        "own_weights": weights,
         "strength_scan": [
             {
                 "strength": r["strength"] if np.isfinite(r["strength"]) else None,

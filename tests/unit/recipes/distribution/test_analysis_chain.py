@@ -215,3 +215,27 @@ def test_instance_plot_shows_attributes_flags_and_unit() -> None:
     assert "instance (28): outside the 90% HDR" in legend
     inside = plot_instance(15.0, {**answer, "unknown": []}, [0.3, 0.7], [0, 1], title="t")
     assert not any("outside" in t.get_text() for t in inside.axes[0].get_legend().get_texts())
+
+
+def test_each_pattern_panel_has_its_own_range() -> None:
+    """Issue 21: a tight pattern is drawn on its own axis, not one bar wide beside a wide one."""
+    rng = np.random.default_rng(0)
+    tight, wide = rng.lognormal(np.log(12), 0.05, 2000), 8 + rng.gamma(2.0, 13.5, 2000)
+    prof = pl.DataFrame(
+        {
+            "cluster": [0, 1],
+            "n_combinations": [10, 12],
+            "n_rows": [2000, 2000],
+            "mean_histogram": [[0.5, 0.5], [0.5, 0.5]],
+            "median": [12.0, 30.0],
+            "hdr_50": [[[11.6, 12.4]], [[18.0, 36.0]]],
+            "hdr_90": [[[11.0, 13.0]], [[10.0, 70.0]]],
+        }
+    )
+    fig = plot_cluster_profiles(prof, values={0: tight, 1: wide}, xlabel="duration_min (min)")
+    (lo0, hi0), (lo1, hi1) = (ax.get_xlim() for ax in fig.axes)
+    assert lo0 <= 11.0 and hi0 >= 13.0 and hi0 - lo0 < 6  # the tight one fills its panel
+    assert lo1 <= 10.0 and hi1 >= 70.0
+    assert (hi0 - lo0) < 0.1 * (hi1 - lo1)
+    assert [ax.get_xlabel() for ax in fig.axes] == ["duration_min (min)"] * 2
+    assert _png(fig).startswith(b"\x89PNG")

@@ -154,3 +154,34 @@ def test_the_report_narrator_puts_the_baselines_first() -> None:
         "one global histogram",
     ]
     assert n.sections[1].title == "What was analysed"
+
+
+def test_the_shape_check_and_the_own_weights_are_told_from_the_facts() -> None:
+    """Issue 21: why K moved past the one-SE choice, and how much each size keeps of its own shape."""
+    facts = copy.deepcopy(FACTS)
+    test = {"cluster": 0, "sizes": [60, 9], "distance": 0.45, "p_value": 0.0005, "distinct": True}
+    facts["choose_k"].update(
+        k=3,
+        k_one_se=2,
+        shape_alpha=0.01,
+        reason="K=2 is the smallest K within one standard error; but K=2 merges 1 pair(s) "
+        "of groups distinct in shape, so K=3 keeps them apart",
+        shape_checks=[
+            {"k": 2, "pairs": 1, "distinct": 1, "tests": [test]},
+            {"k": 3, "pairs": 0, "distinct": 0, "tests": []},
+        ],
+    )
+    facts["classify"]["holdout_scores"]["own_weights"] = [
+        {"which": "smallest", "rows": 30, "weight": 0.5},
+        {"which": "largest", "rows": 270, "weight": 0.9},
+    ]
+    n = _narrate(facts)
+    k = _section(n, "How many patterns")
+    assert "Bonferroni-corrected at 1%" in k.paragraphs[1]
+    assert k.table.rows == [
+        [2, "1", "1", fmt(0.0005), "merges distinct shapes"],
+        [3, "0", "0", "n/a", "chosen"],
+    ]
+    lead = _section(n, "How good the predicted distribution is").paragraphs[0]
+    assert "the smallest combination (30 training rows) keeps 50% of its own shape" in lead
+    assert "the largest combination (270 training rows) keeps 90% of its own shape" in lead
