@@ -38,15 +38,18 @@ from opslens.config import Strict
 
 __all__ = [
     "BaselineParams",
+    "Direction",
     "Family",
     "ModelParams",
     "PrepParams",
     "RegistryParams",
     "ResidualParams",
+    "StreamingParams",
     "ThresholdParams",
 ]
 
 Family = Literal["linear", "huber", "piecewise", "auto"]
+Direction = Literal["above", "below", "both"]
 
 
 class PrepParams(Strict):
@@ -94,6 +97,55 @@ class ThresholdParams(Strict):
         if self.mad_maxc_k < self.mad_minc_k:
             raise ValueError(f"mad_maxc_k ({self.mad_maxc_k}) must be >= mad_minc_k")
         return self
+
+
+class StreamingParams(Strict):
+    """The streaming mode (``params.streaming``): every stream learns its own normal.
+
+    Per stream and axis, the first ``warmup_samples`` samples (or, when the stream's
+    length is known in advance, as in a replay, ``warmup_share`` of it if that is
+    fewer) fit the baseline and the limits and are never alarmed on; nothing later
+    is looked at. The baseline describes the machine, not the clock: the median of
+    the last ``window`` samples (``period: none``), or of the same phase in the last
+    ``cycles`` periods (``period`` in seconds, e.g. 86400 for a day); ``auto`` picks,
+    per axis, the one with the lowest median absolute error on the last third of the
+    warm-up (among none, a day and a week, where two periods fit in the warm-up).
+    The limit on each side is ``max(mad_k · 1.4826 · MAD, margin · q-quantile)`` of the
+    warm-up's one-sided deviations; ``direction`` (per axis in ``directions``) says which
+    sides alarm. An alarm needs ``sustain`` consecutive samples beyond a limit; after
+    one, the next ``hold_off`` samples of the axis raise no new alarm.
+
+    Example:
+        >>> s = StreamingParams()
+        >>> s.warmup_samples, s.window, s.period, s.direction, s.hold_off
+        (750, 288, 'auto', 'both', 288)
+        >>> s.direction_of("axis1")
+        'both'
+    """
+
+    warmup_samples: int = Field(default=750, ge=10)
+    warmup_share: float = Field(default=0.15, gt=0, le=1)
+    window: int = Field(default=288, ge=1)
+    period: Literal["auto", "none"] | float = "auto"
+    cycles: int = Field(default=3, ge=1, le=52)
+    direction: Direction = "both"
+    directions: dict[str, Direction] = Field(default_factory=dict)
+    mad_k: float = Field(default=4.0, ge=0)
+    quantile: float = Field(default=0.99, gt=0, le=1)
+    margin: float = Field(default=1.75, ge=0)
+    sustain: int = Field(default=1, ge=1)
+    hold_off: int = Field(default=288, ge=0)
+
+    @field_validator("period")
+    @classmethod
+    def _positive(cls, value: str | float) -> str | float:
+        if not isinstance(value, str) and not value > 0:
+            raise ValueError("period takes auto, none or a positive number of seconds")
+        return value
+
+    def direction_of(self, axis: str) -> Direction:
+        """The sides that alarm on ``axis`` (its override, else ``direction``)."""
+        return self.directions.get(axis, self.direction)
 
 
 class BaselineParams(Strict):
@@ -150,6 +202,7 @@ class ResidualParams(Strict):
     registry: RegistryParams = Field(default_factory=RegistryParams)
     baselines: BaselineParams = Field(default_factory=BaselineParams)
     lifecycle: ResidualMonitor = Field(default_factory=ResidualMonitor)
+    streaming: StreamingParams = Field(default_factory=StreamingParams)
 
     @field_validator("train_start", "train_end", mode="after")
     @classmethod
