@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
+from opslens.recipes.residual.streaming import new_axis_state, push, push_block, warmup_length
+
 if TYPE_CHECKING:
     from opslens.recipes.residual.predictor import ResidualPredictor
 
@@ -38,9 +40,12 @@ __all__ = [
     "OnlineChecker",
     "level_codes",
     "new_state",
+    "new_stream_state",
     "runs_after",
     "score_block",
     "score_one",
+    "stream_block",
+    "stream_one",
 ]
 
 #: The levels, by code.
@@ -83,6 +88,8 @@ def score_block(
 
     ``values`` is ``(n, n_axes)`` in ``predictor.axes`` order; ``keys`` the dedup keys.
     """
+    if getattr(predictor, "streaming", None) is not None:
+        return stream_block(predictor, time_s, values, keys, state)
     axes = predictor.axes
     st = new_state(axes) if state is None else state
     n = time_s.size
@@ -140,6 +147,8 @@ def score_one(
     :meth:`AxisTrend.predict_at`), without the array overhead that would make a
     stream of single samples several times slower; the tests hold the two equal.
     """
+    if getattr(predictor, "streaming", None) is not None:
+        return stream_one(predictor, time_s, values, key, state)
     st = new_state(predictor.axes) if state is None else state
     last = st.get("last_key")
     count = int(st.get("n", 0))
@@ -184,6 +193,109 @@ def score_one(
         runs[axis] = [run, run_error]
     answer["level"] = LEVELS[worst]
     return answer, {"runs": runs, "last_key": key, "n": count + 1}
+
+
+def new_stream_state(axes: Sequence[str]) -> dict[str, Any]:
+    """The state of a stream in streaming mode that has seen nothing (JSON-ready).
+
+    Example:
+        >>> new_stream_state(["a"])["axes"]["a"]["fit"] is None
+        True
+    """
+    return {"axes": {a: new_axis_state() for a in axes}, "last_key": None, "n": 0}
+
+
+def _duplicate(predictor: ResidualPredictor, time_s: float) -> dict[str, Any]:
+    answer: dict[str, Any] = {"sample": None, "time_s": time_s, "duplicate": True}
+    for axis in predictor.axes:
+        for suffix in ("predicted", "residual", "level", "run", "run_error"):
+            answer[f"{axis}_{suffix}"] = None
+    answer["level"] = None
+    return answer
+
+
+def stream_one(
+    predictor: ResidualPredictor,
+    time_s: float,
+    values: Sequence[float],
+    key: float,
+    state: Mapping[str, Any] | None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One sample in streaming mode (:func:`.streaming.push` per axis); the state is updated
+    in place and returned. ``run`` and ``run_error`` are both the run beyond a limit."""
+    params = predictor.streaming
+    assert params is not None
+    st = new_stream_state(predictor.axes) if state is None else dict(state)
+    last = st.get("last_key")
+    if last is not None and not key > float(last):
+        return _duplicate(predictor, time_s), st
+    count = int(st.get("n", 0))
+    warmup = warmup_length(params)
+    answer: dict[str, Any] = {"sample": count + 1, "time_s": time_s, "duplicate": False}
+    worst = 0
+    axes = st["axes"]
+    for axis, value in zip(predictor.axes, values, strict=True):
+        base, residual, level, run = push(axes[axis], params, warmup, time_s, value, axis)
+        code = LEVELS.index(level)
+        worst = max(worst, code)
+        answer[f"{axis}_predicted"] = base
+        answer[f"{axis}_residual"] = residual
+        answer[f"{axis}_level"] = level
+        answer[f"{axis}_run"] = run
+        answer[f"{axis}_run_error"] = run
+    answer["level"] = LEVELS[worst]
+    st["last_key"], st["n"] = key, count + 1
+    return answer, st
+
+
+def stream_block(
+    predictor: ResidualPredictor,
+    time_s: np.ndarray,
+    values: np.ndarray,
+    keys: np.ndarray,
+    state: Mapping[str, Any] | None,
+) -> tuple[dict[str, list[Any]], dict[str, Any]]:
+    """Samples in order in streaming mode: the answers of :func:`stream_one` one by one."""
+    params = predictor.streaming
+    assert params is not None
+    st = new_stream_state(predictor.axes) if state is None else dict(state)
+    n = time_s.size
+    last = st.get("last_key")
+    prior = -np.inf if last is None else float(last)
+    running = np.maximum.accumulate(np.concatenate([[prior], keys]))[:-1] if n else keys
+    fresh = keys > running
+    rows = np.flatnonzero(fresh)
+    count = int(st.get("n", 0))
+    cols: dict[str, list[Any]] = {
+        "sample": _scatter(n, rows, np.arange(count + 1, count + rows.size + 1)),
+        "time_s": time_s.tolist(),
+        "duplicate": (~fresh).tolist(),
+    }
+    warmup = warmup_length(params)
+    worst = np.zeros(rows.size, dtype=np.int64)
+    t = time_s[rows]
+    for j, axis in enumerate(predictor.axes):
+        base, residual, code, run = push_block(
+            st["axes"][axis], params, warmup, t, values[rows, j], axis
+        )
+        worst = np.maximum(worst, code)
+        cols[f"{axis}_predicted"] = _scatter(n, rows, _nulls(base))
+        cols[f"{axis}_residual"] = _scatter(n, rows, _nulls(residual))
+        cols[f"{axis}_level"] = _scatter(n, rows, _NAMES[code])
+        cols[f"{axis}_run"] = _scatter(n, rows, run)
+        cols[f"{axis}_run_error"] = _scatter(n, rows, run)
+    cols["level"] = _scatter(n, rows, _NAMES[worst])
+    new_last = float(max(running[-1], keys[-1])) if n else prior
+    st["last_key"] = None if not np.isfinite(new_last) else new_last
+    st["n"] = count + int(rows.size)
+    return cols, st
+
+
+def _nulls(values: np.ndarray) -> np.ndarray:
+    """NaN as None (the warm-up and missing values have no baseline)."""
+    out = values.astype(object)
+    out[np.isnan(values)] = None
+    return out
 
 
 def _scatter(n: int, rows: np.ndarray, values: np.ndarray) -> list[Any]:

@@ -190,8 +190,14 @@ class ResidualMonitor(Strict):
 
 
 class ResidualParams(Strict):
-    """Knobs of the residual recipe; every one has a default."""
+    """Knobs of the residual recipe; every one has a default.
 
+    ``mode``: ``reference`` (the reference's trend against time with MinC / MaxC limits
+    and sustain rules, as calibrated on the training window) or ``streaming`` (each
+    stream learns its own baseline and limits from its first samples, ``streaming``).
+    """
+
+    mode: Literal["reference", "streaming"] = "reference"
     train_start: datetime | float | str | None = None
     train_end: datetime | float | str | None = "80%"
     min_train_rows: int = Field(default=10, ge=3)

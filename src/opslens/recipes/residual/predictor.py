@@ -38,6 +38,7 @@ from opslens.core.frames import as_polars
 from opslens.core.predictor import BasePredictor
 from opslens.errors import DataError, InstanceError
 from opslens.recipes.residual.checker import score_block, score_one
+from opslens.recipes.residual.params import StreamingParams
 from opslens.recipes.residual.trend import AxisTrend
 
 __all__ = ["ResidualPredictor", "example_predictor"]
@@ -73,7 +74,12 @@ _TIME_FIX = "send ISO 8601 text (2025-09-01T00:00:00Z) or epoch seconds"
 
 
 class ResidualPredictor(BasePredictor):
-    """Per-axis trend models with their thresholds entries (MinC, MaxC, T_long/T_short steps)."""
+    """Per-axis trend models with their thresholds entries (MinC, MaxC, T_long/T_short steps).
+
+    With ``streaming`` (the recipe's ``mode: streaming``) the samples are scored by
+    :mod:`.streaming` instead: every stream warms up on its own first samples; the
+    trends and limits stay in the model as the training run's record.
+    """
 
     recipe = "residual"
     stream_field = "stream"
@@ -86,7 +92,9 @@ class ResidualPredictor(BasePredictor):
         *,
         time_field: str,
         t0_us: int,
+        streaming: StreamingParams | None = None,
     ) -> None:
+        self.streaming = streaming
         self.models = dict(models)
         self.thresholds = {a: dict(t) for a, t in thresholds.items()}
         self.axes = list(self.models)

@@ -354,10 +354,21 @@ def thresholds(
                 fix="set params.thresholds.use_mad_fallback: true, or check the axis's data",
             ) from None
     time = prep_stats["time"]
-    predictor = ResidualPredictor(models, limits, time_field=time, t0_us=prep_stats["t0_us"])
+    predictor = ResidualPredictor(
+        models,
+        limits,
+        time_field=time,
+        t0_us=prep_stats["t0_us"],
+        streaming=p.streaming if p.mode == "streaming" else None,
+    )
     test_end = prep_stats["train_end"]
     held = samples.filter(pl.col(time) >= test_end) if test_end is not None else samples.head(0)
-    levels = predictor.predict_frame(held) if held.height else None
+    levels = None
+    if held.height and predictor.streaming is not None:
+        # streaming: the stream warms up on its own first samples, the held-out rows are scored
+        levels = predictor.predict_frame(samples).tail(held.height)
+    elif held.height:
+        levels = predictor.predict_frame(held)
     holdout: dict[str, dict[str, int]] = {}
     for axis in models:
         col = levels[f"{axis}_level"] if levels is not None else pl.Series([], dtype=pl.String)

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left, insort
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,7 +55,10 @@ __all__ = [
     "AxisStream",
     "StreamScore",
     "fit_axis",
+    "new_axis_state",
     "past_median",
+    "push",
+    "push_block",
     "score_stream",
     "seasonal_median",
     "warmup_length",
@@ -259,6 +261,87 @@ def _median_dt(times: Sequence[float] | np.ndarray) -> float:
     return float(np.median(np.diff(np.asarray(times, dtype=np.float64))))
 
 
+def new_axis_state() -> dict[str, Any]:
+    """The JSON-ready state of an axis that has seen nothing.
+
+    Example:
+        >>> sorted(new_axis_state())
+        ['fit', 'hist', 'quiet', 'run', 'sorted', 'times', 'warm']
+    """
+    return {"warm": [], "times": [], "fit": None, "hist": [], "sorted": [], "run": 0, "quiet": 0}
+
+
+def _start(st: dict[str, Any], params: StreamingParams, axis: str) -> None:
+    """End of the warm-up: fit on it, keep the history the baseline needs."""
+    warm: list[float] = st["warm"]
+    fit = fit_axis(np.asarray(warm), _median_dt(st["times"]), params, axis=axis)
+    size = max(params.window, fit.period_samples * params.cycles)
+    st["fit"] = fit.describe()
+    st["hist"] = warm[-size:]
+    st["sorted"] = sorted(warm[-params.window :])
+    st["warm"], st["times"] = [], []
+
+
+def push(
+    st: dict[str, Any],
+    params: StreamingParams,
+    warmup: int,
+    time_s: float,
+    value: float,
+    axis: str = "axis",
+) -> tuple[float | None, float | None, str, int]:
+    """Score the next value of an axis in place of its state: ``(baseline, residual, level, run)``.
+
+    ``run`` counts the consecutive values beyond a limit. In the warm-up (and for a
+    missing value): ``(None, None, "ok", 0)``.
+    """
+    if not math.isfinite(value):
+        return None, None, "ok", 0
+    fit = st["fit"]
+    if fit is None:
+        st["warm"].append(value)
+        st["times"].append(time_s)
+        if len(st["warm"]) >= warmup:
+            _start(st, params, axis)
+        return None, None, "ok", 0
+    hist: list[float] = st["hist"]
+    period = fit["period_samples"]
+    if period == 0:
+        base = _median(st["sorted"])
+    else:
+        have = len(hist)
+        base = _median(
+            sorted(hist[-k * period] for k in range(1, params.cycles + 1) if k * period <= have)
+        )
+    residual = value - base
+    d = residual - fit["centre"]
+    side = fit["direction"]
+    beyond = (side != "below" and d > fit["above"]) or (side != "above" and -d > fit["below"])
+    run = st["run"] + 1 if beyond else 0
+    st["run"] = run
+    quiet = st["quiet"]
+    level = "ok"
+    if beyond:
+        level = "alert"
+        if quiet == 0 and run >= params.sustain:
+            level = "error"
+            quiet = params.hold_off + 1
+    st["quiet"] = quiet - 1 if quiet else 0
+    window = params.window
+    srt: list[float] = st["sorted"]
+    if len(hist) >= window:
+        del srt[bisect_left(srt, hist[-window])]
+    insort(srt, value)
+    hist.append(value)
+    if len(hist) > max(window, period * params.cycles):
+        del hist[0]
+    return base, residual, level, run
+
+
+def _fit_of(description: dict[str, Any]) -> AxisFit:
+    return AxisFit(**description)
+
+
 class AxisStream:
     """One axis of one stream, one value at a time: warm-up, then baseline, limits, alarms.
 
@@ -271,73 +354,106 @@ class AxisStream:
         ('none', 'error', 'alert')
     """
 
-    def __init__(self, params: StreamingParams, *, axis: str = "axis", warmup: int | None = None):
+    def __init__(
+        self,
+        params: StreamingParams,
+        *,
+        axis: str = "axis",
+        warmup: int | None = None,
+        state: dict[str, Any] | None = None,
+    ) -> None:
         self.params = params
         self.axis = axis
         self.warmup = warmup_length(params) if warmup is None else warmup
-        self.fit: AxisFit | None = None
-        self._warm: list[float] = []
-        self._times: list[float] = []
-        self._hist: deque[float] = deque()
-        self._sorted: list[float] = []
-        self._run = 0
-        self._quiet = 0
-        self._hi = self._lo = True
+        self.state = new_axis_state() if state is None else state
 
-    def _start(self) -> None:
-        fit = fit_axis(np.asarray(self._warm), _median_dt(self._times), self.params, axis=self.axis)
-        self.fit = fit
-        window = self.params.window
-        size = max(window, fit.period_samples * self.params.cycles)
-        self._hist = deque(self._warm[-size:], maxlen=size)
-        self._sorted = sorted(self._warm[-window:])
-        self._hi = fit.direction in ("above", "both")
-        self._lo = fit.direction in ("below", "both")
-        self._warm, self._times = [], []
+    @property
+    def fit(self) -> AxisFit | None:
+        """The warm-up's fit (None during the warm-up)."""
+        fit = self.state["fit"]
+        return None if fit is None else _fit_of(fit)
 
     def push(self, time_s: float, value: float) -> tuple[float | None, float | None, str]:
         """``(baseline, residual, level)`` of the next value (None, None, ok in the warm-up)."""
-        if not math.isfinite(value):
-            return None, None, "ok"
-        fit = self.fit
-        if fit is None:
-            self._warm.append(value)
-            self._times.append(time_s)
-            if len(self._warm) >= self.warmup:
-                self._start()
-            return None, None, "ok"
-        hist = self._hist
-        period = fit.period_samples
-        if period == 0:
-            base = _median(self._sorted)
-        else:
-            have = len(hist)
-            base = _median(
-                sorted(
-                    hist[-k * period]
-                    for k in range(1, self.params.cycles + 1)
-                    if k * period <= have
-                )
-            )
-        residual = value - base
-        d = residual - fit.centre
-        beyond = (self._hi and d > fit.above) or (self._lo and -d > fit.below)
-        self._run = self._run + 1 if beyond else 0
-        level = "ok"
-        if beyond:
-            level = "alert"
-            if self._quiet == 0 and self._run >= self.params.sustain:
-                level = "error"
-                self._quiet = self.params.hold_off + 1
-        if self._quiet:
-            self._quiet -= 1
-        window = self.params.window
-        srt = self._sorted
-        if len(hist) >= window:
-            del srt[bisect_left(srt, hist[-window])]
-        insort(srt, value)
-        hist.append(value)
-        return base, residual, level
+        return push(self.state, self.params, self.warmup, time_s, value, self.axis)[:3]
+
+
+def _past_median_from(full: np.ndarray, window: int, start: int) -> np.ndarray:
+    """``past_median(full, window)[start:]`` without the medians before ``start``."""
+    n = full.size
+    out = np.full(n - start, np.nan)
+    for p in range(start, min(n, window + 1)):
+        out[p - start] = np.median(full[max(0, p - window) : p])
+    first = max(start, window + 1)
+    if n > first:
+        views = sliding_window_view(full[first - window : n - 1], window)
+        for lo in range(0, views.shape[0], 4096):
+            block = views[lo : lo + 4096]
+            out[first - start + lo : first - start + lo + block.shape[0]] = np.median(block, axis=1)
+    return out
+
+
+def push_block(
+    st: dict[str, Any],
+    params: StreamingParams,
+    warmup: int,
+    time_s: np.ndarray,
+    values: np.ndarray,
+    axis: str = "axis",
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Values in order, from and into a state: what :func:`push` gives one at a time.
+
+    Returns baseline, residual (NaN where none), level codes (0 ok, 1 alert, 2 error)
+    and runs, per value.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    n = v.size
+    predicted = np.full(n, np.nan)
+    residual = np.full(n, np.nan)
+    codes = np.zeros(n, dtype=np.int64)
+    runs = np.zeros(n, dtype=np.int64)
+    finite = np.flatnonzero(np.isfinite(v))
+    k = 0
+    while st["fit"] is None and k < finite.size:
+        i = int(finite[k])
+        push(st, params, warmup, float(time_s[i]), float(v[i]), axis)
+        k += 1
+    rows = finite[k:]
+    if rows.size == 0:
+        return predicted, residual, codes, runs
+    fit = st["fit"]
+    x = v[rows]
+    hist: list[float] = st["hist"]
+    h = len(hist)
+    full = np.concatenate([np.asarray(hist, dtype=np.float64), x])
+    period = fit["period_samples"]
+    if period == 0:
+        base = _past_median_from(full, params.window, h)
+    else:
+        base = seasonal_median(full, period, params.cycles)[h:]
+    r = x - base
+    d = r - fit["centre"]
+    side = fit["direction"]
+    beyond = ((side != "below") & (d > fit["above"])) | ((side != "above") & (-d > fit["below"]))
+    # runs of consecutive values beyond a limit, continuing the state's run
+    idx = np.arange(x.size)
+    last_in = np.maximum.accumulate(np.where(~beyond, idx, -1))
+    run = np.where(last_in >= 0, idx - last_in, st["run"] + idx + 1)
+    run = np.where(beyond, run, 0)
+    code = beyond.astype(np.int64)
+    quiet = int(st["quiet"])  # values of this block before index `quiet` cannot fire
+    sustain, hold = params.sustain, params.hold_off
+    for i in np.flatnonzero(beyond & (run >= sustain)).tolist():
+        if i >= quiet:
+            code[i] = 2
+            quiet = i + hold + 1
+    st["run"] = int(run[-1])
+    st["quiet"] = max(0, quiet - x.size)
+    size = max(params.window, period * params.cycles)
+    st["hist"] = full[-size:].tolist()
+    st["sorted"] = sorted(st["hist"][-params.window :])
+    predicted[rows], residual[rows], codes[rows], runs[rows] = base, r, code, run
+    return predicted, residual, codes, runs
 
 
 @dataclass(frozen=True)
@@ -361,44 +477,14 @@ def score_stream(
 ) -> StreamScore:
     """One axis of a whole stream, in order: the answers :class:`AxisStream` gives one by one.
 
-    ``dt_seconds`` (or ``time_s``, whose warm-up intervals give it) sets the period in
-    samples. Missing values (NaN) are skipped: level ``ok``, baseline and residual NaN.
+    ``time_s`` (seconds; the warm-up's median interval sets the period in samples) or
+    ``dt_seconds``. Missing values (NaN) are skipped: level ``ok``, baseline and residual NaN.
     """
     v = np.asarray(values, dtype=np.float64)
-    n = v.size
-    finite = np.flatnonzero(np.isfinite(v))
-    x = v[finite]
+    if time_s is None:
+        time_s = np.arange(v.size) * (dt_seconds or 0.0)
     nw = warmup_length(params) if warmup is None else warmup
-    predicted = np.full(n, np.nan)
-    residual = np.full(n, np.nan)
-    levels = np.full(n, "ok", dtype=object)
-    if x.size < nw:
-        return StreamScore(predicted, residual, levels, None)
-    if dt_seconds is None:
-        dt_seconds = _median_dt(np.asarray(time_s)[finite[:nw]]) if time_s is not None else 0.0
-    fit = fit_axis(x[:nw], dt_seconds, params, axis=axis)
-    base = _baseline(x, fit.period_samples, params)[nw:]
-    r = x[nw:] - base
-    d = r - fit.centre
-    hi = fit.direction in ("above", "both")
-    lo = fit.direction in ("below", "both")
-    beyond = (hi & (d > fit.above)) | (lo & (-d > fit.below))
-    codes = beyond.astype(np.int8)
-    run = quiet = 0
-    sustain, hold = params.sustain, params.hold_off
-    for i in np.flatnonzero(beyond).tolist() if sustain == 1 else range(beyond.size):
-        if sustain == 1:
-            # runs and hold-off only matter at samples beyond a limit
-            if i >= quiet:
-                codes[i] = 2
-                quiet = i + hold + 1
-            continue
-        run = run + 1 if beyond[i] else 0
-        if beyond[i] and i >= quiet and run >= sustain:
-            codes[i] = 2
-            quiet = i + hold + 1
-    rows = finite[nw:]
-    predicted[rows] = base
-    residual[rows] = r
-    levels[rows] = _CODES[codes]
-    return StreamScore(predicted, residual, levels, fit)
+    st = new_axis_state()
+    predicted, residual, codes, _ = push_block(st, params, nw, np.asarray(time_s), v, axis)
+    fit = None if st["fit"] is None else _fit_of(st["fit"])
+    return StreamScore(predicted, residual, _CODES[codes], fit)

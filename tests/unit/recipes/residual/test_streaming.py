@@ -15,13 +15,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from opslens.detect.nab import nab_score, windows_from_times
+from opslens.recipes.residual.checker import OnlineChecker
 from opslens.recipes.residual.params import StreamingParams
+from opslens.recipes.residual.predictor import ResidualPredictor
 from opslens.recipes.residual.streaming import (
     AxisStream,
     fit_axis,
+    new_axis_state,
+    push,
+    push_block,
     score_stream,
     warmup_length,
 )
+from opslens.recipes.residual.trend import AxisTrend
 
 NAB = Path(__file__).resolve().parents[4] / ".." / "shared" / "datasets" / "nab"
 
@@ -52,9 +58,10 @@ def _one_by_one(
     st.integers(1, 3),
     st.integers(0, 30),
     st.integers(1, 40),
+    st.integers(1, 150),
 )
-def test_one_value_at_a_time_equals_the_whole_stream(
-    seed: int, period: str | float, sustain: int, hold_off: int, window: int
+def test_one_value_at_a_time_equals_the_whole_stream_and_its_chunks(
+    seed: int, period: str | float, sustain: int, hold_off: int, window: int, chunk: int
 ) -> None:
     rng = np.random.default_rng(seed)
     n = 400
@@ -69,6 +76,16 @@ def test_one_value_at_a_time_equals_the_whole_stream(
     levels, predicted = _one_by_one(y, t, p, warmup_length(p))
     assert levels.tolist() == whole.levels.tolist()
     assert np.array_equal(predicted, whole.predicted, equal_nan=True)
+    one, blocks = new_axis_state(), new_axis_state()
+    for i in range(n):
+        push(one, p, 100, float(t[i]), float(y[i]))
+    parts = [
+        push_block(blocks, p, 100, t[i : i + chunk], y[i : i + chunk]) for i in range(0, n, chunk)
+    ]
+    assert np.concatenate([c for _, _, c, _ in parts]).tolist() == [
+        ("ok", "alert", "error").index(level) for level in whole.levels
+    ]
+    assert json.loads(json.dumps(blocks)) == json.loads(json.dumps(one))  # JSON-ready, equal
 
 
 def test_the_warm_up_looks_at_nothing_later_and_never_alarms() -> None:
@@ -144,3 +161,67 @@ def test_nab_default_beats_the_best_published_detector_on_real_known_cause() -> 
         raw, null, perfect = raw + s.raw, null + s.null, perfect + s.perfect
     normalised = 100 * (raw - null) / (perfect - null)
     assert normalised >= 64.0  # ARTime, the best published on these files: 63.9
+
+
+def _streaming_predictor(**knobs: object) -> ResidualPredictor:
+    t = np.arange(10.0)
+    models = {a: AxisTrend("linear").fit(t, t) for a in ("temp", "flow")}
+    limits = {a: {"MinC": 1.0, "MaxC": 2.0, "T_long_steps": 1, "T_short_steps": 1} for a in models}
+    params = StreamingParams(**{"warmup_samples": 200, "window": 30, **knobs})  # type: ignore[arg-type]
+    return ResidualPredictor(models, limits, time_field="ts", t0_us=0, streaming=params)
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 250])
+def test_streaming_predictor_one_at_a_time_equals_frames_and_chunks(chunk: int) -> None:
+    t, temp = machine(6, n=900, dt=300.0)
+    _, flow = machine(7, n=900, dt=300.0)
+    temp[600:640] += 6.0
+    flow[700] = np.nan
+    frame = pl.DataFrame({"ts": t, "temp": temp, "flow": flow / 3.0})
+    p = _streaming_predictor()
+    one = OnlineChecker(p)
+    answers = [one.update(row, stream="s") for row in frame.to_dicts()]
+    whole = p.predict_frame(frame.with_columns(stream=pl.lit("s")))
+    assert whole.to_dicts() == [{k: a[k] for k in whole.columns} for a in answers]
+    chunked = OnlineChecker(p)
+    parts = [
+        chunked.update_many(frame.slice(i, chunk), stream="s")
+        for i in range(0, frame.height, chunk)
+    ]
+    assert pl.concat(parts).equals(whole)
+    assert json.loads(json.dumps(chunked.state("s"))) == json.loads(json.dumps(one.state("s")))
+    assert whole["temp_level"][600] == "error" and whole["level"][:200].unique().to_list() == ["ok"]
+    again = one.update({"ts": t[-1], "temp": 60.0, "flow": 20.0}, stream="s")
+    assert again["duplicate"] is True
+
+
+def test_the_recipe_runs_in_streaming_mode(tmp_path: Path) -> None:
+    from opslens.recipes import project_from_mapping
+    from opslens.runner import run_analysis
+
+    t, temp = machine(8, n=2000, dt=60.0)
+    temp[1800:1830] -= 10.0
+    frame = pl.DataFrame({"ts": (t * 1e6).astype("datetime64[us]"), "temp": temp})
+    project = project_from_mapping(
+        {
+            "tracking": {"enabled": False},
+            "runs_dir": str(tmp_path / "runs"),
+            "analyses": [
+                {
+                    "name": "pump",
+                    "recipe": "residual",
+                    "source": {"kind": "memory"},
+                    "columns": {"time": "ts", "metrics": ["temp"]},
+                    "params": {
+                        "mode": "streaming",
+                        "registry": {"root_dir": str(tmp_path / "registry")},
+                    },
+                }
+            ],
+        }
+    )
+    result = run_analysis(project, "pump", frames={"frame": frame})
+    predictor = result.predictor()
+    assert isinstance(predictor, ResidualPredictor) and predictor.streaming == StreamingParams()
+    levels = predictor.predict_frame(frame)["level"].to_numpy()
+    assert levels[1800] == "error" and (levels[:1800] == "error").sum() <= 2
