@@ -24,6 +24,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +52,7 @@ __all__ = [
 #: The levels, by code.
 LEVELS = ("ok", "alert", "error")
 _NAMES = np.asarray(LEVELS, dtype=object)
+_LOG = logging.getLogger("opslens.residual")
 
 
 def new_state(axes: Sequence[str]) -> dict[str, Any]:
@@ -106,6 +108,9 @@ def score_block(
     }
     worst = np.zeros(rows.size, dtype=np.int64)
     runs_out: dict[str, list[int]] = {}
+    warned = bool(st.get("warned", False))
+    if not warned and rows.size:
+        warned = _guard_block(predictor, time_s[rows], count)
     for j, axis in enumerate(axes):
         limits = predictor.thresholds[axis]
         t = time_s[rows]
@@ -126,11 +131,13 @@ def score_block(
         runs_out[axis] = [int(run[-1]), int(run_error[-1])] if rows.size else [start_run, start_err]
     cols["level"] = _scatter(n, rows, _NAMES[worst])
     new_last = float(max(running[-1], keys[-1])) if n else prior
-    state_out = {
+    state_out: dict[str, Any] = {
         "runs": runs_out,
         "last_key": None if not np.isfinite(new_last) else new_last,
         "n": count + int(rows.size),
     }
+    if warned:
+        state_out["warned"] = True
     return cols, state_out
 
 
@@ -166,11 +173,8 @@ def score_one(
                 None,
             )
         answer["level"] = None
-        return answer, {
-            "runs": {a: list(r) for a, r in st["runs"].items()},
-            "last_key": last,
-            "n": count,
-        }
+        kept = {"runs": {a: list(r) for a, r in st["runs"].items()}, "last_key": last, "n": count}
+        return answer, kept | ({"warned": True} if st.get("warned") else {})
     answer = {"sample": count + 1, "time_s": time_s, "duplicate": False}
     runs: dict[str, list[int]] = {}
     worst = 0
@@ -192,7 +196,59 @@ def score_one(
         answer[f"{axis}_run_error"] = run_error
         runs[axis] = [run, run_error]
     answer["level"] = LEVELS[worst]
-    return answer, {"runs": runs, "last_key": key, "n": count + 1}
+    new: dict[str, Any] = {"runs": runs, "last_key": key, "n": count + 1}
+    if st.get("warned") or _guard_one(predictor, time_s, count + 1):
+        new["warned"] = True
+    return answer, new
+
+
+def _extrapolation_warning(axis: str, family: str, spans: float, sample: int) -> None:
+    """A warning on the ``opslens.residual`` logger (a stream or service keeps running)."""
+    _LOG.warning(
+        "axis '%s': its %s trend against time is scored %.1f training spans beyond the time "
+        "range it was fitted on (sample %d of this stream); the extrapolated trend may no "
+        "longer describe the machine; fix: retrain on recent data, or set params.mode: "
+        "streaming or params.model.type: median",
+        axis,
+        family,
+        spans,
+        sample,
+    )
+
+
+def _guard_one(predictor: ResidualPredictor, time_s: float, sample: int) -> bool:
+    """Warn (once per stream: True goes into its state) when a time trend is scored too far out."""
+    limit = getattr(predictor, "max_spans", 1.0)
+    for axis, model in predictor.models.items():
+        if model.family == "median":
+            continue
+        lo, hi = getattr(model, "t_range_", (float(model.knots_[0]), float(model.knots_[-1])))
+        if lo - limit * (hi - lo) <= time_s <= hi + limit * (hi - lo):
+            continue
+        spans = model.spans_beyond(time_s)
+        if spans > limit:
+            _extrapolation_warning(axis, model.family, spans, sample)
+            return True
+    return False
+
+
+def _guard_block(predictor: ResidualPredictor, time_s: np.ndarray, count: int) -> bool:
+    """:func:`_guard_one` over samples in order: warns at the first one too far out."""
+    limit = getattr(predictor, "max_spans", 1.0)
+    first: tuple[int, str, str, float] | None = None
+    for axis, model in predictor.models.items():
+        if model.family == "median":
+            continue
+        lo, hi = getattr(model, "t_range_", (float(model.knots_[0]), float(model.knots_[-1])))
+        span = hi - lo if hi > lo else 1.0
+        spans = np.maximum(time_s - hi, lo - time_s) / span
+        far = np.flatnonzero(spans > limit)
+        if far.size and (first is None or far[0] < first[0]):
+            first = (int(far[0]), axis, model.family, model.spans_beyond(float(time_s[far[0]])))
+    if first is None:
+        return False
+    _extrapolation_warning(first[1], first[2], first[3], count + first[0] + 1)
+    return True
 
 
 def new_stream_state(axes: Sequence[str]) -> dict[str, Any]:

@@ -48,7 +48,7 @@ __all__ = [
     "ThresholdParams",
 ]
 
-Family = Literal["linear", "huber", "piecewise", "auto"]
+Family = Literal["linear", "huber", "piecewise", "median", "auto"]
 Direction = Literal["above", "below", "both"]
 
 
@@ -61,8 +61,12 @@ class PrepParams(Strict):
 class ModelParams(Strict):
     """The trend model per axis: ``type`` for every axis, ``axes`` overrides it per axis.
 
-    ``auto`` fits every family on the first ``1 - holdout_share`` of the training
-    rows, keeps the one with the lowest RMSE on the rest and records why.
+    ``auto`` fits every time trend (linear, huber, piecewise) on the first
+    ``1 - holdout_share`` of the training rows, keeps the one with the lowest RMSE on
+    the rest and records why; but when the data to score reaches more than
+    ``max_spans`` training spans beyond the training window it refuses a time trend
+    and takes ``median`` (a flat level). Scoring a time trend more than ``max_spans``
+    spans outside its fitted range warns once per stream, saying how far out.
     """
 
     type: Family = "linear"
@@ -70,6 +74,7 @@ class ModelParams(Strict):
     n_segments: int = Field(default=3, ge=2, le=50)
     huber_epsilon: float = Field(default=1.35, gt=1.0)
     holdout_share: float = Field(default=0.2, gt=0.0, lt=0.9)
+    max_spans: float = Field(default=1.0, gt=0.0)
 
 
 class ThresholdParams(Strict):

@@ -93,8 +93,10 @@ class ResidualPredictor(BasePredictor):
         time_field: str,
         t0_us: int,
         streaming: StreamingParams | None = None,
+        max_spans: float = 1.0,
     ) -> None:
         self.streaming = streaming
+        self.max_spans = max_spans
         self.models = dict(models)
         self.thresholds = {a: dict(t) for a, t in thresholds.items()}
         self.axes = list(self.models)
@@ -220,6 +222,6 @@ def example_predictor() -> ResidualPredictor:
         >>> example_predictor().axes
         ['axis1']
     """
-    model = AxisTrend("linear").fit(np.array([0.0, 1.0]), np.array([1.0, 1.0]))
+    model = AxisTrend("linear").fit(np.array([0.0, 1e9]), np.array([1.0, 1.0]))  # flat, ~30 years
     limits = {"MinC": 5.0, "MaxC": 8.0, "T_long_steps": 2, "T_short_steps": 4, "dt_seconds": 1.0}
     return ResidualPredictor({"axis1": model}, {"axis1": limits}, time_field="ts", t0_us=0)

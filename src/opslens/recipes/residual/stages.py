@@ -240,7 +240,17 @@ def fit(ctx: StageContext, prepared: pl.DataFrame, prep_stats: dict[str, Any]) -
         requested = p.family(axis)
         choice: dict[str, Any] = {}
         family = requested
-        if requested == "auto":
+        scored = prepared.filter(pl.col(axis).is_not_null())["time_s"].to_numpy()
+        lo, hi = float(t.min()), float(t.max())
+        reach = max(float(scored.max()) - hi, lo - float(scored.min())) / (hi - lo or 1.0)
+        if requested == "auto" and reach > p.model.max_spans:
+            family = "median"
+            choice = {
+                "reason": f"auto refuses a trend against time: the data reaches {reach:.1f} "
+                f"training spans beyond the training window (params.model.max_spans "
+                f"{p.model.max_spans:g}); a flat median level instead"
+            }
+        elif requested == "auto":
             choice = choose_family(
                 t,
                 y,
@@ -360,6 +370,7 @@ def thresholds(
         time_field=time,
         t0_us=prep_stats["t0_us"],
         streaming=p.streaming if p.mode == "streaming" else None,
+        max_spans=p.model.max_spans,
     )
     test_end = prep_stats["train_end"]
     held = samples.filter(pl.col(time) >= test_end) if test_end is not None else samples.head(0)
