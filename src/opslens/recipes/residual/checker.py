@@ -31,7 +31,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
+from opslens.errors import DataError, InstanceError
+from opslens.recipes.residual.conditional import AxisConditional
 from opslens.recipes.residual.streaming import new_axis_state, push, push_block, warmup_length
+from opslens.recipes.residual.trend import AxisTrend
 
 if TYPE_CHECKING:
     from opslens.recipes.residual.predictor import ResidualPredictor
@@ -85,10 +88,12 @@ def score_block(
     values: np.ndarray,
     keys: np.ndarray,
     state: Mapping[str, Any] | None,
+    context: Mapping[str, np.ndarray] | None = None,
 ) -> tuple[dict[str, list[Any]], dict[str, Any]]:
     """Score samples in order from ``state``: answer columns (lists) and the state after them.
 
-    ``values`` is ``(n, n_axes)`` in ``predictor.axes`` order; ``keys`` the dedup keys.
+    ``values`` is ``(n, n_axes)`` in ``predictor.axes`` order; ``keys`` the dedup keys;
+    ``context`` the regressor and mode columns of models on other signals.
     """
     if getattr(predictor, "streaming", None) is not None:
         return stream_block(predictor, time_s, values, keys, state)
@@ -114,7 +119,17 @@ def score_block(
     for j, axis in enumerate(axes):
         limits = predictor.thresholds[axis]
         t = time_s[rows]
-        predicted = predictor.models[axis].predict(t)
+        model = predictor.models[axis]
+        if isinstance(model, AxisConditional):
+            try:
+                predicted = model.predict_columns(
+                    {c: (context or {})[c][rows] for c in model.inputs()}
+                )
+            except (KeyError, ValueError) as e:
+                problem, _, fix = str(e).strip("'\"").partition("; ")
+                raise DataError(problem, fix=fix or None) from None
+        else:
+            predicted = model.predict(t)
         residual = values[rows, j] - predicted
         start_run, start_err = (int(v) for v in st["runs"].get(axis, [0, 0]))
         run = runs_after(residual > limits["MinC"], start_run)
@@ -147,8 +162,11 @@ def score_one(
     values: Sequence[float],
     key: float,
     state: Mapping[str, Any] | None,
+    sample: Mapping[str, Any] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """One sample scored from ``state``: the answer of :func:`score_block` for an array of one.
+
+    ``sample`` holds the inputs of models on other signals (regressors, the mode).
 
     The same comparisons and arithmetic on Python scalars (the trend through
     :meth:`AxisTrend.predict_at`), without the array overhead that would make a
@@ -180,7 +198,15 @@ def score_one(
     worst = 0
     for axis, value in zip(predictor.axes, values, strict=True):
         limits = predictor.thresholds[axis]
-        predicted = predictor.models[axis].predict_at(time_s)
+        model = predictor.models[axis]
+        if isinstance(model, AxisConditional):
+            try:
+                predicted = model.predict_row(sample or {})
+            except ValueError as e:
+                problem, _, fix = str(e).partition("; ")
+                raise InstanceError(problem, fix=fix or None) from None
+        else:
+            predicted = model.predict_at(time_s)
         residual = value - predicted
         before, before_error = st["runs"].get(axis, [0, 0])
         run = int(before) + 1 if residual > limits["MinC"] else 0
@@ -220,7 +246,7 @@ def _guard_one(predictor: ResidualPredictor, time_s: float, sample: int) -> bool
     """Warn (once per stream: True goes into its state) when a time trend is scored too far out."""
     limit = getattr(predictor, "max_spans", 1.0)
     for axis, model in predictor.models.items():
-        if model.family == "median":
+        if not isinstance(model, AxisTrend) or model.family == "median":
             continue
         lo, hi = getattr(model, "t_range_", (float(model.knots_[0]), float(model.knots_[-1])))
         if lo - limit * (hi - lo) <= time_s <= hi + limit * (hi - lo):
@@ -237,7 +263,7 @@ def _guard_block(predictor: ResidualPredictor, time_s: np.ndarray, count: int) -
     limit = getattr(predictor, "max_spans", 1.0)
     first: tuple[int, str, str, float] | None = None
     for axis, model in predictor.models.items():
-        if model.family == "median":
+        if not isinstance(model, AxisTrend) or model.family == "median":
             continue
         lo, hi = getattr(model, "t_range_", (float(model.knots_[0]), float(model.knots_[-1])))
         span = hi - lo if hi > lo else 1.0
@@ -291,7 +317,11 @@ def stream_one(
     worst = 0
     axes = st["axes"]
     for axis, value in zip(predictor.axes, values, strict=True):
-        base, residual, level, run = push(axes[axis], params, warmup, time_s, value, axis)
+        try:
+            base, residual, level, run = push(axes[axis], params, warmup, time_s, value, axis)
+        except ValueError as e:
+            problem, _, fix = str(e).partition("; ")
+            raise InstanceError(problem, fix=fix or None) from None
         code = LEVELS.index(level)
         worst = max(worst, code)
         answer[f"{axis}_predicted"] = base
@@ -331,9 +361,13 @@ def stream_block(
     worst = np.zeros(rows.size, dtype=np.int64)
     t = time_s[rows]
     for j, axis in enumerate(predictor.axes):
-        base, residual, code, run = push_block(
-            st["axes"][axis], params, warmup, t, values[rows, j], axis
-        )
+        try:
+            base, residual, code, run = push_block(
+                st["axes"][axis], params, warmup, t, values[rows, j], axis
+            )
+        except ValueError as e:
+            problem, _, fix = str(e).partition("; ")
+            raise DataError(problem, fix=fix or None) from None
         worst = np.maximum(worst, code)
         cols[f"{axis}_predicted"] = _scatter(n, rows, _nulls(base))
         cols[f"{axis}_residual"] = _scatter(n, rows, _nulls(residual))
@@ -391,7 +425,12 @@ class OnlineChecker:
         """Score a frame of samples of one stream in order; same answers as :meth:`update` each."""
         time_s, values, keys = self.predictor.arrays(samples)
         cols, self.states[stream] = score_block(
-            self.predictor, time_s, values, keys, self.states.get(stream)
+            self.predictor,
+            time_s,
+            values,
+            keys,
+            self.states.get(stream),
+            self.predictor.context(samples),
         )
         return self.predictor.answer_frame(cols, stream)
 

@@ -61,6 +61,10 @@ class PrepParams(Strict):
 class ModelParams(Strict):
     """The trend model per axis: ``type`` for every axis, ``axes`` overrides it per axis.
 
+    An axis named in ``regressors``, or every axis when ``mode_column`` is set, is not
+    a trend against time but a model on other signals, one per mode
+    (:mod:`opslens.recipes.residual.conditional`); ``type`` then does not apply to it.
+
     ``auto`` fits every time trend (linear, huber, piecewise) on the first
     ``1 - holdout_share`` of the training rows, keeps the one with the lowest RMSE on
     the rest and records why; but when the data to score reaches more than
@@ -75,6 +79,10 @@ class ModelParams(Strict):
     huber_epsilon: float = Field(default=1.35, gt=1.0)
     holdout_share: float = Field(default=0.2, gt=0.0, lt=0.9)
     max_spans: float = Field(default=1.0, gt=0.0)
+    regressors: dict[str, list[str]] = Field(default_factory=dict)
+    """Per axis, the columns it is predicted from (other axes or exogenous columns)."""
+    mode_column: str | None = None
+    """The operating mode per sample: a model per mode for every axis (never an axis)."""
 
 
 class ThresholdParams(Strict):
