@@ -131,14 +131,14 @@ class StreamingParams(Strict):
     Example:
         >>> s = StreamingParams()
         >>> s.warmup_samples, s.window, s.period, s.direction, s.hold_off
-        (750, 288, 'auto', 'both', 288)
+        (750, 289, 'auto', 'both', 288)
         >>> s.direction_of("axis1")
         'both'
     """
 
     warmup_samples: int = Field(default=750, ge=10)
     warmup_share: float = Field(default=0.15, gt=0, le=1)
-    window: int = Field(default=288, ge=1)
+    window: int = Field(default=289, ge=1)
     period: Literal["auto", "none"] | float = "auto"
     cycles: int = Field(default=3, ge=1, le=52)
     direction: Direction = "both"

@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import polars as pl
 from numpy.lib.stride_tricks import sliding_window_view
 
 from opslens.recipes.residual.params import StreamingParams
@@ -92,18 +93,7 @@ def past_median(v: np.ndarray, window: int) -> np.ndarray:
         >>> past_median(np.array([1.0, 3.0, 2.0, 10.0]), 2).tolist()
         [nan, 1.0, 2.0, 2.5]
     """
-    v = np.asarray(v, dtype=np.float64)
-    n = v.size
-    out = np.full(n, np.nan)
-    head = min(n, window + 1)
-    for i in range(1, head):
-        out[i] = np.median(v[:i])
-    if n > window:
-        views = sliding_window_view(v[:-1], window)
-        for start in range(0, views.shape[0], 4096):
-            block = views[start : start + 4096]
-            out[window + start : window + start + block.shape[0]] = np.median(block, axis=1)
-    return out
+    return _past_median_from(np.asarray(v, dtype=np.float64), window, 0)
 
 
 def seasonal_median(v: np.ndarray, period: int, cycles: int) -> np.ndarray:
@@ -382,10 +372,18 @@ def _past_median_from(full: np.ndarray, window: int, start: int) -> np.ndarray:
     """``past_median(full, window)[start:]`` without the medians before ``start``."""
     n = full.size
     out = np.full(n - start, np.nan)
-    for p in range(start, min(n, window + 1)):
-        out[p - start] = np.median(full[max(0, p - window) : p])
+    head = min(n, window + 1)
+    if start < head:  # fewer than `window` values before: a growing sorted list
+        seen = sorted(full[: max(start, 1) - 1].tolist())
+        for p in range(max(start, 1), head):
+            insort(seen, float(full[p - 1]))
+            out[p - start] = _median(seen)
     first = max(start, window + 1)
-    if n > first:
+    if n > first and window % 2:
+        # an odd window's median is one of its values: polars' rolling median gives it exactly
+        medians = pl.Series(full[first - window : n - 1]).rolling_median(window).to_numpy()
+        out[first - start :] = medians[window - 1 :]
+    elif n > first:
         views = sliding_window_view(full[first - window : n - 1], window)
         for lo in range(0, views.shape[0], 4096):
             block = views[lo : lo + 4096]
