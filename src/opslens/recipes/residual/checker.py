@@ -2,7 +2,8 @@
 
 A sample's residual on an axis is ``value - trend(time_s)``. Per axis the
 checker counts the consecutive samples above MinC (``run``) and above MaxC
-(``run_error``); the level is ``error`` once ``run_error >= T_short_steps``,
+(``run_error``) — with ``direction: below`` or ``both`` in the axis's entry, below
+``-MinC_below`` / ``-MaxC_below`` too; the level is ``error`` once ``run_error >= T_short_steps``,
 else ``alert`` once ``run >= T_long_steps``, else ``ok``. A sample at or below
 MinC ends the run, so the level is back to ``ok`` at the first normal sample.
 
@@ -132,8 +133,15 @@ def score_block(
             predicted = model.predict(t)
         residual = values[rows, j] - predicted
         start_run, start_err = (int(v) for v in st["runs"].get(axis, [0, 0]))
-        run = runs_after(residual > limits["MinC"], start_run)
-        run_error = runs_after(residual > limits["MaxC"], start_err)
+        side = limits.get("direction", "above")
+        if side == "above":
+            run = runs_after(residual > limits["MinC"], start_run)
+            run_error = runs_after(residual > limits["MaxC"], start_err)
+        else:
+            up = side == "both"
+            minc = (-residual > limits["MinC_below"]) | (up & (residual > limits["MinC"]))
+            maxc = (-residual > limits["MaxC_below"]) | (up & (residual > limits["MaxC"]))
+            run, run_error = runs_after(minc, start_run), runs_after(maxc, start_err)
         code = level_codes(
             run, run_error, t_long=limits["T_long_steps"], t_short=limits["T_short_steps"]
         )
@@ -209,8 +217,16 @@ def score_one(
             predicted = model.predict_at(time_s)
         residual = value - predicted
         before, before_error = st["runs"].get(axis, [0, 0])
-        run = int(before) + 1 if residual > limits["MinC"] else 0
-        run_error = int(before_error) + 1 if residual > limits["MaxC"] else 0
+        side = limits.get("direction", "above")
+        if side == "above":
+            run = int(before) + 1 if residual > limits["MinC"] else 0
+            run_error = int(before_error) + 1 if residual > limits["MaxC"] else 0
+        else:
+            up = side == "both"
+            minc = -residual > limits["MinC_below"] or (up and residual > limits["MinC"])
+            maxc = -residual > limits["MaxC_below"] or (up and residual > limits["MaxC"])
+            run = int(before) + 1 if minc else 0
+            run_error = int(before_error) + 1 if maxc else 0
         code = (
             2 if run_error >= limits["T_short_steps"] else 1 if run >= limits["T_long_steps"] else 0
         )

@@ -138,6 +138,10 @@ class AxisLimits(FactsModel):
     T_short_steps: int
     dt_seconds: float
     policy: LimitPolicy
+    direction: str = "above"
+    MinC_below: float | None = None
+    MaxC_below: float | None = None
+    below_policy: LimitPolicy | None = None
 
 
 class HoldoutLevels(FactsModel):

@@ -30,7 +30,7 @@ Example:
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -86,7 +86,12 @@ class ModelParams(Strict):
 
 
 class ThresholdParams(Strict):
-    """MinC / MaxC limits on positive residuals and the sustain (run-length) rules."""
+    """MinC / MaxC limits on positive residuals and the sustain (run-length) rules.
+
+    With ``direction: below`` or ``both`` an axis's entry also holds ``MinC_below`` /
+    ``MaxC_below`` (limits on ``-residual``) and its sustain steps are the longer of the
+    two sides'; ``above`` (the default) leaves the entry exactly as the reference's.
+    """
 
     minc_percentile: float = Field(default=75.0, gt=0, le=100)
     maxc_percentile: float = Field(default=95.0, gt=0, le=100)
@@ -99,6 +104,15 @@ class ThresholdParams(Strict):
     error_seconds_default: float = Field(default=3.0, gt=0)
     alert_quantile: float = Field(default=0.80, ge=0, le=1)
     error_quantile: float = Field(default=0.50, ge=0, le=1)
+    direction: Direction = "above"
+    """Which residuals alarm: ``above`` the model (the reference's), ``below`` it, or ``both``;
+    the below side is calibrated by the same policy on the negated residuals."""
+    directions: dict[str, Direction] = Field(default_factory=dict)
+    """Per-axis overrides of ``direction``."""
+
+    def policy(self) -> dict[str, Any]:
+        """The knobs of :func:`~opslens.recipes.residual.thresholds.calibrate_axis`."""
+        return self.model_dump(exclude={"direction", "directions"})
 
     @model_validator(mode="after")
     def _ordered(self) -> ThresholdParams:

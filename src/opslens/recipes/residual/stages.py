@@ -28,7 +28,7 @@ from opslens.recipes.residual.conditional import AxisConditional
 from opslens.recipes.residual.params import ResidualParams
 from opslens.recipes.residual.plots import plot_fit, plot_residuals
 from opslens.recipes.residual.predictor import ResidualPredictor
-from opslens.recipes.residual.thresholds import calibrate_axis
+from opslens.recipes.residual.thresholds import calibrate_axis, with_below
 from opslens.recipes.residual.trend import AxisTrend, choose_family, regression_metrics
 
 __all__ = [
@@ -445,14 +445,20 @@ def thresholds(
 ) -> Out:
     """MinC / MaxC and sustain steps per axis from training residuals; the online predictor."""
     p: ResidualParams = ctx.params
-    knobs = p.thresholds.model_dump()
+    knobs = p.thresholds.policy()
     limits: dict[str, dict[str, Any]] = {}
     for axis in models:
         r = residuals.filter((pl.col("axis") == axis) & (pl.col("split") == "train"))
+        side = p.thresholds.directions.get(axis, p.thresholds.direction)
         try:
             limits[axis] = calibrate_axis(
                 r["residual"].to_numpy(), dt_seconds=prep_stats["dt_seconds"], **knobs
             )
+            if side != "above":
+                below = calibrate_axis(
+                    -r["residual"].to_numpy(), dt_seconds=prep_stats["dt_seconds"], **knobs
+                )
+                limits[axis] = with_below(limits[axis], below, side)
         except ValueError as e:
             raise DataError(
                 f"axis '{axis}': cannot set limits ({e})",
