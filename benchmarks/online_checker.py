@@ -3,12 +3,17 @@
 Trains the residual recipe on the bundled synthetic axes (3 axes, linear trends, a
 planted fault), then replays all ``--samples`` samples as one stream through
 
-* ours, one at a time: ``OnlineChecker.update(sample)`` (the JSON-ready state per stream);
-* ours, in arrays: ``OnlineChecker.update_many(frame)`` in blocks of ``--block`` samples;
+* the reference mode (today's checker: a trend per axis, MinC / MaxC and run lengths),
+  one at a time (``OnlineChecker.update(sample)``, the JSON-ready state per stream) and
+  in arrays (``OnlineChecker.update_many(frame)`` in blocks of ``--block`` samples);
+* the streaming mode (``params.mode: streaming`` with its defaults: a warm-up of 750
+  samples, then a rolling median of 288 per axis, two-sided limits, hold-off), the same
+  two ways;
 * the naive path a user would write, one at a time: scikit-learn ``LinearRegression.predict``
-  on a one-row array per axis and a Python run-length counter per axis.
+  on a one-row array per axis and a Python run-length counter per axis (reference levels).
 
-All three give the same levels (checked); prints samples/s and the ratios.
+One at a time and arrays give the same levels in each mode (checked). Each path is timed
+three times, interleaved; prints the median samples/s with min–max and the ratios.
 
 Run: ``.venv/bin/python benchmarks/online_checker.py [--samples 20000] [--block 1000]``
 """
@@ -28,6 +33,7 @@ from sklearn.linear_model import LinearRegression
 
 from opslens.recipes import project_from_mapping
 from opslens.recipes.residual import OnlineChecker, ResidualPredictor
+from opslens.recipes.residual.params import StreamingParams
 from opslens.runner import run_analysis
 from opslens.synthetic.axes import make_axes
 
@@ -85,44 +91,72 @@ def naive(p: ResidualPredictor, samples: list[dict[str, object]]) -> list[str]:
     return out
 
 
+def _one(p: ResidualPredictor, samples: list[dict[str, object]]) -> tuple[float, list[str]]:
+    checker = OnlineChecker(p)
+    t0 = time.perf_counter()
+    levels = [checker.update(s)["level"] for s in samples]
+    return time.perf_counter() - t0, levels
+
+
+def _arrays(p: ResidualPredictor, frame: pl.DataFrame, block: int) -> tuple[float, list[str]]:
+    checker = OnlineChecker(p)
+    t0 = time.perf_counter()
+    parts = [checker.update_many(frame.slice(i, block)) for i in range(0, frame.height, block)]
+    elapsed = time.perf_counter() - t0
+    return elapsed, pl.concat(parts)["level"].to_list()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=20_000)
     parser.add_argument("--block", type=int, default=1_000)
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    logging.disable(logging.INFO)
+    logging.disable(logging.WARNING)
     with tempfile.TemporaryDirectory() as tmp:
         p = train(tmp, args.samples)
+    streaming = ResidualPredictor(
+        p.models, p.thresholds, time_field=p.time_field, t0_us=p.t0_us, streaming=StreamingParams()
+    )
     frame = make_axes(seed=0, n_samples=args.samples).frame  # the whole series, replayed
     samples = frame.with_columns(pl.col("ts").dt.strftime("%Y-%m-%dT%H:%M:%S%.6f")).to_dicts()
-
-    checker = OnlineChecker(p)
-    t0 = time.perf_counter()
-    one = [checker.update(s)["level"] for s in samples]
-    t_one = time.perf_counter() - t0
-
-    blocks = OnlineChecker(p)
-    t0 = time.perf_counter()
-    parts = [
-        blocks.update_many(frame.slice(i, args.block)) for i in range(0, frame.height, args.block)
-    ]
-    t_arr = time.perf_counter() - t0
-    arrays = pl.concat(parts)["level"].to_list()
-
-    t0 = time.perf_counter()
-    peer = naive(p, samples)
-    t_naive = time.perf_counter() - t0
-    assert one == arrays, "one at a time and arrays differ"
-    agree = float(np.mean(np.array(one) == np.array(peer)))
     n = len(samples)
-    print(f"{n} samples, 3 axes, one stream; levels: {dict(Counter(one))}")
-    print(f"ours, one at a time:        {n / t_one:12,.0f} samples/s")
-    print(f"ours, arrays of {args.block:5d}:      {n / t_arr:12,.0f} samples/s")
+    paths = {
+        "reference, one at a time": lambda: _one(p, samples),
+        f"reference, arrays of {args.block}": lambda: _arrays(p, frame, args.block),
+        "streaming, one at a time": lambda: _one(streaming, samples),
+        f"streaming, arrays of {args.block}": lambda: _arrays(streaming, frame, args.block),
+        "naive (sklearn per sample)": lambda: (lambda t0: (0.0, naive(p, samples)))(0),
+    }
+    times: dict[str, list[float]] = {k: [] for k in paths}
+    levels: dict[str, list[str]] = {}
+    for _ in range(args.repeats):  # interleaved
+        for name, run in paths.items():
+            t0 = time.perf_counter()
+            _, lv = run()
+            times[name].append(time.perf_counter() - t0)
+            levels[name] = lv
+    names = list(paths)
+    assert levels[names[0]] == levels[names[1]], "reference: one at a time and arrays differ"
+    assert levels[names[2]] == levels[names[3]], "streaming: one at a time and arrays differ"
+    agree = float(np.mean(np.array(levels[names[0]]) == np.array(levels[names[4]])))
+    print(f"{n} samples, 3 axes, one stream; median of {args.repeats} (min-max), interleaved")
+    print(f"levels, reference: {dict(Counter(levels[names[0]]))}")
+    print(f"levels, streaming: {dict(Counter(levels[names[2]]))}")
+    rate = {k: n / float(np.median(v)) for k, v in times.items()}
+    for name, v in times.items():
+        lo, hi = n / max(v), n / min(v)
+        print(f"  {name:30s} {rate[name]:12,.0f} samples/s ({lo:,.0f}-{hi:,.0f})")
+    print(f"naive levels agree with the reference on {agree:.1%}")
+    naive_rate = rate[names[4]]
     print(
-        f"naive (sklearn per sample): {n / t_naive:12,.0f} samples/s (levels agree on {agree:.1%})"
+        f"ratios to naive: reference one/arrays {rate[names[0]] / naive_rate:.1f}x / "
+        f"{rate[names[1]] / naive_rate:.0f}x; streaming one/arrays "
+        f"{rate[names[2]] / naive_rate:.1f}x / {rate[names[3]] / naive_rate:.0f}x"
     )
     print(
-        f"ratio one at a time / naive: {t_naive / t_one:.1f}x; arrays / naive: {t_naive / t_arr:.0f}x"
+        f"streaming / reference (today's checker): one at a time "
+        f"{rate[names[2]] / rate[names[0]]:.2f}x, arrays {rate[names[3]] / rate[names[1]]:.2f}x"
     )
 
 

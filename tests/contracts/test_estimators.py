@@ -24,6 +24,7 @@ from opslens.detect.ecod import ECOD
 from opslens.detect.point import IQRDetector, RobustZScoreDetector, ZScoreDetector
 from opslens.detect.population import RareDeviceDetector
 from opslens.models.classifier import PatternClassifier
+from opslens.recipes.residual.conditional import AxisConditional
 from opslens.recipes.residual.trend import AxisTrend
 from opslens.recipes.segments.assign import SegmentAssigner
 from opslens.recipes.segments.preprocess import Preprocessor
@@ -45,6 +46,7 @@ PATIENTS = make_patients(n_rows=600, seed=3).frame
 Z_PATIENTS = Preprocessor(list(FEATURES)).fit(PATIENTS).transform(PATIENTS)
 T_AXIS = np.arange(200.0)
 Y_AXIS = 0.5 * T_AXIS + np.where(T_AXIS > 120, 0.3 * (T_AXIS - 120), 0.0) + rng.normal(size=200)
+PUMP = pl.DataFrame({"speed": T_AXIS, "mode": [("low", "high")[i % 2] for i in range(200)]})
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,13 @@ CASES = [
         "Preprocessor", lambda: Preprocessor(list(FEATURES), ["ward"]), PATIENTS, None, "transform"
     ),
     Case("AxisTrend", lambda: AxisTrend("piecewise"), T_AXIS, Y_AXIS, "predict"),
+    Case(
+        "AxisConditional",
+        lambda: AxisConditional(("speed",), "mode", axis="flow"),
+        PUMP,
+        Y_AXIS,
+        "predict_columns",
+    ),
 ]
 
 

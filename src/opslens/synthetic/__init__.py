@@ -46,9 +46,16 @@ def _axes(seed: int, **options: Any) -> pl.DataFrame:
     return make_axes(seed=seed, **options).frame
 
 
+def _pump(seed: int, **options: Any) -> pl.DataFrame:
+    from opslens.synthetic.pump import make_pump
+
+    return make_pump(seed=seed, **options).frame
+
+
 GENERATORS: dict[str, Callable[..., pl.DataFrame]] = {
     "trips": _trips,
     "axes": _axes,
+    "pump": _pump,
     "fleet": _fleet,
     "patients": _patients,
     "clickstream": lambda seed, **o: __import__(  # lazy, like the others

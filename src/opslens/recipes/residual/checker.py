@@ -2,7 +2,8 @@
 
 A sample's residual on an axis is ``value - trend(time_s)``. Per axis the
 checker counts the consecutive samples above MinC (``run``) and above MaxC
-(``run_error``); the level is ``error`` once ``run_error >= T_short_steps``,
+(``run_error``) — with ``direction: below`` or ``both`` in the axis's entry, below
+``-MinC_below`` / ``-MaxC_below`` too; the level is ``error`` once ``run_error >= T_short_steps``,
 else ``alert`` once ``run >= T_long_steps``, else ``ok``. A sample at or below
 MinC ends the run, so the level is back to ``ok`` at the first normal sample.
 
@@ -24,11 +25,17 @@ Example:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
+
+from opslens.errors import DataError, InstanceError
+from opslens.recipes.residual.conditional import AxisConditional
+from opslens.recipes.residual.streaming import new_axis_state, push, push_block, warmup_length
+from opslens.recipes.residual.trend import AxisTrend
 
 if TYPE_CHECKING:
     from opslens.recipes.residual.predictor import ResidualPredictor
@@ -38,14 +45,18 @@ __all__ = [
     "OnlineChecker",
     "level_codes",
     "new_state",
+    "new_stream_state",
     "runs_after",
     "score_block",
     "score_one",
+    "stream_block",
+    "stream_one",
 ]
 
 #: The levels, by code.
 LEVELS = ("ok", "alert", "error")
 _NAMES = np.asarray(LEVELS, dtype=object)
+_LOG = logging.getLogger("opslens.residual")
 
 
 def new_state(axes: Sequence[str]) -> dict[str, Any]:
@@ -78,11 +89,15 @@ def score_block(
     values: np.ndarray,
     keys: np.ndarray,
     state: Mapping[str, Any] | None,
+    context: Mapping[str, np.ndarray] | None = None,
 ) -> tuple[dict[str, list[Any]], dict[str, Any]]:
     """Score samples in order from ``state``: answer columns (lists) and the state after them.
 
-    ``values`` is ``(n, n_axes)`` in ``predictor.axes`` order; ``keys`` the dedup keys.
+    ``values`` is ``(n, n_axes)`` in ``predictor.axes`` order; ``keys`` the dedup keys;
+    ``context`` the regressor and mode columns of models on other signals.
     """
+    if getattr(predictor, "streaming", None) is not None:
+        return stream_block(predictor, time_s, values, keys, state)
     axes = predictor.axes
     st = new_state(axes) if state is None else state
     n = time_s.size
@@ -99,14 +114,34 @@ def score_block(
     }
     worst = np.zeros(rows.size, dtype=np.int64)
     runs_out: dict[str, list[int]] = {}
+    warned = bool(st.get("warned", False))
+    if not warned and rows.size:
+        warned = _guard_block(predictor, time_s[rows], count)
     for j, axis in enumerate(axes):
         limits = predictor.thresholds[axis]
         t = time_s[rows]
-        predicted = predictor.models[axis].predict(t)
+        model = predictor.models[axis]
+        if isinstance(model, AxisConditional):
+            try:
+                predicted = model.predict_columns(
+                    {c: (context or {})[c][rows] for c in model.inputs()}
+                )
+            except (KeyError, ValueError) as e:
+                problem, _, fix = str(e).strip("'\"").partition("; ")
+                raise DataError(problem, fix=fix or None) from None
+        else:
+            predicted = model.predict(t)
         residual = values[rows, j] - predicted
         start_run, start_err = (int(v) for v in st["runs"].get(axis, [0, 0]))
-        run = runs_after(residual > limits["MinC"], start_run)
-        run_error = runs_after(residual > limits["MaxC"], start_err)
+        side = limits.get("direction", "above")
+        if side == "above":
+            run = runs_after(residual > limits["MinC"], start_run)
+            run_error = runs_after(residual > limits["MaxC"], start_err)
+        else:
+            up = side == "both"
+            minc = (-residual > limits["MinC_below"]) | (up & (residual > limits["MinC"]))
+            maxc = (-residual > limits["MaxC_below"]) | (up & (residual > limits["MaxC"]))
+            run, run_error = runs_after(minc, start_run), runs_after(maxc, start_err)
         code = level_codes(
             run, run_error, t_long=limits["T_long_steps"], t_short=limits["T_short_steps"]
         )
@@ -119,11 +154,13 @@ def score_block(
         runs_out[axis] = [int(run[-1]), int(run_error[-1])] if rows.size else [start_run, start_err]
     cols["level"] = _scatter(n, rows, _NAMES[worst])
     new_last = float(max(running[-1], keys[-1])) if n else prior
-    state_out = {
+    state_out: dict[str, Any] = {
         "runs": runs_out,
         "last_key": None if not np.isfinite(new_last) else new_last,
         "n": count + int(rows.size),
     }
+    if warned:
+        state_out["warned"] = True
     return cols, state_out
 
 
@@ -133,13 +170,18 @@ def score_one(
     values: Sequence[float],
     key: float,
     state: Mapping[str, Any] | None,
+    sample: Mapping[str, Any] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """One sample scored from ``state``: the answer of :func:`score_block` for an array of one.
+
+    ``sample`` holds the inputs of models on other signals (regressors, the mode).
 
     The same comparisons and arithmetic on Python scalars (the trend through
     :meth:`AxisTrend.predict_at`), without the array overhead that would make a
     stream of single samples several times slower; the tests hold the two equal.
     """
+    if getattr(predictor, "streaming", None) is not None:
+        return stream_one(predictor, time_s, values, key, state)
     st = new_state(predictor.axes) if state is None else state
     last = st.get("last_key")
     count = int(st.get("n", 0))
@@ -157,21 +199,34 @@ def score_one(
                 None,
             )
         answer["level"] = None
-        return answer, {
-            "runs": {a: list(r) for a, r in st["runs"].items()},
-            "last_key": last,
-            "n": count,
-        }
+        kept = {"runs": {a: list(r) for a, r in st["runs"].items()}, "last_key": last, "n": count}
+        return answer, kept | ({"warned": True} if st.get("warned") else {})
     answer = {"sample": count + 1, "time_s": time_s, "duplicate": False}
     runs: dict[str, list[int]] = {}
     worst = 0
     for axis, value in zip(predictor.axes, values, strict=True):
         limits = predictor.thresholds[axis]
-        predicted = predictor.models[axis].predict_at(time_s)
+        model = predictor.models[axis]
+        if isinstance(model, AxisConditional):
+            try:
+                predicted = model.predict_row(sample or {})
+            except ValueError as e:
+                problem, _, fix = str(e).partition("; ")
+                raise InstanceError(problem, fix=fix or None) from None
+        else:
+            predicted = model.predict_at(time_s)
         residual = value - predicted
         before, before_error = st["runs"].get(axis, [0, 0])
-        run = int(before) + 1 if residual > limits["MinC"] else 0
-        run_error = int(before_error) + 1 if residual > limits["MaxC"] else 0
+        side = limits.get("direction", "above")
+        if side == "above":
+            run = int(before) + 1 if residual > limits["MinC"] else 0
+            run_error = int(before_error) + 1 if residual > limits["MaxC"] else 0
+        else:
+            up = side == "both"
+            minc = -residual > limits["MinC_below"] or (up and residual > limits["MinC"])
+            maxc = -residual > limits["MaxC_below"] or (up and residual > limits["MaxC"])
+            run = int(before) + 1 if minc else 0
+            run_error = int(before_error) + 1 if maxc else 0
         code = (
             2 if run_error >= limits["T_short_steps"] else 1 if run >= limits["T_long_steps"] else 0
         )
@@ -183,7 +238,170 @@ def score_one(
         answer[f"{axis}_run_error"] = run_error
         runs[axis] = [run, run_error]
     answer["level"] = LEVELS[worst]
-    return answer, {"runs": runs, "last_key": key, "n": count + 1}
+    new: dict[str, Any] = {"runs": runs, "last_key": key, "n": count + 1}
+    if st.get("warned") or _guard_one(predictor, time_s, count + 1):
+        new["warned"] = True
+    return answer, new
+
+
+def _extrapolation_warning(axis: str, family: str, spans: float, sample: int) -> None:
+    """A warning on the ``opslens.residual`` logger (a stream or service keeps running)."""
+    _LOG.warning(
+        "axis '%s': its %s trend against time is scored %.1f training spans beyond the time "
+        "range it was fitted on (sample %d of this stream); the extrapolated trend may no "
+        "longer describe the machine; fix: retrain on recent data, or set params.mode: "
+        "streaming or params.model.type: median",
+        axis,
+        family,
+        spans,
+        sample,
+    )
+
+
+def _guard_one(predictor: ResidualPredictor, time_s: float, sample: int) -> bool:
+    """Warn (once per stream: True goes into its state) when a time trend is scored too far out."""
+    limit = getattr(predictor, "max_spans", 1.0)
+    for axis, model in predictor.models.items():
+        if not isinstance(model, AxisTrend) or model.family == "median":
+            continue
+        lo, hi = getattr(model, "t_range_", (float(model.knots_[0]), float(model.knots_[-1])))
+        if lo - limit * (hi - lo) <= time_s <= hi + limit * (hi - lo):
+            continue
+        spans = model.spans_beyond(time_s)
+        if spans > limit:
+            _extrapolation_warning(axis, model.family, spans, sample)
+            return True
+    return False
+
+
+def _guard_block(predictor: ResidualPredictor, time_s: np.ndarray, count: int) -> bool:
+    """:func:`_guard_one` over samples in order: warns at the first one too far out."""
+    limit = getattr(predictor, "max_spans", 1.0)
+    first: tuple[int, str, str, float] | None = None
+    for axis, model in predictor.models.items():
+        if not isinstance(model, AxisTrend) or model.family == "median":
+            continue
+        lo, hi = getattr(model, "t_range_", (float(model.knots_[0]), float(model.knots_[-1])))
+        span = hi - lo if hi > lo else 1.0
+        spans = np.maximum(time_s - hi, lo - time_s) / span
+        far = np.flatnonzero(spans > limit)
+        if far.size and (first is None or far[0] < first[0]):
+            first = (int(far[0]), axis, model.family, model.spans_beyond(float(time_s[far[0]])))
+    if first is None:
+        return False
+    _extrapolation_warning(first[1], first[2], first[3], count + first[0] + 1)
+    return True
+
+
+def new_stream_state(axes: Sequence[str]) -> dict[str, Any]:
+    """The state of a stream in streaming mode that has seen nothing (JSON-ready).
+
+    Example:
+        >>> new_stream_state(["a"])["axes"]["a"]["fit"] is None
+        True
+    """
+    return {"axes": {a: new_axis_state() for a in axes}, "last_key": None, "n": 0}
+
+
+def _duplicate(predictor: ResidualPredictor, time_s: float) -> dict[str, Any]:
+    answer: dict[str, Any] = {"sample": None, "time_s": time_s, "duplicate": True}
+    for axis in predictor.axes:
+        for suffix in ("predicted", "residual", "level", "run", "run_error"):
+            answer[f"{axis}_{suffix}"] = None
+    answer["level"] = None
+    return answer
+
+
+def stream_one(
+    predictor: ResidualPredictor,
+    time_s: float,
+    values: Sequence[float],
+    key: float,
+    state: Mapping[str, Any] | None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One sample in streaming mode (:func:`.streaming.push` per axis); the state is updated
+    in place and returned. ``run`` and ``run_error`` are both the run beyond a limit."""
+    params = predictor.streaming
+    assert params is not None
+    st = new_stream_state(predictor.axes) if state is None else dict(state)
+    last = st.get("last_key")
+    if last is not None and not key > float(last):
+        return _duplicate(predictor, time_s), st
+    count = int(st.get("n", 0))
+    warmup = warmup_length(params)
+    answer: dict[str, Any] = {"sample": count + 1, "time_s": time_s, "duplicate": False}
+    worst = 0
+    axes = st["axes"]
+    for axis, value in zip(predictor.axes, values, strict=True):
+        try:
+            base, residual, level, run = push(axes[axis], params, warmup, time_s, value, axis)
+        except ValueError as e:
+            problem, _, fix = str(e).partition("; ")
+            raise InstanceError(problem, fix=fix or None) from None
+        code = LEVELS.index(level)
+        worst = max(worst, code)
+        answer[f"{axis}_predicted"] = base
+        answer[f"{axis}_residual"] = residual
+        answer[f"{axis}_level"] = level
+        answer[f"{axis}_run"] = run
+        answer[f"{axis}_run_error"] = run
+    answer["level"] = LEVELS[worst]
+    st["last_key"], st["n"] = key, count + 1
+    return answer, st
+
+
+def stream_block(
+    predictor: ResidualPredictor,
+    time_s: np.ndarray,
+    values: np.ndarray,
+    keys: np.ndarray,
+    state: Mapping[str, Any] | None,
+) -> tuple[dict[str, list[Any]], dict[str, Any]]:
+    """Samples in order in streaming mode: the answers of :func:`stream_one` one by one."""
+    params = predictor.streaming
+    assert params is not None
+    st = new_stream_state(predictor.axes) if state is None else dict(state)
+    n = time_s.size
+    last = st.get("last_key")
+    prior = -np.inf if last is None else float(last)
+    running = np.maximum.accumulate(np.concatenate([[prior], keys]))[:-1] if n else keys
+    fresh = keys > running
+    rows = np.flatnonzero(fresh)
+    count = int(st.get("n", 0))
+    cols: dict[str, list[Any]] = {
+        "sample": _scatter(n, rows, np.arange(count + 1, count + rows.size + 1)),
+        "time_s": time_s.tolist(),
+        "duplicate": (~fresh).tolist(),
+    }
+    warmup = warmup_length(params)
+    worst = np.zeros(rows.size, dtype=np.int64)
+    t = time_s[rows]
+    for j, axis in enumerate(predictor.axes):
+        try:
+            base, residual, code, run = push_block(
+                st["axes"][axis], params, warmup, t, values[rows, j], axis
+            )
+        except ValueError as e:
+            problem, _, fix = str(e).partition("; ")
+            raise DataError(problem, fix=fix or None) from None
+        worst = np.maximum(worst, code)
+        cols[f"{axis}_predicted"] = _scatter(n, rows, _nulls(base))
+        cols[f"{axis}_residual"] = _scatter(n, rows, _nulls(residual))
+        cols[f"{axis}_level"] = _scatter(n, rows, _NAMES[code])
+        cols[f"{axis}_run"] = _scatter(n, rows, run)
+        cols[f"{axis}_run_error"] = _scatter(n, rows, run)
+    cols["level"] = _scatter(n, rows, _NAMES[worst])
+    new_last = float(max(running[-1], keys[-1])) if n else prior
+    st["last_key"] = None if not np.isfinite(new_last) else new_last
+    st["n"] = count + int(rows.size)
+    return cols, st
+
+
+def _nulls(values: np.ndarray) -> np.ndarray:
+    """NaN as None (the warm-up and missing values have no baseline)."""
+    out = values.astype(object)
+    out[np.isnan(values)] = None
+    return out
 
 
 def _scatter(n: int, rows: np.ndarray, values: np.ndarray) -> list[Any]:
@@ -223,7 +441,12 @@ class OnlineChecker:
         """Score a frame of samples of one stream in order; same answers as :meth:`update` each."""
         time_s, values, keys = self.predictor.arrays(samples)
         cols, self.states[stream] = score_block(
-            self.predictor, time_s, values, keys, self.states.get(stream)
+            self.predictor,
+            time_s,
+            values,
+            keys,
+            self.states.get(stream),
+            self.predictor.context(samples),
         )
         return self.predictor.answer_frame(cols, stream)
 

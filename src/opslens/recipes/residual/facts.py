@@ -58,18 +58,30 @@ class PrepareFacts(FactsModel):
     interpolated: dict[str, int]
 
 
+class ModeFit(FactsModel):
+    """One operating mode's model of an axis: intercept, coefficients, training rows."""
+
+    intercept: float
+    coef: list[float]
+    rows: int
+
+
 class AxisFit(FactsModel):
-    """One axis's trend: the family requested and used, why, and the fitted line."""
+    """One axis's model: the family requested and used, why, and the fitted line (a trend
+    against time) or the per-mode models on other signals (``regressors``, ``mode_column``)."""
 
     requested: str
     family: str
     reason: str
-    holdout_rmse: dict[str, float] | None
-    slope: float
-    intercept: float
-    knots: list[float]
+    holdout_rmse: dict[str, float] | None = None
+    slope: float | None = None
+    intercept: float | None = None
+    knots: list[float] | None = None
     rows_fitted: int
-    rows_zero_excluded: int
+    rows_zero_excluded: int = 0
+    regressors: list[str] | None = None
+    mode_column: str | None = None
+    modes: dict[str, ModeFit] | None = None
 
 
 class FitFacts(FactsModel):
@@ -126,6 +138,10 @@ class AxisLimits(FactsModel):
     T_short_steps: int
     dt_seconds: float
     policy: LimitPolicy
+    direction: str = "above"
+    MinC_below: float | None = None
+    MaxC_below: float | None = None
+    below_policy: LimitPolicy | None = None
 
 
 class HoldoutLevels(FactsModel):

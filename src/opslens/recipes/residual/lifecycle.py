@@ -164,7 +164,7 @@ def recalibrate(
             "linear", n_segments=p.model.n_segments, huber_epsilon=p.model.huber_epsilon
         ).fit(t[ok], y[ok])
         reference[axis] = y[ok] - models[axis].predict(t[ok])
-        limits[axis] = calibrate_axis(reference[axis], dt_seconds=dt, **p.thresholds.model_dump())
+        limits[axis] = calibrate_axis(reference[axis], dt_seconds=dt, **p.thresholds.policy())
     challenger = RecalibratedPredictor(
         models, limits, time_field=time, t0_us=t0_us, reference=reference
     )

@@ -89,6 +89,8 @@ def residual_narrative(facts: ResidualFacts, plots: list[str]) -> Narrative:
                 title="Trend per axis",
                 bullets=[
                     f"{axis}: {f.family} (slope {fmt(f.slope)} per s); {f.reason}."
+                    if f.slope is not None
+                    else f"{axis}: {f.family}; {f.reason}."
                     for axis, f in facts.fit.axes.items()
                 ],
                 plots=[p for p in plots if p.endswith("_fit")],

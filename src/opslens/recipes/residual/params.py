@@ -30,7 +30,7 @@ Example:
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -38,15 +38,18 @@ from opslens.config import Strict
 
 __all__ = [
     "BaselineParams",
+    "Direction",
     "Family",
     "ModelParams",
     "PrepParams",
     "RegistryParams",
     "ResidualParams",
+    "StreamingParams",
     "ThresholdParams",
 ]
 
-Family = Literal["linear", "huber", "piecewise", "auto"]
+Family = Literal["linear", "huber", "piecewise", "median", "auto"]
+Direction = Literal["above", "below", "both"]
 
 
 class PrepParams(Strict):
@@ -58,8 +61,16 @@ class PrepParams(Strict):
 class ModelParams(Strict):
     """The trend model per axis: ``type`` for every axis, ``axes`` overrides it per axis.
 
-    ``auto`` fits every family on the first ``1 - holdout_share`` of the training
-    rows, keeps the one with the lowest RMSE on the rest and records why.
+    An axis named in ``regressors``, or every axis when ``mode_column`` is set, is not
+    a trend against time but a model on other signals, one per mode
+    (:mod:`opslens.recipes.residual.conditional`); ``type`` then does not apply to it.
+
+    ``auto`` fits every time trend (linear, huber, piecewise) on the first
+    ``1 - holdout_share`` of the training rows, keeps the one with the lowest RMSE on
+    the rest and records why; but when the data to score reaches more than
+    ``max_spans`` training spans beyond the training window it refuses a time trend
+    and takes ``median`` (a flat level). Scoring a time trend more than ``max_spans``
+    spans outside its fitted range warns once per stream, saying how far out.
     """
 
     type: Family = "linear"
@@ -67,10 +78,20 @@ class ModelParams(Strict):
     n_segments: int = Field(default=3, ge=2, le=50)
     huber_epsilon: float = Field(default=1.35, gt=1.0)
     holdout_share: float = Field(default=0.2, gt=0.0, lt=0.9)
+    max_spans: float = Field(default=1.0, gt=0.0)
+    regressors: dict[str, list[str]] = Field(default_factory=dict)
+    """Per axis, the columns it is predicted from (other axes or exogenous columns)."""
+    mode_column: str | None = None
+    """The operating mode per sample: a model per mode for every axis (never an axis)."""
 
 
 class ThresholdParams(Strict):
-    """MinC / MaxC limits on positive residuals and the sustain (run-length) rules."""
+    """MinC / MaxC limits on positive residuals and the sustain (run-length) rules.
+
+    With ``direction: below`` or ``both`` an axis's entry also holds ``MinC_below`` /
+    ``MaxC_below`` (limits on ``-residual``) and its sustain steps are the longer of the
+    two sides'; ``above`` (the default) leaves the entry exactly as the reference's.
+    """
 
     minc_percentile: float = Field(default=75.0, gt=0, le=100)
     maxc_percentile: float = Field(default=95.0, gt=0, le=100)
@@ -83,6 +104,15 @@ class ThresholdParams(Strict):
     error_seconds_default: float = Field(default=3.0, gt=0)
     alert_quantile: float = Field(default=0.80, ge=0, le=1)
     error_quantile: float = Field(default=0.50, ge=0, le=1)
+    direction: Direction = "above"
+    """Which residuals alarm: ``above`` the model (the reference's), ``below`` it, or ``both``;
+    the below side is calibrated by the same policy on the negated residuals."""
+    directions: dict[str, Direction] = Field(default_factory=dict)
+    """Per-axis overrides of ``direction``."""
+
+    def policy(self) -> dict[str, Any]:
+        """The knobs of :func:`~opslens.recipes.residual.thresholds.calibrate_axis`."""
+        return self.model_dump(exclude={"direction", "directions"})
 
     @model_validator(mode="after")
     def _ordered(self) -> ThresholdParams:
@@ -94,6 +124,55 @@ class ThresholdParams(Strict):
         if self.mad_maxc_k < self.mad_minc_k:
             raise ValueError(f"mad_maxc_k ({self.mad_maxc_k}) must be >= mad_minc_k")
         return self
+
+
+class StreamingParams(Strict):
+    """The streaming mode (``params.streaming``): every stream learns its own normal.
+
+    Per stream and axis, the first ``warmup_samples`` samples (or, when the stream's
+    length is known in advance, as in a replay, ``warmup_share`` of it if that is
+    fewer) fit the baseline and the limits and are never alarmed on; nothing later
+    is looked at. The baseline describes the machine, not the clock: the median of
+    the last ``window`` samples (``period: none``), or of the same phase in the last
+    ``cycles`` periods (``period`` in seconds, e.g. 86400 for a day); ``auto`` picks,
+    per axis, the one with the lowest median absolute error on the last third of the
+    warm-up (among none, a day and a week, where two periods fit in the warm-up).
+    The limit on each side is ``max(mad_k · 1.4826 · MAD, margin · q-quantile)`` of the
+    warm-up's one-sided deviations; ``direction`` (per axis in ``directions``) says which
+    sides alarm. An alarm needs ``sustain`` consecutive samples beyond a limit; after
+    one, the next ``hold_off`` samples of the axis raise no new alarm.
+
+    Example:
+        >>> s = StreamingParams()
+        >>> s.warmup_samples, s.window, s.period, s.direction, s.hold_off
+        (750, 289, 'auto', 'both', 288)
+        >>> s.direction_of("axis1")
+        'both'
+    """
+
+    warmup_samples: int = Field(default=750, ge=10)
+    warmup_share: float = Field(default=0.15, gt=0, le=1)
+    window: int = Field(default=289, ge=1)
+    period: Literal["auto", "none"] | float = "auto"
+    cycles: int = Field(default=3, ge=1, le=52)
+    direction: Direction = "both"
+    directions: dict[str, Direction] = Field(default_factory=dict)
+    mad_k: float = Field(default=4.0, ge=0)
+    quantile: float = Field(default=0.99, gt=0, le=1)
+    margin: float = Field(default=1.75, ge=0)
+    sustain: int = Field(default=1, ge=1)
+    hold_off: int = Field(default=288, ge=0)
+
+    @field_validator("period")
+    @classmethod
+    def _positive(cls, value: str | float) -> str | float:
+        if not isinstance(value, str) and not value > 0:
+            raise ValueError("period takes auto, none or a positive number of seconds")
+        return value
+
+    def direction_of(self, axis: str) -> Direction:
+        """The sides that alarm on ``axis`` (its override, else ``direction``)."""
+        return self.directions.get(axis, self.direction)
 
 
 class BaselineParams(Strict):
@@ -138,8 +217,14 @@ class ResidualMonitor(Strict):
 
 
 class ResidualParams(Strict):
-    """Knobs of the residual recipe; every one has a default."""
+    """Knobs of the residual recipe; every one has a default.
 
+    ``mode``: ``reference`` (the reference's trend against time with MinC / MaxC limits
+    and sustain rules, as calibrated on the training window) or ``streaming`` (each
+    stream learns its own baseline and limits from its first samples, ``streaming``).
+    """
+
+    mode: Literal["reference", "streaming"] = "reference"
     train_start: datetime | float | str | None = None
     train_end: datetime | float | str | None = "80%"
     min_train_rows: int = Field(default=10, ge=3)
@@ -150,6 +235,7 @@ class ResidualParams(Strict):
     registry: RegistryParams = Field(default_factory=RegistryParams)
     baselines: BaselineParams = Field(default_factory=BaselineParams)
     lifecycle: ResidualMonitor = Field(default_factory=ResidualMonitor)
+    streaming: StreamingParams = Field(default_factory=StreamingParams)
 
     @field_validator("train_start", "train_end", mode="after")
     @classmethod

@@ -38,6 +38,8 @@ from opslens.core.frames import as_polars
 from opslens.core.predictor import BasePredictor
 from opslens.errors import DataError, InstanceError
 from opslens.recipes.residual.checker import score_block, score_one
+from opslens.recipes.residual.conditional import AxisConditional
+from opslens.recipes.residual.params import StreamingParams
 from opslens.recipes.residual.trend import AxisTrend
 
 __all__ = ["ResidualPredictor", "example_predictor"]
@@ -73,7 +75,12 @@ _TIME_FIX = "send ISO 8601 text (2025-09-01T00:00:00Z) or epoch seconds"
 
 
 class ResidualPredictor(BasePredictor):
-    """Per-axis trend models with their thresholds entries (MinC, MaxC, T_long/T_short steps)."""
+    """Per-axis trend models with their thresholds entries (MinC, MaxC, T_long/T_short steps).
+
+    With ``streaming`` (the recipe's ``mode: streaming``) the samples are scored by
+    :mod:`.streaming` instead: every stream warms up on its own first samples; the
+    trends and limits stay in the model as the training run's record.
+    """
 
     recipe = "residual"
     stream_field = "stream"
@@ -81,12 +88,18 @@ class ResidualPredictor(BasePredictor):
 
     def __init__(
         self,
-        models: Mapping[str, AxisTrend],
+        models: Mapping[str, AxisTrend | AxisConditional],
         thresholds: Mapping[str, Mapping[str, Any]],
         *,
         time_field: str,
         t0_us: int,
+        streaming: StreamingParams | None = None,
+        max_spans: float = 1.0,
+        inputs: Sequence[str] = (),
     ) -> None:
+        self.streaming = streaming
+        self.max_spans = max_spans
+        self.inputs = list(inputs)
         self.models = dict(models)
         self.thresholds = {a: dict(t) for a, t in thresholds.items()}
         self.axes = list(self.models)
@@ -94,8 +107,31 @@ class ResidualPredictor(BasePredictor):
         self.t0_us = int(t0_us)
 
     def input_schema(self) -> dict[str, str]:
-        """The time field and one number per axis (``stream`` and ``seq`` are optional)."""
-        return {self.time_field: "datetime", **{a: "number" for a in self.axes}}
+        """The time field, one number per axis, and the regressor / mode inputs if any
+        (``stream`` and ``seq`` are optional)."""
+        extra = {c: "any" for c in getattr(self, "inputs", [])}
+        return {self.time_field: "datetime", **{a: "number" for a in self.axes}, **extra}
+
+    def _check_inputs(self, names: Any) -> None:
+        """InstanceError naming the axis whose model needs an input the samples lack."""
+        for axis, model in self.models.items():
+            if isinstance(model, AxisConditional):
+                for c in model.inputs():
+                    if c not in names:
+                        raise InstanceError(
+                            f"axis '{axis}': input column '{c}' is missing",
+                            fix=f"send '{c}' with every sample (the model of '{axis}' was "
+                            "fitted on it), or retrain without it in params.model.regressors "
+                            "/ params.model.mode_column",
+                        )
+
+    def context(self, frame: pl.DataFrame) -> dict[str, np.ndarray]:
+        """The regressor and mode columns of a frame of samples (DataError for one missing)."""
+        try:
+            self._check_inputs(frame.columns)
+        except InstanceError as e:
+            raise DataError(e.problem, fix=e.fix) from None
+        return {c: frame[c].to_numpy() for c in getattr(self, "inputs", [])}
 
     def stream_of(self, instance: Mapping[str, Any]) -> str:
         """The stream id of a sample: its ``stream`` field, else ``default``."""
@@ -103,6 +139,8 @@ class ResidualPredictor(BasePredictor):
         return "default" if value is None else str(value)
 
     def _sample(self, instance: Mapping[str, Any]) -> tuple[float, list[float], float]:
+        if getattr(self, "inputs", None) and isinstance(instance, Mapping):
+            self._check_inputs(instance)
         self.check_instance(instance)
         time_s = (_epoch_us(instance[self.time_field], self.time_field) - self.t0_us) / 1e6
         values = []
@@ -127,7 +165,7 @@ class ResidualPredictor(BasePredictor):
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         """Score one sample of a stream from its state: ``(answer, new_state)``, both JSON-ready."""
         time_s, values, key = self._sample(instance)
-        scored, new = score_one(self, time_s, values, key, state)
+        scored, new = score_one(self, time_s, values, key, state, instance)
         answer = {"stream": self.stream_of(instance), **scored}
         if self.seq_field in instance:
             answer["seq"] = instance[self.seq_field]
@@ -191,12 +229,14 @@ class ResidualPredictor(BasePredictor):
         frame = as_polars(frame, what="the samples")
         if self.stream_field not in frame.columns:
             time_s, values, keys = self.arrays(frame)
-            return self.answer_frame(score_block(self, time_s, values, keys, None)[0], "default")
+            cols = score_block(self, time_s, values, keys, None, self.context(frame))[0]
+            return self.answer_frame(cols, "default")
         frame = frame.with_row_index("_row")
         parts = []
         for (sid,), part in frame.group_by(self.stream_field, maintain_order=True):
             time_s, values, keys = self.arrays(part)
-            answers = self.answer_frame(score_block(self, time_s, values, keys, None)[0], str(sid))
+            cols = score_block(self, time_s, values, keys, None, self.context(part))[0]
+            answers = self.answer_frame(cols, str(sid))
             parts.append(answers.with_columns(part["_row"]))
         return pl.concat(parts).sort("_row").drop("_row")
 
@@ -212,6 +252,6 @@ def example_predictor() -> ResidualPredictor:
         >>> example_predictor().axes
         ['axis1']
     """
-    model = AxisTrend("linear").fit(np.array([0.0, 1.0]), np.array([1.0, 1.0]))
+    model = AxisTrend("linear").fit(np.array([0.0, 1e9]), np.array([1.0, 1.0]))  # flat, ~30 years
     limits = {"MinC": 5.0, "MaxC": 8.0, "T_long_steps": 2, "T_short_steps": 4, "dt_seconds": 1.0}
     return ResidualPredictor({"axis1": model}, {"axis1": limits}, time_field="ts", t0_us=0)

@@ -24,10 +24,11 @@ from opslens.core.columns import require_numeric
 from opslens.core.recipe import ModelArtifact, Out, StageContext
 from opslens.errors import ConfigError, DataError
 from opslens.recipes.residual.baselines import against_baselines, label_flags
+from opslens.recipes.residual.conditional import AxisConditional
 from opslens.recipes.residual.params import ResidualParams
 from opslens.recipes.residual.plots import plot_fit, plot_residuals
 from opslens.recipes.residual.predictor import ResidualPredictor
-from opslens.recipes.residual.thresholds import calibrate_axis
+from opslens.recipes.residual.thresholds import calibrate_axis, with_below
 from opslens.recipes.residual.trend import AxisTrend, choose_family, regression_metrics
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
 ]
 
 _RESERVED = ("stream", "seq")
+AxisModel = AxisTrend | AxisConditional
 
 
 def check_columns(analysis: AnalysisConfig) -> None:
@@ -61,11 +63,21 @@ def _axes(frame: pl.DataFrame, ctx: StageContext, p: ResidualParams) -> list[str
             f"column '{label}' is both the label (columns.target) and an axis (columns.metrics)",
             fix=f"remove '{label}' from columns.metrics, or unset columns.target",
         )
+    mode = p.model.mode_column
+    if mode is not None and mode in wanted:
+        raise ConfigError(
+            f"column '{mode}' is both the mode (params.model.mode_column) and an axis",
+            fix=f"remove '{mode}' from columns.metrics, or unset params.model.mode_column",
+        )
     if not wanted:
+        exogenous = {c for cols in p.model.regressors.values() for c in cols}
         wanted = [
             c
             for c, d in frame.schema.items()
-            if c not in (time, label) and c not in _RESERVED and d.is_numeric()
+            if c not in (time, label, mode)
+            and c not in _RESERVED
+            and c not in exogenous
+            and d.is_numeric()
         ]
         if not wanted:
             raise DataError(
@@ -83,6 +95,34 @@ def _axes(frame: pl.DataFrame, ctx: StageContext, p: ResidualParams) -> list[str
     return wanted
 
 
+def _inputs(frame: pl.DataFrame, axes: list[str], p: ResidualParams, source: str) -> list[str]:
+    """The regressor and mode columns that are not axes; DataError for one missing."""
+    for axis, columns in p.model.regressors.items():
+        if axis not in axes:
+            raise ConfigError(
+                f"params.model.regressors names axis '{axis}', which is not an axis "
+                f"(axes: {', '.join(axes)})",
+                fix="key params.model.regressors by axes of columns.metrics",
+            )
+        for c in columns:
+            if c == axis or c not in frame.columns:
+                raise DataError(
+                    f"axis '{axis}': regressor column '{c}' is "
+                    + ("the axis itself" if c == axis else f"not in {source}"),
+                    fix="name existing columns other than the axis itself in "
+                    "params.model.regressors",
+                )
+    mode = p.model.mode_column
+    if mode is not None and mode not in frame.columns:
+        raise DataError(
+            f"the mode column '{mode}' (params.model.mode_column) is not in {source}",
+            fix="name an existing column in params.model.mode_column, or unset it",
+        )
+    wanted = [c for cols in p.model.regressors.values() for c in cols]
+    wanted += [mode] if mode is not None else []
+    return list(dict.fromkeys(c for c in wanted if c not in axes))
+
+
 def profile(ctx: StageContext, raw: pl.DataFrame) -> Out:
     """Axes found and checked; row counts, time range, median sampling interval ``dt_seconds``."""
     p: ResidualParams = ctx.params
@@ -94,7 +134,8 @@ def profile(ctx: StageContext, raw: pl.DataFrame) -> Out:
         frame = require_numeric(frame, axis, where=ctx.source)
     label = ctx.analysis.columns.target
     flags = [] if label is None else [label_flags(frame, label, ctx.source)]
-    frame = frame.select(time, *axes, *flags).sort(time, maintain_order=True)
+    inputs = _inputs(frame, axes, p, ctx.source)
+    frame = frame.select(time, *axes, *inputs, *flags).sort(time, maintain_order=True)
     counts: dict[str, dict[str, int]] = {}
     for axis in axes:
         nulls = int(frame[axis].null_count())
@@ -153,7 +194,7 @@ def prepare(ctx: StageContext, samples: pl.DataFrame) -> Out:
     """Optional interpolation, ``time_s`` (seconds from the first sample), the training split."""
     p: ResidualParams = ctx.params
     time = str(ctx.analysis.columns.time)
-    axes = [c for c in samples.columns if c not in (time, ctx.analysis.columns.target)]
+    axes = _axes(samples, ctx, p)
     frame = samples
     interpolated = {a: 0 for a in axes}
     if p.prep.interpolate:
@@ -231,16 +272,43 @@ def _fit_rows(frame: pl.DataFrame, axis: str) -> pl.DataFrame:
 def fit(ctx: StageContext, prepared: pl.DataFrame, prep_stats: dict[str, Any]) -> Out:
     """A trend per axis on its non-zero training rows; ``auto`` picks the family by held-out RMSE."""
     p: ResidualParams = ctx.params
-    models: dict[str, AxisTrend] = {}
+    models: dict[str, AxisModel] = {}
     facts: dict[str, Any] = {}
     plots = {}
     for axis in prep_stats["axes"]:
         rows = _fit_rows(prepared, axis)
         t, y = rows["time_s"].to_numpy(), rows[axis].cast(pl.Float64).to_numpy()
+        if axis in p.model.regressors or p.model.mode_column is not None:
+            conditional = AxisConditional(
+                tuple(p.model.regressors.get(axis, ())), p.model.mode_column, axis=axis
+            )
+            rows = rows.drop_nulls(conditional.inputs())
+            y = rows[axis].cast(pl.Float64).to_numpy()
+            models[axis] = conditional.fit(_columns(rows, conditional), y)
+            facts[axis] = {
+                "requested": conditional.family,
+                "family": conditional.family,
+                "reason": "the axis on "
+                + (", ".join(conditional.regressors) or "its operating point")
+                + (f", a model per mode of '{p.model.mode_column}'" if p.model.mode_column else ""),
+                **conditional.describe(),
+                "rows_fitted": rows.height,
+            }
+            continue
         requested = p.family(axis)
         choice: dict[str, Any] = {}
         family = requested
-        if requested == "auto":
+        scored = prepared.filter(pl.col(axis).is_not_null())["time_s"].to_numpy()
+        lo, hi = float(t.min()), float(t.max())
+        reach = max(float(scored.max()) - hi, lo - float(scored.min())) / (hi - lo or 1.0)
+        if requested == "auto" and reach > p.model.max_spans:
+            family = "median"
+            choice = {
+                "reason": f"auto refuses a trend against time: the data reaches {reach:.1f} "
+                f"training spans beyond the training window (params.model.max_spans "
+                f"{p.model.max_spans:g}); a flat median level instead"
+            }
+        elif requested == "auto":
             choice = choose_family(
                 t,
                 y,
@@ -277,16 +345,36 @@ def fit(ctx: StageContext, prepared: pl.DataFrame, prep_stats: dict[str, Any]) -
     return Out(values={"models": models}, facts={"axes": facts}, plots=plots)
 
 
-def evaluate(ctx: StageContext, prepared: pl.DataFrame, models: dict[str, AxisTrend]) -> Out:
+def _columns(frame: pl.DataFrame, model: AxisConditional) -> dict[str, np.ndarray]:
+    return {c: frame[c].to_numpy() for c in model.inputs()}
+
+
+def predict_rows(model: AxisModel, frame: pl.DataFrame) -> np.ndarray:
+    """An axis model's predictions on a frame's rows (``time_s`` or the model's inputs).
+
+    Raises DataError (naming the axis and the fix) when an input is missing or a mode unseen.
+    """
+    if isinstance(model, AxisConditional):
+        try:
+            return model.predict_columns(_columns(frame, model))
+        except ValueError as e:
+            problem, _, fix = str(e).partition("; ")
+            raise DataError(problem, fix=fix) from None
+    return model.predict(frame["time_s"].to_numpy())
+
+
+def evaluate(ctx: StageContext, prepared: pl.DataFrame, models: dict[str, AxisModel]) -> Out:
     """R², MAE, RMSE per axis on training and held-out rows, with the training-mean baseline."""
     time = str(ctx.analysis.columns.time)
     rows, residual_parts, plots = [], [], {}
     metrics: dict[str, float] = {}
     for axis, model in models.items():
         data = prepared.filter(pl.col(axis).is_not_null() & (pl.col(axis) != 0))
+        if isinstance(model, AxisConditional):
+            data = data.drop_nulls(model.inputs())
         t = data["time_s"].to_numpy()
         y = data[axis].cast(pl.Float64).to_numpy()
-        pred = model.predict(t)
+        pred = predict_rows(model, data)
         split = data["split"].to_numpy()
         baseline = float(y[split == "train"].mean())
         for name in ("train", "test"):
@@ -331,33 +419,71 @@ def evaluate(ctx: StageContext, prepared: pl.DataFrame, models: dict[str, AxisTr
     )
 
 
+def _check_period(p: ResidualParams, axes: list[str], dt_seconds: float) -> None:
+    """DataError unless a fixed streaming period fits twice in the warm-up (named per axis)."""
+    period = p.streaming.period
+    if isinstance(period, str) or dt_seconds <= 0:
+        return
+    samples = round(period / dt_seconds)
+    warmup = p.streaming.warmup_samples
+    if 2 * samples >= warmup:
+        raise DataError(
+            f"axis '{axes[0]}': params.streaming.period {period:g} s is {samples} samples at "
+            f"this data's interval ({dt_seconds:g} s), longer than half the warm-up of "
+            f"{warmup} samples (params.streaming.warmup_samples)",
+            fix=f"set params.streaming.period below {(warmup - 1) / 2 * dt_seconds:g} s or "
+            f"auto, or raise params.streaming.warmup_samples above {2 * samples}",
+        )
+
+
 def thresholds(
     ctx: StageContext,
     samples: pl.DataFrame,
     residuals: pl.DataFrame,
-    models: dict[str, AxisTrend],
+    models: dict[str, AxisModel],
     prep_stats: dict[str, Any],
 ) -> Out:
     """MinC / MaxC and sustain steps per axis from training residuals; the online predictor."""
     p: ResidualParams = ctx.params
-    knobs = p.thresholds.model_dump()
+    knobs = p.thresholds.policy()
     limits: dict[str, dict[str, Any]] = {}
     for axis in models:
         r = residuals.filter((pl.col("axis") == axis) & (pl.col("split") == "train"))
+        side = p.thresholds.directions.get(axis, p.thresholds.direction)
         try:
             limits[axis] = calibrate_axis(
                 r["residual"].to_numpy(), dt_seconds=prep_stats["dt_seconds"], **knobs
             )
+            if side != "above":
+                below = calibrate_axis(
+                    -r["residual"].to_numpy(), dt_seconds=prep_stats["dt_seconds"], **knobs
+                )
+                limits[axis] = with_below(limits[axis], below, side)
         except ValueError as e:
             raise DataError(
                 f"axis '{axis}': cannot set limits ({e})",
                 fix="set params.thresholds.use_mad_fallback: true, or check the axis's data",
             ) from None
     time = prep_stats["time"]
-    predictor = ResidualPredictor(models, limits, time_field=time, t0_us=prep_stats["t0_us"])
+    if p.mode == "streaming":
+        _check_period(p, list(models), prep_stats["dt_seconds"])
+    predictor = ResidualPredictor(
+        models,
+        limits,
+        time_field=time,
+        t0_us=prep_stats["t0_us"],
+        streaming=p.streaming if p.mode == "streaming" else None,
+        max_spans=p.model.max_spans,
+        inputs=_inputs(samples, list(models), p, ctx.source),
+    )
     test_end = prep_stats["train_end"]
     held = samples.filter(pl.col(time) >= test_end) if test_end is not None else samples.head(0)
-    levels = predictor.predict_frame(held) if held.height else None
+    levels = None
+    if held.height and predictor.streaming is not None:
+        # streaming: the stream warms up on its own first samples, the held-out rows are scored
+        levels = predictor.predict_frame(samples).tail(held.height)
+    elif held.height:
+        levels = predictor.predict_frame(held)
     holdout: dict[str, dict[str, int]] = {}
     for axis in models:
         col = levels[f"{axis}_level"] if levels is not None else pl.Series([], dtype=pl.String)
@@ -396,7 +522,7 @@ def thresholds(
         baselines=scores,
         model=ModelArtifact(
             model=predictor,
-            input_example=samples.select(time, *models).head(5),
+            input_example=samples.select(time, *models, *predictor.inputs).head(5),
             metadata={"thresholds": limits, "prep_stats": prep_stats},
         ),
     )

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["MAD_SCALE", "calibrate_axis", "default_steps", "run_lengths"]
+__all__ = ["MAD_SCALE", "calibrate_axis", "default_steps", "run_lengths", "with_below"]
 
 #: MAD × 1.4826 estimates the standard deviation of normal data.
 MAD_SCALE = 1.4826
@@ -143,3 +143,25 @@ def calibrate_axis(
             "error_run_quantile": error_run_q,
         },
     }
+
+
+def with_below(above: dict[str, Any], below: dict[str, Any], direction: str) -> dict[str, Any]:
+    """An entry that also alarms below the model: ``below`` is :func:`calibrate_axis` of the
+    negated residuals; ``direction`` is ``below`` or ``both``. The sustain steps are the
+    alarming sides' longest.
+
+    Example:
+        >>> a = {"MinC": 1.0, "MaxC": 2.0, "T_long_steps": 3, "T_short_steps": 2, "policy": {}}
+        >>> b = {"MinC": 1.5, "MaxC": 2.5, "T_long_steps": 4, "T_short_steps": 1, "policy": {}}
+        >>> e = with_below(a, b, "both")
+        >>> e["MinC_below"], e["MaxC_below"], e["T_long_steps"], e["T_short_steps"], e["direction"]
+        (1.5, 2.5, 4, 2, 'both')
+    """
+    entry = dict(above)
+    steps = (below,) if direction == "below" else (above, below)
+    entry["T_long_steps"] = max(int(x["T_long_steps"]) for x in steps)
+    entry["T_short_steps"] = max(int(x["T_short_steps"]) for x in steps)
+    entry["MinC_below"], entry["MaxC_below"] = float(below["MinC"]), float(below["MaxC"])
+    entry["direction"] = direction
+    entry["below_policy"] = below["policy"]
+    return entry

@@ -29,17 +29,22 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import SplineTransformer
 from sklearn.utils.validation import check_is_fitted
 
-__all__ = ["FAMILIES", "AxisTrend", "choose_family", "regression_metrics"]
+__all__ = ["FAMILIES", "TREND_FAMILIES", "AxisTrend", "choose_family", "regression_metrics"]
 
-FAMILIES = ("linear", "huber", "piecewise")
+#: The families against time; ``auto`` chooses among them.
+TREND_FAMILIES = ("linear", "huber", "piecewise")
+#: Every family: the time trends and ``median``, the training rows' median as a flat level.
+FAMILIES = (*TREND_FAMILIES, "median")
 
 
 class AxisTrend(BaseEstimator):  # type: ignore[misc]
-    """y = f(t) for one axis: ``linear`` (least squares), ``huber`` (robust) or ``piecewise``.
+    """y = f(t) for one axis: ``linear`` (least squares), ``huber`` (robust), ``piecewise``
+    or ``median`` (a flat level: no trend to extrapolate).
 
     ``piecewise`` fits a degree-1 B-spline with ``n_segments`` pieces (knots at
     quantiles of t) by least squares; beyond the training range it continues
-    the first / last piece.
+    the first / last piece. ``t_range_`` is the fitted time range (seconds) and
+    :meth:`spans_beyond` says how far a time lies outside it, in training spans.
 
     Example:
         >>> import numpy as np
@@ -67,6 +72,15 @@ class AxisTrend(BaseEstimator):  # type: ignore[misc]
         lo, hi = float(t.min()), float(t.max())
         span = hi - lo if hi > lo else 1.0
         x = ((t - lo) / span).reshape(-1, 1)  # scaled: Huber's solver needs it
+        if self.family == "median":
+            knots_x = np.array([0.0, 1.0])
+            level = float(np.median(y))
+            self.knots_ = lo + knots_x * span
+            self.values_ = np.array([level, level])
+            self.slopes_ = np.zeros(1)
+            self.slope_, self.intercept_ = 0.0, level
+            self.t_range_ = (lo, hi)
+            return self
         if self.family == "piecewise" and t.size > self.n_segments + 1:
             model = make_pipeline(
                 SplineTransformer(
@@ -90,7 +104,25 @@ class AxisTrend(BaseEstimator):  # type: ignore[misc]
         self.slopes_ = np.diff(self.values_) / np.diff(self.knots_)
         self.slope_ = float(self.slopes_[-1])
         self.intercept_ = float(self.values_[-1] - self.slope_ * self.knots_[-1])
+        self.t_range_ = (lo, hi)
         return self
+
+    def spans_beyond(self, t: float) -> float:
+        """How far ``t`` lies outside the fitted time range, in training spans (0 inside).
+
+        Example:
+            >>> m = AxisTrend().fit(np.array([0.0, 10.0]), np.array([1.0, 2.0]))
+            >>> m.spans_beyond(5.0), m.spans_beyond(110.0), m.spans_beyond(-20.0)
+            (0.0, 10.0, 2.0)
+        """
+        check_is_fitted(self, "knots_")
+        lo, hi = getattr(self, "t_range_", (float(self.knots_[0]), float(self.knots_[-1])))
+        span = hi - lo if hi > lo else 1.0
+        if t > hi:
+            return (t - hi) / span
+        if t < lo:
+            return (lo - t) / span
+        return 0.0
 
     def predict(self, t: Any) -> np.ndarray:
         """The trend at times ``t`` (an array of seconds)."""
@@ -160,14 +192,14 @@ def choose_family(
     order = np.argsort(t, kind="stable")
     fit_idx, hold_idx = order[:cut], order[cut:]
     errors: dict[str, float] = {}
-    for family in FAMILIES:
+    for family in TREND_FAMILIES:
         model = AxisTrend(family, n_segments=n_segments, huber_epsilon=huber_epsilon)
         model.fit(t[fit_idx], y[fit_idx])
         residual = y[hold_idx] - model.predict(t[hold_idx])
         errors[family] = float(np.sqrt(np.mean(residual**2)))
     best = min(errors.values())
-    family = next(f for f in FAMILIES if errors[f] <= best * 1.005)
-    shown = ", ".join(f"{f} {errors[f]:.4g}" for f in FAMILIES)
+    family = next(f for f in TREND_FAMILIES if errors[f] <= best * 1.005)
+    shown = ", ".join(f"{f} {errors[f]:.4g}" for f in TREND_FAMILIES)
     reason = (
         f"{family} has the lowest RMSE on the last {hold_idx.size} training rows "
         f"held out ({shown}); fitted again on all training rows"
