@@ -5,6 +5,8 @@ Example:
     >>> from opslens.cli.lifecycle import _alerts_line
     >>> _alerts_line([{"metric": "noise_ratio", "value": 0.4, "threshold": 0.3}])
     'alerts: noise_ratio 0.4 > 0.3'
+    >>> _alerts_line([{"metric": "out_of_range", "feature": "month", "value": 1, "threshold": 0.05}])
+    'alerts: out_of_range month 1 > 0.05'
 """
 
 from __future__ import annotations
@@ -35,7 +37,9 @@ def _alerts_line(alerts: list[dict[str, Any]]) -> str:
     from opslens.explain.text import fmt
 
     return "alerts: " + ", ".join(
-        f"{a['metric']} {fmt(a['value'])} > {fmt(a['threshold'])}" for a in alerts
+        f"{a['metric']}{' ' + str(a['feature']) if a.get('feature') else ''} "
+        f"{fmt(a['value'])} > {fmt(a['threshold'])}"
+        for a in alerts
     )
 
 
@@ -96,6 +100,8 @@ def batch(
     )
     if result.alerts:
         typer.echo(_alerts_line(result.alerts))
+        for said in (a["message"] for a in result.alerts if a.get("message")):
+            typer.echo(f"  {said}")
     if result.retrained is not None:
         typer.echo(f"retrained ({result.retrained.reason}): {result.retrained.summary()}")
 

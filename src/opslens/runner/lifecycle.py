@@ -106,16 +106,6 @@ class BatchOutcome:
         return self.run.view.table("predictions")
 
 
-def _steps(registry: Registry, result: RunResult) -> None:
-    """The run's ``steps`` (if its pipeline returned them) as child runs of its tracked run."""
-    view = result.view
-    if result.mlflow_run_id and view.has("data/steps.joblib"):
-        try:
-            registry.log_steps(result.mlflow_run_id, view.object("steps"))
-        except Exception as e:  # the run is committed; its steps are detail
-            log.warning("the steps of run %s were not logged: %s", result.run_id, e)
-
-
 class Deployment:
     """The deployed model of one analysis: its batches, monitoring, retrainings and aliases."""
 
@@ -234,7 +224,6 @@ class Deployment:
         except OpslensError as e:
             self.history.add_error(self.name, "batch", str(e))
             raise
-        _steps(self.registry, result)
         view = result.view
         record: dict[str, Any] = dict(view.object("record"))
         numbers = [int(r["batch"]) for r in self.history.batches(self.name)]
@@ -292,7 +281,6 @@ class Deployment:
                 f"the retraining run {result.run_id} of '{self.name}' registered no model",
                 fix="check that tracking is enabled",
             )
-        _steps(self.registry, result)
         comparison: Comparison = result.view.object("comparison")
         lost = result.baselines is not None and not result.baselines.model_wins
         gate = result.baselines.verdict if lost and result.baselines is not None else ""

@@ -309,6 +309,19 @@ def _manifest(state: RunState) -> dict[str, Any]:
     }
 
 
+def _log_steps(state: RunState) -> None:
+    """The run's ``steps`` output, if its pipeline made one, as child runs of the tracked run
+    (a tracker without child runs skips them; a failure is a warning: they are detail)."""
+    log_steps = getattr(state.session.tracker, "log_steps", None)
+    steps = state.catalog.memory.get("steps")
+    if log_steps is None or not isinstance(steps, dict) or not steps:
+        return
+    try:
+        log_steps(steps)
+    except Exception as e:
+        log.warning("the steps of run %s were not logged as child runs: %s", state.writer.run_id, e)
+
+
 def track(state: RunState) -> None:
     """Log the run to the tracker (params, metrics, the model as a new version), decide the
     promotion, write the manifest, log the folder, end the tracked run."""
@@ -325,6 +338,7 @@ def track(state: RunState) -> None:
     if state.model is not None:
         state.model_version = tracked(project, "log the model", tracker.log_model, state.model)
     checkpoint("tracker:model")
+    _log_steps(state)
     state.promotion = decide(state.model_version, state.baselines, state.plan.promote)
     withheld = state.promotion.warning()
     if withheld is not None:

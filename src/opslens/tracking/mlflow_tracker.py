@@ -210,6 +210,30 @@ class MlflowTracker:
             log.info("registered model '%s' version %s", model.registered_name, version)
         return str(version) if version is not None else None
 
+    def log_steps(self, steps: dict[str, dict[str, Any]]) -> None:
+        """Log a run's steps (``{name: {"params": ..., "metrics": ...}}``) as child runs of the
+        open run, in its experiment (MLflow's ``mlflow.parentRunId`` tag)."""
+        import math
+
+        import mlflow
+
+        client = mlflow.MlflowClient()
+        parent = client.get_run(str(self._run_id))
+        for name, step in steps.items():
+            child = client.create_run(
+                parent.info.experiment_id,
+                run_name=name,
+                tags={"mlflow.parentRunId": parent.info.run_id},
+            )
+            cid = child.info.run_id
+            for key, value in (step.get("params") or {}).items():
+                client.log_param(cid, key, str(value)[:500])
+            for key, value in (step.get("metrics") or {}).items():
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    if math.isfinite(float(value)):
+                        client.log_metric(cid, key, float(value))
+            client.set_terminated(cid, "FINISHED")
+
     def set_alias(self, name: str, version: str) -> None:
         """Move the serving alias ``champion`` of model ``name`` (and ``current``) to ``version``."""
         import mlflow

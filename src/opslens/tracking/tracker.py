@@ -76,6 +76,7 @@ class MemoryTracker:
     aliases: dict[str, str] = field(default_factory=dict)
     status: str | None = None
     runs: list[str] = field(default_factory=list)
+    steps: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def prepare(self, *, experiment: str) -> None:
         """Nothing to check: memory is always there."""
@@ -100,6 +101,10 @@ class MemoryTracker:
         """Remember the model; its version is its position."""
         self.models.append(model)
         return str(len(self.models))
+
+    def log_steps(self, steps: dict[str, dict[str, Any]]) -> None:
+        """Remember the run's steps (child runs in MLflow)."""
+        self.steps.update(steps)
 
     def set_alias(self, name: str, version: str) -> None:
         """Remember where the alias points."""

@@ -69,7 +69,7 @@ _FIT = Stage(
     "fit",
     fit_stage,
     inputs=("prepared",),
-    outputs=(Output("segment_model", "object"),),
+    outputs=(Output("segment_model", "object"), Output("steps", "object")),
     tables=("training_segments",),
     plots=("segments", "rmse_comparison", "segment_rmse"),
     model=True,

@@ -42,10 +42,12 @@ from opslens.recipes.segments.pipeline import (
 from opslens.recipes.segments.pipeline import (
     batch_metrics,
     compare_models,
+    error_figures,
     holdout_split,
+    refuse_counters,
 )
 from opslens.recipes.segments.predictor import SegmentPredictor
-from opslens.recipes.segments.stages import evaluate
+from opslens.recipes.segments.stages import evaluate, training_steps
 
 __all__ = [
     "LIFECYCLE",
@@ -76,7 +78,9 @@ def score_batch(
     predictions = model.score(batch, graceful=params.monitor.graceful_degradation)
     seconds = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    metrics, truth = batch_metrics(batch, predictions, model.series_target, params.resource_target)
+    metrics, truth = batch_metrics(
+        batch, predictions, model.series_target, params.resource_target, model.preprocessor
+    )
     record = {
         **metrics,
         "processing_seconds": seconds,
@@ -94,9 +98,12 @@ def score_batch(
         },
         facts={"record": record},
         metrics={
-            k: float(v)
-            for k, v in metrics.items()
-            if isinstance(v, int | float) and not isinstance(v, bool)
+            **{
+                k: float(v)
+                for k, v in metrics.items()
+                if isinstance(v, int | float) and not isinstance(v, bool)
+            },
+            **{f"out_of_range_{k}": float(v["share"]) for k, v in metrics["out_of_range"].items()},
         },
     )
 
@@ -165,64 +172,14 @@ def compare(
     return _comparison(c)
 
 
-def training_steps(
-    model: SegmentModel, targets: dict[str, Any], comparison: dict[str, Any]
-) -> dict[str, dict[str, Any]]:
-    """A (re)training's steps as the tracker shows them (child runs): preprocessing, HDBSCAN,
-    the kNN fallback, both targets' models and the performance report."""
-    pre, a = model.preprocessor, model.assigner
-    noise = a.labels_ < 0
-    steps: dict[str, dict[str, Any]] = {
-        "preprocessing": {
-            "params": {
-                "features": list(pre.features),
-                "categorical": list(pre.categorical),
-                "extra": list(pre.extra),
-            },
-            "metrics": {
-                f"mean_{n}": float(m) for n, m in zip(pre.features, pre.scaler_.mean_, strict=True)
-            },
-        },
-        "hdbscan": {
-            "params": {
-                "min_cluster_size": a.min_cluster_size,
-                "min_samples": a.min_samples,
-                "cluster_selection_epsilon": a.cluster_selection_epsilon,
-            },
-            "metrics": {
-                "segments": a.n_segments_,
-                "noise_ratio": float(noise.mean()),
-                "training_rows": len(a.labels_),
-            },
-        },
-        "knn-fallback": {
-            "params": {"n_neighbors": a.n_neighbors, "reference_size": a.reference_size},
-            "metrics": {
-                "noise_points_assigned": int(noise.sum()),
-                "mean_confidence": float(a.confidence_[noise].mean()) if noise.any() else None,
-            },
-        },
-    }
-    for step, target, reg in (
-        ("series-models", model.series_target, model.series),
-        ("resource-models", model.resource_target, model.resource),
-    ):
-        t = targets.get(target, {})
-        metrics = {f"segment_{k}": v for k, v in t.get("segment", {}).items()}
-        metrics |= {f"global_{k}": v for k, v in t.get("global", {}).items()}
-        steps[step] = {
-            "params": {"target": target, "segment_models": sorted(reg.models_)},
-            "metrics": metrics,
-        }
-    steps["performance-report"] = {"params": {}, "metrics": comparison}
-    return steps
-
-
 def refit(ctx: StageContext, raw: pl.DataFrame, labelled: pl.DataFrame, champion: Any) -> Out:
     """Fit a challenger on the window (held-out rows kept out), compare it with the champion."""
     params: SegmentsParams = ctx.params
     cols = ctx.analysis.columns
     rows = window(raw, labelled, ctx.analysis)
+    last = int(rows[BATCH_COLUMN].max() or 0)  # type: ignore[arg-type]
+    if last > 0:  # a counter past the champion's range: retraining would be due every batch
+        refuse_counters(_model(champion), rows.filter(pl.col(BATCH_COLUMN) == last))
     train, held = holdout_split(rows)
     held = held.drop(BATCH_COLUMN, _POS)
     challenger = fit_model(
@@ -234,7 +191,17 @@ def refit(ctx: StageContext, raw: pl.DataFrame, labelled: pl.DataFrame, champion
         random_state=ctx.random_state,
     )
     champ, chall, ratio = compare_models(_model(champion), challenger, held)
-    challenger.info["baseline"] = dict(chall)
+    scored = held_out(challenger, held)
+    challenger.info["baseline"] = {
+        k: v
+        for target, key in (
+            (challenger.series_target, "rmse_series"),
+            (challenger.resource_target, "rmse_resource"),
+        )
+        for k, v in error_figures(
+            scored.rows[target].to_numpy(), scored.predictions[target], key
+        ).items()
+    }
     c = SegmentComparison(
         "retraining", champ, chall, ratio, ratio <= 1.0, held.height, train.height
     )
@@ -242,7 +209,7 @@ def refit(ctx: StageContext, raw: pl.DataFrame, labelled: pl.DataFrame, champion
     targets = evaluate(challenger, held)
     train_rows = train.drop(BATCH_COLUMN, _POS)
     baselines = global_model_scores(
-        challenger, train_rows, held_out(challenger, held), params, random_state=ctx.random_state
+        challenger, train_rows, scored, params, random_state=ctx.random_state
     )
     steps = training_steps(
         challenger, targets, {**comparison.details, "promoted": float(c.promoted)}

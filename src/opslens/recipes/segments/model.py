@@ -32,13 +32,21 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from opslens.errors import DataError
+from opslens.errors import ConfigError, DataError
 from opslens.recipes.segments.assign import SegmentAssigner
 from opslens.recipes.segments.params import LightGBMParams, SegmentsParams
 from opslens.recipes.segments.preprocess import Preprocessor
 from opslens.recipes.segments.regress import SegmentRegressor
 
-__all__ = ["OUTPUT_SCHEMA", "SegmentModel", "fit_model", "summarise_scores"]
+__all__ = [
+    "OUTPUT_SCHEMA",
+    "PAST_RANGE_SHARE",
+    "SegmentModel",
+    "fit_model",
+    "past_range",
+    "past_range_error",
+    "summarise_scores",
+]
 
 OUTPUT_SCHEMA: dict[str, Any] = {
     "row": pl.Int64,
@@ -51,12 +59,16 @@ OUTPUT_SCHEMA: dict[str, Any] = {
     "model_series": pl.String,
     "pred_resource": pl.Float64,
     "model_resource": pl.String,
+    "in_range": pl.Boolean,
 }
+PAST_RANGE_SHARE = 0.99
+"""A feature past its training range on one side in this share of a batch's rows is a counter
+(a calendar feature, monotone in time): out of range in every new batch."""
 
 
 _STATUS = pl.Series(["scored", "rejected"])
 _PATHS = ("hdbscan", "knn", "none")
-_MODELS = ("segment", "global", "none")
+_MODELS = ("segment", "global", "blend", "none")
 
 
 def _names(values: np.ndarray, names: tuple[str, ...]) -> pl.Series:
@@ -71,9 +83,51 @@ def _share(mask: pl.Series) -> float:
     return float(np.mean(mask.to_numpy())) if mask.len() else 0.0
 
 
+def past_range(report: dict[str, dict[str, float]], features: Sequence[str]) -> list[str]:
+    """The segmenting features past their training range on one side in at least
+    :data:`PAST_RANGE_SHARE` of the rows (``report``: :meth:`Preprocessor.out_of_range`).
+
+    Example:
+        >>> past_range({"month": {"below": 0.0, "above": 1.0, "share": 1.0},
+        ...     "hr": {"below": 0.01, "above": 0.02, "share": 0.03}}, ["month", "hr"])
+        ['month']
+    """
+    return [
+        f
+        for f in features
+        if f in report
+        and max(report[f].get("above", 0.0), report[f].get("below", 0.0)) >= PAST_RANGE_SHARE
+    ]
+
+
+def past_range_error(
+    feature: str, report: dict[str, dict[str, float]], ranges: dict[str, tuple[float, float]]
+) -> ConfigError:
+    """The refusal to retrain on a feature that will always be out of range (a counter).
+
+    Example:
+        >>> str(past_range_error("month", {"month": {"above": 1.0, "below": 0.0}},
+        ...     {"month": (1.0, 9.0)})).split(":")[0]
+        "feature 'month' is above its training range (1–9) in 100% of the latest batch's rows"
+    """
+    r = report.get(feature, {})
+    side = "above" if r.get("above", 0.0) >= r.get("below", 0.0) else "below"
+    lo, hi = ranges.get(feature, (float("nan"), float("nan")))
+    return ConfigError(
+        f"feature '{feature}' is {side} its training range ({lo:g}–{hi:g}) in "
+        f"{100 * r.get(side, 0.0):.0f}% of the latest batch's rows: a counter that grows with "
+        "time (a month, a day number) is out of range in every new batch, and retraining on "
+        "it would retrain on every batch",
+        fix=f"drop '{feature}' from columns.metrics, or encode it so that it repeats "
+        "(e.g. month of year as a season under columns.categorical)",
+    )
+
+
 def summarise_scores(predictions: pl.DataFrame) -> dict[str, Any]:
     """Rows in, scored, rejected (by reason, without the value), noise ratio (share of scored
-    rows placed by the kNN fallback), global-model share and segment shares of a scored batch.
+    rows placed by the kNN fallback) split into rows outside the training range
+    (``noise_out_of_range``) and inside it but in no segment (``noise_in_range``), global-model
+    share and segment shares of a scored batch.
 
     Example:
         >>> p = pl.DataFrame({"status": ["scored", "rejected"], "reason": [None, "unseen category 'x' in w"],
@@ -88,12 +142,19 @@ def summarise_scores(predictions: pl.DataFrame) -> dict[str, Any]:
         key = reason.split(" '")[0]
         reasons[key] = reasons.get(key, 0) + 1
     shares = scored["segment"].value_counts(normalize=True).sort("segment")
+    inside = (
+        scored["in_range"].fill_null(True)
+        if "in_range" in scored.columns
+        else pl.Series([True] * scored.height, dtype=pl.Boolean)
+    )
     return {
         "rows_in": predictions.height,
         "rows_scored": scored.height,
         "rows_rejected": predictions.height - scored.height,
         "rejected_by_reason": reasons,
         "noise_ratio": _share(scored["path"] == "knn"),
+        "noise_in_range": _share((scored["path"] == "knn") & inside),
+        "noise_out_of_range": _share((scored["path"] == "knn") & ~inside),
         "global_share": _share(scored["model_series"] == "global"),
         "segment_shares": {
             str(s): float(p) for s, p in zip(shares["segment"], shares["proportion"], strict=True)
@@ -101,8 +162,16 @@ def summarise_scores(predictions: pl.DataFrame) -> dict[str, Any]:
     }
 
 
-def _regressor(p: LightGBMParams, min_rows: int, seed: int) -> SegmentRegressor:
-    return SegmentRegressor(**p.model_dump(), min_segment_rows=min_rows, random_state=seed)
+def _regressor(p: LightGBMParams, params: SegmentsParams, seed: int) -> SegmentRegressor:
+    c = params.model_choice
+    return SegmentRegressor(
+        **p.model_dump(),
+        min_segment_rows=params.min_segment_rows,
+        mode=c.mode,
+        choice_folds=c.folds,
+        min_gain=c.min_gain,
+        random_state=seed,
+    )
 
 
 @dataclass
@@ -138,6 +207,7 @@ class SegmentModel:
         ps, pr = np.full(n, np.nan), np.full(n, np.nan)
         ms = np.full(n, "none", dtype="<U7")
         mr = np.full(n, "none", dtype="<U7")
+        inside = np.ones(n, dtype=bool)
         reasons = list(checked.reasons)
         if ok.any():
             usable = frame.filter(pl.Series(ok))
@@ -145,11 +215,13 @@ class SegmentModel:
             a = self.assigner.assign(enc.segmenting)
             idx = np.flatnonzero(ok)
             segment[idx], path[idx], confidence[idx] = a.segment, a.path, a.confidence
+            inside[idx] = self.preprocessor.in_range(usable)
+            knn = a.path == "knn"
             ps[idx], ms[idx] = self.series.predict_with_models(
-                enc.model, a.segment, graceful=graceful
+                enc.model, a.segment, knn, graceful=graceful
             )
             pr[idx], mr[idx] = self.resource.predict_with_models(
-                enc.model, a.segment, graceful=graceful
+                enc.model, a.segment, knn, graceful=graceful
             )
             if not graceful:
                 for i in idx[(ms[idx] == "none") | (mr[idx] == "none")]:
@@ -175,6 +247,7 @@ class SegmentModel:
                 "model_series": _names(ms, _MODELS),
                 "pred_resource": pr,
                 "model_resource": _names(mr, _MODELS),
+                "in_range": pl.Series(inside).set(pl.Series(rejected), None),  # type: ignore[arg-type]
             },
             schema=OUTPUT_SCHEMA,
         ).with_columns(
@@ -216,10 +289,11 @@ def fit_model(
         random_state=random_state,
     ).fit(enc.segmenting)
     seg = assigner.segments_
-    series = _regressor(params.lgb_series, params.min_segment_rows, random_state)
-    resource = _regressor(params.lgb_resource, params.min_segment_rows, random_state)
-    series.fit(enc.model, data[series_target].to_numpy(), seg)
-    resource.fit(enc.model, data[params.resource_target].to_numpy(), seg)
+    noise = assigner.labels_ < 0
+    series = _regressor(params.lgb_series, params, random_state)
+    resource = _regressor(params.lgb_resource, params, random_state)
+    series.fit(enc.model, data[series_target].to_numpy(), seg, noise)
+    resource.fit(enc.model, data[params.resource_target].to_numpy(), seg, noise)
     return SegmentModel(
         preprocessor=pre,
         assigner=assigner,

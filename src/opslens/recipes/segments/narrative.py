@@ -85,15 +85,88 @@ def _target_row(target: str, t: TargetFacts) -> list[str]:
 
 def _models(rows: list[list[str]], plots: list[str]) -> Section:
     return Section(
-        title="Per-segment models against their global fallback",
+        title="The model as served against the global model",
         paragraphs=[
-            "Held-out RMSE of the per-segment LightGBM models (rows of segments too small "
-            "for their own model scored by the global fallback) and of the global fallback "
-            "model trained on all rows, on the same held-out rows."
+            "Held-out RMSE of the model as served (each segment answered by the global "
+            "LightGBM, its own model or the global one plus a correction, as chosen; rows of "
+            "segments too small for a choice by the global model) and of the global model "
+            "alone, trained on all rows, on the same held-out rows."
         ],
         plots=[p for p in ("rmse_comparison", "segment_rmse") if p in plots],
-        table=Table(["target", "RMSE per segment", "RMSE global", "gain", "MAE", "R²"], rows),
+        table=Table(["target", "RMSE as served", "RMSE global", "gain", "MAE", "R²"], rows),
     )
+
+
+def _choice_rows(fit: FitFacts) -> list[list[str]]:
+    return [
+        [
+            target,
+            s,
+            c.choice,
+            c.noise_choice,
+            fmt(c.rows),
+            fmt(c.rmse_global),
+            fmt(c.rmse_segment),
+            fmt(c.rmse_blend),
+            fmt(c.p_value),
+        ]
+        for target, t in fit.targets.items()
+        for s, c in t.choices.items()
+    ]
+
+
+def _choices(fit: FitFacts) -> Section | None:
+    """Which model answers each segment's rows per target, and the out-of-fold figures."""
+    rows = _choice_rows(fit)
+    if not rows:
+        return None
+    counts = {target: [c.choice for c in t.choices.values()] for target, t in fit.targets.items()}
+    said = "; ".join(
+        f"{target}: {', '.join(f'{n} on {k}' for k in ('segment', 'blend', 'global') if (n := c.count(k)))}"
+        for target, c in counts.items()
+    )
+    folds = fit.model_choice.get("folds", "")
+    return Section(
+        title="Model per segment",
+        paragraphs=[
+            "Per segment and target, the global model answers unless the segment's own "
+            "LightGBM or the global model plus a per-segment correction (blend) has a lower "
+            f"RMSE on {folds}-fold out-of-fold predictions of the training rows, by at least "
+            f"{fmt(100 * float(fit.model_choice.get('min_gain', 0)), 2)}% and significantly "
+            "(p < 0.05); noise rows get the global answer unless the chosen model is also "
+            f"better on them. Segments on each: {said}."
+        ],
+        table=Table(
+            [
+                "target",
+                "segment",
+                "choice",
+                "noise rows",
+                "rows",
+                "RMSE global",
+                "RMSE own",
+                "RMSE blend",
+                "p",
+            ],
+            rows,
+        ),
+    )
+
+
+def _ranges(score: ScoreFacts) -> str:
+    if not score.out_of_range:
+        return " Every input was inside its training range."
+    named = ", ".join(
+        f"{name} ({fmt(100 * r['share'], 2)}% of the rows)"
+        for name, r in score.out_of_range.items()
+    )
+    said = f" Outside the training range: {named}."
+    if score.past_range:
+        said += (
+            f" {', '.join(score.past_range)} lie past it in nearly every row: a counter that "
+            "retraining cannot bring back in range; drop it or encode it."
+        )
+    return said
 
 
 def _scored(score: ScoreFacts) -> Section:
@@ -102,8 +175,10 @@ def _scored(score: ScoreFacts) -> Section:
         paragraphs=[
             f"{plural(score.rows_in, 'row')} in, {fmt(score.rows_scored)} scored, "
             f"{fmt(score.rows_rejected)} rejected; {fmt(100 * score.noise_ratio, 2)}% of the "
-            f"scored rows were placed by the kNN fallback and {fmt(100 * score.global_share, 2)}% "
-            "were scored by the global model."
+            "scored rows were placed by the kNN fallback "
+            f"({fmt(100 * score.noise_out_of_range, 2)}% outside the training range, "
+            f"{fmt(100 * score.noise_in_range, 2)}% inside it but in no segment) and "
+            f"{fmt(100 * score.global_share, 2)}% were scored by the global model." + _ranges(score)
         ],
         table=Table(["reason", "rows"], [[r, n] for r, n in score.rejected_by_reason.items()])
         if score.rejected_by_reason
@@ -139,10 +214,13 @@ def segments_narrative(facts: SegmentsFacts, plots: list[str]) -> Narrative:
     if fit is not None:
         rows = [_target_row(target, t) for target, t in fit.targets.items()]
         sections += [_segments(fit, plots), _models(rows, plots)]
+        choices = _choices(fit)
+        if choices is not None:
+            sections.append(choices)
         summary = (
             f"{a.name}: {plural(fit.segments, 'segment')} from "
-            f"{plural(fit.training_rows, 'training row')}; per-segment models reach RMSE "
-            + " and ".join(f"{r[1]} for {r[0]} (global fallback {r[2]})" for r in rows)
+            f"{plural(fit.training_rows, 'training row')}; the model as served reaches RMSE "
+            + " and ".join(f"{r[1]} for {r[0]} (global model {r[2]})" for r in rows)
             + "."
         )
     if facts.score is not None:

@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Literal
 
 from pydantic import Field
 
@@ -25,6 +26,7 @@ __all__ = [
     "HdbscanParams",
     "KnnParams",
     "LightGBMParams",
+    "ModelChoiceParams",
     "MonitorParams",
     "SegmentsParams",
 ]
@@ -61,6 +63,19 @@ class LightGBMParams(Strict):
     min_child_samples: int = Field(default=10, ge=1)
 
 
+class ModelChoiceParams(Strict):
+    """Per segment and target: the global model, the segment's own, or global + a correction."""
+
+    mode: Literal["auto", "segment", "blend", "global"] = "auto"
+    """``auto``: chosen per segment on out-of-fold rows; ``segment`` / ``blend`` / ``global``:
+    that answer for every segment large enough (no comparison)."""
+    folds: int = Field(default=3, ge=2, le=10)
+    """Shuffled folds of the training rows whose out-of-fold predictions decide."""
+    min_gain: float = Field(default=0.01, ge=0, lt=1)
+    """Relative out-of-fold RMSE gain over the global model a segment's own model (or the
+    blend) needs to be chosen."""
+
+
 class AlertThresholds(Strict):
     """A batch raises an alert when one of these is exceeded."""
 
@@ -75,9 +90,14 @@ class DriftThresholds(Strict):
     """Drift warnings: the noise ratio's trend and performance once labels arrive."""
 
     noise_ratio_trend: float = Field(default=0.05, ge=0)
-    """Rise of the noise ratio over the window (last batch minus the window's first)."""
+    """Rise over the window (last batch minus the window's first) of the noise ratio of rows
+    inside the training range (rows outside it are warned about by ``out_of_range``)."""
     performance_degradation: float = Field(default=0.1, ge=0)
-    """Relative RMSE rise on labelled batches against training."""
+    """Relative RMSE rise on labelled batches against training (warned when the rise is
+    beyond this by two standard errors: a batch's chance does not warn)."""
+    out_of_range: float = Field(default=0.05, ge=0, le=1)
+    """Share of a batch's rows outside an input's training range (a number below its minimum
+    or above its maximum, a category never seen) that warns, naming the input."""
 
 
 class MonitorParams(Strict):
@@ -121,5 +141,6 @@ class SegmentsParams(Strict):
     lgb_resource: LightGBMParams = Field(default_factory=LightGBMParams)
     min_segment_rows: int = Field(default=50, ge=2)
     """A segment with fewer training rows is scored by the global model."""
+    model_choice: ModelChoiceParams = Field(default_factory=ModelChoiceParams)
     test_size: float = Field(default=0.25, gt=0, lt=1)
     monitor: MonitorParams = Field(default_factory=MonitorParams)

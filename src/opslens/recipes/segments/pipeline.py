@@ -45,9 +45,16 @@ import polars as pl
 
 from opslens.core.frames import as_polars
 from opslens.errors import DataError, OpslensError
-from opslens.recipes.segments.model import SegmentModel, fit_model, summarise_scores
+from opslens.recipes.segments.model import (
+    SegmentModel,
+    fit_model,
+    past_range,
+    past_range_error,
+    summarise_scores,
+)
 from opslens.recipes.segments.monitor import batch_alerts, drift_warnings, retrain_reason
 from opslens.recipes.segments.params import AlertThresholds, DriftThresholds, SegmentsParams
+from opslens.recipes.segments.preprocess import Preprocessor
 from opslens.recipes.segments.regress import regression_metrics
 
 __all__ = [
@@ -56,7 +63,9 @@ __all__ = [
     "SegmentPipeline",
     "batch_metrics",
     "compare_models",
+    "error_figures",
     "holdout_split",
+    "refuse_counters",
 ]
 
 _BATCH = "__batch"
@@ -143,11 +152,46 @@ def compare_models(
     return out[0], out[1], float(np.mean(ratios))
 
 
+def refuse_counters(model: SegmentModel, latest: pl.DataFrame) -> None:
+    """ConfigError when a segmenting feature of ``model`` lies past its training range in
+    nearly every row of ``latest`` (the latest batch): retraining would not bring it back."""
+    if latest.height == 0:
+        return
+    pre = model.preprocessor
+    report = pre.out_of_range(latest)
+    past = past_range(report, pre.features)
+    if past:
+        raise past_range_error(past[0], report, getattr(pre, "ranges_", {}))
+
+
+def error_figures(y: np.ndarray, pred: np.ndarray, key: str) -> dict[str, float]:
+    """``key``'s RMSE and ``mse_se_<target>``: the standard error of the mean squared error
+    (what the drift warning needs to tell a real rise from a batch's chance).
+
+    Example:
+        >>> error_figures(np.array([0.0, 0.0]), np.array([1.0, 3.0]), "rmse_series")
+        {'rmse_series': 2.23606797749979, 'mse_se_series': 4.0}
+    """
+    se = (np.asarray(y, float) - np.asarray(pred, float)) ** 2
+    n = len(se)
+    return {
+        key: regression_metrics(y, pred)["rmse"],
+        key.replace("rmse_", "mse_se_"): float(se.std(ddof=1) / np.sqrt(n)) if n > 1 else 0.0,
+    }
+
+
 def batch_metrics(
-    frame: pl.DataFrame, predictions: pl.DataFrame, series_target: str, resource_target: str
+    frame: pl.DataFrame,
+    predictions: pl.DataFrame,
+    series_target: str,
+    resource_target: str,
+    preprocessor: Preprocessor | None = None,
 ) -> tuple[dict[str, Any], pl.DataFrame | None]:
-    """A scored batch's monitoring figures (rows, rejections, noise and segment shares, and
-    both targets' RMSE when the batch carries labels) and its scored, labelled rows (or None).
+    """A scored batch's monitoring figures (rows, rejections, noise and segment shares, the
+    inputs outside their training range with the share of rows — ``out_of_range`` — and the
+    segmenting features past it in nearly every row — ``past_range`` — given the model's
+    ``preprocessor``, and both targets' RMSE when the batch carries labels) and its scored,
+    labelled rows (or None).
 
     Example:
         >>> frame = pl.DataFrame({"y": [1.0, 2.0], "h": [1.0, float("nan")]})
@@ -159,6 +203,10 @@ def batch_metrics(
         (2, 0.5, 1)
     """
     metrics = summarise_scores(predictions)
+    if preprocessor is not None:
+        report = preprocessor.out_of_range(frame)
+        metrics["out_of_range"] = report
+        metrics["past_range"] = past_range(report, preprocessor.features)
     scored = predictions.filter(pl.col("status") == "scored")
     labelled = series_target in frame.columns and resource_target in frame.columns
     if not (labelled and metrics["rows_scored"]):
@@ -175,7 +223,7 @@ def batch_metrics(
         ("rmse_series", series_target, "pred_series"),
         ("rmse_resource", resource_target, "pred_resource"),
     ):
-        metrics[key] = regression_metrics(truth[target].to_numpy(), pred[col].to_numpy())["rmse"]
+        metrics |= error_figures(truth[target].to_numpy(), pred[col].to_numpy(), key)
     return metrics, truth
 
 
@@ -256,15 +304,15 @@ class SegmentPipeline:
     def _rmse(self, model: SegmentModel, rows: pl.DataFrame) -> dict[str, float]:
         scored = model.score(rows, graceful=True)
         ok = (scored["status"] == "scored").to_numpy()
-        return {
-            "rmse_series": regression_metrics(
-                rows[self.series_target].to_numpy()[ok], scored["pred_series"].to_numpy()[ok]
-            )["rmse"],
-            "rmse_resource": regression_metrics(
-                rows[self.params.resource_target].to_numpy()[ok],
-                scored["pred_resource"].to_numpy()[ok],
-            )["rmse"],
-        }
+        return error_figures(
+            rows[self.series_target].to_numpy()[ok],
+            scored["pred_series"].to_numpy()[ok],
+            "rmse_series",
+        ) | error_figures(
+            rows[self.params.resource_target].to_numpy()[ok],
+            scored["pred_resource"].to_numpy()[ok],
+            "rmse_resource",
+        )
 
     @classmethod
     def from_model(
@@ -342,7 +390,11 @@ class SegmentPipeline:
         self, frame: pl.DataFrame, predictions: pl.DataFrame, seconds: float, peak: float
     ) -> dict[str, Any]:
         metrics, truth = batch_metrics(
-            frame, predictions, self.series_target, self.params.resource_target
+            frame,
+            predictions,
+            self.series_target,
+            self.params.resource_target,
+            self.model_.preprocessor,
         )
         record: dict[str, Any] = {
             "batch": (max((int(r["batch"]) for r in self.history), default=0)) + 1,
@@ -372,10 +424,23 @@ class SegmentPipeline:
 
     # ----- retraining -----------------------------------------------------------------
     def retrain(self, reason: str) -> Comparison:
-        """Fit a challenger on the window; promote it if it does at least as well (see above)."""
+        """Fit a challenger on the window; promote it if it does at least as well (see above).
+
+        ConfigError (nothing fitted) when the latest batch has a segmenting feature past its
+        training range in nearly every row (a counter such as a month: see
+        :func:`~opslens.recipes.segments.model.past_range_error`)."""
         window = self.window.tail(self.params.monitor.expanding_window_size)
         train, held = holdout_split(window)
         try:
+            last = self.history[-1] if self.history else {}
+            if last.get("past_range"):
+                raise past_range_error(
+                    last["past_range"][0],
+                    last.get("out_of_range") or {},
+                    getattr(self.model_.preprocessor, "ranges_", {}),
+                )
+            if int(window[_BATCH].max() or 0) > 0:  # type: ignore[arg-type]
+                refuse_counters(self.model_, window.filter(pl.col(_BATCH) == window[_BATCH].max()))
             challenger = self._fit(train.drop(_BATCH, _POS))
         except OpslensError as e:
             self._error("retrain", str(e))
@@ -387,7 +452,7 @@ class SegmentPipeline:
         if result.promoted:
             self.model_ = challenger
             self.version += 1
-            self.baseline_ = chall
+            self.baseline_ = self._rmse(challenger, held.drop(_BATCH, _POS))
         self.trained_at = self.clock()
         return result
 

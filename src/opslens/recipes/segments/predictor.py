@@ -3,7 +3,7 @@
 :class:`SegmentPredictor` answers a frame (batch, service, MLflow pyfunc) or one instance
 (stream, UI) through the same :meth:`SegmentModel.score`, so both give the same numbers.
 Each answer says which path assigned the segment (``hdbscan`` / ``knn``), with what
-confidence, and which model predicted each target (``segment`` / ``global``). A row that
+confidence, and which model predicted each target (``segment`` / ``blend`` / ``global``). A row that
 cannot be scored is answered with ``status: rejected`` and the reason, never dropped.
 
 Example:
@@ -16,8 +16,8 @@ Example:
     >>> pred = SegmentPredictor(fit_model(data, p, features=list(FEATURES), categorical=["ward"],
     ...     series_target="next_score"))
     >>> one = pred.predict_one(data.row(0, named=True))
-    >>> one["status"], one["path"] in ("hdbscan", "knn"), one["model_series"]
-    ('scored', True, 'segment')
+    >>> one["status"], one["path"] in ("hdbscan", "knn"), one["model_series"] in ("segment", "blend", "global")
+    ('scored', True, True)
     >>> pred.predict_one({**data.row(0, named=True), "ward": "mars"})
     Traceback (most recent call last):
     ...

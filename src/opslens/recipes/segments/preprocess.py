@@ -107,6 +107,11 @@ class Preprocessor(BaseEstimator):  # type: ignore[misc]
                 fix="drop incomplete rows from the training data",
             )
         self.scaler_ = StandardScaler().fit(values)
+        bounds = frame.select(
+            [pl.col(c).cast(pl.Float64).min().alias(f"{c}__lo") for c in self.numeric]
+            + [pl.col(c).cast(pl.Float64).max().alias(f"{c}__hi") for c in self.numeric]
+        ).row(0, named=True)
+        self.ranges_ = {c: (bounds[f"{c}__lo"], bounds[f"{c}__hi"]) for c in self.numeric}
         self.categories_ = {
             c: sorted(frame[c].cast(pl.String).drop_nulls().unique().to_list())
             for c in self.categorical
@@ -132,6 +137,57 @@ class Preprocessor(BaseEstimator):  # type: ignore[misc]
                 )
         ok = np.array([r is None for r in reasons], dtype=bool)
         return Checked(ok=ok, reasons=reasons)
+
+    def in_range(self, frame: pl.DataFrame) -> np.ndarray:
+        """Per row: every segmenting feature inside its training range (min–max).
+
+        Example:
+            >>> pre = Preprocessor(["m"]).fit(pl.DataFrame({"m": [1.0, 9.0]}))
+            >>> pre.in_range(pl.DataFrame({"m": [5.0, 10.0]})).tolist()
+            [True, False]
+        """
+        ranges = getattr(self, "ranges_", None)
+        if ranges is None or frame.height == 0:  # a model fitted before ranges were kept
+            return np.ones(frame.height, dtype=bool)
+        inside = [
+            pl.col(c).cast(pl.Float64).is_between(*ranges[c]).fill_null(True) for c in self.features
+        ]
+        return frame.select(pl.all_horizontal(inside)).to_series().to_numpy()
+
+    def out_of_range(self, frame: pl.DataFrame) -> dict[str, dict[str, float]]:
+        """Per input column with rows outside the training range: the share of rows below and
+        above the range (numbers) or with a category never seen (``new``).
+
+        Example:
+            >>> pre = Preprocessor(["m"], ["c"]).fit(pl.DataFrame({"m": [1.0, 9.0], "c": ["a", "b"]}))
+            >>> pre.out_of_range(pl.DataFrame({"m": [5.0, 10.0, 11.0, 0.0], "c": ["a", "a", "a", "z"]}))
+            {'m': {'below': 0.25, 'above': 0.5, 'share': 0.75}, 'c': {'new': 0.25, 'share': 0.25}}
+        """
+        ranges = getattr(self, "ranges_", None)
+        if frame.height == 0:
+            return {}
+        out: dict[str, dict[str, float]] = {}
+        if ranges is not None:
+            exprs = []
+            for c in self.numeric:
+                lo, hi = ranges[c]
+                v = pl.col(c).cast(pl.Float64)
+                exprs += [
+                    (v < lo).mean().alias(f"{c}__below"),
+                    (v > hi).mean().alias(f"{c}__above"),
+                ]
+            shares = frame.select(exprs).row(0, named=True)
+            for c in self.numeric:
+                below, above = float(shares[f"{c}__below"] or 0), float(shares[f"{c}__above"] or 0)
+                if below or above:
+                    out[c] = {"below": below, "above": above, "share": below + above}
+        for c in self.categorical:
+            col = frame[c].cast(pl.String)
+            unseen = (col.is_not_null() & ~col.is_in(self.categories_[c])).to_numpy()
+            new = float(np.mean(unseen))
+            if new:
+                out[c] = {"new": new, "share": new}
+        return out
 
     def transform(self, frame: pl.DataFrame) -> np.ndarray:
         """The scaled segmenting features of usable rows."""

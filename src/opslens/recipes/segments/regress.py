@@ -1,20 +1,35 @@
-"""One target's models: a LightGBM regressor per segment and a global one for the rest.
+"""One target's models: a global LightGBM always, and per segment its own model or a correction
+of the global one only where that beats the global model on out-of-fold rows.
 
-A segment with at least ``min_segment_rows`` training rows gets its own model;
-every other row (a segment too small, or one the model never saw) is scored by
-the global model trained on all rows, and :meth:`SegmentRegressor.predict` says
-per row which model answered (``segment`` or ``global``). With
-``graceful=False`` such rows are not scored (``NaN``, model ``none``) so the
-caller can reject them.
+The global model is trained on all rows. For each segment with at least
+``min_segment_rows`` training rows, three answers are compared on out-of-fold
+predictions (``choice_folds`` shuffled folds of the training rows, seeded): the global
+model, the segment's own model (trained on its rows only) and a *blend* — the global
+prediction plus a per-segment correction (a LightGBM fitted to the global model's
+residuals on the segment's rows). The segment keeps the global answer unless the better
+of the other two has an out-of-fold RMSE at least ``min_gain`` (relative) below the
+global model's and significantly lower squared errors (one-sided paired t-test,
+p < ``ALPHA``); the choice, the three RMSEs and the p-value are kept in
+:attr:`SegmentRegressor.choices_`.
+The choice is made on the segment's clustered rows. Noise rows (placed by the kNN
+fallback) get the global answer unless, by the same rule, their segments' own models (or
+the blends) are better on the out-of-fold noise rows of all segments together (at least
+``_MIN_NOISE_ROWS`` of them; one segment has too few to decide): :attr:`noise_choice_`. Final models are refitted
+on all rows. :meth:`SegmentRegressor.predict_with_models` says per row which answered:
+``segment``, ``blend`` or ``global`` (``none``: not scored — a segment too small or
+unknown with ``graceful=False``). ``mode`` ``segment``, ``blend`` or ``global`` forces that
+answer on every segment large enough (no comparison).
 
 Example:
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
-    >>> X = rng.normal(size=(300, 2)); seg = np.repeat([0, 1, 2], 100); seg[-5:] = 3
-    >>> y = np.where(seg == 0, X[:, 0], -X[:, 0])
-    >>> m = SegmentRegressor(n_estimators=20, min_segment_rows=50).fit(X, y, seg)
-    >>> sorted(m.models_), m.predict_with_models(X[-6:], seg[-6:])[1].tolist()
-    ([0, 1, 2], ['segment', 'global', 'global', 'global', 'global', 'global'])
+    >>> X = rng.normal(size=(600, 2)); seg = np.repeat([0, 1, 2], 200); seg[-5:] = 3
+    >>> y = np.where(seg == 0, 3 * X[:, 0], -X[:, 0]) + rng.normal(0, 0.1, 600)
+    >>> m = SegmentRegressor(n_estimators=40, min_segment_rows=50).fit(X, y, seg)
+    >>> sorted(m.choices_), m.choices_[0]["choice"] != "global"
+    ([0, 1, 2], True)
+    >>> m.predict_with_models(X[-6:], seg[-6:])[1].tolist()[1:]
+    ['global', 'global', 'global', 'global', 'global']
 """
 
 from __future__ import annotations
@@ -24,11 +39,19 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+from sklearn.model_selection import KFold
 from sklearn.utils.validation import check_is_fitted
 
-__all__ = ["SegmentRegressor", "regression_metrics", "threads"]
+__all__ = ["CHOICES", "SegmentRegressor", "regression_metrics", "threads"]
 
 _PARALLEL_ROWS = 20_000  # below this, threads cost more than they save
+_MIN_NOISE_ROWS = 20
+"""Out-of-fold noise rows needed before segment models may answer noise rows."""
+ALPHA = 0.16
+"""Significance a segment's own model (or the blend) needs to replace the global answer: about
+one standard error (a one-sided t of 1), the 1-SE rule."""
+CHOICES = ("global", "segment", "blend")
+"""What answers a segment's rows: the global model, the segment's own, global + correction."""
 
 
 def threads(n_rows: int) -> int:
@@ -58,14 +81,68 @@ def regression_metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     }
 
 
+def _rmse(y: np.ndarray, pred: np.ndarray) -> float:
+    return float(np.sqrt(np.mean((y - pred) ** 2))) if len(y) else float("nan")
+
+
 def _segments(segments: np.ndarray | None, n: int) -> np.ndarray:
     if segments is None:
         return np.zeros(n, dtype=np.int64)
     return np.asarray(segments, dtype=np.int64)
 
 
+def _flags(noise: np.ndarray | None, n: int) -> np.ndarray:
+    if noise is None:
+        return np.zeros(n, dtype=bool)
+    return np.asarray(noise, dtype=bool)
+
+
+def gain_p_value(y: np.ndarray, pred: np.ndarray, base: np.ndarray) -> float:
+    """One-sided paired t-test that ``pred``'s squared errors are below ``base``'s (1.0 when
+    fewer than three rows or no difference).
+
+    Example:
+        >>> y = np.zeros(50); rng = np.random.default_rng(0)
+        >>> gain_p_value(y, rng.normal(0, 0.5, 50), rng.normal(0, 2, 50)) < 0.01
+        True
+    """
+    from scipy.stats import ttest_rel
+
+    if len(y) < 3:
+        return 1.0
+    a, b = (y - pred) ** 2, (y - base) ** 2
+    if np.allclose(a, b):
+        return 1.0
+    return float(ttest_rel(a, b, alternative="less").pvalue)
+
+
+def pick(
+    y: np.ndarray, preds: dict[str, np.ndarray], min_gain: float, alpha: float = ALPHA
+) -> tuple[str, dict[str, float]]:
+    """The choice for one segment's rows, and the RMSE of each answer (and ``p`` of the chosen
+    one against the global): ``global`` unless ``segment`` or ``blend`` (the lower RMSE of the
+    two) has an RMSE at least ``min_gain`` (relative) below the global model's and lower
+    squared errors at significance ``alpha`` (:func:`gain_p_value`).
+
+    Example:
+        >>> rng = np.random.default_rng(0); y = rng.normal(size=300)
+        >>> preds = {"global": np.zeros(300), "segment": y + rng.normal(0, 0.3, 300),
+        ...     "blend": y + rng.normal(0, 0.5, 300)}
+        >>> pick(y, preds, 0.01)[0], pick(y, {**preds, "segment": preds["global"],
+        ...     "blend": preds["global"]}, 0.01)[0]
+        ('segment', 'global')
+    """
+    rmse = {k: _rmse(y, preds[k]) for k in CHOICES}
+    best = min(("segment", "blend"), key=lambda k: (rmse[k], k != "blend"))
+    p = gain_p_value(y, preds[best], preds["global"]) if np.isfinite(rmse[best]) else 1.0
+    figures = {**rmse, "p": p}
+    if np.isfinite(rmse[best]) and rmse[best] < (1.0 - min_gain) * rmse["global"] and p < alpha:
+        return best, figures
+    return "global", figures
+
+
 class SegmentRegressor(BaseEstimator):  # type: ignore[misc]
-    """Per-segment LightGBM regressors plus a global fallback model for one target."""
+    """A global LightGBM plus, per segment where it helps, its own model or a correction."""
 
     def __init__(
         self,
@@ -76,6 +153,9 @@ class SegmentRegressor(BaseEstimator):  # type: ignore[misc]
         lambda_l2: float = 0.0,
         min_child_samples: int = 10,
         min_segment_rows: int = 50,
+        mode: str = "auto",
+        choice_folds: int = 3,
+        min_gain: float = 0.01,
         random_state: int = 0,
     ) -> None:
         self.num_leaves = num_leaves
@@ -85,6 +165,9 @@ class SegmentRegressor(BaseEstimator):  # type: ignore[misc]
         self.lambda_l2 = lambda_l2
         self.min_child_samples = min_child_samples
         self.min_segment_rows = min_segment_rows
+        self.mode = mode
+        self.choice_folds = choice_folds
+        self.min_gain = min_gain
         self.random_state = random_state
 
     def _booster(self) -> Any:
@@ -104,48 +187,162 @@ class SegmentRegressor(BaseEstimator):  # type: ignore[misc]
             verbose=-1,
         )
 
+    def _out_of_fold(
+        self, X: np.ndarray, y: np.ndarray, segments: np.ndarray, eligible: list[int]
+    ) -> dict[str, np.ndarray]:
+        """Out-of-fold predictions of the three answers for every row of an eligible segment."""
+        n = X.shape[0]
+        oof = {k: np.full(n, np.nan) for k in CHOICES}
+        folds = KFold(self.choice_folds, shuffle=True, random_state=self.random_state)
+        for tr, te in folds.split(X):
+            g = self._booster().fit(X[tr], y[tr])
+            oof["global"][te] = g.predict(X[te])
+            fitted = g.predict(X[tr])
+            for s in eligible:
+                tr_s, te_s = tr[segments[tr] == s], te[segments[te] == s]
+                if te_s.size == 0 or tr_s.size < 2:
+                    continue
+                own = self._booster().fit(X[tr_s], y[tr_s])
+                oof["segment"][te_s] = own.predict(X[te_s])
+                in_s = segments[tr] == s
+                corr = self._booster().fit(X[tr_s], y[tr_s] - fitted[in_s])
+                oof["blend"][te_s] = oof["global"][te_s] + corr.predict(X[te_s])
+        return oof
+
+    def _choose(
+        self,
+        y: np.ndarray,
+        segments: np.ndarray,
+        noise: np.ndarray,
+        eligible: list[int],
+        oof: dict[str, np.ndarray] | None,
+    ) -> None:
+        self.choices_: dict[int, dict[str, Any]] = {}
+        edge_all = noise & np.isin(segments, eligible)
+        self.noise_choice_: dict[str, Any] = {"choice": "global", "rows": int(edge_all.sum())}
+        if oof is None:  # a forced mode: no comparison
+            self.noise_choice_["choice"] = "global" if not eligible else self.mode
+        elif edge_all.sum() >= _MIN_NOISE_ROWS:
+            choice, figures = pick(
+                y[edge_all], {k: v[edge_all] for k, v in oof.items()}, self.min_gain
+            )
+            self.noise_choice_ |= {"choice": choice} | {
+                ("p_value" if k == "p" else f"rmse_{k}"): _finite(v) for k, v in figures.items()
+            }
+        for s in eligible:
+            rows = segments == s
+            entry: dict[str, Any] = {
+                "rows": int(rows.sum()),
+                "noise_rows": int((rows & noise).sum()),
+            }
+            entry["noise_choice"] = self.noise_choice_["choice"]
+            if oof is None:
+                entry |= {"choice": self.mode, "p_value": None}
+                entry |= {f"rmse_{k}": None for k in CHOICES}
+                entry |= {f"noise_rmse_{k}": None for k in CHOICES}
+                self.choices_[s] = entry
+                continue
+            core, edge = rows & ~noise, rows & noise
+            if not core.any():
+                core = rows
+            choice, figures = pick(y[core], {k: v[core] for k, v in oof.items()}, self.min_gain)
+            entry |= {"choice": choice, "p_value": _finite(figures["p"])}
+            entry |= {f"rmse_{k}": _finite(figures[k]) for k in CHOICES}
+            entry |= {f"noise_rmse_{k}": _finite(_rmse(y[edge], oof[k][edge])) for k in CHOICES}
+            self.choices_[s] = entry
+
     def fit(
-        self, X: np.ndarray, y: np.ndarray, segments: np.ndarray | None = None
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        segments: np.ndarray | None = None,
+        noise: np.ndarray | None = None,
     ) -> SegmentRegressor:
-        """Fit the global model on all rows and one model per large-enough segment
-        (no ``segments``: every row in segment 0)."""
+        """Fit the global model on all rows, choose per large-enough segment (see the module
+        docstring) and fit what was chosen (no ``segments``: every row in segment 0;
+        ``noise``: the rows HDBSCAN left as noise)."""
+        if self.mode not in ("auto", *CHOICES):
+            raise ValueError(f"mode must be auto, segment, blend or global, not {self.mode!r}")
         X = np.asarray(X, dtype=np.float64)
         y = np.asarray(y, dtype=np.float64)
         segments = _segments(segments, X.shape[0])
+        noise = _flags(noise, X.shape[0])
         self.global_ = self._booster().fit(X, y)
-        self.models_: dict[int, Any] = {}
         self.segment_rows_: dict[int, int] = {}
         for s in np.unique(segments):
+            self.segment_rows_[int(s)] = int((segments == s).sum())
+        eligible = [s for s, n in self.segment_rows_.items() if n >= self.min_segment_rows]
+        oof = None
+        if eligible and self.mode == "auto":
+            oof = self._out_of_fold(X, y, segments, eligible)
+        self._choose(y, segments, noise, eligible, oof)
+        self.models_: dict[int, Any] = {}
+        self.corrections_: dict[int, Any] = {}
+        fitted = self.global_.predict(X) if self.mode in ("auto", "blend") else None
+        for s, entry in self.choices_.items():
             rows = segments == s
-            self.segment_rows_[int(s)] = int(rows.sum())
-            if rows.sum() >= self.min_segment_rows:
-                self.models_[int(s)] = self._booster().fit(X[rows], y[rows])
+            used = (entry["choice"], entry["noise_choice"])
+            if "segment" in used:
+                self.models_[s] = self._booster().fit(X[rows], y[rows])
+            if "blend" in used and fitted is not None:
+                self.corrections_[s] = self._booster().fit(X[rows], y[rows] - fitted[rows])
         return self
 
-    def predict(self, X: np.ndarray, segments: np.ndarray | None = None) -> np.ndarray:
-        """Predictions (each row by its segment's model, or the global one)."""
-        return self.predict_with_models(X, segments)[0]
+    def predict(
+        self, X: np.ndarray, segments: np.ndarray | None = None, noise: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Predictions (each row by what its segment chose)."""
+        return self.predict_with_models(X, segments, noise)[0]
+
+    def answers(
+        self, segments: np.ndarray, noise: np.ndarray, *, graceful: bool = True
+    ) -> np.ndarray:
+        """Per row, which model answers: ``segment``, ``blend``, ``global`` or ``none``.
+
+        Example:
+            >>> r = SegmentRegressor(); r.choices_ = {0: {"choice": "segment",
+            ...     "noise_choice": "global"}}
+            >>> r.answers(np.array([0, 0, 5]), np.array([False, True, False])).tolist()
+            ['segment', 'global', 'global']
+        """
+        used = np.full(segments.shape[0], "none" if not graceful else "global", dtype="<U7")
+        for s, entry in self.choices_.items():
+            rows = segments == s
+            if not rows.any():
+                continue
+            used[rows & ~noise] = entry["choice"]
+            used[rows & noise] = entry["noise_choice"]
+        return used
 
     def predict_with_models(
-        self, X: np.ndarray, segments: np.ndarray | None = None, *, graceful: bool = True
+        self,
+        X: np.ndarray,
+        segments: np.ndarray | None = None,
+        noise: np.ndarray | None = None,
+        *,
+        graceful: bool = True,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Predictions and, per row, which model answered (``segment``/``global``/``none``)."""
+        """Predictions and, per row, which model answered (``segment``/``blend``/``global``/
+        ``none``: a segment without a choice of its own when ``graceful`` is off)."""
         check_is_fitted(self, "global_")
         X = np.asarray(X, dtype=np.float64)
-        segments = _segments(segments, X.shape[0])
-        pred = np.full(X.shape[0], np.nan)
-        used = np.full(X.shape[0], "none", dtype="<U7")
-        if X.shape[0] == 0:
+        n = X.shape[0]
+        segments = _segments(segments, n)
+        used = self.answers(segments, _flags(noise, n), graceful=graceful)
+        pred = np.full(n, np.nan)
+        if n == 0:
             return pred, used
+        base = (used == "global") | (used == "blend")
+        if base.any():
+            pred[base] = self.global_.predict(X[base], num_threads=threads(int(base.sum())))
         for s, model in self.models_.items():
-            rows = segments == s
+            rows = (segments == s) & (used == "segment")
             if rows.any():
                 pred[rows] = model.predict(X[rows], num_threads=threads(int(rows.sum())))
-                used[rows] = "segment"
-        rest = used == "none"
-        if graceful and rest.any():
-            pred[rest] = self.global_.predict(X[rest], num_threads=threads(int(rest.sum())))
-            used[rest] = "global"
+        for s, model in self.corrections_.items():
+            rows = (segments == s) & (used == "blend")
+            if rows.any():
+                pred[rows] += model.predict(X[rows], num_threads=threads(int(rows.sum())))
         return pred, used
 
     def predict_global(self, X: np.ndarray) -> np.ndarray:
@@ -158,11 +355,21 @@ class SegmentRegressor(BaseEstimator):  # type: ignore[misc]
         )
 
     def importance(self, names: list[str]) -> dict[str, dict[str, float]]:
-        """Gain importance per model (``global`` and each segment), shares summing to 1."""
+        """Gain importance per model (``global``, each segment's own model, ``<s>-correction``),
+        shares summing to 1."""
         check_is_fitted(self, "global_")
         out = {}
-        for key, model in [("global", self.global_), *self.models_.items()]:
+        models = [
+            ("global", self.global_),
+            *((str(s), m) for s, m in self.models_.items()),
+            *((f"{s}-correction", m) for s, m in self.corrections_.items()),
+        ]
+        for key, model in models:
             gain = model.booster_.feature_importance(importance_type="gain").astype(float)
             total = gain.sum() or 1.0
-            out[str(key)] = {n: float(g / total) for n, g in zip(names, gain, strict=True)}
+            out[key] = {n: float(g / total) for n, g in zip(names, gain, strict=True)}
         return out
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None

@@ -1,8 +1,9 @@
 """The segments recipe's stages: prepare → fit (train and retrain pipelines), prepare → fit → score.
 
 ``fit`` trains on the training split and states both targets' held-out RMSE, MAE
-and R² for the per-segment models *and* for their global fallback model on the same
-rows, per segment, with feature importance; and it scores the model against its
+and R² for the model as served (per segment: the global model, its own model or global +
+a correction, as chosen out of fold) *and* for the global model alone on the same
+rows, per segment, with feature importance and each segment's choice; and it scores the model against its
 baseline, one global LightGBM per target fitted on its own
 (:mod:`opslens.recipes.segments.baseline`), on the same held-out rows.
 
@@ -27,8 +28,9 @@ from opslens.core.columns import require_columns, require_numeric
 from opslens.core.recipe import ModelArtifact, Out, StageContext
 from opslens.errors import ConfigError
 from opslens.recipes.segments.baseline import HeldOut, global_model_scores, held_out
-from opslens.recipes.segments.model import SegmentModel, fit_model, summarise_scores
+from opslens.recipes.segments.model import SegmentModel, fit_model, past_range, summarise_scores
 from opslens.recipes.segments.params import SegmentsParams
+from opslens.recipes.segments.pipeline import error_figures
 from opslens.recipes.segments.plots import (
     plot_rmse_comparison,
     plot_segment_rmse,
@@ -37,7 +39,7 @@ from opslens.recipes.segments.plots import (
 from opslens.recipes.segments.predictor import SegmentPredictor
 from opslens.recipes.segments.regress import regression_metrics
 
-__all__ = ["check_columns", "evaluate", "fit_stage", "prepare", "score_stage"]
+__all__ = ["check_columns", "evaluate", "fit_stage", "prepare", "score_stage", "training_steps"]
 
 
 def check_columns(analysis: AnalysisConfig) -> None:
@@ -105,7 +107,7 @@ def evaluate(
         >>> m = fit_model(data[:450], p, features=list(FEATURES), categorical=["ward"],
         ...     series_target="next_score")
         >>> sorted(evaluate(m, data[450:])["next_score"])
-        ['feature_importance', 'global', 'per_segment', 'segment']
+        ['choices', 'feature_importance', 'global', 'per_segment', 'segment']
     """
     held = held if held is not None else held_out(model, test)
     rows, seg = held.rows, held.segments
@@ -130,8 +132,69 @@ def evaluate(
             "global": regression_metrics(y, base),
             "per_segment": per_segment,
             "feature_importance": reg.importance(names),
+            "choices": {str(s): dict(c) for s, c in reg.choices_.items()},
         }
     return out
+
+
+def training_steps(
+    model: SegmentModel, targets: dict[str, Any], comparison: dict[str, Any]
+) -> dict[str, dict[str, Any]]:
+    """A (re)training's steps as the tracker shows them (child runs): preprocessing, HDBSCAN,
+    the kNN fallback, both targets' models and the performance report."""
+    pre, a = model.preprocessor, model.assigner
+    noise = a.labels_ < 0
+    steps: dict[str, dict[str, Any]] = {
+        "preprocessing": {
+            "params": {
+                "features": list(pre.features),
+                "categorical": list(pre.categorical),
+                "extra": list(pre.extra),
+            },
+            "metrics": {
+                f"mean_{n}": float(m) for n, m in zip(pre.features, pre.scaler_.mean_, strict=True)
+            },
+        },
+        "hdbscan": {
+            "params": {
+                "min_cluster_size": a.min_cluster_size,
+                "min_samples": a.min_samples,
+                "cluster_selection_epsilon": a.cluster_selection_epsilon,
+            },
+            "metrics": {
+                "segments": a.n_segments_,
+                "noise_ratio": float(noise.mean()),
+                "training_rows": len(a.labels_),
+            },
+        },
+        "knn-fallback": {
+            "params": {"n_neighbors": a.n_neighbors, "reference_size": a.reference_size},
+            "metrics": {
+                "noise_points_assigned": int(noise.sum()),
+                "mean_confidence": float(a.confidence_[noise].mean()) if noise.any() else None,
+            },
+        },
+    }
+    for step, target, reg in (
+        ("series-models", model.series_target, model.series),
+        ("resource-models", model.resource_target, model.resource),
+    ):
+        t = targets.get(target, {})
+        metrics = {f"segment_{k}": v for k, v in t.get("segment", {}).items()}
+        metrics |= {f"global_{k}": v for k, v in t.get("global", {}).items()}
+        chosen = {str(s): c["choice"] for s, c in reg.choices_.items()}
+        metrics |= {
+            f"segment_{s}_{k}": v
+            for s, c in reg.choices_.items()
+            for k in ("rmse_global", "rmse_segment", "rmse_blend")
+            if (v := c.get(k)) is not None
+        }
+        steps[step] = {
+            "params": {"target": target, "choice": chosen, "segment_models": sorted(reg.models_)},
+            "metrics": metrics,
+        }
+    steps["performance-report"] = {"params": {}, "metrics": comparison}
+    return steps
 
 
 def fit_stage(ctx: StageContext, prepared: pl.DataFrame) -> Out:
@@ -158,8 +221,9 @@ def fit_stage(ctx: StageContext, prepared: pl.DataFrame) -> Out:
         random_state=ctx.random_state,
     )
     model.info["baseline"] = {
-        "rmse_series": report[target]["segment"]["rmse"],
-        "rmse_resource": report[params.resource_target]["segment"]["rmse"],
+        k: v
+        for name, key in ((target, "rmse_series"), (params.resource_target, "rmse_resource"))
+        for k, v in error_figures(held.rows[name].to_numpy(), held.predictions[name], key).items()
     }
     a = model.assigner
     sizes = {
@@ -176,6 +240,7 @@ def fit_stage(ctx: StageContext, prepared: pl.DataFrame) -> Out:
         "min_segment_rows": params.min_segment_rows,
         "segments_on_global": small,
         "hdbscan": params.hdbscan.model_dump(),
+        "model_choice": params.model_choice.model_dump(),
         "targets": report,
     }
     metrics: dict[str, float] = {
@@ -185,6 +250,9 @@ def fit_stage(ctx: StageContext, prepared: pl.DataFrame) -> Out:
     for name, short in ((target, "series"), (params.resource_target, "resource")):
         metrics[f"rmse_{short}"] = report[name]["segment"]["rmse"]
         metrics[f"rmse_{short}_global"] = report[name]["global"]["rmse"]
+        chosen = [c["choice"] for c in report[name]["choices"].values()]
+        for kind in ("segment", "blend", "global"):
+            metrics[f"{short}_segments_on_{kind}"] = float(chosen.count(kind))
     table = pl.DataFrame(
         {
             "segment": a.segments_,
@@ -205,8 +273,17 @@ def fit_stage(ctx: StageContext, prepared: pl.DataFrame) -> Out:
     example = (
         test.select(model.inputs).head(5) if test.height else train.select(model.inputs).head(5)
     )
+    report_metrics: dict[str, Any] = {}
+    for b in baselines:
+        report_metrics |= {
+            f"model_{b.metric}": b.model,
+            f"global_{b.metric}": b.value,
+            f"p_value_{b.metric}": b.p_value,
+        }
+    report_metrics["beats_global"] = float(all(b.model_wins for b in baselines))
+    steps = training_steps(model, report, report_metrics)
     return Out(
-        values={"segment_model": model},
+        values={"segment_model": model, "steps": steps},
         facts=facts,
         metrics=metrics,
         plots=plots,
@@ -225,6 +302,9 @@ def score_stage(ctx: StageContext, raw: pl.DataFrame, segment_model: SegmentMode
     params: SegmentsParams = ctx.params
     scored = segment_model.score(raw, graceful=params.monitor.graceful_degradation)
     facts = summarise_scores(scored)
+    pre = segment_model.preprocessor
+    facts["out_of_range"] = pre.out_of_range(raw)
+    facts["past_range"] = past_range(facts["out_of_range"], pre.features)
     return Out(
         values={"scored": scored},
         facts=facts,
