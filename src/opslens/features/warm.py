@@ -19,32 +19,49 @@ from __future__ import annotations
 
 import sys
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
+
+import numpy as np
+import polars as pl
+
+from opslens.features.fingerprints import (
+    _PARALLEL_ROWS,
+    RollingFingerprints,
+    device_fingerprint,
+    fleet_fingerprints,
+)
 
 __all__ = ["main", "warm"]
+
+METRICS = ["temperature", "vibration", "current"]
+
+
+def _readings(n_devices: int, n_points: int = 48) -> pl.DataFrame:
+    """Hourly readings of ``n_devices`` devices, three metrics, a few missing values."""
+    rng = np.random.default_rng(0)
+    n = n_devices * n_points
+    values = rng.normal(size=(n, 3)).cumsum(axis=0)
+    values[rng.random((n, 3)) < 0.02] = np.nan
+    start = datetime(2025, 1, 1)
+    return pl.DataFrame(
+        {
+            "device_id": np.repeat([f"d{i:05d}" for i in range(n_devices)], n_points),
+            "timestamp": [start + timedelta(hours=h) for h in range(n_points)] * n_devices,
+            **{m: values[:, j] for j, m in enumerate(METRICS)},
+        }
+    )
 
 
 def warm() -> float:
     """Run every fingerprint kernel once on small inputs; the seconds it took."""
-    import polars as pl
-
-    from opslens.features.fingerprints import (
-        _PARALLEL_ROWS,
-        RollingFingerprints,
-        device_fingerprint,
-        fleet_fingerprints,
-    )
-    from opslens.synthetic.fleet import make_fleet
-
     start = time.perf_counter()
     for n_devices in (8, _PARALLEL_ROWS + 8):  # the serial and the parallel spectral kernel
-        readings = make_fleet(n_devices=n_devices, n_points=48, n_failing=1, seed=0).readings
-        metrics = [c for c in ("temperature", "vibration", "current") if c in readings.columns]
-        fleet_fingerprints(readings, entity="device_id", time="timestamp", metrics=metrics)
-    one = readings.filter(pl.col("device_id") == readings["device_id"][0])
-    device_fingerprint(one, metrics=metrics)
+        readings = _readings(n_devices)
+        fleet_fingerprints(readings, entity="device_id", time="timestamp", metrics=METRICS)
+    one = readings.filter(pl.col("device_id") == "d00000")
+    device_fingerprint(one, metrics=METRICS)
     rolling = RollingFingerprints(
-        one, entity="device_id", time="timestamp", metrics=metrics, window=timedelta(hours=12)
+        one, entity="device_id", time="timestamp", metrics=METRICS, window=timedelta(hours=12)
     )
     rolling.at(one["timestamp"][-1])
     return time.perf_counter() - start
