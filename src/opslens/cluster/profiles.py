@@ -33,7 +33,7 @@ import polars as pl
 from scipy.stats import skew
 from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.cluster import KMeans
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_is_fitted, validate_data
 from threadpoolctl import threadpool_limits
 
 from opslens.cluster.hdr import sample_hdr
@@ -90,12 +90,8 @@ class DistributionClusterer(ClusterMixin, BaseEstimator):  # type: ignore[misc]
             >>> DistributionClusterer(n_clusters=2).fit(np.eye(4)).n_clusters_
             2
         """
-        X = np.asarray(X, dtype=float)
-        if X.ndim != 2 or X.shape[0] < 2 or not np.all(np.isfinite(X)):
-            raise DataError(
-                f"expected a finite 2-D histogram matrix with at least 2 rows, got shape {X.shape}",
-                fix="build histograms for at least two combinations",
-            )
+        # scikit-learn's own validation: 2-D, finite, real, dense, at least 2 rows (ValueError)
+        X = validate_data(self, X, dtype=np.float64, ensure_min_samples=2)
         choice: KChoice | None = None
         if self.n_clusters is None:
             choice = choose_k(
@@ -138,7 +134,8 @@ class DistributionClusterer(ClusterMixin, BaseEstimator):  # type: ignore[misc]
             [1]
         """
         check_is_fitted(self, "kmeans_")
-        labels: np.ndarray = self.mapping_[self.kmeans_.predict(np.asarray(X, dtype=float))]
+        X = validate_data(self, X, dtype=np.float64, reset=False)
+        labels: np.ndarray = self.mapping_[self.kmeans_.predict(X)]
         return labels
 
 

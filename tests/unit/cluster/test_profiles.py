@@ -74,8 +74,11 @@ def test_estimator_contract() -> None:
 
 
 def test_bad_input() -> None:
-    with pytest.raises(DataError, match="2-D"):
+    # the shape of X is scikit-learn's to check (its own message, a ValueError)
+    with pytest.raises(ValueError, match="Expected 2D array, got 1D array"):
         DistributionClusterer().fit(np.ones(5))
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        DistributionClusterer().fit(np.array([[1.0, np.nan], [0.0, 1.0]]))
     with pytest.raises(DataError, match="n_clusters=9"):
         DistributionClusterer(n_clusters=9).fit(np.eye(4))
     with pytest.raises(DataError, match="identical"):

@@ -36,7 +36,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 from sklearn.base import BaseEstimator
 from sklearn.neighbors import KNeighborsClassifier
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_is_fitted, validate_data
 from threadpoolctl import threadpool_limits
 
 from opslens.errors import DataError
@@ -74,11 +74,13 @@ class SegmentAssigner(BaseEstimator):  # type: ignore[misc]
         self.reference_size = reference_size
         self.random_state = random_state
 
-    def fit(self, X: np.ndarray) -> SegmentAssigner:
+    def fit(self, X: np.ndarray, y: object = None) -> SegmentAssigner:
         """Cluster ``X`` (scaled features), fit the kNN fallback and the reference set."""
         import hdbscan
 
-        X = np.asarray(X, dtype=np.float64)
+        X = validate_data(self, X, dtype=np.float64)  # 2-D, finite, real, dense (ValueError)
+        if not X.flags.writeable:  # hdbscan's compiled code writes to its input's memory view
+            X = X.copy()
         if X.shape[0] <= self.min_cluster_size:
             raise DataError(
                 f"{X.shape[0]} training rows cannot form segments of at least "
@@ -133,6 +135,13 @@ class SegmentAssigner(BaseEstimator):  # type: ignore[misc]
         self.confidence_ = confidence
         return self
 
+    def _checked(self, X: np.ndarray) -> np.ndarray:
+        """``X`` validated as in fit, with the fitted number of features (ValueError)."""
+        X = validate_data(self, X, dtype=np.float64, reset=False)
+        if not X.flags.writeable:
+            X = X.copy()
+        return X
+
     def _vote(self, X: np.ndarray) -> np.ndarray:
         """The kNN fallback's class probabilities (OpenMP threads only for large inputs)."""
         with threadpool_limits(limits=threads(X.shape[0]), user_api="openmp"):
@@ -141,13 +150,13 @@ class SegmentAssigner(BaseEstimator):  # type: ignore[misc]
     def assign(self, X: np.ndarray) -> Assignment:
         """Segment, HDBSCAN label, path and confidence of new points (scaled features)."""
         check_is_fitted(self, "tree_")
-        X = np.asarray(X, dtype=np.float64)
-        n = X.shape[0]
-        if n == 0:
+        if len(X) == 0:
             empty = np.zeros(0)
             return Assignment(
                 empty.astype(np.int64), empty.astype(np.int64), empty.astype(str), empty
             )
+        X = self._checked(X)
+        n = X.shape[0]
         dist, idx = self.tree_.query(X, k=1, workers=threads(n))
         nearest = self.reference_labels_[idx]
         noise = dist > self.radius_[nearest]
@@ -174,5 +183,5 @@ class SegmentAssigner(BaseEstimator):  # type: ignore[misc]
         import hdbscan
 
         check_is_fitted(self, "clusterer_")
-        labels, strengths = hdbscan.approximate_predict(self.clusterer_, np.asarray(X, float))
+        labels, strengths = hdbscan.approximate_predict(self.clusterer_, self._checked(X))
         return np.asarray(labels, dtype=np.int64), np.asarray(strengths, dtype=np.float64)
