@@ -14,8 +14,8 @@ p < ``ALPHA``); the choice, the three RMSEs and the p-value are kept in
 The choice is made on the segment's clustered rows. Noise rows (placed by the kNN
 fallback) get the global answer unless, by the same rule, their segments' own models (or
 the blends) are better on the out-of-fold noise rows of all segments together (at least
-``_MIN_NOISE_ROWS`` of them; one segment has too few to decide): :attr:`noise_choice_`. Final models are refitted
-on all rows. :meth:`SegmentRegressor.predict_with_models` says per row which answered:
+``_MIN_NOISE_ROWS`` of them; one segment has too few to decide): :attr:`noise_choice_`.
+Final models are refitted on all rows. :meth:`SegmentRegressor.predict_with_models` says per row which answered:
 ``segment``, ``blend`` or ``global`` (``none``: not scored — a segment too small or
 unknown with ``graceful=False``). ``mode`` ``segment``, ``blend`` or ``global`` forces that
 answer on every segment large enough (no comparison).
