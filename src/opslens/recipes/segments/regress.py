@@ -306,7 +306,10 @@ class SegmentRegressor(BaseEstimator):  # type: ignore[misc]
             ['segment', 'global', 'global']
         """
         used = np.full(segments.shape[0], "none" if not graceful else "global", dtype="<U7")
-        for s, entry in self.choices_.items():
+        choices = getattr(self, "choices_", None)
+        if choices is None:  # fitted before the choice: every model of its own answers
+            choices = {s: {"choice": "segment", "noise_choice": "segment"} for s in self.models_}
+        for s, entry in choices.items():
             rows = segments == s
             if not rows.any():
                 continue
@@ -339,7 +342,7 @@ class SegmentRegressor(BaseEstimator):  # type: ignore[misc]
             rows = (segments == s) & (used == "segment")
             if rows.any():
                 pred[rows] = model.predict(X[rows], num_threads=threads(int(rows.sum())))
-        for s, model in self.corrections_.items():
+        for s, model in getattr(self, "corrections_", {}).items():
             rows = (segments == s) & (used == "blend")
             if rows.any():
                 pred[rows] += model.predict(X[rows], num_threads=threads(int(rows.sum())))
@@ -362,7 +365,7 @@ class SegmentRegressor(BaseEstimator):  # type: ignore[misc]
         models = [
             ("global", self.global_),
             *((str(s), m) for s, m in self.models_.items()),
-            *((f"{s}-correction", m) for s, m in self.corrections_.items()),
+            *((f"{s}-correction", m) for s, m in getattr(self, "corrections_", {}).items()),
         ]
         for key, model in models:
             gain = model.booster_.feature_importance(importance_type="gain").astype(float)
