@@ -2,11 +2,14 @@
 a deployed model's life cycle, for any analysis whose recipe declares the hooks.
 
 Example:
-    >>> from opslens.cli.lifecycle import _alerts_line
+    >>> from opslens.cli.lifecycle import _alerts_line, _rows_line
     >>> _alerts_line([{"metric": "noise_ratio", "value": 0.4, "threshold": 0.3}])
     'alerts: noise_ratio 0.4 > 0.3'
     >>> _alerts_line([{"metric": "out_of_range", "feature": "month", "value": 1, "threshold": 0.05}])
     'alerts: out_of_range month 1 > 0.05'
+    >>> _rows_line({"rows_in": 9, "rows_scored": 9, "noise_ratio": 0.5, "noise_out_of_range": 0.4,
+    ...     "noise_in_range": 0.1})
+    '9 rows in, 9 scored, 0 rejected; noise ratio 0.5 (0.4 outside the training range, 0.1 inside it in no segment)'
 """
 
 from __future__ import annotations
@@ -64,6 +67,11 @@ def _rows_line(r: dict[str, Any]) -> str:
         said += " (" + ", ".join(f"{k}: {v}" for k, v in reasons.items()) + ")"
     if "noise_ratio" in r:
         said += f"; noise ratio {fmt(r['noise_ratio'])}"
+        if "noise_out_of_range" in r:
+            said += (
+                f" ({fmt(r['noise_out_of_range'])} outside the training range, "
+                f"{fmt(r['noise_in_range'])} inside it in no segment)"
+            )
     return said
 
 

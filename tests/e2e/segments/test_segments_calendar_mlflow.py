@@ -86,6 +86,7 @@ def test_first_run_children_and_a_calendar_counter_refused(tmp_path: Path, monke
         assert b.code == 0, b.err
         assert "retrained" not in b.out
         assert "out_of_range month 1 > 0.05" in b.out
+        assert "inside it in no segment)" in b.out  # the noise ratio split by range
         assert "'month' outside its training range in 100% of the rows" in b.out
     refused = run_cli(["retrain", NAME, "--reason", "new quarter"], tmp_path, monkeypatch)
     assert refused.code == 2

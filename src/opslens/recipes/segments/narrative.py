@@ -132,16 +132,17 @@ def _choices(fit: FitFacts) -> Section | None:
             "Per segment and target, the global model answers unless the segment's own "
             "LightGBM or the global model plus a per-segment correction (blend) has a lower "
             f"RMSE on {folds}-fold out-of-fold predictions of the training rows, by at least "
-            f"{fmt(100 * float(fit.model_choice.get('min_gain', 0)), 2)}% and significantly "
-            "(p < 0.05); noise rows get the global answer unless the chosen model is also "
-            f"better on them. Segments on each: {said}."
+            f"{fmt(100 * float(fit.model_choice.get('min_gain', 0)), 2)}% and by one standard "
+            "error (one-sided paired t-test, p < 0.16); noise rows (placed by the kNN fallback) "
+            "get the global answer unless their segments' models are better on the noise rows "
+            f"of all segments together. Segments on each: {said}."
         ],
         table=Table(
             [
                 "target",
                 "segment",
                 "choice",
-                "noise rows",
+                "noise rows' choice",
                 "rows",
                 "RMSE global",
                 "RMSE own",

@@ -14,8 +14,8 @@ p < ``ALPHA``); the choice, the three RMSEs and the p-value are kept in
 The choice is made on the segment's clustered rows. Noise rows (placed by the kNN
 fallback) get the global answer unless, by the same rule, their segments' own models (or
 the blends) are better on the out-of-fold noise rows of all segments together (at least
-``_MIN_NOISE_ROWS`` of them; one segment has too few to decide): :attr:`noise_choice_`. Final models are refitted
-on all rows. :meth:`SegmentRegressor.predict_with_models` says per row which answered:
+``_MIN_NOISE_ROWS`` of them; one segment has too few to decide): :attr:`noise_choice_`.
+Final models are refitted on all rows. :meth:`SegmentRegressor.predict_with_models` says per row which answered:
 ``segment``, ``blend`` or ``global`` (``none``: not scored — a segment too small or
 unknown with ``graceful=False``). ``mode`` ``segment``, ``blend`` or ``global`` forces that
 answer on every segment large enough (no comparison).
@@ -306,7 +306,10 @@ class SegmentRegressor(BaseEstimator):  # type: ignore[misc]
             ['segment', 'global', 'global']
         """
         used = np.full(segments.shape[0], "none" if not graceful else "global", dtype="<U7")
-        for s, entry in self.choices_.items():
+        choices = getattr(self, "choices_", None)
+        if choices is None:  # fitted before the choice: every model of its own answers
+            choices = {s: {"choice": "segment", "noise_choice": "segment"} for s in self.models_}
+        for s, entry in choices.items():
             rows = segments == s
             if not rows.any():
                 continue
@@ -339,7 +342,7 @@ class SegmentRegressor(BaseEstimator):  # type: ignore[misc]
             rows = (segments == s) & (used == "segment")
             if rows.any():
                 pred[rows] = model.predict(X[rows], num_threads=threads(int(rows.sum())))
-        for s, model in self.corrections_.items():
+        for s, model in getattr(self, "corrections_", {}).items():
             rows = (segments == s) & (used == "blend")
             if rows.any():
                 pred[rows] += model.predict(X[rows], num_threads=threads(int(rows.sum())))
@@ -362,7 +365,7 @@ class SegmentRegressor(BaseEstimator):  # type: ignore[misc]
         models = [
             ("global", self.global_),
             *((str(s), m) for s, m in self.models_.items()),
-            *((f"{s}-correction", m) for s, m in self.corrections_.items()),
+            *((f"{s}-correction", m) for s, m in getattr(self, "corrections_", {}).items()),
         ]
         for key, model in models:
             gain = model.booster_.feature_importance(importance_type="gain").astype(float)

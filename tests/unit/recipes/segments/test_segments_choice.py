@@ -119,3 +119,11 @@ def test_forced_modes_skip_the_comparison() -> None:
     assert np.allclose(glob.predict(X, seg), glob.predict_global(X))
     with pytest.raises(ValueError, match="mode must be"):
         SegmentRegressor(mode="best").fit(X, y, seg)
+
+
+def test_a_regressor_fitted_before_the_choice_still_answers_by_its_own_models() -> None:
+    X, y, seg = _planted(4, scale=0.2)
+    old = SegmentRegressor(mode="segment", n_estimators=10, min_segment_rows=50).fit(X, y, seg)
+    del old.choices_, old.corrections_  # what a pickle of the previous version holds
+    pred, used = old.predict_with_models(X, seg)
+    assert set(used[seg <= 2]) == {"segment"} and np.isfinite(pred).all()
