@@ -4,8 +4,8 @@
 input validation, NaN and inf rejected, n_features_in_, pickling, invariance to batches
 and row order, ...) beside our own contract in ``test_estimators.py``: over ECOD, the
 autoencoder, the rare-device detector, the distribution recipe's histogram clusterer
-and the segments recipe's HDBSCAN assigner (on scaled feature arrays, as the recipe
-hands them over). The one check expected to fail is named below with its reason. The
+the segments recipe's HDBSCAN assigner and its per-segment regressor (on scaled
+feature arrays, as the recipe hands them over). The one check expected to fail is named below with its reason. The
 array-API check runs with dispatch on NumPy only (these estimators declare no array-API
 support), so it needs ``SCIPY_ARRAY_API=1``, set here.
 
@@ -25,6 +25,7 @@ from opslens.detect.autoencoder import AutoencoderDetector
 from opslens.detect.ecod import ECOD
 from opslens.detect.population import RareDeviceDetector
 from opslens.recipes.segments.assign import SegmentAssigner
+from opslens.recipes.segments.regress import SegmentRegressor
 
 ESTIMATORS = [
     ECOD(),
@@ -33,6 +34,7 @@ ESTIMATORS = [
     DistributionClusterer(k_max=4),
     # small segments, so that HDBSCAN finds some in scikit-learn's small random test sets
     SegmentAssigner(min_cluster_size=2, min_samples=1),
+    SegmentRegressor(n_estimators=10, min_segment_rows=5),
 ]
 
 EXPECTED_FAILURES = {

@@ -40,7 +40,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 from sklearn.model_selection import KFold
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 __all__ = ["CHOICES", "SegmentRegressor", "regression_metrics", "threads"]
 
@@ -263,8 +263,10 @@ class SegmentRegressor(BaseEstimator):  # type: ignore[misc]
         ``noise``: the rows HDBSCAN left as noise)."""
         if self.mode not in ("auto", *CHOICES):
             raise ValueError(f"mode must be auto, segment, blend or global, not {self.mode!r}")
-        X = np.asarray(X, dtype=np.float64)
-        y = np.asarray(y, dtype=np.float64)
+        # scikit-learn's own validation (ValueError): 2-D, real, no inf; NaN is LightGBM's missing
+        X, y = validate_data(
+            self, X, y, dtype=np.float64, ensure_all_finite="allow-nan", y_numeric=True
+        )
         segments = _segments(segments, X.shape[0])
         noise = _flags(noise, X.shape[0])
         self.global_ = self._booster().fit(X, y)
@@ -328,13 +330,13 @@ class SegmentRegressor(BaseEstimator):  # type: ignore[misc]
         """Predictions and, per row, which model answered (``segment``/``blend``/``global``/
         ``none``: a segment without a choice of its own when ``graceful`` is off)."""
         check_is_fitted(self, "global_")
-        X = np.asarray(X, dtype=np.float64)
-        n = X.shape[0]
+        n = len(X)
         segments = _segments(segments, n)
         used = self.answers(segments, _flags(noise, n), graceful=graceful)
         pred = np.full(n, np.nan)
         if n == 0:
             return pred, used
+        X = self._checked(X)
         base = (used == "global") | (used == "blend")
         if base.any():
             pred[base] = self.global_.predict(X[base], num_threads=threads(int(base.sum())))
@@ -353,9 +355,20 @@ class SegmentRegressor(BaseEstimator):  # type: ignore[misc]
         check_is_fitted(self, "global_")
         if len(X) == 0:
             return np.empty(0)
-        return np.asarray(
-            self.global_.predict(np.asarray(X, dtype=np.float64), num_threads=threads(len(X)))
+        return np.asarray(self.global_.predict(self._checked(X), num_threads=threads(len(X))))
+
+    def _checked(self, X: np.ndarray) -> np.ndarray:
+        """``X`` validated as in fit, with the fitted number of features (ValueError)."""
+        checked: np.ndarray = validate_data(
+            self, X, dtype=np.float64, ensure_all_finite="allow-nan", reset=False
         )
+        return checked
+
+    def __sklearn_tags__(self) -> Any:
+        """NaN features are LightGBM's missing values: accepted (inf is not)."""
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        return tags
 
     def importance(self, names: list[str]) -> dict[str, dict[str, float]]:
         """Gain importance per model (``global``, each segment's own model, ``<s>-correction``),
