@@ -37,10 +37,19 @@ __all__ = ["RECIPE", "OnlineChecker", "ResidualParams", "ResidualPredictor"]
 
 
 def demo_instances(data: pl.DataFrame, analysis: AnalysisConfig) -> list[dict[str, Any]]:
-    """60 samples of the demo pump around the sudden fault (84.4% of its rows), every column,
-    one stream with ``seq``."""
+    """60 samples around a planted fault, one stream with ``seq``: for the pump (a model per
+    mode) at its sudden fault (84.4% of its rows), with the mode and speed; for the axes at
+    the fault planted at 90%."""
     time = str(analysis.columns.time)
-    rows = data.slice(max(0, int(data.height * 0.844)), 60)
+    axes = list(analysis.columns.metrics) or [c for c in data.columns if c != time]
+    params = analysis.params
+    if not isinstance(params, ResidualParams):
+        params = ResidualParams.model_validate(params or {})
+    inputs = [c for cols in params.model.regressors.values() for c in cols]
+    inputs += [params.model.mode_column] if params.model.mode_column else []
+    start = int(data.height * 0.844) if inputs else max(0, int(data.height * 0.9) - 10)
+    keep = list(dict.fromkeys([time, *axes, *inputs]))
+    rows = data.slice(start, 60).select(keep)
     rows = rows.with_columns(pl.col(time).dt.strftime("%Y-%m-%dT%H:%M:%S%.6f"))
     return [{"stream": "demo", "seq": i, **r} for i, r in enumerate(rows.to_dicts(), start=1)]
 
@@ -92,7 +101,7 @@ RECIPE = Recipe(
     facts_model=lifecycle_facts(ResidualFacts),
     narrative=residual_narrative,
     check_columns=check_columns,
-    demo=Demo(files=("project.yaml",), instances=demo_instances),
+    demo=Demo(files=("project.yaml", "pump.yaml"), instances=demo_instances),
     package=__name__,
     prompts={
         "summary": "Write a summary of two or three sentences: how many axes were modelled, "

@@ -116,7 +116,8 @@ def score_block(
     runs_out: dict[str, list[int]] = {}
     warned = bool(st.get("warned", False))
     if not warned and rows.size:
-        warned = _guard_block(predictor, time_s[rows], count)
+        picked = {k: np.asarray(v)[rows] for k, v in (context or {}).items()}
+        warned = _guard_block(predictor, time_s[rows], count, picked)
     for j, axis in enumerate(axes):
         limits = predictor.thresholds[axis]
         t = time_s[rows]
@@ -239,54 +240,80 @@ def score_one(
         runs[axis] = [run, run_error]
     answer["level"] = LEVELS[worst]
     new: dict[str, Any] = {"runs": runs, "last_key": key, "n": count + 1}
-    if st.get("warned") or _guard_one(predictor, time_s, count + 1):
+    if st.get("warned") or _guard_one(predictor, time_s, count + 1, sample):
         new["warned"] = True
     return answer, new
 
 
-def _extrapolation_warning(axis: str, family: str, spans: float, sample: int) -> None:
+def _extrapolation_warning(axis: str, what: str, spans: float, sample: int) -> None:
     """A warning on the ``opslens.residual`` logger (a stream or service keeps running)."""
     _LOG.warning(
-        "axis '%s': its %s trend against time is scored %.1f training spans beyond the time "
-        "range it was fitted on (sample %d of this stream); the extrapolated trend may no "
-        "longer describe the machine; fix: retrain on recent data, or set params.mode: "
-        "streaming or params.model.type: median",
+        "axis '%s': %s is scored %.1f training spans beyond the range it was fitted on "
+        "(sample %d of this stream); the model may no longer describe the machine; fix: "
+        "retrain on recent data, or set params.mode: streaming or params.model.type: median",
         axis,
-        family,
+        what,
         spans,
         sample,
     )
 
 
-def _guard_one(predictor: ResidualPredictor, time_s: float, sample: int) -> bool:
-    """Warn (once per stream: True goes into its state) when a time trend is scored too far out."""
-    limit = getattr(predictor, "max_spans", 1.0)
+def _ranges(predictor: ResidualPredictor) -> list[tuple[str, str, str | None, float, float]]:
+    """What each model was fitted on: ``(axis, what, input or None for time, low, high)``."""
+    out: list[tuple[str, str, str | None, float, float]] = []
     for axis, model in predictor.models.items():
-        if not isinstance(model, AxisTrend) or model.family == "median":
+        if isinstance(model, AxisTrend) and model.family != "median":
+            lo, hi = getattr(model, "t_range_", (float(model.knots_[0]), float(model.knots_[-1])))
+            out.append((axis, f"its {model.family} trend against time", None, lo, hi))
+        elif isinstance(model, AxisConditional):
+            for name, (lo, hi) in getattr(model, "x_range_", {}).items():
+                out.append((axis, f"its regressor '{name}'", name, lo, hi))
+    return out
+
+
+def _spans(value: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    span = hi - lo if hi > lo else 1.0
+    return np.asarray(np.maximum(value - hi, lo - value) / span, dtype=np.float64)
+
+
+def _guard_one(
+    predictor: ResidualPredictor,
+    time_s: float,
+    sample: int,
+    inputs: Mapping[str, Any] | None = None,
+) -> bool:
+    """Warn (once per stream: True goes into its state) when a model is scored too far out of
+    the range it was fitted on: a trend's time, a regressor's values."""
+    limit = getattr(predictor, "max_spans", 1.0)
+    for axis, what, name, lo, hi in _ranges(predictor):
+        value = time_s if name is None else float((inputs or {}).get(name, np.nan))
+        if lo - limit * (hi - lo) <= value <= hi + limit * (hi - lo) or value != value:
             continue
-        lo, hi = getattr(model, "t_range_", (float(model.knots_[0]), float(model.knots_[-1])))
-        if lo - limit * (hi - lo) <= time_s <= hi + limit * (hi - lo):
-            continue
-        spans = model.spans_beyond(time_s)
+        spans = float(_spans(np.asarray(value), lo, hi))
         if spans > limit:
-            _extrapolation_warning(axis, model.family, spans, sample)
+            _extrapolation_warning(axis, what, spans, sample)
             return True
     return False
 
 
-def _guard_block(predictor: ResidualPredictor, time_s: np.ndarray, count: int) -> bool:
+def _guard_block(
+    predictor: ResidualPredictor,
+    time_s: np.ndarray,
+    count: int,
+    inputs: Mapping[str, np.ndarray] | None = None,
+) -> bool:
     """:func:`_guard_one` over samples in order: warns at the first one too far out."""
     limit = getattr(predictor, "max_spans", 1.0)
     first: tuple[int, str, str, float] | None = None
-    for axis, model in predictor.models.items():
-        if not isinstance(model, AxisTrend) or model.family == "median":
-            continue
-        lo, hi = getattr(model, "t_range_", (float(model.knots_[0]), float(model.knots_[-1])))
-        span = hi - lo if hi > lo else 1.0
-        spans = np.maximum(time_s - hi, lo - time_s) / span
+    for axis, what, name, lo, hi in _ranges(predictor):
+        if name is None:
+            value = time_s
+        else:
+            value = np.asarray((inputs or {}).get(name, np.full(time_s.size, np.nan)), dtype=float)
+        spans = _spans(value, lo, hi)
         far = np.flatnonzero(spans > limit)
         if far.size and (first is None or far[0] < first[0]):
-            first = (int(far[0]), axis, model.family, model.spans_beyond(float(time_s[far[0]])))
+            first = (int(far[0]), axis, what, float(spans[far[0]]))
     if first is None:
         return False
     _extrapolation_warning(first[1], first[2], first[3], count + first[0] + 1)

@@ -5,7 +5,9 @@ or exogenous columns, e.g. flow from pump speed) by least squares, and/or with o
 per operating mode (``params.model.mode_column``: the mode given as a column). Without
 regressors a mode's model is the median of its training values (its operating point).
 
-Scoring needs every input: a sample without a regressor, or in a mode never seen in
+Each model records the range of every regressor it was fitted on (``x_range_``): the
+online checker warns once per stream when one is scored far outside it. Scoring needs
+every input: a sample without a regressor, or in a mode never seen in
 training, is a :class:`ValueError` naming the axis and the fix (the recipe turns it into a
 one-line error, exit 2, in batch, and a per-sample error in a stream).
 
@@ -95,6 +97,10 @@ class AxisConditional(BaseEstimator):  # type: ignore[misc]
             if self.regressors
             else np.empty((y.size, 0))
         )
+        self.x_range_ = {
+            r: (float(np.nanmin(x[:, j])), float(np.nanmax(x[:, j])))
+            for j, r in enumerate(self.regressors)
+        }
         self.coef_: dict[str, list[float]] = {}
         self.intercept_: dict[str, float] = {}
         self.rows_: dict[str, int] = {}

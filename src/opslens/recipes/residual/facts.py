@@ -171,12 +171,29 @@ class HeldOutAlarms(FactsModel):
     note: str
 
 
+class StreamFit(FactsModel):
+    """One axis's streaming fit: the baseline chosen, its limits, why."""
+
+    family: str
+    period_samples: int
+    period_seconds: float | None
+    centre: float
+    above: float
+    below: float
+    direction: str
+    warmup: int
+    holdout_mae: dict[str, float]
+    reason: str
+
+
 class ThresholdsFacts(FactsModel):
     """The thresholds entry of every axis and the levels on the held-out rows."""
 
     axes: dict[str, AxisLimits]
     holdout: dict[str, HoldoutLevels]
     held_out: HeldOutAlarms | None = None
+    streaming: dict[str, StreamFit] | None = None
+    """Streaming mode: what the run's own stream (its first samples) fitted per axis."""
 
 
 class ResidualFacts(RecipeFacts):

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 from scipy.stats import ks_2samp
+from sklearn.base import clone
 
 from opslens.config import AnalysisConfig
 from opslens.core.lifecycle import (
@@ -41,9 +42,10 @@ from opslens.core.lifecycle import (
 )
 from opslens.core.recipe import ModelArtifact, Out, Output, Stage, StageContext
 from opslens.models.compare import paired_interval, paired_p_value
+from opslens.recipes.residual.conditional import AxisConditional
 from opslens.recipes.residual.params import ResidualMonitor, ResidualParams
 from opslens.recipes.residual.predictor import ResidualPredictor
-from opslens.recipes.residual.thresholds import calibrate_axis
+from opslens.recipes.residual.thresholds import calibrate_axis, with_below
 from opslens.recipes.residual.trend import AxisTrend
 
 __all__ = ["LIFECYCLE", "RecalibratedPredictor", "ResidualMonitor", "monitor", "retrain_reason"]
@@ -92,7 +94,7 @@ def score_batch(
         ks = float(ks_2samp(now, ref).statistic) if now.size and ref.size else 0.0
         record[f"{axis}_ks"] = ks
         record[f"{axis}_residual_mean"] = float(now.mean()) if now.size else 0.0
-    keep = [champion.time_field, *champion.axes]
+    keep = [champion.time_field, *champion.axes, *getattr(champion, "inputs", [])]
     return Out(
         values={
             "predictions": pl.concat([batch, answers.drop("stream")], how="horizontal"),
@@ -148,7 +150,11 @@ def compare(
 def recalibrate(
     ctx: StageContext, raw: pl.DataFrame, labelled: pl.DataFrame, champion: ResidualPredictor
 ) -> Out:
-    """New trends and limits per axis on the recent window; compared with the champion."""
+    """New models and limits per axis on the recent window; compared with the champion.
+
+    An axis on other signals (per mode) is refitted with the same inputs; a mode the window
+    lacks keeps the champion's model. Limits follow ``params.thresholds`` (both sides if set).
+    """
     p: ResidualParams = ctx.params
     rows = window(raw, labelled, ctx.analysis)
     train, held = split_newest(rows, _settings(p).holdout_share)
@@ -156,17 +162,41 @@ def recalibrate(
     t0_us = int(train[time].dt.cast_time_unit("us").cast(pl.Int64).min())  # type: ignore[arg-type]
     t = (train[time].dt.cast_time_unit("us").cast(pl.Int64).to_numpy() - t0_us) / 1e6
     dt = float(np.median(np.diff(t))) if t.size > 1 else 1.0
-    models, limits, reference = {}, {}, {}
+    models: dict[str, AxisTrend | AxisConditional] = {}
+    limits, reference = {}, {}
     for axis in champion.axes:
         y = train[axis].cast(pl.Float64).to_numpy()
         ok = np.isfinite(y) & (y != 0)
-        models[axis] = AxisTrend(
-            "linear", n_segments=p.model.n_segments, huber_epsilon=p.model.huber_epsilon
-        ).fit(t[ok], y[ok])
-        reference[axis] = y[ok] - models[axis].predict(t[ok])
+        old = champion.models[axis]
+        if isinstance(old, AxisConditional):  # the same inputs and modes, refitted
+            ok &= np.all([train[c].is_not_null().to_numpy() for c in old.inputs()], axis=0)
+            rows = train.filter(pl.Series(ok))
+            inputs = {c: rows[c].to_numpy() for c in old.inputs()}
+            new = clone(old).fit(inputs, y[ok])
+            for mode in set(old.coef_) - set(new.coef_):  # a mode the window lacks: kept
+                new.coef_[mode], new.intercept_[mode] = old.coef_[mode], old.intercept_[mode]
+                new.rows_[mode] = old.rows_[mode]
+            models[axis] = new
+            reference[axis] = y[ok] - new.predict_columns(inputs)
+        else:
+            models[axis] = AxisTrend(
+                "linear", n_segments=p.model.n_segments, huber_epsilon=p.model.huber_epsilon
+            ).fit(t[ok], y[ok])
+            reference[axis] = y[ok] - models[axis].predict(t[ok])
         limits[axis] = calibrate_axis(reference[axis], dt_seconds=dt, **p.thresholds.policy())
+        side = p.thresholds.directions.get(axis, p.thresholds.direction)
+        if side != "above":
+            below = calibrate_axis(-reference[axis], dt_seconds=dt, **p.thresholds.policy())
+            limits[axis] = with_below(limits[axis], below, side)
     challenger = RecalibratedPredictor(
-        models, limits, time_field=time, t0_us=t0_us, reference=reference
+        models,
+        limits,
+        time_field=time,
+        t0_us=t0_us,
+        reference=reference,
+        streaming=getattr(champion, "streaming", None),
+        max_spans=getattr(champion, "max_spans", 1.0),
+        inputs=getattr(champion, "inputs", []),
     )
     comparison = compare(champion, challenger, rows, ctx.analysis)
     comparison = Comparison(
@@ -182,7 +212,9 @@ def recalibrate(
         },
         model=ModelArtifact(
             model=challenger,
-            input_example=train.select(time, *champion.axes).head(5),
+            input_example=train.select(time, *champion.axes, *getattr(champion, "inputs", [])).head(
+                5
+            ),
             metadata={"thresholds": limits},
         ),
     )

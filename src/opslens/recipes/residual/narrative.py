@@ -147,6 +147,20 @@ def residual_narrative(facts: ResidualFacts, plots: list[str]) -> Narrative:
             if flagged
             else " No axis reached the error level on the held-out rows."
         )
+        if limits.streaming:
+            sections.append(
+                Section(
+                    title="Streaming mode: each stream learns its own normal",
+                    bullets=[
+                        f"{axis}: {f.family}"
+                        + (f" (period {f.period_samples} samples)" if f.period_samples else "")
+                        + f", limits {fmt(f.centre - f.below)} … {fmt(f.centre + f.above)} "
+                        f"around the baseline ({f.direction}) after a warm-up of "
+                        f"{plural(f.warmup, 'sample')}; {f.reason}."
+                        for axis, f in limits.streaming.items()
+                    ],
+                )
+            )
         if limits.held_out is not None:
             sections.append(_alarms_section(limits.held_out))
     summary += _verdict(facts)

@@ -28,6 +28,7 @@ from opslens.recipes.residual.conditional import AxisConditional
 from opslens.recipes.residual.params import ResidualParams
 from opslens.recipes.residual.plots import plot_fit, plot_residuals
 from opslens.recipes.residual.predictor import ResidualPredictor
+from opslens.recipes.residual.streaming import score_stream
 from opslens.recipes.residual.thresholds import calibrate_axis, with_below
 from opslens.recipes.residual.trend import AxisTrend, choose_family, regression_metrics
 
@@ -419,6 +420,12 @@ def evaluate(ctx: StageContext, prepared: pl.DataFrame, models: dict[str, AxisMo
     )
 
 
+def prep_stats_time(frame: pl.DataFrame, time: str, t0_us: int) -> np.ndarray:
+    """Seconds since ``t0_us`` of a frame's time column."""
+    us = frame[time].dt.cast_time_unit("us").cast(pl.Int64).to_numpy()
+    return np.asarray((us - t0_us) / 1e6, dtype=np.float64)
+
+
 def _check_period(p: ResidualParams, axes: list[str], dt_seconds: float) -> None:
     """DataError unless a fixed streaming period fits twice in the warm-up (named per axis)."""
     period = p.streaming.period
@@ -479,6 +486,18 @@ def thresholds(
     test_end = prep_stats["train_end"]
     held = samples.filter(pl.col(time) >= test_end) if test_end is not None else samples.head(0)
     levels = None
+    stream_fits: dict[str, Any] | None = None
+    if predictor.streaming is not None:
+        stream_fits = {}
+        for axis in models:
+            fit = score_stream(
+                samples[axis].cast(pl.Float64).fill_null(np.nan).to_numpy(),
+                time_s=prep_stats_time(samples, time, prep_stats["t0_us"]),
+                params=predictor.streaming,
+                axis=axis,
+            ).fit
+            if fit is not None:
+                stream_fits[axis] = fit.describe()
     if held.height and predictor.streaming is not None:
         # streaming: the stream warms up on its own first samples, the held-out rows are scored
         levels = predictor.predict_frame(samples).tail(held.height)
@@ -516,7 +535,7 @@ def thresholds(
     )
     return Out(
         values={"thresholds": table},
-        facts={"axes": limits, "holdout": holdout, "held_out": held_out},
+        facts={"axes": limits, "holdout": holdout, "held_out": held_out, "streaming": stream_fits},
         metrics=metrics,
         tables=tables,
         baselines=scores,

@@ -219,12 +219,15 @@ def fit_axis(
         params.margin * float(np.quantile(np.maximum(centre - r, 0.0), params.quantile)),
     )
     shown = ", ".join(f"{k} {v:.4g}" for k, v in errors.items())
-    reason = (
-        f"{name} as configured"
-        if len(cands) == 1
-        else f"{name} has the lowest median absolute error on the last {n - lo} warm-up "
-        f"samples ({shown})"
-    )
+    if len(cands) > 1:
+        reason = (
+            f"{name} has the lowest median absolute error on the last {n - lo} warm-up "
+            f"samples ({shown})"
+        )
+    elif params.period == "auto":
+        reason = f"none: neither a day nor a week fits twice in the warm-up of {n} samples"
+    else:
+        reason = f"{name} as configured"
     return AxisFit(
         family="none" if period == 0 else "seasonal",
         period_samples=period,

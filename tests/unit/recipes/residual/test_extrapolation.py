@@ -95,3 +95,27 @@ def test_auto_refuses_a_time_trend_for_data_far_beyond_the_training_window(
 def test_every_family_records_its_fitted_range(family: str) -> None:
     m = AxisTrend(family).fit(np.arange(10.0, 21.0), np.arange(11.0))
     assert m.t_range_ == (10.0, 20.0) and m.spans_beyond(40.0) == 2.0
+
+
+def test_a_regressor_scored_far_outside_its_fitted_range_warns_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from opslens.recipes.residual.conditional import AxisConditional
+
+    speed = np.linspace(1000.0, 1500.0, 200)
+    flow = AxisConditional(("speed",), axis="flow").fit({"speed": speed}, 0.06 * speed)
+    p = ResidualPredictor(
+        {"flow": flow}, {"flow": LIMITS}, time_field="ts", t0_us=0, inputs=["speed"]
+    )
+    far = pl.DataFrame({"ts": np.arange(20.0), "speed": 6500.0, "flow": 0.06 * 6500.0})
+    checker = OnlineChecker(p)
+    with caplog.at_level(logging.WARNING, logger="opslens.residual"):
+        for row in far.to_dicts():
+            checker.update(row, stream="one")
+        checker.update_many(far, stream="many")
+        checker.update_many(far, stream="many")
+    messages = [r.getMessage() for r in caplog.records if r.name == "opslens.residual"]
+    assert len(messages) == 2
+    assert all(
+        "axis 'flow': its regressor 'speed' is scored 10.0 training spans" in m for m in messages
+    )

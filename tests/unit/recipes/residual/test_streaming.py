@@ -225,3 +225,13 @@ def test_the_recipe_runs_in_streaming_mode(tmp_path: Path) -> None:
     assert isinstance(predictor, ResidualPredictor) and predictor.streaming == StreamingParams()
     levels = predictor.predict_frame(frame)["level"].to_numpy()
     assert levels[1800] == "error" and (levels[:1800] == "error").sum() <= 2
+    # the run's facts and report say what the run's own stream fitted
+    from opslens.recipes.residual import RECIPE
+    from opslens.recipes.residual.narrative import residual_narrative
+
+    facts = RECIPE.read_facts(json.loads((result.path / "facts.json").read_text()))
+    fit = facts.thresholds.streaming["temp"]
+    assert (fit.family, fit.warmup) == ("none", 750)  # a day is 1,440 samples: too long
+    assert "neither a day nor a week fits twice" in fit.reason
+    titles = [s.title for s in residual_narrative(facts, []).sections]
+    assert "Streaming mode: each stream learns its own normal" in titles
