@@ -209,10 +209,6 @@ def _never(
     return None
 
 
-def _no_history_url(_params: Any) -> str | None:
-    return None
-
-
 def _describe(record: Record) -> str:
     return ", ".join(
         f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
@@ -233,12 +229,26 @@ class Lifecycle:
     )
     #: one line saying what a batch record holds, for the CLI
     describe: Callable[[Record], str] = _describe
-    #: the SQLAlchemy URL of the monitoring history the params name (None: beside the runs)
-    history_url: Callable[[Any], str | None] = _no_history_url
-    #: the config key that names it (said in the fix of a history that cannot be opened)
+    #: the config key naming the SQLAlchemy URL of the monitoring history (unset: beside
+    #: the runs); said in the fix of a history that cannot be opened
     history_key: str = "params.lifecycle.history_url"
     batch_pipeline: str = "batch"
     retrain_pipeline: str = "retrain"
+
+    def history_url(self, params: Any) -> str | None:
+        """The URL ``params`` hold at :attr:`history_key` (None: unset).
+
+        Example:
+            >>> from types import SimpleNamespace as NS
+            >>> life = Lifecycle(window=lambda *a: a[0], compare=lambda *a: None)
+            >>> life.history_url(NS(lifecycle=NS(history_url="sqlite:///h.db")))
+            'sqlite:///h.db'
+            >>> life.history_url(NS(lifecycle=None))
+        """
+        value: Any = params
+        for part in self.history_key.removeprefix("params.").split("."):
+            value = getattr(value, part, None)
+        return value if isinstance(value, str) else None
 
 
 def since_training(records: Sequence[Record], version: str | None) -> list[Record]:

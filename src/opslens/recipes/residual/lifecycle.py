@@ -275,15 +275,10 @@ RETRAIN = (
 )
 
 
-def _history_url(params: Any) -> str | None:
-    return _settings(params).history_url
-
-
 LIFECYCLE = Lifecycle(
     window=window,
     compare=compare,
     monitor=monitor,
     retrain_reason=retrain_reason,
-    history_url=_history_url,
     history_key="params.lifecycle.history_url",
 )

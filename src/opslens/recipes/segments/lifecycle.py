@@ -260,10 +260,6 @@ def retrain_reason(
     return _reason(records, params.monitor, trained_at, now)
 
 
-def _history_url(params: SegmentsParams) -> str | None:
-    return params.monitor.history_url
-
-
 BATCH = (
     Stage(
         "score_batch",
@@ -291,6 +287,5 @@ LIFECYCLE = Lifecycle(
     compare=compare,
     monitor=monitor,
     retrain_reason=retrain_reason,
-    history_url=_history_url,
     history_key="params.monitor.history_url",
 )
