@@ -249,7 +249,7 @@ def choose_k_stage(ctx: StageContext, quantized: pl.DataFrame, histograms: pl.Da
         reason += f" (histograms of the earlier training rows, scored on {inner.where})"
         k, checks = _shape_check(inner, partitions, X, k_se, ctx.random_state)
         reason += _shape_reason(k_se, k, checks)
-    figs = {"k_selection": plots.plot_k_scores(curve, k)} if curve else {}
+    figs = {"k_selection": plots.plot_k_scores(curve, k, k_se)} if curve else {}
     facts = {
         "k": k,
         "reason": reason,

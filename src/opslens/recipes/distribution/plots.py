@@ -348,14 +348,21 @@ def plot_scores(facts: Mapping[str, Any]) -> Figure:
     return fig
 
 
-def plot_k_scores(curve: Sequence[Mapping[str, float]], chosen_k: int) -> Figure:
+def plot_k_scores(
+    curve: Sequence[Mapping[str, Any]], chosen_k: int, k_one_se: int | None = None
+) -> Figure:
     """Held-out log score (± one standard error) against K, silhouette on a second axis.
+
+    With ``k_one_se`` below ``chosen_k``, the one-SE candidate is marked too and the title
+    says the shape check moved K.
 
     Example:
         >>> curve = [{"k": 2, "log_score": -2.0, "log_score_se": 0.1, "silhouette": 0.5},
         ...          {"k": 3, "log_score": -1.5, "log_score_se": 0.1, "silhouette": 0.6}]
         >>> plot_k_scores(curve, 3).axes[0].get_ylabel()
         'held-out log score'
+        >>> plot_k_scores(curve, 3, k_one_se=2).axes[0].get_title()
+        'Choosing K: K=3 (one-SE candidate K=2 merged distinct shapes)'
     """
     ks = [int(c["k"]) for c in curve]
     fig, ax = theme.new_figure(6.5, 3.8)
@@ -370,9 +377,13 @@ def plot_k_scores(curve: Sequence[Mapping[str, float]], chosen_k: int) -> Figure
     )
     ax.set_xticks(ks)
     ax.axvline(chosen_k, color=theme.REFERENCE, lw=1.2, ls=":")
+    title = f"Choosing K: K={chosen_k} (smallest within one SE of the best)"
+    if k_one_se is not None and k_one_se != chosen_k:
+        ax.axvline(k_one_se, color=theme.NEUTRAL, lw=1.0, ls="--")
+        title = f"Choosing K: K={chosen_k} (one-SE candidate K={k_one_se} merged distinct shapes)"
     theme.style_axes(
         ax,
-        title=f"Choosing K: K={chosen_k} (smallest within one SE of the best)",
+        title=title,
         xlabel="K (number of patterns)",
         ylabel="held-out log score",
         grid="y",

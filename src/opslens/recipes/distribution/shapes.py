@@ -47,7 +47,8 @@ ALPHA = 0.01
 MIN_GROUP = 3
 """Groups of fewer combinations are not tested (a shape of one or two combinations is not a pattern)."""
 N_RESAMPLES = 1999
-"""Permutations of the combinations per test (the smallest p-value is 1/2000)."""
+"""Permutations of the combinations per test (the smallest p-value is 1/2000); a pair close to
+the corrected level when many pairs are tested gets enough more to reach 1/5 of that level."""
 N_BINS = 20
 
 
@@ -88,7 +89,12 @@ class ShapeTest:
 
 
 def shape_test(
-    counts: np.ndarray, a: np.ndarray, b: np.ndarray, *, random_state: int = 0
+    counts: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    *,
+    random_state: int = 0,
+    n_resamples: int = N_RESAMPLES,
 ) -> ShapeTest:
     """Permutation test (over combinations) of the shape difference between groups ``a`` and ``b``.
 
@@ -114,7 +120,7 @@ def shape_test(
         (np.asarray(a, dtype=float), np.asarray(b, dtype=float)),
         distance,
         vectorized=True,
-        n_resamples=N_RESAMPLES,
+        n_resamples=n_resamples,
         alternative="greater",
         rng=np.random.default_rng(random_state),
     )
@@ -154,8 +160,13 @@ def distinct_shapes(
         ]
         pairs.extend((int(c), g, h) for g, h in combinations(groups, 2))
     out = []
+    level = ALPHA / max(len(pairs), 1)
     for c, g, h in pairs:
         t = shape_test(counts, g, h, random_state=random_state)
+        if t.p_value < 10 * level and 1 / (N_RESAMPLES + 1) > level / 5:
+            # near the corrected level and too few permutations to go below it: more of them
+            more = int(np.ceil(5 / level))
+            t = shape_test(counts, g, h, random_state=random_state, n_resamples=more)
         merged = final is None or _mode(final[g]) == _mode(final[h])
         out.append(
             {

@@ -50,3 +50,14 @@ def test_one_shape_at_jittered_scales_is_not_distinct() -> None:
     assert t.p_value > 0.05  # 8 combinations: the smallest p-value possible is 1/35
     # groups below the minimum size are not tested at all
     assert distinct_shapes(np.zeros(8, dtype=int), np.repeat([0, 1], [6, 2]), counts) == []
+
+
+def test_many_pairs_still_reach_the_corrected_level() -> None:
+    """7 shapes in one cluster: 21 pairs, Bonferroni level 0.01/21 below 1/2000 (the default floor)."""
+    rng = np.random.default_rng(3)
+    shapes = rng.dirichlet(np.ones(10) * 0.5, size=7)
+    counts = np.vstack([rng.multinomial(400, shapes[g]) for g in range(7) for _ in range(8)])
+    tests = distinct_shapes(np.zeros(56, dtype=int), np.repeat(np.arange(7), 8), counts)
+    assert len(tests) == 21
+    assert all(t["distinct"] for t in tests)
+    assert all(t["p_value"] < 0.01 / 21 for t in tests)
