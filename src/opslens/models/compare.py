@@ -1,10 +1,12 @@
 """Paired comparison of a model and a baseline on the same held-out units.
 
-:func:`paired_interval` gives the mean per-unit difference (model − baseline) and a
-95% paired bootstrap interval of it, resampling *units* (a device, a day, a user:
-whatever rows share ``groups``) so correlated rows are not counted as independent;
-:func:`paired_p_value` a two-sided sign-flip permutation test of the same difference.
-Both are seeded, so the same losses give the same figures.
+:func:`paired_interval` gives the mean difference per row (model − baseline) and a
+95% paired bootstrap interval of that same mean, resampling whole *units* (a device, a
+day, a user: whatever rows share ``groups``) so correlated rows are not counted as
+independent (a cluster bootstrap: each resample's figure is its rows' mean, so the
+interval is about the figure shown beside it); :func:`paired_p_value` a two-sided
+sign-flip permutation test of the same difference, flipping whole units. Both are
+seeded, so the same losses give the same figures.
 
 Example:
     >>> import numpy as np
@@ -15,6 +17,11 @@ Example:
     (-1.0, -1.0, -1.0)
     >>> paired_p_value(model, base) < 0.05
     True
+    >>> # a large unit weighs by its rows: the interval holds the per-row mean it goes with
+    >>> d, (lo, hi) = paired_interval(np.r_[np.zeros(90), np.ones(10)], np.zeros(100),
+    ...                               groups=np.r_[np.zeros(90), np.arange(1, 11)])
+    >>> round(d, 3), lo <= d <= hi
+    (0.1, True)
 """
 
 from __future__ import annotations
@@ -28,7 +35,8 @@ __all__ = ["paired_interval", "paired_p_value"]
 
 def _unit_differences(
     model: np.ndarray, baseline: np.ndarray, groups: np.ndarray | None
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per unit: the sum of the row differences and the number of rows."""
     a = np.asarray(model, dtype=float)
     b = np.asarray(baseline, dtype=float)
     if a.shape != b.shape or a.ndim != 1:
@@ -39,13 +47,12 @@ def _unit_differences(
     keep = np.isfinite(a) & np.isfinite(b)
     d: np.ndarray = a[keep] - b[keep]
     if groups is None:
-        return d
+        return d, np.ones(d.size)
     g = np.asarray(groups)[keep]
     _, inverse = np.unique(g, return_inverse=True)
-    sums = np.bincount(inverse, weights=d)
-    counts = np.bincount(inverse)
-    out: np.ndarray = sums / counts
-    return out
+    sums: np.ndarray = np.bincount(inverse, weights=d)
+    counts: np.ndarray = np.bincount(inverse).astype(float)
+    return sums, counts
 
 
 def paired_interval(
@@ -57,20 +64,20 @@ def paired_interval(
     level: float = 0.95,
     random_state: int = 0,
 ) -> tuple[float, tuple[float, float]]:
-    """Mean of (model − baseline) per unit and its paired bootstrap interval.
+    """Mean of (model − baseline) per row and its paired bootstrap interval.
 
     ``model`` and ``baseline`` are per-row scores or losses on the same rows; with
-    ``groups`` the rows of a unit are averaged first and units are resampled.
+    ``groups`` whole units are resampled (each resample's mean is over its rows).
     """
-    d = _unit_differences(model, baseline, groups)
-    if d.size == 0:
+    sums, counts = _unit_differences(model, baseline, groups)
+    if sums.size == 0:
         return float("nan"), (float("nan"), float("nan"))
     rng = np.random.default_rng(random_state)
-    idx = rng.integers(0, d.size, size=(n_boot, d.size))
-    means = d[idx].mean(axis=1)
+    idx = rng.integers(0, sums.size, size=(n_boot, sums.size))
+    means = sums[idx].sum(axis=1) / counts[idx].sum(axis=1)
     alpha = (1.0 - level) / 2.0
     lo, hi = np.quantile(means, [alpha, 1.0 - alpha])
-    return float(d.mean()), (float(lo), float(hi))
+    return float(sums.sum() / counts.sum()), (float(lo), float(hi))
 
 
 def paired_p_value(
@@ -81,12 +88,14 @@ def paired_p_value(
     n_perm: int = 2000,
     random_state: int = 0,
 ) -> float:
-    """Two-sided sign-flip permutation p-value of the mean paired difference (per unit)."""
-    d = _unit_differences(model, baseline, groups)
-    if d.size == 0:
+    """Two-sided sign-flip permutation p-value of the mean paired difference per row, each
+    unit's rows flipped together."""
+    sums, counts = _unit_differences(model, baseline, groups)
+    if sums.size == 0:
         return float("nan")
-    observed = abs(d.mean())
+    total = counts.sum()
+    observed = abs(sums.sum()) / total
     rng = np.random.default_rng(random_state)
-    signs = rng.choice(np.array([-1.0, 1.0]), size=(n_perm, d.size))
-    flipped = np.abs((signs * d).mean(axis=1))
+    signs = rng.choice(np.array([-1.0, 1.0]), size=(n_perm, sums.size))
+    flipped = np.abs(signs @ sums) / total
     return float((1 + np.sum(flipped >= observed - 1e-15)) / (n_perm + 1))
