@@ -49,7 +49,7 @@ import polars as pl
 from opslens.cluster.hdr import hdr_from_histogram
 from opslens.core.frames import as_polars
 from opslens.core.predictor import BasePredictor
-from opslens.errors import DataError
+from opslens.errors import DataError, InstanceError
 from opslens.models.classifier import PatternClassifier, as_level
 
 __all__ = ["PatternPredictor"]
@@ -212,6 +212,12 @@ class PatternPredictor(BasePredictor):
         Everything but the target check depends only on the instance's levels, so the
         answer of each combination is computed once and kept (up to 65,536 combinations).
         """
+        for c in self.inputs:
+            if c not in instance:  # the classifier's own refusal, before any level is read
+                raise InstanceError(
+                    f"instance has no attribute {c!r} (needs {self.inputs})",
+                    fix=f"add {c!r} to every streamed instance",
+                )
         levels = self._levels(instance)
         key = tuple(levels)
         answers: dict[tuple[str | None, ...], dict[str, Any]] = self.__dict__.setdefault(
