@@ -17,13 +17,15 @@ Two faults are planted after the first half (the fault-free training window):
 * **sudden** — a blocked impeller: from ``sudden_start`` flow drops 30% at the same
   speed and pressure rises 15% for ``sudden_hours`` hours.
 
-Real data has holes: the flow sensor drops out (missing values) for two hours on day 3,
+The ``fault`` column (1 from the bearing's first wear on, and while the impeller is
+blocked) is the maintenance log: the labels the recipe scores its alarms and the 3-sigma
+band's against. Real data has holes: the flow sensor drops out (missing values) for two hours on day 3,
 and the logger misses half a day (no rows) on day 5.
 
 Example:
     >>> data = make_pump(seed=0, days=14)
     >>> data.frame.columns
-    ['ts', 'mode', 'speed', 'flow', 'pressure', 'temperature', 'vibration']
+    ['ts', 'mode', 'speed', 'flow', 'pressure', 'temperature', 'vibration', 'fault']
     >>> sorted(data.frame["mode"].unique())
     ['high', 'idle', 'low']
     >>> data.faults["sudden"]["axes"], data.faults["slow"]["axes"]
@@ -99,6 +101,11 @@ def make_pump(
             "pressure": pressure.round(3),
             "temperature": temperature.round(2),
             "vibration": vibration.round(3),
+            # 1 while the machine is faulty: from the bearing's first wear on (it stays worn)
+            # and while the impeller is blocked (what a maintenance log would say)
+            "fault": ((np.arange(n) >= s0) | ((np.arange(n) >= u0) & (np.arange(n) < u1))).astype(
+                np.int8
+            ),
         }
     )
     per_minute = int(60 / dt_seconds) or 1
