@@ -101,17 +101,7 @@ def score_block(
     axes = predictor.axes
     st = new_state(axes) if state is None else state
     n = time_s.size
-    last = st.get("last_key")
-    prior = -np.inf if last is None else float(last)
-    running = np.maximum.accumulate(np.concatenate([[prior], keys]))[:-1] if n else keys
-    fresh = keys > running
-    rows = np.flatnonzero(fresh)
-    count = int(st.get("n", 0))
-    cols: dict[str, list[Any]] = {
-        "sample": _scatter(n, rows, np.arange(count + 1, count + rows.size + 1)),
-        "time_s": time_s.tolist(),
-        "duplicate": (~fresh).tolist(),
-    }
+    rows, count, cols, new_last = _fresh_rows(time_s, keys, st)
     worst = np.zeros(rows.size, dtype=np.int64)
     runs_out: dict[str, list[int]] = {}
     warned = bool(st.get("warned", False))
@@ -154,7 +144,6 @@ def score_block(
         cols[f"{axis}_run_error"] = _scatter(n, rows, run_error)
         runs_out[axis] = [int(run[-1]), int(run_error[-1])] if rows.size else [start_run, start_err]
     cols["level"] = _scatter(n, rows, _NAMES[worst])
-    new_last = float(max(running[-1], keys[-1])) if n else prior
     state_out: dict[str, Any] = {
         "runs": runs_out,
         "last_key": None if not np.isfinite(new_last) else new_last,
@@ -389,17 +378,7 @@ def stream_block(
     assert params is not None
     st = new_stream_state(predictor.axes) if state is None else dict(state)
     n = time_s.size
-    last = st.get("last_key")
-    prior = -np.inf if last is None else float(last)
-    running = np.maximum.accumulate(np.concatenate([[prior], keys]))[:-1] if n else keys
-    fresh = keys > running
-    rows = np.flatnonzero(fresh)
-    count = int(st.get("n", 0))
-    cols: dict[str, list[Any]] = {
-        "sample": _scatter(n, rows, np.arange(count + 1, count + rows.size + 1)),
-        "time_s": time_s.tolist(),
-        "duplicate": (~fresh).tolist(),
-    }
+    rows, count, cols, new_last = _fresh_rows(time_s, keys, st)
     warmup = warmup_length(params)
     worst = np.zeros(rows.size, dtype=np.int64)
     t = time_s[rows]
@@ -418,10 +397,31 @@ def stream_block(
         cols[f"{axis}_run"] = _scatter(n, rows, run)
         cols[f"{axis}_run_error"] = _scatter(n, rows, run)
     cols["level"] = _scatter(n, rows, _NAMES[worst])
-    new_last = float(max(running[-1], keys[-1])) if n else prior
     st["last_key"] = None if not np.isfinite(new_last) else new_last
     st["n"] = count + int(rows.size)
     return cols, st
+
+
+def _fresh_rows(
+    time_s: np.ndarray, keys: np.ndarray, st: Mapping[str, Any]
+) -> tuple[np.ndarray, int, dict[str, list[Any]], float]:
+    """The rows newer than every key seen before them (the others are duplicates), the
+    samples counted so far, the answer columns every block starts with, and the newest key
+    seen after the block (-inf: none yet)."""
+    n = time_s.size
+    last = st.get("last_key")
+    prior = -np.inf if last is None else float(last)
+    running = np.maximum.accumulate(np.concatenate([[prior], keys]))[:-1] if n else keys
+    fresh = keys > running
+    rows = np.flatnonzero(fresh)
+    count = int(st.get("n", 0))
+    cols: dict[str, list[Any]] = {
+        "sample": _scatter(n, rows, np.arange(count + 1, count + rows.size + 1)),
+        "time_s": time_s.tolist(),
+        "duplicate": (~fresh).tolist(),
+    }
+    new_last = float(max(running[-1], keys[-1])) if n else prior
+    return rows, count, cols, new_last
 
 
 def _nulls(values: np.ndarray) -> np.ndarray:
