@@ -1,5 +1,12 @@
-"""One prediction in process: the distribution predictor's ``predict_one`` against the raw
-model call it wraps, and against itself without the answers kept per combination.
+"""One prediction in process: each predictor's ``predict_one`` against the raw model call
+it wraps, and against the path it took before.
+
+Segments (patients, 5,000 training rows): ours is ``SegmentPredictor.predict_one`` on numpy
+arrays alone; before is the one-row polars frame through the batch path
+(``SegmentModel.score``); raw is LightGBM's ``predict`` on a one-row array (the series
+target's global model).
+
+Distribution:
 
 Trains the distribution recipe on 60,000 synthetic trips, then times, interleaved in
 three rounds of 5,000 instances each (medians of the three rounds' per-call means,
@@ -42,10 +49,70 @@ def _per_call(fn: Callable[[int], object], calls: int) -> float:
     return (time.perf_counter() - start) / calls
 
 
+def _report(title: str, times: dict[str, list[float]]) -> None:
+    med = {k: statistics.median(v) for k, v in times.items()}
+    print(title)
+    for name, values in times.items():
+        print(
+            f"{name:>7}: {med[name] * 1e6:8.1f} µs per call "
+            f"(min {min(values) * 1e6:.1f}, max {max(values) * 1e6:.1f})"
+        )
+    print(f"ours / raw model call: {med['ours'] / med['raw']:.2f}x (target <= 3x)")
+    print(f"before / ours: {med['before'] / med['ours']:.1f}x faster")
+
+
+def _rounds(fns: dict[str, Callable[[int], object]], calls: int) -> dict[str, list[float]]:
+    for fn in fns.values():  # warm up
+        _per_call(fn, min(200, calls))
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(3):
+        for name, fn in fns.items():
+            times[name].append(_per_call(fn, calls))
+    return times
+
+
+def segments(calls: int) -> None:
+    import polars as pl
+
+    from opslens.recipes.segments.model import fit_model
+    from opslens.recipes.segments.params import SegmentsParams
+    from opslens.recipes.segments.predictor import SegmentPredictor
+    from opslens.synthetic.patients import FEATURES, make_patients
+
+    data = make_patients(n_rows=6000, seed=0).frame
+    model = fit_model(
+        data.head(5000),
+        SegmentsParams(),
+        features=list(FEATURES),
+        categorical=["ward"],
+        series_target="next_score",
+    )
+    predictor = SegmentPredictor(model)
+    rows = data.tail(1000).to_dicts()
+    pre = model.preprocessor
+    schema = {**{c: pl.Float64 for c in pre.numeric}, **{c: pl.String for c in pre.categorical}}
+    matrix = pre.encode(data.tail(1000)).model
+    booster = model.series.global_
+
+    def ours(i: int) -> object:
+        return predictor.predict_one(rows[i % 1000])
+
+    def before(i: int) -> object:
+        row = rows[i % 1000]
+        frame = pl.DataFrame({c: [row[c]] for c in schema}, schema=schema)
+        return model.score(frame).row(0, named=True)
+
+    def raw(i: int) -> object:
+        return booster.predict(matrix[i % 1000 : i % 1000 + 1])
+
+    _report("segments", _rounds({"ours": ours, "before": before, "raw": raw}, calls))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--calls", type=int, default=5000)
     args = parser.parse_args()
+    segments(min(args.calls, 2000))
     trips = make_trips(n_rows=60_000, seed=0).trips
     runs = tempfile.mkdtemp(prefix="opslens-bench-")
     opslens.run(
@@ -71,20 +138,7 @@ def main() -> None:
     def raw(i: int) -> object:
         return booster.inplace_predict(rows)
 
-    for fn in (ours, before, raw):  # warm up
-        _per_call(fn, 200)
-    times: dict[str, list[float]] = {"ours": [], "before": [], "raw": []}
-    for _ in range(3):
-        for name, fn in (("ours", ours), ("before", before), ("raw", raw)):
-            times[name].append(_per_call(fn, args.calls))
-    med = {k: statistics.median(v) for k, v in times.items()}
-    for name, values in times.items():
-        print(
-            f"{name:>7}: {med[name] * 1e6:8.1f} µs per call "
-            f"(min {min(values) * 1e6:.1f}, max {max(values) * 1e6:.1f})"
-        )
-    print(f"ours / raw model call: {med['ours'] / med['raw']:.2f}x (target <= 3x)")
-    print(f"before / ours: {med['before'] / med['ours']:.1f}x faster")
+    _report("distribution", _rounds({"ours": ours, "before": before, "raw": raw}, args.calls))
 
 
 if __name__ == "__main__":

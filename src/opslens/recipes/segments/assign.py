@@ -40,7 +40,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from threadpoolctl import threadpool_limits
 
 from opslens.errors import DataError
-from opslens.recipes.segments.regress import threads
+from opslens.recipes.segments.regress import checked_array, threads
 
 __all__ = ["Assignment", "SegmentAssigner"]
 
@@ -137,7 +137,7 @@ class SegmentAssigner(BaseEstimator):  # type: ignore[misc]
 
     def _checked(self, X: np.ndarray) -> np.ndarray:
         """``X`` validated as in fit, with the fitted number of features (ValueError)."""
-        X = validate_data(self, X, dtype=np.float64, reset=False)
+        X = checked_array(self, X, allow_nan=False)
         if not X.flags.writeable:
             X = X.copy()
         return X

@@ -254,6 +254,59 @@ class SegmentModel:
             [pl.col(c).fill_nan(None) for c in ("confidence", "pred_series", "pred_resource")]
         )
 
+    def score_one(
+        self,
+        numbers: Sequence[float | None],
+        labels: Sequence[str | None],
+        *,
+        graceful: bool = True,
+    ) -> dict[str, Any]:
+        """One instance's answer on numpy arrays alone (no frame): the same values as the row
+        :meth:`score` gives for it, without ``row``."""
+        reason, segmenting, row, inside = self.preprocessor.encode_one(numbers, labels)
+        answer: dict[str, Any] = {
+            "status": "rejected",
+            "reason": reason,
+            "segment": -1,
+            "path": "none",
+            "confidence": None,
+            "pred_series": None,
+            "model_series": "none",
+            "pred_resource": None,
+            "model_resource": "none",
+            "in_range": None,
+        }
+        if reason is not None:
+            return answer
+        a = self.assigner.assign(segmenting[None, :])
+        knn = a.path == "knn"
+        model_row = row[None, :]
+        ps, ms = self.series.predict_with_models(model_row, a.segment, knn, graceful=graceful)
+        pr, mr = self.resource.predict_with_models(model_row, a.segment, knn, graceful=graceful)
+        segment = int(a.segment[0])
+        if not graceful and "none" in (ms[0], mr[0]):
+            answer["reason"] = (
+                f"segment {segment} has no model of its own (graceful degradation is off)"
+            )
+            return answer
+        return {
+            "status": "scored",
+            "reason": None,
+            "segment": segment,
+            "path": str(a.path[0]),
+            "confidence": _finite(a.confidence[0]),
+            "pred_series": _finite(ps[0]),
+            "model_series": str(ms[0]),
+            "pred_resource": _finite(pr[0]),
+            "model_resource": str(mr[0]),
+            "in_range": inside,
+        }
+
+
+def _finite(value: float) -> float | None:
+    """A float, None for NaN (as the batch answer's ``fill_nan(None)``)."""
+    return None if value != value else float(value)
+
 
 def fit_model(
     data: pl.DataFrame,

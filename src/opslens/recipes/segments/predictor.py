@@ -1,7 +1,8 @@
 """What the segments recipe's online side loads: the fitted chain behind the predictor protocol.
 
-:class:`SegmentPredictor` answers a frame (batch, service, MLflow pyfunc) or one instance
-(stream, UI) through the same :meth:`SegmentModel.score`, so both give the same numbers.
+:class:`SegmentPredictor` answers a frame (batch, service, MLflow pyfunc) through
+:meth:`SegmentModel.score` and one instance (stream, service, UI) through
+:meth:`SegmentModel.score_one` on numpy arrays alone; both give the same numbers.
 Each answer says which path assigned the segment (``hdbscan`` / ``knn``), with what
 confidence, and which model predicted each target (``segment`` / ``blend`` / ``global``). A row that
 cannot be scored is answered with ``status: rejected`` and the reason, never dropped.
@@ -74,21 +75,15 @@ class SegmentPredictor(BasePredictor):
 
     def predict_one(self, instance: Mapping[str, Any]) -> dict[str, Any]:
         """The answer for one instance; InstanceError (the stream's rejection) naming why a row
-        that :meth:`predict_frame` would reject cannot be scored."""
+        that :meth:`predict_frame` would reject cannot be scored. Numpy only, no frame: the
+        same numbers as the row :meth:`predict_frame` gives (tested)."""
         self.check_instance(instance)
         pre = self.model.preprocessor
-        row = pl.DataFrame(
-            {
-                **{c: [_number(instance[c])] for c in pre.numeric},
-                **{c: [None if instance[c] is None else str(instance[c])] for c in pre.categorical},
-            },
-            schema={
-                **{c: pl.Float64 for c in pre.numeric},
-                **{c: pl.String for c in pre.categorical},
-            },
+        answer = self.model.score_one(
+            [_number(instance[c]) for c in pre.numeric],
+            [None if instance[c] is None else str(instance[c]) for c in pre.categorical],
+            graceful=self.graceful,
         )
-        answer = self.model.score(row, graceful=self.graceful).row(0, named=True)
-        answer.pop("row")
         if answer["status"] == "rejected":
             raise InstanceError(
                 f"the instance cannot be scored: {answer['reason']}",

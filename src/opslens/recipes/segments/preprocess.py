@@ -208,3 +208,44 @@ class Preprocessor(BaseEstimator):  # type: ignore[misc]
             )
             parts.append(codes.cast(pl.Float64).to_numpy()[:, None])
         return Encoded(segmenting=seg, model=np.hstack(parts))
+
+    def encode_one(
+        self, numbers: Sequence[float | None], labels: Sequence[str | None]
+    ) -> tuple[str | None, np.ndarray, np.ndarray, bool]:
+        """One instance without a frame: the reason it is rejected (None: usable), its scaled
+        segmenting features, its model row and whether it is inside the training range; the
+        same numbers :meth:`check`, :meth:`encode` and :meth:`in_range` give for that row.
+
+        Example:
+            >>> pre = Preprocessor(["m"], ["c"]).fit(pl.DataFrame({"m": [1.0, 9.0], "c": ["a", "b"]}))
+            >>> reason, seg, row, inside = pre.encode_one([5.0], ["b"])
+            >>> reason, seg.tolist(), row.tolist(), inside
+            (None, [0.0], [5.0, 1.0], True)
+            >>> pre.encode_one([None], ["b"])[0], pre.encode_one([5.0], ["z"])[0]
+            ('null or non-finite m', "unseen category 'z' in c")
+        """
+        check_is_fitted(self, "scaler_")
+        values = np.array([np.nan if v is None else v for v in numbers], dtype=np.float64)
+        reason: str | None = None
+        for name, value in zip(self.numeric, values, strict=True):
+            if not np.isfinite(value):
+                reason = f"null or non-finite {name}"
+                break
+        codes = []
+        for name, label in zip(self.categorical, labels, strict=True):
+            known = self.categories_[name]
+            if label is None or label not in known:
+                reason = reason or (
+                    f"null {name}" if label is None else f"unseen category '{label}' in {name}"
+                )
+                codes.append(-1.0)
+            else:
+                codes.append(float(known.index(label)))
+        k = len(self.features)
+        segmenting = (values[:k] - self.scaler_.mean_) / self.scaler_.scale_
+        ranges = getattr(self, "ranges_", None)
+        inside = ranges is None or all(
+            ranges[c][0] <= v <= ranges[c][1]
+            for c, v in zip(self.features, values[:k], strict=True)
+        )
+        return reason, segmenting, np.concatenate([values, codes]), bool(inside)
