@@ -57,6 +57,27 @@ def _stream_after(
     return f"stream: {summary.scored} scored ({summary.rejected} rejected) -> {target}"
 
 
+def _raise_failed(failed: list[tuple[str, Exception]], secrets: frozenset[str]) -> None:
+    """One line per failed analysis on stderr (internal errors last); the last one is raised,
+    so the run exits 2 (1 if an internal error was among them) after the others' results."""
+    import sys
+
+    from opslens.config import mask_secrets
+    from opslens.errors import OpslensError
+
+    failed = sorted(failed, key=lambda f: not isinstance(f[1], OpslensError))
+    for name, e in failed[:-1]:
+        if isinstance(e, OpslensError):
+            line = f"error: '{name}': {e}"
+        else:
+            line = f"internal error: '{name}': {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        sys.stderr.write(mask_secrets(line, secrets) + "\n")
+    name, last = failed[-1]
+    if isinstance(last, OpslensError):
+        raise type(last)(f"'{name}': {last.problem}", fix=last.fix) from last
+    raise last
+
+
 def _say_run(result: RunResult) -> None:
     """The lines ``opslens run`` prints for one analysis: the run, its verdict, its promotion."""
     name, shown = result.analysis, result.metrics_line()
@@ -152,16 +173,24 @@ def run(
         transient=True,
         disable=quiet(ctx) or not stderr_console.is_terminal,
     ) as progress:
+        failed: list[tuple[str, Exception]] = []
         for name in names:
-            result = run_analysis(
-                config,
-                name,
-                stages=_stage_list(stages),
-                skip=_stage_list(skip_stages),
-                force=force,
-                pipeline=pipeline,
-                progress=progress,
-            )
+            try:
+                result = run_analysis(
+                    config,
+                    name,
+                    stages=_stage_list(stages),
+                    skip=_stage_list(skip_stages),
+                    force=force,
+                    pipeline=pipeline,
+                    progress=progress,
+                )
+            except Exception as e:  # each analysis succeeds or fails on its own
+                if len(names) == 1:
+                    raise
+                log.debug("'%s' failed", name, exc_info=True)
+                failed.append((name, e))
+                continue
             _say_run(result)
             if report:
                 from opslens.api import write_report
@@ -169,6 +198,8 @@ def run(
                 typer.echo(f"report: {write_report(config, name, run_id=result.run_id)}")
             if stream is not None:
                 typer.echo(_stream_after(config, result, stream, stream_output))
+    if failed:
+        _raise_failed(failed, config.secrets)
 
 
 def runs(ctx: typer.Context, project: ProjectOpt = DEFAULT_PROJECT) -> None:

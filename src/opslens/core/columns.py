@@ -17,7 +17,16 @@ import polars as pl
 
 from opslens.errors import DataError
 
-__all__ = ["parse_time", "require_columns", "require_numeric"]
+__all__ = [
+    "MAX_MAGNITUDE",
+    "check_magnitude",
+    "parse_time",
+    "require_columns",
+    "require_numeric",
+]
+
+MAX_MAGNITUDE = 1e100
+"""Numbers beyond this are refused (or their rows dropped): squares and sums of them overflow."""
 
 
 def require_columns(frame: pl.DataFrame, names: Sequence[str | None], *, where: str) -> None:
@@ -35,6 +44,35 @@ def require_columns(frame: pl.DataFrame, names: Sequence[str | None], *, where: 
             raise DataError(
                 f"column '{name}' is not in {where} (columns: {shown})",
                 fix="name an existing column under columns: in project.yaml",
+            )
+
+
+def check_magnitude(frame: pl.DataFrame, names: Sequence[str], *, where: str) -> None:
+    """DataError for the first numeric column with an infinite value or a magnitude beyond
+    :data:`MAX_MAGNITUDE` (nulls and NaN are left to the caller).
+
+    Example:
+        >>> check_magnitude(pl.DataFrame({"x": [1.0, -2e305]}), ["x"], where="t.csv")
+        Traceback (most recent call last):
+        ...
+        opslens.errors.DataError: column 'x' in t.csv has a value of magnitude 2e+305, beyond 1e+100; fix: rescale 'x' (e.g. to thousands) or remove those rows
+    """
+    for name in names:
+        if name not in frame.columns or not frame.schema[name].is_numeric():
+            continue
+        v = frame[name].cast(pl.Float64)
+        n_inf = int(v.is_infinite().sum())
+        if n_inf:
+            raise DataError(
+                f"column '{name}' in {where} holds {n_inf} infinite value(s)",
+                fix=f"remove or fix those rows of '{name}'",
+            )
+        big = v.abs().fill_nan(None).max()
+        if isinstance(big, float) and big > MAX_MAGNITUDE:
+            raise DataError(
+                f"column '{name}' in {where} has a value of magnitude {big:.3g}, "
+                f"beyond {MAX_MAGNITUDE:.0e}",
+                fix=f"rescale '{name}' (e.g. to thousands) or remove those rows",
             )
 
 

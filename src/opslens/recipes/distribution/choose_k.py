@@ -75,7 +75,8 @@ def _inner_fit(ctx: StageContext, quantized: pl.DataFrame, histograms: pl.DataFr
         raise DataError(
             "the training period is too small to choose the number of patterns on (the later "
             "training rows hold no rows of combinations seen in the earlier ones)",
-            fix="set params.n_clusters, or give more rows (or a longer span of columns.time)",
+            fix="lower params.test_size (e.g. 0.25), set params.n_clusters, or give more rows "
+            "(or a longer span of columns.time)",
         )
     row_of = np.cumsum(has) - 1
     rows = np.flatnonzero(has)

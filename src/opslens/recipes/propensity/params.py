@@ -21,7 +21,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from opslens.config import Duration, Strict
 
@@ -79,6 +79,12 @@ class FeatureParams(Strict):
                 raise ValueError(f"{name} must be a positive duration such as 1d or 12h")
         if any(w <= timedelta(0) for w in self.windows):
             raise ValueError("windows must be positive durations such as 1d, 7d, 30d")
+        short = [w for w in self.windows if w < timedelta(hours=1)]
+        if short:
+            raise ValueError(
+                f"windows must be at least an hour, but one is {short[0].total_seconds():g} "
+                "seconds (a bare number is seconds): write each with its unit, e.g. 1d, 7d, 30d"
+            )
         return self
 
 
@@ -103,6 +109,22 @@ class ModelParams(Strict):
     # resamples of the test users (seeded with random_state) for the 95% intervals of the
     # model's lead over each baseline
     bootstrap: int = Field(default=1000, ge=100, le=100_000)
+
+    @field_validator("scale_pos_weight")
+    @classmethod
+    def _weight(cls, v: str | float) -> str | float:
+        if not isinstance(v, str) and not 0 < v <= 1e6:
+            raise ValueError(
+                f"scale_pos_weight must be 'balanced', 'sqrt' or a number in (0, 1e6], not {v}"
+            )
+        return v
+
+    @field_validator("top_k")
+    @classmethod
+    def _top_k(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if any(k < 1 for k in v):
+            raise ValueError(f"top_k must list positive counts such as [50, 200], not {list(v)}")
+        return v
 
 
 class TableParams(Strict):

@@ -30,6 +30,7 @@ from sklearn.base import BaseEstimator
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
+from opslens.core.columns import MAX_MAGNITUDE, check_magnitude
 from opslens.errors import DataError
 
 __all__ = ["Checked", "Encoded", "Preprocessor"]
@@ -106,6 +107,7 @@ class Preprocessor(BaseEstimator):  # type: ignore[misc]
                 "the training data needs at least two rows and no null or non-finite features",
                 fix="drop incomplete rows from the training data",
             )
+        check_magnitude(frame, self.numeric, where="the training data")
         self.scaler_ = StandardScaler().fit(values)
         bounds = frame.select(
             [pl.col(c).cast(pl.Float64).min().alias(f"{c}__lo") for c in self.numeric]
@@ -124,9 +126,13 @@ class Preprocessor(BaseEstimator):  # type: ignore[misc]
         self.columns_check(frame)
         reasons: list[str | None] = [None] * frame.height
         for name in self.numeric:
-            bad = ~np.isfinite(frame[name].cast(pl.Float64).fill_null(np.nan).to_numpy())
-            for i in np.flatnonzero(bad):
+            values = frame[name].cast(pl.Float64).fill_null(np.nan).to_numpy()
+            for i in np.flatnonzero(~np.isfinite(values)):
                 reasons[i] = reasons[i] or f"null or non-finite {name}"
+            with np.errstate(invalid="ignore"):
+                huge = np.abs(values) > MAX_MAGNITUDE
+            for i in np.flatnonzero(huge):
+                reasons[i] = reasons[i] or f"magnitude beyond {MAX_MAGNITUDE:.0e} in {name}"
         for name in self.categorical:
             col = frame[name].cast(pl.String)
             known = col.is_in(self.categories_[name]).fill_null(False).to_numpy()
@@ -230,6 +236,9 @@ class Preprocessor(BaseEstimator):  # type: ignore[misc]
         for name, value in zip(self.numeric, values, strict=True):
             if not np.isfinite(value):
                 reason = f"null or non-finite {name}"
+                break
+            if abs(value) > MAX_MAGNITUDE:
+                reason = f"magnitude beyond {MAX_MAGNITUDE:.0e} in {name}"
                 break
         codes = []
         for name, label in zip(self.categorical, labels, strict=True):

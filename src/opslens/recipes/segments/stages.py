@@ -24,9 +24,9 @@ import numpy as np
 import polars as pl
 
 from opslens.config import AnalysisConfig
-from opslens.core.columns import require_columns, require_numeric
+from opslens.core.columns import check_magnitude, require_columns, require_numeric
 from opslens.core.recipe import ModelArtifact, Out, StageContext
-from opslens.errors import ConfigError
+from opslens.errors import ConfigError, DataError
 from opslens.recipes.segments.baseline import HeldOut, global_model_scores, held_out
 from opslens.recipes.segments.model import SegmentModel, fit_model, past_range, summarise_scores
 from opslens.recipes.segments.params import SegmentsParams
@@ -75,15 +75,25 @@ def prepare(ctx: StageContext, raw: pl.DataFrame) -> Out:
         pl.all_horizontal([pl.col(c).cast(pl.Float64).is_finite() for c in numeric])
         & pl.all_horizontal([pl.col(c).is_not_null() for c in categorical] or [pl.lit(True)])
     )
+    check_magnitude(kept, numeric, where=ctx.source)
     rng = np.random.default_rng(ctx.random_state)
     test = rng.random(kept.height) < params.test_size
+    n_train, n_test = int((~test).sum()), int(test.sum())
+    need = max(params.hdbscan.min_cluster_size, params.min_segment_rows, 2)
+    if n_train < need or n_test < 2:
+        raise DataError(
+            f"params.test_size {params.test_size} splits the {kept.height} usable rows of "
+            f"{ctx.source} into {n_train} training and {n_test} test rows; the segments need "
+            f"at least {need} training rows and 2 test rows",
+            fix="choose params.test_size between 0.1 and 0.5, or give more rows",
+        )
     prepared = kept.with_columns(pl.Series("split", np.where(test, "test", "train")))
     facts = {
         "rows_read": raw.height,
         "rows_kept": kept.height,
         "rows_dropped": raw.height - kept.height,
-        "train_rows": int((~test).sum()),
-        "test_rows": int(test.sum()),
+        "train_rows": n_train,
+        "test_rows": n_test,
         "features": features,
         "categorical": categorical,
         "model_features": list(params.model_features),
