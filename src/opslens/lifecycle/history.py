@@ -20,8 +20,11 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -215,6 +218,36 @@ class HistoryStore:
             if later:
                 move["until"] = later[0]["at"]
         return moves
+
+    @property
+    def locks(self) -> bool:
+        """Whether :meth:`exclusive` takes a lock (PostgreSQL advisory locks); else the caller
+        locks some other way (a file)."""
+        return self.engine.dialect.name == "postgresql"
+
+    @contextlib.contextmanager
+    def exclusive(self, analysis: str) -> Iterator[None]:
+        """Hold the PostgreSQL advisory lock of ``analysis`` (one per analysis name, waited
+        for) until the block ends; another process asking for it waits. A no-op elsewhere.
+
+        Example:
+            >>> import tempfile
+            >>> with HistoryStore(f"sqlite:///{tempfile.mkdtemp()}/h.db").exclusive("pat"):
+            ...     pass
+        """
+        if not self.locks:
+            yield
+            return
+        digest = hashlib.sha256(f"opslens:{analysis}".encode()).digest()
+        key = int.from_bytes(digest[:8], "big", signed=True)
+        with self.engine.connect() as conn:
+            conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": key})
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                conn.commit()
 
     def dispose(self) -> None:
         """Close the connection pool."""

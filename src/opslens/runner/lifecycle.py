@@ -17,6 +17,12 @@ decision; only a challenger that wins the held-out comparison against the champi
 does not lose to its own gating baselines moves ``champion`` (and ``current``). So a
 retraining killed at any point leaves ``champion`` where it was.
 
+Retrainings and promotions of one analysis take turns: each holds the analysis's lock (a
+PostgreSQL advisory lock when the history is in PostgreSQL, else a file lock in the
+analysis's run folder), and the held-out comparison is made again against the champion of
+the moment just before ``champion`` moves, should another writer (``opslens run``) have
+moved it meanwhile.
+
 Example:
     >>> Deployment.__name__, PAUSE_ENV
     ('Deployment', 'OPSLENS_LIFECYCLE_PAUSE')
@@ -24,10 +30,12 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -50,6 +58,7 @@ from opslens.core.lifecycle import (
 from opslens.errors import ConfigError, OpslensError, RunError
 from opslens.recipes import get_recipe
 from opslens.runner.run import RunResult, load_input, run_analysis
+from opslens.tracking.folders import lock_file
 from opslens.tracking.runs import RunView, locked, point_latest
 
 __all__ = ["PAUSE_ENV", "BatchOutcome", "Deployment", "Retrained"]
@@ -126,6 +135,29 @@ class Deployment:
         self.hooks: Lifecycle = self.recipe.lifecycle
         self.history = history
         self.registry = registry
+        self._held = 0
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold this analysis's life-cycle lock (re-entrant in this object): the history's
+        advisory lock when it has one, else ``runs/<analysis>/.lifecycle.lock``."""
+        if self._held:
+            self._held += 1
+            try:
+                yield
+            finally:
+                self._held -= 1
+            return
+        if getattr(self.history, "locks", False):
+            lock = self.history.exclusive(self.name)  # type: ignore[attr-defined]
+        else:
+            lock = lock_file(self.project.runs_root() / self.name / ".lifecycle.lock")
+        with lock:
+            self._held = 1
+            try:
+                yield
+            finally:
+                self._held = 0
 
     # ----- aliases ---------------------------------------------------------------------
     def move(self, alias: str, version: str, reason: str) -> None:
@@ -250,11 +282,16 @@ class Deployment:
 
     def retrain(self, reason: str, *, require_new: bool = False) -> Retrained:
         """A run of the ``retrain`` pipeline: the challenger registered as ``challenger``,
-        promoted to ``champion`` if it wins the held-out comparison and its baselines.
+        promoted to ``champion`` if it wins the held-out comparison and its baselines (the
+        analysis's lock held throughout).
 
         ``require_new``: ConfigError (nothing run, nothing moved) when no labelled batch came
         since the last training.
         """
+        with self.exclusive():
+            return self._retrain(reason, require_new=require_new)
+
+    def _retrain(self, reason: str, *, require_new: bool) -> Retrained:
         if require_new and not self._new_labels():
             raise ConfigError(
                 f"nothing new to retrain '{self.name}' on: no labelled batch since the last "
@@ -284,6 +321,17 @@ class Deployment:
         comparison: Comparison = result.view.object("comparison")
         lost = result.baselines is not None and not result.baselines.model_wins
         gate = result.baselines.verdict if lost and result.baselines is not None else ""
+        now = self.registry.version_of(CHAMPION)
+        if now is not None and now != champion_version:  # moved meanwhile: compare again
+            log.info(
+                "champion moved from version %s to %s during the retraining; comparing again",
+                champion_version,
+                now,
+            )
+            champion_version = now
+            comparison = self.hooks.compare(
+                self.registry.load(now), self.registry.load(version), self.window(), self.analysis
+            )
         promoted = comparison.challenger_wins and not gate
         self.history.add_training(
             self.name,
@@ -319,7 +367,12 @@ class Deployment:
 
     def promote(self, version: str, *, force: bool = False, reason: str = "") -> Comparison | None:
         """Make ``version`` champion after a held-out comparison with the champion (``force``:
-        even if it loses). ConfigError, nothing moved, for a version that does not exist."""
+        even if it loses). ConfigError, nothing moved, for a version that does not exist. The
+        analysis's lock is held throughout."""
+        with self.exclusive():
+            return self._promote(version, force=force, reason=reason)
+
+    def _promote(self, version: str, *, force: bool, reason: str) -> Comparison | None:
         known = self.registry.versions()
         if version not in known:
             raise ConfigError(

@@ -37,6 +37,7 @@ __all__ = [
     "RunView",
     "damaged_runs",
     "list_runs",
+    "lock_file",
     "locked",
     "moves_latest",
     "open_run",
@@ -78,6 +79,28 @@ def locked(analysis_dir: Path) -> Iterator[None]:
     fd = os.open(analysis_dir, os.O_RDONLY)  # flock on the folder itself: no lock file
     try:
         with contextlib.suppress(OSError):  # a file system without locks: go on unlocked
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def lock_file(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the file ``path`` (made if missing) until the block ends;
+    another process asking for it waits. On a file system without locks: unlocked.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> with lock_file(pathlib.Path(tempfile.mkdtemp()) / ".lifecycle.lock"):
+        ...     pass
+    """
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        with contextlib.suppress(OSError):
             fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
