@@ -210,6 +210,8 @@ def runs(ctx: typer.Context, project: ProjectOpt = DEFAULT_PROJECT) -> None:
 
     from opslens.explain.text import format_metric
     from opslens.report.facts import read_baselines, short_verdict
+    from opslens.runner.promotion import repair_alias
+    from opslens.runner.tracked import make_tracker
     from opslens.tracking.runs import LATEST, damaged_runs, list_runs, repair_latest
 
     config = load(ctx, project, typed=False)
@@ -217,11 +219,17 @@ def runs(ctx: typer.Context, project: ProjectOpt = DEFAULT_PROJECT) -> None:
     table = Table(title="opslens runs")
     for col in ("analysis", "run", "recipe", "finished", "against the baselines", "key metrics"):
         table.add_column(col)
+    tracker = make_tracker(config) if config.tracking.enabled else None
     for a in config.analyses:
         try:
             repair_latest(root, a.name)
         except OSError as e:
             log.warning("'%s': could not repair the latest pointer (%s)", a.name, e.strerror)
+        if tracker is not None:
+            try:
+                repair_alias(root, a.name, tracker)
+            except Exception as e:  # listing runs goes on; the next run tries again
+                log.warning("'%s': could not repair the serving alias (%s)", a.name, e)
         latest_file = root / a.name / LATEST
         latest = latest_file.read_text().strip() if latest_file.is_file() else None
         views = list_runs(root, a.name)

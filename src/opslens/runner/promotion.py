@@ -20,13 +20,24 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import json
+import logging
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from opslens.core.baselines import BaselinesFacts
-from opslens.tracking.tracker import SERVING_ALIAS
+from opslens.errors import RunError
+from opslens.tracking.runs import list_runs, open_run
+from opslens.tracking.tracker import SERVING_ALIAS, Tracker
 
-__all__ = ["Promotion", "decide"]
+__all__ = ["PENDING", "Promotion", "decide", "repair_alias"]
+
+log = logging.getLogger("opslens.run")
+PENDING = "alias.pending.json"
+"""Written into a run folder before its commit when the run moves the serving alias, removed
+once the alias moved: a run folder holding it was killed between the two."""
 
 
 @dataclass(frozen=True)
@@ -74,3 +85,43 @@ def decide(
     if lost:
         return Promotion(SERVING_ALIAS, version, False, f"held back: {baselines.verdict}")
     return Promotion(SERVING_ALIAS, version, True, baselines.verdict)
+
+
+def repair_alias(runs_root: Path, name: str, tracker: Tracker) -> str | None:
+    """Move the serving alias a killed run left behind (its folder committed, the alias not
+    moved yet: :data:`PENDING` still there); the version it moved to, or None.
+
+    Only the ``latest`` run's pending move is made; older ones are stale and dropped.
+
+    Example:
+        >>> import tempfile
+        >>> repair_alias(Path(tempfile.mkdtemp()), "eta", None) is None  # no run yet
+        True
+    """
+    try:
+        latest = open_run(runs_root, name)
+    except RunError:
+        return None
+    for view in list_runs(runs_root, name):
+        if view.run_id != latest.run_id and (view.path / PENDING).is_file():
+            with contextlib.suppress(OSError):
+                (view.path / PENDING).unlink()
+    marker = latest.path / PENDING
+    if not marker.is_file():
+        return None
+    try:
+        pending = json.loads(marker.read_text())
+        model, version = str(pending["model"]), str(pending["version"])
+    except (OSError, ValueError, KeyError, TypeError):
+        marker.unlink(missing_ok=True)
+        return None
+    tracker.set_alias(model, version)
+    marker.unlink(missing_ok=True)
+    log.warning(
+        "'%s': the serving alias was left behind by an interrupted run; moved it to "
+        "version %s (run %s)",
+        name,
+        version,
+        latest.run_id,
+    )
+    return version

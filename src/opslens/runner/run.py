@@ -69,7 +69,7 @@ from opslens.runner.catalog import Catalog
 from opslens.runner.interrupts import deferred
 from opslens.runner.logs import run_log
 from opslens.runner.preflight import select_stages
-from opslens.runner.promotion import Promotion
+from opslens.runner.promotion import Promotion, repair_alias
 from opslens.runner.provenance import stale_inputs
 from opslens.runner.stages import load_input, stage_context
 from opslens.runner.steps import (
@@ -208,8 +208,13 @@ def run_analysis(
             "or pass --force to reuse them anyway",
         )
     engine = make_engine(project)  # Spark's checks (PySpark, Java, master) fail here
+    if recipe.versioned:  # a publication that would fail is refused before the run
+        from opslens.tracking.versions import check_registry
+
+        check_registry(project, name)
     tracker = tracker or make_tracker(project)
     tracked(project, "check the tracking store", tracker.prepare, experiment=name)
+    tracked(project, "repair the serving alias", repair_alias, runs_root, name, tracker)
     writer = RunWriter(runs_root, name)
     session = Session(tracker)
     plan = Plan(

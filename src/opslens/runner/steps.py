@@ -36,7 +36,7 @@ from opslens.core.recipe import ModelArtifact, Recipe, Stage, StageContext
 from opslens.errors import ContractError, OpslensError
 from opslens.runner.catalog import Catalog
 from opslens.runner.interrupts import deferred
-from opslens.runner.promotion import Promotion, decide
+from opslens.runner.promotion import PENDING, Promotion, decide
 from opslens.runner.provenance import config_changes, known_configs
 from opslens.runner.stages import (
     baseline_scores,
@@ -354,6 +354,12 @@ def track(state: RunState) -> None:
     checkpoint("tracker:ended")
     state.manifest["mlflow_run_id"] = state.mlflow_run
     state.writer.write_json("manifest.json", state.manifest)
+    moving, model = state.promotion, state.model
+    if moving is not None and moving.moved and model is not None and moving.version is not None:
+        # removed once the alias moved: a kill in between leaves it for repair_alias
+        state.writer.write_json(
+            PENDING, {"model": model.registered_name, "version": moving.version}
+        )
 
 
 def commit(state: RunState) -> None:
@@ -372,6 +378,8 @@ def promote(state: RunState) -> None:
     try:
         with deferred():
             state.session.tracker.set_alias(model.registered_name, promotion.version)
+            if state.final is not None:
+                (state.final / PENDING).unlink(missing_ok=True)
         log.info("version %s is now %s: %s", promotion.version, promotion.alias, promotion.why)
     except Exception as e:  # the run is committed; say where the registry stands
         log.warning(
@@ -384,6 +392,7 @@ def promote(state: RunState) -> None:
             str(e).splitlines()[0][:200] if str(e) else type(e).__name__
         )
         if state.final is not None:
+            (state.final / PENDING).unlink(missing_ok=True)
             state.manifest["promotion"] = state.promotion.as_dict()
             write_json(state.final / "manifest.json", state.manifest)
 

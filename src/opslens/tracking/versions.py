@@ -34,7 +34,15 @@ from opslens.core.atomic import fsync_folder, fsync_tree
 from opslens.errors import RunError
 from opslens.tracking.runs import LATEST, RunView, jsonable, open_run, write_json
 
-__all__ = ["load_version", "mlflow_alias", "publish_latest", "publish_version", "version_tags"]
+__all__ = [
+    "check_registry",
+    "load_version",
+    "mlflow_alias",
+    "publish_latest",
+    "publish_version",
+    "registry_root",
+    "version_tags",
+]
 
 
 def mlflow_alias(tag: str) -> str:
@@ -141,16 +149,56 @@ def publish_version(
     return final
 
 
+def registry_root(project: Any, analysis: str) -> tuple[Path, str | None]:
+    """The ``params.registry`` folder of ``analysis`` (relative to the project folder) and
+    its configured version tag."""
+    config = project.analysis(analysis)
+    registry = getattr(config.params, "registry", None)
+    root = Path(getattr(registry, "root_dir", "registry"))
+    return (root if root.is_absolute() else project.root / root), getattr(
+        registry, "version_tag", None
+    )
+
+
+def check_registry(project: Any, analysis: str) -> Path:
+    """RunError, before a run starts, when its publication would fail: the registry folder
+    cannot be made or written, or the configured version tag is already published.
+
+    Example:
+        >>> import tempfile, types
+        >>> p = types.SimpleNamespace(root=Path(tempfile.mkdtemp()),
+        ...     analysis=lambda name: types.SimpleNamespace(params=None))
+        >>> check_registry(p, "pump").name
+        'registry'
+    """
+    root, tag = registry_root(project, analysis)
+    in_the_way = next((p for p in (root, *root.parents) if p.exists() and not p.is_dir()), None)
+    if in_the_way is not None:
+        raise RunError(
+            f"the registry folder {root} cannot be made: {in_the_way} is a file",
+            fix="set params.registry.root_dir to a folder path",
+        )
+    base = next((p for p in (root, *root.parents) if p.exists()), root)
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise RunError(
+            f"the registry folder {root} cannot be written ({base} is not writable)",
+            fix="set params.registry.root_dir to a writable folder, or change its permissions",
+        )
+    if tag is not None and (root / tag).exists():
+        raise RunError(
+            f"version '{tag}' already exists in {root}",
+            fix="give the new version another params.registry.version_tag (versions are kept)",
+        )
+    return root
+
+
 def publish_latest(project: Any, analysis: str, tag: str | None = None) -> Path:
     """Publish the latest run of ``analysis`` to its ``params.registry`` folder (and MLflow alias).
 
     ``root_dir`` is relative to the project folder; ``tag`` overrides ``version_tag``.
     """
-    config = project.analysis(analysis)
-    registry = getattr(config.params, "registry", None)
-    root = Path(getattr(registry, "root_dir", "registry"))
-    root = root if root.is_absolute() else project.root / root
-    tag = tag or getattr(registry, "version_tag", None)
+    root, configured = registry_root(project, analysis)
+    tag = tag or configured
     uri = project.tracking_uri() if project.tracking.enabled else None
     return publish_version(open_run(project.runs_root(), analysis), root, tag, tracking_uri=uri)
 

@@ -84,3 +84,35 @@ def test_sigkill_at_ten_seeded_moments(
     killed_in_tracker = [m for m in moments if m.startswith("tracker:") and m != "tracker:ended"]
     assert list(statuses.values()).count("KILLED") == len(killed_in_tracker)
     assert not list((tracked / "runs" / "trip-eta").glob(".tmp-*"))
+
+
+def _champion(folder: Path) -> str:
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{folder / 'mlflow.db'}")
+    return str(client.get_model_version_by_alias("trip-eta", "champion").version)
+
+
+@pytest.mark.parametrize("repair", ["runs", "run"])
+def test_a_kill_between_the_commit_and_the_alias_move_is_repaired(
+    tracked: Path, monkeypatch: pytest.MonkeyPatch, isolated_mlflow: None, repair: str
+) -> None:
+    """Issue 28: `champion`/`current` one version behind `latest` after a SIGKILL between
+    the rename and the alias move; `opslens runs` and the next run move them."""
+    assert run_cli(["run", "--force"], tracked, monkeypatch).code == 0
+    assert _champion(tracked) == "1"
+    for moment in ("commit:renamed", "committed"):
+        proc = opslens(tracked, "-q", "run", "--force", env={"OPSLENS_FAULT_AT": moment})
+        assert proc.communicate(timeout=300) and proc.returncode == -signal.SIGKILL
+    assert _champion(tracked) == "1"  # left behind: versions 2 and 3 are registered
+    result = run_cli(["runs"] if repair == "runs" else ["run", "--force"], tracked, monkeypatch)
+    assert result.code == 0, result.err
+    assert "serving alias was left behind by an interrupted run; moved it to version 3" in " ".join(
+        result.err.split()
+    )
+    if repair == "runs":
+        assert _champion(tracked) == "3" and _alias_run(tracked) == latest(tracked)
+    else:  # repaired to 3 first, then this run's version 4 promoted
+        assert _champion(tracked) == "4" and _alias_run(tracked) == latest(tracked)
+    pending = list((tracked / "runs" / "trip-eta").glob("*/alias.pending.json"))
+    assert pending == []

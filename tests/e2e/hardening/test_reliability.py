@@ -163,3 +163,43 @@ def test_segments_batch_rows_of_absurd_magnitude_are_rejected_with_a_count() -> 
     reason = pre.encode_one([row[c] for c in FEATURES], [row["ward"]])[0]
     assert reason == checked.reasons[0]
     assert np.isfinite(pre.transform(batch.filter(pl.Series(checked.ok)))).all()
+
+
+AXES = """tracking: {{enabled: false}}
+analyses:
+  - name: axes
+    recipe: residual
+    source: {{kind: synthetic, generator: axes, seed: 0, options: {{n_samples: 800}}}}
+    columns: {{time: ts, metrics: [axis1, axis2, axis3]}}
+    params:
+      train_end: "80%"
+      model: {{type: linear}}
+      registry: {{{registry}}}
+"""
+
+
+def _run_ids(folder: Path) -> list[str]:
+    runs = folder / "runs" / "axes"
+    return sorted(p.name for p in runs.iterdir() if p.is_dir()) if runs.is_dir() else []
+
+
+def test_a_version_tag_already_published_is_refused_before_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "project.yaml").write_text(AXES.format(registry="version_tag: v-a"))
+    assert run_cli(["-q", "run"], tmp_path, monkeypatch).code == 0
+    assert (tmp_path / "registry" / "v-a" / "models.joblib").is_file()
+    before = _run_ids(tmp_path)
+    result = run_cli(["-q", "run"], tmp_path, monkeypatch)
+    one_error(result, "version 'v-a' already exists", "params.registry.version_tag")
+    assert _run_ids(tmp_path) == before  # no run committed that could not be published
+
+
+def test_a_registry_folder_that_is_a_file_is_refused_before_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "project.yaml").write_text(AXES.format(registry="root_dir: reg/versions"))
+    (tmp_path / "reg").write_text("not a folder")
+    result = run_cli(["-q", "run"], tmp_path, monkeypatch)
+    one_error(result, "registry folder", "is a file", "params.registry.root_dir")
+    assert _run_ids(tmp_path) == []

@@ -23,7 +23,7 @@ class XGBoostParams(Strict):
 
     n_estimators: int = Field(default=200, ge=1)
     max_depth: int = Field(default=4, ge=1)
-    learning_rate: float = Field(default=0.1, gt=0)
+    learning_rate: float = Field(default=0.1, ge=1e-6, le=1)
 
 
 class DistributionMonitor(Strict):

@@ -91,10 +91,10 @@ class FeatureParams(Strict):
 class ModelParams(Strict):
     """The logistic baseline and XGBoost (with ``scale_pos_weight``) and how they are judged."""
 
-    logistic_c: float = Field(default=1.0, gt=0)
+    logistic_c: float = Field(default=1.0, ge=1e-8, le=1e8)
     n_estimators: int = Field(default=200, ge=1)
     max_depth: int = Field(default=3, ge=1, le=12)
-    learning_rate: float = Field(default=0.08, gt=0, le=1)
+    learning_rate: float = Field(default=0.08, ge=1e-6, le=1)
     min_child_weight: float = Field(default=10.0, ge=0)
     reg_lambda: float = Field(default=5.0, ge=0)
     # negatives/positives ("balanced"), its square root ("sqrt": ranks better here, less

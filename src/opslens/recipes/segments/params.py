@@ -56,7 +56,7 @@ class LightGBMParams(Strict):
     """LightGBM settings of one target's models (per segment and global)."""
 
     num_leaves: int = Field(default=15, ge=2)
-    learning_rate: float = Field(default=0.08, gt=0)
+    learning_rate: float = Field(default=0.08, ge=1e-6, le=1)
     n_estimators: int = Field(default=100, ge=1)
     lambda_l1: float = Field(default=0.0, ge=0)
     lambda_l2: float = Field(default=0.0, ge=0)
