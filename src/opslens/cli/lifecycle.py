@@ -75,6 +75,21 @@ def _rows_line(r: dict[str, Any]) -> str:
     return said
 
 
+def _csv_safe(frame: Any) -> Any:
+    """``frame`` with nested columns (lists, structs) as JSON text, which CSV can hold."""
+    import json
+
+    import polars as pl
+
+    nested = [c for c, t in frame.schema.items() if t.is_nested()]
+    if not nested:
+        return frame
+    return frame.with_columns(
+        pl.col(c).map_elements(lambda v: json.dumps(v, default=str), return_dtype=pl.String)
+        for c in nested
+    )
+
+
 def batch(
     ctx: typer.Context,
     analysis: AnalysisArg,
@@ -82,24 +97,31 @@ def batch(
     project: ProjectOpt = Path("project.yaml"),
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", help="predictions file (default: beside the input)"),
+        typer.Option(
+            "--output", "-o", help="predictions file, .parquet or .csv (default: beside the input)"
+        ),
     ] = None,
 ) -> None:
     """Score a batch with the champion, record and monitor it, retrain when due (one run each)."""
+    from opslens.cli.score import _format
     from opslens.io.sources.files import read_file
 
     out = output or input.with_name(f"{input.stem}.predictions.parquet")
+    fmt = _format(out)  # a .xlsx name is refused, not written as Parquet
     check_writable(out, "--output")
     from opslens.cli.console import setup_console_logging
 
+    frame = read_file(input, key="--input")
     life = _open(ctx, project, analysis)
     debug = bool(getattr(ctx.find_root().obj, "debug", False))
     # one line per batch: the runs' INFO lines go to each run's run.log only
     setup_console_logging(debug=debug, quiet=not debug, secrets=life.project.secrets)
-    frame = read_file(input)
     result = life.batch(frame)
     with atomic_path(out) as tmp:
-        result.predictions.write_parquet(tmp)
+        if fmt == "parquet":
+            result.predictions.write_parquet(tmp)
+        else:
+            _csv_safe(result.predictions).write_csv(tmp)
     r = result.record
     said = _rows_line(r) or life.hooks.describe(r)
     typer.echo(
@@ -158,6 +180,11 @@ def retrain(
         raise ConfigError(
             "give exactly one of --reason TEXT or --if-due",
             fix="e.g. `opslens retrain NAME --reason 'new ward opened'`",
+        )
+    if reason is not None and not reason.strip():
+        raise ConfigError(
+            "--reason is empty; the history keeps why each retraining ran",
+            fix="say why, e.g. `opslens retrain NAME --reason 'new ward opened'`",
         )
     life = _open(ctx, project, analysis)
     result = (

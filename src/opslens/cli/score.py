@@ -70,12 +70,15 @@ def score(
     loaded = load_model(config, analysis, source)  # type: ignore[arg-type]
     spark_reads = config.engine == "spark" and input.suffix.lower() in (".parquet", ".pq")
     if spark_reads and not input.is_file():
-        read_file(input)  # its one-line "does not exist" error
+        read_file(input, key="--input")  # its one-line "does not exist" error
     result = run_analysis(
         config,
         analysis,
         pipeline="score",
-        inputs={"batch": input if spark_reads else read_file(input), "champion": loaded.predictor},
+        inputs={
+            "batch": input if spark_reads else read_file(input, key="--input"),
+            "champion": loaded.predictor,
+        },
         reason=f"scored {input} with the model of run {loaded.run_id}",
         promote=False,
     )

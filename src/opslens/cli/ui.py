@@ -59,9 +59,8 @@ def ui(
         load(ctx, project)  # validated once here; errors are one line, exit 2
         env["OPSLENS_PROJECT"] = str(project.resolve())
     elif project != Path("project.yaml"):
-        raise ConfigError(
-            f"project file {project} does not exist", fix="pass -p path/to/project.yaml"
-        )
+        what = "is a directory, not a file" if project.is_dir() else "does not exist"
+        raise ConfigError(f"project file {project} {what}", fix="pass -p path/to/project.yaml")
     spec = find_spec("opslens.ui")  # located, not imported: the app runs in streamlit's process
     assert spec is not None and spec.submodule_search_locations
     app = Path(next(iter(spec.submodule_search_locations))) / "app.py"

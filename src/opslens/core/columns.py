@@ -102,6 +102,32 @@ def require_numeric(frame: pl.DataFrame, name: str, *, where: str) -> pl.DataFra
     )
 
 
+_OFFSET = r"(?:[zZ]|[+-]\d{2}:?\d{2})\s*$"
+
+
+def _check_offsets(text: pl.Series, name: str, where: str) -> None:
+    """DataError when ISO text mixes timestamps with a UTC offset and without one.
+
+    Example:
+        >>> _check_offsets(pl.Series(["2024-01-01 10:00", "2024-01-01T11:00+02:00"]), "t", "x")
+        Traceback (most recent call last):
+        ...
+        opslens.errors.DataError: time column 't' in x mixes timestamps with a UTC offset (such as '2024-01-01T11:00+02:00') and without one (such as '2024-01-01 10:00'), so their times cannot be compared; fix: write every timestamp of 't' with its offset (e.g. 2024-01-01T10:00:00+02:00) or every one without
+    """
+    values = text.drop_nulls()
+    has = values.str.contains(_OFFSET)
+    if not has.any() or has.all():
+        return
+    with_offset, without = values.filter(has)[0], values.filter(~has)[0]
+    raise DataError(
+        f"time column '{name}' in {where} mixes timestamps with a UTC offset (such as "
+        f"{with_offset!r}) and without one (such as {without!r}), so their times cannot be "
+        "compared",
+        fix=f"write every timestamp of '{name}' with its offset (e.g. 2024-01-01T10:00:00+02:00) "
+        "or every one without",
+    )
+
+
 def parse_time(
     frame: pl.DataFrame,
     name: str,
@@ -139,6 +165,7 @@ def parse_time(
         parsed = frame[name].str.to_datetime(time_unit="us", strict=False, time_zone="UTC")
         bad = parsed.is_null() & frame[name].is_not_null()
         if bad.any():
+            _check_offsets(frame[name], name, where)
             example = frame.filter(bad)[name][0]
             raise DataError(
                 f"time column '{name}' in {where} has {int(bad.sum())} value(s) that are not timestamps, such as {example!r}",

@@ -193,6 +193,19 @@ class FileInput:
     path: Callable[[Any], Path | None]
     description: str = "input file"
 
+    @property
+    def key(self) -> str:
+        """The config key that names the file, as the description gives it in parentheses.
+
+        Example:
+            >>> FileInput("items", lambda p: None, "the item table (params.items.path)").key
+            'params.items.path'
+        """
+        import re
+
+        found = re.search(r"\((params\.[\w.]+)\)", self.description)
+        return found.group(1) if found else "source.path"
+
 
 @dataclass(frozen=True)
 class Demo:

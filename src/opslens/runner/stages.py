@@ -116,7 +116,7 @@ def stage_inputs(recipe: Recipe, stage: Stage, params: Any, available: Available
             found[name] = available.memory[name]
         elif name in files:
             path = files[name].path(params)
-            found[name] = None if path is None else read_file(path)
+            found[name] = None if path is None else read_file(path, key=files[name].key)
         else:
             found[name] = available.load(name)
     return found

@@ -36,8 +36,11 @@ def read_file(
     *,
     separator: str | None = None,
     encoding: str = "utf-8",
+    key: str = "source.path",
 ) -> pl.DataFrame:
     """Read a CSV or Parquet file into a polars frame; SourceError naming the file otherwise.
+
+    ``key`` is the config key or CLI option that named the file: the fixes name it.
 
     Example:
         >>> read_file("/no/such/trips.csv")
@@ -46,11 +49,14 @@ def read_file(
         opslens.errors.SourceError: data file /no/such/trips.csv does not exist; fix: check source.path (relative paths start at the project file's folder)
     """
     path = Path(path)
+    source = key == "source.path"
     if not path.is_file():
         what = "is a directory, not a file" if path.is_dir() else "does not exist"
         raise SourceError(
             f"data file {path} {what}",
-            fix="check source.path (relative paths start at the project file's folder)",
+            fix=f"check {key} (relative paths start at the project file's folder)"
+            if not key.startswith("--")
+            else f"pass {key} a CSV or Parquet file that exists",
         )
     fmt = format
     if fmt == "auto":
@@ -62,7 +68,9 @@ def read_file(
         else:
             raise SourceError(
                 f"cannot tell the format of {path} from its suffix '{suffix}'",
-                fix="set source.format to csv or parquet",
+                fix="set source.format to csv or parquet"
+                if source
+                else f"give {key} a file ending in .csv or .parquet",
             )
     try:
         if fmt == "parquet":
@@ -71,23 +79,29 @@ def read_file(
         frame = _read_csv(path, sep, encoding)
     except pl.exceptions.NoDataError:
         raise SourceError(
-            f"data file {path} is empty", fix="point source.path at a file with a header and rows"
+            f"data file {path} is empty", fix=f"point {key} at a file with a header and rows"
         ) from None
     except UnicodeDecodeError as e:
         raise SourceError(
             f"data file {path} is not {encoding} text (byte offset {e.start})",
-            fix="set source.encoding to the file's encoding, e.g. latin-1 or cp1252",
+            fix="set source.encoding to the file's encoding, e.g. latin-1 or cp1252"
+            if source
+            else f"write the file {key} names as UTF-8",
         ) from None
     except (pl.exceptions.PolarsError, OSError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         if "utf-8" in first.lower():
             raise SourceError(
                 f"data file {path} is not {encoding} text ({first})",
-                fix="set source.encoding to the file's encoding, e.g. latin-1 or cp1252",
+                fix="set source.encoding to the file's encoding, e.g. latin-1 or cp1252"
+                if source
+                else f"write the file {key} names as UTF-8",
             ) from None
         raise SourceError(
             f"cannot read {path} as {fmt}: {first}",
-            fix=f"check that the file is valid {fmt} or set source.format",
+            fix=f"check that the file is valid {fmt} or set source.format"
+            if source
+            else f"check that the file {key} names is valid {fmt}",
         ) from None
     _check_separator(frame, path, sep)
     return frame

@@ -144,6 +144,18 @@ class RedisState:
         client = redis.Redis.from_url(url, socket_connect_timeout=3)
         try:
             client.ping()
+        except redis.ResponseError as e:
+            if "db index" not in str(e).lower():
+                raise SourceError(
+                    f"the state store {url} refused the connection ({e})",
+                    fix="check the database number and credentials in --state",
+                ) from None
+            db = client.connection_pool.connection_kwargs.get("db", "?")
+            raise SourceError(
+                f"the state store {url} names database {db}, which this Redis does not have "
+                "(a Redis has 16 unless configured otherwise: 0 to 15)",
+                fix="name a database from 0 to 15 in --state, e.g. redis://127.0.0.1:6379/0",
+            ) from None
         except (redis.RedisError, OSError) as e:
             raise SourceError(
                 f"the state store {url} is not reachable ({type(e).__name__}: {e})",

@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from opslens.config.base import Strict
+from opslens.config.urls import DatabaseUrl
 
 __all__ = ["DistributionParams", "XGBoostParams"]
 
@@ -35,7 +36,7 @@ class DistributionMonitor(Strict):
     """Most recent rows (training source, then labelled batches) a retraining fits on."""
     holdout_share: float = Field(default=1 / 3, gt=0, lt=1)
     """Share of the newest batch held out to compare challenger and champion."""
-    history_url: str | None = None
+    history_url: DatabaseUrl | None = None
     """SQLAlchemy URL of the monitoring history (None: ``lifecycle-history.db`` beside the runs)."""
 
 

@@ -100,7 +100,19 @@ def canonical_events(
     known = pl.col("event_type").is_in(list(EVENT_KINDS))
     unknown = out.filter(~known)["event_type"].fill_null("<empty>").value_counts(sort=True)
     counts = dict(zip(unknown["event_type"].to_list(), unknown["count"].to_list(), strict=True))
-    out = out.filter(known).drop_nulls(["user_id", "item_id", "timestamp"])
+    out = out.filter(known)
+    for column, name, key in (
+        ("user_id", cols.user, "columns.entity"),
+        ("item_id", cols.item, "columns.group"),
+        ("timestamp", cols.time, "columns.time"),
+    ):
+        if out.height and out[column].null_count() == out.height:
+            raise DataError(
+                f"every event of {where} has a null '{name}' (the {column.replace('_', ' ')} "
+                f"column, {key})",
+                fix=f"fill column '{name}', or name the column that holds them in {key}",
+            )
+    out = out.drop_nulls(["user_id", "item_id", "timestamp"])
     if out.height == 0:
         raise DataError(
             f"no events of {where} are of a known type ({', '.join(EVENT_KINDS)})",

@@ -19,6 +19,7 @@ from pydantic import Field
 
 from opslens.config.base import Strict
 from opslens.config.durations import Duration
+from opslens.config.urls import DatabaseUrl
 
 __all__ = [
     "AlertThresholds",
@@ -113,7 +114,7 @@ class MonitorParams(Strict):
     """Scheduled retraining: retrain when this long has passed since the last training."""
     alert: AlertThresholds = Field(default_factory=AlertThresholds)
     drift: DriftThresholds = Field(default_factory=DriftThresholds)
-    history_url: str | None = None
+    history_url: DatabaseUrl | None = None
     """SQLAlchemy URL of the monitoring history; default: SQLite beside the runs."""
     graceful_degradation: bool = True
     """Score rows of tiny or unknown segments with the global model (reported per row)."""

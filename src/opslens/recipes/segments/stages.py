@@ -43,7 +43,8 @@ __all__ = ["check_columns", "evaluate", "fit_stage", "prepare", "score_stage", "
 
 
 def check_columns(analysis: AnalysisConfig) -> None:
-    """ConfigError unless ``columns.metrics`` (≥ 2) and ``columns.target`` are named."""
+    """ConfigError unless ``columns.metrics`` (≥ 2) and ``columns.target`` are named, and
+    neither target is among the inputs (target leakage)."""
     cols = analysis.columns
     if len(cols.metrics) < 2:
         raise ConfigError(
@@ -56,6 +57,19 @@ def check_columns(analysis: AnalysisConfig) -> None:
             f"analysis '{analysis.name}' (segments) needs columns.target (the time-series target)",
             fix="set columns.target; the resource target is params.resource_target",
         )
+    params: SegmentsParams = analysis.params
+    inputs = [*cols.metrics, *params.model_features, *cols.categorical]
+    for role, target in (
+        ("columns.target", cols.target),
+        ("params.resource_target", params.resource_target),
+    ):
+        if target in inputs:
+            raise ConfigError(
+                f"analysis '{analysis.name}' (segments): the target '{target}' ({role}) is also "
+                "an input (columns.metrics, params.model_features or columns.categorical): the "
+                "models would read the answer they predict",
+                fix=f"remove '{target}' from the inputs, or name another column in {role}",
+            )
 
 
 def _roles(ctx: StageContext) -> tuple[list[str], list[str], str, SegmentsParams]:
