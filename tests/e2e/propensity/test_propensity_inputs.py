@@ -104,7 +104,7 @@ def test_timestamps_in_mixed_time_zones_are_normalised_to_utc(
     ("case", "words"),
     [
         ("missing_event_type", ("event-type column 'action'", "columns.target")),
-        ("naive_and_offset_mixed", ("time column 'at'", "not timestamps")),
+        ("naive_and_offset_mixed", ("time column 'at'", "mixes timestamps with a UTC offset")),
         ("empty_window", ("too few", "params.split")),
         ("short_window", ("shorter than the label horizon", "params.features.horizon")),
         (
