@@ -204,3 +204,21 @@ def test_null_user_ids_everywhere_are_named(
     line = _quiet(tmp_path, monkeypatch, "run")
     assert "has a null 'user_id'" in line and "columns.entity" in line
     assert "known type" not in line
+
+
+def test_the_failure_list_fix_names_params_failures_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "project.yaml").write_text(
+        """tracking: {enabled: false}
+analyses:
+  - name: fleet
+    recipe: fleet
+    source: {kind: synthetic, generator: fleet, seed: 0, options: {n_devices: 30, n_points: 200}}
+    columns: {entity: device_id, time: timestamp, metrics: [temperature, vibration, current]}
+    params: {failures: {path: failures.csv, id_column: device_id, time_column: failure_time}}
+"""
+    )
+    line = _quiet(tmp_path, monkeypatch, "run")
+    assert "failures.csv" in line and "params.failures.path" in line.split("fix:", 1)[1]
+    assert "source." not in line
