@@ -178,6 +178,34 @@ RECIPES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
         },
         {"lgb_series": {"n_estimators": 10}, "lgb_resource": {"n_estimators": 10}},
     ),
+    "fleet": (
+        {
+            "source": {
+                "kind": "synthetic",
+                "generator": "fleet",
+                "seed": 0,
+                "options": {"n_devices": 40, "n_points": 200},
+            },
+            "columns": {
+                "entity": "device_id",
+                "time": "timestamp",
+                "metrics": ["temperature", "vibration", "current"],
+            },
+        },
+        {"fingerprint": {"window": 24}},
+    ),
+    "residual": (
+        {
+            "source": {
+                "kind": "synthetic",
+                "generator": "axes",
+                "seed": 0,
+                "options": {"n_samples": 800},
+            },
+            "columns": {"time": "ts", "metrics": ["axis1", "axis2", "axis3"]},
+        },
+        {"train_end": "80%", "model": {"type": "linear"}},
+    ),
     "propensity": (
         {
             "source": {"kind": "file", "path": "events.parquet"},
