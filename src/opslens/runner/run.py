@@ -208,7 +208,7 @@ def run_analysis(
             "or pass --force to reuse them anyway",
         )
     engine = make_engine(project)  # Spark's checks (PySpark, Java, master) fail here
-    if recipe.versioned:  # a publication that would fail is refused before the run
+    if recipe.versioned and pipeline == "train":  # a failing publication: refused before
         from opslens.tracking.versions import check_registry
 
         check_registry(project, name)

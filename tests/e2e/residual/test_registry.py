@@ -77,9 +77,13 @@ def test_versions_latest_pointer_and_mlflow_alias(tmp_path: Path) -> None:
     assert by_alias.predictor.predict_one(sample) == first.predictor().predict_one(sample)
     with pytest.raises(RunError, match="version 'release-2' already exists"):
         publish_latest(project, "axes")
-    # a rerun with the same tag stays complete and warns; the registry keeps its version
-    third = run_analysis(project, "axes")
-    assert third.path.is_dir()
+    # a rerun with the same tag is refused before it starts (no run it could not publish);
+    # the registry keeps its version
+    runs = project.runs_root() / "axes"
+    before = sorted(p.name for p in runs.iterdir())
+    with pytest.raises(RunError, match="version 'release-2' already exists"):
+        run_analysis(project, "axes")
+    assert sorted(p.name for p in runs.iterdir()) == before
     assert yaml.safe_load((v2 / "meta.yaml").read_text())["run_id"] == second.run_id
 
 
