@@ -203,3 +203,23 @@ def test_a_registry_folder_that_is_a_file_is_refused_before_the_run(
     result = run_cli(["-q", "run"], tmp_path, monkeypatch)
     one_error(result, "registry folder", "is a file", "params.registry.root_dir")
     assert _run_ids(tmp_path) == []
+
+
+def test_a_segments_batch_with_features_times_1e300_is_scored_with_those_rows_rejected(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, isolated_mlflow: None
+) -> None:
+    _patients(tmp_path)
+    text = HEAD.replace("{enabled: false}", "{uri: 'sqlite:///mlflow.db'}") + _segments()
+    (tmp_path / "project.yaml").write_text(text)
+    assert run_cli(["-q", "run", "--force"], tmp_path, monkeypatch).code == 0
+    batch = make_patients(n_rows=120, seed=5).frame
+    huge = pl.int_range(pl.len()) % 3 == 0  # 40 of 120 rows
+    batch.with_columns(
+        pl.when(huge).then(pl.col("heart_rate") * 1e300).otherwise(pl.col("heart_rate"))
+    ).write_parquet(tmp_path / "huge.parquet")
+    result = run_cli(["-q", "batch", "patients", "-i", "huge.parquet"], tmp_path, monkeypatch)
+    assert result.code == 0, result.err
+    assert "120 rows in, 80 scored, 40 rejected" in result.out
+    assert "magnitude beyond 1e+100 in heart_rate: 40" in result.out
+    predictions = pl.read_parquet(tmp_path / "huge.predictions.parquet")
+    assert predictions.height == 120
