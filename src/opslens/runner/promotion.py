@@ -98,16 +98,17 @@ def repair_alias(runs_root: Path, name: str, tracker: Tracker) -> str | None:
         >>> repair_alias(Path(tempfile.mkdtemp()), "eta", None) is None  # no run yet
         True
     """
-    try:
+    try:  # a runs folder that cannot be read is the run's to report, with its own fix
         latest = open_run(runs_root, name)
-    except RunError:
+        others = [v for v in list_runs(runs_root, name) if v.run_id != latest.run_id]
+        marker = latest.path / PENDING
+        pending_move = marker.is_file()
+    except (RunError, OSError):
         return None
-    for view in list_runs(runs_root, name):
-        if view.run_id != latest.run_id and (view.path / PENDING).is_file():
-            with contextlib.suppress(OSError):
-                (view.path / PENDING).unlink()
-    marker = latest.path / PENDING
-    if not marker.is_file():
+    for view in others:
+        with contextlib.suppress(OSError):
+            (view.path / PENDING).unlink(missing_ok=True)
+    if not pending_move:
         return None
     try:
         pending = json.loads(marker.read_text())
