@@ -196,6 +196,7 @@ def recalibrate(
         reference=reference,
         streaming=getattr(champion, "streaming", None),
         max_spans=getattr(champion, "max_spans", 1.0),
+        hold_off=getattr(champion, "hold_off", 0),
         inputs=getattr(champion, "inputs", []),
     )
     comparison = compare(champion, challenger, rows, ctx.analysis)

@@ -109,10 +109,13 @@ class ThresholdParams(Strict):
     the below side is calibrated by the same policy on the negated residuals."""
     directions: dict[str, Direction] = Field(default_factory=dict)
     """Per-axis overrides of ``direction``."""
+    hold_off: int = Field(default=288, ge=0)
+    """The alarm-flood guard: after an alarm (a stream entering ``error``), no new alarm on
+    the stream for this many samples (the levels are unchanged; 0 turns the guard off)."""
 
     def policy(self) -> dict[str, Any]:
         """The knobs of :func:`~opslens.recipes.residual.thresholds.calibrate_axis`."""
-        return self.model_dump(exclude={"direction", "directions"})
+        return self.model_dump(exclude={"direction", "directions", "hold_off"})
 
     @model_validator(mode="after")
     def _ordered(self) -> ThresholdParams:

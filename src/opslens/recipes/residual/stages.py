@@ -124,6 +124,55 @@ def _inputs(frame: pl.DataFrame, axes: list[str], p: ResidualParams, source: str
     return list(dict.fromkeys(c for c in wanted if c not in axes))
 
 
+#: the largest magnitude an axis value may have (far beyond any sensor, far below float overflow
+#: in the sums of squares a fit makes)
+MAX_ABS_VALUE = 1e100
+
+
+def _check_finite(frame: pl.DataFrame, axis: str, source: str) -> None:
+    """DataError for infinite or absurdly large values of an axis (found before any work).
+
+    Example:
+        >>> _check_finite(pl.DataFrame({"a": [1.0, None]}), "a", "the data")
+        >>> _check_finite(pl.DataFrame({"a": [1.0, float("inf")]}), "a", "the data")
+        Traceback (most recent call last):
+        ...
+        opslens.errors.DataError: axis 'a' of the data holds 1 infinite value(s) (row 2 the first); fix: remove or fix those rows (a missing reading may be left empty), or drop 'a' from columns.metrics
+    """
+    v = frame[axis].cast(pl.Float64)
+    inf = v.is_infinite().fill_null(False)
+    if inf.any():
+        first = int(inf.arg_true()[0]) + 1
+        raise DataError(
+            f"axis '{axis}' of {source} holds {int(inf.sum())} infinite value(s) "
+            f"(row {first} the first)",
+            fix="remove or fix those rows (a missing reading may be left empty), "
+            f"or drop '{axis}' from columns.metrics",
+        )
+    big = float(v.abs().fill_nan(None).max() or 0.0)  # type: ignore[arg-type]
+    if big > MAX_ABS_VALUE:
+        raise DataError(
+            f"axis '{axis}' of {source} has a value of magnitude {big:.3g}, "
+            f"beyond {MAX_ABS_VALUE:.0e}",
+            fix=f"rescale '{axis}' (e.g. to other units) or remove those rows",
+        )
+
+
+def _check_axis_keys(p: ResidualParams, axes: list[str]) -> None:
+    """ConfigError for a per-axis setting keyed by a column that is not an axis."""
+    for key, named in (
+        ("params.model.axes", p.model.axes),
+        ("params.thresholds.directions", p.thresholds.directions),
+        ("params.streaming.directions", p.streaming.directions),
+    ):
+        unknown = [a for a in named if a not in axes]
+        if unknown:
+            raise ConfigError(
+                f"{key} names axis '{unknown[0]}', which is not an axis (axes: {', '.join(axes)})",
+                fix=f"key {key} by axes of columns.metrics (or drop '{unknown[0]}' from it)",
+            )
+
+
 def profile(ctx: StageContext, raw: pl.DataFrame) -> Out:
     """Axes found and checked; row counts, time range, median sampling interval ``dt_seconds``."""
     p: ResidualParams = ctx.params
@@ -133,6 +182,8 @@ def profile(ctx: StageContext, raw: pl.DataFrame) -> Out:
     axes = _axes(frame, ctx, p)
     for axis in axes:
         frame = require_numeric(frame, axis, where=ctx.source)
+        _check_finite(frame, axis, ctx.source)
+    _check_axis_keys(p, axes)
     label = ctx.analysis.columns.target
     flags = [] if label is None else [label_flags(frame, label, ctx.source)]
     inputs = _inputs(frame, axes, p, ctx.source)
@@ -481,6 +532,7 @@ def thresholds(
         t0_us=prep_stats["t0_us"],
         streaming=p.streaming if p.mode == "streaming" else None,
         max_spans=p.model.max_spans,
+        hold_off=p.thresholds.hold_off,
         inputs=_inputs(samples, list(models), p, ctx.source),
     )
     test_end = prep_stats["train_end"]
