@@ -296,7 +296,11 @@ def _extrapolation_warning(axis: str, what: str, spans: float, sample: int) -> N
 
 
 def _ranges(predictor: ResidualPredictor) -> list[tuple[str, str, str | None, float, float]]:
-    """What each model was fitted on: ``(axis, what, input or None for time, low, high)``."""
+    """What each model was fitted on: ``(axis, what, input or None for time, low, high)``
+    (worked out once per predictor: the single-sample path asks for it every sample)."""
+    cached = predictor.__dict__.get("_ranges")
+    if cached is not None and cached[0] is predictor.models:
+        return cached[1]  # type: ignore[no-any-return]
     out: list[tuple[str, str, str | None, float, float]] = []
     for axis, model in predictor.models.items():
         if isinstance(model, AxisTrend) and model.family != "median":
@@ -305,6 +309,7 @@ def _ranges(predictor: ResidualPredictor) -> list[tuple[str, str, str | None, fl
         elif isinstance(model, AxisConditional):
             for name, (lo, hi) in getattr(model, "x_range_", {}).items():
                 out.append((axis, f"its regressor '{name}'", name, lo, hi))
+    predictor.__dict__["_ranges"] = (predictor.models, out)
     return out
 
 

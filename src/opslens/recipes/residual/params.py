@@ -83,6 +83,29 @@ class ModelParams(Strict):
     """Per axis, the columns it is predicted from (other axes or exogenous columns)."""
     mode_column: str | None = None
     """The operating mode per sample: a model per mode for every axis (never an axis)."""
+    mode_signals: list[str] = Field(default_factory=list)
+    """Columns (not axes: speed, load, a set point) whose clustering finds the operating modes
+    when no column names them: a model per found mode for every axis."""
+    n_modes: int | Literal["auto"] = "auto"
+    """With ``mode_signals``: how many modes, or ``auto``: 1 to ``max_modes``, the fewest whose
+    held-out error (every 5th training row) is within 2% of the lowest; 1 is no modes."""
+    max_modes: int = Field(default=6, ge=2, le=20)
+
+    @field_validator("n_modes")
+    @classmethod
+    def _some_modes(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and not 1 <= value <= 20:
+            raise ValueError("n_modes takes auto or a number from 1 to 20")
+        return value
+
+    @model_validator(mode="after")
+    def _one_way(self) -> ModelParams:
+        if self.mode_column is not None and self.mode_signals:
+            raise ValueError(
+                "set either mode_column (the mode given as a column) or mode_signals "
+                "(modes found by clustering), not both"
+            )
+        return self
 
 
 class ThresholdParams(Strict):

@@ -133,7 +133,11 @@ class ResidualPredictor(BasePredictor):
             self._check_inputs(frame.columns)
         except InstanceError as e:
             raise DataError(e.problem, fix=e.fix) from None
-        return {c: frame[c].to_numpy() for c in getattr(self, "inputs", [])}
+        wanted = list(getattr(self, "inputs", []))
+        for model in self.models.values():  # an axis on other axes: they are inputs too
+            if isinstance(model, AxisConditional):
+                wanted += [c for c in model.inputs() if c in self.models]
+        return {c: frame[c].to_numpy() for c in dict.fromkeys(wanted)}
 
     def stream_of(self, instance: Mapping[str, Any]) -> str:
         """The stream id of a sample: its ``stream`` field, else ``default``."""

@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,6 +26,7 @@ from opslens.core.recipe import ModelArtifact, Out, StageContext
 from opslens.errors import ConfigError, DataError
 from opslens.recipes.residual.baselines import against_baselines, label_flags
 from opslens.recipes.residual.conditional import AxisConditional
+from opslens.recipes.residual.modes import ModeFinder
 from opslens.recipes.residual.params import ResidualParams
 from opslens.recipes.residual.plots import plot_fit, plot_residuals
 from opslens.recipes.residual.predictor import ResidualPredictor
@@ -72,6 +74,7 @@ def _axes(frame: pl.DataFrame, ctx: StageContext, p: ResidualParams) -> list[str
         )
     if not wanted:
         exogenous = {c for cols in p.model.regressors.values() for c in cols}
+        exogenous |= set(p.model.mode_signals)
         wanted = [
             c
             for c, d in frame.schema.items()
@@ -119,8 +122,23 @@ def _inputs(frame: pl.DataFrame, axes: list[str], p: ResidualParams, source: str
             f"the mode column '{mode}' (params.model.mode_column) is not in {source}",
             fix="name an existing column in params.model.mode_column, or unset it",
         )
+    for c in p.model.mode_signals:
+        if c in axes:
+            raise ConfigError(
+                f"params.model.mode_signals names '{c}', which is an axis: modes found from "
+                "the values being checked would follow a fault and absorb it",
+                fix="name columns that are not axes (speed, load, a set point) in "
+                "params.model.mode_signals, or drop the axis from columns.metrics",
+            )
+        if c not in frame.columns or not frame[c].dtype.is_numeric():
+            raise DataError(
+                f"mode signal '{c}' (params.model.mode_signals) is "
+                + ("not numeric" if c in frame.columns else f"not in {source}"),
+                fix="name existing numeric columns in params.model.mode_signals",
+            )
     wanted = [c for cols in p.model.regressors.values() for c in cols]
     wanted += [mode] if mode is not None else []
+    wanted += list(p.model.mode_signals)
     return list(dict.fromkeys(c for c in wanted if c not in axes))
 
 
@@ -327,12 +345,18 @@ def fit(ctx: StageContext, prepared: pl.DataFrame, prep_stats: dict[str, Any]) -
     models: dict[str, AxisModel] = {}
     facts: dict[str, Any] = {}
     plots = {}
+    finder, found = (
+        find_modes(prepared, prep_stats["axes"], p) if p.model.mode_signals else (None, None)
+    )
     for axis in prep_stats["axes"]:
         rows = _fit_rows(prepared, axis)
         t, y = rows["time_s"].to_numpy(), rows[axis].cast(pl.Float64).to_numpy()
-        if axis in p.model.regressors or p.model.mode_column is not None:
+        if axis in p.model.regressors or p.model.mode_column is not None or finder is not None:
             conditional = AxisConditional(
-                tuple(p.model.regressors.get(axis, ())), p.model.mode_column, axis=axis
+                tuple(p.model.regressors.get(axis, ())),
+                p.model.mode_column,
+                axis=axis,
+                modes=finder,
             )
             rows = rows.drop_nulls(conditional.inputs())
             y = rows[axis].cast(pl.Float64).to_numpy()
@@ -342,7 +366,13 @@ def fit(ctx: StageContext, prepared: pl.DataFrame, prep_stats: dict[str, Any]) -
                 "family": conditional.family,
                 "reason": "the axis on "
                 + (", ".join(conditional.regressors) or "its operating point")
-                + (f", a model per mode of '{p.model.mode_column}'" if p.model.mode_column else ""),
+                + (f", a model per mode of '{p.model.mode_column}'" if p.model.mode_column else "")
+                + (
+                    f", a model per each of {len(finder.labels_)} modes found from "
+                    + ", ".join(finder.signals)
+                    if finder is not None
+                    else ""
+                ),
                 **conditional.describe(),
                 "rows_fitted": rows.height,
             }
@@ -394,7 +424,79 @@ def fit(ctx: StageContext, prepared: pl.DataFrame, prep_stats: dict[str, Any]) -
             family=family,
             train_end_s=float(rows["time_s"].max()),  # type: ignore[arg-type]
         )
-    return Out(values={"models": models}, facts={"axes": facts}, plots=plots)
+    return Out(values={"models": models}, facts={"axes": facts, "modes": found}, plots=plots)
+
+
+#: within this share of the lowest held-out error, ``n_modes: auto`` takes fewer modes
+MODES_TOLERANCE = 0.02
+
+
+def find_modes(
+    prepared: pl.DataFrame, axes: list[str], p: ResidualParams
+) -> tuple[ModeFinder | None, dict[str, Any]]:
+    """The operating modes of ``params.model.mode_signals`` (None: one mode) and why.
+
+    Every number of modes tried (``n_modes``, or 1 to ``max_modes`` with ``auto``) clusters
+    the training rows' signals; every axis gets a model per mode on four training rows in
+    five and is scored on the fifth (interleaved, since a mode may run only once in the
+    window); the error is the mean over axes of RMSE / the axis's standard deviation.
+    """
+    signals = list(p.model.mode_signals)
+    train = prepared.filter(pl.col("split") == "train").drop_nulls(signals)
+    if train.height < 10:
+        raise DataError(
+            f"only {train.height} training rows have every mode signal "
+            f"({', '.join(signals)}); modes cannot be found",
+            fix="widen the training window, or fill the signals in params.model.mode_signals",
+        )
+    held = (np.arange(train.height) % 5) == 4
+    requested = p.model.n_modes
+    tried = [requested] if isinstance(requested, int) else list(range(1, p.model.max_modes + 1))
+    errors: dict[str, float] = {}
+    finders: dict[int, ModeFinder] = {}
+    sig = {c: train[c].cast(pl.Float64).to_numpy() for c in signals}
+    for k in tried:
+        finder = ModeFinder(tuple(signals), k).fit(sig)
+        if len(finder.labels_) < k:  # fewer distinct points than modes
+            continue
+        finders[k] = finder
+        scores = []
+        for axis in axes:
+            y = train[axis].cast(pl.Float64).to_numpy()
+            cols = {c: train[c].to_numpy() for c in p.model.regressors.get(axis, [])}
+            ok = np.isfinite(y) & (y != 0)
+            for c in cols.values():
+                ok &= ~pl.Series(c).is_null().to_numpy()
+            fit_rows, test_rows = ok & ~held, ok & held
+            if fit_rows.sum() < 3 or test_rows.sum() < 1:
+                continue
+            model = AxisConditional(tuple(cols), axis=axis, modes=finder)
+            every = {**cols, **sig}
+            model.fit({c: v[fit_rows] for c, v in every.items()}, y[fit_rows])
+            pred = model.predict_columns({c: v[test_rows] for c, v in every.items()})
+            spread = float(np.std(y[ok])) or 1.0
+            scores.append(float(np.sqrt(np.mean((y[test_rows] - pred) ** 2))) / spread)
+        errors[str(k)] = float(np.mean(scores)) if scores else math.inf
+    best = min(errors.values())
+    chosen = min(int(k) for k, e in errors.items() if e <= best * (1 + MODES_TOLERANCE) + 1e-12)
+    shown = ", ".join(f"{k}: {e:.4g}" for k, e in errors.items())
+    if len(tried) > 1:
+        reason = (
+            f"{chosen} mode(s): the fewest within {MODES_TOLERANCE:.0%} of the lowest held-out "
+            f"error (RMSE / std, every 5th training row; {shown})"
+        )
+    else:
+        reason = f"{chosen} mode(s) as configured (held-out error {shown})"
+    finder = finders[chosen]
+    facts = {
+        "signals": signals,
+        "n_modes": chosen,
+        "requested": requested,
+        "holdout_error": errors,
+        "reason": reason,
+        "centres": finder.describe()["centres"],
+    }
+    return (None if chosen == 1 else ModeFinder(tuple(signals), chosen).fit(sig)), facts
 
 
 def _columns(frame: pl.DataFrame, model: AxisConditional) -> dict[str, np.ndarray]:

@@ -182,3 +182,51 @@ def test_conditional_model_is_a_scikit_learn_estimator() -> None:
 
     m = AxisConditional(("speed",), "mode", axis="flow")
     assert clone(m).get_params() == m.get_params()
+
+
+def test_modes_found_by_clustering_speed_give_no_alarms_where_one_model_alarms(
+    tmp_path: Path,
+) -> None:
+    frame = pump().drop("mode")  # no column names the mode: it is found from the speed
+    plain = _run(tmp_path / "a", frame, SUSTAIN, ["temp"])
+    found = _run(tmp_path / "b", frame, {**SUSTAIN, "model": {"mode_signals": ["speed"]}}, ["temp"])
+    held = frame.height - plain.facts["prepare"]["rows_train"]
+    assert plain.facts["thresholds"]["holdout"]["temp"]["error"] > 0.2 * held
+    assert found.facts["thresholds"]["holdout"]["temp"]["error"] == 0
+    modes = found.facts["fit"]["modes"]
+    # auto: two modes (low and high load), chosen on held-out error over one to six
+    assert modes["n_modes"] == 2 and set(modes["holdout_error"]) == {str(k) for k in range(1, 7)}
+    assert modes["holdout_error"]["2"] < 0.5 * modes["holdout_error"]["1"]
+    assert abs(modes["centres"]["mode1"]["speed"] - 1020.0) < 15.0
+    assert abs(modes["centres"]["mode2"]["speed"] - 1520.0) < 15.0
+    fit = found.facts["fit"]["axes"]["temp"]
+    assert abs(fit["modes"]["mode1"]["intercept"] - 55.0) < 0.1
+    assert abs(fit["modes"]["mode2"]["intercept"] - 65.0) < 0.3
+    # online, the found modes answer one sample at a time as in arrays
+    p = found.predictor()
+    checker = OnlineChecker(p)
+    tail = frame.tail(300)
+    one = [checker.update(r, stream="s")["level"] for r in tail.to_dicts()]
+    assert p.predict_frame(tail)["level"].to_list() == one
+    assert one.count("error") == 0
+
+
+def test_one_mode_is_chosen_when_the_machine_runs_at_one_point(tmp_path: Path) -> None:
+    rng = np.random.default_rng(7)
+    n = 3000
+    steady = pump(n=n).with_columns(  # one operating point: speed and temperature only noise
+        speed=pl.Series(1000.0 + rng.normal(0, 5, n)), temp=pl.Series(55.0 + rng.normal(0, 0.5, n))
+    )
+    found = _run(tmp_path, steady, {**SUSTAIN, "model": {"mode_signals": ["speed"]}}, ["temp"])
+    modes = found.facts["fit"]["modes"]
+    assert modes["n_modes"] == 1, modes["reason"]
+    assert found.facts["fit"]["axes"]["temp"]["family"] == "linear"  # its own family, no modes
+
+
+def test_a_mode_signal_that_is_an_axis_is_refused(tmp_path: Path) -> None:
+    from opslens.errors import ConfigError
+
+    with pytest.raises(
+        ConfigError, match=r"params\.model\.mode_signals names 'speed', which is an"
+    ):
+        _run(tmp_path, pump(), {"model": {"mode_signals": ["speed"]}}, ["speed", "temp"])
