@@ -227,7 +227,7 @@ def score_one(
         answer = _not_scored(predictor, time_s, replay=key in recent)
         kept = {"runs": {a: list(r) for a, r in st["runs"].items()}, "last_key": last, "n": count}
         kept |= {"was_error": bool(st.get("was_error", False)), "quiet": int(st.get("quiet", 0))}
-        kept["recent"] = recent
+        kept["recent"] = list(recent)
         return answer, kept | ({"warned": True} if st.get("warned") else {})
     answer = {"sample": count + 1, "time_s": time_s, "duplicate": False, "out_of_order": False}
     runs: dict[str, list[int]] = {}
@@ -276,7 +276,7 @@ def score_one(
     answer["alarm"] = fire
     new: dict[str, Any] = {"runs": runs, "last_key": key, "n": count + 1}
     new |= {"was_error": worst == 2, "quiet": quiet - 1 if quiet else 0}
-    new["recent"] = [*recent, key][-RECENT_KEYS:]
+    new["recent"] = [*recent[1 - RECENT_KEYS :], key]
     if st.get("warned") or _guard_one(predictor, time_s, count + 1, sample):
         new["warned"] = True
     return answer, new
@@ -373,9 +373,10 @@ def new_stream_state(axes: Sequence[str]) -> dict[str, Any]:
 
 
 def _recent(st: Mapping[str, Any]) -> list[float]:
-    """The newest keys a stream scored (a state without them: its last key)."""
-    if "recent" in st:
-        return [float(k) for k in st["recent"]]
+    """The newest keys a stream scored (a state without them: its last key); not a copy."""
+    found = st.get("recent")
+    if found is not None:
+        return found  # type: ignore[no-any-return]
     last = st.get("last_key")
     return [] if last is None else [float(last)]
 
@@ -434,7 +435,10 @@ def stream_one(
     answer["level"] = MISSING if missing_any and worst == 0 else LEVELS[worst]
     answer["alarm"] = worst == 2
     st["last_key"], st["n"] = key, count + 1
-    st["recent"] = [*recent, key][-RECENT_KEYS:]
+    recent.append(key)  # the stream's state is updated in place, as its axes' are
+    if len(recent) > RECENT_KEYS:
+        del recent[0]
+    st["recent"] = recent
     return answer, st
 
 
