@@ -181,6 +181,8 @@ def score_block(
         cols[f"{axis}_run_error"] = _scatter(n, rows, run_error)
         runs_out[axis] = [int(run[-1]), int(run_error[-1])] if rows.size else [start_run, start_err]
     cols["level"] = _scatter(n, rows, _level_names(worst, any_missing & (worst == 0)))
+    st_fit: dict[str, Any] = {}
+    _watch_block(predictor, st, st_fit, worst >= 1, count)
     alarm, was_error, quiet = alarms_after(
         worst == 2,
         was_error=bool(st.get("was_error", False)),
@@ -195,6 +197,7 @@ def score_block(
         "was_error": was_error,
         "quiet": quiet,
         "recent": recent,
+        **st_fit,
     }
     if warned:
         state_out["warned"] = True
@@ -228,6 +231,7 @@ def score_one(
         kept = {"runs": {a: list(r) for a, r in st["runs"].items()}, "last_key": last, "n": count}
         kept |= {"was_error": bool(st.get("was_error", False)), "quiet": int(st.get("quiet", 0))}
         kept["recent"] = list(recent)
+        kept |= {k: st[k] for k in ("fit_n", "fit_bad", "unfit") if k in st}
         return answer, kept | ({"warned": True} if st.get("warned") else {})
     answer = {"sample": count + 1, "time_s": time_s, "duplicate": False, "out_of_order": False}
     runs: dict[str, list[int]] = {}
@@ -277,6 +281,7 @@ def score_one(
     new: dict[str, Any] = {"runs": runs, "last_key": key, "n": count + 1}
     new |= {"was_error": worst == 2, "quiet": quiet - 1 if quiet else 0}
     new["recent"] = [*recent[1 - RECENT_KEYS :], key]
+    _watch_one(predictor, st, new, worst >= 1, count + 1)
     if st.get("warned") or _guard_one(predictor, time_s, count + 1, sample):
         new["warned"] = True
     return answer, new
@@ -372,6 +377,71 @@ def new_stream_state(axes: Sequence[str]) -> dict[str, Any]:
     return {"axes": {a: new_axis_state() for a in axes}, "last_key": None, "n": 0}
 
 
+def _unfit_warning(share: float, window: int, rate: float, sample: int) -> None:
+    """The model no longer fits the stream: a warning on the ``opslens.residual`` logger."""
+    _LOG.warning(
+        "%.0f%% of the last %d samples of this stream (up to sample %d) are beyond the limits "
+        "(params.lifecycle.alert_rate %.0f%%): the model no longer fits this machine; fix: "
+        "recalibrate it (opslens retrain NAME --reason '...', then opslens promote; opslens "
+        "batch does both on drift) and follow the champion (opslens stream --from registry)",
+        100 * share,
+        window,
+        sample,
+        100 * rate,
+    )
+
+
+def _watch_one(
+    predictor: ResidualPredictor,
+    st: Mapping[str, Any],
+    out: dict[str, Any],
+    bad: bool,
+    sample: int,
+) -> None:
+    """Count a scored sample in the stream's fit watch (windows of ``stream_window``
+    samples); warn once per stream when a window's share beyond the limits passes the rate."""
+    window, rate = getattr(predictor, "fit_watch", (0, 1.0))
+    if not window:
+        return
+    n, b = int(st.get("fit_n", 0)) + 1, int(st.get("fit_bad", 0)) + int(bad)
+    unfit = bool(st.get("unfit", False))
+    if n >= window:
+        if b > rate * window and not unfit:
+            _unfit_warning(b / window, window, rate, sample)
+            unfit = True
+        n = b = 0
+    out["fit_n"], out["fit_bad"] = n, b
+    if unfit:
+        out["unfit"] = True
+
+
+def _watch_block(
+    predictor: ResidualPredictor,
+    st: Mapping[str, Any],
+    out: dict[str, Any],
+    bad: np.ndarray,
+    count: int,
+) -> None:
+    """:func:`_watch_one` over the scored samples of a block, in order."""
+    window, rate = getattr(predictor, "fit_watch", (0, 1.0))
+    if not window:
+        return
+    n0 = int(st.get("fit_n", 0))
+    unfit = bool(st.get("unfit", False))
+    cum = int(st.get("fit_bad", 0)) + np.cumsum(bad.astype(np.int64))
+    base = 0
+    for e in range(window - n0 - 1, bad.size, window):
+        b = int(cum[e]) - base
+        if b > rate * window and not unfit:
+            _unfit_warning(b / window, window, rate, count + e + 1)
+            unfit = True
+        base = int(cum[e])
+    out["fit_n"] = (n0 + bad.size) % window
+    out["fit_bad"] = (int(cum[-1]) - base) if bad.size else int(st.get("fit_bad", 0))
+    if unfit:
+        out["unfit"] = True
+
+
 def _recent(st: Mapping[str, Any]) -> list[float]:
     """The newest keys a stream scored (a state without them: its last key); not a copy."""
     found = st.get("recent")
@@ -434,6 +504,7 @@ def stream_one(
         answer[f"{axis}_run_error"] = run
     answer["level"] = MISSING if missing_any and worst == 0 else LEVELS[worst]
     answer["alarm"] = worst == 2
+    _watch_one(predictor, st, st, worst >= 1, count + 1)
     st["last_key"], st["n"] = key, count + 1
     recent.append(key)  # the stream's state is updated in place, as its axes' are
     if len(recent) > RECENT_KEYS:
@@ -477,6 +548,7 @@ def stream_block(
         cols[f"{axis}_run_error"] = _scatter(n, rows, run)
     cols["level"] = _scatter(n, rows, _level_names(worst, any_missing & (worst == 0)))
     cols["alarm"] = _scatter(n, rows, worst == 2)
+    _watch_block(predictor, st, st, worst >= 1, count)
     st["last_key"] = None if not np.isfinite(new_last) else new_last
     st["n"] = count + int(rows.size)
     st["recent"] = recent

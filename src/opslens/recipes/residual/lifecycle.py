@@ -197,6 +197,7 @@ def recalibrate(
         streaming=getattr(champion, "streaming", None),
         max_spans=getattr(champion, "max_spans", 1.0),
         hold_off=getattr(champion, "hold_off", 0),
+        fit_watch=getattr(champion, "fit_watch", (0, 1.0)),
         inputs=getattr(champion, "inputs", []),
     )
     comparison = compare(champion, challenger, rows, ctx.analysis)

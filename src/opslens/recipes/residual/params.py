@@ -233,7 +233,11 @@ class ResidualMonitor(Strict):
     ks_threshold: float = Field(default=0.3, gt=0, le=1)
     """Retrain when an axis's residual KS statistic against the reference passes this."""
     alert_rate: float = Field(default=0.2, gt=0, le=1)
-    """Alert when an axis's share of alert/error samples in a batch passes this."""
+    """Alert when an axis's share of alert/error samples in a batch passes this; online, a
+    stream warns once when its share in a window of ``stream_window`` samples passes it."""
+    stream_window: int = Field(default=500, ge=0)
+    """Online: the samples per window in which a stream's share of alert/error samples is
+    counted (the model no longer fits the machine when it passes ``alert_rate``; 0: off)."""
     window_batches: int = Field(default=2, ge=1)
     """Recalibrate on the samples of this many most recent batches."""
     holdout_share: float = Field(default=1 / 3, gt=0, lt=1)

@@ -97,9 +97,11 @@ class ResidualPredictor(BasePredictor):
         max_spans: float = 1.0,
         inputs: Sequence[str] = (),
         hold_off: int = 0,
+        fit_watch: tuple[int, float] = (0, 1.0),
     ) -> None:
         self.streaming = streaming
         self.hold_off = int(hold_off)
+        self.fit_watch = (int(fit_watch[0]), float(fit_watch[1]))
         self.max_spans = max_spans
         self.inputs = list(inputs)
         self.models = dict(models)

@@ -635,6 +635,7 @@ def thresholds(
         streaming=p.streaming if p.mode == "streaming" else None,
         max_spans=p.model.max_spans,
         hold_off=p.thresholds.hold_off,
+        fit_watch=(p.lifecycle.stream_window, p.lifecycle.alert_rate),
         inputs=_inputs(samples, list(models), p, ctx.source),
     )
     test_end = prep_stats["train_end"]

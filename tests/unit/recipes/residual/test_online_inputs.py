@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -180,3 +181,58 @@ def test_bad_values_and_unknown_axes_are_one_line_errors_with_exit_code_2(
         assert "holds 1 infinite value(s) (row 151 the first)" in lines[0]
     if value == 1e306:
         assert "magnitude 1e+306, beyond 1e+100; fix: rescale 'a'" in lines[0]
+
+
+@pytest.mark.parametrize("streaming", [None, StreamingParams(warmup_samples=20, window=9)])
+def test_a_stream_the_model_no_longer_fits_says_so_once(
+    streaming: StreamingParams | None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A change that stays (a level shift against the reference's trend; noise 100 times
+    larger for the streaming mode, whose rolling median follows a shift): 100 samples per
+    window, 20% allowed; from sample 150 on (nearly) every sample is beyond the limits, so
+    the window ending at sample 200 says so, and nothing says it again."""
+    p = _predictor(hold_off=0, streaming=streaming)
+    p.fit_watch = (100, 0.2)
+    rng = np.random.default_rng(0)
+    a = 1.0 + rng.normal(0, 0.01, 400)
+    if streaming is None:
+        a[150:] += 30.0
+    else:
+        a[150:] += rng.normal(0, 1.0, 250)
+    rows = [{"ts": float(i), "a": float(a[i]), "b": 1.0} for i in range(400)]
+    checker = OnlineChecker(p)
+    with caplog.at_level("WARNING", logger="opslens.residual"):
+        for r in rows:
+            checker.update(r)
+    said = [r.message for r in caplog.records if "no longer fits" in r.message]
+    assert len(said) == 1, said
+    assert re.match(
+        r"^(4\d|50)% of the last 100 samples of this stream \(up to sample 200\)", said[0]
+    )
+    assert "fix: recalibrate it (opslens retrain NAME" in said[0]
+    state = checker.state()
+    assert state is not None and state["unfit"] is True
+    # in arrays, cut anywhere: the same warning at the same sample, the same state
+    caplog.clear()
+    blocks = OnlineChecker(p)
+    with caplog.at_level("WARNING", logger="opslens.residual"):
+        frame = pl.DataFrame(rows)
+        for lo in range(0, 400, 70):
+            blocks.update_many(frame.slice(lo, 70))
+    again = [r.message for r in caplog.records if "no longer fits" in r.message]
+    assert again == said
+    other = blocks.state()
+    assert other is not None
+    assert {k: other[k] for k in ("fit_n", "fit_bad", "unfit")} == {
+        k: state[k] for k in ("fit_n", "fit_bad", "unfit")
+    }
+
+
+def test_a_stream_that_fits_never_says_so(caplog: pytest.LogCaptureFixture) -> None:
+    p = _predictor(hold_off=0)
+    p.fit_watch = (50, 0.2)
+    checker = OnlineChecker(p)
+    with caplog.at_level("WARNING", logger="opslens.residual"):
+        for i in range(300):
+            checker.update({"ts": float(i), "a": 1.0 + (20.0 if i % 10 == 0 else 0.0), "b": 1.0})
+    assert not [r for r in caplog.records if "no longer fits" in r.message]  # 10% < 20%
