@@ -92,6 +92,32 @@ def level_codes(run: np.ndarray, run_error: np.ndarray, *, t_long: int, t_short:
     return np.where(run_error >= t_short, 2, np.where(run >= t_long, 1, 0))
 
 
+_LIMIT_KEYS = ("MinC", "MaxC", "MinC_below", "MaxC_below")
+
+
+def _block_limits(
+    limits: Mapping[str, Any],
+    model: Any,
+    context: Mapping[str, np.ndarray] | None,
+    rows: np.ndarray,
+) -> Mapping[str, Any]:
+    """An axis's limits for the rows of a block: the entry's, or with per-mode limits an
+    array per limit (each row its mode's; a mode without its own, the axis's)."""
+    per_mode = limits.get("modes")
+    if not per_mode or not isinstance(model, AxisConditional):
+        return limits
+    labels = model.mode_of_columns({c: (context or {})[c][rows] for c in model.inputs()})
+    if labels is None:
+        return limits
+    out: dict[str, Any] = {}
+    for key in _LIMIT_KEYS:
+        if key in limits:
+            table = {m: float(e.get(key, limits[key])) for m, e in per_mode.items()}
+            default = float(limits[key])
+            out[key] = np.array([table.get(str(m), default) for m in labels.tolist()])
+    return out
+
+
 def alarms_after(
     error: np.ndarray, *, was_error: bool, quiet: int, hold_off: int
 ) -> tuple[np.ndarray, bool, int]:
@@ -161,13 +187,14 @@ def score_block(
         residual = np.where(missing, np.nan, values[rows, j] - predicted)  # never beyond a limit
         start_run, start_err = (int(v) for v in st["runs"].get(axis, [0, 0]))
         side = limits.get("direction", "above")
+        lim = _block_limits(limits, model, context, rows)
         if side == "above":
-            run = runs_after(residual > limits["MinC"], start_run)
-            run_error = runs_after(residual > limits["MaxC"], start_err)
+            run = runs_after(residual > lim["MinC"], start_run)
+            run_error = runs_after(residual > lim["MaxC"], start_err)
         else:
             up = side == "both"
-            minc = (-residual > limits["MinC_below"]) | (up & (residual > limits["MinC"]))
-            maxc = (-residual > limits["MaxC_below"]) | (up & (residual > limits["MaxC"]))
+            minc = (-residual > lim["MinC_below"]) | (up & (residual > lim["MinC"]))
+            maxc = (-residual > lim["MaxC_below"]) | (up & (residual > lim["MaxC"]))
             run, run_error = runs_after(minc, start_run), runs_after(maxc, start_err)
         code = level_codes(
             run, run_error, t_long=limits["T_long_steps"], t_short=limits["T_short_steps"]
@@ -246,6 +273,10 @@ def score_one(
             except ValueError as e:
                 problem, _, fix = str(e).partition("; ")
                 raise InstanceError(problem, fix=fix or None) from None
+            per_mode = limits.get("modes")
+            if per_mode:
+                mode = model.mode_of_row(sample or {})
+                limits = {**limits, **per_mode.get(str(mode), {})}
         else:
             predicted = model.predict_at(time_s)
         missing = not math.isfinite(value)

@@ -76,6 +76,19 @@ class AxisConditional(BaseEstimator):  # type: ignore[misc]
         wanted = [*self.regressors, *([self.mode_column] if self.mode_column else []), *found]
         return list(dict.fromkeys(wanted))
 
+    def mode_of_columns(self, columns: Mapping[str, Any]) -> np.ndarray | None:
+        """The operating mode of every row (None: the model has no modes)."""
+        if not self._moded():
+            return None
+        n = len(columns[self.inputs()[0]]) if self.inputs() else 0
+        return self._modes_of(columns, n)
+
+    def mode_of_row(self, sample: Mapping[str, Any]) -> str | None:
+        """The operating mode of one sample (None: the model has no modes)."""
+        if self.modes is not None:
+            return self.modes.predict_row(sample)
+        return str(sample[self.mode_column]) if self.mode_column else None
+
     def _modes_of(self, columns: Mapping[str, Any], n: int) -> np.ndarray:
         if self.modes is not None:
             return self.modes.predict_columns(columns).astype(str)

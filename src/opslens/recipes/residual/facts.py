@@ -158,6 +158,9 @@ class AxisLimits(FactsModel):
     MinC_below: float | None = None
     MaxC_below: float | None = None
     below_policy: LimitPolicy | None = None
+    modes: dict[str, dict[str, float]] | None = None
+    """With ``thresholds.per_mode``: MinC / MaxC (and below) per operating mode, with the
+    mode's training residuals (``rows``)."""
 
 
 class HoldoutLevels(FactsModel):

@@ -45,6 +45,7 @@ from opslens.models.compare import paired_interval, paired_p_value
 from opslens.recipes.residual.conditional import AxisConditional
 from opslens.recipes.residual.params import ResidualMonitor, ResidualParams
 from opslens.recipes.residual.predictor import ResidualPredictor
+from opslens.recipes.residual.stages import mode_limits
 from opslens.recipes.residual.thresholds import calibrate_axis, with_below
 from opslens.recipes.residual.trend import AxisTrend
 
@@ -188,6 +189,14 @@ def recalibrate(
         if side != "above":
             below = calibrate_axis(-reference[axis], dt_seconds=dt, **p.thresholds.policy())
             limits[axis] = with_below(limits[axis], below, side)
+        model = models[axis]
+        if p.thresholds.per_mode and isinstance(model, AxisConditional):
+            labels = model.mode_of_columns(inputs)
+            if labels is not None:  # per-mode limits on the window's residuals, as in training
+                table = pl.DataFrame({"residual": reference[axis], "mode": labels.tolist()})
+                per_mode = mode_limits(table, side, p, dt)
+                if per_mode:
+                    limits[axis]["modes"] = per_mode
     challenger = RecalibratedPredictor(
         models,
         limits,

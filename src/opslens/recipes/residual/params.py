@@ -132,13 +132,17 @@ class ThresholdParams(Strict):
     the below side is calibrated by the same policy on the negated residuals."""
     directions: dict[str, Direction] = Field(default_factory=dict)
     """Per-axis overrides of ``direction``."""
+    per_mode: bool = False
+    """With operating modes (``model.mode_column`` or ``model.mode_signals``): MinC / MaxC per
+    mode, on each mode's own training residuals (a mode with fewer than ``min_pos_for_trim``
+    of them keeps the axis's); the sustain steps stay the axis's."""
     hold_off: int = Field(default=288, ge=0)
     """The alarm-flood guard: after an alarm (a stream entering ``error``), no new alarm on
     the stream for this many samples (the levels are unchanged; 0 turns the guard off)."""
 
     def policy(self) -> dict[str, Any]:
         """The knobs of :func:`~opslens.recipes.residual.thresholds.calibrate_axis`."""
-        return self.model_dump(exclude={"direction", "directions", "hold_off"})
+        return self.model_dump(exclude={"direction", "directions", "hold_off", "per_mode"})
 
     @model_validator(mode="after")
     def _ordered(self) -> ThresholdParams:

@@ -38,6 +38,7 @@ __all__ = [
     "check_columns",
     "evaluate",
     "fit",
+    "mode_limits",
     "prepare",
     "profile",
     "resolve_train_end",
@@ -529,6 +530,11 @@ def evaluate(ctx: StageContext, prepared: pl.DataFrame, models: dict[str, AxisMo
         t = data["time_s"].to_numpy()
         y = data[axis].cast(pl.Float64).to_numpy()
         pred = predict_rows(model, data)
+        labels = (
+            model.mode_of_columns(_columns(data, model))
+            if isinstance(model, AxisConditional)
+            else None
+        )
         split = data["split"].to_numpy()
         baseline = float(y[split == "train"].mean())
         for name in ("train", "test"):
@@ -549,6 +555,11 @@ def evaluate(ctx: StageContext, prepared: pl.DataFrame, models: dict[str, AxisMo
                     "value": y,
                     "predicted": pred,
                     "residual": y - pred,
+                    "mode": pl.Series(
+                        "mode",
+                        [None] * data.height if labels is None else labels.tolist(),
+                        dtype=pl.String,
+                    ),
                 }
             )
         )
@@ -596,6 +607,27 @@ def _check_period(p: ResidualParams, axes: list[str], dt_seconds: float) -> None
         )
 
 
+def mode_limits(
+    r: pl.DataFrame, side: str, p: ResidualParams, dt_seconds: float
+) -> dict[str, dict[str, float]]:
+    """MinC / MaxC (and the below side's) per operating mode, on each mode's own training
+    residuals; modes with fewer than ``min_pos_for_trim`` residuals are left out."""
+    knobs = p.thresholds.policy()
+    out: dict[str, dict[str, float]] = {}
+    for (mode,), part in r.drop_nulls("mode").group_by("mode", maintain_order=True):
+        res = part["residual"].to_numpy()
+        if res.size < p.thresholds.min_pos_for_trim:
+            continue
+        above = calibrate_axis(res, dt_seconds=dt_seconds, **knobs)
+        entry = {"MinC": float(above["MinC"]), "MaxC": float(above["MaxC"])}
+        entry["rows"] = float(res.size)
+        if side != "above":
+            below = calibrate_axis(-res, dt_seconds=dt_seconds, **knobs)
+            entry |= {"MinC_below": float(below["MinC"]), "MaxC_below": float(below["MaxC"])}
+        out[str(mode)] = entry
+    return dict(sorted(out.items()))
+
+
 def thresholds(
     ctx: StageContext,
     samples: pl.DataFrame,
@@ -619,6 +651,10 @@ def thresholds(
                     -r["residual"].to_numpy(), dt_seconds=prep_stats["dt_seconds"], **knobs
                 )
                 limits[axis] = with_below(limits[axis], below, side)
+            if p.thresholds.per_mode and "mode" in r.columns:
+                per_mode = mode_limits(r, side, p, prep_stats["dt_seconds"])
+                if per_mode:
+                    limits[axis]["modes"] = per_mode
         except ValueError as e:
             raise DataError(
                 f"axis '{axis}': cannot set limits ({e})",
