@@ -195,6 +195,10 @@ def recalibrate(
             if labels is not None:  # per-mode limits on the window's residuals, as in training
                 table = pl.DataFrame({"residual": reference[axis], "mode": labels.tolist()})
                 per_mode = mode_limits(table, side, p, dt)
+                kept = champion.thresholds.get(axis, {}).get("modes") or {}
+                for mode in set(kept) - set(per_mode):  # a mode the window lacks: kept
+                    per_mode[mode] = dict(kept[mode])
+                per_mode = dict(sorted(per_mode.items()))
                 if per_mode:
                     limits[axis]["modes"] = per_mode
     challenger = RecalibratedPredictor(
