@@ -6,6 +6,12 @@ arrays alone; before is the one-row polars frame through the batch path
 (``SegmentModel.score``); raw is LightGBM's ``predict`` on a one-row array (the series
 target's global model).
 
+Residual (machine axes, 3 axes, trained by the recipe on 3,000 samples): ours is
+``ResidualPredictor.predict_one`` (a sample answered as the first of a stream: residuals,
+levels, the extrapolation guard) on Python floats; before is the one-row polars frame through
+the batch path (``predict_frame``); raw is the model calls it wraps, each axis's
+``AxisTrend.predict`` on a one-element array.
+
 Distribution:
 
 Trains the distribution recipe on 60,000 synthetic trips, then times, interleaved in
@@ -108,10 +114,44 @@ def segments(calls: int) -> None:
     _report("segments", _rounds({"ours": ours, "before": before, "raw": raw}, calls))
 
 
+def residual(calls: int) -> None:
+    import polars as pl
+
+    from opslens.synthetic.axes import make_axes
+
+    frame = make_axes(seed=0).frame
+    runs = tempfile.mkdtemp(prefix="opslens-bench-")
+    opslens.run(
+        frame,
+        recipe="residual",
+        name="axes",
+        runs_dir=runs,
+        columns={"time": "ts", "metrics": ["axis1", "axis2", "axis3"]},
+        params={"registry": {"root_dir": str(Path(runs) / "registry")}},
+    )
+    predictor: Any = load_predictor(Path(runs), "axes").predictor
+    rows = frame.tail(1000).to_dicts()
+    times = np.asarray(predictor.arrays(frame.tail(1000))[0])
+    models = [predictor.models[a] for a in predictor.axes]
+
+    def ours(i: int) -> object:
+        return predictor.predict_one(rows[i % 1000])
+
+    def before(i: int) -> object:
+        return predictor.predict_frame(pl.DataFrame([rows[i % 1000]])).row(0, named=True)
+
+    def raw(i: int) -> object:
+        t = times[i % 1000 : i % 1000 + 1]
+        return [m.predict(t) for m in models]
+
+    _report("residual", _rounds({"ours": ours, "before": before, "raw": raw}, calls))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--calls", type=int, default=5000)
     args = parser.parse_args()
+    residual(min(args.calls, 2000))
     segments(min(args.calls, 2000))
     trips = make_trips(n_rows=60_000, seed=0).trips
     runs = tempfile.mkdtemp(prefix="opslens-bench-")

@@ -25,6 +25,7 @@ from opslens.detect.point import IQRDetector, RobustZScoreDetector, ZScoreDetect
 from opslens.detect.population import RareDeviceDetector
 from opslens.models.classifier import PatternClassifier
 from opslens.recipes.residual.conditional import AxisConditional
+from opslens.recipes.residual.modes import ModeFinder
 from opslens.recipes.residual.trend import AxisTrend
 from opslens.recipes.segments.assign import SegmentAssigner
 from opslens.recipes.segments.preprocess import Preprocessor
@@ -112,6 +113,7 @@ CASES = [
         Y_AXIS,
         "predict_columns",
     ),
+    Case("ModeFinder", lambda: ModeFinder(("speed",), 3), PUMP, None, "predict_columns"),
 ]
 
 

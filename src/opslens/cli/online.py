@@ -86,11 +86,12 @@ def stream(
         )
         got = stream_mqtt(config, settings, model_source=chosen, max_messages=max_messages)
         log.info(
-            "%s received: %s scored, %s rejected, %s dropped as duplicates; %s",
+            "%s received: %s scored, %s rejected, %s dropped as duplicates, %s late; %s",
             plural(got.received, "message"),
             got.scored,
             got.rejected,
             got.duplicates,
+            got.out_of_order,
             f"answers on {settings.results}",
         )
         return

@@ -26,19 +26,29 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import queue
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from opslens.config import ProjectConfig
-from opslens.errors import ConfigError, OpslensError, SourceError
+from opslens.errors import ConfigError, InstanceError, OpslensError, SourceError
 from opslens.online.stream import Follower, answer_instance, parse_instance
 from opslens.tracking.models import ModelSource, load_model
 
-__all__ = ["MqttSettings", "MqttStream", "MqttSummary", "stream_mqtt"]
+__all__ = [
+    "MqttSettings",
+    "MqttStream",
+    "MqttSummary",
+    "check_broker_address",
+    "dumps",
+    "filter_problem",
+    "stream_mqtt",
+]
 
 log = logging.getLogger("opslens.stream.mqtt")
 
@@ -73,6 +83,20 @@ class MqttSettings:
     def __post_init__(self) -> None:
         if not self.topic:
             raise ConfigError("--mqtt-topic is empty", fix="name the topic samples arrive on")
+        problem = filter_problem(self.topic)
+        if problem is not None:
+            raise ConfigError(
+                f"--mqtt-topic {self.topic!r} is not a valid MQTT topic filter ({problem})",
+                fix="use '+' for a whole level and '#' only as the last level, "
+                "e.g. machines/+/samples or machines/#",
+            )
+        if isinstance(self.port, bool) or not 1 <= self.port <= 65535:
+            raise ConfigError(
+                f"--mqtt-port {self.port} is not a TCP port",
+                fix="give --mqtt-port a number from 1 to 65535 (the broker's, usually 1883)",
+            )
+        if not self.host or not self.host.strip():
+            raise ConfigError("--mqtt-host is empty", fix="name the broker's host, e.g. 127.0.0.1")
         if any(c in self.results for c in "+#"):
             raise ConfigError(
                 f"the result topic {self.results!r} has a wildcard",
@@ -80,6 +104,69 @@ class MqttSettings:
             )
         if self.client_id is None:
             object.__setattr__(self, "client_id", f"opslens-{self.analysis}-{os.getpid()}")
+
+
+def filter_problem(topic: str) -> str | None:
+    """What makes ``topic`` an invalid MQTT topic filter (MQTT 3.1.1, 4.7), or None.
+
+    Example:
+        >>> filter_problem("machines/+/samples"), filter_problem("machines/#")
+        (None, None)
+        >>> filter_problem("a/#/b")
+        "'#' must be the last level"
+        >>> filter_problem("a/b+")
+        "'+' must be a whole level"
+    """
+    if "\x00" in topic:
+        return "it holds a NUL character"
+    if len(topic.encode("utf-8")) > 65535:
+        return "it is longer than 65,535 bytes"
+    levels = topic.split("/")
+    for i, level in enumerate(levels):
+        if "#" in level and (level != "#" or i != len(levels) - 1):
+            return "'#' must be the last level" if level == "#" else "'#' must be a whole level"
+        if "+" in level and level != "+":
+            return "'+' must be a whole level"
+    return None
+
+
+def check_broker_address(host: str, port: int) -> None:
+    """SourceError at once when ``host`` does not resolve (before any connection is tried).
+
+    Example:
+        >>> check_broker_address("127.0.0.1", 1883)
+    """
+    try:
+        socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as e:
+        reason = getattr(e, "strerror", None) or str(e)
+        raise SourceError(
+            f"the MQTT broker host {host!r} does not resolve ({reason})",
+            fix="check --mqtt-host (a name this machine resolves, or an IP address)",
+        ) from None
+
+
+def dumps(record: Any) -> str:
+    """JSON text of an answer; NaN and infinities (not JSON) become null.
+
+    Example:
+        >>> dumps({"a": float("nan"), "b": [1.0, float("inf")]})
+        '{"a": null, "b": [1.0, null]}'
+    """
+    try:
+        return json.dumps(record, allow_nan=False)
+    except ValueError:
+        return json.dumps(_finite(record), allow_nan=False)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 @dataclass
@@ -90,6 +177,7 @@ class MqttSummary:
     scored: int = 0
     rejected: int = 0
     duplicates: int = 0
+    out_of_order: int = 0
     connects: int = 0
     disconnects: int = 0
     origin: str = ""
@@ -188,9 +276,12 @@ class MqttStream:
     def handle(self, topic: str, payload: bytes) -> dict[str, Any] | None:
         """Score one message and publish the answer; None for a duplicate (not published)."""
         self.summary.received += 1
-        item = parse_instance(self.summary.received, payload)
-        if item is None:
-            return None
+        item: Any = parse_instance(self.summary.received, payload)
+        if item is None:  # an empty message: answered like every other malformed one
+            item = InstanceError(
+                f"message {self.summary.received} on {topic} is empty",
+                fix="send one JSON object per message",
+            )
         record: dict[str, Any] = {"topic": topic, "run_id": self.run_id}
         if isinstance(item, OpslensError):
             record["error"] = str(item)
@@ -208,10 +299,14 @@ class MqttStream:
                     log.info("duplicate sample on %s (already scored); not answered", topic)
                     return None
                 record.update(answer)
-                self.summary.scored += 1
-                level = str(answer.get("level"))
-                self.summary.levels[level] = self.summary.levels.get(level, 0) + 1
-        info = self.client.publish(self.settings.results, json.dumps(record), qos=self.settings.qos)
+                if answer.get("out_of_order"):
+                    self.summary.out_of_order += 1
+                    log.info("late sample on %s (not above the last seen); not scored", topic)
+                else:
+                    self.summary.scored += 1
+                    level = str(answer.get("level"))
+                    self.summary.levels[level] = self.summary.levels.get(level, 0) + 1
+        info = self.client.publish(self.settings.results, dumps(record), qos=self.settings.qos)
         self.pending = [i for i in self.pending if not i.is_published()] + [info]
         return record
 
@@ -255,7 +350,11 @@ def stream_mqtt(
     connect_timeout: float = 30.0,
     stop: threading.Event | None = None,
 ) -> MqttSummary:
-    """Load the analysis's model, subscribe, score until told to stop; SourceError if no broker."""
+    """Load the analysis's model, subscribe, score until told to stop; SourceError if no broker.
+
+    The broker's host is resolved first: a name that does not resolve fails at once.
+    """
+    check_broker_address(settings.host, settings.port)
     loaded = load_model(project, settings.analysis, model_source)
     log.info("scoring with the model from %s", loaded.origin)
     stream = MqttStream(loaded.predictor, settings, run_id=loaded.run_id)

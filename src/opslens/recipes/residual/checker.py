@@ -26,6 +26,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -42,7 +43,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LEVELS",
+    "MISSING",
+    "RECENT_KEYS",
     "OnlineChecker",
+    "alarms_after",
     "level_codes",
     "new_state",
     "new_stream_state",
@@ -55,6 +59,11 @@ __all__ = [
 
 #: The levels, by code.
 LEVELS = ("ok", "alert", "error")
+#: The level of an axis whose reading is missing (NaN, Infinity, null): not scored, its runs
+#: reset; the sample's level when no axis is in alert or error.
+MISSING = "missing"
+#: How many of a stream's newest keys are kept to tell a replay from a late sample.
+RECENT_KEYS = 64
 _NAMES = np.asarray(LEVELS, dtype=object)
 _LOG = logging.getLogger("opslens.residual")
 
@@ -83,6 +92,57 @@ def level_codes(run: np.ndarray, run_error: np.ndarray, *, t_long: int, t_short:
     return np.where(run_error >= t_short, 2, np.where(run >= t_long, 1, 0))
 
 
+_LIMIT_KEYS = ("MinC", "MaxC", "MinC_below", "MaxC_below")
+
+
+def _block_limits(
+    limits: Mapping[str, Any],
+    model: Any,
+    context: Mapping[str, np.ndarray] | None,
+    rows: np.ndarray,
+) -> Mapping[str, Any]:
+    """An axis's limits for the rows of a block: the entry's, or with per-mode limits an
+    array per limit (each row its mode's; a mode without its own, the axis's)."""
+    per_mode = limits.get("modes")
+    if not per_mode or not isinstance(model, AxisConditional):
+        return limits
+    labels = model.mode_of_columns({c: (context or {})[c][rows] for c in model.inputs()})
+    if labels is None:
+        return limits
+    out: dict[str, Any] = {}
+    for key in _LIMIT_KEYS:
+        if key in limits:
+            table = {m: float(e.get(key, limits[key])) for m, e in per_mode.items()}
+            default = float(limits[key])
+            out[key] = np.array([table.get(str(m), default) for m in labels.tolist()])
+    return out
+
+
+def alarms_after(
+    error: np.ndarray, *, was_error: bool, quiet: int, hold_off: int
+) -> tuple[np.ndarray, bool, int]:
+    """The alarm-flood guard: an alarm where the stream enters ``error`` (the sample before
+    was not) unless an alarm fired in the ``hold_off`` samples before it.
+
+    ``was_error`` and ``quiet`` (samples left in which no alarm fires) continue a stream's
+    state; returns the alarms and the state after them. The levels are left as they are.
+
+    Example:
+        >>> error = np.array([True, True, False, True, False, False, True])
+        >>> alarms_after(error, was_error=False, quiet=0, hold_off=3)[0].tolist()
+        [True, False, False, False, False, False, True]
+    """
+    error = np.asarray(error, dtype=bool)
+    before = np.concatenate([[was_error], error[:-1]]) if error.size else error
+    alarm = np.zeros(error.size, dtype=bool)
+    for i in np.flatnonzero(error & ~before).tolist():
+        if i >= quiet:
+            alarm[i] = True
+            quiet = i + hold_off + 1
+    last = bool(error[-1]) if error.size else was_error
+    return alarm, last, max(0, quiet - error.size)
+
+
 def score_block(
     predictor: ResidualPredictor,
     time_s: np.ndarray,
@@ -101,8 +161,9 @@ def score_block(
     axes = predictor.axes
     st = new_state(axes) if state is None else state
     n = time_s.size
-    rows, count, cols, new_last = _fresh_rows(time_s, keys, st)
+    rows, count, cols, new_last, recent = _fresh_rows(time_s, keys, st)
     worst = np.zeros(rows.size, dtype=np.int64)
+    any_missing = np.zeros(rows.size, dtype=bool)
     runs_out: dict[str, list[int]] = {}
     warned = bool(st.get("warned", False))
     if not warned and rows.size:
@@ -122,32 +183,48 @@ def score_block(
                 raise DataError(problem, fix=fix or None) from None
         else:
             predicted = model.predict(t)
-        residual = values[rows, j] - predicted
+        missing = ~np.isfinite(values[rows, j])
+        residual = np.where(missing, np.nan, values[rows, j] - predicted)  # never beyond a limit
         start_run, start_err = (int(v) for v in st["runs"].get(axis, [0, 0]))
         side = limits.get("direction", "above")
+        lim = _block_limits(limits, model, context, rows)
         if side == "above":
-            run = runs_after(residual > limits["MinC"], start_run)
-            run_error = runs_after(residual > limits["MaxC"], start_err)
+            run = runs_after(residual > lim["MinC"], start_run)
+            run_error = runs_after(residual > lim["MaxC"], start_err)
         else:
             up = side == "both"
-            minc = (-residual > limits["MinC_below"]) | (up & (residual > limits["MinC"]))
-            maxc = (-residual > limits["MaxC_below"]) | (up & (residual > limits["MaxC"]))
+            minc = (-residual > lim["MinC_below"]) | (up & (residual > lim["MinC"]))
+            maxc = (-residual > lim["MaxC_below"]) | (up & (residual > lim["MaxC"]))
             run, run_error = runs_after(minc, start_run), runs_after(maxc, start_err)
         code = level_codes(
             run, run_error, t_long=limits["T_long_steps"], t_short=limits["T_short_steps"]
         )
         worst = np.maximum(worst, code)
+        any_missing |= missing
         cols[f"{axis}_predicted"] = _scatter(n, rows, predicted)
-        cols[f"{axis}_residual"] = _scatter(n, rows, residual)
-        cols[f"{axis}_level"] = _scatter(n, rows, _NAMES[code])
+        cols[f"{axis}_residual"] = _scatter(n, rows, _none_where(residual, missing))
+        cols[f"{axis}_level"] = _scatter(n, rows, _level_names(code, missing))
         cols[f"{axis}_run"] = _scatter(n, rows, run)
         cols[f"{axis}_run_error"] = _scatter(n, rows, run_error)
         runs_out[axis] = [int(run[-1]), int(run_error[-1])] if rows.size else [start_run, start_err]
-    cols["level"] = _scatter(n, rows, _NAMES[worst])
+    cols["level"] = _scatter(n, rows, _level_names(worst, any_missing & (worst == 0)))
+    st_fit: dict[str, Any] = {}
+    _watch_block(predictor, st, st_fit, worst >= 1, count)
+    alarm, was_error, quiet = alarms_after(
+        worst == 2,
+        was_error=bool(st.get("was_error", False)),
+        quiet=int(st.get("quiet", 0)),
+        hold_off=int(getattr(predictor, "hold_off", 0)),
+    )
+    cols["alarm"] = _scatter(n, rows, alarm)
     state_out: dict[str, Any] = {
         "runs": runs_out,
         "last_key": None if not np.isfinite(new_last) else new_last,
         "n": count + int(rows.size),
+        "was_error": was_error,
+        "quiet": quiet,
+        "recent": recent,
+        **st_fit,
     }
     if warned:
         state_out["warned"] = True
@@ -175,25 +252,18 @@ def score_one(
     st = new_state(predictor.axes) if state is None else state
     last = st.get("last_key")
     count = int(st.get("n", 0))
+    recent = _recent(st)
     if last is not None and not key > float(last):
-        answer: dict[str, Any] = {"sample": None, "time_s": time_s, "duplicate": True}
-        for axis in predictor.axes:
-            answer |= dict.fromkeys(
-                (
-                    f"{axis}_predicted",
-                    f"{axis}_residual",
-                    f"{axis}_level",
-                    f"{axis}_run",
-                    f"{axis}_run_error",
-                ),
-                None,
-            )
-        answer["level"] = None
+        answer = _not_scored(predictor, time_s, replay=key in recent)
         kept = {"runs": {a: list(r) for a, r in st["runs"].items()}, "last_key": last, "n": count}
+        kept |= {"was_error": bool(st.get("was_error", False)), "quiet": int(st.get("quiet", 0))}
+        kept["recent"] = list(recent)
+        kept |= {k: st[k] for k in ("fit_n", "fit_bad", "unfit") if k in st}
         return answer, kept | ({"warned": True} if st.get("warned") else {})
-    answer = {"sample": count + 1, "time_s": time_s, "duplicate": False}
+    answer = {"sample": count + 1, "time_s": time_s, "duplicate": False, "out_of_order": False}
     runs: dict[str, list[int]] = {}
     worst = 0
+    missing_any = False
     for axis, value in zip(predictor.axes, values, strict=True):
         limits = predictor.thresholds[axis]
         model = predictor.models[axis]
@@ -203,9 +273,14 @@ def score_one(
             except ValueError as e:
                 problem, _, fix = str(e).partition("; ")
                 raise InstanceError(problem, fix=fix or None) from None
+            per_mode = limits.get("modes")
+            if per_mode:
+                mode = model.mode_of_row(sample or {})
+                limits = {**limits, **per_mode.get(str(mode), {})}
         else:
             predicted = model.predict_at(time_s)
-        residual = value - predicted
+        missing = not math.isfinite(value)
+        residual = math.nan if missing else value - predicted  # never beyond a limit
         before, before_error = st["runs"].get(axis, [0, 0])
         side = limits.get("direction", "above")
         if side == "above":
@@ -221,14 +296,23 @@ def score_one(
             2 if run_error >= limits["T_short_steps"] else 1 if run >= limits["T_long_steps"] else 0
         )
         worst = max(worst, code)
+        missing_any |= missing
         answer[f"{axis}_predicted"] = predicted
-        answer[f"{axis}_residual"] = residual
-        answer[f"{axis}_level"] = LEVELS[code]
+        answer[f"{axis}_residual"] = None if missing else residual
+        answer[f"{axis}_level"] = MISSING if missing else LEVELS[code]
         answer[f"{axis}_run"] = run
         answer[f"{axis}_run_error"] = run_error
         runs[axis] = [run, run_error]
-    answer["level"] = LEVELS[worst]
+    answer["level"] = MISSING if missing_any and worst == 0 else LEVELS[worst]
+    quiet = int(st.get("quiet", 0))
+    fire = worst == 2 and not st.get("was_error", False) and quiet == 0
+    if fire:
+        quiet = int(getattr(predictor, "hold_off", 0)) + 1
+    answer["alarm"] = fire
     new: dict[str, Any] = {"runs": runs, "last_key": key, "n": count + 1}
+    new |= {"was_error": worst == 2, "quiet": quiet - 1 if quiet else 0}
+    new["recent"] = [*recent[1 - RECENT_KEYS :], key]
+    _watch_one(predictor, st, new, worst >= 1, count + 1)
     if st.get("warned") or _guard_one(predictor, time_s, count + 1, sample):
         new["warned"] = True
     return answer, new
@@ -248,7 +332,11 @@ def _extrapolation_warning(axis: str, what: str, spans: float, sample: int) -> N
 
 
 def _ranges(predictor: ResidualPredictor) -> list[tuple[str, str, str | None, float, float]]:
-    """What each model was fitted on: ``(axis, what, input or None for time, low, high)``."""
+    """What each model was fitted on: ``(axis, what, input or None for time, low, high)``
+    (worked out once per predictor: the single-sample path asks for it every sample)."""
+    cached = predictor.__dict__.get("_ranges")
+    if cached is not None and cached[0] is predictor.models:
+        return cached[1]  # type: ignore[no-any-return]
     out: list[tuple[str, str, str | None, float, float]] = []
     for axis, model in predictor.models.items():
         if isinstance(model, AxisTrend) and model.family != "median":
@@ -257,6 +345,7 @@ def _ranges(predictor: ResidualPredictor) -> list[tuple[str, str, str | None, fl
         elif isinstance(model, AxisConditional):
             for name, (lo, hi) in getattr(model, "x_range_", {}).items():
                 out.append((axis, f"its regressor '{name}'", name, lo, hi))
+    predictor.__dict__["_ranges"] = (predictor.models, out)
     return out
 
 
@@ -319,12 +408,89 @@ def new_stream_state(axes: Sequence[str]) -> dict[str, Any]:
     return {"axes": {a: new_axis_state() for a in axes}, "last_key": None, "n": 0}
 
 
-def _duplicate(predictor: ResidualPredictor, time_s: float) -> dict[str, Any]:
-    answer: dict[str, Any] = {"sample": None, "time_s": time_s, "duplicate": True}
+def _unfit_warning(share: float, window: int, rate: float, sample: int) -> None:
+    """The model no longer fits the stream: a warning on the ``opslens.residual`` logger."""
+    _LOG.warning(
+        "%.0f%% of the last %d samples of this stream (up to sample %d) are beyond the limits "
+        "(params.lifecycle.alert_rate %.0f%%): the model no longer fits this machine; fix: "
+        "recalibrate it (opslens retrain NAME --reason '...', then opslens promote; opslens "
+        "batch does both on drift) and follow the champion (opslens stream --from registry)",
+        100 * share,
+        window,
+        sample,
+        100 * rate,
+    )
+
+
+def _watch_one(
+    predictor: ResidualPredictor,
+    st: Mapping[str, Any],
+    out: dict[str, Any],
+    bad: bool,
+    sample: int,
+) -> None:
+    """Count a scored sample in the stream's fit watch (windows of ``stream_window``
+    samples); warn once per stream when a window's share beyond the limits passes the rate."""
+    window, rate = getattr(predictor, "fit_watch", (0, 1.0))
+    if not window:
+        return
+    n, b = int(st.get("fit_n", 0)) + 1, int(st.get("fit_bad", 0)) + int(bad)
+    unfit = bool(st.get("unfit", False))
+    if n >= window:
+        if b > rate * window and not unfit:
+            _unfit_warning(b / window, window, rate, sample)
+            unfit = True
+        n = b = 0
+    out["fit_n"], out["fit_bad"] = n, b
+    if unfit:
+        out["unfit"] = True
+
+
+def _watch_block(
+    predictor: ResidualPredictor,
+    st: Mapping[str, Any],
+    out: dict[str, Any],
+    bad: np.ndarray,
+    count: int,
+) -> None:
+    """:func:`_watch_one` over the scored samples of a block, in order."""
+    window, rate = getattr(predictor, "fit_watch", (0, 1.0))
+    if not window:
+        return
+    n0 = int(st.get("fit_n", 0))
+    unfit = bool(st.get("unfit", False))
+    cum = int(st.get("fit_bad", 0)) + np.cumsum(bad.astype(np.int64))
+    base = 0
+    for e in range(window - n0 - 1, bad.size, window):
+        b = int(cum[e]) - base
+        if b > rate * window and not unfit:
+            _unfit_warning(b / window, window, rate, count + e + 1)
+            unfit = True
+        base = int(cum[e])
+    out["fit_n"] = (n0 + bad.size) % window
+    out["fit_bad"] = (int(cum[-1]) - base) if bad.size else int(st.get("fit_bad", 0))
+    if unfit:
+        out["unfit"] = True
+
+
+def _recent(st: Mapping[str, Any]) -> list[float]:
+    """The newest keys a stream scored (a state without them: its last key); not a copy."""
+    found = st.get("recent")
+    if found is not None:
+        return found  # type: ignore[no-any-return]
+    last = st.get("last_key")
+    return [] if last is None else [float(last)]
+
+
+def _not_scored(predictor: ResidualPredictor, time_s: float, *, replay: bool) -> dict[str, Any]:
+    """The answer to a sample whose key is not above the stream's last: a replay of one of
+    the :data:`RECENT_KEYS` newest keys (``duplicate``), else a late sample (``out_of_order``)."""
+    answer: dict[str, Any] = {"sample": None, "time_s": time_s}
+    answer |= {"duplicate": replay, "out_of_order": not replay}
     for axis in predictor.axes:
         for suffix in ("predicted", "residual", "level", "run", "run_error"):
             answer[f"{axis}_{suffix}"] = None
-    answer["level"] = None
+    answer["level"] = answer["alarm"] = None
     return answer
 
 
@@ -341,12 +507,16 @@ def stream_one(
     assert params is not None
     st = new_stream_state(predictor.axes) if state is None else dict(state)
     last = st.get("last_key")
+    recent = _recent(st)
     if last is not None and not key > float(last):
-        return _duplicate(predictor, time_s), st
+        st["recent"] = recent
+        return _not_scored(predictor, time_s, replay=key in recent), st
     count = int(st.get("n", 0))
     warmup = warmup_length(params)
     answer: dict[str, Any] = {"sample": count + 1, "time_s": time_s, "duplicate": False}
+    answer["out_of_order"] = False
     worst = 0
+    missing_any = False
     axes = st["axes"]
     for axis, value in zip(predictor.axes, values, strict=True):
         try:
@@ -356,13 +526,21 @@ def stream_one(
             raise InstanceError(problem, fix=fix or None) from None
         code = LEVELS.index(level)
         worst = max(worst, code)
+        missing = not math.isfinite(value)
+        missing_any |= missing
         answer[f"{axis}_predicted"] = base
         answer[f"{axis}_residual"] = residual
-        answer[f"{axis}_level"] = level
+        answer[f"{axis}_level"] = MISSING if missing else level
         answer[f"{axis}_run"] = run
         answer[f"{axis}_run_error"] = run
-    answer["level"] = LEVELS[worst]
+    answer["level"] = MISSING if missing_any and worst == 0 else LEVELS[worst]
+    answer["alarm"] = worst == 2
+    _watch_one(predictor, st, st, worst >= 1, count + 1)
     st["last_key"], st["n"] = key, count + 1
+    recent.append(key)  # the stream's state is updated in place, as its axes' are
+    if len(recent) > RECENT_KEYS:
+        del recent[0]
+    st["recent"] = recent
     return answer, st
 
 
@@ -378,9 +556,10 @@ def stream_block(
     assert params is not None
     st = new_stream_state(predictor.axes) if state is None else dict(state)
     n = time_s.size
-    rows, count, cols, new_last = _fresh_rows(time_s, keys, st)
+    rows, count, cols, new_last, recent = _fresh_rows(time_s, keys, st)
     warmup = warmup_length(params)
     worst = np.zeros(rows.size, dtype=np.int64)
+    any_missing = np.zeros(rows.size, dtype=bool)
     t = time_s[rows]
     for j, axis in enumerate(predictor.axes):
         try:
@@ -391,37 +570,70 @@ def stream_block(
             problem, _, fix = str(e).partition("; ")
             raise DataError(problem, fix=fix or None) from None
         worst = np.maximum(worst, code)
+        missing = ~np.isfinite(values[rows, j])
+        any_missing |= missing
         cols[f"{axis}_predicted"] = _scatter(n, rows, _nulls(base))
         cols[f"{axis}_residual"] = _scatter(n, rows, _nulls(residual))
-        cols[f"{axis}_level"] = _scatter(n, rows, _NAMES[code])
+        cols[f"{axis}_level"] = _scatter(n, rows, _level_names(code, missing))
         cols[f"{axis}_run"] = _scatter(n, rows, run)
         cols[f"{axis}_run_error"] = _scatter(n, rows, run)
-    cols["level"] = _scatter(n, rows, _NAMES[worst])
+    cols["level"] = _scatter(n, rows, _level_names(worst, any_missing & (worst == 0)))
+    cols["alarm"] = _scatter(n, rows, worst == 2)
+    _watch_block(predictor, st, st, worst >= 1, count)
     st["last_key"] = None if not np.isfinite(new_last) else new_last
     st["n"] = count + int(rows.size)
+    st["recent"] = recent
     return cols, st
 
 
 def _fresh_rows(
     time_s: np.ndarray, keys: np.ndarray, st: Mapping[str, Any]
-) -> tuple[np.ndarray, int, dict[str, list[Any]], float]:
-    """The rows newer than every key seen before them (the others are duplicates), the
-    samples counted so far, the answer columns every block starts with, and the newest key
-    seen after the block (-inf: none yet)."""
+) -> tuple[np.ndarray, int, dict[str, list[Any]], float, list[float]]:
+    """The rows newer than every key seen before them, the samples counted so far, the answer
+    columns every block starts with, the newest key seen after the block (-inf: none yet)
+    and the :data:`RECENT_KEYS` newest keys scored after it.
+
+    A row that is not fresh is a ``duplicate`` when its key is one of the newest keys scored
+    before it (a replay), else ``out_of_order`` (a late sample), as :func:`score_one` says.
+    """
     n = time_s.size
     last = st.get("last_key")
     prior = -np.inf if last is None else float(last)
     running = np.maximum.accumulate(np.concatenate([[prior], keys]))[:-1] if n else keys
     fresh = keys > running
     rows = np.flatnonzero(fresh)
+    recent = _recent(st)
+    late = np.zeros(n, dtype=bool)
+    for i in np.flatnonzero(~fresh).tolist():
+        before = keys[rows[: int(np.searchsorted(rows, i))]].tolist()
+        late[i] = float(keys[i]) not in [*recent, *before][-RECENT_KEYS:]
     count = int(st.get("n", 0))
     cols: dict[str, list[Any]] = {
         "sample": _scatter(n, rows, np.arange(count + 1, count + rows.size + 1)),
         "time_s": time_s.tolist(),
-        "duplicate": (~fresh).tolist(),
+        "duplicate": (~fresh & ~late).tolist(),
+        "out_of_order": late.tolist(),
     }
     new_last = float(max(running[-1], keys[-1])) if n else prior
-    return rows, count, cols, new_last
+    return rows, count, cols, new_last, [*recent, *keys[rows].tolist()][-RECENT_KEYS:]
+
+
+def _none_where(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``values`` with None where ``mask`` (a missing reading has no residual)."""
+    if not mask.any():
+        return values
+    out = values.astype(object)
+    out[mask] = None
+    return out
+
+
+def _level_names(codes: np.ndarray, missing: np.ndarray) -> np.ndarray:
+    """Level names of ``codes``, :data:`MISSING` where ``missing``."""
+    names: np.ndarray = _NAMES[codes]
+    if missing.any():
+        names = names.copy()
+        names[missing] = MISSING
+    return names
 
 
 def _nulls(values: np.ndarray) -> np.ndarray:

@@ -37,6 +37,8 @@ from sklearn.base import BaseEstimator
 from sklearn.linear_model import LinearRegression
 from sklearn.utils.validation import check_is_fitted
 
+from opslens.recipes.residual.modes import ModeFinder
+
 __all__ = ["AxisConditional"]
 
 _ALL = "*"
@@ -51,21 +53,48 @@ class AxisConditional(BaseEstimator):  # type: ignore[misc]
         mode_column: str | None = None,
         *,
         axis: str = "axis",
+        modes: ModeFinder | None = None,
     ) -> None:
         self.regressors = regressors
         self.mode_column = mode_column
         self.axis = axis
+        self.modes = modes
 
     @property
     def family(self) -> str:
         """``regression``, ``per-mode regression`` or ``per-mode level``."""
         if not self.regressors:
             return "per-mode level"
-        return "per-mode regression" if self.mode_column else "regression"
+        return "per-mode regression" if self._moded() else "regression"
+
+    def _moded(self) -> bool:
+        return bool(self.mode_column) or self.modes is not None
 
     def inputs(self) -> list[str]:
         """The columns a sample needs besides the axis itself."""
-        return [*self.regressors, *([self.mode_column] if self.mode_column else [])]
+        found = list(self.modes.signals) if self.modes is not None else []
+        wanted = [*self.regressors, *([self.mode_column] if self.mode_column else []), *found]
+        return list(dict.fromkeys(wanted))
+
+    def mode_of_columns(self, columns: Mapping[str, Any]) -> np.ndarray | None:
+        """The operating mode of every row (None: the model has no modes)."""
+        if not self._moded():
+            return None
+        n = len(columns[self.inputs()[0]]) if self.inputs() else 0
+        return self._modes_of(columns, n)
+
+    def mode_of_row(self, sample: Mapping[str, Any]) -> str | None:
+        """The operating mode of one sample (None: the model has no modes)."""
+        if self.modes is not None:
+            return self.modes.predict_row(sample)
+        return str(sample[self.mode_column]) if self.mode_column else None
+
+    def _modes_of(self, columns: Mapping[str, Any], n: int) -> np.ndarray:
+        if self.modes is not None:
+            return self.modes.predict_columns(columns).astype(str)
+        if self.mode_column:
+            return np.asarray(columns[self.mode_column]).astype(str)
+        return np.full(n, _ALL)
 
     def _missing(self, columns: Mapping[str, Any]) -> None:
         for name in self.inputs():
@@ -87,11 +116,9 @@ class AxisConditional(BaseEstimator):  # type: ignore[misc]
         """Fit on input ``columns`` (arrays, one per input) and the axis values ``y``."""
         self._missing(columns)
         y = np.asarray(y, dtype=np.float64)
-        modes = (
-            np.asarray(columns[self.mode_column]).astype(str)
-            if self.mode_column
-            else np.full(y.size, _ALL)
-        )
+        if self.modes is not None and not hasattr(self.modes, "centres_"):
+            self.modes.fit(columns)  # found modes: clustered on these rows' signals
+        modes = self._modes_of(columns, y.size)
         x = (
             np.column_stack([np.asarray(columns[r], dtype=np.float64) for r in self.regressors])
             if self.regressors
@@ -114,6 +141,11 @@ class AxisConditional(BaseEstimator):  # type: ignore[misc]
                 self.coef_[mode] = [0.0] * len(self.regressors)
                 self.intercept_[mode] = float(np.median(y[rows]))
             self.rows_[mode] = int(rows.sum())
+        for mode in getattr(self.modes, "labels_", []):  # a found mode without rows of this axis
+            if mode not in self.coef_:
+                every = AxisConditional(self.regressors, axis=self.axis).fit(columns, y)
+                self.coef_[mode], self.intercept_[mode] = every.coef_[_ALL], every.intercept_[_ALL]
+                self.rows_[mode] = 0
         return self
 
     def predict_columns(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -121,11 +153,7 @@ class AxisConditional(BaseEstimator):  # type: ignore[misc]
         check_is_fitted(self, "coef_")
         self._missing(columns)
         n = len(columns[self.inputs()[0]]) if self.inputs() else 0
-        modes = (
-            np.asarray(columns[self.mode_column]).astype(str)
-            if self.mode_column
-            else np.full(n, _ALL)
-        )
+        modes = self._modes_of(columns, n)
         out = np.full(n, np.nan)
         for mode in set(modes.tolist()):
             if mode not in self.coef_:
@@ -140,7 +168,10 @@ class AxisConditional(BaseEstimator):  # type: ignore[misc]
     def predict_row(self, sample: Mapping[str, Any]) -> float:
         """The prediction for one sample (a mapping holding every input)."""
         self._missing(sample)
-        mode = str(sample[self.mode_column]) if self.mode_column else _ALL
+        if self.modes is not None:
+            mode = self.modes.predict_row(sample)
+        else:
+            mode = str(sample[self.mode_column]) if self.mode_column else _ALL
         coef = self.coef_.get(mode)
         if coef is None:
             raise self._unseen(mode)
@@ -156,6 +187,7 @@ class AxisConditional(BaseEstimator):  # type: ignore[misc]
             "family": self.family,
             "regressors": list(self.regressors),
             "mode_column": self.mode_column,
+            "found_modes": None if self.modes is None else self.modes.describe(),
             "modes": {
                 m: {"intercept": self.intercept_[m], "coef": self.coef_[m], "rows": self.rows_[m]}
                 for m in self.coef_

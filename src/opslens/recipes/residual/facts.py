@@ -10,6 +10,8 @@ Example:
 
 from __future__ import annotations
 
+from typing import Any
+
 from opslens.core.facts import FactsModel, RecipeFacts
 
 __all__ = [
@@ -81,13 +83,27 @@ class AxisFit(FactsModel):
     rows_zero_excluded: int = 0
     regressors: list[str] | None = None
     mode_column: str | None = None
+    found_modes: dict[str, Any] | None = None
     modes: dict[str, ModeFit] | None = None
 
 
+class FoundModes(FactsModel):
+    """Operating modes found by clustering ``params.model.mode_signals``: the number chosen,
+    the held-out error of every number tried, why, and the modes' centres."""
+
+    signals: list[str]
+    n_modes: int
+    requested: int | str
+    holdout_error: dict[str, float]
+    reason: str
+    centres: dict[str, dict[str, float]]
+
+
 class FitFacts(FactsModel):
-    """The trend of every axis."""
+    """The trend of every axis (and the operating modes found, if any)."""
 
     axes: dict[str, AxisFit]
+    modes: FoundModes | None = None
 
 
 class MetricRow(FactsModel):
@@ -142,6 +158,9 @@ class AxisLimits(FactsModel):
     MinC_below: float | None = None
     MaxC_below: float | None = None
     below_policy: LimitPolicy | None = None
+    modes: dict[str, dict[str, float]] | None = None
+    """With ``thresholds.per_mode``: MinC / MaxC (and below) per operating mode, with the
+    mode's training residuals (``rows``)."""
 
 
 class HoldoutLevels(FactsModel):

@@ -45,6 +45,7 @@ from opslens.models.compare import paired_interval, paired_p_value
 from opslens.recipes.residual.conditional import AxisConditional
 from opslens.recipes.residual.params import ResidualMonitor, ResidualParams
 from opslens.recipes.residual.predictor import ResidualPredictor
+from opslens.recipes.residual.stages import mode_limits
 from opslens.recipes.residual.thresholds import calibrate_axis, with_below
 from opslens.recipes.residual.trend import AxisTrend
 
@@ -188,6 +189,18 @@ def recalibrate(
         if side != "above":
             below = calibrate_axis(-reference[axis], dt_seconds=dt, **p.thresholds.policy())
             limits[axis] = with_below(limits[axis], below, side)
+        model = models[axis]
+        if p.thresholds.per_mode and isinstance(model, AxisConditional):
+            labels = model.mode_of_columns(inputs)
+            if labels is not None:  # per-mode limits on the window's residuals, as in training
+                table = pl.DataFrame({"residual": reference[axis], "mode": labels.tolist()})
+                per_mode = mode_limits(table, side, p, dt)
+                kept = champion.thresholds.get(axis, {}).get("modes") or {}
+                for mode in set(kept) - set(per_mode):  # a mode the window lacks: kept
+                    per_mode[mode] = dict(kept[mode])
+                per_mode = dict(sorted(per_mode.items()))
+                if per_mode:
+                    limits[axis]["modes"] = per_mode
     challenger = RecalibratedPredictor(
         models,
         limits,
@@ -196,6 +209,8 @@ def recalibrate(
         reference=reference,
         streaming=getattr(champion, "streaming", None),
         max_spans=getattr(champion, "max_spans", 1.0),
+        hold_off=getattr(champion, "hold_off", 0),
+        fit_watch=getattr(champion, "fit_watch", (0, 1.0)),
         inputs=getattr(champion, "inputs", []),
     )
     comparison = compare(champion, challenger, rows, ctx.analysis)

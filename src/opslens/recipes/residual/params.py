@@ -83,6 +83,29 @@ class ModelParams(Strict):
     """Per axis, the columns it is predicted from (other axes or exogenous columns)."""
     mode_column: str | None = None
     """The operating mode per sample: a model per mode for every axis (never an axis)."""
+    mode_signals: list[str] = Field(default_factory=list)
+    """Columns (not axes: speed, load, a set point) whose clustering finds the operating modes
+    when no column names them: a model per found mode for every axis."""
+    n_modes: int | Literal["auto"] = "auto"
+    """With ``mode_signals``: how many modes, or ``auto``: 1 to ``max_modes``, the fewest whose
+    held-out error (every 5th training row) is within 2% of the lowest; 1 is no modes."""
+    max_modes: int = Field(default=6, ge=2, le=20)
+
+    @field_validator("n_modes")
+    @classmethod
+    def _some_modes(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and not 1 <= value <= 20:
+            raise ValueError("n_modes takes auto or a number from 1 to 20")
+        return value
+
+    @model_validator(mode="after")
+    def _one_way(self) -> ModelParams:
+        if self.mode_column is not None and self.mode_signals:
+            raise ValueError(
+                "set either mode_column (the mode given as a column) or mode_signals "
+                "(modes found by clustering), not both"
+            )
+        return self
 
 
 class ThresholdParams(Strict):
@@ -109,10 +132,17 @@ class ThresholdParams(Strict):
     the below side is calibrated by the same policy on the negated residuals."""
     directions: dict[str, Direction] = Field(default_factory=dict)
     """Per-axis overrides of ``direction``."""
+    per_mode: bool = False
+    """With operating modes (``model.mode_column`` or ``model.mode_signals``): MinC / MaxC per
+    mode, on each mode's own training residuals (a mode with fewer than ``min_pos_for_trim``
+    of them keeps the axis's); the sustain steps stay the axis's."""
+    hold_off: int = Field(default=288, ge=0)
+    """The alarm-flood guard: after an alarm (a stream entering ``error``), no new alarm on
+    the stream for this many samples (the levels are unchanged; 0 turns the guard off)."""
 
     def policy(self) -> dict[str, Any]:
         """The knobs of :func:`~opslens.recipes.residual.thresholds.calibrate_axis`."""
-        return self.model_dump(exclude={"direction", "directions"})
+        return self.model_dump(exclude={"direction", "directions", "hold_off", "per_mode"})
 
     @model_validator(mode="after")
     def _ordered(self) -> ThresholdParams:
@@ -207,7 +237,11 @@ class ResidualMonitor(Strict):
     ks_threshold: float = Field(default=0.3, gt=0, le=1)
     """Retrain when an axis's residual KS statistic against the reference passes this."""
     alert_rate: float = Field(default=0.2, gt=0, le=1)
-    """Alert when an axis's share of alert/error samples in a batch passes this."""
+    """Alert when an axis's share of alert/error samples in a batch passes this; online, a
+    stream warns once when its share in a window of ``stream_window`` samples passes it."""
+    stream_window: int = Field(default=500, ge=0)
+    """Online: the samples per window in which a stream's share of alert/error samples is
+    counted (the model no longer fits the machine when it passes ``alert_rate``; 0: off)."""
     window_batches: int = Field(default=2, ge=1)
     """Recalibrate on the samples of this many most recent batches."""
     holdout_share: float = Field(default=1 / 3, gt=0, lt=1)

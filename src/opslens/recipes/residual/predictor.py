@@ -96,8 +96,12 @@ class ResidualPredictor(BasePredictor):
         streaming: StreamingParams | None = None,
         max_spans: float = 1.0,
         inputs: Sequence[str] = (),
+        hold_off: int = 0,
+        fit_watch: tuple[int, float] = (0, 1.0),
     ) -> None:
         self.streaming = streaming
+        self.hold_off = int(hold_off)
+        self.fit_watch = (int(fit_watch[0]), float(fit_watch[1]))
         self.max_spans = max_spans
         self.inputs = list(inputs)
         self.models = dict(models)
@@ -131,7 +135,11 @@ class ResidualPredictor(BasePredictor):
             self._check_inputs(frame.columns)
         except InstanceError as e:
             raise DataError(e.problem, fix=e.fix) from None
-        return {c: frame[c].to_numpy() for c in getattr(self, "inputs", [])}
+        wanted = list(getattr(self, "inputs", []))
+        for model in self.models.values():  # an axis on other axes: they are inputs too
+            if isinstance(model, AxisConditional):
+                wanted += [c for c in model.inputs() if c in self.models]
+        return {c: frame[c].to_numpy() for c in dict.fromkeys(wanted)}
 
     def stream_of(self, instance: Mapping[str, Any]) -> str:
         """The stream id of a sample: its ``stream`` field, else ``default``."""
@@ -146,6 +154,8 @@ class ResidualPredictor(BasePredictor):
         values = []
         for axis in self.axes:
             v = instance[axis]
+            if v is None:  # a missing reading: answered at level missing
+                v = math.nan
             if isinstance(v, bool) or not isinstance(v, int | float):
                 raise InstanceError(
                     f"axis '{axis}' is {v!r}, not a number", fix=f"send a number for {axis}"
@@ -212,6 +222,7 @@ class ResidualPredictor(BasePredictor):
         n = len(cols["time_s"])
         schema: dict[str, Any] = {"stream": pl.String, "sample": pl.Int64, "time_s": pl.Float64}
         schema["duplicate"] = pl.Boolean
+        schema["out_of_order"] = pl.Boolean
         for axis in self.axes:
             schema |= {
                 f"{axis}_predicted": pl.Float64,
@@ -221,6 +232,7 @@ class ResidualPredictor(BasePredictor):
                 f"{axis}_run_error": pl.Int64,
             }
         schema["level"] = pl.String
+        schema["alarm"] = pl.Boolean
         data = {"stream": [stream] * n, **cols}
         return pl.DataFrame({k: data[k] for k in schema}, schema=schema)
 

@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,6 +26,7 @@ from opslens.core.recipe import ModelArtifact, Out, StageContext
 from opslens.errors import ConfigError, DataError
 from opslens.recipes.residual.baselines import against_baselines, label_flags
 from opslens.recipes.residual.conditional import AxisConditional
+from opslens.recipes.residual.modes import ModeFinder
 from opslens.recipes.residual.params import ResidualParams
 from opslens.recipes.residual.plots import plot_fit, plot_residuals
 from opslens.recipes.residual.predictor import ResidualPredictor
@@ -36,6 +38,7 @@ __all__ = [
     "check_columns",
     "evaluate",
     "fit",
+    "mode_limits",
     "prepare",
     "profile",
     "resolve_train_end",
@@ -72,6 +75,7 @@ def _axes(frame: pl.DataFrame, ctx: StageContext, p: ResidualParams) -> list[str
         )
     if not wanted:
         exogenous = {c for cols in p.model.regressors.values() for c in cols}
+        exogenous |= set(p.model.mode_signals)
         wanted = [
             c
             for c, d in frame.schema.items()
@@ -119,9 +123,73 @@ def _inputs(frame: pl.DataFrame, axes: list[str], p: ResidualParams, source: str
             f"the mode column '{mode}' (params.model.mode_column) is not in {source}",
             fix="name an existing column in params.model.mode_column, or unset it",
         )
+    for c in p.model.mode_signals:
+        if c in axes:
+            raise ConfigError(
+                f"params.model.mode_signals names '{c}', which is an axis: modes found from "
+                "the values being checked would follow a fault and absorb it",
+                fix="name columns that are not axes (speed, load, a set point) in "
+                "params.model.mode_signals, or drop the axis from columns.metrics",
+            )
+        if c not in frame.columns or not frame[c].dtype.is_numeric():
+            raise DataError(
+                f"mode signal '{c}' (params.model.mode_signals) is "
+                + ("not numeric" if c in frame.columns else f"not in {source}"),
+                fix="name existing numeric columns in params.model.mode_signals",
+            )
     wanted = [c for cols in p.model.regressors.values() for c in cols]
     wanted += [mode] if mode is not None else []
+    wanted += list(p.model.mode_signals)
     return list(dict.fromkeys(c for c in wanted if c not in axes))
+
+
+#: the largest magnitude an axis value may have (far beyond any sensor, far below float overflow
+#: in the sums of squares a fit makes)
+MAX_ABS_VALUE = 1e100
+
+
+def _check_finite(frame: pl.DataFrame, axis: str, source: str) -> None:
+    """DataError for infinite or absurdly large values of an axis (found before any work).
+
+    Example:
+        >>> _check_finite(pl.DataFrame({"a": [1.0, None]}), "a", "the data")
+        >>> _check_finite(pl.DataFrame({"a": [1.0, float("inf")]}), "a", "the data")
+        Traceback (most recent call last):
+        ...
+        opslens.errors.DataError: axis 'a' of the data holds 1 infinite value(s) (row 2 the first); fix: remove or fix those rows (a missing reading may be left empty), or drop 'a' from columns.metrics
+    """
+    v = frame[axis].cast(pl.Float64)
+    inf = v.is_infinite().fill_null(False)
+    if inf.any():
+        first = int(inf.arg_true()[0]) + 1
+        raise DataError(
+            f"axis '{axis}' of {source} holds {int(inf.sum())} infinite value(s) "
+            f"(row {first} the first)",
+            fix="remove or fix those rows (a missing reading may be left empty), "
+            f"or drop '{axis}' from columns.metrics",
+        )
+    big = float(v.abs().fill_nan(None).max() or 0.0)  # type: ignore[arg-type]
+    if big > MAX_ABS_VALUE:
+        raise DataError(
+            f"axis '{axis}' of {source} has a value of magnitude {big:.3g}, "
+            f"beyond {MAX_ABS_VALUE:.0e}",
+            fix=f"rescale '{axis}' (e.g. to other units) or remove those rows",
+        )
+
+
+def _check_axis_keys(p: ResidualParams, axes: list[str]) -> None:
+    """ConfigError for a per-axis setting keyed by a column that is not an axis."""
+    for key, named in (
+        ("params.model.axes", p.model.axes),
+        ("params.thresholds.directions", p.thresholds.directions),
+        ("params.streaming.directions", p.streaming.directions),
+    ):
+        unknown = [a for a in named if a not in axes]
+        if unknown:
+            raise ConfigError(
+                f"{key} names axis '{unknown[0]}', which is not an axis (axes: {', '.join(axes)})",
+                fix=f"key {key} by axes of columns.metrics (or drop '{unknown[0]}' from it)",
+            )
 
 
 def profile(ctx: StageContext, raw: pl.DataFrame) -> Out:
@@ -133,6 +201,8 @@ def profile(ctx: StageContext, raw: pl.DataFrame) -> Out:
     axes = _axes(frame, ctx, p)
     for axis in axes:
         frame = require_numeric(frame, axis, where=ctx.source)
+        _check_finite(frame, axis, ctx.source)
+    _check_axis_keys(p, axes)
     label = ctx.analysis.columns.target
     flags = [] if label is None else [label_flags(frame, label, ctx.source)]
     inputs = _inputs(frame, axes, p, ctx.source)
@@ -276,12 +346,18 @@ def fit(ctx: StageContext, prepared: pl.DataFrame, prep_stats: dict[str, Any]) -
     models: dict[str, AxisModel] = {}
     facts: dict[str, Any] = {}
     plots = {}
+    finder, found = (
+        find_modes(prepared, prep_stats["axes"], p) if p.model.mode_signals else (None, None)
+    )
     for axis in prep_stats["axes"]:
         rows = _fit_rows(prepared, axis)
         t, y = rows["time_s"].to_numpy(), rows[axis].cast(pl.Float64).to_numpy()
-        if axis in p.model.regressors or p.model.mode_column is not None:
+        if axis in p.model.regressors or p.model.mode_column is not None or finder is not None:
             conditional = AxisConditional(
-                tuple(p.model.regressors.get(axis, ())), p.model.mode_column, axis=axis
+                tuple(p.model.regressors.get(axis, ())),
+                p.model.mode_column,
+                axis=axis,
+                modes=finder,
             )
             rows = rows.drop_nulls(conditional.inputs())
             y = rows[axis].cast(pl.Float64).to_numpy()
@@ -291,7 +367,13 @@ def fit(ctx: StageContext, prepared: pl.DataFrame, prep_stats: dict[str, Any]) -
                 "family": conditional.family,
                 "reason": "the axis on "
                 + (", ".join(conditional.regressors) or "its operating point")
-                + (f", a model per mode of '{p.model.mode_column}'" if p.model.mode_column else ""),
+                + (f", a model per mode of '{p.model.mode_column}'" if p.model.mode_column else "")
+                + (
+                    f", a model per each of {len(finder.labels_)} modes found from "
+                    + ", ".join(finder.signals)
+                    if finder is not None
+                    else ""
+                ),
                 **conditional.describe(),
                 "rows_fitted": rows.height,
             }
@@ -343,7 +425,79 @@ def fit(ctx: StageContext, prepared: pl.DataFrame, prep_stats: dict[str, Any]) -
             family=family,
             train_end_s=float(rows["time_s"].max()),  # type: ignore[arg-type]
         )
-    return Out(values={"models": models}, facts={"axes": facts}, plots=plots)
+    return Out(values={"models": models}, facts={"axes": facts, "modes": found}, plots=plots)
+
+
+#: within this share of the lowest held-out error, ``n_modes: auto`` takes fewer modes
+MODES_TOLERANCE = 0.02
+
+
+def find_modes(
+    prepared: pl.DataFrame, axes: list[str], p: ResidualParams
+) -> tuple[ModeFinder | None, dict[str, Any]]:
+    """The operating modes of ``params.model.mode_signals`` (None: one mode) and why.
+
+    Every number of modes tried (``n_modes``, or 1 to ``max_modes`` with ``auto``) clusters
+    the training rows' signals; every axis gets a model per mode on four training rows in
+    five and is scored on the fifth (interleaved, since a mode may run only once in the
+    window); the error is the mean over axes of RMSE / the axis's standard deviation.
+    """
+    signals = list(p.model.mode_signals)
+    train = prepared.filter(pl.col("split") == "train").drop_nulls(signals)
+    if train.height < 10:
+        raise DataError(
+            f"only {train.height} training rows have every mode signal "
+            f"({', '.join(signals)}); modes cannot be found",
+            fix="widen the training window, or fill the signals in params.model.mode_signals",
+        )
+    held = (np.arange(train.height) % 5) == 4
+    requested = p.model.n_modes
+    tried = [requested] if isinstance(requested, int) else list(range(1, p.model.max_modes + 1))
+    errors: dict[str, float] = {}
+    finders: dict[int, ModeFinder] = {}
+    sig = {c: train[c].cast(pl.Float64).to_numpy() for c in signals}
+    for k in tried:
+        finder = ModeFinder(tuple(signals), k).fit(sig)
+        if len(finder.labels_) < k:  # fewer distinct points than modes
+            continue
+        finders[k] = finder
+        scores = []
+        for axis in axes:
+            y = train[axis].cast(pl.Float64).to_numpy()
+            cols = {c: train[c].to_numpy() for c in p.model.regressors.get(axis, [])}
+            ok = np.isfinite(y) & (y != 0)
+            for c in cols.values():
+                ok &= ~pl.Series(c).is_null().to_numpy()
+            fit_rows, test_rows = ok & ~held, ok & held
+            if fit_rows.sum() < 3 or test_rows.sum() < 1:
+                continue
+            model = AxisConditional(tuple(cols), axis=axis, modes=finder)
+            every = {**cols, **sig}
+            model.fit({c: v[fit_rows] for c, v in every.items()}, y[fit_rows])
+            pred = model.predict_columns({c: v[test_rows] for c, v in every.items()})
+            spread = float(np.std(y[ok])) or 1.0
+            scores.append(float(np.sqrt(np.mean((y[test_rows] - pred) ** 2))) / spread)
+        errors[str(k)] = float(np.mean(scores)) if scores else math.inf
+    best = min(errors.values())
+    chosen = min(int(k) for k, e in errors.items() if e <= best * (1 + MODES_TOLERANCE) + 1e-12)
+    shown = ", ".join(f"{k}: {e:.4g}" for k, e in errors.items())
+    if len(tried) > 1:
+        reason = (
+            f"{chosen} mode(s): the fewest within {MODES_TOLERANCE:.0%} of the lowest held-out "
+            f"error (RMSE / std, every 5th training row; {shown})"
+        )
+    else:
+        reason = f"{chosen} mode(s) as configured (held-out error {shown})"
+    finder = finders[chosen]
+    facts = {
+        "signals": signals,
+        "n_modes": chosen,
+        "requested": requested,
+        "holdout_error": errors,
+        "reason": reason,
+        "centres": finder.describe()["centres"],
+    }
+    return (None if chosen == 1 else ModeFinder(tuple(signals), chosen).fit(sig)), facts
 
 
 def _columns(frame: pl.DataFrame, model: AxisConditional) -> dict[str, np.ndarray]:
@@ -376,6 +530,11 @@ def evaluate(ctx: StageContext, prepared: pl.DataFrame, models: dict[str, AxisMo
         t = data["time_s"].to_numpy()
         y = data[axis].cast(pl.Float64).to_numpy()
         pred = predict_rows(model, data)
+        labels = (
+            model.mode_of_columns(_columns(data, model))
+            if isinstance(model, AxisConditional)
+            else None
+        )
         split = data["split"].to_numpy()
         baseline = float(y[split == "train"].mean())
         for name in ("train", "test"):
@@ -396,6 +555,11 @@ def evaluate(ctx: StageContext, prepared: pl.DataFrame, models: dict[str, AxisMo
                     "value": y,
                     "predicted": pred,
                     "residual": y - pred,
+                    "mode": pl.Series(
+                        "mode",
+                        [None] * data.height if labels is None else labels.tolist(),
+                        dtype=pl.String,
+                    ),
                 }
             )
         )
@@ -443,6 +607,27 @@ def _check_period(p: ResidualParams, axes: list[str], dt_seconds: float) -> None
         )
 
 
+def mode_limits(
+    r: pl.DataFrame, side: str, p: ResidualParams, dt_seconds: float
+) -> dict[str, dict[str, float]]:
+    """MinC / MaxC (and the below side's) per operating mode, on each mode's own training
+    residuals; modes with fewer than ``min_pos_for_trim`` residuals are left out."""
+    knobs = p.thresholds.policy()
+    out: dict[str, dict[str, float]] = {}
+    for (mode,), part in r.drop_nulls("mode").group_by("mode", maintain_order=True):
+        res = part["residual"].to_numpy()
+        if res.size < p.thresholds.min_pos_for_trim:
+            continue
+        above = calibrate_axis(res, dt_seconds=dt_seconds, **knobs)
+        entry = {"MinC": float(above["MinC"]), "MaxC": float(above["MaxC"])}
+        entry["rows"] = float(res.size)
+        if side != "above":
+            below = calibrate_axis(-res, dt_seconds=dt_seconds, **knobs)
+            entry |= {"MinC_below": float(below["MinC"]), "MaxC_below": float(below["MaxC"])}
+        out[str(mode)] = entry
+    return dict(sorted(out.items()))
+
+
 def thresholds(
     ctx: StageContext,
     samples: pl.DataFrame,
@@ -466,6 +651,10 @@ def thresholds(
                     -r["residual"].to_numpy(), dt_seconds=prep_stats["dt_seconds"], **knobs
                 )
                 limits[axis] = with_below(limits[axis], below, side)
+            if p.thresholds.per_mode and "mode" in r.columns:
+                per_mode = mode_limits(r, side, p, prep_stats["dt_seconds"])
+                if per_mode:
+                    limits[axis]["modes"] = per_mode
         except ValueError as e:
             raise DataError(
                 f"axis '{axis}': cannot set limits ({e})",
@@ -481,6 +670,8 @@ def thresholds(
         t0_us=prep_stats["t0_us"],
         streaming=p.streaming if p.mode == "streaming" else None,
         max_spans=p.model.max_spans,
+        hold_off=p.thresholds.hold_off,
+        fit_watch=(p.lifecycle.stream_window, p.lifecycle.alert_rate),
         inputs=_inputs(samples, list(models), p, ctx.source),
     )
     test_end = prep_stats["train_end"]

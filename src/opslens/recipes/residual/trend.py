@@ -20,6 +20,8 @@ Example:
 
 from __future__ import annotations
 
+import math
+from bisect import bisect_right
 from typing import Any
 
 import numpy as np
@@ -63,6 +65,7 @@ class AxisTrend(BaseEstimator):  # type: ignore[misc]
 
     def fit(self, t: Any, y: Any) -> AxisTrend:
         """Fit on times ``t`` (seconds) and values ``y``; returns self."""
+        self.__dict__.pop("_plan", None)
         t = np.asarray(t, dtype=np.float64).ravel()
         y = np.asarray(y, dtype=np.float64).ravel()
         if self.family not in FAMILIES:
@@ -135,13 +138,36 @@ class AxisTrend(BaseEstimator):  # type: ignore[misc]
         return np.asarray(out, dtype=np.float64)
 
     def predict_at(self, t: float) -> float:
-        """The trend at one time: the same arithmetic as :meth:`predict`, without array overhead."""
-        knots, values, slopes = self.knots_, self.values_, self.slopes_
+        """The trend at one time: the same arithmetic as :meth:`predict` (NumPy's ``interp``
+        step for step) on Python floats, without array overhead.
+
+        Example:
+            >>> m = AxisTrend("piecewise", n_segments=3).fit(np.arange(30.0), np.arange(30.0) ** 2)
+            >>> all(m.predict_at(t) == m.predict(np.array([t]))[0] for t in (-3.0, 0.0, 7.3, 29.0, 31.5))
+            True
+        """
+        plan = self.__dict__.get("_plan")
+        if plan is None:  # the knots as Python floats, once
+            plan = self.__dict__["_plan"] = (
+                self.knots_.tolist(),
+                self.values_.tolist(),
+                self.slopes_.tolist(),
+            )
+        knots, values, slopes = plan
         if t < knots[0]:
-            return float(values[0] + slopes[0] * (t - knots[0]))
+            return values[0] + slopes[0] * (t - knots[0])  # type: ignore[no-any-return]
         if t > knots[-1]:
-            return float(values[-1] + slopes[-1] * (t - knots[-1]))
-        return float(np.interp(t, knots, values))
+            return values[-1] + slopes[-1] * (t - knots[-1])  # type: ignore[no-any-return]
+        if t != t:
+            return math.nan
+        j = bisect_right(knots, t) - 1
+        if j >= len(knots) - 1 or t == knots[j]:
+            return values[j]  # type: ignore[no-any-return]
+        slope = (values[j + 1] - values[j]) / (knots[j + 1] - knots[j])
+        out = slope * (t - knots[j]) + values[j]
+        if out != out:  # as NumPy: from the right end when the left gives NaN
+            out = slope * (t - knots[j + 1]) + values[j + 1]
+        return out  # type: ignore[no-any-return]
 
     def describe(self) -> dict[str, Any]:
         """The fitted function in numbers: family, knots, values, slopes (JSON-ready)."""

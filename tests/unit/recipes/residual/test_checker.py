@@ -82,8 +82,9 @@ def test_duplicates_are_not_scored_twice_one_at_a_time_or_in_arrays() -> None:
     assert one.state("default")["n"] == 4
     frame = p.predict_frame(pl.DataFrame(rows))
     assert frame["a_run"].to_list() == [1, 2, None, 3, None, 4]
-    # without seq the time orders the stream
-    assert p.step({"ts": 1.0, "a": 1.0, "b": 1.0}, one.state("default"))[0]["duplicate"]
+    # without seq the time orders the stream: time 1.0 is not above seq 4, nor a key seen
+    late = p.step({"ts": 1.0, "a": 1.0, "b": 1.0}, one.state("default"))[0]
+    assert (late["duplicate"], late["out_of_order"], late["level"]) == (False, True, None)
 
 
 def test_streams_keep_separate_states() -> None:

@@ -182,3 +182,104 @@ def test_conditional_model_is_a_scikit_learn_estimator() -> None:
 
     m = AxisConditional(("speed",), "mode", axis="flow")
     assert clone(m).get_params() == m.get_params()
+
+
+def test_modes_found_by_clustering_speed_give_no_alarms_where_one_model_alarms(
+    tmp_path: Path,
+) -> None:
+    frame = pump().drop("mode")  # no column names the mode: it is found from the speed
+    plain = _run(tmp_path / "a", frame, SUSTAIN, ["temp"])
+    found = _run(tmp_path / "b", frame, {**SUSTAIN, "model": {"mode_signals": ["speed"]}}, ["temp"])
+    held = frame.height - plain.facts["prepare"]["rows_train"]
+    assert plain.facts["thresholds"]["holdout"]["temp"]["error"] > 0.2 * held
+    assert found.facts["thresholds"]["holdout"]["temp"]["error"] == 0
+    modes = found.facts["fit"]["modes"]
+    # auto: two modes (low and high load), chosen on held-out error over one to six
+    assert modes["n_modes"] == 2 and set(modes["holdout_error"]) == {str(k) for k in range(1, 7)}
+    assert modes["holdout_error"]["2"] < 0.5 * modes["holdout_error"]["1"]
+    assert abs(modes["centres"]["mode1"]["speed"] - 1020.0) < 15.0
+    assert abs(modes["centres"]["mode2"]["speed"] - 1520.0) < 15.0
+    fit = found.facts["fit"]["axes"]["temp"]
+    assert abs(fit["modes"]["mode1"]["intercept"] - 55.0) < 0.1
+    assert abs(fit["modes"]["mode2"]["intercept"] - 65.0) < 0.3
+    # online, the found modes answer one sample at a time as in arrays
+    p = found.predictor()
+    checker = OnlineChecker(p)
+    tail = frame.tail(300)
+    one = [checker.update(r, stream="s")["level"] for r in tail.to_dicts()]
+    assert p.predict_frame(tail)["level"].to_list() == one
+    assert one.count("error") == 0
+
+
+def test_one_mode_is_chosen_when_the_machine_runs_at_one_point(tmp_path: Path) -> None:
+    rng = np.random.default_rng(7)
+    n = 3000
+    steady = pump(n=n).with_columns(  # one operating point: speed and temperature only noise
+        speed=pl.Series(1000.0 + rng.normal(0, 5, n)), temp=pl.Series(55.0 + rng.normal(0, 0.5, n))
+    )
+    found = _run(tmp_path, steady, {**SUSTAIN, "model": {"mode_signals": ["speed"]}}, ["temp"])
+    modes = found.facts["fit"]["modes"]
+    assert modes["n_modes"] == 1, modes["reason"]
+    assert found.facts["fit"]["axes"]["temp"]["family"] == "linear"  # its own family, no modes
+
+
+def test_a_mode_signal_that_is_an_axis_is_refused(tmp_path: Path) -> None:
+    from opslens.errors import ConfigError
+
+    with pytest.raises(
+        ConfigError, match=r"params\.model\.mode_signals names 'speed', which is an"
+    ):
+        _run(tmp_path, pump(), {"model": {"mode_signals": ["speed"]}}, ["speed", "temp"])
+
+
+def _two_noises(seed: int = 0, n: int = 4000) -> tuple[pl.DataFrame, np.ndarray]:
+    """Shifts of 2-5 hours alternate between a quiet low-load mode (temperature noise 0.1)
+    and a rough high-load one (noise 1.0); in the held-out fifth, a low-load shift carries a
+    fault: temperature 0.8 above normal for 40 minutes (8 quiet-mode deviations, less than
+    the rough mode's own swings)."""
+    rng = np.random.default_rng(seed)
+    mode = np.zeros(n, dtype=int)
+    i, high = 0, 0
+    while i < n:
+        length = int(rng.integers(120, 300))
+        mode[i : i + length] = high
+        i, high = i + length, 1 - high
+    temp = np.where(mode == 1, 65.0 + rng.normal(0, 1.0, n), 55.0 + rng.normal(0, 0.1, n))
+    low_late = np.flatnonzero((mode == 0) & (np.arange(n) > int(0.85 * n)))
+    start = int(low_late[0]) + 20
+    fault = np.zeros(n, dtype=bool)
+    fault[start : start + 40] = True
+    fault &= mode == 0
+    temp = temp + np.where(fault, 0.8, 0.0)
+    ts = np.datetime64("2025-03-01T00:00:00", "us") + np.arange(n).astype("timedelta64[m]")
+    frame = pl.DataFrame({"ts": ts, "mode": np.where(mode == 1, "high", "low"), "temp": temp})
+    return frame, fault
+
+
+def test_limits_per_mode_catch_a_fault_the_pooled_limits_miss(tmp_path: Path) -> None:
+    frame, fault = _two_noises()
+    both = {**SUSTAIN["thresholds"], "direction": "both"}
+    pooled = _run(
+        tmp_path / "a", frame, {"model": {"mode_column": "mode"}, "thresholds": both}, ["temp"]
+    )
+    own = _run(
+        tmp_path / "b",
+        frame,
+        {"model": {"mode_column": "mode"}, "thresholds": {**both, "per_mode": True}},
+        ["temp"],
+    )
+    limits = own.facts["thresholds"]["axes"]["temp"]["modes"]
+    assert limits["low"]["MaxC"] < 0.3 < 1.0 < limits["high"]["MaxC"]  # each mode's own noise
+    held = frame.height - own.facts["prepare"]["rows_train"]
+    in_fault = fault[-held:]
+    for result, caught in ((pooled, False), (own, True)):
+        levels = result.predictor().predict_frame(frame)["level"].to_numpy()[-held:]
+        errors = levels == "error"
+        assert bool(errors[in_fault].any()) is caught
+        assert errors[~in_fault].sum() <= 0.01 * held  # no flood outside the fault
+    # one sample at a time gives the same levels as the batch, per-mode limits included
+    p = own.predictor()
+    checker = OnlineChecker(p)
+    tail = frame.tail(held)
+    one = [checker.update(r, stream="s")["level"] for r in tail.to_dicts()]
+    assert p.predict_frame(tail)["level"].to_list() == one

@@ -3,6 +3,7 @@ modes) and both sides' limits on the recent window, not a line against time."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,8 @@ analyses:
     columns: {time: ts, metrics: [flow, temperature]}
     params:
       model: {mode_column: mode, regressors: {flow: [speed]}}
-      thresholds: {direction: both, alert_seconds_default: 600, error_seconds_default: 300}
+      thresholds: {direction: both, alert_seconds_default: 600, error_seconds_default: 300,
+                   per_mode: true}
 """
 
 
@@ -46,3 +48,11 @@ def test_retrain_keeps_the_models_on_other_signals_and_both_sides(
     assert predictor.models["flow"].regressors == ("speed",)
     assert set(predictor.models["temperature"].coef_) == {"high", "idle", "low"}
     assert predictor.thresholds["flow"]["direction"] == "both"
+    # the retrained version has limits per mode again, from the window's residuals
+    runs = (tmp_path / "runs" / "pump").glob("2*")
+    run = next(r for r in runs if "retrain" in json.loads((r / "facts.json").read_text()))
+    assert json.loads((run / "facts.json").read_text())["retrain"]["challenger_wins"]
+    limits = json.loads((run / "model" / "metadata.json").read_text())["thresholds"]
+    per_mode = limits["temperature"]["modes"]
+    assert set(per_mode) == {"high", "idle", "low"}
+    assert all(m["MinC_below"] > 0 for m in per_mode.values())
