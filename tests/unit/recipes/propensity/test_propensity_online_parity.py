@@ -8,19 +8,14 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from opslens.config import AnalysisConfig
-from opslens.core.recipe import StageContext
 from opslens.features.events import sessionize
 from opslens.recipes import propensity
-from opslens.recipes.propensity import featurize, stages
 from opslens.recipes.propensity.online_state import OnlineState, replay
 from opslens.recipes.propensity.params import PropensityParams
 from opslens.recipes.propensity.point_in_time import EVENT_KINDS, point_in_time_features
-from opslens.synthetic.clickstream import clickstream_frame
 
 DEMO = Path(propensity.__file__).parent / "demo" / "project.yaml"
 
@@ -41,27 +36,6 @@ def differing(online: pl.DataFrame, offline: pl.DataFrame) -> int:
             .sum()
         )
     return n
-
-
-@pytest.fixture(scope="module")
-def demo() -> dict[str, object]:
-    config = yaml.safe_load(DEMO.read_text())["analyses"][0]
-    analysis = AnalysisConfig.model_validate(config)
-    params: PropensityParams = PropensityParams.model_validate(config["params"])
-    ctx = StageContext(analysis=analysis, params=params, random_state=42)
-    source = config["source"]
-    raw = clickstream_frame(seed=source["seed"], **source["options"])
-    made = stages.data_gen(ctx, raw, None, None).values
-    sessions = stages.sessionize_stage(ctx, made["events"]).values["sessionized_events"]
-    split = stages.split(ctx, sessions).values
-    feats = featurize.features(ctx, items=made["items"], **split).values
-    return {
-        "params": params,
-        "events": made["events"],
-        "items": made["items"],
-        "bounds": split["split_bounds"],
-        "test": feats["test_features"],
-    }
 
 
 def test_replaying_the_demo_gives_the_test_split_features_byte_for_byte(demo: dict) -> None:
