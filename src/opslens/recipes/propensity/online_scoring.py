@@ -31,12 +31,15 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from opslens.config import AnalysisConfig
 from opslens.errors import InstanceError
 from opslens.recipes.propensity.online_state import FeatureRows, OnlineState, as_micros
 from opslens.recipes.propensity.params import PropensityParams
 from opslens.recipes.propensity.predictor import PropensityPredictor
+from opslens.recipes.propensity.prepare import canonical_events, event_columns
+from opslens.recipes.propensity.prepare import item_table as item_table_of
 
-__all__ = ["MAX_ITEMS", "OnlineScorer"]
+__all__ = ["MAX_ITEMS", "OnlineScorer", "scorer_for"]
 
 MAX_ITEMS = 1000  # items per request
 
@@ -74,6 +77,12 @@ class OnlineScorer:
         scorer = cls(predictor, state)
         scorer.dropped_events = state.ingest_frame(events)
         return scorer
+
+    def with_predictor(self, predictor: PropensityPredictor) -> OnlineScorer:
+        """Another model (a newly promoted version) answering from the same state."""
+        other = OnlineScorer(predictor, self.state)
+        other.dropped_events = self.dropped_events
+        return other
 
     def ingest(self, event: Mapping[str, Any]) -> None:
         """One event into the state (:class:`~.online_state.EventError` if refused)."""
@@ -149,3 +158,30 @@ class OnlineScorer:
 
 def _iso(t: int) -> str:
     return (datetime(1970, 1, 1) + timedelta(microseconds=t)).isoformat() + "Z"
+
+
+def scorer_for(
+    predictor: PropensityPredictor,
+    analysis: AnalysisConfig,
+    raw: pl.DataFrame,
+    item_table: pl.DataFrame | None = None,
+    **state_options: Any,
+) -> OnlineScorer:
+    """The scorer of a propensity analysis warm-started from its events (``raw``, the
+    analysis's source as a run reads it): the same columns, event names, item table,
+    windows, session gap and recency cap as training.
+
+    """
+    given = analysis.params
+    p = (
+        given
+        if isinstance(given, PropensityParams)
+        else PropensityParams.model_validate(given or {})
+    )
+    cols = event_columns(analysis)
+    nulls = raw.filter(pl.col(cols.user).is_null()).height if cols.user in raw.columns else 0
+    events, _ = canonical_events(raw, cols, p.event_names)
+    items = item_table_of(events, raw, item_table, cols, p.items.id_column, p.items.path)
+    scorer = OnlineScorer.warm(predictor, p, events, items, **state_options)
+    scorer.dropped_events += nulls
+    return scorer

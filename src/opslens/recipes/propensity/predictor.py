@@ -120,6 +120,22 @@ class PropensityPredictor(BasePredictor):
         coef = getattr(self.model, "coef_", None)
         return np.asarray(X * (coef[0] if coef is not None else 0.0), dtype=float)
 
+    def online_scorer(
+        self,
+        analysis: Any = None,
+        raw: pl.DataFrame | None = None,
+        item_table: pl.DataFrame | None = None,
+    ) -> Any:
+        """This model answering "this user, these items, now" from live events
+        (:class:`~opslens.recipes.propensity.online_scoring.OnlineScorer`), its state
+        warm-started from ``raw`` (the analysis's events as a run reads them), or empty."""
+        from opslens.recipes.propensity.online_scoring import OnlineScorer, scorer_for
+        from opslens.recipes.propensity.online_state import OnlineState
+
+        if analysis is None or raw is None:
+            return OnlineScorer(self, OnlineState())
+        return scorer_for(self, analysis, raw, item_table)
+
     def predict_frame(self, frame: pl.DataFrame) -> pl.DataFrame:
         """``probability`` of a purchase within the horizon for each row (ids passed through)."""
         frame = as_polars(frame, what="the rows to score")
