@@ -26,6 +26,7 @@ Example:
 
 from __future__ import annotations
 
+import gc
 from bisect import bisect_left, bisect_right, insort_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -118,18 +119,28 @@ class _Times:
         return self.ts[i - 1] if i else self.last_dropped
 
 
+_NONE = _Times()  # the times of a kind a pair never had (read only)
+
+
 class _Pair:
     __slots__ = ("every", "kinds")
 
     def __init__(self) -> None:
         self.every = _Times()
-        self.kinds = (_Times(), _Times(), _Times(), _Times())
+        self.kinds = [_NONE, _NONE, _NONE, _NONE]  # made on a pair's first event of a kind
+
+    def kind(self, k: int) -> _Times:
+        times = self.kinds[k]
+        if times is _NONE:
+            times = self.kinds[k] = _Times()
+        return times
 
 
 class _User:
-    __slots__ = ("carts", "cats", "events", "kinds", "pairs", "starts")
+    __slots__ = ("carts", "cats", "events", "hold", "kinds", "pairs", "starts")
 
     def __init__(self) -> None:
+        self.hold = 0  # no folding tried before this time (nothing to fold until then)
         self.events = _Times()  # every event (kept from a session start on)
         self.carts: list[bool] = []  # add-to-cart flag of each kept event
         self.kinds = (_Times(), _Times(), _Times(), _Times())
@@ -273,11 +284,17 @@ class OnlineState:
     def ingest_many(self, events: Iterable[Mapping[str, Any]]) -> list[tuple[int, str]]:
         """Add every event that is valid; the position and reason of each one refused."""
         refused = []
-        for i, event in enumerate(events):
-            try:
-                self.ingest(event)
-            except EventError as e:
-                refused.append((i, str(e)))
+        collecting = gc.isenabled()
+        gc.disable()  # many small objects, no cycles
+        try:
+            for i, event in enumerate(events):
+                try:
+                    self.ingest(event)
+                except EventError as e:
+                    refused.append((i, str(e)))
+        finally:
+            if collecting:
+                gc.enable()
         return refused
 
     def ingest_frame(self, events: pl.DataFrame) -> int:
@@ -292,8 +309,14 @@ class OnlineState:
         bad = ev.filter(pl.any_horizontal(pl.all().is_null())).height
         ev = ev.drop_nulls().sort("timestamp", maintain_order=True)
         add = self.add
-        for user, item, kind, t in ev.iter_rows():
-            add(user, item, kind, t)
+        collecting = gc.isenabled()
+        gc.disable()  # many small objects, no cycles: the collector's passes were a third
+        try:
+            for user, item, kind, t in zip(*(ev[c].to_list() for c in ev.columns), strict=True):
+                add(user, item, kind, t)
+        finally:
+            if collecting:
+                gc.enable()
         return bad
 
     def add(self, user: str, item: str, kind: int, t: int) -> None:
@@ -310,9 +333,8 @@ class OnlineState:
                 fix="send events in time order, or raise the lateness",
             )
         cart = kind == _CART
-        in_order = prev is None or t >= prev
-        if in_order:
-            if prev is None or t - prev > self.gap or self._cut(prev, t):
+        if prev is None or t >= prev:  # in order: the usual case, appends only
+            if prev is None or t - prev > self.gap or (self.cuts and self._cut(prev, t)):
                 u.starts.add(t)
             ev.append(t)
             u.carts.append(cart)
@@ -321,29 +343,38 @@ class OnlineState:
             ev.insert(at, t)
             u.carts.insert(at, cart)
             self._restart(u)
-        u.kinds[kind].add(t)
         pair = u.pairs.get(item)
         if pair is None:
             pair = u.pairs[item] = _Pair()
-        pair.every.add(t)
-        pair.kinds[kind].add(t)
         known = self.catalog.get(item)
         cat = known[0] if known is not None else None
-        if cat is not None:
+        if cat is None:
+            put: tuple[_Times, ...] = (u.kinds[kind], pair.every, pair.kind(kind))
+        else:
             c = u.cats.get(cat)
             if c is None:
                 c = u.cats[cat] = _Times()
-            c.add(t)
+            put = (u.kinds[kind], pair.every, pair.kind(kind), c)
+        for times in put:  # inline of _Times.add's usual case (a call each costs as much)
+            ts = times.ts
+            if ts and t < ts[-1]:
+                times.add(t)
+            else:
+                ts.append(t)
         if kind == _VIEW or kind == _PURCHASE:
             table = self.item_views if kind == _VIEW else self.item_purchases
             it = table.get(item)
             if it is None:
                 it = table[item] = _Times()
-            it.add(t)
-            if it.ts[0] < t - self.keep - self.slack:
+            its = it.ts
+            if its and t < its[-1]:
+                it.add(t)
+            else:
+                its.append(t)
+            if its[0] < t - self.keep - self.slack:
                 it.drop_before(t - self.keep)
-        if ev[0] < t - self.keep - self.slack:
-            self._fold(u, t - self.keep)
+        if t > u.hold and ev[0] < t - self.keep - self.slack:
+            self._fold(u, t, t - self.keep)
         if self.newest is None or t > self.newest:
             self.newest = t
         self.events += 1
@@ -361,11 +392,13 @@ class OnlineState:
             prev = t
         u.starts.ts = starts
 
-    def _fold(self, u: _User, cutoff: int) -> None:
+    def _fold(self, u: _User, t: int, cutoff: int) -> None:
         """Fold the user's events before ``cutoff`` into counts, from a session start on (the
         session holding ``cutoff`` is kept whole)."""
         s = bisect_right(u.starts.ts, cutoff) - 1
-        if s <= 0:
+        if s <= 0:  # one long session so far: nothing to fold before its next start is old
+            nxt = u.starts.ts[1] if len(u.starts.ts) > 1 else t
+            u.hold = max(nxt + self.keep, t + self.slack)
             return
         start = u.starts.ts[s]
         k = bisect_left(u.events.ts, start)
@@ -377,7 +410,8 @@ class OnlineState:
         for pair in u.pairs.values():
             pair.every.drop_before(cutoff)
             for times in pair.kinds:
-                times.drop_before(cutoff)
+                if times is not _NONE:
+                    times.drop_before(cutoff)
         for times in u.cats.values():
             times.drop_before(cutoff)
 

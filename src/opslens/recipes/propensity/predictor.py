@@ -102,13 +102,17 @@ class PropensityPredictor(BasePredictor):
 
     def contributions(self, X: np.ndarray) -> np.ndarray:
         """Each feature's additive contribution to each row's score (log-odds): XGBoost's
-        SHAP values, or the logistic coefficient times the standardised value; the one-hot
-        category columns come after the features."""
+        per-tree path attributions (Saabas: the approximate SHAP values), or the logistic
+        coefficient times the standardised value; the one-hot category columns come after
+        the features."""
         if self.kind == "xgboost":
             import xgboost as xgb
 
             booster = self.model.get_booster()
-            contrib = booster.predict(xgb.DMatrix(X), pred_contribs=True)
+            # one thread (a pool per call costs more than the call); the path-based
+            # attribution (Saabas), a few times faster than exact SHAP on a request's rows
+            data = xgb.DMatrix(X, nthread=1)
+            contrib = booster.predict(data, pred_contribs=True, approx_contribs=True)
             return np.asarray(contrib[:, :-1], dtype=float)  # the last column is the bias
         steps = getattr(self.model, "steps", None)
         if steps:
