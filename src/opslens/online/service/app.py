@@ -260,6 +260,10 @@ def create_app(
         if events is None:
             events = project_states(project)
     states = events if events is not None else EventStates()  # empty states
+    if states.log is None and settings.state != "memory":
+        from opslens.online.service.event_log import RedisEventLog
+
+        states.log = RedisEventLog(settings.state)  # live events shared by every worker
     store: StateStore = state if state is not None else open_state(settings.state)
     book = ModelBook(source)
     book.refresh()
@@ -288,6 +292,7 @@ def create_app(
     )
     app.state.book = book
     app.state.store = store
+    app.state.events = states
     guard = _guard(settings)
     max_batch = settings.max_batch
     metrics = ServiceMetrics(book.loaded)
@@ -428,6 +433,9 @@ def create_app(
                 result = await run_in_threadpool(
                     handle, states, analysis, served.predictor, payload
                 )
+            except SourceError as e:  # the event store went away
+                status = 503
+                return _json({"detail": str(e)}, 503)
             except OpslensError as e:
                 status = 422
                 where = getattr(e, "field", None)

@@ -44,8 +44,11 @@ class EventStates:
     """The online scorer of each analysis that takes events, made on first use by ``make``
     (``(analysis, predictor) -> scorer``; default: an empty state)."""
 
-    def __init__(self, make: Callable[[str, Any], Any] = _empty) -> None:
+    def __init__(self, make: Callable[[str, Any], Any] = _empty, log: Any = None) -> None:
         self.make = make
+        #: a shared event log (:class:`~.event_log.RedisEventLog`), or None: in process only
+        self.log = log
+        self._seen: dict[str, str] = {}  # per analysis, the last log entry applied
         self._scorers: dict[str, Any] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
@@ -69,6 +72,19 @@ class EventStates:
             elif scorer.predictor is not predictor:
                 scorer = self._scorers[analysis] = scorer.with_predictor(predictor)
             return scorer
+
+    def sync(self, analysis: str, scorer: Any) -> None:
+        """Apply the shared log's events not applied yet, in the log's order (hold the
+        analysis's lock); an event the state refuses there is skipped by every worker alike."""
+        if self.log is None:
+            return
+        events, last = self.log.read(analysis, self._seen.get(analysis, "0"))
+        for event in events:
+            try:
+                scorer.state.add(*event)
+            except InstanceError:
+                continue
+        self._seen[analysis] = last
 
 
 def project_states(project: ProjectConfig) -> EventStates:
@@ -110,7 +126,18 @@ def ingest_body(states: EventStates, analysis: str, predictor: Any, payload: Any
             fix=f"send at most {MAX_EVENTS} events per request",
         )
     with states.lock(analysis):
-        refused = scorer.ingest_many(events)
+        if states.log is None:
+            refused = scorer.ingest_many(events)
+        else:  # checked here, applied from the shared log in its order (by every worker)
+            states.sync(analysis, scorer)
+            refused, valid = [], []
+            for i, event in enumerate(events):
+                try:
+                    valid.append(scorer.state.check(event))
+                except InstanceError as e:
+                    refused.append((i, str(e)))
+            states.log.append(analysis, valid)
+            states.sync(analysis, scorer)
     if single and refused:
         message, _, fix = refused[0][1].partition("; fix: ")
         raise InstanceError(message, fix=fix or None)
@@ -137,6 +164,7 @@ def score_body(states: EventStates, analysis: str, predictor: Any, payload: Any)
     if not isinstance(items, list) or not all(isinstance(i, str | int) for i in items):
         raise FieldError("items", "items must be a list of item ids")
     with states.lock(analysis):
+        states.sync(analysis, scorer)
         try:
             answer: dict[str, Any] = scorer.predict(str(payload["user"]), items, payload.get("at"))
         except OpslensError as e:

@@ -260,9 +260,9 @@ class OnlineState:
 
     # -- events ---------------------------------------------------------------------------
 
-    def ingest(self, event: Mapping[str, Any]) -> None:
-        """Add one event (``user_id``, ``item_id``, ``event_type``, ``timestamp``); raises
-        :class:`EventError` naming what is wrong (nothing is changed then)."""
+    def check(self, event: Mapping[str, Any]) -> tuple[str, str, int, int]:
+        """``(user, item, kind, microseconds)`` of a valid event, nothing changed;
+        :class:`EventError` naming what is wrong (type, time, missing field, too late)."""
         if not isinstance(event, Mapping):
             raise EventError(
                 "an event must be an object", fix="send {user_id, item_id, event_type, timestamp}"
@@ -279,7 +279,18 @@ class OnlineState:
                 f"event_type {str(event['event_type'])[:40]!r} is not one of {', '.join(EVENT_KINDS)}",
                 fix="map it to one of them",
             )
-        self.add(str(event["user_id"]), str(event["item_id"]), kind, as_micros(event["timestamp"]))
+        user, t = str(event["user_id"]), as_micros(event["timestamp"])
+        u = self.users.get(user)
+        if u is not None:
+            prev = u.events.ts[-1] if u.events.ts else u.events.last_dropped
+            if prev is not None and t < prev - self.lateness:
+                raise _late(user, t, prev)
+        return user, str(event["item_id"]), kind, t
+
+    def ingest(self, event: Mapping[str, Any]) -> None:
+        """Add one event (``user_id``, ``item_id``, ``event_type``, ``timestamp``); raises
+        :class:`EventError` naming what is wrong (nothing is changed then)."""
+        self.add(*self.check(event))
 
     def ingest_many(self, events: Iterable[Mapping[str, Any]]) -> list[tuple[int, str]]:
         """Add every event that is valid; the position and reason of each one refused."""
@@ -327,11 +338,7 @@ class OnlineState:
         ev = u.events.ts
         prev = ev[-1] if ev else u.events.last_dropped
         if prev is not None and t < prev - self.lateness:
-            raise EventError(
-                f"the event at {_text(t)} is more than the lateness before user "
-                f"{user[:40]!r}'s last event ({_text(prev)})",
-                fix="send events in time order, or raise the lateness",
-            )
+            raise _late(user, t, prev)
         cart = kind == _CART
         if prev is None or t >= prev:  # in order: the usual case, appends only
             if prev is None or t - prev > self.gap or (self.cuts and self._cut(prev, t)):
@@ -537,6 +544,14 @@ def _minutes(delta_us: int) -> float:
     """Minutes of ``delta_us`` as the offline features compute them, bit for bit
     (``total_seconds(fractional=True) / 60``)."""
     return delta_us * _PER_US * _INV_MINUTE
+
+
+def _late(user: str, t: int, prev: int) -> EventError:
+    return EventError(
+        f"the event at {_text(t)} is more than the lateness before user "
+        f"{user[:40]!r}'s last event ({_text(prev)})",
+        fix="send events in time order, or raise the lateness",
+    )
 
 
 def _text(t: int) -> str:

@@ -196,3 +196,85 @@ def test_a_project_analysis_is_warm_started_from_its_own_events(
     raw = clickstream_frame(seed=3, num_users=60, num_items=20, num_days=10)
     assert scorer.state.events == raw.height > 100
     assert len(scorer.state.catalog) == raw["item_id"].n_unique()
+
+
+REDIS = "redis://127.0.0.1:6379/0"
+
+
+def test_redis_shares_live_events_between_workers_and_across_a_restart(
+    model: PropensityPredictor, raw: pl.DataFrame
+) -> None:
+    import uuid
+
+    from opslens.online.service.event_log import RedisEventLog
+
+    name = f"shop-{uuid.uuid4().hex[:8]}"
+    analysis = AnalysisConfig.model_validate(
+        {"name": name, "recipe": "propensity", "source": {"kind": "memory"}}
+    )
+
+    class Source:
+        alias = "champion"
+
+        def analyses(self) -> dict[str, str]:
+            return {name: "propensity"}
+
+        def pointer(self, a: str) -> str:
+            return "1"
+
+        def load(self, a: str, pointer: str) -> Release:
+            return Release(model, "1", "r1", "memory")
+
+    def worker() -> Any:
+        return create_app(
+            ServiceSettings(state=REDIS),
+            source=Source(),
+            events=EventStates(lambda a, p: p.online_scorer(analysis, raw)),
+        )
+
+    log = RedisEventLog(REDIS)
+    try:
+        one, two = worker(), worker()
+        last = raw["timestamp"].max()
+        user = str(raw["user_id"][0])
+        ask = {
+            "user": user,
+            "items": ["i00001", "i00002"],
+            "at": (last + timedelta(hours=1)).isoformat(),
+        }
+        (before,) = _post(two, [(f"/score/{name}", ask)])
+        views = [
+            {
+                "user_id": user,
+                "item_id": "i00001",
+                "event_type": "view",
+                "timestamp": (last + timedelta(minutes=m)).isoformat(),
+            }
+            for m in range(1, 9)
+        ]
+        (sent,) = _post(one, [(f"/events/{name}", {"events": [*views, {"user_id": user}]})])
+        assert sent.json()["accepted"] == 8 and len(sent.json()["refused"]) == 1
+        (after_two,) = _post(two, [(f"/score/{name}", ask)])  # the other worker sees them
+        (after_one,) = _post(one, [(f"/score/{name}", ask)])
+        assert after_two.json()["items"] == after_one.json()["items"]
+        assert after_two.json()["items"] != before.json()["items"]
+        restarted = worker()  # a restart: warm start from the source, then the stream
+        (again,) = _post(restarted, [(f"/score/{name}", ask)])
+        assert again.json()["items"] == after_one.json()["items"]
+        events, _ = log.read(name, "0")
+        assert len(events) == 8
+    finally:
+        log.drop(name)
+        log.close()
+
+
+def test_an_unreachable_event_store_is_503_not_500(
+    model: PropensityPredictor, raw: pl.DataFrame
+) -> None:
+    from opslens.online.service.event_log import RedisEventLog
+
+    app = _app(model, raw)
+    states = app.state.events
+    states.log = RedisEventLog("redis://127.0.0.1:1/0")
+    (answer,) = _post(app, [("/score/shop", {"user": "u", "items": ["i00001"]})])
+    assert answer.status_code == 503 and "not reachable" in answer.json()["detail"]
