@@ -3,8 +3,8 @@ replays, so the online feature state survives a restart and is shared by workers
 
 The state a worker answers from is its own (in process, exact, fast); what is shared is
 the sequence of accepted events, a Redis stream (``opslens:events:<analysis>``):
-``append`` adds a batch in one pipelined round trip, ``read`` returns what was added
-after a given entry. A worker applies the stream in its order before it answers, so
+``append`` adds a batch in one pipelined round trip (entries of up to 500 events, as
+JSON, in order), ``read`` returns what was added after a given entry. A worker applies the stream in its order before it answers, so
 every worker — and a restarted one, which replays the stream after its warm start from
 the analysis's own events — holds the same state.
 
@@ -15,13 +15,15 @@ Example:
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from opslens.errors import SourceError
 
 __all__ = ["RedisEventLog"]
 
-_PAGE = 10_000
+_PAGE = 100  # entries per read
+_CHUNK = 500  # events per entry
 
 
 class RedisEventLog:
@@ -53,8 +55,8 @@ class RedisEventLog:
         try:
             pipe = self._client.pipeline(transaction=False)
             key = self.key(analysis)
-            for user, item, kind, t in events:
-                pipe.xadd(key, {"u": user, "i": item, "k": kind, "t": t})
+            for start in range(0, len(events), _CHUNK):  # an entry holds a chunk, in order
+                pipe.xadd(key, {"e": json.dumps(events[start : start + _CHUNK])})
             pipe.execute()
         except self._failures as e:
             raise self._unreachable(e) from None
@@ -69,14 +71,7 @@ class RedisEventLog:
                     self.key(analysis), min=f"({last}" if last != "0" else "-", count=_PAGE
                 )
                 for entry, fields in page:
-                    out.append(
-                        (
-                            fields[b"u"].decode(),
-                            fields[b"i"].decode(),
-                            int(fields[b"k"]),
-                            int(fields[b"t"]),
-                        )
-                    )
+                    out.extend((u, i, int(k), int(t)) for u, i, k, t in json.loads(fields[b"e"]))
                     last = entry.decode()
                 if len(page) < _PAGE:
                     return out, last
