@@ -181,7 +181,9 @@ def scorer_for(
     cols = event_columns(analysis)
     nulls = raw.filter(pl.col(cols.user).is_null()).height if cols.user in raw.columns else 0
     events, _ = canonical_events(raw, cols, p.event_names)
-    items = item_table_of(events, raw, item_table, cols, p.items.id_column, p.items.path)
+    items = item_table_of(
+        events, raw, item_table, cols, p.items.id_column, p.items.path, p.items.columns
+    )
     scorer = OnlineScorer.warm(predictor, p, events, items, **state_options)
     scorer.dropped_events += nulls
     return scorer

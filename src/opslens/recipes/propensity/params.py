@@ -106,10 +106,15 @@ class ModelParams(Strict):
 
 
 class TableParams(Strict):
-    """An optional CSV/Parquet table (items or users) whose ids must cover the events'."""
+    """An optional CSV/Parquet table (items or users) whose ids must cover the events'.
+
+    ``columns`` maps a role to the table's own column name where they differ (items:
+    ``category``, ``price``, ``discount``; e.g. ``{category: categoryid}``).
+    """
 
     path: Path | None = None
     id_column: str | None = None
+    columns: dict[Literal["category", "price", "discount"], str] = Field(default_factory=dict)
 
 
 class PropensityParams(Strict):

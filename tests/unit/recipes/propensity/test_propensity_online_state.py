@@ -113,3 +113,26 @@ def test_asking_far_before_the_newest_event_is_refused() -> None:
     state.ingest({"user_id": "u", "item_id": "x", "event_type": "view", "timestamp": T0})
     with pytest.raises(EventError, match="more than the lateness before the newest event"):
         state.features("u", ["x"], T0 - timedelta(hours=2))
+
+
+def test_an_item_table_with_other_column_names_is_mapped_and_a_miss_is_named() -> None:
+    import warnings
+
+    from opslens.errors import OpslensWarning
+    from opslens.recipes.propensity.prepare import EventColumns, item_table
+
+    ev = pl.DataFrame({"item_id": ["x", "y"]})
+    table = pl.DataFrame({"itemid": ["x", "y"], "categoryid": [3, 4], "price": [1.0, 2.0]})
+    items = item_table(
+        ev, ev, table, EventColumns(), "itemid", "items.csv", {"category": "categoryid"}
+    )
+    assert items["category"].to_list() == ["3", "4"] and items["price"].to_list() == [1.0, 2.0]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        items = item_table(
+            ev, ev, table, EventColumns(), "itemid", "items.csv", {"category": "cat_id"}
+        )
+    said = [str(w.message) for w in caught if issubclass(w.category, OpslensWarning)]
+    assert len(said) == 1 and "params.items.columns maps category to 'cat_id'" in said[0]
+    assert "items.csv" in said[0] and "categoryid" in said[0]
+    assert items["category"].to_list() == ["unknown", "unknown"]
