@@ -21,7 +21,6 @@ Example:
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -30,8 +29,6 @@ from opslens.config import ProjectConfig
 from opslens.errors import InstanceError, OpslensError
 
 __all__ = ["EventStates", "ingest_body", "project_states", "score_body"]
-
-log = logging.getLogger("opslens.serve")
 
 MAX_EVENTS = 10_000  # events per request
 
@@ -89,24 +86,9 @@ class EventStates:
 
 def project_states(project: ProjectConfig) -> EventStates:
     """Scorers warm-started from each analysis's events (its source, as a run reads it)."""
+    from opslens.online.warm import warm_scorer
 
-    def make(analysis: str, predictor: Any) -> Any:
-        from opslens.io.sources.files import read_file
-        from opslens.runner.stages import load_input
-
-        config = project.analysis(analysis)
-        raw = load_input(config).frame
-        items = getattr(getattr(config.params, "items", None), "path", None)
-        scorer = predictor.online_scorer(config, raw, read_file(items) if items else None)
-        log.info(
-            "'%s': online state warm-started from %d events (%d without a user dropped)",
-            analysis,
-            scorer.state.events,
-            scorer.dropped_events,
-        )
-        return scorer
-
-    return EventStates(make)
+    return EventStates(lambda analysis, predictor: warm_scorer(project, analysis, predictor))
 
 
 def ingest_body(states: EventStates, analysis: str, predictor: Any, payload: Any) -> dict[str, Any]:
