@@ -234,6 +234,8 @@ class OnlineState:
         self.slack = max(self.keep // 4, 1)  # folded in steps, not one event at a time
         self.columns = feature_columns(self.windows)
         self.catalog: dict[str, tuple[str | None, float, float]] = {}
+        #: per item with a price history: valid_from times (sorted) and (price, discount)
+        self.prices: dict[str, tuple[list[int], list[tuple[float | None, float | None]]]] = {}
         if items is not None:
             self.set_items(items)
         self.users: dict[str, _User] = {}
@@ -243,20 +245,30 @@ class OnlineState:
         self.events = 0
 
     def set_items(self, items: pl.DataFrame) -> None:
-        """The item table: category, price and discount per item (missing price/discount: 0)."""
+        """The item table: category, price and discount per item (missing price/discount: 0);
+        with ``valid_from``, each item's price history (read as of the time asked, the
+        category the latest row's)."""
+        if "valid_from" in items.columns:
+            items = items.with_columns(pl.col("valid_from").cast(pl.Datetime("us")))
+            items = items.sort("valid_from", "item_id", maintain_order=True)
         cat = items["category"].cast(pl.String) if "category" in items.columns else None
-        price = items["price"].cast(pl.Float64).fill_null(0.0) if "price" in items.columns else None
-        disc = (
-            items["discount"].cast(pl.Float64).fill_null(0.0)
-            if "discount" in items.columns
-            else None
+        price = items["price"].cast(pl.Float64) if "price" in items.columns else None
+        disc = items["discount"].cast(pl.Float64) if "discount" in items.columns else None
+        since = (
+            items["valid_from"].to_physical().to_list() if "valid_from" in items.columns else None
         )
         for i, item in enumerate(items["item_id"].cast(pl.String).to_list()):
+            p = None if price is None else price[i]
+            d = None if disc is None else disc[i]
             self.catalog[item] = (
                 None if cat is None else cat[i],
-                0.0 if price is None else float(price[i]),
-                0.0 if disc is None else float(disc[i]),
+                0.0 if p is None else float(p),
+                0.0 if d is None else float(d),
             )
+            if since is not None:
+                times, values = self.prices.setdefault(item, ([], []))
+                times.append(int(since[i]))
+                values.append((p, d))
 
     # -- events ---------------------------------------------------------------------------
 
@@ -456,6 +468,12 @@ class OnlineState:
         wins = self.window_us
         known = self.catalog.get(item)
         category, price, discount = known if known is not None else (None, 0.0, 0.0)
+        history = self.prices.get(item)
+        if history is not None:  # the price and discount valid at ``at`` (none yet: 0)
+            k = bisect_right(history[0], at) - 1
+            p, d = history[1][k] if k >= 0 else (None, None)
+            price = 0.0 if p is None else p
+            discount = 0.0 if d is None else d
 
         def hours(times: _Times | None) -> float:
             last = None if times is None else times.last_before(at)

@@ -140,7 +140,9 @@ def item_table(
     columns: Mapping[Any, str] | None = None,
 ) -> pl.DataFrame:
     """item_id, category, price, discount: from the item table, else the events' columns;
-    ``columns`` (``params.items.columns``) names the table's own column of a role.
+    ``columns`` (``params.items.columns``) names the table's own column of a role. An item
+    table with a ``valid_from`` column is a price history (one row per item and time,
+    kept; the features read it as of each prediction time).
 
     Example:
         >>> ev = pl.DataFrame({"item_id": ["x"]})
@@ -160,10 +162,17 @@ def item_table(
         raw = _mapped(raw, columns or {}, "the events", cols.item)
         present = [c for c in ("category", "price", "discount") if c in raw.columns]
         source = raw.select(pl.col(cols.item).cast(pl.String).alias("item_id"), *present)
-    items = source.unique("item_id", keep="first", maintain_order=True)
+    dated = table is not None and "valid_from" in source.columns
+    if dated:  # a price history: one row per item and valid_from, read as of each time
+        source = parse_time(source, "valid_from", where=f"the item table {path}")
+        source = source.with_columns(pl.col("valid_from").dt.replace_time_zone(None))
+    items = source.unique(
+        ["item_id", "valid_from"] if dated else "item_id", keep="first", maintain_order=True
+    )
     return (
         items.select(
             "item_id",
+            *(["valid_from"] if dated else []),
             (
                 pl.col("category").cast(pl.String)
                 if "category" in items.columns
@@ -181,7 +190,7 @@ def item_table(
             .alias("discount"),
         )
         .join(events.select("item_id").unique(), on="item_id", how="semi")
-        .sort("item_id")
+        .sort(["item_id", "valid_from"] if dated else "item_id")
     )
 
 

@@ -205,3 +205,55 @@ def test_late_events_and_folded_history_give_the_offline_features(
         for user in ("u1", "u2", "u3"):
             parts.append(state.features(user, ["w", "x", "y"], at).frame())
     assert differing(pl.concat(parts), offline) == 0
+
+
+DATED = pl.DataFrame(
+    {
+        "item_id": ["x", "x", "x", "y", "z"],
+        "valid_from": [
+            T0 - timedelta(days=1),
+            T0 + timedelta(hours=5),
+            T0 + timedelta(hours=9),
+            T0 + timedelta(hours=2),
+            T0 - timedelta(days=3),
+        ],
+        "category": ["c1", "c1", "c3", "c1", "c2"],
+        "price": [5.0, 4.5, None, 7.5, 1.25],
+        "discount": [0.0, 0.1, 0.3, 0.1, 0.5],
+    }
+).with_columns(pl.col("valid_from").cast(pl.Datetime("us")))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(log=event_logs(), hours=st.lists(st.integers(0, 26 * 12), min_size=1, max_size=4))
+def test_a_price_history_is_read_as_of_each_time_online_as_offline(
+    log: pl.DataFrame, hours: list[int]
+) -> None:
+    times = sorted({T0 + timedelta(minutes=5 * h) for h in hours})
+    rows = (
+        pl.DataFrame({"user_id": ["u1", "u2"]})
+        .join(pl.DataFrame({"item_id": ["x", "y", "w"]}), how="cross")
+        .join(pl.DataFrame({"prediction_time": times}), how="cross")
+        .with_columns(pl.col("prediction_time").cast(pl.Datetime("us")))
+    )
+    offline = point_in_time_features(rows, sessionize(log, gap=GAP), DATED, windows=WINDOWS)
+    online = replay(
+        OnlineState(DATED, windows=WINDOWS, gap=GAP, lateness=timedelta(days=2)), log, rows
+    )
+    assert differing(online, offline) == 0
+
+
+def test_the_price_valid_at_each_time_is_the_rows() -> None:
+    log = pl.DataFrame(
+        {"user_id": ["u1"], "item_id": ["x"], "event_type": ["view"], "timestamp": [T0]}
+    )
+    at = [T0 + timedelta(hours=h) for h in (1, 5, 10)]
+    rows = pl.DataFrame({"user_id": ["u1"] * 3, "item_id": ["x"] * 3, "prediction_time": at})
+    offline = point_in_time_features(rows, sessionize(log, gap=GAP), DATED, windows=WINDOWS)
+    assert offline["price"].to_list() == [5.0, 4.5, 0.0]  # the last has no price: 0, as missing
+    assert offline["discount"].to_list() == [0.0, 0.1, 0.3]
+    assert offline["category"].to_list() == ["c3"] * 3  # the item's latest category
+    online = replay(
+        OnlineState(DATED, windows=WINDOWS, gap=GAP, lateness=timedelta(days=1)), log, rows
+    )
+    assert differing(online, offline) == 0

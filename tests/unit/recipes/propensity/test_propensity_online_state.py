@@ -136,3 +136,32 @@ def test_an_item_table_with_other_column_names_is_mapped_and_a_miss_is_named() -
     assert len(said) == 1 and "params.items.columns maps category to 'cat_id'" in said[0]
     assert "items.csv" in said[0] and "categoryid" in said[0]
     assert items["category"].to_list() == ["unknown", "unknown"]
+
+
+def test_an_item_table_with_valid_from_keeps_each_items_price_history() -> None:
+    from opslens.recipes.propensity.prepare import EventColumns, item_table
+
+    ev = pl.DataFrame({"item_id": ["x", "y"]})
+    table = pl.DataFrame(
+        {
+            "item_id": ["x", "x", "y", "x"],
+            "since": [
+                "2024-03-01T00:00:00Z",
+                "2024-03-05T00:00:00+02:00",
+                "2024-03-01T00:00:00Z",
+                "2024-03-01T00:00:00Z",
+            ],
+            "category": ["c", "c", "d", "c"],
+            "price": [5.0, 4.0, 2.0, 9.0],
+        }
+    )
+    items = item_table(ev, ev, table, EventColumns(), None, "items.csv", {"valid_from": "since"})
+    assert items.columns == ["item_id", "valid_from", "category", "price", "discount"]
+    assert items["price"].to_list() == [5.0, 4.0, 2.0]  # a repeated (item, time) kept once
+    assert items["valid_from"].to_list()[1] == datetime(2024, 3, 4, 22)  # UTC
+    state = OnlineState(items, windows=W)
+    state.ingest(
+        {"user_id": "u", "item_id": "x", "event_type": "view", "timestamp": "2024-03-06T00:00:00"}
+    )
+    rows = state.features("u", ["x", "y"], "2024-03-06T01:00:00")
+    assert rows.column("price") == [4.0, 2.0]
