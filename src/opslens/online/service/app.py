@@ -260,11 +260,11 @@ def create_app(
         if events is None:
             events = project_states(project)
     states = events if events is not None else EventStates()  # empty states
-    if states.log is None and settings.state != "memory":
+    store: StateStore = state if state is not None else open_state(settings.state)
+    if states.log is None and state is None and settings.state != "memory":
         from opslens.online.service.event_log import RedisEventLog
 
         states.log = RedisEventLog(settings.state)  # live events shared by every worker
-    store: StateStore = state if state is not None else open_state(settings.state)
     book = ModelBook(source)
     book.refresh()
     for analysis, problem in book.problems.items():
