@@ -89,3 +89,35 @@ def test_without_a_warm_start_the_state_starts_empty(model: PropensityPredictor)
         model, {"user": "u", "items": ["x"], "at": "2024-01-01T00:00:00"}, states
     )
     assert answer["cold_start"] is True and stream.EVENTS in states
+
+
+def test_mqtt_messages_take_events_and_score_lines_too(model: PropensityPredictor) -> None:
+    from opslens.online.mqtt import MqttSettings, MqttStream
+
+    mqtt = MqttStream(model, MqttSettings(topic="shop/events", analysis="shop"))
+    mqtt.client.connect("127.0.0.1", 1883)  # the broker the test machine runs
+    mqtt.client.loop_start()
+    try:
+        event = {
+            "user_id": "u",
+            "item_id": "x",
+            "event_type": "view",
+            "timestamp": "2024-01-01T10:00:00",
+        }
+        took = [mqtt.handle("shop/events", json.dumps(event).encode()) for _ in range(3)]
+        bad = mqtt.handle("shop/events", json.dumps({**event, "event_type": "zap"}).encode())
+        answer = mqtt.handle(
+            "shop/events",
+            json.dumps({"user": "u", "items": ["x"], "at": "2024-01-01T11:00:00"}).encode(),
+        )
+    finally:
+        mqtt.client.disconnect()
+        mqtt.client.loop_stop()
+    assert [t["events_in_state"] for t in took if t] == [1, 2, 3]
+    assert bad is not None and "event_type 'zap'" in bad["error"]
+    assert (
+        answer is not None
+        and answer["cold_start"] is False
+        and answer["items"][0]["item_id"] == "x"
+    )
+    assert mqtt.summary.scored == 4 and mqtt.summary.rejected == 1
