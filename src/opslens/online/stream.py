@@ -167,6 +167,10 @@ def stream_instances(
         target_dir.mkdir(parents=True, exist_ok=True)
     scored = rejected = 0
     states: dict[str, dict[str, Any]] = {}  # per stream, for predictors that step()
+    if predictor.supports("online_scorer"):  # live events: the state from the analysis's events
+        from opslens.online.warm import warm_scorer
+
+        states[EVENTS] = {"scorer": warm_scorer(project, analysis, predictor)}
     source: IO[str] = (
         input_path.open(encoding="utf-8") if input_path is not None else (stdin or sys.stdin)
     )
@@ -253,10 +257,36 @@ class Follower:
         return fresh
 
 
+EVENTS = "__events__"  # the key of a live-events scorer in ``states``
+
+
+def _event_or_score(
+    predictor: Any, instance: dict[str, Any], states: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    """A live event into the model's online state, or ``{"user", "items", "at"}`` scored."""
+    held = states.get(EVENTS)
+    if held is None:
+        held = states[EVENTS] = {"scorer": predictor.online_scorer()}  # no warm start given
+    elif held["scorer"].predictor is not predictor:  # a promoted version, the same state
+        held["scorer"] = held["scorer"].with_predictor(predictor)
+    scorer = held["scorer"]
+    if "items" in instance:
+        user = instance.get("user", instance.get("user_id"))
+        if user is None:
+            raise InstanceError(
+                "a score line has no user", fix='send {"user": "u1", "items": ["i1", "i2"]}'
+            )
+        return dict(scorer.predict(str(user), instance["items"], instance.get("at")))
+    scorer.ingest(instance)
+    return {"event": "accepted", "events_in_state": scorer.state.events}
+
+
 def answer_instance(
     predictor: Any, instance: dict[str, Any], states: dict[str, dict[str, Any]]
 ) -> dict[str, Any]:
-    """The predictor's answer; a stateful one (``supports("step")``) gets its stream's state.
+    """The predictor's answer; a stateful one (``supports("step")``) gets its stream's state;
+    one that answers from live events (``supports("online_scorer")``) takes an event (a line
+    with ``event_type``) into its state or scores ``{"user", "items", "at"}``.
 
     The stream id is the instance's ``stream`` field (``predictor.stream_field``),
     ``default`` when absent; ``states`` keeps one state per stream id between calls.
@@ -273,6 +303,8 @@ def answer_instance(
         >>> list(states)
         ['default']
     """
+    if predictor.supports("online_scorer") and ("event_type" in instance or "items" in instance):
+        return _event_or_score(predictor, instance, states)
     if not predictor.supports("step"):
         return dict(predictor.predict_one(instance))
     value = instance.get(getattr(predictor, "stream_field", "stream"))

@@ -12,6 +12,12 @@ variable ``settings.token_env`` holds a token):
   predictor protocol; each answer names the version that made it. Stateful
   predictors (``supports("step")``) need ``stream_id``; their state per stream
   lives in the state store, one request per stream at a time.
+* ``POST /events/{analysis}`` — live events for a model that takes them (propensity):
+  one event or ``{"events": [...]}``; each refused event is named with its reason, the
+  others are kept (:mod:`.events`).
+* ``POST /score/{analysis}`` — ``{"user": ..., "items": [...], "at": ...}``: the items
+  ranked by purchase probability from the online feature state, warm-started from the
+  analysis's events when first asked.
 
 Answers: 401 wrong or missing token, 404 unknown analysis (naming the known
 ones), 413 a body over ``settings.max_body_bytes`` (checked from ``Content-Length`` and
@@ -70,6 +76,7 @@ from starlette.concurrency import run_in_threadpool
 from opslens import __version__
 from opslens.errors import OpslensError, SourceError
 from opslens.online.service.body import BodyError, excerpt, parse, read
+from opslens.online.service.events import EventStates, ingest_body, project_states, score_body
 from opslens.online.service.metrics import CONTENT_TYPE, ServiceMetrics
 from opslens.online.service.served import ModelBook, ModelSource, ProjectModels, ServedModel
 from opslens.online.service.settings import ServiceSettings
@@ -237,6 +244,7 @@ def create_app(
     *,
     source: ModelSource | None = None,
     state: StateStore | None = None,
+    events: EventStates | None = None,
 ) -> FastAPI:
     """The service for ``settings.project`` (or the given model ``source`` and ``state`` store).
 
@@ -247,8 +255,16 @@ def create_app(
     if source is None:
         from opslens.api import load_project
 
-        source = ProjectModels(load_project(settings.project), settings.alias)
+        project = load_project(settings.project)
+        source = ProjectModels(project, settings.alias)
+        if events is None:
+            events = project_states(project)
+    states = events if events is not None else EventStates()  # empty states
     store: StateStore = state if state is not None else open_state(settings.state)
+    if states.log is None and state is None and settings.state != "memory":
+        from opslens.online.service.event_log import RedisEventLog
+
+        states.log = RedisEventLog(settings.state)  # live events shared by every worker
     book = ModelBook(source)
     book.refresh()
     for analysis, problem in book.problems.items():
@@ -276,6 +292,7 @@ def create_app(
     )
     app.state.book = book
     app.state.store = store
+    app.state.events = states
     guard = _guard(settings)
     max_batch = settings.max_batch
     metrics = ServiceMetrics(book.loaded)
@@ -379,6 +396,54 @@ def create_app(
         else:
             answers = await run_in_threadpool(_predict_many, served, instances, batch)
         return _json({**stamp, "answers": answers} if batch else {**stamp, "answer": answers[0]})
+
+    @app.post("/events/{analysis}", dependencies=guard, summary="Live events (propensity)")
+    async def post_events(analysis: str, request: Request) -> Response:
+        return await _online(analysis, request, ingest_body)
+
+    @app.post("/score/{analysis}", dependencies=guard, summary="User × items now (propensity)")
+    async def post_score(analysis: str, request: Request) -> Response:
+        return await _online(analysis, request, score_body)
+
+    async def _online(analysis: str, request: Request, handle: Callable[..., Any]) -> Response:
+        started = time.perf_counter()
+        status = 500
+        label = analysis if analysis in book.recipes else "unknown"
+        try:
+            served = book.get(analysis)
+            if served is None:
+                answer = await _answer(analysis, request)  # 404 / 409 / 503 as /predict says
+                status = answer.status_code
+                return answer
+            try:
+                body = await read(
+                    request.headers.get("content-length"),
+                    request.stream(),
+                    settings.max_body_bytes,
+                    body_fix,
+                )
+                payload = parse(body)
+            except BodyError as e:
+                if e.status == 422:
+                    status = 422
+                    raise RequestValidationError(e.errors) from None
+                status = 413
+                return _json({"detail": e.errors[0]["msg"]}, 413)
+            try:
+                result = await run_in_threadpool(
+                    handle, states, analysis, served.predictor, payload
+                )
+            except SourceError as e:  # the event store went away
+                status = 503
+                return _json({"detail": str(e)}, 503)
+            except OpslensError as e:
+                status = 422
+                where = getattr(e, "field", None)
+                raise _refused(e, *(() if where is None else (where,))) from None
+            status = 200
+            return _json({**served.stamp(), **result})
+        finally:
+            metrics.observe(label, status, time.perf_counter() - started)
 
     app.openapi = _openapi(app, book, bool(guard))  # type: ignore[method-assign]
     return app

@@ -51,7 +51,7 @@ def demo_instances(data: pl.DataFrame, analysis: AnalysisConfig) -> list[dict[st
     p: PropensityParams = analysis.params
     cols = event_columns(analysis)
     events, _ = canonical_events(data, cols, p.event_names)
-    items = item_table(events, data, None, cols, None, None)
+    items = item_table(events, data, None, cols, None, None, p.items.columns)
     last = events["timestamp"].max()
     assert isinstance(last, datetime)
     t = datetime(last.year, last.month, last.day)

@@ -128,10 +128,18 @@ class ModelParams(Strict):
 
 
 class TableParams(Strict):
-    """An optional CSV/Parquet table (items or users) whose ids must cover the events'."""
+    """An optional CSV/Parquet table (items or users) whose ids must cover the events'.
+
+    ``columns`` maps a role to the table's own column name where they differ (items:
+    ``category``, ``price``, ``discount``, ``valid_from``; e.g. ``{category: categoryid}``).
+    An item table with ``valid_from`` is a price history, read as of each prediction time.
+    """
 
     path: Path | None = None
     id_column: str | None = None
+    columns: dict[Literal["category", "price", "discount", "valid_from"], str] = Field(
+        default_factory=dict
+    )
 
 
 class PropensityParams(Strict):

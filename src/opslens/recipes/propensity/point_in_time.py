@@ -25,7 +25,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 import numpy as np
@@ -51,6 +51,7 @@ __all__ = [
     "FEATURE_COLUMNS",
     "candidate_rows",
     "feature_columns",
+    "item_catalog",
     "item_features",
     "item_popularity",
     "join_features",
@@ -192,13 +193,10 @@ def user_features(
     """
     wins = list(windows)
     used = ["user_id", "item_id", "event_type", "timestamp", "session_event", "session_start"]
+    static, priced = item_catalog(items)
     ev, out = with_codes(
-        events.select(*used, "session_carts").join(
-            items.select("item_id", "category"), on="item_id", how="left"
-        ),
-        prediction_rows(rows).join(
-            items.select("item_id", "category", "price", "discount"), on="item_id", how="left"
-        ),
+        events.select(*used, "session_carts").join(static, on="item_id", how="left"),
+        priced(prediction_rows(rows).join(static, on="item_id", how="left")),
     )
     user, pair, cat = "_user", "_pair", "_user_category"
     past = Past(ev, out, [user, pair, cat], [micros(w) for w in wins])
@@ -263,6 +261,62 @@ def user_features(
         .select(*KEYS, "category", *cols)
         .sort("prediction_time", "user_id", "item_id")
     )
+
+
+def item_catalog(
+    items: pl.DataFrame,
+) -> tuple[pl.DataFrame, Callable[[pl.DataFrame], pl.DataFrame]]:
+    """One category per item, and a function adding each row's ``price`` and ``discount``.
+
+    With a ``valid_from`` column the table holds each item's price history: a row's price
+    and discount are the ones valid at its prediction time (the latest ``valid_from`` at
+    or before it; none yet: no price), and its category the item's latest. Without one,
+    one row per item.
+
+    Example:
+        >>> from datetime import datetime
+        >>> items = pl.DataFrame({"item_id": ["x", "x"], "category": ["c", "c"], "price": [5.0, 4.0],
+        ...     "discount": [0.0, 0.2], "valid_from": [datetime(2024, 1, 1), datetime(2024, 1, 5)]})
+        >>> static, priced = item_catalog(items)
+        >>> rows = pl.DataFrame({"item_id": ["x", "x"],
+        ...     "prediction_time": [datetime(2024, 1, 3), datetime(2024, 1, 5)]})
+        >>> priced(rows)["price"].to_list()
+        [5.0, 4.0]
+    """
+    if "valid_from" not in items.columns:
+        static = items.select("item_id", "category")
+
+        def fixed(frame: pl.DataFrame) -> pl.DataFrame:
+            return frame.join(
+                items.select("item_id", "price", "discount"), on="item_id", how="left"
+            )
+
+        return static, fixed
+    history = items.select(
+        "item_id",
+        pl.col("valid_from").cast(pl.Datetime("us")),
+        "category",
+        pl.col("price").cast(pl.Float64),
+        pl.col("discount").cast(pl.Float64),
+    ).sort("valid_from", "item_id", maintain_order=True)
+    static = history.unique("item_id", keep="last", maintain_order=True).select(
+        "item_id", "category"
+    )
+    prices = history.select("item_id", "valid_from", "price", "discount")
+
+    def as_of(frame: pl.DataFrame) -> pl.DataFrame:
+        order = frame.with_row_index("_row").sort("prediction_time")
+        joined = order.join_asof(
+            prices,
+            left_on="prediction_time",
+            right_on="valid_from",
+            by="item_id",
+            strategy="backward",
+            check_sortedness=False,
+        )
+        return joined.sort("_row").drop("_row", "valid_from")
+
+    return static, as_of
 
 
 def point_in_time_features(

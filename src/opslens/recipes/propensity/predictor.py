@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+from scipy.special import expit
 
 from opslens.core.frames import as_polars
 from opslens.core.predictor import BasePredictor
@@ -58,8 +59,86 @@ class PropensityPredictor(BasePredictor):
         return {**{f: "number" for f in self.features}, "category": "string"}
 
     def _score(self, frame: pl.DataFrame) -> np.ndarray:
-        X = design_matrix(frame, self.features, self.categories)
+        return self.probabilities(design_matrix(frame, self.features, self.categories))
+
+    def probabilities(self, X: np.ndarray) -> np.ndarray:
+        """Purchase probabilities of design-matrix rows, each row's the same however many
+        rows are scored together: a logistic pipeline's score is summed column by column (a
+        matrix product's or a row sum's rounding depends on the batch's shape), XGBoost is
+        per row already."""
+        steps = getattr(self.model, "steps", None)
+        last = steps[-1][1] if steps else None
+        coef = getattr(last, "coef_", None)
+        if steps and coef is not None and coef.shape[0] == 1:
+            Z = X
+            for _, step in steps[:-1]:
+                Z = step.transform(Z)
+            Z = np.asarray(Z, dtype=float)
+            z = np.full(len(Z), float(getattr(last, "intercept_", [0.0])[0]))
+            for j, c in enumerate(coef[0]):  # column by column: the same sums for any batch
+                z += Z[:, j] * c
+            return np.asarray(expit(z), dtype=float)
         return np.asarray(self.model.predict_proba(X)[:, 1], dtype=float)
+
+    def matrix(
+        self, values: np.ndarray, columns: Sequence[str], categories: Sequence[str]
+    ) -> np.ndarray:
+        """The model's design matrix from feature rows on numpy (``values``: one row per
+        instance, ``columns`` its feature names): the same float64 matrix as
+        :func:`design_matrix` of the same rows in a table, without building one."""
+        at = {c: i for i, c in enumerate(columns)}
+        X = np.empty((len(values), len(self.features) + len(self.categories)), dtype=np.float64)
+        X[:, : len(self.features)] = values[:, [at[f] for f in self.features]]
+        for j, c in enumerate(self.categories):
+            X[:, len(self.features) + j] = [1.0 if k == c else 0.0 for k in categories]
+        return X
+
+    def score_matrix(
+        self, values: np.ndarray, columns: Sequence[str], categories: Sequence[str]
+    ) -> np.ndarray:
+        """Purchase probabilities of feature rows on numpy (the single-row fast path; the
+        same numbers as :meth:`predict_frame` on the same rows)."""
+        return self.probabilities(self.matrix(values, columns, categories))
+
+    def contributions(self, X: np.ndarray) -> np.ndarray:
+        """Each feature's additive contribution to each row's score (log-odds): XGBoost's
+        per-tree path attributions (Saabas: the approximate SHAP values), or the logistic
+        coefficient times the standardised value; the one-hot category columns come after
+        the features."""
+        if self.kind == "xgboost":
+            import xgboost as xgb
+
+            booster = self.model.get_booster()
+            # one thread (a pool per call costs more than the call); the path-based
+            # attribution (Saabas), a few times faster than exact SHAP on a request's rows
+            data = xgb.DMatrix(X, nthread=1)
+            contrib = booster.predict(data, pred_contribs=True, approx_contribs=True)
+            return np.asarray(contrib[:, :-1], dtype=float)  # the last column is the bias
+        steps = getattr(self.model, "steps", None)
+        if steps:
+            *prep, (_, last) = steps
+            Z = X
+            for _, step in prep:
+                Z = step.transform(Z)
+            return np.asarray(Z * last.coef_[0], dtype=float)
+        coef = getattr(self.model, "coef_", None)
+        return np.asarray(X * (coef[0] if coef is not None else 0.0), dtype=float)
+
+    def online_scorer(
+        self,
+        analysis: Any = None,
+        raw: pl.DataFrame | None = None,
+        item_table: pl.DataFrame | None = None,
+    ) -> Any:
+        """This model answering "this user, these items, now" from live events
+        (:class:`~opslens.recipes.propensity.online_scoring.OnlineScorer`), its state
+        warm-started from ``raw`` (the analysis's events as a run reads them), or empty."""
+        from opslens.recipes.propensity.online_scoring import OnlineScorer, scorer_for
+        from opslens.recipes.propensity.online_state import OnlineState
+
+        if analysis is None or raw is None:
+            return OnlineScorer(self, OnlineState())
+        return scorer_for(self, analysis, raw, item_table)
 
     def predict_frame(self, frame: pl.DataFrame) -> pl.DataFrame:
         """``probability`` of a purchase within the horizon for each row (ids passed through)."""

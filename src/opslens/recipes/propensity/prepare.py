@@ -17,14 +17,16 @@ Example:
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import polars as pl
 
 from opslens.config import AnalysisConfig
 from opslens.core.columns import parse_time, require_columns
-from opslens.errors import DataError
+from opslens.errors import DataError, OpslensWarning
 from opslens.recipes.propensity.point_in_time import EVENT_KINDS
 
 __all__ = [
@@ -147,22 +149,42 @@ def item_table(
     cols: EventColumns,
     id_column: str | None,
     path: object,
+    columns: Mapping[Any, str] | None = None,
 ) -> pl.DataFrame:
-    """item_id, category, price, discount: from the item table, else the events' columns."""
+    """item_id, category, price, discount: from the item table, else the events' columns;
+    ``columns`` (``params.items.columns``) names the table's own column of a role. An item
+    table with a ``valid_from`` column is a price history (one row per item and time,
+    kept; the features read it as of each prediction time).
+
+    Example:
+        >>> ev = pl.DataFrame({"item_id": ["x"]})
+        >>> t = pl.DataFrame({"item_id": ["x"], "categoryid": [7]})
+        >>> item_table(ev, ev, t, EventColumns(), None, "items.csv", {"category": "categoryid"})["category"].to_list()
+        ['7']
+    """
     if table is not None:
         key = id_column or (cols.item if cols.item in table.columns else table.columns[0])
         require_columns(table, [key], where=f"the item table {path}")
+        table = _mapped(table, columns or {}, f"the item table {path}", key)
         source = table.rename({key: "item_id"}).with_columns(pl.col("item_id").cast(pl.String))
         missing = events.select("item_id").unique().join(source, on="item_id", how="anti")
         if missing.height:
             raise _mismatch("item", missing["item_id"].sort(), path)
     else:
+        raw = _mapped(raw, columns or {}, "the events", cols.item)
         present = [c for c in ("category", "price", "discount") if c in raw.columns]
         source = raw.select(pl.col(cols.item).cast(pl.String).alias("item_id"), *present)
-    items = source.unique("item_id", keep="first", maintain_order=True)
+    dated = table is not None and "valid_from" in source.columns
+    if dated:  # a price history: one row per item and valid_from, read as of each time
+        source = parse_time(source, "valid_from", where=f"the item table {path}")
+        source = source.with_columns(pl.col("valid_from").dt.replace_time_zone(None))
+    items = source.unique(
+        ["item_id", "valid_from"] if dated else "item_id", keep="first", maintain_order=True
+    )
     return (
         items.select(
             "item_id",
+            *(["valid_from"] if dated else []),
             (
                 pl.col("category").cast(pl.String)
                 if "category" in items.columns
@@ -180,8 +202,27 @@ def item_table(
             .alias("discount"),
         )
         .join(events.select("item_id").unique(), on="item_id", how="semi")
-        .sort("item_id")
+        .sort(["item_id", "valid_from"] if dated else "item_id")
     )
+
+
+def _mapped(frame: pl.DataFrame, columns: Mapping[Any, str], where: str, key: str) -> pl.DataFrame:
+    """``frame`` with each mapped column renamed to its role; a mapping naming a column
+    the frame lacks is a warning naming it (the role is then read as if unmapped)."""
+    renames = {}
+    for role, column in columns.items():
+        if column in frame.columns and column != key:
+            renames[column] = role
+        elif column != role:
+            warnings.warn(
+                f"params.items.columns maps {role} to '{column}', which {where} does not have "
+                f"(columns: {', '.join(frame.columns[:12])}); {role} is read as if unmapped",
+                OpslensWarning,
+                stacklevel=3,
+            )
+    if not renames:
+        return frame
+    return frame.drop(r for r in renames.values() if r in frame.columns).rename(renames)
 
 
 def user_table(

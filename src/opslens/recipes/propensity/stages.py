@@ -65,7 +65,9 @@ def data_gen(
             OpslensWarning,
             stacklevel=2,
         )
-    items = build_items(events, raw, item_table, cols, p.items.id_column, p.items.path)
+    items = build_items(
+        events, raw, item_table, cols, p.items.id_column, p.items.path, p.items.columns
+    )
     users = build_users(events, raw, user_table, cols, p.users.id_column, p.users.path)
     if not _time_then_user_sorted(events):  # generated events come sorted: no sort of 10^7 rows
         events = events.sort("timestamp", "user_id", maintain_order=True)

@@ -5,7 +5,8 @@ The model is the predictor of the analysis's latest run
 up); the form follows ``predictor.input_schema()``: a text attribute is a
 choice of the levels the model was trained on (or any other value), a number a
 number input, a fleet device's readings a device of the session's data or an
-uploaded CSV. The answer is drawn with the recipe's figure where it offers one,
+uploaded CSV; a model that answers from live events (propensity) a user and items
+(:mod:`.score_events`, the raw feature form only behind "advanced"). The answer is drawn with the recipe's figure where it offers one,
 its probabilities as a bar chart, the whole answer as JSON and the recipe's
 explanation where it offers one.
 
@@ -37,6 +38,7 @@ from opslens.errors import InstanceError, OpslensError, RunError
 from opslens.explain.text import format_metric
 from opslens.tracking.runs import open_run
 from opslens.ui.state import LoadedData, get_data, project, show_error
+from opslens.ui.views.score_events import render_events
 
 __all__ = ["OTHER", "instance_title", "known_levels", "render"]
 
@@ -267,6 +269,11 @@ def render() -> None:
         predictor = _predictor(config, str(config.runs_root()), name, run_id)
     except Exception as e:
         show_error(e)
+        return
+    if predictor.supports("online_scorer") and not st.toggle(
+        "advanced: score a raw feature row", key="score_advanced"
+    ):
+        render_events(config, name, run_id, predictor)
         return
     instance = _instance(predictor)
     if st.button("Score", key="score", type="primary"):
