@@ -10,8 +10,9 @@ Example:
 
 from __future__ import annotations
 
+from opslens.core.baselines import plain_verdict
 from opslens.core.narrative import Narrative, Section, Table
-from opslens.explain.text import fmt, plural
+from opslens.explain.text import fmt, headline, plural
 from opslens.recipes.residual.facts import HeldOutAlarms, HoldoutLevels, ResidualFacts
 
 __all__ = ["residual_narrative"]
@@ -41,21 +42,33 @@ def _alarms_section(held: HeldOutAlarms) -> Section:
 
 
 def _verdict(facts: ResidualFacts) -> str:
-    """The summary's sentence on the baselines: the verdict, or the alarm rates when no
+    """The headline's sentence on the baselines: who won, or the alarm rates when no
     comparison can decide (no labels)."""
     b = facts.baselines
     if b is None:
         return ""
     if any(s.gate for s in b.scores) or not b.scores:
-        return f" Against the baselines: {b.verdict}."
+        return plain_verdict(b) or f"{b.verdict[:1].upper()}{b.verdict[1:]}."
     bands = [s for s in b.scores if s.baseline == "three_sigma" and s.metric == "alarm_rate"]
     if not bands:
-        return f" Against the baselines: {b.verdict}."
+        return f"{b.verdict[:1].upper()}{b.verdict[1:]}."
     band = bands[0]
     return (
-        f" Without labels no baseline can be beaten or lost to: the model alarmed on "
+        f"Without labels no baseline can be beaten or lost to: the model alarmed on "
         f"{fmt(100 * band.model)}% of the held-out rows, {band.label} on {fmt(100 * band.value)}%."
     )
+
+
+def _errors(held: dict[str, HoldoutLevels]) -> str:
+    """The headline's sentence on the held-out errors: the three axes with the most."""
+    flagged = sorted(((c.error, axis) for axis, c in held.items() if c.error), reverse=True)
+    if not flagged:
+        return "No axis reached the error level on the held-out rows."
+    named = [f"{axis} ({plural(n, 'sample')})" for n, axis in flagged[:3]]
+    if len(flagged) > 3:
+        named.append("other axes")
+    listed = named[0] if len(named) == 1 else ", ".join(named[:-1]) + " and " + named[-1]
+    return f"Errors on held-out rows: {listed}."
 
 
 def _levels(c: HoldoutLevels) -> str:
@@ -72,6 +85,7 @@ def residual_narrative(facts: ResidualFacts, plots: list[str]) -> Narrative:
         else ""
     )
     sections = []
+    errors = ""
     if prep is not None:
         sections.append(
             Section(
@@ -116,6 +130,12 @@ def residual_narrative(facts: ResidualFacts, plots: list[str]) -> Narrative:
         sections.append(
             Section(
                 title="Limits and sustain rules",
+                paragraphs=[
+                    "MinC (the lowest residual, measured minus predicted value, counted as "
+                    "normal) and MaxC (the highest) are each axis's limits; a run of samples "
+                    "outside them as long as 'alert after' raises an alert, as long as 'error "
+                    "after' an error."
+                ],
                 table=Table(
                     columns=[
                         "axis",
@@ -141,12 +161,7 @@ def residual_narrative(facts: ResidualFacts, plots: list[str]) -> Narrative:
                 ),
             )
         )
-        flagged = [f"{axis} ({plural(c.error, 'sample')})" for axis, c in held.items() if c.error]
-        summary += (
-            f" On the held-out rows the error level was reached by {', '.join(flagged)}."
-            if flagged
-            else " No axis reached the error level on the held-out rows."
-        )
+        errors = _errors(held)
         if limits.streaming:
             sections.append(
                 Section(
@@ -163,7 +178,8 @@ def residual_narrative(facts: ResidualFacts, plots: list[str]) -> Narrative:
             )
         if limits.held_out is not None:
             sections.append(_alarms_section(limits.held_out))
-    summary += _verdict(facts)
     return Narrative(
-        title=f"{facts.analysis.name}: residual limits", summary=summary.strip(), sections=sections
+        title=f"{facts.analysis.name}: residual limits",
+        summary=headline(summary, _verdict(facts), errors),
+        sections=sections,
     )

@@ -19,9 +19,9 @@ Example:
 
 from __future__ import annotations
 
-from opslens.core.facts import BaselinesFacts
+from opslens.core.baselines import plain_verdict
 from opslens.core.narrative import Narrative, Section, Table
-from opslens.explain.text import fmt, plural
+from opslens.explain.text import fmt, headline, plural
 from opslens.recipes.segments.facts import (
     FitFacts,
     PrepareFacts,
@@ -87,6 +87,8 @@ def _models(rows: list[list[str]], plots: list[str]) -> Section:
     return Section(
         title="The model as served against the global model",
         paragraphs=[
+            "RMSE (root mean squared error) is the typical size of a prediction's error, in "
+            "the target's unit: lower is better. "
             "Held-out RMSE of the model as served (each segment answered by the global "
             "LightGBM, its own model or the global one plus a correction, as chosen; rows of "
             "segments too small for a choice by the global model) and of the global model "
@@ -187,13 +189,6 @@ def _scored(score: ScoreFacts) -> Section:
     )
 
 
-def _verdict(baselines: BaselinesFacts | None) -> str:
-    if baselines is None:
-        return ""
-    v = baselines.verdict
-    return f" {v[:1].upper()}{v[1:]}."
-
-
 def segments_narrative(facts: SegmentsFacts, plots: list[str]) -> Narrative:
     """Sections of a segments report, every number from the typed ``facts``.
 
@@ -205,12 +200,13 @@ def segments_narrative(facts: SegmentsFacts, plots: list[str]) -> Narrative:
         ...     label="one global LightGBM with the same features", metric="rmse_y",
         ...     metric_label="RMSE of y", model=1.5, value=1.2, higher_is_better=False, n=90)])
         >>> segments_narrative(facts, []).summary
-        'pat: 0 rows prepared. One global LightGBM with the same features is better on RMSE of y: 1.2 against 1.5 (90 held-out rows).'
+        'pat: 0 rows prepared. One global LightGBM with the same features does better than the model on held-out data, so it is not served without --force.'
     """
     a = facts.analysis
     sections = [] if facts.prepare is None else [_data(facts.prepare, a.source)]
     rows_kept = 0 if facts.prepare is None else facts.prepare.rows_kept
     summary = f"{a.name}: {plural(rows_kept, 'row')} prepared."
+    errors = ""
     fit = facts.fit
     if fit is not None:
         rows = [_target_row(target, t) for target, t in fit.targets.items()]
@@ -218,16 +214,16 @@ def segments_narrative(facts: SegmentsFacts, plots: list[str]) -> Narrative:
         choices = _choices(fit)
         if choices is not None:
             sections.append(choices)
-        summary = (
-            f"{a.name}: {plural(fit.segments, 'segment')} from "
-            f"{plural(fit.training_rows, 'training row')}; the model as served reaches RMSE "
-            + " and ".join(f"{r[1]} for {r[0]} (global model {r[2]})" for r in rows)
+        summary = f"{plural(fit.segments, 'segment')} found in {plural(fit.training_rows, 'training row')}."
+        errors = (
+            "Typical prediction error on held-out rows: "
+            + " and ".join(f"{r[1]} for {r[0]}" for r in rows)
             + "."
         )
     if facts.score is not None:
         sections.append(_scored(facts.score))
     return Narrative(
         title=f"{a.name}: segments and per-segment predictions",
-        summary=summary + _verdict(facts.baselines),
+        summary=headline(summary, plain_verdict(facts.baselines), errors),
         sections=sections,
     )
