@@ -230,3 +230,68 @@ def test_the_readme_is_a_short_front_page() -> None:
     for page in PAGES:
         if page.name != "griffe_examples.py" and page.parent == DOCS:
             assert f"docs/{page.name}" in README.read_text() or page.name == "index.md", page
+
+
+# --- the error messages of "Errors and fixes" are the ones opslens prints -------------------
+
+TRIPS = "trip_id,started_at,route,hour_band,vehicle_type,weekday,duration_min\n"
+ETA = """analyses:
+  - name: {name}
+    recipe: {recipe}
+    source: {source}
+    columns: {{target: {target}, categorical: [route]}}
+{params}"""
+#: (project file fields, command) per documented error; the Spark one needs a Spark master
+SCENARIOS: list[tuple[dict[str, str], list[str]]] = [
+    ({"source": "{kind: file, pth: data/trips.csv}"}, ["run"]),
+    ({"params": "    params: {n_bin: 3}\n"}, ["run"]),
+    ({"recipe": "distributon"}, ["run"]),
+    ({}, ["report", "nosuch"]),
+    ({}, ["run", "--stages", ","]),
+    ({}, ["run", "--bogus"]),
+    ({"source": "{kind: file, path: trips.csv}"}, ["run"]),
+    ({"target": "minutes"}, ["run"]),
+    ({}, ["run"]),
+    ({}, ["report", "trip-eta"]),
+    ({"name": "eta"}, ["promote", "eta", "--version", "9"]),
+    (
+        {"source": "{kind: sql, url: 'postgresql://postgres@127.0.0.1:5432/test', table: nosuch}"},
+        ["run"],
+    ),
+]
+NOT_REPRODUCED = ["error: spark.master spark://10.0.0.5:7077 is unreachable"]
+
+
+@pytest.mark.slow
+def test_the_documented_error_lines_are_what_opslens_prints(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    documented = [
+        line for line in (DOCS / "errors.md").read_text().splitlines() if line.startswith("error:")
+    ]
+    printed = []
+    for i, (fields, args) in enumerate(SCENARIOS):
+        folder = tmp_path / str(i) / "eta"
+        (folder / "data").mkdir(parents=True)
+        (folder / "data" / "trips.csv").write_text(
+            TRIPS + "1,2025-01-01T08:00,R1,morning,van,1,12\n"
+        )
+        values = {
+            "name": "trip-eta",
+            "recipe": "distribution",
+            "source": "{kind: file, path: data/trips.csv}",
+            "target": "duration_min",
+            "params": "",
+            **fields,
+        }
+        (folder / "project.yaml").write_text(ETA.format(**values))
+        result = run_cli(args, folder, monkeypatch)
+        assert result.code == 2, (args, result.err)
+        last = result.err.strip().splitlines()[-1]
+        printed.append(last.replace(str(folder), "/home/me/eta"))
+    missing = [p for p in printed if p not in documented]
+    assert missing == [], "printed but not documented as printed"
+    unproduced = [
+        d for d in documented if d not in printed and not d.startswith(tuple(NOT_REPRODUCED))
+    ]
+    assert unproduced == [], "documented but not printed"
