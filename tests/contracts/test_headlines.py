@@ -48,9 +48,9 @@ JARGON: dict[str, str] = {
 GLOSS = r"{t}\s*\(|\({t}\)\s+is\b|{t}s?\s+(is|are|measures)\b"
 #: the terms each recipe's report must gloss where its prose first uses them
 GLOSSED: dict[str, list[str]] = {
-    "distribution": ["HDR", "log score", "CRPS"],
-    "segments": ["RMSE"],
-    "residual": ["MinC"],
+    "distribution": ["HDR", "log score", "CRPS", "AUROC", "p-value"],
+    "segments": ["RMSE", "MAE", "R²", "kNN", "p-value"],
+    "residual": ["MinC", "R²", "MAE", "RMSE", "F1", "NAB"],
     "propensity": ["PR-AUC", "ROC-AUC"],
     "fleet": [],
 }

@@ -297,7 +297,8 @@ def _k_section(kf: ChooseKFacts, plots: list[str]) -> Section:
             "median and interquartile range, a permutation test over combinations of the "
             "Jensen-Shannon distance between the groups' pooled histograms, Bonferroni-"
             f"corrected at {pct(kf.shape_alpha)}). The smallest K from the one-standard-error choice whose clusters "
-            "merge no distinct shapes is kept."
+            "merge no distinct shapes is kept. A p-value is how likely a difference this large "
+            "would be by chance alone: below the corrected threshold two shapes are called distinct."
         )
         for c in kf.shape_checks:
             best = min(c.tests, key=lambda t: t.p_value) if c.tests else None
@@ -331,7 +332,9 @@ def _placing(clf: ClassifyFacts, plots: list[str]) -> Section:
             f"An XGBoost classifier predicts the pattern from {', '.join(clf.features)}. "
             f"Scored on {plural(clf.test_combinations, 'combination')} it did not see in "
             f"training ({plural(clf.test_rows, 'row')}), its accuracy is "
-            f"{pct(clf.accuracy)} and its weighted one-vs-rest AUROC {fmt(auroc)}: "
+            f"{pct(clf.accuracy)} and its weighted one-vs-rest AUROC (the chance that a "
+            f"combination of a pattern is ranked above one of another: 0.5 is a guess, 1 "
+            f"perfect) {fmt(auroc)}: "
             f"{_quality(auroc)}. A combination seen in training is not placed by the "
             "classifier: its own pattern is known.",
         ],

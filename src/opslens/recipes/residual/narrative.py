@@ -22,7 +22,9 @@ def _alarms_section(held: HeldOutAlarms) -> Section:
     """How often each detector alarmed on the held-out rows, and what that can say."""
     labelled = (
         f"Labels from column '{held.labels}': {plural(held.windows or 0, 'anomaly window')} "
-        "held out."
+        "held out. F1 (the balance of precision and recall: 1 when every alarm is right and "
+        "no labelled row is missed) and the NAB (Numenta Anomaly Benchmark) score, where an "
+        "early alarm inside a labelled window earns most and a false alarm costs, judge them."
         if held.labels
         else "No label column (columns.target), so no alarm can be called right or wrong."
     )
@@ -114,7 +116,12 @@ def residual_narrative(facts: ResidualFacts, plots: list[str]) -> Narrative:
         sections.append(
             Section(
                 title="Model quality",
-                paragraphs=["RMSE against the training mean (the baseline a line must beat)."],
+                paragraphs=[
+                    "R² (the share of the axis's variation the model explains: 1 is perfect), "
+                    "MAE (mean absolute error) and RMSE (root mean squared error: the typical "
+                    "size of an error, in the axis's unit) on training and held-out rows, next "
+                    "to the RMSE of the training mean (the baseline a line must beat)."
+                ],
                 table=Table(
                     columns=["axis", "split", "R²", "MAE", "RMSE", "baseline RMSE"],
                     rows=[

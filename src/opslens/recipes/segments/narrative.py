@@ -63,7 +63,8 @@ def _segments(fit: FitFacts, plots: list[str]) -> Section:
             f"HDBSCAN found {plural(fit.segments, 'segment')}; "
             f"{plural(fit.noise_points, 'training point')} "
             f"({fmt(100 * fit.noise_ratio, 2)}%) were noise and were placed by the kNN "
-            f"fallback. Segments with fewer than {plural(fit.min_segment_rows, 'row')} are "
+            f"(k-nearest-neighbours) fallback: each takes the segment of its nearest training "
+            f"points. Segments with fewer than {plural(fit.min_segment_rows, 'row')} are "
             f"scored by the global model{on_global}"
         ],
         plots=[p for p in ("segments",) if p in plots],
@@ -88,7 +89,9 @@ def _models(rows: list[list[str]], plots: list[str]) -> Section:
         title="The model as served against the global model",
         paragraphs=[
             "RMSE (root mean squared error) is the typical size of a prediction's error, in "
-            "the target's unit: lower is better. "
+            "the target's unit: lower is better; MAE (mean absolute error) is the average size "
+            "of an error, and R² (the share of the target's variation the model explains) is 1 "
+            "for a perfect model. "
             "Held-out RMSE of the model as served (each segment answered by the global "
             "LightGBM, its own model or the global one plus a correction, as chosen; rows of "
             "segments too small for a choice by the global model) and of the global model "
@@ -135,7 +138,8 @@ def _choices(fit: FitFacts) -> Section | None:
             "LightGBM or the global model plus a per-segment correction (blend) has a lower "
             f"RMSE on {folds}-fold out-of-fold predictions of the training rows, by at least "
             f"{fmt(100 * float(fit.model_choice.get('min_gain', 0)), 2)}% and by one standard "
-            "error (one-sided paired t-test, p < 0.16); noise rows (placed by the kNN fallback) "
+            "error (one-sided paired t-test: the p-value (the chance of so large a gain by luck "
+            "alone) is below 0.16); noise rows (placed by the kNN fallback) "
             "get the global answer unless their segments' models are better on the noise rows "
             f"of all segments together. Segments on each: {said}."
         ],
