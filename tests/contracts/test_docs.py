@@ -39,3 +39,21 @@ def test_every_page_is_in_the_nav() -> None:
     nav = (ROOT / "mkdocs.yml").read_text()
     for page in (ROOT / "docs").rglob("*.md"):
         assert page.relative_to(ROOT / "docs").as_posix() in nav, page
+
+
+def test_the_service_page_shows_the_openapi_the_service_serves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.contracts.openapi_doc import BEGIN, END, render, served_spec
+    from tests.fakes.cli import run_cli
+
+    result = run_cli(["demo", "distribution", "--dir", "demo"], tmp_path, monkeypatch)
+    assert result.code == 0, result.err
+    rendered = render(served_spec(tmp_path / "demo" / "distribution" / "project.yaml"))
+    page = (ROOT / "docs" / "service.md").read_text()
+    shown = page[page.index(BEGIN) : page.index(END) + len(END)]
+    assert shown == rendered, (
+        "docs/service.md's OpenAPI tables are stale: regenerate them with "
+        "`python -m tests.contracts.openapi_doc opslens-demo/distribution/project.yaml`"
+    )
+    assert "| POST | `/predict/trip-eta` |" in shown and "`TripEtaInstance`" in shown
