@@ -8,7 +8,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 LOCK := requirements.lock
 LOCK_ARGS := --all-extras --python-version 3.11 --python-platform x86_64-unknown-linux-gnu
 
-.PHONY: demo test lint typecheck pytest bench lock clean
+.PHONY: demo test lint typecheck docs pytest bench lock clean
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; fix: install Python 3.11 or run make PYTHON=python3"; exit 2; }
@@ -38,10 +38,15 @@ lint: $(DEV_STAMP)
 typecheck: $(DEV_STAMP)
 	$(BIN)/mypy
 
+# the documentation site (docs/, mkdocs.yml) into site/; a broken link or an unreadable
+# docstring fails it (--strict)
+docs: $(DEV_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
 pytest: $(DEV_STAMP)
 	$(BIN)/python -m pytest -n 2 -q
 
-test: lint typecheck pytest
+test: lint typecheck docs pytest
 
 bench: $(DEV_STAMP)
 	$(BIN)/pip install --quiet -c $(LOCK) -e '.[dev,bench]'
@@ -70,4 +75,4 @@ lock: | $(BIN)/python
 		--custom-compile-command 'make lock' --output-file $(LOCK)
 
 clean:
-	rm -rf $(VENV) opslens-demo .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) opslens-demo site .pytest_cache .mypy_cache .ruff_cache

@@ -1,18 +1,19 @@
 """The public Python API: run an analysis on a project file or a frame, load its model, report.
 
-Everything a notebook user needs, without the CLI:
+Everything a notebook user needs, without the CLI.
 
->>> import opslens, polars as pl, tempfile
->>> from opslens.synthetic.trips import make_trips
->>> trips = make_trips(n_rows=4000, seed=1, n_routes=4).trips
->>> result = opslens.run(trips, recipe="distribution", runs_dir=tempfile.mkdtemp(),
-...     columns={"target": "duration_min", "categorical": ["route", "hour_band"]},
-...     params={"min_combination_size": 20, "xgboost": {"n_estimators": 20}})
->>> result.facts["choose_k"]["k"] >= 2
-True
->>> model = result.predictor()
->>> sorted(model.predict_one({"route": "R01", "hour_band": "morning"}))[:3]
-['cluster', 'hdr_50', 'hdr_90']
+Example:
+    >>> import opslens, polars as pl, tempfile
+    >>> from opslens.synthetic.trips import make_trips
+    >>> trips = make_trips(n_rows=4000, seed=1, n_routes=4).trips
+    >>> result = opslens.run(trips, recipe="distribution", runs_dir=tempfile.mkdtemp(),
+    ...     columns={"target": "duration_min", "categorical": ["route", "hour_band"]},
+    ...     params={"min_combination_size": 20, "xgboost": {"n_estimators": 20}})
+    >>> result.facts["choose_k"]["k"] >= 2
+    True
+    >>> model = result.predictor()
+    >>> sorted(model.predict_one({"route": "R01", "hour_band": "morning"}))[:3]
+    ['cluster', 'hdr_50', 'hdr_90']
 """
 
 from __future__ import annotations

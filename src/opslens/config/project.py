@@ -488,7 +488,7 @@ def validate_project(
         tags = (*SOURCE_KINDS, *_recipe_tags(model))
         raise ConfigError(
             mask_secrets(validation_message(e, where, tags), secrets),
-            fix="correct or remove the key(s) named; see the README's configuration section",
+            fix="correct or remove the key(s) named; `opslens schema` lists every key",
         ) from None
 
 

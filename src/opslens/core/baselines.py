@@ -31,7 +31,14 @@ from dataclasses import dataclass
 
 from opslens.core.facts import BaselineScoreFacts, BaselinesFacts
 
-__all__ = ["Baseline", "BaselineScore", "BaselineScoreFacts", "BaselinesFacts", "summarise"]
+__all__ = [
+    "Baseline",
+    "BaselineScore",
+    "BaselineScoreFacts",
+    "BaselinesFacts",
+    "plain_verdict",
+    "summarise",
+]
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,41 @@ def summarise(scores: list[BaselineScoreFacts]) -> BaselinesFacts:
     else:
         verdict = "no baseline was scored"
     return BaselinesFacts(scores=scores, model_wins=not lost, losses=losses, verdict=verdict)
+
+
+def plain_verdict(b: BaselinesFacts | None) -> str:
+    """The verdict for a headline, in plain words: who won, without metric names or figures.
+
+    The figures stay in the verdict of the facts and in the report's baselines table.
+
+    Example:
+        >>> s = BaselineScore(baseline="global", label="one global model", metric="rmse_y",
+        ...     metric_label="RMSE of y", model=12.2, value=13.5, higher_is_better=False, n=400)
+        >>> plain_verdict(summarise([s]))
+        'The model beats one global model on held-out data.'
+        >>> plain_verdict(summarise([s.model_copy(update={"model": 14.0})]))
+        'One global model does better than the model on held-out data, so it is not served without --force.'
+    """
+    if b is None or not b.scores:
+        return ""
+    gating = [s for s in b.scores if s.gate]
+    if not gating:
+        return ""
+    lost = [s for s in gating if not s.model_wins]
+    if lost:
+        label = lost[0].label
+        return (
+            f"{label[:1].upper()}{label[1:]} does better than the model on held-out data, "
+            "so it is not served without --force."
+        )
+    labels = list(dict.fromkeys(s.label for s in gating))
+    named = f"The model beats {_join(labels)} on held-out data."
+    # a long list of baselines belongs in the report's table, not in a headline
+    return (
+        named
+        if len(named.split()) <= 16
+        else "The model beats each of its baselines on held-out data."
+    )
 
 
 def _join(items: list[str]) -> str:

@@ -11,7 +11,16 @@ import math
 from datetime import timedelta
 from typing import Any
 
-__all__ = ["fmt", "format_duration", "format_metric", "format_p", "plural"]
+__all__ = [
+    "HEADLINE_WORDS",
+    "fmt",
+    "format_duration",
+    "format_metric",
+    "format_p",
+    "headline",
+    "plural",
+    "word_count",
+]
 
 
 def fmt(value: Any, digits: int = 3) -> str:
@@ -112,3 +121,39 @@ def format_duration(d: timedelta) -> str:
                 whole, part = whole + 1, 0
             return sign + plural(int(whole), big) + (f" {plural(part, small)}" if part else "")
     return sign + plural(round(secs / 60), "minute")
+
+
+#: the most words a run's headline (its report's summary) may have
+HEADLINE_WORDS = 40
+
+
+def word_count(text: str) -> int:
+    """The words of ``text`` as a reader counts them (whitespace-separated).
+
+    Example:
+        >>> word_count("3 patterns of 'duration_min' across 96 combinations.")
+        7
+    """
+    return len(text.split())
+
+
+def headline(*sentences: str, limit: int = HEADLINE_WORDS) -> str:
+    """Sentences in order of importance, joined, keeping each that still fits in ``limit`` words.
+
+    The first sentence is always kept; a later one that would push the headline over the
+    limit is left out (the report's sections say it in full); empty ones are skipped.
+
+    Example:
+        >>> headline("3 patterns found.", "", "The model beats the baseline.", limit=8)
+        '3 patterns found. The model beats the baseline.'
+        >>> headline("3 patterns found.", "A long sentence " * 3, "It wins.", limit=6)
+        '3 patterns found. It wins.'
+    """
+    kept: list[str] = []
+    words = 0
+    for s in (s.strip() for s in sentences):
+        n = word_count(s)
+        if s and (not kept or words + n <= limit):
+            kept.append(s)
+            words += n
+    return " ".join(kept)

@@ -190,6 +190,40 @@ def test_each_configured_provider_narrates(provider: str, monkeypatch: pytest.Mo
     assert canary not in json.dumps([n.summary, n.notes, n.narrator])
 
 
+@pytest.mark.parametrize("provider", ["ollama", "gemini", "openai"])
+def test_each_provider_s_answer_is_checked_claim_by_claim(
+    provider: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same cited sentences through each provider's wire shape get the same flags."""
+    monkeypatch.setenv("OPSLENS_TEST_KEY", "sk-canary")
+    answer = _sentences(
+        ("Of the {known.n_failed} failed units, 9 were known.", ["known.n_known"]),
+        ("12 of the 12 known failures were warned.", ["known.n_known"]),
+        ("Warnings came 19.5 hours ahead.", ["warning.lead_days"]),
+        ("The AUROC of {rank.auroc} is below the baseline's {rank.baseline_auroc}.", []),
+    )
+    with LlmServers(answer=answer) as llm:
+        config = ReportConfig.model_validate(
+            {
+                "narrator": provider,
+                "ollama": {"url": llm.url},
+                "gemini": {"url": f"{llm.url}/v1beta", "api_key_env": "OPSLENS_TEST_KEY"},
+                "openai": {"url": f"{llm.url}/v1", "api_key_env": "OPSLENS_TEST_KEY"},
+                "retries": 0,
+                "max_ungrounded_share": 0.9,
+            }
+        )
+        n = make_narrator(config).narrate(FLEET, [])
+        providers = {r.provider for r in llm.requests}
+    assert providers == {provider} and n.narrator.startswith(provider)
+    assert [set(c.problems) for c in n.checks] == [
+        set(),
+        {"'12' is not what known.n_known says (9)"},
+        {"'19.5 hours' has the wrong unit: warning.lead_days is 19.5 days"},
+        {"'below' is the wrong direction: 0.917 against 0.88"},
+    ]
+
+
 def test_a_missing_gemini_key_falls_back_with_a_note(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("GEMINI_API_KEY", raising=False)
     n = make_narrator(ReportConfig(narrator="gemini")).narrate(FACTS, [])

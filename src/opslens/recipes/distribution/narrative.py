@@ -18,7 +18,7 @@ Example:
     ...                 "target_summary": {"mean": 5.0, "median": 4.0, "min": 1.0, "max": 9.0}}})
     >>> n = distribution_narrative(facts, [])
     >>> n.title, n.summary
-    ('eta: distribution patterns', "n/a distinct patterns of 'minutes' across 4 combinations.")
+    ('eta: distribution patterns', "n/a patterns of 'minutes' across 4 combinations of route.")
     >>> pct(1.0), pct(0.9049), pct(None)
     ('100%', '90.5%', 'n/a')
 """
@@ -27,9 +27,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from opslens.core.baselines import plain_verdict
 from opslens.core.facts import AnalysisFacts
 from opslens.core.narrative import Narrative, Section, Table
-from opslens.explain.text import fmt, plural
+from opslens.explain.text import fmt, headline, plural
 from opslens.recipes.distribution.facts import (
     ChooseKFacts,
     ClassifyFacts,
@@ -296,7 +297,8 @@ def _k_section(kf: ChooseKFacts, plots: list[str]) -> Section:
             "median and interquartile range, a permutation test over combinations of the "
             "Jensen-Shannon distance between the groups' pooled histograms, Bonferroni-"
             f"corrected at {pct(kf.shape_alpha)}). The smallest K from the one-standard-error choice whose clusters "
-            "merge no distinct shapes is kept."
+            "merge no distinct shapes is kept. A p-value is how likely a difference this large "
+            "would be by chance alone: below the corrected threshold two shapes are called distinct."
         )
         for c in kf.shape_checks:
             best = min(c.tests, key=lambda t: t.p_value) if c.tests else None
@@ -330,7 +332,9 @@ def _placing(clf: ClassifyFacts, plots: list[str]) -> Section:
             f"An XGBoost classifier predicts the pattern from {', '.join(clf.features)}. "
             f"Scored on {plural(clf.test_combinations, 'combination')} it did not see in "
             f"training ({plural(clf.test_rows, 'row')}), its accuracy is "
-            f"{pct(clf.accuracy)} and its weighted one-vs-rest AUROC {fmt(auroc)}: "
+            f"{pct(clf.accuracy)} and its weighted one-vs-rest AUROC (the chance that a "
+            f"combination of a pattern is ranked above one of another: 0.5 is a guess, 1 "
+            f"perfect) {fmt(auroc)}: "
             f"{_quality(auroc)}. A combination seen in training is not placed by the "
             "classifier: its own pattern is known.",
         ],
@@ -339,24 +343,28 @@ def _placing(clf: ClassifyFacts, plots: list[str]) -> Section:
 
 
 def _summary(facts: DistributionFacts, target: str) -> str:
+    """The headline: at most 40 words, no jargon (HDR, log score live in the sections)."""
     prep, kf, cl = facts.prepare, facts.choose_k, facts.cluster
     ev = facts.classify.holdout_scores if facts.classify is not None else None
     k = (kf.k if kf is not None else None) or (cl.k if cl is not None else None)
     kept = prep.combinations_kept if prep is not None else None
-    summary = f"{fmt(k)} distinct patterns of '{target}' across {plural(kept, 'combination')}."
-    if ev is not None and ev.blended and ev.own_histogram and ev.global_histogram:
+    attrs = prep.categorical if prep is not None else []
+    of = f" of {_join(attrs)}" if 0 < len(attrs) <= 3 else ""
+    found = f"{fmt(k)} patterns of '{target}' across {plural(kept, 'combination')}{of}."
+    checked = ""
+    if ev is not None and ev.blended and ev.coverages:
         top = ev.coverages[-1]
-        summary += (
-            f" On the held-out rows the predicted distribution scores a log score of "
-            f"{fmt(ev.blended.log_score)} (own histogram {fmt(ev.own_histogram.log_score)}, "
-            f"global {fmt(ev.global_histogram.log_score)}) and its 90% HDR covers "
-            f"{pct(ev.blended.coverage(top))} of them (nominal {top}%)."
+        checked = (
+            f"{pct(ev.blended.coverage(top))} of held-out values fell in the range predicted "
+            f"to hold {top}%."
         )
     elif ev is not None and ev.skipped:
-        summary += " " + _sentence(ev.skipped)
-    if facts.baselines is not None:
-        summary += " " + _sentence(facts.baselines.verdict)
-    return summary
+        checked = _sentence(ev.skipped)
+    return headline(found, plain_verdict(facts.baselines), checked)
+
+
+def _join(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def distribution_narrative(facts: DistributionFacts, plots: list[str]) -> Narrative:

@@ -17,13 +17,14 @@ Example:
     >>> n.sections[0].title
     'The funnel'
     >>> n.summary
-    '1,000 events of 50 users analysed. Against its baselines: the model beats the base rate on held-out data.'
+    '1,000 events of 50 users analysed.'
 """
 
 from __future__ import annotations
 
+from opslens.core.baselines import plain_verdict
 from opslens.core.narrative import Narrative, Section, Table
-from opslens.explain.text import fmt, plural
+from opslens.explain.text import fmt, headline, plural
 from opslens.recipes.propensity.facts import (
     DataGenFacts,
     FeaturesFacts,
@@ -138,6 +139,9 @@ def _models(tr: TrainFacts, plots: list[str]) -> tuple[Section, str]:
     lift = (chosen.pr_auc or 0) / base_rate if base_rate else None
     name = _NAMES.get(tr.chosen, tr.chosen)
     paragraphs = [
+        "PR-AUC (the area under the precision-recall curve: 1 when every buyer is ranked first, "
+        "about the base rate for a guess) and ROC-AUC (the chance a buyer is ranked above a "
+        "non-buyer: 0.5 for a guess) measure how well a model ranks.",
         f"On the test period {_pct(base_rate)} of scored pairs were bought: a model that guesses has "
         f"a PR-AUC of about {fmt(base_rate)}. {name} was chosen by "
         f"{tr.chosen_by}; on test its PR-AUC is {fmt(chosen.pr_auc)} "
@@ -177,9 +181,13 @@ def _models(tr: TrainFacts, plots: list[str]) -> tuple[Section, str]:
         ),
         plots=[p for p in ("pr_curve", "calibration") if p in plots],
     )
+    k = ks[0] if ks else None
+    precision = chosen.at(k)[0] if k is not None else None
     sentence = (
-        f"{name} ranks test-period purchases with PR-AUC {fmt(chosen.pr_auc)} "
-        f"against a base rate of {_pct(base_rate)}."
+        f"Of the {k} user-item pairs the model ranks highest on the test period, {_pct(precision)} "
+        f"were bought (base rate {_pct(base_rate)})."
+        if precision is not None
+        else f"On the test period {_pct(base_rate)} of scored pairs were bought."
     )
     return section, sentence
 
@@ -201,13 +209,11 @@ def propensity_narrative(facts: PropensitySections, plots: list[str]) -> Narrati
         if data is not None
         else "The events"
     )
-    summary = f"{who} analysed."
+    sentence = ""
     if tr is not None:
         section, sentence = _models(tr, plots)
         sections.append(section)
-        summary = f"{who}; {sentence}"
-    if facts.baselines is not None:
-        summary += f" Against its baselines: {facts.baselines.verdict}."
+    summary = headline(f"{who} analysed.", sentence, plain_verdict(facts.baselines))
     sections.append(
         Section(
             title="Caveats",

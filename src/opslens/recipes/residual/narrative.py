@@ -10,8 +10,9 @@ Example:
 
 from __future__ import annotations
 
+from opslens.core.baselines import plain_verdict
 from opslens.core.narrative import Narrative, Section, Table
-from opslens.explain.text import fmt, plural
+from opslens.explain.text import fmt, headline, plural
 from opslens.recipes.residual.facts import HeldOutAlarms, HoldoutLevels, ResidualFacts
 
 __all__ = ["residual_narrative"]
@@ -21,7 +22,9 @@ def _alarms_section(held: HeldOutAlarms) -> Section:
     """How often each detector alarmed on the held-out rows, and what that can say."""
     labelled = (
         f"Labels from column '{held.labels}': {plural(held.windows or 0, 'anomaly window')} "
-        "held out."
+        "held out. F1 (the balance of precision and recall: 1 when every alarm is right and "
+        "no labelled row is missed) and the NAB (Numenta Anomaly Benchmark) score, where an "
+        "early alarm inside a labelled window earns most and a false alarm costs, judge them."
         if held.labels
         else "No label column (columns.target), so no alarm can be called right or wrong."
     )
@@ -41,21 +44,33 @@ def _alarms_section(held: HeldOutAlarms) -> Section:
 
 
 def _verdict(facts: ResidualFacts) -> str:
-    """The summary's sentence on the baselines: the verdict, or the alarm rates when no
+    """The headline's sentence on the baselines: who won, or the alarm rates when no
     comparison can decide (no labels)."""
     b = facts.baselines
     if b is None:
         return ""
     if any(s.gate for s in b.scores) or not b.scores:
-        return f" Against the baselines: {b.verdict}."
+        return plain_verdict(b) or f"{b.verdict[:1].upper()}{b.verdict[1:]}."
     bands = [s for s in b.scores if s.baseline == "three_sigma" and s.metric == "alarm_rate"]
     if not bands:
-        return f" Against the baselines: {b.verdict}."
+        return f"{b.verdict[:1].upper()}{b.verdict[1:]}."
     band = bands[0]
     return (
-        f" Without labels no baseline can be beaten or lost to: the model alarmed on "
+        f"Without labels no baseline can be beaten or lost to: the model alarmed on "
         f"{fmt(100 * band.model)}% of the held-out rows, {band.label} on {fmt(100 * band.value)}%."
     )
+
+
+def _errors(held: dict[str, HoldoutLevels]) -> str:
+    """The headline's sentence on the held-out errors: the three axes with the most."""
+    flagged = sorted(((c.error, axis) for axis, c in held.items() if c.error), reverse=True)
+    if not flagged:
+        return "No axis reached the error level on the held-out rows."
+    named = [f"{axis} ({plural(n, 'sample')})" for n, axis in flagged[:3]]
+    if len(flagged) > 3:
+        named.append("other axes")
+    listed = named[0] if len(named) == 1 else ", ".join(named[:-1]) + " and " + named[-1]
+    return f"Errors on held-out rows: {listed}."
 
 
 def _levels(c: HoldoutLevels) -> str:
@@ -72,6 +87,7 @@ def residual_narrative(facts: ResidualFacts, plots: list[str]) -> Narrative:
         else ""
     )
     sections = []
+    errors = ""
     if prep is not None:
         sections.append(
             Section(
@@ -100,7 +116,12 @@ def residual_narrative(facts: ResidualFacts, plots: list[str]) -> Narrative:
         sections.append(
             Section(
                 title="Model quality",
-                paragraphs=["RMSE against the training mean (the baseline a line must beat)."],
+                paragraphs=[
+                    "R² (the share of the axis's variation the model explains: 1 is perfect), "
+                    "MAE (mean absolute error) and RMSE (root mean squared error: the typical "
+                    "size of an error, in the axis's unit) on training and held-out rows, next "
+                    "to the RMSE of the training mean (the baseline a line must beat)."
+                ],
                 table=Table(
                     columns=["axis", "split", "R²", "MAE", "RMSE", "baseline RMSE"],
                     rows=[
@@ -116,6 +137,12 @@ def residual_narrative(facts: ResidualFacts, plots: list[str]) -> Narrative:
         sections.append(
             Section(
                 title="Limits and sustain rules",
+                paragraphs=[
+                    "MinC (the lowest residual, measured minus predicted value, counted as "
+                    "normal) and MaxC (the highest) are each axis's limits; a run of samples "
+                    "outside them as long as 'alert after' raises an alert, as long as 'error "
+                    "after' an error."
+                ],
                 table=Table(
                     columns=[
                         "axis",
@@ -141,12 +168,7 @@ def residual_narrative(facts: ResidualFacts, plots: list[str]) -> Narrative:
                 ),
             )
         )
-        flagged = [f"{axis} ({plural(c.error, 'sample')})" for axis, c in held.items() if c.error]
-        summary += (
-            f" On the held-out rows the error level was reached by {', '.join(flagged)}."
-            if flagged
-            else " No axis reached the error level on the held-out rows."
-        )
+        errors = _errors(held)
         if limits.streaming:
             sections.append(
                 Section(
@@ -163,7 +185,8 @@ def residual_narrative(facts: ResidualFacts, plots: list[str]) -> Narrative:
             )
         if limits.held_out is not None:
             sections.append(_alarms_section(limits.held_out))
-    summary += _verdict(facts)
     return Narrative(
-        title=f"{facts.analysis.name}: residual limits", summary=summary.strip(), sections=sections
+        title=f"{facts.analysis.name}: residual limits",
+        summary=headline(summary, _verdict(facts), errors),
+        sections=sections,
     )

@@ -19,9 +19,9 @@ Example:
 
 from __future__ import annotations
 
-from opslens.core.facts import BaselinesFacts
+from opslens.core.baselines import plain_verdict
 from opslens.core.narrative import Narrative, Section, Table
-from opslens.explain.text import fmt, plural
+from opslens.explain.text import fmt, headline, plural
 from opslens.recipes.segments.facts import (
     FitFacts,
     PrepareFacts,
@@ -63,7 +63,8 @@ def _segments(fit: FitFacts, plots: list[str]) -> Section:
             f"HDBSCAN found {plural(fit.segments, 'segment')}; "
             f"{plural(fit.noise_points, 'training point')} "
             f"({fmt(100 * fit.noise_ratio, 2)}%) were noise and were placed by the kNN "
-            f"fallback. Segments with fewer than {plural(fit.min_segment_rows, 'row')} are "
+            f"(k-nearest-neighbours) fallback: each takes the segment of its nearest training "
+            f"points. Segments with fewer than {plural(fit.min_segment_rows, 'row')} are "
             f"scored by the global model{on_global}"
         ],
         plots=[p for p in ("segments",) if p in plots],
@@ -87,6 +88,10 @@ def _models(rows: list[list[str]], plots: list[str]) -> Section:
     return Section(
         title="The model as served against the global model",
         paragraphs=[
+            "RMSE (root mean squared error) is the typical size of a prediction's error, in "
+            "the target's unit: lower is better; MAE (mean absolute error) is the average size "
+            "of an error, and R² (the share of the target's variation the model explains) is 1 "
+            "for a perfect model. "
             "Held-out RMSE of the model as served (each segment answered by the global "
             "LightGBM, its own model or the global one plus a correction, as chosen; rows of "
             "segments too small for a choice by the global model) and of the global model "
@@ -133,7 +138,8 @@ def _choices(fit: FitFacts) -> Section | None:
             "LightGBM or the global model plus a per-segment correction (blend) has a lower "
             f"RMSE on {folds}-fold out-of-fold predictions of the training rows, by at least "
             f"{fmt(100 * float(fit.model_choice.get('min_gain', 0)), 2)}% and by one standard "
-            "error (one-sided paired t-test, p < 0.16); noise rows (placed by the kNN fallback) "
+            "error (one-sided paired t-test: the p-value (the chance of so large a gain by luck "
+            "alone) is below 0.16); noise rows (placed by the kNN fallback) "
             "get the global answer unless their segments' models are better on the noise rows "
             f"of all segments together. Segments on each: {said}."
         ],
@@ -187,13 +193,6 @@ def _scored(score: ScoreFacts) -> Section:
     )
 
 
-def _verdict(baselines: BaselinesFacts | None) -> str:
-    if baselines is None:
-        return ""
-    v = baselines.verdict
-    return f" {v[:1].upper()}{v[1:]}."
-
-
 def segments_narrative(facts: SegmentsFacts, plots: list[str]) -> Narrative:
     """Sections of a segments report, every number from the typed ``facts``.
 
@@ -205,12 +204,13 @@ def segments_narrative(facts: SegmentsFacts, plots: list[str]) -> Narrative:
         ...     label="one global LightGBM with the same features", metric="rmse_y",
         ...     metric_label="RMSE of y", model=1.5, value=1.2, higher_is_better=False, n=90)])
         >>> segments_narrative(facts, []).summary
-        'pat: 0 rows prepared. One global LightGBM with the same features is better on RMSE of y: 1.2 against 1.5 (90 held-out rows).'
+        'pat: 0 rows prepared. One global LightGBM with the same features does better than the model on held-out data, so it is not served without --force.'
     """
     a = facts.analysis
     sections = [] if facts.prepare is None else [_data(facts.prepare, a.source)]
     rows_kept = 0 if facts.prepare is None else facts.prepare.rows_kept
     summary = f"{a.name}: {plural(rows_kept, 'row')} prepared."
+    errors = ""
     fit = facts.fit
     if fit is not None:
         rows = [_target_row(target, t) for target, t in fit.targets.items()]
@@ -218,16 +218,16 @@ def segments_narrative(facts: SegmentsFacts, plots: list[str]) -> Narrative:
         choices = _choices(fit)
         if choices is not None:
             sections.append(choices)
-        summary = (
-            f"{a.name}: {plural(fit.segments, 'segment')} from "
-            f"{plural(fit.training_rows, 'training row')}; the model as served reaches RMSE "
-            + " and ".join(f"{r[1]} for {r[0]} (global model {r[2]})" for r in rows)
+        summary = f"{plural(fit.segments, 'segment')} found in {plural(fit.training_rows, 'training row')}."
+        errors = (
+            "Typical prediction error on held-out rows: "
+            + " and ".join(f"{r[1]} for {r[0]}" for r in rows)
             + "."
         )
     if facts.score is not None:
         sections.append(_scored(facts.score))
     return Narrative(
         title=f"{a.name}: segments and per-segment predictions",
-        summary=summary + _verdict(facts.baselines),
+        summary=headline(summary, plain_verdict(facts.baselines), errors),
         sections=sections,
     )

@@ -53,13 +53,13 @@ def test_every_number_of_the_narrative_is_in_the_facts() -> None:
     assert sum(1 for s in g.sentences if any(c.isdigit() for c in s)) >= 8
     ev = FACTS["classify"]["holdout_scores"]
     assert n.title == "eta-small: distribution patterns"
-    assert n.summary.startswith(
-        "2 distinct patterns of 'y' across 12 combinations. On the held-out rows the predicted "
-        f"distribution scores a log score of {fmt(ev['blended']['log_score'])} (own histogram "
-        f"{fmt(ev['own_histogram']['log_score'])}, global {fmt(ev['global_histogram']['log_score'])})"
-    )
+    # the headline: plain words, the blend's 90% coverage, no log score (that is in the table)
+    assert n.summary.startswith("2 patterns of 'y' across 12 combinations")
+    assert "94.4% of held-out values fell in the range predicted to hold 90%." in n.summary
+    assert "log score" not in n.summary and len(n.summary.split()) <= 40
     table = _section(n, "How good the predicted distribution is").table
     assert [r[0] for r in table.rows] == ["the prediction", "own histogram", "global histogram"]
+    assert fmt(ev["blended"]["log_score"]) in table.rows[0]  # the log score: in the table
     assert table.rows[0][3:] == ["43.9%", "94.4%"]  # coverage_50, coverage_90 of the blend
     patterns = _section(n, "The patterns")
     assert patterns.table.rows[0][4] == "8.06–19.9 ∪ 30.7–38.9 min"  # the bimodal 90% HDR
@@ -68,10 +68,10 @@ def test_every_number_of_the_narrative_is_in_the_facts() -> None:
 
 def test_the_summary_states_the_baseline_verdict() -> None:
     n = _narrate(FACTS)
-    assert n.summary.endswith(
+    assert (
         " The model beats each combination's own histogram and one global histogram on "
-        "held-out data."
-    )
+        "held-out data. "
+    ) in n.summary
     losing = copy.deepcopy(FACTS)
     losing["baselines"]["scores"][0]["value"] = -2.4
     losing["baselines"].update(
@@ -80,12 +80,12 @@ def test_the_summary_states_the_baseline_verdict() -> None:
         verdict="each combination's own histogram is better on mean log score per held-out "
         "row: -2.4 against -2.51 (180 held-out rows)",
     )
-    assert _narrate(losing).summary.endswith(
-        " Each combination's own histogram is better on mean log score per held-out row: "
-        "-2.4 against -2.51 (180 held-out rows)."
-    )
+    assert (
+        " Each combination's own histogram does better than the model on held-out data, so it "
+        "is not served without --force."
+    ) in _narrate(losing).summary
     without = {k: v for k, v in FACTS.items() if k != "baselines"}
-    assert _narrate(without).summary.endswith("(nominal 90%).")
+    assert _narrate(without).summary.endswith("fell in the range predicted to hold 90%.")
 
 
 def test_the_weight_is_said_to_be_chosen_before_the_holdout() -> None:
