@@ -3,7 +3,7 @@ explain them, and check them against known failures.
 
 Example:
     >>> RECIPE.stage_names()
-    ['prepare', 'fingerprint', 'rare', 'groups', 'explain', 'failures', 'inspect']
+    ['prepare', 'fingerprint', 'rare', 'health', 'groups', 'explain', 'failures', 'inspect']
     >>> [i.name for i in RECIPE.inputs]
     ['failure_table']
 """
@@ -20,6 +20,7 @@ from opslens.config import AnalysisConfig
 from opslens.core.recipe import Demo, FileInput, Output, Recipe, Stage
 from opslens.recipes.fleet.baselines import BASELINES
 from opslens.recipes.fleet.facts import FleetFacts
+from opslens.recipes.fleet.health import health
 from opslens.recipes.fleet.narrative import fleet_narrative
 from opslens.recipes.fleet.params import FleetParams
 from opslens.recipes.fleet.predictor import FleetPredictor
@@ -86,6 +87,13 @@ RECIPE = Recipe(
                 plots=("rare_scores",),
             ),
             Stage(
+                "health",
+                health,
+                inputs=("readings", "rare_scores", "failure_table"),
+                outputs=(Output("risk_scores"), Output("warning_result", "object")),
+                tables=("sensor_faults", "risk", "change"),
+            ),
+            Stage(
                 "groups",
                 groups,
                 inputs=("readings", "fingerprints", "rare_scores", "rare_result", "failure_table"),
@@ -110,6 +118,8 @@ RECIPE = Recipe(
                     "rare_scores",
                     "rare_result",
                     "contrasts",
+                    "risk_scores",
+                    "warning_result",
                     "failure_table",
                 ),
                 tables=("failure_enrichment", "lead_times"),
