@@ -70,13 +70,25 @@ class ChangeRules:
     streak_days: int = 3
 
 
+def baseline_length(start: np.ndarray, last: np.ndarray, baseline_days: int) -> np.ndarray:
+    """Baseline days per row: ``baseline_days``, but at most the first half of a short history.
+
+    Example:
+        >>> baseline_length(np.array([0, 0]), np.array([199, 20]), 56).tolist()
+        [56, 10]
+    """
+    span = np.maximum(last - start + 1, 0)
+    out: np.ndarray = np.minimum(baseline_days, np.maximum(span // 2, 3))
+    return out
+
+
 def baseline_stats(
     mat: np.ndarray, baseline_days: int, resets: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per row: the baseline's median, robust sd (floored), and the baseline's first day.
 
-    The baseline is the first ``baseline_days`` days from the row's first reading, or
-    from ``resets[row]`` (a repair day) when that is later.
+    The baseline is the first ``baseline_days`` days (at most half the row's history)
+    from the row's first reading, or from ``resets[row]`` (a repair day) when later.
 
     Example:
         >>> m = np.array([[1.0, 2.0, 3.0, 50.0]])
@@ -87,8 +99,10 @@ def baseline_stats(
     start = np.where(seen.any(axis=1), np.argmax(seen, axis=1), 0)
     if resets is not None:
         start = np.maximum(start, resets)
+    last = np.where(seen.any(axis=1), mat.shape[1] - 1 - np.argmax(seen[:, ::-1], axis=1), 0)
+    length = baseline_length(start, last, baseline_days)
     days = np.arange(mat.shape[1])[None, :]
-    inside = (days >= start[:, None]) & (days < start[:, None] + baseline_days)
+    inside = (days >= start[:, None]) & (days < (start + length)[:, None])
     base = np.where(inside, mat, np.nan)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -121,8 +135,11 @@ def _standardised(
     out = {}
     for m, mat in series.items():
         centre, sd, start = baseline_stats(mat, rules.baseline_days, resets)
+        seen = np.isfinite(mat)
+        last = np.where(seen.any(axis=1), mat.shape[1] - 1 - np.argmax(seen[:, ::-1], axis=1), 0)
+        length = baseline_length(start, last, rules.baseline_days)
         z = (mat - centre[:, None]) / sd[:, None]
-        before = np.arange(mat.shape[1])[None, :] < (start + rules.baseline_days)[:, None]
+        before = np.arange(mat.shape[1])[None, :] < (start + length)[:, None]
         z = np.where(before, np.nan, z)  # the rule watches the days after the baseline
         out[m] = (z, centre, sd, start)
     return out

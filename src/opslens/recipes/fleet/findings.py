@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 import polars as pl
@@ -28,7 +29,7 @@ from opslens.cluster.groups import BehaviourGroups
 from opslens.detect.population import RareDevices
 from opslens.explain.contrasts import top_group_features
 from opslens.explain.failures import RankingQuality, lead_time_sentence
-from opslens.explain.text import format_p, plural
+from opslens.explain.text import format_duration, format_p, plural
 from opslens.features.fingerprints import describe_feature
 
 __all__ = ["METHOD_NAMES", "fleet_findings", "group_name", "plain_deviations"]
@@ -260,6 +261,10 @@ def fleet_findings(
     return out
 
 
+def _days(x: float) -> str:
+    return format_duration(timedelta(days=x))
+
+
 def _share(n: int, of: int) -> str:
     return f"{n} of {of}" + (f" ({100 * n / of:.0f}%)" if of else "")
 
@@ -275,14 +280,14 @@ def lead_facts(summary: Mapping[str, Any]) -> dict[str, Any]:
         ...     "healthy_warned_share": 0.01, "healthy_ever_raised": 16, "baseline": base,
         ...     "beats_baseline": True, "horizon_days": 30}
         >>> print(lead_facts(ours)["sentence"])
-        The warning rule warned 12 of 12 failed devices within 30 days of failing (median 15 days ahead) and 3 of 288 (1%) healthy devices at matched dates: better than chance (Fisher p = 1e-16) and better than the simple per-device rule (12 of 12, median 14.5 days ahead, 9 of 288 (3%) healthy).
+        The warning rule warned 12 of 12 failed devices within 30 days of failing (median 15 days ahead) and 3 of 288 (1%) healthy devices at matched pseudo-failure dates: better than chance (Fisher p < 1e-10) and better than the simple per-device rule (12 of 12, median 14 days 12 hours ahead, 9 of 288 (3%) healthy).
     """
     base = summary.get("baseline") or {}
     n, det, healthy = summary["n_failed"], summary["n_detected"], summary["n_healthy"]
     lead = summary.get("median_lead_days")
     p = summary.get("p_value")
     beats_chance = p is not None and p < 0.01
-    when = f" (median {lead:g} days ahead)" if lead is not None else ""
+    when = f" (median {_days(lead)} ahead)" if lead is not None else ""
     chance = (
         f"better than chance ({format_p(p, name='Fisher p')})"
         if beats_chance and p is not None
@@ -295,11 +300,11 @@ def lead_facts(summary: Mapping[str, Any]) -> dict[str, Any]:
         else "not better than the simple per-device rule"
     )
     b_lead = base.get("median_lead_days")
-    b_when = f", median {b_lead:g} days ahead" if b_lead is not None else ""
+    b_when = f", median {_days(b_lead)} ahead" if b_lead is not None else ""
     sentence = (
         f"The warning rule warned {det} of {n} failed devices within "
         f"{summary.get('horizon_days')} days of failing{when} and "
-        f"{_share(summary['healthy_warned'], healthy)} healthy devices at matched dates: "
+        f"{_share(summary['healthy_warned'], healthy)} healthy devices at matched pseudo-failure dates: "
         f"{chance} and {rule} ({base.get('n_detected')} of {base.get('n_failed')}{b_when}, "
         f"{_share(int(base.get('healthy_warned') or 0), int(base.get('n_healthy') or 0))} healthy)."
     )
@@ -307,7 +312,7 @@ def lead_facts(summary: Mapping[str, Any]) -> dict[str, Any]:
         "n_failed": n,
         "n_detected": det,
         "share_detected": det / n if n else None,
-        "median_lead_time": f"{lead:g} days" if lead is not None else None,
+        "median_lead_time": _days(lead) if lead is not None else None,
         "top_k": None,
         "n_healthy": healthy,
         "healthy_detected": summary["healthy_warned"],

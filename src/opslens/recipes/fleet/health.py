@@ -98,10 +98,6 @@ def _rules(p: FleetParams) -> tuple[ChangeRules, SensorRules]:
     return change, sensors
 
 
-def _days(value: float | None) -> str | None:
-    return None if value is None else f"{value:g} days"
-
-
 def _warning(
     masked: Any,
     rules: ChangeRules,
