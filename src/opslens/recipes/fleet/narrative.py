@@ -271,9 +271,9 @@ def _summary(facts: FleetFacts) -> str:
         optional.append(f"{hits} of the 10 devices most at risk are known failures.")
     if lead is not None and lead.median_lead_days is not None:
         share = lead.healthy_share_detected
-        healthy = f", and {100 * share:.0f}% of healthy ones" if share is not None else ""
+        healthy = f", {100 * share:.0f}% of healthy ones" if share is not None else ""
         optional.append(
-            f"The warning caught {lead.n_detected} of {lead.n_failed} failures a median "
+            f"Warned {lead.n_detected} of {lead.n_failed} failures a median "
             f"{lead.median_lead_time} ahead{healthy}."
         )
     if health is not None and health.top and ranking is None:
