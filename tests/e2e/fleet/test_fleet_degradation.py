@@ -157,3 +157,35 @@ def test_a_peer_group_of_one_is_compared_with_the_fleet(tmp_path: Path) -> None:
     assert handle.facts["health"]["lonely_devices"] == [lonely]
     log = (handle.path / "run.log").read_text()
     assert "1 device(s) are alone in their peer group (columns.peer_group 'site')" in log
+
+
+def test_a_recent_week_is_compared_with_recent_weeks(
+    run: tuple[TurbineFleet, dict[str, Any], Path],
+) -> None:
+    """The last 7 days of healthy training turbines: compared with the training turbines'
+    last 7 days, not with their whole histories (all of them were called rare before)."""
+    import joblib
+
+    fleet, _, path = run
+    model = joblib.load(path / "model" / "model.joblib")
+    entity = "turbine_id"
+    last = fleet.readings.filter(
+        pl.col("timestamp") > pl.col("timestamp").max().over(entity) - pl.duration(days=7)
+    )
+    healthy = fleet.truth.filter(~pl.col("failed") & pl.col("sensor_fault").is_null())[entity]
+    week = model.predict_frame(last.filter(pl.col(entity).is_in(healthy.implode())))
+    assert week["compared_with"].unique().to_list() == ["the last 7 days of the training devices"]
+    assert week["is_rare"].mean() <= 0.02  # the quota is 5% of all training turbines
+    whole = model.predict_frame(fleet.readings.filter(pl.col(entity).is_in(healthy.implode())))
+    assert whole["compared_with"].unique().to_list() == ["whole history"]
+    # a device with less history than the window is told so, and still answered
+    short = fleet.readings.filter(pl.col(entity) == healthy[0]).head(4)
+    answer = model.predict_one(
+        {
+            entity: healthy[0],
+            "readings": short.drop(entity, "site")
+            .with_columns(pl.col("timestamp").dt.strftime("%Y-%m-%dT%H:%M:%S"))
+            .to_dicts(),
+        }
+    )
+    assert answer["note"] == "has 3.0 days of readings, less than the 7 days the model compares"

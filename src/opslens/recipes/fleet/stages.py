@@ -239,6 +239,39 @@ def groups(
     )
 
 
+def _window_scorer(
+    ctx: StageContext, readings: pl.DataFrame, config: FingerprintConfig
+) -> RareDeviceScorer | None:
+    """The rare detector fitted on each training device's last ``lead_time.window``.
+
+    Online, a device with a short history is compared with these (the same length),
+    not with whole histories. None when fewer than 10 devices have such a window.
+    """
+    p: FleetParams = ctx.params
+    cols = ctx.analysis.columns
+    entity, time = str(cols.entity), str(cols.time)
+    recent = readings.filter(pl.col(time) > pl.col(time).max().over(entity) - p.lead_time.window)
+    counts = recent.group_by(entity).len().filter(pl.col("len") >= max(p.min_readings, 3))
+    if counts.height < 10:
+        return None
+    recent = recent.join(counts.select(entity), on=entity, how="semi")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", OpslensWarning)
+        fp = fleet_fingerprints(
+            recent, entity=entity, time=time, metrics=list(cols.metrics), config=config
+        )
+        analysed = analysed_features(fp, p)
+        ranked = rank_rare_devices(
+            analysed,
+            entity=entity,
+            top_n=1,
+            random_state=ctx.random_state,
+            contamination=p.rare.contamination,
+            methods=p.rare.methods,
+        )
+    return RareDeviceScorer.from_ranking(ranked, analysed, entity=entity)
+
+
 def _model(
     ctx: StageContext,
     readings: pl.DataFrame,
@@ -259,14 +292,17 @@ def _model(
         fingerprints=aligned,
         labels=aligned[best].to_numpy(),
     )
+    config = _config(ctx, readings)
     predictor = FleetPredictor(
         scorer,
         nearest,
         time=time,
         metrics=list(cols.metrics),
-        fingerprint=_config(ctx, readings),
+        fingerprint=config,
         exclude_features=p.exclude_features,
         min_readings=p.min_readings,
+        window_scorer=_window_scorer(ctx, readings, config),
+        window=p.lead_time.window,
     )
     first = readings[entity].unique(maintain_order=True).head(2)
     return ModelArtifact(
