@@ -15,6 +15,8 @@ a sensor fault on one metric from a day on: a flatline (the sensor reads 0), a
 stuck value (the reading of that day repeated), a unit change (temperature in °F)
 or curtailment (power capped at 40-60% of its median). Days are missing at random
 (``missing_share``: single days and outages of 2-4 days) and a few cells are NaN.
+``n_repairs`` healthy turbines get a gearbox repair (``events``: id, time, kind) after
+which they run 5-8 °C cooler.
 Everything is drawn from ``numpy.random.default_rng(seed)``.
 
 Example:
@@ -63,6 +65,7 @@ class TurbineFleet:
     readings: pl.DataFrame
     truth: pl.DataFrame
     metrics: tuple[str, str, str]
+    events: pl.DataFrame | None = None
 
     def failures(self) -> pl.DataFrame:
         """The failed turbines and their failure days (a failure list)."""
@@ -104,6 +107,7 @@ def make_turbines(
     n_failing: int = 12,
     n_sensor_faults: int = 10,
     missing_share: float = 0.02,
+    n_repairs: int = 0,
     id_prefix: str = "wt",
     entity: str = "turbine_id",
     seed: int = 0,
@@ -132,7 +136,10 @@ def make_turbines(
             f"cannot make {n_sites} sites named {sites} over {n_days} days",
             fix="use n_sites >= 1 with as many site_names, and n_days >= 60",
         )
-    if n_turbines < n_failing + n_sensor_faults + n_sites or not 0 <= missing_share < 0.3:
+    if (
+        n_turbines < n_failing + n_sensor_faults + n_repairs + n_sites
+        or not 0 <= missing_share < 0.3
+    ):
         raise DataError(
             f"{n_turbines} turbines cannot hold {n_failing} failures and {n_sensor_faults} "
             f"sensor faults on {n_sites} sites (missing_share={missing_share})",
@@ -158,6 +165,7 @@ def make_turbines(
 
     order = rng.permutation(n_turbines)
     failing, faulty = np.sort(order[:n_failing]), order[n_failing : n_failing + n_sensor_faults]
+    repaired = np.sort(order[n_failing + n_sensor_faults : n_failing + n_sensor_faults + n_repairs])
     days = np.arange(n_days)
     life = np.full(n_turbines, n_days)
     life[failing] = rng.integers(int(0.5 * n_days), n_days, n_failing)
@@ -166,6 +174,12 @@ def make_turbines(
     ramp = np.clip((days[None, :] - heat_start[:, None]) / heat_len[:, None], 0, 1)
     temp[failing] += rng.uniform(7.0, 13.0, n_failing)[:, None] * (0.6 * ramp + 0.4 * ramp**2)
 
+    # a repaired gearbox runs cooler from the repair day on (a new, better-lubricated unit)
+    repair_day = np.zeros(0, dtype=np.int64)
+    if n_repairs:  # drawn only when asked, so fleets without repairs stay as they were
+        repair_day = rng.integers(int(0.4 * n_days), int(0.8 * n_days), repaired.size)
+        for dev, at in zip(repaired, repair_day, strict=True):
+            temp[dev, at:] -= rng.uniform(5.0, 8.0)
     values = [temp, power, speed]
     kinds = np.array([_DEAL[i % len(_DEAL)] for i in range(n_sensor_faults)], dtype=int)
     fault_metric = np.where(
@@ -225,4 +239,15 @@ def make_turbines(
             "fault_start": day(start_col),
         }
     )
-    return TurbineFleet(readings=readings, truth=truth, metrics=(names[0], names[1], names[2]))
+    events = None
+    if n_repairs:
+        events = pl.DataFrame(
+            {
+                entity: ids[repaired],
+                "time": day(repair_day),
+                "kind": ["repair"] * repaired.size,
+            }
+        ).sort(entity)
+    return TurbineFleet(
+        readings=readings, truth=truth, metrics=(names[0], names[1], names[2]), events=events
+    )

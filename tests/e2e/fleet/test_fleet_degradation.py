@@ -189,3 +189,26 @@ def test_a_recent_week_is_compared_with_recent_weeks(
         }
     )
     assert answer["note"] == "has 3.0 days of readings, less than the 7 days the model compares"
+
+
+def test_maintenance_events_reach_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fleet = make_turbines(
+        n_turbines=40, n_sites=2, n_days=120, n_failing=3, n_sensor_faults=2, n_repairs=4, seed=2
+    )
+    assert fleet.events is not None
+    fleet.events.write_csv(tmp_path / "events.csv")
+    _project(tmp_path, fleet, extra="events: {path: events.csv}")
+    run_analysis(load_project(tmp_path / "project.yaml"), "wind", tracker=MemoryTracker())
+    handle = open_run(tmp_path / "runs", "wind")
+    assert handle.facts["health"]["events"] == {
+        "n_events": 4,
+        "kinds": {"repair": 4},
+        "devices_reset": 4,
+    }
+    risk = pl.read_parquet(handle.path / "tables" / "risk.parquet")
+    assert risk["events_repair"].sum() == 4
+    _project(tmp_path, fleet, extra="events: {path: events.csv, kind_column: type}")
+    result = run_cli(["run"], tmp_path, monkeypatch)
+    assert result.code == 2, result.err
+    lines = [x for x in result.err.splitlines() if x.startswith("error:")]
+    assert len(lines) == 1 and "(params.events.kind_column) is not in" in lines[0], result.err

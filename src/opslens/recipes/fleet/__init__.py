@@ -5,7 +5,7 @@ Example:
     >>> RECIPE.stage_names()
     ['prepare', 'fingerprint', 'rare', 'health', 'groups', 'explain', 'failures', 'inspect']
     >>> [i.name for i in RECIPE.inputs]
-    ['failure_table']
+    ['failure_table', 'event_table']
 """
 
 from __future__ import annotations
@@ -39,6 +39,10 @@ __all__ = ["RECIPE", "FleetParams", "FleetPredictor"]
 
 def _failure_path(params: FleetParams) -> Path | None:
     return params.failures.path
+
+
+def _event_path(params: FleetParams) -> Path | None:
+    return params.events.path
 
 
 def demo_instances(data: pl.DataFrame, analysis: AnalysisConfig) -> list[dict[str, Any]]:
@@ -89,7 +93,7 @@ RECIPE = Recipe(
             Stage(
                 "health",
                 health,
-                inputs=("readings", "rare_scores", "failure_table"),
+                inputs=("readings", "rare_scores", "failure_table", "event_table"),
                 outputs=(Output("risk_scores"), Output("warning_result", "object")),
                 tables=("sensor_faults", "risk", "change"),
             ),
@@ -137,7 +141,10 @@ RECIPE = Recipe(
     facts_model=FleetFacts,
     narrative=fleet_narrative,
     check_columns=check_columns,
-    inputs=(FileInput("failure_table", _failure_path, "the failure list (params.failures.path)"),),
+    inputs=(
+        FileInput("failure_table", _failure_path, "the failure list (params.failures.path)"),
+        FileInput("event_table", _event_path, "the maintenance events (params.events.path)"),
+    ),
     demo=Demo(files=("project.yaml", "failures.csv"), instances=demo_instances),
     package=__name__,
     baselines=BASELINES,

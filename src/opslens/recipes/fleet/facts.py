@@ -202,6 +202,8 @@ class HealthFacts(FactsModel):
     equal_weights_auroc: float | None = None
     top: list[RiskDevice]
     warning: dict[str, Any] | None = None
+    #: maintenance events: count, count per kind, devices whose baseline a reset moved
+    events: dict[str, Any] | None = None
 
 
 class LeadTime(FactsModel):

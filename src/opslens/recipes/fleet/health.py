@@ -36,6 +36,7 @@ from opslens.recipes.fleet.change import (
     warning_summary,
 )
 from opslens.recipes.fleet.daily import daily_panel
+from opslens.recipes.fleet.events import event_features, event_list, reset_days
 from opslens.recipes.fleet.params import FleetParams
 from opslens.recipes.fleet.prepare import failure_list
 from opslens.recipes.fleet.risk import COMPONENTS, percentile, risk_ranking
@@ -101,6 +102,7 @@ def _rules(p: FleetParams) -> tuple[ChangeRules, SensorRules]:
 def _warning(
     masked: Any,
     rules: ChangeRules,
+    resets: np.ndarray | None,
     failure_days: dict[str, date],
     *,
     horizon_days: int,
@@ -110,8 +112,8 @@ def _warning(
     frames = {}
     summaries = {}
     for name, alarms in (
-        ("cusum", cusum_alarms(masked, rules)),
-        ("streak", streak_alarms(masked, rules)),
+        ("cusum", cusum_alarms(masked, rules, resets)),
+        ("streak", streak_alarms(masked, rules, resets)),
     ):
         frames[name] = warning_lead_times(
             alarms,
@@ -151,8 +153,13 @@ def health(
     readings: pl.DataFrame,
     rare_scores: pl.DataFrame,
     failure_table: pl.DataFrame | None,
+    event_table: pl.DataFrame | None = None,
 ) -> Out:
-    """Sensor faults, change scores, the failure-risk ranking and the warning rule."""
+    """Sensor faults, change scores, the failure-risk ranking and the warning rule.
+
+    With maintenance events (``params.events``), a device's baseline starts at its last
+    reset event and event counts and recency per kind join the risk table.
+    """
     p: FleetParams = ctx.params
     cols = ctx.analysis.columns
     entity, time, metrics = str(cols.entity), str(cols.time), list(cols.metrics)
@@ -161,7 +168,13 @@ def health(
     faults = sensor_faults(panel, entity=entity, rules=sensor_rules)
     faulty = sorted(set(faults.filter(pl.col("kind") != "dropout")[entity].to_list()))
     masked = panel if p.sensors.in_risk else mask_faults(panel, faults, entity=entity)
-    change = change_table(masked, entity=entity, rules=change_rules)
+    events = event_list(p.events, event_table, entity) if event_table is not None else None
+    resets = (
+        reset_days(events, panel, entity=entity, kinds=p.events.resets)
+        if events is not None
+        else None
+    )
+    change = change_table(masked, entity=entity, rules=change_rules, resets=resets)
     ids, times = failure_list(p.failures, failure_table, entity)
     known = ids & set(panel.devices.astype(str).tolist())
     rarity = rare_scores.select(entity, pl.col("combined").alias("score"))
@@ -207,10 +220,16 @@ def health(
         warning = _warning(
             masked,
             change_rules,
+            resets,
             known_days,
             horizon_days=max(1, p.lead_time.horizon.days),
             exclude=sorted(known - set(known_days)),
             random_state=ctx.random_state,
+        )
+    if events is not None and events.height:
+        end = panel.days[-1].astype("datetime64[D]").item()
+        risk = risk.join(
+            event_features(events, entity, end=end), on=entity, how="left", maintain_order="left"
         )
     top = risk.head(10)
     facts: dict[str, Any] = {
@@ -237,6 +256,13 @@ def health(
             for r in top.iter_rows(named=True)
         ],
         "warning": warning.summary or None,
+        "events": None
+        if events is None
+        else {
+            "n_events": events.height,
+            "kinds": dict(events.group_by("kind").len().sort("kind").iter_rows()),
+            "devices_reset": int((resets > 0).sum()) if resets is not None else 0,
+        },
     }
     tables = {
         "sensor_faults": faults,

@@ -242,6 +242,19 @@ class RiskParams(Strict):
         return self
 
 
+class EventParams(Strict):
+    """Maintenance and error events: a CSV/Parquet file of (device, time, kind) rows.
+
+    ``resets``: the kinds after which a device is compared with its post-event self.
+    """
+
+    path: Path | None = None
+    id_column: str | None = None
+    time_column: str = "time"
+    kind_column: str = "kind"
+    resets: list[str] = Field(default_factory=lambda: ["repair", "replacement"])
+
+
 class InspectParams(Strict):
     """Which series the ``inspect`` stage profiles and decomposes.
 
@@ -274,6 +287,7 @@ class FleetParams(Strict):
     change: ChangeParams = Field(default_factory=ChangeParams)
     sensors: SensorParams = Field(default_factory=SensorParams)
     risk: RiskParams = Field(default_factory=RiskParams)
+    events: EventParams = Field(default_factory=EventParams)
     # physical range per metric, e.g. {gearbox_temp_c: [-40, 120]}; null leaves a side open
     limits: dict[str, tuple[float | None, float | None]] = Field(default_factory=dict)
     # units of the metrics for plot axes and the report, e.g. {temperature: "°C"}
