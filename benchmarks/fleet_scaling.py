@@ -4,7 +4,7 @@
 
 Each size runs in a fresh process (tracking off) on a synthetic fleet with three
 metrics, planted groups and 4% failing devices (failure list with dates, so the
-lead-time scoring runs too). Fleets above 10,000 devices are made of 10,000-device
+health stage's warning rule and its lead time run too). Fleets above 10,000 devices are made of 10,000-device
 parts (seeds 0, 1, ...) so the generator's memory stays small. Per stage the child
 records wall time, CPU time (``time.process_time``: every thread of the process,
 so on a shared, loaded machine it is the steadier figure) and the peak RSS so far.

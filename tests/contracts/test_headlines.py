@@ -78,16 +78,7 @@ def _prose(n: Narrative) -> str:
     return "\n".join(parts)
 
 
-def _params() -> list[Any]:
-    fleet = pytest.mark.xfail(
-        reason="fleet's headline belongs to the fleet engineer (issue 29): 149 words with "
-        "SMD and q values at the time of writing",
-        strict=False,
-    )
-    return [pytest.param(r, marks=fleet) if r == "fleet" else r for r in recipe_names()]
-
-
-@pytest.mark.parametrize("recipe", _params())
+@pytest.mark.parametrize("recipe", recipe_names())
 def test_the_demo_headline_is_short_and_plain(
     recipe: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

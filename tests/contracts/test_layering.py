@@ -31,11 +31,11 @@ def test_examples_are_the_bundled_demo_projects(recipe: str) -> None:
 def test_bundled_failure_list_matches_the_generator() -> None:
     import polars as pl
 
-    from opslens.synthetic.fleet import make_fleet
+    from opslens.synthetic.turbines import make_turbines
 
-    truth = make_fleet(seed=0, n_devices=300, n_points=1000).truth.filter(pl.col("failed"))
+    truth = make_turbines(seed=0, n_turbines=300).truth.filter(pl.col("failed"))
     bundled = pl.read_csv(SRC / "recipes" / "fleet" / "demo" / "failures.csv", try_parse_dates=True)
-    assert bundled["device_id"].to_list() == truth["device_id"].to_list()
+    assert bundled["turbine_id"].to_list() == truth["turbine_id"].to_list()
     assert bundled["failure_time"].to_list() == truth["failure_time"].to_list()
 
 

@@ -62,7 +62,9 @@ def test_demo_runs_everything_and_registers_models(
                 out = model.predict(example.to_pandas())
                 # distribution answers each row; fleet answers each device of the readings
                 expected = (
-                    example.height if folder == "distribution" else example["device_id"].n_unique()
+                    example.height
+                    if folder == "distribution"
+                    else example[example.columns[0]].n_unique()
                 )
                 assert len(out) == expected
     assert len(served) >= len(recipe_names()) and any(served.values())

@@ -112,6 +112,7 @@ class Columns(Strict):
     metrics: list[str] = Field(default_factory=list)
     categorical: list[str] = Field(default_factory=list)
     group: str | None = None
+    peer_group: str | None = None
 
 
 class AnalysisConfig(Strict):

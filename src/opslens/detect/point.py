@@ -6,9 +6,13 @@ non-negative score where **higher score = more anomalous**, and
 ``predict(values)`` flags ``score > threshold``. NaN values score NaN and are
 never flagged.
 
-Constant series (spread 0): a value equal to the centre scores 0, any other
-value scores ``inf`` and is flagged. So a flat series has no flags, and a flat
-series with one different reading flags exactly that reading.
+A robust spread of zero (MAD or IQR 0: more than half the readings are one
+value, as a sensor stuck at 0 most of the time) falls back to the mean absolute
+deviation from the centre, rescaled to the same units (the normal's ratio), so a
+healthy reading of a mostly dead sensor is not flagged for the zero spread alone.
+Constant series (every spread 0): a value equal to the centre scores 0, any
+other value scores ``inf`` and is flagged. So a flat series has no flags, and a
+flat series with one different reading flags exactly that reading.
 
 Example:
     >>> import numpy as np
@@ -70,6 +74,18 @@ def _scaled(distance: np.ndarray, spread: float) -> np.ndarray:
         if spread > 0:
             return distance / spread
         return np.where(distance > 0, np.inf, np.where(np.isnan(distance), np.nan, 0.0))
+
+
+# mean absolute deviation of a normal = 0.7979 sd; MAD = 0.6745 sd; IQR = 1.349 sd
+_MEAN_AD_TO_MAD = 0.6745 / 0.7979
+_MEAN_AD_TO_IQR = 1.349 / 0.7979
+
+
+def _robust_spread(spread: float, finite: np.ndarray, centre: float, to_units: float) -> float:
+    """``spread``, or when it is 0 the mean absolute deviation from ``centre`` in its units."""
+    if spread > 0:
+        return spread
+    return float(np.mean(np.abs(finite - centre)) * to_units)
 
 
 class _PointDetector(BaseEstimator, metaclass=ABCMeta):  # type: ignore[misc]
@@ -139,7 +155,8 @@ class RobustZScoreDetector(_PointDetector):
         """Learn the median and the median absolute deviation of the finite values."""
         finite = _finite(_as_1d(values))
         self.center_ = float(np.median(finite))
-        self.scale_ = float(np.median(np.abs(finite - self.center_)))
+        mad = float(np.median(np.abs(finite - self.center_)))
+        self.scale_ = _robust_spread(mad, finite, self.center_, _MEAN_AD_TO_MAD)
         return self
 
     def score_samples(self, values: object) -> np.ndarray:
@@ -172,7 +189,8 @@ class IQRDetector(_PointDetector):
         finite = _finite(_as_1d(values))
         q1, q3 = np.quantile(finite, [0.25, 0.75])
         self.q1_, self.q3_ = float(q1), float(q3)
-        self.iqr_ = self.q3_ - self.q1_
+        centre = float(np.median(finite))
+        self.iqr_ = _robust_spread(self.q3_ - self.q1_, finite, centre, _MEAN_AD_TO_IQR)
         return self
 
     def score_samples(self, values: object) -> np.ndarray:

@@ -6,7 +6,7 @@ analysis reads; its module also returns the planted truth for tests.
 Example:
     >>> generate("trips", seed=0, options={"n_rows": 500}).height
     500
-    >>> {"fleet", "trips"} <= set(GENERATORS)
+    >>> {"fleet", "trips", "turbines"} <= set(GENERATORS)
     True
 """
 
@@ -34,6 +34,12 @@ def _fleet(seed: int, **options: Any) -> pl.DataFrame:
     return make_fleet(seed=seed, **options).readings
 
 
+def _turbines(seed: int, **options: Any) -> pl.DataFrame:
+    from opslens.synthetic.turbines import make_turbines
+
+    return make_turbines(seed=seed, **options).readings
+
+
 def _patients(seed: int, **options: Any) -> pl.DataFrame:
     from opslens.synthetic.patients import make_patients
 
@@ -57,6 +63,7 @@ GENERATORS: dict[str, Callable[..., pl.DataFrame]] = {
     "axes": _axes,
     "pump": _pump,
     "fleet": _fleet,
+    "turbines": _turbines,
     "patients": _patients,
     "clickstream": lambda seed, **o: __import__(  # lazy, like the others
         "opslens.synthetic.clickstream", fromlist=["clickstream_frame"]

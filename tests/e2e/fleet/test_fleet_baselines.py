@@ -58,13 +58,16 @@ def test_the_demo_run_states_both_baselines_on_the_same_devices(
         assert lo <= auc["model"] - auc["value"] <= hi
         assert not scores[(name, "recall_at_k")]["gate"]
         assert tracker.metrics[f"baseline.{name}.auroc"] == pytest.approx(auc["value"])
-    # the demo's failures drift late: their own history shows it, whole-series means hardly
+    # the demo's gearboxes heat up late: the own-history rule (recent week against the
+    # earlier weeks, alone and against the site's median) sees most of them, whole-series
+    # means much less; the risk ranking beats both, and the run says so
     assert scores[("own_history", "auroc")]["value"] >= 0.95
-    assert scores[("max_robust_z", "auroc")]["value"] <= 0.7
-    assert scores[("max_robust_z", "auroc")]["interval"][0] > 0.2
+    assert scores[("max_robust_z", "auroc")]["value"] <= 0.8
+    assert ranking["auroc"] > scores[("own_history", "auroc")]["value"]
+    assert facts["baselines"]["model_wins"]
     assert facts["failures"]["baselines_unscored"] is None
     summary = RECIPE.narrative(RECIPE.read_facts(facts), []).summary  # type: ignore[union-attr]
-    assert f"Against the baselines: {facts['baselines']['verdict']}." in summary
+    assert summary.endswith("It beats both simple baselines.") and len(summary.split()) <= 40
 
 
 def test_without_known_failures_the_run_says_the_baselines_were_not_scored(
@@ -89,7 +92,7 @@ def test_without_known_failures_the_run_says_the_baselines_were_not_scored(
         "means) were not scored: no known failure among the 30 devices"
     )
     summary = RECIPE.narrative(RECIPE.read_facts(facts), []).summary  # type: ignore[union-attr]
-    assert "The baselines (a per-device rule on its own history;" in summary
+    assert "The simple baselines were not scored: no known failures" in summary
 
 
 def test_the_peer_group_column_reaches_the_own_history_rule(tmp_path: Path) -> None:

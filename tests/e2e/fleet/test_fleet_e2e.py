@@ -118,7 +118,8 @@ def test_verdict_and_lead_time_carry_their_tests(
     assert lead["healthy_detected"] < lead["n_healthy"]
     assert lead["share_detected"] > lead["healthy_share_detected"]
     assert lead["beats_chance"] and lead["p_value"] < 0.01
-    assert "so the warning beats chance" in lead["sentence"]
+    assert "better than chance (Fisher p" in lead["sentence"]
+    assert lead["baseline"]["n_failed"] == 10  # the per-device rule, on the same devices
     lead_rows = open_run(folder / "runs", "fleet").table("lead_times")
     assert lead_rows.filter(~pl.col("failed")).height == 150
 
@@ -160,7 +161,9 @@ def test_fleet_report(
     assert run.facts["failures"]["ranking"]["verdict"].split(":")[0] in html
     assert html.count("data:image/png;base64,") >= 6
     # wording for people: quota, groups without noise, plain feature names, durations, p-values
-    assert "flagged rare (a fixed quota of 5%)" in html
+    assert "a fixed quota, the 5%" in html
+    assert len(run.facts["failures"]["findings"][0].split()) > 0
+    assert "Sensor faults" in html and "Devices most at risk" in html
     n_groups = len(run.facts["groups"]["sizes"])
     assert f"{n_groups} behaviour group" in html
     story = unescape(html.split('<section id="s-facts">', 1)[0])  # the facts appendix stays raw

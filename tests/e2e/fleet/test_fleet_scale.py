@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import Any
 
 import polars as pl
 import pytest
@@ -16,7 +17,8 @@ from opslens.explain.failures import lead_times
 from opslens.features.fingerprints import FingerprintConfig, RollingFingerprints, fleet_fingerprints
 from opslens.recipes import project_from_mapping
 from opslens.recipes.fleet.params import analysed_features
-from opslens.recipes.fleet.stages import _config, _score_window
+from opslens.recipes.fleet.rolling import rolling_window_scorer
+from opslens.recipes.fleet.stages import _config
 from opslens.synthetic.fleet import make_fleet
 
 METRICS = ["temperature", "vibration", "current"]
@@ -77,6 +79,19 @@ def _full_recomputation(
         return ranked.scores.select("device_id", pl.col("combined").alias("score"))
 
     return score
+
+
+def _score_window(ctx: StageContext, readings: pl.DataFrame, config: FingerprintConfig) -> Any:
+    cols = ctx.analysis.columns
+    return rolling_window_scorer(
+        readings,
+        entity=str(cols.entity),
+        time=str(cols.time),
+        metrics=list(cols.metrics),
+        params=ctx.params,
+        config=config,
+        random_state=ctx.random_state,
+    )
 
 
 def _checkpoints(readings: pl.DataFrame) -> list[datetime]:

@@ -126,3 +126,21 @@ def test_bad_input_named() -> None:
         point_anomalies(frame.with_columns(v=pl.lit(1.0)), time="t", value="v", method="median")  # type: ignore[arg-type]
     with pytest.raises(DataError, match="no finite values"):
         ZScoreDetector().fit(np.array([np.nan, np.nan]))
+
+
+@pytest.mark.parametrize("method", ["robust_z", "iqr"])
+def test_zero_spread_flags_no_healthy_reading(method: str) -> None:
+    """A sensor dead (reading 0) 70% of the time: its healthy readings are not flagged.
+
+    The MAD and the IQR are 0 there; before the fallback every healthy reading scored inf.
+    """
+    rng = np.random.default_rng(3)
+    healthy = rng.normal(50.0, 2.0, 60)
+    x = np.r_[np.zeros(140), healthy]
+    frame = pl.DataFrame({"t": range(x.size), "v": x})
+    flags = point_anomalies(frame, time="t", value="v", method=method)["is_anomaly"]
+    assert int(flags.sum()) == 0
+    # a true spike far beyond the healthy readings is still flagged
+    spiked = pl.DataFrame({"t": range(x.size + 1), "v": np.r_[x, 900.0]})
+    flags = point_anomalies(spiked, time="t", value="v", method=method)["is_anomaly"]
+    assert flags.to_list()[-1] and int(flags.sum()) == 1

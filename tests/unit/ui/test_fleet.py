@@ -97,7 +97,7 @@ def test_compute_shows_devices_rare_table_groups_and_findings(
     # one in-memory run of the recipe's own stages, seeded from the config (default 0)
     assert calls == ["run_in_memory"]
     (project, name), kwargs = seen[0]
-    assert kwargs["stages"] == ("prepare", "fingerprint", "rare", "groups", "explain")
+    assert kwargs["stages"] == ("prepare", "fingerprint", "rare", "health", "groups", "explain")
     assert project.analysis(name).recipe == "fleet"
     assert project.analysis(name).params.rare.top_n == 12
     assert at.session_state[FLEET].random_state == 0
@@ -120,6 +120,12 @@ def test_compute_shows_devices_rare_table_groups_and_findings(
 
     result = at.session_state[FLEET]
     assert isinstance(result, FleetResult)
+    # sensor faults apart, then the devices most at risk with their explanations
+    subheaders = [h.value for h in at.subheader]
+    assert subheaders.index("Sensor faults") < subheaders.index("Devices most at risk")
+    risk = next(d.value for d in at.dataframe if "explanation" in d.value.columns)
+    assert list(risk.columns) == ["rank", "device_id", "risk", "explanation"]
+    assert risk["explanation"].str.contains("against its peers' median").all()
     truth = fleet.truth.select("device_id", "group")
     labels = result.groups.labels.join(truth, on="device_id")
     best = result.best_method

@@ -3,9 +3,9 @@ explain them, and check them against known failures.
 
 Example:
     >>> RECIPE.stage_names()
-    ['prepare', 'fingerprint', 'rare', 'groups', 'explain', 'failures', 'inspect']
+    ['prepare', 'fingerprint', 'rare', 'health', 'groups', 'explain', 'failures', 'inspect']
     >>> [i.name for i in RECIPE.inputs]
-    ['failure_table']
+    ['failure_table', 'event_table']
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from opslens.config import AnalysisConfig
 from opslens.core.recipe import Demo, FileInput, Output, Recipe, Stage
 from opslens.recipes.fleet.baselines import BASELINES
 from opslens.recipes.fleet.facts import FleetFacts
+from opslens.recipes.fleet.health import health
 from opslens.recipes.fleet.narrative import fleet_narrative
 from opslens.recipes.fleet.params import FleetParams
 from opslens.recipes.fleet.predictor import FleetPredictor
@@ -38,6 +39,10 @@ __all__ = ["RECIPE", "FleetParams", "FleetPredictor"]
 
 def _failure_path(params: FleetParams) -> Path | None:
     return params.failures.path
+
+
+def _event_path(params: FleetParams) -> Path | None:
+    return params.events.path
 
 
 def demo_instances(data: pl.DataFrame, analysis: AnalysisConfig) -> list[dict[str, Any]]:
@@ -60,8 +65,9 @@ def demo_instances(data: pl.DataFrame, analysis: AnalysisConfig) -> list[dict[st
 
 RECIPE = Recipe(
     name="fleet",
-    summary="fingerprints every device's series; finds rare devices and behaviour groups; "
-    "explains them; checks them against known failures",
+    summary="fingerprints every device's series; lists sensor faults apart; ranks failure risk "
+    "from rarity and change against the device's own past and its peers; finds behaviour groups; "
+    "checks the ranking and a warning rule against known failures",
     params_model=FleetParams,
     pipelines={
         "train": (
@@ -84,6 +90,13 @@ RECIPE = Recipe(
                     Output("rare_result", "object"),
                 ),
                 plots=("rare_scores",),
+            ),
+            Stage(
+                "health",
+                health,
+                inputs=("readings", "rare_scores", "failure_table", "event_table"),
+                outputs=(Output("risk_scores"), Output("warning_result", "object")),
+                tables=("sensor_faults", "risk", "change"),
             ),
             Stage(
                 "groups",
@@ -110,6 +123,8 @@ RECIPE = Recipe(
                     "rare_scores",
                     "rare_result",
                     "contrasts",
+                    "risk_scores",
+                    "warning_result",
                     "failure_table",
                 ),
                 tables=("failure_enrichment", "lead_times"),
@@ -127,7 +142,10 @@ RECIPE = Recipe(
     facts_model=FleetFacts,
     narrative=fleet_narrative,
     check_columns=check_columns,
-    inputs=(FileInput("failure_table", _failure_path, "the failure list (params.failures.path)"),),
+    inputs=(
+        FileInput("failure_table", _failure_path, "the failure list (params.failures.path)"),
+        FileInput("event_table", _event_path, "the maintenance events (params.events.path)"),
+    ),
     demo=Demo(files=("project.yaml", "failures.csv"), instances=demo_instances),
     package=__name__,
     baselines=BASELINES,

@@ -152,6 +152,60 @@ class Ranking(FactsModel):
     verdict: str
 
 
+class WarningFigures(FactsModel):
+    """A warning rule's figures: failures warned within the horizon, healthy units warned."""
+
+    n_failed: int
+    n_detected: int
+    median_lead_days: float | None = None
+    n_healthy: int
+    healthy_warned: int
+    healthy_warned_share: float | None = None
+    healthy_ever_raised: int
+    p_value: float | None = None
+
+
+class SensorFault(FactsModel):
+    """One faulty sensor; the device id sits under the device column's name."""
+
+    model_config = ConfigDict(extra="allow")
+    metric: str
+    kind: str
+    since: str
+    detail: str
+
+
+class RiskDevice(FactsModel):
+    """One of the riskiest devices and why, in the metric's words."""
+
+    device: str
+    rank: int
+    risk: float | None = None
+    explanation: str
+
+
+class HealthFacts(FactsModel):
+    """Sensor faults (apart), the failure-risk ranking and how its weights were set."""
+
+    peer_group: str | None = None
+    peer_groups: int
+    lonely_devices: list[str]
+    days: int
+    n_sensor_faults: int
+    faulty_devices: int
+    fault_kinds: dict[str, int]
+    sensor_faults: list[SensorFault]
+    sensor_faults_in_risk: bool
+    weights: dict[str, float]
+    weights_from: str
+    component_auroc: dict[str, float] | None = None
+    equal_weights_auroc: float | None = None
+    top: list[RiskDevice]
+    warning: dict[str, Any] | None = None
+    #: maintenance events: count, count per kind, devices whose baseline a reset moved
+    events: dict[str, Any] | None = None
+
+
 class LeadTime(FactsModel):
     """Failed devices seen in the top k before failing, against healthy devices' chance rate."""
 
@@ -168,6 +222,14 @@ class LeadTime(FactsModel):
     p_value: float | None = None
     beats_chance: bool | None = None
     sentence: str | None = None
+    #: the warning rule (runs since the change scores): its median lead in days, healthy
+    #: units that raised it on any day, the per-device baseline rule's figures, the verdict
+    rule: str | None = None
+    median_lead_days: float | None = None
+    horizon_days: int | None = None
+    healthy_ever_raised: int | None = None
+    baseline: WarningFigures | None = None
+    beats_baseline: bool | None = None
 
 
 class FailuresFacts(FactsModel):
@@ -259,3 +321,4 @@ class FleetFacts(RecipeFacts):
     explain: ExplainFacts | None = None
     failures: FailuresFacts | None = None
     inspect: InspectFacts | None = None
+    health: HealthFacts | None = None

@@ -18,6 +18,8 @@ Example:
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 import polars as pl
@@ -27,7 +29,7 @@ from opslens.cluster.groups import BehaviourGroups
 from opslens.detect.population import RareDevices
 from opslens.explain.contrasts import top_group_features
 from opslens.explain.failures import RankingQuality, lead_time_sentence
-from opslens.explain.text import format_p, plural
+from opslens.explain.text import format_duration, format_p, plural
 from opslens.features.fingerprints import describe_feature
 
 __all__ = ["METHOD_NAMES", "fleet_findings", "group_name", "plain_deviations"]
@@ -257,3 +259,71 @@ def fleet_findings(
     if lead is not None and lead.get("n_failed"):
         out.append(lead_time_sentence(lead))
     return out
+
+
+def _days(x: float) -> str:
+    return format_duration(timedelta(days=x))
+
+
+def _share(n: int, of: int) -> str:
+    return f"{n} of {of}" + (f" ({100 * n / of:.0f}%)" if of else "")
+
+
+def lead_facts(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """The warning rule's summary as the failures stage's lead-time facts, with one plain sentence.
+
+    Example:
+        >>> base = {"n_failed": 12, "n_detected": 12, "median_lead_days": 14.5, "n_healthy": 288,
+        ...     "healthy_warned": 9, "healthy_warned_share": 0.03, "healthy_ever_raised": 37,
+        ...     "p_value": 1e-16}
+        >>> ours = {**base, "median_lead_days": 15.0, "healthy_warned": 3,
+        ...     "healthy_warned_share": 0.01, "healthy_ever_raised": 16, "baseline": base,
+        ...     "beats_baseline": True, "horizon_days": 30}
+        >>> print(lead_facts(ours)["sentence"])
+        The warning rule warned 12 of 12 failed devices within 30 days of failing (median 15 days ahead) and 3 of 288 (1%) healthy devices at matched pseudo-failure dates: better than chance (Fisher p < 1e-10) and better than the simple per-device rule (12 of 12, median 14 days 12 hours ahead, 9 of 288 (3%) healthy).
+    """
+    base = summary.get("baseline") or {}
+    n, det, healthy = summary["n_failed"], summary["n_detected"], summary["n_healthy"]
+    lead = summary.get("median_lead_days")
+    p = summary.get("p_value")
+    beats_chance = p is not None and p < 0.01
+    when = f" (median {_days(lead)} ahead)" if lead is not None else ""
+    chance = (
+        f"better than chance ({format_p(p, name='Fisher p')})"
+        if beats_chance and p is not None
+        else "not clearly better than chance"
+        + (f" ({format_p(p, name='Fisher p')})" if p is not None else "")
+    )
+    rule = (
+        "better than the simple per-device rule"
+        if summary.get("beats_baseline")
+        else "not better than the simple per-device rule"
+    )
+    b_lead = base.get("median_lead_days")
+    b_when = f", median {_days(b_lead)} ahead" if b_lead is not None else ""
+    sentence = (
+        f"The warning rule warned {det} of {n} failed devices within "
+        f"{summary.get('horizon_days')} days of failing{when} and "
+        f"{_share(summary['healthy_warned'], healthy)} healthy devices at matched pseudo-failure dates: "
+        f"{chance} and {rule} ({base.get('n_detected')} of {base.get('n_failed')}{b_when}, "
+        f"{_share(int(base.get('healthy_warned') or 0), int(base.get('n_healthy') or 0))} healthy)."
+    )
+    return {
+        "n_failed": n,
+        "n_detected": det,
+        "share_detected": det / n if n else None,
+        "median_lead_time": _days(lead) if lead is not None else None,
+        "top_k": None,
+        "n_healthy": healthy,
+        "healthy_detected": summary["healthy_warned"],
+        "healthy_share_detected": summary.get("healthy_warned_share"),
+        "p_value": p,
+        "beats_chance": beats_chance,
+        "sentence": sentence,
+        "rule": "peer-relative CUSUM above params.change.h on any metric",
+        "median_lead_days": lead,
+        "horizon_days": summary.get("horizon_days"),
+        "healthy_ever_raised": summary.get("healthy_ever_raised"),
+        "baseline": base or None,
+        "beats_baseline": summary.get("beats_baseline"),
+    }

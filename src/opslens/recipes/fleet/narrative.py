@@ -10,7 +10,7 @@ Example:
     ...     "end": "b", "median_interval_seconds": None, "missing_share": {}}})
     >>> n = fleet_narrative(facts, [])
     >>> n.sections[0].title, n.summary
-    ('What was analysed', '3 devices fingerprinted; no behaviour groups.')
+    ('What was analysed', '3 devices checked.')
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from opslens.recipes.fleet.facts import (
     FingerprintFacts,
     FleetFacts,
     GroupsFacts,
+    HealthFacts,
     InspectedDevice,
     InspectFacts,
     PrepareFacts,
@@ -180,20 +181,24 @@ def _failures(fail: FailuresFacts, plots: list[str]) -> Section:
     paragraphs = [
         f"{fmt(fail.n_failed)} known failures were checked against every group of every "
         "method (one-sided Fisher tests, Benjamini-Hochberg corrected across all groups) and "
-        "against the rare-device score (AUROC with a permutation p-value). A verdict needs at "
+        "against the failure-risk ranking (AUROC: the chance that a failed device ranks above "
+        "a healthy one, with a permutation p-value). A verdict needs at "
         f"least {fmt(fail.min_failures)} known failures and a test that holds."
     ]
     if ranking is not None:
         paragraphs += [
-            f"Verdict on the rare-device score: {ranking.verdict}.",
+            f"Verdict on the failure-risk ranking: {ranking.verdict}.",
             f"Precision@k: {', '.join(f'@{k} {fmt(v)}' for k, v in ranking.precision_at.items())}; "
             f"recall@k: {', '.join(f'@{k} {fmt(v)}' for k, v in ranking.recall_at.items())}; "
             f"AUROC {fmt(ranking.auroc)} against a base rate of {fmt(ranking.base_rate)}.",
         ]
     if fail.lead_time is not None and fail.lead_time.sentence:
         paragraphs.append(
-            "Scored on rolling windows before each failure date (windows count once they lie "
-            f"wholly inside the data): {fail.lead_time.sentence}"
+            "The warning rule raises a device on the first day its peer-relative CUSUM passes "
+            "params.change.h on any metric; the simple per-device rule raises it after "
+            "params.change.streak_days days in a row beyond params.change.streak_z baseline "
+            "sd; healthy devices are checked at pseudo-failure dates drawn from the real "
+            f"ones: {fail.lead_time.sentence}"
         )
     if fail.unknown_ids:
         paragraphs.append(
@@ -231,42 +236,125 @@ _CAVEATS = [
     "Scores are rank percentiles: they order devices but do not measure how far apart they "
     "are; read the deviating features.",
     "Group enrichment and ranking quality need known failures; without them the findings "
-    "describe behaviour, not risk.",
+    "describe behaviour, and the risk weights are equal.",
+    "Change is measured against each device's first weeks: a device that was already "
+    "degrading then looks normal to its own history (its peers still see it).",
 ]
 
 
+HEADLINE_WORDS = 40
+
+
 def _summary(facts: FleetFacts) -> str:
-    """Devices, groups, rare devices; the lead finding, the ranking's verdict, the baselines."""
-    prep, fp, rare, grp, fail = (
-        facts.prepare,
-        facts.fingerprint,
-        facts.rare,
-        facts.groups,
-        facts.failures,
+    """The headline in plain words (at most 40): devices, sensor faults, risk, warning, baselines.
+
+    The first sentence and the verdict against the baselines always stand (a loss is
+    stated with its figures); the others are added in order of importance while the
+    headline stays within :data:`HEADLINE_WORDS` words. The detail is in the sections.
+    """
+    prep, health, fail = facts.prepare, facts.health, facts.failures
+    first = (
+        f"{plural(prep.devices, 'device')} checked" if prep is not None else "No devices checked"
     )
-    parts = []
-    if prep is not None:
-        parts.append(
-            f"{plural(prep.devices, 'device')} fingerprinted"
-            + (f" with {plural(fp.features, 'feature')}" if fp is not None else "")
+    if health is not None:
+        first += (
+            f"; {plural(health.n_sensor_faults, 'sensor fault')} listed apart"
+            if health.n_sensor_faults
+            else "; no sensor faults"
         )
-    parts.append(_groups_phrase(grp) if grp is not None else "no behaviour groups")
-    if rare is not None:
-        parts.append(
-            f"{fmt(rare.n_rare)} devices flagged rare (a fixed quota of "
-            f"{fmt(100 * rare.contamination)}%)"
+    first += "."
+    optional = []
+    ranking = fail.ranking if fail is not None and fail.configured else None
+    lead = fail.lead_time if fail is not None and fail.configured else None
+    if ranking is not None and "10" in ranking.precision_at:
+        hits = round(10 * float(ranking.precision_at["10"] or 0.0))
+        optional.append(f"{hits} of the 10 devices most at risk are known failures.")
+    if lead is not None and lead.median_lead_days is not None:
+        share = lead.healthy_share_detected
+        healthy = f", {100 * share:.0f}% of healthy ones" if share is not None else ""
+        optional.append(
+            f"Warned {lead.n_detected} of {lead.n_failed} failures a median "
+            f"{lead.median_lead_time} ahead{healthy}."
         )
-    text = "; ".join(parts) + "."
-    if fail is not None and fail.configured:
-        if fail.findings:
-            text += f" {fail.findings[0]}"
-        if fail.ranking is not None:
-            text += f" Rare-device score against known failures: {fail.ranking.verdict}."
+    if health is not None and health.top and ranking is None:
+        top = health.top[0]
+        optional.append(f"Most at risk: {top.device}, {top.explanation}.")
+    last = ""
     if facts.baselines is not None:
-        text += f" Against the baselines: {facts.baselines.verdict}."
+        last = (
+            "It beats both simple baselines."
+            if facts.baselines.model_wins
+            else f"Against the baselines: {facts.baselines.verdict}."
+        )
     elif fail is not None and fail.baselines_unscored:
-        text += f" {fail.baselines_unscored[0].upper()}{fail.baselines_unscored[1:]}."
-    return text
+        last = "The simple baselines were not scored: no known failures among the devices."
+    text = first
+    for sentence in optional:
+        if len(f"{text} {sentence} {last}".split()) > HEADLINE_WORDS:
+            break
+        text = f"{text} {sentence}"
+    return f"{text} {last}".strip()
+
+
+def _health(health: HealthFacts, entity: str) -> list[Section]:
+    """Sensor faults (apart) and the failure-risk ranking with its explanations."""
+    kinds = ", ".join(f"{fmt(n)} {k.replace('_', ' ')}" for k, n in health.fault_kinds.items())
+    faults = Section(
+        title="Sensor faults",
+        paragraphs=[
+            f"{plural(health.n_sensor_faults, 'sensor fault')} on "
+            f"{plural(health.faulty_devices, 'device')}"
+            + (f" ({kinds})" if kinds else "")
+            + ": readings that say more about the sensor than the machine (a flatline, a value "
+            "stuck for days, a cap while the peers run higher, a jump no machine makes in a "
+            "day, days without readings, values outside params.limits). "
+            + (
+                "They are kept in the failure-risk ranking (params.sensors.in_risk)."
+                if health.sensor_faults_in_risk
+                else "Their metrics are left out of the failure-risk ranking from the fault's "
+                "first day on, and so is the rarity of their devices."
+            )
+        ],
+        bullets=[
+            f"{f.model_extra.get(entity) if f.model_extra else ''}: {f.kind.replace('_', ' ')} "
+            f"since {f.since}: {f.detail}"
+            for f in health.sensor_faults[:20]
+        ],
+    )
+    peers = (
+        f"its peer group ({health.peer_group}, {plural(health.peer_groups, 'group')})"
+        if health.peer_group
+        else "the whole fleet (no columns.peer_group)"
+    )
+    how = {
+        "learned": "learned from the known failures (the weights whose risk ranks them best; "
+        "so the AUROC below is measured on the failures the weights were chosen with"
+        + (
+            f"; with equal weights it is {fmt(health.equal_weights_auroc)})"
+            if health.equal_weights_auroc is not None
+            else ")"
+        ),
+        "set": "set in params.risk.weights",
+        "equal": "equal",
+    }[health.weights_from]
+    paragraphs = [
+        "Failure risk combines three things, each as a rank over the fleet: how rare the "
+        "device's whole history is (rarity), how far its recent weeks moved from its own "
+        f"first weeks (own change), and how far it moved against {peers} on the same days "
+        "(peer change: a CUSUM, a running sum of the daily deviations, and the level shift). "
+        f"Weights: {', '.join(f'{k.replace(chr(95), chr(32))} {fmt(v)}' for k, v in health.weights.items())}, {how}."
+    ]
+    if health.lonely_devices:
+        paragraphs.append(
+            f"{plural(len(health.lonely_devices), 'device')} alone in a peer group "
+            "were compared with the whole fleet."
+        )
+    risk = Section(
+        title="Devices most at risk",
+        paragraphs=paragraphs,
+        bullets=[f"{t.rank}. {t.device}: {t.explanation}" for t in health.top],
+    )
+    return [faults, risk]
 
 
 def fleet_narrative(facts: FleetFacts, plots: list[str]) -> Narrative:
@@ -280,6 +368,8 @@ def fleet_narrative(facts: FleetFacts, plots: list[str]) -> Narrative:
     )
     entity = prep.entity if prep is not None else "device"
     sections = [_analysed(facts, prep, facts.fingerprint)] if prep is not None else []
+    if facts.health is not None:
+        sections += _health(facts.health, entity)
     if rare is not None and rare.top:
         sections.append(_rare(rare, entity, plots))
     if grp is not None:

@@ -200,6 +200,61 @@ class BaselineParams(Strict):
         return self
 
 
+class ChangeParams(Strict):
+    """Own-history and peer-relative change, and the warning rule (days and robust units).
+
+    ``baseline_days``: each device's first days with readings, its baseline;
+    ``recent_days``: the recent window the ranking compares with it; ``k``/``h``: the
+    CUSUM's drift and the threshold that raises the warning; ``streak_z``/``streak_days``:
+    the per-device baseline rule (that many days in a row beyond that many baseline sd).
+    """
+
+    baseline_days: int = Field(default=56, ge=7)
+    recent_days: int = Field(default=14, ge=3)
+    k: float = Field(default=1.5, ge=0)
+    h: float = Field(default=10.0, gt=0)
+    streak_z: float = Field(default=3.0, gt=0)
+    streak_days: int = Field(default=3, ge=1)
+
+
+class SensorParams(Strict):
+    """Sensor-health checks: ``min_run`` days of one repeated value, a ``jump_z`` robust-unit
+    jump within a day, ``max_gap`` days without readings; ``in_risk``: keep faulty metrics
+    (and their devices' rarity) in the failure-risk ranking."""
+
+    min_run: int = Field(default=5, ge=2)
+    jump_z: float = Field(default=12.0, gt=0)
+    max_gap: int = Field(default=7, ge=2)
+    in_risk: bool = False
+
+
+class RiskParams(Strict):
+    """Weights of the failure-risk components; unset: learned from known failures, else equal."""
+
+    weights: dict[Literal["rarity", "own_change", "peer_change"], float] | None = None
+
+    @model_validator(mode="after")
+    def _non_negative(self) -> RiskParams:
+        if self.weights is not None and (
+            any(w < 0 for w in self.weights.values()) or not sum(self.weights.values()) > 0
+        ):
+            raise ValueError("weights must be >= 0 with at least one above 0")
+        return self
+
+
+class EventParams(Strict):
+    """Maintenance and error events: a CSV/Parquet file of (device, time, kind) rows.
+
+    ``resets``: the kinds after which a device is compared with its post-event self.
+    """
+
+    path: Path | None = None
+    id_column: str | None = None
+    time_column: str = "time"
+    kind_column: str = "kind"
+    resets: list[str] = Field(default_factory=lambda: ["repair", "replacement"])
+
+
 class InspectParams(Strict):
     """Which series the ``inspect`` stage profiles and decomposes.
 
@@ -229,6 +284,12 @@ class FleetParams(Strict):
     short_devices: Literal["error", "drop"] = "error"
     inspect_top: int = Field(default=3, ge=0)
     inspect: InspectParams = Field(default_factory=InspectParams)
+    change: ChangeParams = Field(default_factory=ChangeParams)
+    sensors: SensorParams = Field(default_factory=SensorParams)
+    risk: RiskParams = Field(default_factory=RiskParams)
+    events: EventParams = Field(default_factory=EventParams)
+    # physical range per metric, e.g. {gearbox_temp_c: [-40, 120]}; null leaves a side open
+    limits: dict[str, tuple[float | None, float | None]] = Field(default_factory=dict)
     # units of the metrics for plot axes and the report, e.g. {temperature: "°C"}
     units: dict[str, str] = Field(default_factory=dict)
     # features left out of rare devices, groups and explanations: a series' length says

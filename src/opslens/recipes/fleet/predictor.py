@@ -24,6 +24,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
@@ -149,7 +150,11 @@ class FleetPredictor(BasePredictor):
         fingerprint: FingerprintConfig,
         exclude_features: Sequence[str] = (),
         min_readings: int = 3,
+        window_scorer: RareDeviceScorer | None = None,
+        window: timedelta | None = None,
     ) -> None:
+        self.window_scorer = window_scorer
+        self.window = window
         self.scorer = scorer
         self.groups = groups
         self.time = time
@@ -194,14 +199,67 @@ class FleetPredictor(BasePredictor):
                 f"the readings lack column(s) {', '.join(missing)}",
                 fix=f"send {self.entity}, {self.time} and {', '.join(self.metrics)}",
             )
-        fp = self.fingerprints(parse_time(frame, self.time, where="the readings"))
-        scores = self.scorer.predict_frame(fp).drop("rank").rename({"combined": "score"})
+        frame = parse_time(frame, self.time, where="the readings")
+        fp = self.fingerprints(frame)
+        scores = self._scores(frame, fp)
         if self.groups is not None:
             group, share = self.groups.predict(fp)
             scores = scores.with_columns(
                 pl.Series("group", group.astype(np.int64)), pl.Series("group_vote", share)
             )
         return scores
+
+    def _scores(self, frame: pl.DataFrame, fp: pl.DataFrame) -> pl.DataFrame:
+        """Whole histories against the training fleet; short ones against its recent windows.
+
+        A device whose readings span at most 1.5 windows is compared with the training
+        devices' fingerprints of their last ``window`` (the same length), not with their
+        whole histories; ``compared_with`` says which, and ``note`` when a device has
+        less history than the window.
+        """
+        whole = self.scorer.predict_frame(fp).drop("rank").rename({"combined": "score"})
+        whole = whole.with_columns(pl.lit("whole history").alias("compared_with"))
+        if self.window_scorer is None or self.window is None:
+            return whole.with_columns(pl.lit(None, pl.String).alias("note"))
+        span = (
+            frame.group_by(self.entity)
+            .agg((pl.col(self.time).max() - pl.col(self.time).min()).alias("__span"))
+            .with_columns(pl.col(self.entity).cast(pl.String))
+        )
+        fp = fp.join(span, on=self.entity, how="left", maintain_order="left")
+        short = fp["__span"] <= self.window * 1.5
+        if not short.any():
+            return whole.with_columns(pl.lit(None, pl.String).alias("note"))
+        days = self.window.total_seconds() / 86400
+        recent = (
+            self.window_scorer.predict_frame(fp.filter(short))
+            .drop("rank")
+            .rename({"combined": "score"})
+            .with_columns(
+                pl.lit(f"the last {days:g} days of the training devices").alias("compared_with")
+            )
+        )
+        both = pl.concat([whole.filter(~short), recent]).join(
+            fp.select(self.entity, "__span"), on=self.entity, how="left"
+        )
+        note = (
+            pl.when(pl.col("__span") < self.window)
+            .then(
+                pl.format(
+                    "has {} days of readings, less than the {} days the model compares",
+                    (pl.col("__span").dt.total_seconds() / 86400).round(1),
+                    pl.lit(f"{days:g}"),
+                )
+            )
+            .otherwise(None)
+        )
+        order = fp.select(self.entity).with_row_index("__order")
+        return (
+            both.with_columns(note.alias("note"))
+            .join(order, on=self.entity)
+            .sort("__order")
+            .drop("__order", "__span")
+        )
 
     def _frame(self, instance: Mapping[str, Any]) -> pl.DataFrame:
         if not isinstance(instance, Mapping):
@@ -257,7 +315,10 @@ class FleetPredictor(BasePredictor):
             "score": float(row["score"]),
             "is_rare": bool(row["is_rare"]),
             "methods": {m: float(row[m]) for m in self.scorer.detector.methods},
+            "compared_with": row["compared_with"],
         }
+        if row["note"] is not None:
+            answer["note"] = row["note"]
         if self.groups is not None:
             answer.update(
                 group=int(row["group"]),

@@ -54,7 +54,12 @@ def check_columns(analysis: AnalysisConfig) -> None:
             f"analysis '{analysis.name}' (fleet) needs {', '.join(need)}",
             fix="name the device id column (entity), the timestamp (time) and one or more metric columns",
         )
-    for role, name in (("entity", cols.entity), ("time", cols.time), ("group", cols.group)):
+    for role, name in (
+        ("entity", cols.entity),
+        ("time", cols.time),
+        ("group", cols.group),
+        ("peer_group", cols.peer_group),
+    ):
         if name is not None and name in cols.metrics:
             raise ConfigError(
                 f"column '{name}' is both columns.{role} and one of columns.metrics",
@@ -69,6 +74,13 @@ def check_columns(analysis: AnalysisConfig) -> None:
     p = analysis.params if isinstance(analysis.params, FleetParams) else None
     if p is None:
         return
+    odd_limits = [m for m in p.limits if m not in cols.metrics]
+    if odd_limits:
+        raise ConfigError(
+            f"params.limits names '{odd_limits[0]}', which is not one of columns.metrics "
+            f"({', '.join(cols.metrics)})",
+            fix="give params.limits only for metrics of columns.metrics",
+        )
     odd = [m for m in p.inspect.metrics if m not in cols.metrics]
     if odd:
         raise ConfigError(
@@ -277,8 +289,19 @@ def prepare(ctx: StageContext, raw: pl.DataFrame, failure_table: pl.DataFrame | 
             f"device column '{entity}' (columns.entity) is not in {where} (columns: {', '.join(raw.columns[:15])})",
             fix="set columns.entity to the column that identifies each device",
         )
-    # the peer group (columns.group) rides along for the own-history baseline
-    peers = [str(cols.group)] if cols.group and cols.group not in (entity, time) else []
+    # the peer groups (columns.group, columns.peer_group) ride along for the change scores
+    peers = list(
+        dict.fromkeys(
+            str(g) for g in (cols.group, cols.peer_group) if g and g not in (entity, time)
+        )
+    )
+    if cols.peer_group and cols.peer_group not in raw.columns:
+        raise DataError(
+            f"columns.peer_group names '{cols.peer_group}', which is not in {where} "
+            f"(columns: {', '.join(raw.columns[:15])})",
+            fix="set columns.peer_group to the column that groups comparable devices "
+            "(site, model, firmware), or remove it",
+        )
     require_columns(raw, [time, *metrics, *peers], where=where)
     frame = raw.select(pl.col(entity).cast(pl.String), time, *metrics, *peers)
     for m in metrics:

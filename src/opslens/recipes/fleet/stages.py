@@ -23,8 +23,6 @@ Example:
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
-from datetime import datetime
 from functools import partial
 from typing import Any, Literal
 
@@ -39,16 +37,12 @@ from opslens.errors import DataError, OpslensWarning
 from opslens.explain.contrasts import contrasts_by_method, top_group_features
 from opslens.explain.failures import (
     enrichment_by_method,
-    lead_time_sentence,
-    lead_time_summary,
-    lead_times,
     ranking_quality,
     validate_failed_ids,
 )
 from opslens.features.decompose import decompose_series
 from opslens.features.fingerprints import (
     FingerprintConfig,
-    RollingFingerprints,
     fleet_fingerprints,
 )
 from opslens.features.profile import profile_series
@@ -56,7 +50,8 @@ from opslens.plots.kselect import plot_k_curve
 from opslens.plots.series import plot_decomposition, plot_point_anomalies
 from opslens.recipes.fleet import plots
 from opslens.recipes.fleet.baselines import fleet_baselines, unscored_reason
-from opslens.recipes.fleet.findings import fleet_findings
+from opslens.recipes.fleet.findings import fleet_findings, lead_facts
+from opslens.recipes.fleet.health import WarningResult
 from opslens.recipes.fleet.params import (
     FleetParams,
     analysed_features,
@@ -244,6 +239,39 @@ def groups(
     )
 
 
+def _window_scorer(
+    ctx: StageContext, readings: pl.DataFrame, config: FingerprintConfig
+) -> RareDeviceScorer | None:
+    """The rare detector fitted on each training device's last ``lead_time.window``.
+
+    Online, a device with a short history is compared with these (the same length),
+    not with whole histories. None when fewer than 10 devices have such a window.
+    """
+    p: FleetParams = ctx.params
+    cols = ctx.analysis.columns
+    entity, time = str(cols.entity), str(cols.time)
+    recent = readings.filter(pl.col(time) > pl.col(time).max().over(entity) - p.lead_time.window)
+    counts = recent.group_by(entity).len().filter(pl.col("len") >= max(p.min_readings, 3))
+    if counts.height < 10:
+        return None
+    recent = recent.join(counts.select(entity), on=entity, how="semi")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", OpslensWarning)
+        fp = fleet_fingerprints(
+            recent, entity=entity, time=time, metrics=list(cols.metrics), config=config
+        )
+        analysed = analysed_features(fp, p)
+        ranked = rank_rare_devices(
+            analysed,
+            entity=entity,
+            top_n=1,
+            random_state=ctx.random_state,
+            contamination=p.rare.contamination,
+            methods=p.rare.methods,
+        )
+    return RareDeviceScorer.from_ranking(ranked, analysed, entity=entity)
+
+
 def _model(
     ctx: StageContext,
     readings: pl.DataFrame,
@@ -264,14 +292,17 @@ def _model(
         fingerprints=aligned,
         labels=aligned[best].to_numpy(),
     )
+    config = _config(ctx, readings)
     predictor = FleetPredictor(
         scorer,
         nearest,
         time=time,
         metrics=list(cols.metrics),
-        fingerprint=_config(ctx, readings),
+        fingerprint=config,
         exclude_features=p.exclude_features,
         min_readings=p.min_readings,
+        window_scorer=_window_scorer(ctx, readings, config),
+        window=p.lead_time.window,
     )
     first = readings[entity].unique(maintain_order=True).head(2)
     return ModelArtifact(
@@ -331,45 +362,6 @@ def explain(
     )
 
 
-def _score_window(
-    ctx: StageContext, readings: pl.DataFrame, config: FingerprintConfig
-) -> Callable[[datetime], pl.DataFrame]:
-    """Score the rolling window ending at ``t`` as the rare stage scores the whole series.
-
-    Fingerprints come incrementally (:class:`RollingFingerprints`: only devices whose
-    window changed are recomputed), the same numbers as fingerprinting the slice.
-    """
-    p: FleetParams = ctx.params
-    cols = ctx.analysis.columns
-    entity = str(cols.entity)
-    rolling = RollingFingerprints(
-        readings,
-        entity=entity,
-        time=str(cols.time),
-        metrics=list(cols.metrics),
-        window=p.lead_time.window,
-        config=config,
-        min_rows=max(p.min_readings, config.window),  # a window must hold enough data
-    )
-
-    def score(t: datetime) -> pl.DataFrame:
-        fp = rolling.at(t)
-        if fp.height < 3:
-            return pl.DataFrame(
-                {entity: [], "score": []}, schema={entity: pl.String, "score": pl.Float64}
-            )
-        ranked = rank_rare_devices(
-            analysed_features(fp, p),
-            entity=entity,
-            top_n=1,
-            random_state=ctx.random_state,
-            methods=p.lead_time.methods,
-        )
-        return ranked.scores.select(entity, pl.col("combined").alias("score"))
-
-    return score
-
-
 def failures(
     ctx: StageContext,
     readings: pl.DataFrame,
@@ -378,14 +370,21 @@ def failures(
     rare_scores: pl.DataFrame,
     rare_result: RareDevices,
     contrasts: pl.DataFrame,
+    risk_scores: pl.DataFrame,
+    warning_result: WarningResult,
     failure_table: pl.DataFrame | None,
 ) -> Out:
-    """Enrichment of every group, ranking quality with its p-value, lead time against chance."""
+    """Enrichment of every group, the risk ranking's quality with its p-value, the warning rule.
+
+    The failure-risk ranking (the ``health`` stage's) is what is validated and scored
+    against the baselines; lead time is the warning rule's, against chance and against
+    the per-device baseline rule.
+    """
     p: FleetParams = ctx.params
     f = p.failures
     cols = ctx.analysis.columns
     entity, time = str(cols.entity), str(cols.time)
-    ids, times = failure_list(f, failure_table, entity)
+    ids, _ = failure_list(f, failure_table, entity)
     if not ids:
         unscored = unscored_reason(0, group_labels.height)
         return Out(facts={"configured": False, "baselines_unscored": unscored})
@@ -393,12 +392,12 @@ def failures(
     known, unknown = validate_failed_ids(entities, ids)
     scored = fleet_baselines(
         readings,
-        rare_scores.select(entity, pl.col("combined").alias("score")),
+        risk_scores.select(entity, "score"),
         known,
         entity=entity,
         time=time,
         metrics=list(cols.metrics),
-        group=cols.group,
+        group=cols.peer_group or cols.group,
         recent=p.baselines.recent,
         n_boot=p.baselines.bootstrap,
         random_state=ctx.random_state,
@@ -408,36 +407,15 @@ def failures(
     if not enough:
         enrichment = enrichment.with_columns(pl.lit(False).alias("enriched"))
     quality = ranking_quality(
-        rare_scores.select(entity, "combined"),
+        risk_scores.select(entity, pl.col("score").fill_null(0.0).alias("combined")),
         known,
         min_failures=f.min_failures,
         permutations=f.permutations,
         alpha=f.alpha,
         random_state=ctx.random_state,
     )
-    lead = None
-    lead_frame = None
-    known_times = {k: v for k, v in times.items() if k in known}
-    if known_times:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", OpslensWarning)
-            lead_frame = lead_times(
-                readings,
-                entity=entity,
-                time=time,
-                failure_times=known_times,
-                score_at=_score_window(ctx, readings, _config(ctx, readings)),
-                window=p.lead_time.window,
-                step=p.lead_time.step,
-                top_k=p.lead_time.top_k,
-                horizon=p.lead_time.horizon,
-                track=lambda points: tracked(ctx, points, "lead time: rolling windows"),
-                baseline=True,
-                exclude=sorted(known - set(known_times)),
-                random_state=ctx.random_state,
-            )
-        lead = lead_time_summary(lead_frame)
-        lead["sentence"] = lead_time_sentence(lead)
+    lead = lead_facts(warning_result.summary) if warning_result.summary else None
+    lead_frame = warning_result.table if warning_result.summary else None
     findings = fleet_findings(
         n_devices=len(entities),
         rare=rare_result,
@@ -445,9 +423,11 @@ def failures(
         contrasts=contrasts,
         enrichment=enrichment,
         ranking=quality,
-        lead=lead,
+        lead=None,
         min_failures=f.min_failures,
     )
+    if lead is not None:
+        findings.append(lead["sentence"])
     top = enrichment.row(0, named=True)
     facts: dict[str, Any] = {
         "configured": True,

@@ -31,7 +31,6 @@ import polars as pl
 import streamlit as st
 from pydantic import ValidationError
 
-from opslens.detect.population import rank_rare_devices
 from opslens.errors import OpslensError, OpslensWarning
 from opslens.explain.failures import (
     RankingQuality,
@@ -42,7 +41,6 @@ from opslens.explain.failures import (
     validate_failed_ids,
 )
 from opslens.explain.text import format_duration
-from opslens.features.fingerprints import fleet_fingerprints
 from opslens.plots import theme
 from opslens.recipes.fleet.findings import fleet_findings
 from opslens.recipes.fleet.pages.fleet import (
@@ -56,9 +54,9 @@ from opslens.recipes.fleet.params import (
     FailureParams,
     FleetParams,
     LeadTimeParams,
-    analysed_features,
     fingerprint_config,
 )
+from opslens.recipes.fleet.rolling import rolling_window_scorer
 from opslens.recipes.fleet.stages import failure_list
 from opslens.ui.state import (
     HASH_FUNCS,
@@ -207,29 +205,19 @@ def _lead_times(
     failure_times: tuple[tuple[str, datetime], ...],
     seed: int,
 ) -> pl.DataFrame:
-    """Lead time per failed device on rolling windows, scored as the fleet recipe's failures stage."""
+    """Lead time per failed device on rolling windows, each ranked as the rare stage ranks histories."""
     p = FleetParams.model_validate_json(params_json)
     config = fingerprint_config(p)
-
-    def score_window(frame: pl.DataFrame) -> pl.DataFrame:
-        counts = frame.group_by(entity).len().filter(pl.col("len") >= p.min_readings)
-        frame = frame.join(counts.select(entity), on=entity, how="semi")
-        if frame[entity].n_unique() < 3:
-            return pl.DataFrame(
-                {entity: [], "score": []}, schema={entity: pl.String, "score": pl.Float64}
-            )
-        fp = fleet_fingerprints(
-            frame, entity=entity, time=time, metrics=list(metrics), config=config
-        )
-        ranked = rank_rare_devices(
-            analysed_features(fp, p),
-            entity=entity,
-            top_n=1,
-            random_state=seed,
-            methods=p.lead_time.methods,
-        )
-        return ranked.scores.select(entity, pl.col("combined").alias("score"))
-
+    readings = readings.sort(entity, time)
+    score_at = rolling_window_scorer(
+        readings,
+        entity=entity,
+        time=time,
+        metrics=list(metrics),
+        params=p,
+        config=config,
+        random_state=seed,
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", OpslensWarning)
         return lead_times(
@@ -237,7 +225,7 @@ def _lead_times(
             entity=entity,
             time=time,
             failure_times=dict(failure_times),
-            score_window=score_window,
+            score_at=score_at,
             window=p.lead_time.window,
             step=p.lead_time.step,
             top_k=p.lead_time.top_k,

@@ -88,6 +88,9 @@ class FleetResult:
     notes: list[str] = field(default_factory=list)
     #: the seed the stages ran with (``random_state`` from the configuration)
     random_state: int = 0
+    #: the health stage's sensor faults and failure-risk ranking
+    sensor_faults: pl.DataFrame = field(default_factory=pl.DataFrame)
+    risk: pl.DataFrame = field(default_factory=pl.DataFrame)
 
     @property
     def methods(self) -> list[str]:
@@ -138,7 +141,7 @@ def _metric_of(text: str, metrics: list[str]) -> str:
 
 #: the stages of the fleet recipe the page runs (failures: the Known failures page;
 #: inspect: per-device figures the page draws itself)
-STAGES = ("prepare", "fingerprint", "rare", "groups", "explain")
+STAGES = ("prepare", "fingerprint", "rare", "health", "groups", "explain")
 
 
 @dataclass(frozen=True)
@@ -152,6 +155,8 @@ class _Computed:
     contrasts: pl.DataFrame
     findings: list[str]
     notes: list[str]
+    sensor_faults: pl.DataFrame = field(default_factory=pl.DataFrame)
+    risk: pl.DataFrame = field(default_factory=pl.DataFrame)
 
 
 def fleet_seed() -> int:
@@ -211,6 +216,8 @@ def _compute(
         contrasts=run.values["contrasts"],
         findings=list(explained.findings) if explained is not None else [],
         notes=list(dict.fromkeys(run.warnings)),
+        sensor_faults=run.tables.get("sensor_faults", pl.DataFrame()),
+        risk=run.tables.get("risk", pl.DataFrame()),
     )
 
 
@@ -289,6 +296,8 @@ def compute_fleet(
         findings=done.findings,
         notes=notes,
         random_state=seed,
+        sensor_faults=done.sensor_faults,
+        risk=done.risk,
     )
     st.session_state[FLEET] = result
     return result
@@ -550,6 +559,29 @@ def _groups_section(result: FleetResult) -> None:
     )
 
 
+def _health_section(result: FleetResult) -> None:
+    """Sensor faults apart, then the devices most at risk with their explanations."""
+    st.subheader("Sensor faults")
+    if result.sensor_faults.is_empty():
+        st.caption("No sensor faults found (flatlines, stuck values, caps, jumps, dropouts).")
+    else:
+        st.caption(
+            "Kept out of the failure-risk ranking from each fault's first day on: these say "
+            "more about the sensor than about the machine."
+        )
+        st.dataframe(result.sensor_faults, hide_index=True)
+    if not result.risk.is_empty():
+        st.subheader("Devices most at risk")
+        st.caption(
+            "Risk: rarity, change against the device's own first weeks and against the "
+            "fleet's same-day median, each as a rank (1 = the most extreme)."
+        )
+        st.dataframe(
+            result.risk.head(20).select("rank", result.entity, "risk", "explanation"),
+            hide_index=True,
+        )
+
+
 def _show(result: FleetResult) -> None:
     c1, c2, c3 = st.columns(3)
     c1.metric("devices", result.groups.labels.height)
@@ -564,6 +596,7 @@ def _show(result: FleetResult) -> None:
     )
     st.dataframe(_rare_table(result), hide_index=True)
     _drill_down(result)
+    _health_section(result)
     _groups_section(result)
     st.subheader("Findings")
     st.markdown("\n".join(f"- {s}" for s in result.findings))
