@@ -48,7 +48,7 @@ from sklearn.metrics import roc_auc_score
 from statsmodels.stats.multitest import multipletests
 
 from opslens.errors import DataError, OpslensWarning
-from opslens.explain.text import format_duration, format_p
+from opslens.explain.text import format_duration, format_p, format_pct
 
 __all__ = [
     "RankingQuality",
@@ -223,10 +223,6 @@ def permutation_auroc_p(
     return float((1 + np.sum(shuffled >= observed - 1e-12)) / (1 + permutations))
 
 
-def _pct(x: float) -> str:
-    return f"{100 * x:.3g}%"
-
-
 def ranking_quality(
     scores: pl.DataFrame,
     failed: set[str],
@@ -304,7 +300,7 @@ def ranking_quality(
     evidence = f"AUROC {auroc:.3g}" + (
         f" (permutation {format_p(p_auc, name='p')})" if permutations > 0 else ""
     )
-    evidence += f" and {ref_hits} of the top {k_ref} devices failed (base rate {_pct(base)})"
+    evidence += f" and {ref_hits} of the top {k_ref} devices failed (base rate {format_pct(base)})"
     if not enough:
         label = (
             f"too few known failures to tell ({n_fail} known; a verdict needs at least "

@@ -63,6 +63,24 @@ def format_metric(value: Any) -> str:
     return f"{value:.3f}"
 
 
+def format_pct(share: Any) -> str:
+    """A share in [0, 1] as a percentage: one decimal at most from 1% up (trailing ``.0``
+    dropped), two significant digits below 1%, so a small base rate keeps its size.
+
+    Example:
+        >>> format_pct(0.915), format_pct(0.4), format_pct(1.0), format_pct(0.0061), format_pct(None)
+        ('91.5%', '40%', '100%', '0.61%', 'n/a')
+    """
+    if share is None:
+        return "n/a"
+    x = 100 * float(share)
+    if x != x:
+        return "n/a"
+    if abs(x) < 1:
+        return f"{x:.2g}%"
+    return f"{x:.1f}".removesuffix(".0") + "%"
+
+
 def plural(n: Any, noun: str, plural_form: str | None = None) -> str:
     """``n`` and the noun, singular for one: ``1 row``, ``2 rows``.
 

@@ -223,3 +223,15 @@ def test_a_segments_batch_with_features_times_1e300_is_scored_with_those_rows_re
     assert "magnitude beyond 1e+100 in heart_rate: 40" in result.out
     predictions = pl.read_parquet(tmp_path / "huge.predictions.parquet")
     assert predictions.height == 120
+
+
+def test_a_residual_history_url_of_no_database_is_refused_at_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = AXES.format(registry="").replace(
+        "      registry: {}\n", "      lifecycle: {history_url: 'bogus://nowhere'}\n"
+    )
+    (tmp_path / "project.yaml").write_text(text)
+    result = run_cli(["-q", "run"], tmp_path, monkeypatch)
+    one_error(result, "params.lifecycle.history_url", "'bogus://' is not a database URL")
+    assert _run_ids(tmp_path) == []

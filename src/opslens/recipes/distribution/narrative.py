@@ -19,7 +19,7 @@ Example:
     >>> n = distribution_narrative(facts, [])
     >>> n.title, n.summary
     ('eta: distribution patterns', "n/a patterns of 'minutes' across 4 combinations of route.")
-    >>> pct(1.0), pct(0.9049), pct(None)
+    >>> format_pct(1.0), format_pct(0.9049), format_pct(None)
     ('100%', '90.5%', 'n/a')
 """
 
@@ -30,7 +30,7 @@ from typing import Any
 from opslens.core.baselines import plain_verdict
 from opslens.core.facts import AnalysisFacts
 from opslens.core.narrative import Narrative, Section, Table
-from opslens.explain.text import fmt, headline, plural
+from opslens.explain.text import fmt, format_pct, headline, plural
 from opslens.recipes.distribution.facts import (
     ChooseKFacts,
     ClassifyFacts,
@@ -41,7 +41,7 @@ from opslens.recipes.distribution.facts import (
     QuantizeFacts,
 )
 
-__all__ = ["distribution_narrative", "pct"]
+__all__ = ["distribution_narrative"]
 
 HDR_SENTENCE = (
     "A highest density region (HDR) is the narrowest set of value ranges that holds the stated "
@@ -61,14 +61,6 @@ CRPS_SENTENCE = (
     "The CRPS measures how far the predicted distribution is from the observed value, in the "
     "target's unit: lower is better."
 )
-
-
-def pct(share: Any) -> str:
-    """A share in [0, 1] as a percentage (``100%``, ``90.5%``)."""
-    if share is None:
-        return "n/a"
-    x = float(share) * 100
-    return f"{x:.0f}%" if abs(x - round(x)) < 0.05 else f"{x:.1f}%"
 
 
 def _sentence(text: str) -> str:
@@ -109,7 +101,7 @@ def _patterns(cl: ClusterFacts, unit: str, plots: list[str]) -> list[Section]:
             fmt(c.n_rows),
             _with_unit(c.median, unit),
             _spans(c.hdr(90), unit),
-            pct(c.hdr_observed(90)),
+            format_pct(c.hdr_observed(90)),
             fmt(c.skewness),
             fmt(c.n_outliers)
             + (f" (max {_with_unit(c.outlier_max, unit)})" if c.n_outliers else ""),
@@ -206,7 +198,12 @@ def _evaluation(
     )
     cov = ev.coverages
     table_rows = [
-        [label, fmt(s.log_score), _with_unit(s.crps, unit), *[pct(s.coverage(c)) for c in cov]]
+        [
+            label,
+            fmt(s.log_score),
+            _with_unit(s.crps, unit),
+            *[format_pct(s.coverage(c)) for c in cov],
+        ]
         for label, s in (
             ("the prediction", best),
             ("own histogram", own),
@@ -218,7 +215,7 @@ def _evaluation(
             " So "
             + ", ".join(
                 f"the {w.which} combination ({plural(w.rows, 'training row')}) keeps "
-                f"{pct(w.weight)} of its own shape"
+                f"{format_pct(w.weight)} of its own shape"
                 for w in ev.own_weights
             )
             + ": large combinations keep their own shape, small ones borrow from their pattern."
@@ -296,7 +293,7 @@ def _k_section(kf: ChooseKFacts, plots: list[str]) -> Section:
             "tested on the later training rows (each combination standardised by its own "
             "median and interquartile range, a permutation test over combinations of the "
             "Jensen-Shannon distance between the groups' pooled histograms, Bonferroni-"
-            f"corrected at {pct(kf.shape_alpha)}). The smallest K from the one-standard-error choice whose clusters "
+            f"corrected at {format_pct(kf.shape_alpha)}). The smallest K from the one-standard-error choice whose clusters "
             "merge no distinct shapes is kept. A p-value is how likely a difference this large "
             "would be by chance alone: below the corrected threshold two shapes are called distinct."
         )
@@ -332,7 +329,7 @@ def _placing(clf: ClassifyFacts, plots: list[str]) -> Section:
             f"An XGBoost classifier predicts the pattern from {', '.join(clf.features)}. "
             f"Scored on {plural(clf.test_combinations, 'combination')} it did not see in "
             f"training ({plural(clf.test_rows, 'row')}), its accuracy is "
-            f"{pct(clf.accuracy)} and its weighted one-vs-rest AUROC (the chance that a "
+            f"{format_pct(clf.accuracy)} and its weighted one-vs-rest AUROC (the chance that a "
             f"combination of a pattern is ranked above one of another: 0.5 is a guess, 1 "
             f"perfect) {fmt(auroc)}: "
             f"{_quality(auroc)}. A combination seen in training is not placed by the "
@@ -355,7 +352,7 @@ def _summary(facts: DistributionFacts, target: str) -> str:
     if ev is not None and ev.blended and ev.coverages:
         top = ev.coverages[-1]
         checked = (
-            f"{pct(ev.blended.coverage(top))} of held-out values fell in the range predicted "
+            f"{format_pct(ev.blended.coverage(top))} of held-out values fell in the range predicted "
             f"to hold {top}%."
         )
     elif ev is not None and ev.skipped:

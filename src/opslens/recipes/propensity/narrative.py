@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from opslens.core.baselines import plain_verdict
 from opslens.core.narrative import Narrative, Section, Table
-from opslens.explain.text import fmt, headline, plural
+from opslens.explain.text import fmt, format_pct, headline, plural
 from opslens.recipes.propensity.facts import (
     DataGenFacts,
     FeaturesFacts,
@@ -39,18 +39,14 @@ __all__ = ["propensity_narrative"]
 _NAMES = {"logistic": "logistic regression (baseline)", "xgboost": "XGBoost"}
 
 
-def _pct(x: float | None) -> str:
-    return "n/a" if x is None else f"{100 * float(x):.2g}%"
-
-
 def _funnel(data: DataGenFacts, source: str | None, plots: list[str]) -> Section:
     reach = data.users_reaching
     paragraphs = [
         f"{plural(data.events, 'event')} of {plural(data.users, 'user')} on "
         f"{plural(data.items, 'item')} from {source or 'the source'}, "
         f"{data.start[:16]} to {data.end[:16]}.",
-        f"Of the users who viewed an item, {_pct(data.view_to_cart)} put one in the cart; of those, "
-        f"{_pct(data.cart_to_purchase)} bought. Purchases are {_pct(data.purchase_share)} of all "
+        f"Of the users who viewed an item, {format_pct(data.view_to_cart)} put one in the cart; of those, "
+        f"{format_pct(data.cart_to_purchase)} bought. Purchases are {format_pct(data.purchase_share)} of all "
         "events: the class to predict is rare.",
     ]
     unknown = data.unknown_event_types
@@ -120,12 +116,12 @@ def _features(feat: FeaturesFacts, tr: TrainFacts | None, plots: list[str]) -> S
         table=Table(
             columns=["split", "rows", "purchases (label 1)", "base rate"],
             rows=[
-                [s, fmt(n), fmt(feat.positives[s]), _pct(feat.base_rate[s])]
+                [s, fmt(n), fmt(feat.positives[s]), format_pct(feat.base_rate[s])]
                 for s, n in feat.rows.items()
                 if s in feat.positives and s in feat.base_rate
             ],
         ),
-        bullets=[f"{n}: {_pct(v)} of XGBoost's gain" for n, v in top],
+        bullets=[f"{n}: {format_pct(v)} of XGBoost's gain" for n, v in top],
         plots=[p for p in ("feature_importance",) if p in plots],
     )
 
@@ -142,7 +138,7 @@ def _models(tr: TrainFacts, plots: list[str]) -> tuple[Section, str]:
         "PR-AUC (the area under the precision-recall curve: 1 when every buyer is ranked first, "
         "about the base rate for a guess) and ROC-AUC (the chance a buyer is ranked above a "
         "non-buyer: 0.5 for a guess) measure how well a model ranks.",
-        f"On the test period {_pct(base_rate)} of scored pairs were bought: a model that guesses has "
+        f"On the test period {format_pct(base_rate)} of scored pairs were bought: a model that guesses has "
         f"a PR-AUC of about {fmt(base_rate)}. {name} was chosen by "
         f"{tr.chosen_by}; on test its PR-AUC is {fmt(chosen.pr_auc)} "
         f"({fmt(lift)} times the base rate) and its ROC-AUC {fmt(chosen.roc_auc)}.",
@@ -184,10 +180,10 @@ def _models(tr: TrainFacts, plots: list[str]) -> tuple[Section, str]:
     k = ks[0] if ks else None
     precision = chosen.at(k)[0] if k is not None else None
     sentence = (
-        f"Of the {k} user-item pairs the model ranks highest on the test period, {_pct(precision)} "
-        f"were bought (base rate {_pct(base_rate)})."
+        f"Of the {k} user-item pairs the model ranks highest on the test period, {format_pct(precision)} "
+        f"were bought (base rate {format_pct(base_rate)})."
         if precision is not None
-        else f"On the test period {_pct(base_rate)} of scored pairs were bought."
+        else f"On the test period {format_pct(base_rate)} of scored pairs were bought."
     )
     return section, sentence
 

@@ -35,6 +35,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from opslens.config import Strict
+from opslens.config.urls import DatabaseUrl
 
 __all__ = [
     "BaselineParams",
@@ -246,7 +247,7 @@ class ResidualMonitor(Strict):
     """Recalibrate on the samples of this many most recent batches."""
     holdout_share: float = Field(default=1 / 3, gt=0, lt=1)
     """Share of the newest batch held out to compare challenger and champion."""
-    history_url: str | None = None
+    history_url: DatabaseUrl | None = None
     """SQLAlchemy URL of the monitoring history (None: ``lifecycle-history.db`` beside the runs)."""
 
 
