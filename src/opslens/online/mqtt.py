@@ -8,6 +8,11 @@ answer goes to the result topic (default ``opslens/<analysis>/levels``) as JSON
 with QoS 1; a ``{"status": "ready"}`` message is published there each time the
 subscription is (re)made, so a publisher can wait for it.
 
+A model that answers from live events (propensity) starts from the analysis's own
+events, as ``opslens stream`` from a file does (:func:`opslens.online.warm.warm_scorer`):
+the state is built before the subscription, so a user seen in training is not a cold start
+and ``ready`` is published only once the state is warm.
+
 When the broker goes away the client reconnects by itself with exponential
 backoff (``min_delay`` doubling up to ``max_delay`` seconds) and subscribes
 again. The session is persistent (a fixed client id, ``clean_session=False``),
@@ -37,7 +42,7 @@ from typing import Any
 
 from opslens.config import ProjectConfig
 from opslens.errors import ConfigError, InstanceError, OpslensError, SourceError
-from opslens.online.stream import Follower, answer_instance, parse_instance
+from opslens.online.stream import EVENTS, Follower, answer_instance, parse_instance
 from opslens.tracking.models import ModelSource, load_model
 
 __all__ = [
@@ -352,13 +357,20 @@ def stream_mqtt(
 ) -> MqttSummary:
     """Load the analysis's model, subscribe, score until told to stop; SourceError if no broker.
 
-    The broker's host is resolved first: a name that does not resolve fails at once.
+    The broker's host is resolved first: a name that does not resolve fails at once. A model
+    that answers from live events gets its state warm-started from the analysis's events
+    before the subscription.
     """
     check_broker_address(settings.host, settings.port)
     loaded = load_model(project, settings.analysis, model_source)
     log.info("scoring with the model from %s", loaded.origin)
     stream = MqttStream(loaded.predictor, settings, run_id=loaded.run_id)
     stream.summary.origin = loaded.origin
+    if loaded.predictor.supports("online_scorer"):  # live events: the analysis's events first
+        from opslens.online.warm import warm_scorer
+
+        scorer = warm_scorer(project, settings.analysis, loaded.predictor)
+        stream.states[EVENTS] = {"scorer": scorer}
     if model_source == "registry":  # follow promotions
         stream.follow = Follower(project, settings.analysis, loaded, settings.refresh_seconds)
     stream.start()

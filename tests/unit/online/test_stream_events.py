@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -121,3 +122,76 @@ def test_mqtt_messages_take_events_and_score_lines_too(model: PropensityPredicto
         and answer["items"][0]["item_id"] == "x"
     )
     assert mqtt.summary.scored == 4 and mqtt.summary.rejected == 1
+
+
+def test_opslens_stream_over_mqtt_is_warm_started_from_the_analysis_events(
+    model: PropensityPredictor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over the real Mosquitto: a user of the training events is not a cold start (the state
+    holds every event of the source before the subscription), a user never seen is."""
+    import socket
+    import threading
+    import uuid
+
+    import paho.mqtt.client as paho
+    from tests.conftest import _service_missing
+
+    from opslens.online import mqtt
+
+    try:
+        socket.create_connection(("127.0.0.1", 1883), timeout=2).close()
+    except OSError as e:
+        _service_missing("Mosquitto at 127.0.0.1:1883", e)
+    (tmp_path / "project.yaml").write_text(
+        "tracking: {enabled: false}\nanalyses:\n  - name: shop\n    recipe: propensity\n"
+        "    source: {kind: synthetic, generator: clickstream, seed: 3,"
+        f" options: {json.dumps(OPTIONS)}}}\n"
+    )
+    loaded = LoadedPredictor(model, None, "run-1", {}, "memory")
+    monkeypatch.setattr(mqtt, "load_model", lambda *a, **k: loaded)
+    raw = clickstream_frame(seed=3, **OPTIONS)
+    at = (raw["timestamp"].max() + timedelta(minutes=30)).isoformat()
+    user = str(raw["user_id"][-1])
+    topic, results = f"t/{uuid.uuid4().hex}/events", f"t/{uuid.uuid4().hex}/scores"
+    got: list[dict[str, Any]] = []
+    subscribed = threading.Event()
+    collector = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"c-{uuid.uuid4().hex}")
+    collector.on_connect = lambda c, *_: c.subscribe(results, qos=1)
+    collector.on_subscribe = lambda *_: subscribed.set()
+    collector.on_message = lambda c, u, m: got.append(json.loads(m.payload))
+    collector.connect("127.0.0.1", 1883)
+    collector.loop_start()
+    assert subscribed.wait(10)
+    settings = mqtt.MqttSettings(
+        topic=topic, analysis="shop", result_topic=results, client_id=f"s-{uuid.uuid4().hex}"
+    )
+    out: dict[str, Any] = {}
+    thread = threading.Thread(
+        target=lambda: out.update(
+            summary=mqtt.stream_mqtt(
+                load_project(tmp_path / "project.yaml"), settings, max_messages=2, idle_timeout=30
+            )
+        )
+    )
+    thread.start()
+    publisher = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"p-{uuid.uuid4().hex}")
+    try:
+        end = time.monotonic() + 60
+        while not any(g.get("status") == "ready" for g in got) and time.monotonic() < end:
+            time.sleep(0.05)
+        publisher.connect("127.0.0.1", 1883)
+        publisher.loop_start()
+        for who in (user, "never-seen"):
+            ask = {"user": who, "items": ["i00003", "i00004"], "at": at}
+            publisher.publish(topic, json.dumps(ask), qos=1).wait_for_publish(10)
+        thread.join(60)
+        while len([g for g in got if "items" in g]) < 2 and time.monotonic() < end:
+            time.sleep(0.05)
+    finally:
+        publisher.loop_stop()
+        collector.disconnect()
+        collector.loop_stop()
+    seen, unseen = [g for g in got if "items" in g]
+    assert seen["user_id"] == user and seen["cold_start"] is False
+    assert unseen["user_id"] == "never-seen" and unseen["cold_start"] is True
+    assert out["summary"].scored == 2 and out["summary"].rejected == 0

@@ -3,7 +3,9 @@
 Every count is "events strictly before the row's time" (``timestamp < t``): a cumulative
 count per (key, time), looked up as the last entry packed below the row's own (key, time).
 :class:`Past` does this for the per-user keys (user, user-item pair, user-category);
-:func:`counts_between` counts everyone's events in ``[t - w, t)`` (the item popularity).
+:func:`counts_between` counts everyone's events in ``(t - w, t)`` (the item popularity).
+A window ``w`` is open at both ends: an event exactly ``w`` before ``t`` is outside it, one
+microsecond later inside, an event at ``t`` never counted.
 Keys are integers (:func:`text_codes`, :func:`with_codes`): joins and sorts on integers are
 several times faster than on text.
 
@@ -11,8 +13,8 @@ Example:
     >>> import numpy as np
     >>> window_label(timedelta(hours=6)), micros(timedelta(seconds=1))
     ('6h', 1000000)
-    >>> counts_between(np.array([0, 0, 1]), np.array([5, 9, 5]), np.array([0]), np.array([10]), 6).tolist()
-    [2]
+    >>> counts_between(np.array([0, 0, 1]), np.array([4, 9, 5]), np.array([0]), np.array([10]), 6).tolist()
+    [1]
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import Literal
 
 import numpy as np
 import polars as pl
@@ -176,11 +179,15 @@ class Past:
         before = np.maximum.accumulate(np.where(first, total - n, 0))
         return g.with_columns(cum=pl.Series(total - before))
 
-    def find(self, table: pl.DataFrame, key: str, shift: int = 0) -> tuple[np.ndarray, np.ndarray]:
-        """Each row's last table entry strictly before its time minus ``shift``: (index, found)."""
+    def find(
+        self, table: pl.DataFrame, key: str, shift: int = 0, *, through: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Each row's last table entry strictly before its time minus ``shift`` (at or before
+        it if ``through``): (index, found)."""
         k = self.keys[key]
         packed = table["_c"].to_numpy()
-        at = np.searchsorted(packed, (k << self.bits) | self.rank[shift], side="left") - 1
+        side: Literal["left", "right"] = "right" if through else "left"
+        at = np.searchsorted(packed, (k << self.bits) | self.rank[shift], side=side) - 1
         safe = np.maximum(at, 0)
         found = (at >= 0) & (k >= 0)
         if len(packed):
@@ -189,8 +196,12 @@ class Past:
             found[:] = False
         return safe, found
 
-    def count(self, table: pl.DataFrame, key: str, shift: int = 0) -> np.ndarray:
-        safe, found = self.find(table, key, shift)
+    def count(
+        self, table: pl.DataFrame, key: str, shift: int = 0, *, through: bool = False
+    ) -> np.ndarray:
+        """Each row's events strictly before its time minus ``shift`` (at or before it if
+        ``through``)."""
+        safe, found = self.find(table, key, shift, through=through)
         cum = table["cum"].to_numpy()
         return np.where(found, cum[safe] if len(cum) else 0, 0).astype(np.int64)
 
@@ -204,10 +215,12 @@ class Past:
     def windows(
         self, table: pl.DataFrame, key: str, name: str, windows: Sequence[timedelta], total: bool
     ) -> dict[str, np.ndarray]:
-        """``name`` (every event before t) and ``name_<w>`` (events in [t - w, t))."""
+        """``name`` (every event before t) and ``name_<w>`` (events in (t - w, t): exactly
+        ``w`` before t is outside)."""
         every = self.count(table, key)
         out = {
-            f"{name}_{window_label(w)}": every - self.count(table, key, micros(w)) for w in windows
+            f"{name}_{window_label(w)}": every - self.count(table, key, micros(w), through=True)
+            for w in windows
         }
         return {name: every, **out} if total else out
 
@@ -215,7 +228,7 @@ class Past:
 def counts_between(
     key: np.ndarray, t: np.ndarray, q_key: np.ndarray, q_t: np.ndarray, shift: int
 ) -> np.ndarray:
-    """Per query, the events of its key with ``q_t - shift <= t < q_t``: one sort of the events
+    """Per query, the events of its key with ``q_t - shift < t < q_t``: one sort of the events
     packed as (key, time), two ``np.searchsorted`` (times as ranks if they do not fit).
 
     Item popularity counts everyone's events, so it does not go through :class:`Past`'s
@@ -237,5 +250,5 @@ def counts_between(
         bits = high.bit_length()
     packed = np.sort((key << bits) | t_rel)
     upto = np.searchsorted(packed, (q_key << bits) | q_rel, side="left")
-    since = np.searchsorted(packed, (q_key << bits) | q_from, side="left")
+    since = np.searchsorted(packed, (q_key << bits) | q_from, side="right")
     return (upto - since).astype(np.int64)  # type: ignore[no-any-return]

@@ -5,7 +5,7 @@ The same definition as the offline features (:mod:`.point_in_time`), evaluated t
 way round: instead of looking each row up in tables of every event, the state keeps, per
 user, per (user, item), per (user, category) and per item, the sorted times of the
 recent events and the count and last time of older ones. A feature at time ``at`` counts
-the events strictly before ``at`` (``[at - w, at)`` for a window ``w``), so an event
+the events strictly before ``at`` (``(at - w, at)`` for a window ``w``), so an event
 exactly ``w`` before ``at`` is outside the window, as offline; sessions are cut by the
 same rule (a gap greater than ``gap`` starts a new one, ties stay together; ``cuts``
 force a new session at given times, as the offline split does at its boundaries).
@@ -113,6 +113,10 @@ class _Times:
     def before(self, at: int) -> int:
         """Events strictly before ``at``."""
         return self.dropped + bisect_left(self.ts, at)
+
+    def through(self, at: int) -> int:
+        """Events at or before ``at``."""
+        return self.dropped + bisect_right(self.ts, at)
 
     def last_before(self, at: int) -> int | None:
         i = bisect_left(self.ts, at)
@@ -485,7 +489,7 @@ class OnlineState:
             if times is None:
                 return 0, [0] * len(wins)
             every = times.before(at)
-            return every, [every - times.before(at - w) for w in wins]
+            return every, [every - times.through(at - w) for w in wins]
 
         pair = u.pairs.get(item) if u is not None else None
         row: list[float] = [hours(u.kinds[k] if u else None) for k in range(4)]
@@ -515,7 +519,7 @@ class OnlineState:
         for table in (self.item_views, self.item_purchases):
             times = table.get(item)
             every = times.before(at) if times is not None else 0
-            row += [every - times.before(at - w) if times is not None else 0 for w in wins]
+            row += [every - times.through(at - w) if times is not None else 0 for w in wins]
         row += [price, discount]
         return row
 

@@ -366,7 +366,7 @@ def join_features(
         >>> ev = sessionize(pl.DataFrame({"user_id": ["a"], "item_id": ["x"], "event_type": ["view"],
         ...     "timestamp": [datetime(2024, 1, 1)]}))
         >>> items = pl.DataFrame({"item_id": ["x"], "category": ["c"], "price": [9.0], "discount": [0.0]})
-        >>> rows = pl.DataFrame({"user_id": ["a"], "item_id": ["x"], "prediction_time": [datetime(2024, 1, 2)]})
+        >>> rows = pl.DataFrame({"user_id": ["a"], "item_id": ["x"], "prediction_time": [datetime(2024, 1, 1, 12)]})
         >>> w = [timedelta(days=1)]
         >>> f = join_features(user_features(rows, ev, items, windows=w), item_features(rows, ev, windows=w), w)
         >>> f.columns[-4:], f["item_views_1d"].to_list()

@@ -1,5 +1,5 @@
 """The item popularity of propensity's point-in-time features: everyone's views and
-purchases of the item in ``[t - w, t)``.
+purchases of the item in ``(t - w, t)``.
 
 It depends only on the item's events, so it is computed once per distinct (item,
 prediction time) (:func:`item_popularity`, a small table with a handful of prediction
@@ -44,7 +44,7 @@ def item_popularity(
     windows: Sequence[timedelta] = WINDOWS,
 ) -> pl.DataFrame:
     """``item_views_<w>`` and ``item_purchases_<w>`` of each distinct (item_id,
-    prediction_time) in ``points``: the item's views and purchases by anyone in ``[t - w, t)``.
+    prediction_time) in ``points``: the item's views and purchases by anyone in ``(t - w, t)``.
 
     One row per distinct point (sorted by prediction time and item): with a handful of
     prediction times it is small, so it can be computed once and joined to any rows.
@@ -55,8 +55,9 @@ def item_popularity(
         ...     "timestamp": [datetime(2024, 1, 1), datetime(2024, 1, 3)]})
         >>> pts = pl.DataFrame({"item_id": ["x", "x"],
         ...     "prediction_time": [datetime(2024, 1, 2), datetime(2024, 1, 4)]})
+        >>> # on Jan 4 the view of Jan 1 is exactly 3 days old: outside the 3-day window
         >>> item_popularity(pts, ev, windows=[timedelta(days=3)])["item_views_3d"].to_list()
-        [1, 2]
+        [1, 1]
     """
     wins = list(windows)
     pts = (
@@ -93,7 +94,7 @@ def item_features(
     windows: Sequence[timedelta] = WINDOWS,
 ) -> pl.DataFrame:
     """The item popularity of each row: ``item_views_<w>`` and ``item_purchases_<w>``, the
-    item's views and purchases by anyone in ``[t - w, t)``.
+    item's views and purchases by anyone in ``(t - w, t)``.
 
     They depend only on the item's events: run on the rows and events of any subset of
     items it gives exactly those items' rows of the whole. Computed once per distinct

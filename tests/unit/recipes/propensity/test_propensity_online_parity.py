@@ -139,27 +139,36 @@ def test_a_random_event_log_gives_the_offline_features(log: pl.DataFrame, hours:
     assert differing(online, offline) == 0
 
 
+@pytest.mark.parametrize("kind", ["view", "purchase"])
 @pytest.mark.parametrize(
     ("before", "inside"),
-    [(timedelta(hours=1), 1), (timedelta(hours=1, microseconds=1), 0), (timedelta(0), 0)],
+    [
+        (timedelta(hours=1), 0),  # exactly w before t: outside the window
+        (timedelta(hours=1) - timedelta(microseconds=1), 1),  # a microsecond later: inside
+        (timedelta(hours=1, microseconds=1), 0),
+        (timedelta(0), 0),  # at t: not counted at all
+    ],
 )
-def test_the_window_edge_is_the_offline_one(before: timedelta, inside: int) -> None:
-    """``[t - w, t)``: an event exactly ``w`` before ``t`` is inside the ``w`` window (the
-    offline definition), one microsecond earlier is outside, an event at ``t`` is not past."""
+def test_the_window_edge_is_the_offline_one(kind: str, before: timedelta, inside: int) -> None:
+    """``(t - w, t)``: an event exactly ``w`` before ``t`` is outside the ``w`` window, one
+    microsecond later is inside, an event at ``t`` is not counted, online and offline alike."""
     at = T0 + timedelta(hours=10)
     log = pl.DataFrame(
-        {"user_id": ["u1"], "item_id": ["x"], "event_type": ["view"], "timestamp": [at - before]}
+        {"user_id": ["u1"], "item_id": ["x"], "event_type": [kind], "timestamp": [at - before]}
     )
     rows = pl.DataFrame({"user_id": ["u1"], "item_id": ["x"], "prediction_time": [at]})
     offline = point_in_time_features(rows, sessionize(log, gap=GAP), ITEMS, windows=WINDOWS)
     state = OnlineState(ITEMS, windows=WINDOWS, gap=GAP)
     state.ingest(log.row(0, named=True))
     online = state.features("u1", ["x"], at).frame()
+    windowed = ["user_events_1h", "user_sessions_1h"]
+    windowed += ["pair_views_1h", "item_views_1h"] if kind == "view" else []
+    windowed += ["user_purchases_1h", "item_purchases_1h"] if kind == "purchase" else []
     for f in (online, offline):
-        assert f["pair_views_1h"].to_list() == [inside]
-        assert f["item_views_1h"].to_list() == [inside]
-        assert f["user_events_1h"].to_list() == [inside]
+        for c in windowed:
+            assert f[c].to_list() == [inside], c
         assert f["user_events"].to_list() == [1 if before else 0]
+        assert f["user_sessions"].to_list() == [1 if before else 0]
     assert differing(online, offline) == 0
 
 

@@ -63,7 +63,7 @@ def test_events_after_the_prediction_time_change_no_feature(
 def test_features_count_only_strictly_earlier_events() -> None:
     ev = frame(
         [
-            ("a", "x", "view", 0),
+            ("a", "x", "view", 0),  # exactly 1 day before: outside the 1d window
             ("a", "x", "view", 60),
             ("a", "x", "add_to_cart", 61),
             ("a", "y", "view", 24 * 60),  # exactly at the prediction time: not counted
@@ -75,7 +75,7 @@ def test_features_count_only_strictly_earlier_events() -> None:
     f = _features(ev, rows).sort("item_id")
     x, y = f.row(0, named=True), f.row(1, named=True)
     assert x["pair_views"] == 2 and x["pair_carts"] == 1 and x["pair_net_cart"] == 1
-    assert x["user_events"] == 3 and x["user_events_6h"] == 0 and x["user_events_1d"] == 3
+    assert x["user_events"] == 3 and x["user_events_6h"] == 0 and x["user_events_1d"] == 2
     assert y["pair_views"] == 0 and y["pair_events"] == 0
     assert x["user_hours_since_cart"] == pytest.approx((24 * 60 - 61) / 60)
     assert x["category_events"] == 3 and x["category_share"] == 1.0
