@@ -22,12 +22,12 @@ import polars as pl
 import pytest
 
 import opslens
+from opslens.synthetic.fleet import make_fleet
 from opslens.synthetic.trips import make_trips
 from tests.fakes.browser import chromium
 
 pytestmark = pytest.mark.slow
 
-FAILURES = Path(opslens.__file__).parent / "recipes" / "fleet" / "demo" / "failures.csv"
 PROJECT = """
 tracking: {enabled: false}
 analyses:
@@ -91,7 +91,13 @@ def test_walk_data_fleet_failures_and_score(app: str, tmp_path: Path) -> None:
             folder.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(folder / f"ui-{name}.png"), full_page=True)  # type: ignore[attr-defined]
 
-    failures = pl.read_csv(FAILURES)
+    # the app's "Load the demo fleet" is the fleet generator's 300 devices (seed 0), whose
+    # 12 failing devices are pasted as known failures
+    failures = (
+        make_fleet(seed=0, n_devices=300, n_points=1000)
+        .truth.filter(pl.col("failed"))
+        .select("device_id", pl.col("failure_time").cast(pl.String))
+    )
     pasted = "\n".join(
         f"{r['device_id']},{r['failure_time']}" for r in failures.iter_rows(named=True)
     )

@@ -7,6 +7,7 @@ Per kind, each device's event count and days since its last event join the risk 
 
 Example:
     >>> from datetime import datetime
+    >>> from pathlib import Path
     >>> t = pl.DataFrame({"device_id": ["a", "a", "b"], "time": [datetime(2024, 1, 3),
     ...     datetime(2024, 1, 9), datetime(2024, 1, 5)], "kind": ["error", "repair", "error"]})
     >>> p = EventParams(path=Path("events.csv"))
