@@ -258,7 +258,7 @@ def score_one(
         kept = {"runs": {a: list(r) for a, r in st["runs"].items()}, "last_key": last, "n": count}
         kept |= {"was_error": bool(st.get("was_error", False)), "quiet": int(st.get("quiet", 0))}
         kept["recent"] = list(recent)
-        kept |= {k: st[k] for k in ("fit_n", "fit_bad", "unfit") if k in st}
+        kept |= {k: st[k] for k in ("fit_n", "fit_bad", "unfit", "cal_n", "cal_t0") if k in st}
         return answer, kept | ({"warned": True} if st.get("warned") else {})
     answer = {"sample": count + 1, "time_s": time_s, "duplicate": False, "out_of_order": False}
     runs: dict[str, list[int]] = {}
@@ -313,6 +313,8 @@ def score_one(
     new |= {"was_error": worst == 2, "quiet": quiet - 1 if quiet else 0}
     new["recent"] = [*recent[1 - RECENT_KEYS :], key]
     _watch_one(predictor, st, new, worst >= 1, count + 1)
+    if getattr(predictor, "recal", None) is not None:
+        _due_one(predictor, st, new, answer, time_s)
     if st.get("warned") or _guard_one(predictor, time_s, count + 1, sample):
         new["warned"] = True
     return answer, new
@@ -444,6 +446,42 @@ def _watch_one(
     out["fit_n"], out["fit_bad"] = n, b
     if unfit:
         out["unfit"] = True
+
+
+def _due_one(
+    predictor: ResidualPredictor,
+    st: Mapping[str, Any],
+    out: dict[str, Any],
+    answer: dict[str, Any],
+    time_s: float,
+) -> None:
+    """The recalibration trigger of a stream (``params.recalibrate``): on the sample where the
+    stream's fit watch finds the limits no longer fit (``on_drift``), or ``every`` samples or
+    seconds of data since the last trigger, the answer carries ``recalibrate`` (why); the
+    counters restart and the fit watch is re-armed."""
+    every_n, every_s, on_drift, _ = predictor.recal or (0, 0.0, False, 0)
+    n = int(st.get("cal_n", 0)) + 1
+    t0 = st.get("cal_t0")
+    t0 = time_s if t0 is None else float(t0)
+    reason = None
+    if on_drift and out.get("unfit") and not st.get("unfit"):
+        window, rate = predictor.fit_watch
+        reason = (
+            f"automatic: over {100 * rate:.0f}% of the last {window} samples beyond the limits "
+            "(the limits no longer fit)"
+        )
+    elif every_n and n >= every_n:
+        reason = f"scheduled: {n} samples since the last calibration (every {every_n})"
+    elif every_s and time_s - t0 >= every_s:
+        reason = (
+            f"scheduled: {(time_s - t0) / 86400:.3g} days of data since the last calibration "
+            f"(every {every_s / 86400:g} days)"
+        )
+    if reason is not None:
+        answer["recalibrate"] = reason
+        out.pop("unfit", None)
+        n, t0 = 0, time_s
+    out["cal_n"], out["cal_t0"] = n, t0
 
 
 def _watch_block(

@@ -24,7 +24,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -41,10 +41,14 @@ from opslens.core.lifecycle import (
     split_newest,
 )
 from opslens.core.recipe import ModelArtifact, Out, Output, Stage, StageContext
-from opslens.models.compare import paired_interval, paired_p_value
 from opslens.recipes.residual.conditional import AxisConditional
-from opslens.recipes.residual.params import ResidualMonitor, ResidualParams
+from opslens.recipes.residual.params import RecalibrateParams, ResidualMonitor, ResidualParams
 from opslens.recipes.residual.predictor import ResidualPredictor
+from opslens.recipes.residual.recalibration import (
+    calibration_comparison,
+    normal_rows,
+    recalibration_trigger,
+)
 from opslens.recipes.residual.stages import mode_limits
 from opslens.recipes.residual.thresholds import calibrate_axis, with_below
 from opslens.recipes.residual.trend import AxisTrend
@@ -87,6 +91,9 @@ def score_batch(
     reference = getattr(champion, "reference", None) or _residuals(champion, raw)
     residuals = _residuals(champion, batch)
     record: dict[str, Any] = {"rows_in": batch.height}
+    if batch.height:  # the data time the batch covers (a schedule in data time counts it)
+        seconds = champion.arrays(batch)[0] + champion.t0_us / 1e6
+        record["first_s"], record["last_s"] = float(seconds.min()), float(seconds.max())
     for axis in champion.axes:
         level = answers[f"{axis}_level"]
         alerting = level.is_in(["alert", "error"]).to_numpy()
@@ -121,7 +128,7 @@ def window(raw: pl.DataFrame, labelled: pl.DataFrame, analysis: AnalysisConfig) 
 
 def _squared(predictor: ResidualPredictor, rows: pl.DataFrame) -> np.ndarray:
     """Squared residuals of every axis's usable samples (the same samples for any model)."""
-    res = _residuals(predictor, rows.drop(BATCH_COLUMN))
+    res = _residuals(predictor, rows.drop(BATCH_COLUMN, strict=False))
     return np.concatenate([r**2 for r in res.values()]) if res else np.empty(0)
 
 
@@ -131,21 +138,55 @@ def compare(
     rows: pl.DataFrame,
     analysis: AnalysisConfig,
 ) -> Comparison:
-    """Mean squared residual (every axis's samples) of both models on the newest batch's
-    held-out share, with a paired interval and test of the difference (lower is better)."""
-    held = split_newest(rows, _settings(analysis.params).holdout_share)[1]
+    """Both versions' limits on the newest batch's held-out share: false alarms and planted
+    faults caught (:func:`~opslens.recipes.residual.recalibration.calibration_comparison`);
+    the mean squared residual of every axis's samples goes along in the details."""
+    p = analysis.params
+    held = split_newest(rows, _settings(p).holdout_share)[1].drop(BATCH_COLUMN)
     champ, chall = _squared(champion, held), _squared(challenger, held)
-    seed = analysis.random_state
-    _, interval = paired_interval(chall, champ, random_state=seed)
-    return Comparison(
-        metric="residual_mse",
-        champion=float(champ.mean()) if champ.size else float("inf"),
-        challenger=float(chall.mean()) if chall.size else float("inf"),
-        higher_is_better=False,
-        rows=held.height,
-        interval=interval,
-        p_value=paired_p_value(chall, champ, random_state=seed),
+    mse = {
+        "champion": float(champ.mean()) if champ.size else None,
+        "challenger": float(chall.mean()) if chall.size else None,
+    }
+    recal = getattr(p, "recalibrate", None)
+    return calibration_comparison(
+        champion,
+        challenger,
+        held,
+        recal if isinstance(recal, RecalibrateParams) else RecalibrateParams(),
+        alarm_level=getattr(getattr(p, "baselines", None), "alarm_level", "error"),
+        random_state=analysis.random_state,
+        details={"residual_mse": mse},
     )
+
+
+def _refit(
+    old: AxisTrend | AxisConditional,
+    axis: str,
+    train: pl.DataFrame,
+    t: np.ndarray,
+    ok: np.ndarray,
+) -> tuple[AxisTrend | AxisConditional, np.ndarray, dict[str, np.ndarray]]:
+    """``old``'s kind of model refitted on the ``ok`` rows of ``train``: the model, every row's
+    residual (NaN where not fitted) and the inputs of the fitted rows (models on other signals).
+
+    An axis on other signals (per mode) keeps its inputs; a mode the rows lack keeps ``old``'s.
+    """
+    y = train[axis].cast(pl.Float64).to_numpy()
+    resid = np.full(y.size, np.nan)
+    if isinstance(old, AxisConditional):
+        ok = ok & np.all([train[c].is_not_null().to_numpy() for c in old.inputs()], axis=0)
+        rows = train.filter(pl.Series(ok))
+        inputs = {c: rows[c].to_numpy() for c in old.inputs()}
+        new = clone(old).fit(inputs, y[ok])
+        for mode in set(old.coef_) - set(new.coef_):  # a mode the window lacks: kept
+            new.coef_[mode], new.intercept_[mode] = old.coef_[mode], old.intercept_[mode]
+            new.rows_[mode] = old.rows_[mode]
+        resid[ok] = y[ok] - new.predict_columns(inputs)
+        return new, resid, inputs
+    trend = clone(old).fit(t[ok], y[ok])
+    resid[ok] = y[ok] - trend.predict(t[ok])
+    return trend, resid, {}
 
 
 def recalibrate(
@@ -165,25 +206,22 @@ def recalibrate(
     dt = float(np.median(np.diff(t))) if t.size > 1 else 1.0
     models: dict[str, AxisTrend | AxisConditional] = {}
     limits, reference = {}, {}
+    level = ("alert", "error") if p.baselines.alarm_level == "alert" else ("error",)
+    judged = champion.predict_frame(train.drop(BATCH_COLUMN, "stream", strict=False))
+    left_out: dict[str, dict[str, Any]] = {}
     for axis in champion.axes:
         y = train[axis].cast(pl.Float64).to_numpy()
         ok = np.isfinite(y) & (y != 0)
         old = champion.models[axis]
-        if isinstance(old, AxisConditional):  # the same inputs and modes, refitted
-            ok &= np.all([train[c].is_not_null().to_numpy() for c in old.inputs()], axis=0)
-            rows = train.filter(pl.Series(ok))
-            inputs = {c: rows[c].to_numpy() for c in old.inputs()}
-            new = clone(old).fit(inputs, y[ok])
-            for mode in set(old.coef_) - set(new.coef_):  # a mode the window lacks: kept
-                new.coef_[mode], new.intercept_[mode] = old.coef_[mode], old.intercept_[mode]
-                new.rows_[mode] = old.rows_[mode]
-            models[axis] = new
-            reference[axis] = y[ok] - new.predict_columns(inputs)
-        else:
-            models[axis] = AxisTrend(
-                "linear", n_segments=p.model.n_segments, huber_epsilon=p.model.huber_epsilon
-            ).fit(t[ok], y[ok])
-            reference[axis] = y[ok] - models[axis].predict(t[ok])
+        alarmed = judged[f"{axis}_level"].is_in(level).fill_null(False).to_numpy()
+        first = _refit(old, axis, train, t, ok)[1]  # the window's alarmed samples are left out
+        keep, rule = normal_rows(
+            first, alarmed, alert_rate=_settings(p).alert_rate, outlier_k=p.recalibrate.outlier_k
+        )
+        left_out[axis] = {"samples": int((ok & ~keep).sum()), "rule": rule}
+        ok &= keep
+        models[axis], resid, inputs = _refit(old, axis, train, t, ok)
+        reference[axis] = resid[np.isfinite(resid)]
         limits[axis] = calibrate_axis(reference[axis], dt_seconds=dt, **p.thresholds.policy())
         side = p.thresholds.directions.get(axis, p.thresholds.direction)
         if side != "above":
@@ -211,18 +249,30 @@ def recalibrate(
         max_spans=getattr(champion, "max_spans", 1.0),
         hold_off=getattr(champion, "hold_off", 0),
         fit_watch=getattr(champion, "fit_watch", (0, 1.0)),
+        recalibrate=recalibration_trigger(p),
         inputs=getattr(champion, "inputs", []),
     )
     comparison = compare(champion, challenger, rows, ctx.analysis)
     comparison = Comparison(
-        **{**comparison.__dict__, "training_rows": train.height, "reason": "recalibration"}
+        **{
+            **comparison.__dict__,
+            "training_rows": train.height,
+            "reason": "recalibration",
+            "details": {**comparison.details, "left_out": left_out},
+        }
     )
+    weekly = comparison.details["false_alarms_per_week"]
+    caught = comparison.details["faults_caught"]
     return Out(
         values={"comparison": comparison},
         facts=comparison.facts(),
         metrics={
-            "challenger_residual_mse": comparison.challenger,
-            "champion_residual_mse": comparison.champion,
+            "challenger_false_alarm_rate": comparison.challenger,
+            "champion_false_alarm_rate": comparison.champion,
+            "challenger_false_alarms_per_week": weekly["challenger"],
+            "champion_false_alarms_per_week": weekly["champion"],
+            "challenger_faults_caught": float(caught["challenger"]),
+            "champion_faults_caught": float(caught["champion"]),
             "comparison_rows": float(held.height),
         },
         model=ModelArtifact(
@@ -255,18 +305,47 @@ def monitor(records: Sequence[Record], params: Any) -> list[dict[str, Any]]:
     return out
 
 
+def _recalibrate(params: Any) -> RecalibrateParams:
+    found = getattr(params, "recalibrate", None)
+    return found if isinstance(found, RecalibrateParams) else RecalibrateParams()
+
+
 def retrain_reason(
     records: Sequence[Record], params: Any, trained_at: datetime | None, now: datetime | None
 ) -> str | None:
-    """Recalibrate when an axis's residual distribution drifted from the reference (KS)."""
-    s = _settings(params)
-    for axis in _axes(records):
-        ks = float(records[-1].get(f"{axis}_ks") or 0.0)
-        if ks > s.ks_threshold:
+    """Recalibrate on drift (``params.recalibrate.on_drift``: an axis's residual KS against
+    the reference past ``lifecycle.ks_threshold``, or its share of alert / error samples in
+    the newest batch past ``lifecycle.alert_rate``) or on schedule (``recalibrate.every``
+    samples, or that much data time, scored by the champion)."""
+    s, r = _settings(params), _recalibrate(params)
+    if r.on_drift:
+        for axis in _axes(records):
+            ks = float(records[-1].get(f"{axis}_ks") or 0.0)
             rate = float(records[-1].get(f"{axis}_alert_rate") or 0.0)
+            if ks > s.ks_threshold:
+                return (
+                    f"automatic: {axis} residual KS {ks:.3g} > {s.ks_threshold:g} "
+                    f"(alert rate {rate:.3g})"
+                )
+        for axis in _axes(records):
+            rate = float(records[-1].get(f"{axis}_alert_rate") or 0.0)
+            if rate > s.alert_rate:
+                return (
+                    f"automatic: {axis} alert rate {rate:.3g} > {s.alert_rate:g} "
+                    "(the limits no longer fit)"
+                )
+    if isinstance(r.every, int) and not isinstance(r.every, bool):
+        n = sum(int(x.get("rows_in") or 0) for x in records)
+        if n >= r.every:
+            return f"scheduled: {n} samples since the last calibration (every {r.every})"
+    elif isinstance(r.every, timedelta) and records:
+        first = [float(x["first_s"]) for x in records if x.get("first_s") is not None]
+        last = [float(x["last_s"]) for x in records if x.get("last_s") is not None]
+        if first and last and max(last) - min(first) >= r.every.total_seconds():
+            days = (max(last) - min(first)) / 86400
             return (
-                f"automatic: {axis} residual KS {ks:.3g} > {s.ks_threshold:g} "
-                f"(alert rate {rate:.3g})"
+                f"scheduled: {days:.3g} days of data since the last calibration "
+                f"(every {r.every.total_seconds() / 86400:g} days)"
             )
     return None
 

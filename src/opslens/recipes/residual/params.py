@@ -29,12 +29,13 @@ Example:
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from opslens.config import Strict
+from opslens.config.durations import Duration
 from opslens.config.urls import DatabaseUrl
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "Family",
     "ModelParams",
     "PrepParams",
+    "RecalibrateParams",
     "RegistryParams",
     "ResidualParams",
     "StreamingParams",
@@ -251,6 +253,50 @@ class ResidualMonitor(Strict):
     """SQLAlchemy URL of the monitoring history (None: ``lifecycle-history.db`` beside the runs)."""
 
 
+class RecalibrateParams(Strict):
+    """When the limits are recalibrated and how a recalibration is judged (``params.recalibrate``).
+
+    Triggers, through the life cycle (``opslens batch`` after each batch, ``opslens retrain
+    --if-due``, and ``opslens stream --from registry`` per stream): ``every`` (a number of
+    samples, or a duration such as ``7d`` of data time) since the champion's calibration, and
+    ``on_drift``: an axis's residuals drifted from the reference (KS past
+    ``lifecycle.ks_threshold``) or its share of alert / error samples passed
+    ``lifecycle.alert_rate`` (the stream's "no longer fits" warning). The judgement
+    (:mod:`opslens.recipes.residual.recalibration`): false alarms on the newest held-out
+    samples and ``faults`` planted step faults of ``fault_size`` times the champion's ``MaxC``.
+
+    Example:
+        >>> RecalibrateParams.model_validate({"every": "7d"}).every
+        datetime.timedelta(days=7)
+        >>> RecalibrateParams.model_validate({"every": 5000}).every, RecalibrateParams().on_drift
+        (5000, True)
+    """
+
+    every: int | Duration | None = None
+    on_drift: bool = True
+    window: int = Field(default=2000, ge=50)
+    """Stream: the recent samples a stream keeps (per stream) to recalibrate on."""
+    fault_size: float = Field(default=3.0, gt=0)
+    faults: int = Field(default=8, ge=1, le=100)
+    fault_samples: int = Field(default=10, ge=1)
+    max_detection_loss: float = Field(default=0.0, ge=0, le=1)
+    """Share of the planted faults the recalibrated limits may miss more than the champion's."""
+    outlier_k: float = Field(default=6.0, gt=0)
+    """Robust deviations past which a window's sample is left out when the champion no
+    longer fits the window (see :func:`~opslens.recipes.residual.recalibration.normal_rows`)."""
+
+    @field_validator("every")
+    @classmethod
+    def _some(cls, value: int | timedelta | None) -> int | timedelta | None:
+        if isinstance(value, bool):
+            raise ValueError("every takes a number of samples or a duration such as 7d")
+        if isinstance(value, int) and value < 10:
+            raise ValueError("every takes at least 10 samples (or a duration such as 7d)")
+        if isinstance(value, timedelta) and value.total_seconds() <= 0:
+            raise ValueError("every takes a positive duration such as 7d")
+        return value
+
+
 class ResidualParams(Strict):
     """Knobs of the residual recipe; every one has a default.
 
@@ -271,6 +317,7 @@ class ResidualParams(Strict):
     baselines: BaselineParams = Field(default_factory=BaselineParams)
     lifecycle: ResidualMonitor = Field(default_factory=ResidualMonitor)
     streaming: StreamingParams = Field(default_factory=StreamingParams)
+    recalibrate: RecalibrateParams = Field(default_factory=RecalibrateParams)
 
     @field_validator("train_start", "train_end", mode="after")
     @classmethod

@@ -98,7 +98,9 @@ class ResidualPredictor(BasePredictor):
         inputs: Sequence[str] = (),
         hold_off: int = 0,
         fit_watch: tuple[int, float] = (0, 1.0),
+        recalibrate: tuple[int, float, bool, int] | None = None,
     ) -> None:
+        self.recal = recalibrate
         self.streaming = streaming
         self.hold_off = int(hold_off)
         self.fit_watch = (int(fit_watch[0]), float(fit_watch[1]))
@@ -180,6 +182,29 @@ class ResidualPredictor(BasePredictor):
         if self.seq_field in instance:
             answer["seq"] = instance[self.seq_field]
         return answer, new
+
+    def recalibration_window(self) -> int:
+        """How many recent samples per stream a stream keeps to recalibrate on (0: no trigger;
+        ``params.recalibrate``; streaming mode learns every stream's own limits instead)."""
+        recal = getattr(self, "recal", None)
+        if recal is None or self.streaming is not None:
+            return 0
+        return int(recal[3])
+
+    def recalibration_frame(self, instances: Sequence[Mapping[str, Any]]) -> pl.DataFrame:
+        """A stream's recent samples as a batch to recalibrate on: the time as timestamps, the
+        axes and inputs as numbers (a recalibration is a scored batch of the life cycle).
+
+        Example:
+            >>> frame = example_predictor().recalibration_frame([{"ts": 0.0, "axis1": 2.0}])
+            >>> frame.columns, frame["ts"].dtype.time_unit
+            (['ts', 'axis1'], 'us')
+        """
+        us = [_epoch_us(i[self.time_field], self.time_field) for i in instances]
+        cols: dict[str, Any] = {self.time_field: pl.from_epoch(pl.Series(us), time_unit="us")}
+        for c in [*self.axes, *getattr(self, "inputs", [])]:
+            cols[c] = [i.get(c) for i in instances]
+        return pl.DataFrame(cols)
 
     def predict_one(self, instance: Mapping[str, Any]) -> dict[str, Any]:
         """A sample on its own, as the first of a stream (no run lengths before it)."""

@@ -30,6 +30,7 @@ from opslens.recipes.residual.modes import ModeFinder
 from opslens.recipes.residual.params import ResidualParams
 from opslens.recipes.residual.plots import plot_fit, plot_residuals
 from opslens.recipes.residual.predictor import ResidualPredictor
+from opslens.recipes.residual.recalibration import recalibration_trigger
 from opslens.recipes.residual.streaming import score_stream
 from opslens.recipes.residual.thresholds import calibrate_axis, with_below
 from opslens.recipes.residual.trend import AxisTrend, choose_family, regression_metrics
@@ -672,6 +673,7 @@ def thresholds(
         max_spans=p.model.max_spans,
         hold_off=p.thresholds.hold_off,
         fit_watch=(p.lifecycle.stream_window, p.lifecycle.alert_rate),
+        recalibrate=recalibration_trigger(p),
         inputs=_inputs(samples, list(models), p, ctx.source),
     )
     test_end = prep_stats["train_end"]
