@@ -18,6 +18,7 @@ import json
 import logging
 import sys
 import time
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -167,6 +168,7 @@ def stream_instances(
         target_dir.mkdir(parents=True, exist_ok=True)
     scored = rejected = 0
     states: dict[str, dict[str, Any]] = {}  # per stream, for predictors that step()
+    recent: dict[str, deque[dict[str, Any]]] = {}  # per stream, the samples to recalibrate on
     if predictor.supports("online_scorer"):  # live events: the state from the analysis's events
         from opslens.online.warm import warm_scorer
 
@@ -193,6 +195,16 @@ def stream_instances(
                 else:
                     record.update(answer)
                     scored += 1
+                    event = _recalibration(
+                        project, analysis, predictor, item, answer, recent, model_source
+                    )
+                    if event is not None:
+                        record["recalibration"] = event
+                        if event.get("promoted"):  # the recalibrated version answers from now
+                            loaded = load_model(project, analysis, "registry")
+                            predictor = loaded.predictor
+                            if follow is not None:
+                                follow.loaded = loaded
                     if answer.get("unknown"):
                         log.warning(
                             "line %d: unknown value(s) for %s; answered from the other attributes",
@@ -217,6 +229,36 @@ def stream_instances(
     return StreamSummary(
         scored=scored, rejected=rejected, plots_dir=target_dir, origin=loaded.origin
     )
+
+
+def _recalibration(
+    project: ProjectConfig,
+    analysis: str,
+    predictor: Any,
+    item: dict[str, Any],
+    answer: dict[str, Any],
+    recent: dict[str, deque[dict[str, Any]]],
+    model_source: ModelSource,
+) -> dict[str, Any] | None:
+    """Keep the stream's recent samples (predictors that recalibrate) and, when the answer asks
+    for it (``recalibrate``), recalibrate through the life cycle: the event, else None."""
+    size = predictor.recalibration_window() if predictor.supports("recalibration_window") else 0
+    if not size:
+        return None
+    stream = str(answer.get("stream") or "default")
+    kept = recent.setdefault(stream, deque(maxlen=size))
+    kept.append(item)
+    reason = answer.get("recalibrate")
+    if not reason:
+        return None
+    from opslens.online.recalibrate import not_followed, recalibrate_stream
+
+    if model_source != "registry":
+        log.warning("stream %s: a recalibration is due (%s); %s", stream, reason, "not done")
+        return not_followed(str(reason))
+    event = recalibrate_stream(project, analysis, predictor, list(kept), str(reason), stream)
+    kept.clear()
+    return event
 
 
 class Follower:

@@ -94,6 +94,8 @@ def score_batch(
     if batch.height:  # the data time the batch covers (a schedule in data time counts it)
         seconds = champion.arrays(batch)[0] + champion.t0_us / 1e6
         record["first_s"], record["last_s"] = float(seconds.min()), float(seconds.max())
+        n = seconds.size  # n samples cover n intervals of data time
+        record["span_s"] = (record["last_s"] - record["first_s"]) * n / max(n - 1, 1)
     for axis in champion.axes:
         level = answers[f"{axis}_level"]
         alerting = level.is_in(["alert", "error"]).to_numpy()
@@ -155,6 +157,7 @@ def compare(
         held,
         recal if isinstance(recal, RecalibrateParams) else RecalibrateParams(),
         alarm_level=getattr(getattr(p, "baselines", None), "alarm_level", "error"),
+        alert_rate=_settings(p).alert_rate,
         random_state=analysis.random_state,
         details={"residual_mse": mse},
     )
@@ -201,7 +204,7 @@ def recalibrate(
     rows = window(raw, labelled, ctx.analysis)
     train, held = split_newest(rows, _settings(p).holdout_share)
     time = champion.time_field
-    t0_us = int(train[time].dt.cast_time_unit("us").cast(pl.Int64).min())  # type: ignore[arg-type]
+    t0_us = champion.t0_us  # the champion's time origin: a stream's keys stay comparable
     t = (train[time].dt.cast_time_unit("us").cast(pl.Int64).to_numpy() - t0_us) / 1e6
     dt = float(np.median(np.diff(t))) if t.size > 1 else 1.0
     models: dict[str, AxisTrend | AxisConditional] = {}
@@ -339,12 +342,10 @@ def retrain_reason(
         if n >= r.every:
             return f"scheduled: {n} samples since the last calibration (every {r.every})"
     elif isinstance(r.every, timedelta) and records:
-        first = [float(x["first_s"]) for x in records if x.get("first_s") is not None]
-        last = [float(x["last_s"]) for x in records if x.get("last_s") is not None]
-        if first and last and max(last) - min(first) >= r.every.total_seconds():
-            days = (max(last) - min(first)) / 86400
+        span = sum(float(x.get("span_s") or 0.0) for x in records)
+        if span >= r.every.total_seconds():
             return (
-                f"scheduled: {days:.3g} days of data since the last calibration "
+                f"scheduled: {span / 86400:.3g} days of data since the last calibration "
                 f"(every {r.every.total_seconds() / 86400:g} days)"
             )
     return None

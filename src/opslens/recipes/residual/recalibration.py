@@ -204,13 +204,15 @@ def calibration_comparison(
     params: RecalibrateParams,
     *,
     alarm_level: str = "error",
+    alert_rate: float = 0.2,
     random_state: int = 0,
     details: dict[str, Any] | None = None,
 ) -> Comparison:
     """The champion's and the recalibrated limits on the same held-out samples: false alarms
     (a share of the samples and alarms per week) and planted faults caught; the recalibrated
-    version wins with no more false alarms and no fewer faults caught (less
-    ``max_detection_loss``)."""
+    version wins with no more false alarms, no fewer faults caught (less
+    ``max_detection_loss``), and the held-out samples normal to it (at most ``alert_rate`` of
+    them alarmed: else they hold a fault, not a new normal)."""
     planted, spans = plant_faults(held, champion, challenger, params)
     old = score_calibration(champion, held, planted, spans, alarm_level)
     new = score_calibration(challenger, held, planted, spans, alarm_level)
@@ -221,7 +223,7 @@ def calibration_comparison(
         seconds = span.total_seconds() if hasattr(span, "total_seconds") else float(span)
     n = len(spans)
     loss = params.max_detection_loss * n
-    wins = new.rate <= old.rate and new.caught >= old.caught - loss
+    wins = new.rate <= old.rate and new.caught >= old.caught - loss and new.rate <= alert_rate
     a, b = old.per_week(seconds), new.per_week(seconds)
     said = (
         f"limits recalibrated: false alarms {a:.3g} → {b:.3g} per week "
@@ -232,6 +234,11 @@ def calibration_comparison(
         said += "the recalibrated limits are better, promoted"
     elif new.rate > old.rate:
         said += "the recalibrated limits raise more false alarms, champion kept"
+    elif new.rate > alert_rate:
+        said += (
+            f"the recent samples are not normal to the recalibrated limits either (over "
+            f"{100 * alert_rate:.0f}% alarmed: a fault, not a new normal), champion kept"
+        )
     else:
         said += "the recalibrated limits miss planted faults the champion catches, champion kept"
     interval, p_value = None, None

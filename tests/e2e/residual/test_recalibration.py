@@ -1,0 +1,170 @@
+"""Recalibration of the limits through the life cycle, planted: a sensor recalibrated to a new
+normal (+10 noise deviations on axis1) floods the old limits with alarms; the stream's drift
+trigger recalibrates on its recent samples, the recalibrated version (registered with its
+reason) wins on false alarms while still catching planted faults, and a sudden fault after it
+is caught. A stream whose recent samples hold a fault that worsens (not a new normal) is
+recalibrated too, but every recalibration is refused and the champion stays (a fault that
+stays level for a whole window cannot be told from a new normal); a schedule (``every``) recalibrates
+batches of normal data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import polars as pl
+import pytest
+
+from tests.fakes.cli import run_cli
+
+pytestmark = pytest.mark.slow
+NAME = "press"
+DT = 60  # one sample a minute
+SIGMA, SHIFT, FAULT = 0.1, 1.0, 3.0
+
+PROJECT = f"""
+tracking: {{uri: "sqlite:///mlflow.db"}}
+analyses:
+  - name: {NAME}
+    recipe: residual
+    source: {{kind: file, path: train.parquet}}
+    columns: {{time: ts, metrics: [axis1, axis2]}}
+    params:
+      model: {{type: median}}
+      thresholds: {{alert_seconds_default: 300, error_seconds_default: 180}}
+      lifecycle: {{stream_window: 200, alert_rate: 0.2, window_batches: 1}}
+      recalibrate: {{window: 300, every: EVERY}}
+"""
+
+
+def _values(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+    return 10.0 + SIGMA * rng.standard_normal(n), 5.0 + SIGMA * rng.standard_normal(n)
+
+
+def _project(folder: Path, every: str = "null") -> int:
+    rng = np.random.default_rng(7)
+    n = 3000
+    a1, a2 = _values(rng, n)
+    t0 = 1_700_000_000
+    ts = pl.from_epoch(pl.Series(t0 + DT * np.arange(n)), time_unit="s")
+    pl.DataFrame({"ts": ts, "axis1": a1, "axis2": a2}).write_parquet(folder / "train.parquet")
+    (folder / "project.yaml").write_text(PROJECT.replace("EVERY", every))
+    return t0 + DT * n
+
+
+def _lines(path: Path, start: int, a1: np.ndarray, a2: np.ndarray) -> None:
+    with path.open("w") as f:
+        for i, (x, y) in enumerate(zip(a1, a2, strict=True)):
+            f.write(json.dumps({"ts": start + DT * i, "axis1": x, "axis2": y}) + "\n")
+
+
+def _versions(folder: Path) -> tuple[str, list[str]]:
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{folder / 'mlflow.db'}")
+    champion = str(client.get_model_version_by_alias(NAME, "champion").version)
+    found = client.search_model_versions(f"name = '{NAME}'")
+    return champion, sorted((str(v.version) for v in found), key=int)
+
+
+def test_a_new_normal_is_recalibrated_on_drift_and_a_later_fault_is_caught(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    start = _project(tmp_path)
+    assert run_cli(["run", "-p", "project.yaml"], tmp_path, monkeypatch).code == 0
+    rng = np.random.default_rng(11)
+    a1, a2 = _values(rng, 1500)
+    a1 += SHIFT  # the sensor was recalibrated: a new normal from the first sample
+    a1[1300:1330] += FAULT  # a sudden fault, well after the recalibration
+    _lines(tmp_path / "in.jsonl", start, a1, a2)
+    r = run_cli(
+        [
+            "stream",
+            NAME,
+            "--input",
+            "in.jsonl",
+            "--output",
+            "out.jsonl",
+            "--from",
+            "registry",
+            "--no-plots",
+        ],
+        tmp_path,
+        monkeypatch,
+    )
+    assert r.code == 0, r.err
+    out = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert len(out) == 1500 and not any("error" in o for o in out)
+    events = [(i, o["recalibration"]) for i, o in enumerate(out) if "recalibration" in o]
+    assert [i for i, _ in events] == [199], events  # the first fit-watch window of 200
+    event = events[0][1]
+    assert event["done"] and event["promoted"] and event["version"] == "2", event
+    assert "limits recalibrated: false alarms" in event["summary"]
+    assert "planted faults caught" in event["summary"] and "promoted" in event["summary"]
+    # the old limits flood: every sample of the first window is beyond them
+    before = [o["level"] for o in out[:199]]
+    assert before.count("error") > 150
+    # after the recalibration: under 1% of the normal samples at error, the fault caught at once
+    after = [o["level"] for o in out[200:1300]]
+    assert after.count("error") < 11, after.count("error")
+    fault = out[1300:1330]
+    assert any(o["alarm"] for o in fault[:5]) and all(o["level"] == "error" for o in fault[2:])
+    assert all(o["run_id"] != out[0]["run_id"] for o in out[200:])  # version 2 answers
+    champion, versions = _versions(tmp_path)
+    assert champion == "2" and versions == ["1", "2"]
+    history = run_cli(["models", "history", NAME], tmp_path, monkeypatch).out.splitlines()
+    assert history[1].startswith("challenger: version 2") and "automatic: axis1" in history[1]
+    assert history[2].startswith("champion: version 2 (was 1)")
+    assert "false alarms" in history[2] and "planted faults caught" in history[2]
+
+
+def test_a_recalibration_on_samples_holding_a_fault_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    start = _project(tmp_path)
+    assert run_cli(["run", "-p", "project.yaml"], tmp_path, monkeypatch).code == 0
+    rng = np.random.default_rng(12)
+    a1, a2 = _values(rng, 400)
+    a1[100:] += FAULT + 0.01 * np.arange(300)  # a fault that worsens: the trigger fires in it
+    _lines(tmp_path / "in.jsonl", start, a1, a2)
+    r = run_cli(
+        [
+            "stream",
+            NAME,
+            "--input",
+            "in.jsonl",
+            "--output",
+            "out.jsonl",
+            "--from",
+            "registry",
+            "--no-plots",
+        ],
+        tmp_path,
+        monkeypatch,
+    )
+    assert r.code == 0, r.err
+    out = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text().splitlines()]
+    events = [o["recalibration"] for o in out if "recalibration" in o]
+    assert events and all(e["done"] and not e["promoted"] for e in events), events
+    assert "champion kept" in events[0]["summary"]
+    assert sum(o["level"] == "error" for o in out[100:]) > 290  # the fault is still alarmed
+    champion, versions = _versions(tmp_path)
+    assert champion == "1" and len(versions) == 1 + len(events)
+
+
+def test_a_schedule_recalibrates_batches_of_normal_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    start = _project(tmp_path, every="1d")
+    assert run_cli(["run", "-p", "project.yaml"], tmp_path, monkeypatch).code == 0
+    rng = np.random.default_rng(13)
+    fired = []
+    for i in range(3):  # 720 samples (half a day) per batch
+        a1, a2 = _values(rng, 720)
+        ts = pl.from_epoch(pl.Series(start + DT * (720 * i + np.arange(720))), time_unit="s")
+        pl.DataFrame({"ts": ts, "axis1": a1, "axis2": a2}).write_parquet(tmp_path / f"b{i}.pq")
+        r = run_cli(["batch", NAME, "--input", f"b{i}.pq"], tmp_path, monkeypatch)
+        assert r.code == 0, r.err
+        if "retrained (scheduled:" in r.out:
+            fired.append(i)
+    assert fired == [1], fired  # a day of data after batch 2, not before
