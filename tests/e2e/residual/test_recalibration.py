@@ -116,6 +116,20 @@ def test_a_new_normal_is_recalibrated_on_drift_and_a_later_fault_is_caught(
     assert history[1].startswith("challenger: version 2") and "automatic: axis1" in history[1]
     assert history[2].startswith("champion: version 2 (was 1)")
     assert "false alarms" in history[2] and "planted faults caught" in history[2]
+    # the recalibration run's facts and report say it with the figures
+    from opslens.recipes import get_recipe
+    from opslens.recipes.residual.narrative import residual_narrative
+
+    runs = sorted((tmp_path / "runs" / NAME).glob("2*/facts.json"))
+    facts = [json.loads(p.read_text()) for p in runs]
+    retrain = [f for f in facts if f.get("retrain")]
+    assert len(retrain) == 1 and retrain[0]["retrain"]["challenger_wins"]
+    caught = retrain[0]["retrain"]["details"]["faults_caught"]
+    assert caught["challenger"] == caught["champion"] == caught["planted"] > 0
+    week = retrain[0]["retrain"]["details"]["false_alarms_per_week"]
+    assert week["champion"] > 100 and week["challenger"] < 1, week
+    text = residual_narrative(get_recipe("residual").read_facts(retrain[0]), []).summary
+    assert text.startswith("Limits recalibrated on 133 recent samples") and "per week" in text
 
 
 def test_a_recalibration_on_samples_holding_a_fault_is_refused(

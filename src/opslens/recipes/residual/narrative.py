@@ -10,6 +10,8 @@ Example:
 
 from __future__ import annotations
 
+from typing import Any
+
 from opslens.core.baselines import plain_verdict
 from opslens.core.narrative import Narrative, Section, Table
 from opslens.explain.text import fmt, headline, plural
@@ -75,6 +77,46 @@ def _errors(held: dict[str, HoldoutLevels]) -> str:
 
 def _levels(c: HoldoutLevels) -> str:
     return f"{c.alert} / {c.error}"
+
+
+def _recalibration(retrain: Any) -> Section | None:
+    """A recalibration run's comparison: the old and new limits' false alarms and planted
+    faults caught on the same recent held-out samples, and the decision.
+
+    Example:
+        >>> from types import SimpleNamespace as NS
+        >>> s = _recalibration(NS(training_rows=133, rows=67, challenger_wins=True, details={
+        ...     "false_alarms_per_week": {"champion": 153.0, "challenger": 0.0},
+        ...     "false_alarm_rate": {"champion": 0.97, "challenger": 0.0},
+        ...     "faults_caught": {"champion": 3, "challenger": 3, "planted": 3},
+        ...     "left_out": {"axis1": {"samples": 0, "rule": "outliers"}}}))
+        >>> print(s.paragraphs[0])
+        Limits recalibrated on 133 recent samples (none left out as alarmed): false alarms 153 → 0 per week (97% → 0% of 67 held-out samples), planted faults caught 3 of 3 → 3 of 3; the recalibrated limits are better and serve.
+    """
+    if retrain is None or "false_alarms_per_week" not in (retrain.details or {}):
+        return None
+    d = retrain.details
+    week, rate, caught = d["false_alarms_per_week"], d["false_alarm_rate"], d["faults_caught"]
+    dropped = sum(int(v.get("samples", 0)) for v in (d.get("left_out") or {}).values())
+    left = (
+        f"{plural(dropped, 'alarmed sample')} left out" if dropped else "none left out as alarmed"
+    )
+    verdict = (
+        "the recalibrated limits are better and serve"
+        if retrain.challenger_wins
+        else "the champion's limits stay (opslens promote --force overrides)"
+    )
+    return Section(
+        title="Recalibration",
+        paragraphs=[
+            f"Limits recalibrated on {plural(retrain.training_rows, 'recent sample')} ({left}): "
+            f"false alarms {fmt(week['champion'])} → {fmt(week['challenger'])} per week "
+            f"({fmt(100 * rate['champion'])}% → {fmt(100 * rate['challenger'])}% of "
+            f"{plural(retrain.rows, 'held-out sample')}), planted faults caught "
+            f"{caught['champion']} of {caught['planted']} → {caught['challenger']} of "
+            f"{caught['planted']}; {verdict}."
+        ],
+    )
 
 
 def residual_narrative(facts: ResidualFacts, plots: list[str]) -> Narrative:
@@ -185,6 +227,10 @@ def residual_narrative(facts: ResidualFacts, plots: list[str]) -> Narrative:
             )
         if limits.held_out is not None:
             sections.append(_alarms_section(limits.held_out))
+    recal = _recalibration(getattr(facts, "retrain", None))
+    if recal is not None:
+        sections.append(recal)
+        summary = summary or recal.paragraphs[0]
     return Narrative(
         title=f"{facts.analysis.name}: residual limits",
         summary=headline(summary, _verdict(facts), errors),
