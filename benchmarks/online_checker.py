@@ -9,6 +9,10 @@ planted fault), then replays all ``--samples`` samples as one stream through
 * the streaming mode (``params.mode: streaming`` with its defaults: a warm-up of 750
   samples, then a rolling median of 288 per axis, two-sided limits, hold-off), the same
   two ways;
+* the new families on the bundled pump (``generator: pump``, 4 axes): flow and pressure
+  regressed on the pump's speed and every axis per operating mode (``mode_column``),
+  per-mode limits on both sides (``examples/residual/pump.yaml``'s ``pump-modes``), one
+  at a time and in arrays, ``--samples`` samples of it replayed;
 * the naive path a user would write, one at a time: scikit-learn ``LinearRegression.predict``
   on a one-row array per axis and a Python run-length counter per axis (reference levels).
 
@@ -36,6 +40,7 @@ from opslens.recipes.residual import OnlineChecker, ResidualPredictor
 from opslens.recipes.residual.params import StreamingParams
 from opslens.runner import run_analysis
 from opslens.synthetic.axes import make_axes
+from opslens.synthetic.pump import make_pump
 
 
 def train(folder: str, n: int) -> ResidualPredictor:
@@ -58,6 +63,43 @@ def train(folder: str, n: int) -> ResidualPredictor:
         }
     )
     predictor = run_analysis(project, "axes").predictor()
+    assert isinstance(predictor, ResidualPredictor)
+    return predictor
+
+
+def train_pump(folder: str) -> ResidualPredictor:
+    """The pump with models on other signals per mode, both sides, per-mode limits."""
+    project = project_from_mapping(
+        {
+            "tracking": {"enabled": False},
+            "runs_dir": folder,
+            "analyses": [
+                {
+                    "name": "pump",
+                    "recipe": "residual",
+                    "source": {"kind": "synthetic", "generator": "pump", "seed": 0},
+                    "columns": {
+                        "time": "ts",
+                        "metrics": ["flow", "pressure", "temperature", "vibration"],
+                    },
+                    "params": {
+                        "train_end": "50%",
+                        "model": {
+                            "mode_column": "mode",
+                            "regressors": {"flow": ["speed"], "pressure": ["speed"]},
+                        },
+                        "thresholds": {
+                            "direction": "both",
+                            "per_mode": True,
+                            "alert_seconds_default": 600,
+                            "error_seconds_default": 300,
+                        },
+                    },
+                }
+            ],
+        }
+    )
+    predictor = run_analysis(project, "pump").predictor()
     assert isinstance(predictor, ResidualPredictor)
     return predictor
 
@@ -115,18 +157,26 @@ def main() -> None:
     logging.disable(logging.WARNING)
     with tempfile.TemporaryDirectory() as tmp:
         p = train(tmp, args.samples)
+        pump = train_pump(tmp)
     streaming = ResidualPredictor(
         p.models, p.thresholds, time_field=p.time_field, t0_us=p.t0_us, streaming=StreamingParams()
     )
     frame = make_axes(seed=0, n_samples=args.samples).frame  # the whole series, replayed
     samples = frame.with_columns(pl.col("ts").dt.strftime("%Y-%m-%dT%H:%M:%S%.6f")).to_dicts()
     n = len(samples)
+    pump_frame = make_pump(seed=0, days=28).frame.head(n).drop("fault")
+    pump_samples = pump_frame.with_columns(
+        pl.col("ts").dt.strftime("%Y-%m-%dT%H:%M:%S%.6f")
+    ).to_dicts()
+    assert len(pump_samples) == n, f"the pump has fewer than {n} samples"
     paths = {
         "reference, one at a time": lambda: _one(p, samples),
         f"reference, arrays of {args.block}": lambda: _arrays(p, frame, args.block),
         "streaming, one at a time": lambda: _one(streaming, samples),
         f"streaming, arrays of {args.block}": lambda: _arrays(streaming, frame, args.block),
         "naive (sklearn per sample)": lambda: (lambda t0: (0.0, naive(p, samples)))(0),
+        "pump per mode, one at a time": lambda: _one(pump, pump_samples),
+        f"pump per mode, arrays of {args.block}": lambda: _arrays(pump, pump_frame, args.block),
     }
     times: dict[str, list[float]] = {k: [] for k in paths}
     levels: dict[str, list[str]] = {}
@@ -139,10 +189,12 @@ def main() -> None:
     names = list(paths)
     assert levels[names[0]] == levels[names[1]], "reference: one at a time and arrays differ"
     assert levels[names[2]] == levels[names[3]], "streaming: one at a time and arrays differ"
+    assert levels[names[5]] == levels[names[6]], "pump: one at a time and arrays differ"
     agree = float(np.mean(np.array(levels[names[0]]) == np.array(levels[names[4]])))
     print(f"{n} samples, 3 axes, one stream; median of {args.repeats} (min-max), interleaved")
     print(f"levels, reference: {dict(Counter(levels[names[0]]))}")
     print(f"levels, streaming: {dict(Counter(levels[names[2]]))}")
+    print(f"levels, pump per mode (4 axes): {dict(Counter(levels[names[5]]))}")
     rate = {k: n / float(np.median(v)) for k, v in times.items()}
     for name, v in times.items():
         lo, hi = n / max(v), n / min(v)
@@ -157,6 +209,10 @@ def main() -> None:
     print(
         f"streaming / reference (today's checker): one at a time "
         f"{rate[names[2]] / rate[names[0]]:.2f}x, arrays {rate[names[3]] / rate[names[1]]:.2f}x"
+    )
+    print(
+        f"pump per mode / reference (today's checker): one at a time "
+        f"{rate[names[5]] / rate[names[0]]:.2f}x, arrays {rate[names[6]] / rate[names[1]]:.2f}x"
     )
 
 
