@@ -263,3 +263,23 @@ def test_the_notebook_example_runs_and_its_settings_are_the_defaults(tmp_path: P
     # the same data read LONG (notebook) and WIDE (project); axis3 is auto in project.yaml
     for axis in ("axis1", "axis2"):
         assert results["notebook.yaml"][axis] == results["project.yaml"][axis]
+
+
+def test_the_notebook_settings_give_the_thresholds_of_before_the_new_families_bit_for_bit(
+    tmp_path: Path,
+) -> None:
+    """The reference's calibration stays exactly as it was: every number of every axis's entry
+    equals (``==`` on floats) what the code before the model families, modes, two-sided limits
+    and the streaming mode computed (commit b2db443) on the same notebook fixture."""
+    import json
+
+    golden = json.loads(
+        (Path(__file__).parents[2] / "data" / "residual_notebook_thresholds.json").read_text()
+    )["thresholds"]
+    examples = Path(__file__).parents[3] / "examples" / "residual"
+    text = (examples / "notebook.yaml").read_text()
+    text = text.replace('tracking: {uri: "sqlite:///mlflow.db"}', "tracking: {enabled: false}")
+    (tmp_path / "notebook.yaml").write_text(text)
+    project = load_project(tmp_path / "notebook.yaml")
+    now = run_analysis(project, project.analyses[0].name).predictor().thresholds
+    assert json.loads(json.dumps(now, sort_keys=True)) == golden
