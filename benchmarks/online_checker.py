@@ -30,6 +30,7 @@ import tempfile
 import time
 from collections import Counter
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -43,65 +44,47 @@ from opslens.synthetic.axes import make_axes
 from opslens.synthetic.pump import make_pump
 
 
-def train(folder: str, n: int) -> ResidualPredictor:
+def _trained(folder: str, analysis: dict[str, Any]) -> ResidualPredictor:
+    """The predictor of one residual analysis run in ``folder`` (no tracking)."""
     project = project_from_mapping(
-        {
-            "tracking": {"enabled": False},
-            "runs_dir": folder,
-            "analyses": [
-                {
-                    "name": "axes",
-                    "recipe": "residual",
-                    "source": {
-                        "kind": "synthetic",
-                        "generator": "axes",
-                        "options": {"n_samples": n},
-                    },
-                    "columns": {"time": "ts"},
-                }
-            ],
-        }
+        {"tracking": {"enabled": False}, "runs_dir": folder, "analyses": [analysis]}
     )
-    predictor = run_analysis(project, "axes").predictor()
+    predictor = run_analysis(project, analysis["name"]).predictor()
     assert isinstance(predictor, ResidualPredictor)
     return predictor
+
+
+def train(folder: str, n: int) -> ResidualPredictor:
+    """The bundled axes with the recipe's defaults (a line against time per axis)."""
+    source = {"kind": "synthetic", "generator": "axes", "options": {"n_samples": n}}
+    return _trained(
+        folder, {"name": "axes", "recipe": "residual", "source": source, "columns": {"time": "ts"}}
+    )
 
 
 def train_pump(folder: str) -> ResidualPredictor:
     """The pump with models on other signals per mode, both sides, per-mode limits."""
-    project = project_from_mapping(
+    params = {
+        "train_end": "50%",
+        "model": {"mode_column": "mode", "regressors": {"flow": ["speed"], "pressure": ["speed"]}},
+        "thresholds": {
+            "direction": "both",
+            "per_mode": True,
+            "alert_seconds_default": 600,
+            "error_seconds_default": 300,
+        },
+    }
+    metrics = ["flow", "pressure", "temperature", "vibration"]
+    return _trained(
+        folder,
         {
-            "tracking": {"enabled": False},
-            "runs_dir": folder,
-            "analyses": [
-                {
-                    "name": "pump",
-                    "recipe": "residual",
-                    "source": {"kind": "synthetic", "generator": "pump", "seed": 0},
-                    "columns": {
-                        "time": "ts",
-                        "metrics": ["flow", "pressure", "temperature", "vibration"],
-                    },
-                    "params": {
-                        "train_end": "50%",
-                        "model": {
-                            "mode_column": "mode",
-                            "regressors": {"flow": ["speed"], "pressure": ["speed"]},
-                        },
-                        "thresholds": {
-                            "direction": "both",
-                            "per_mode": True,
-                            "alert_seconds_default": 600,
-                            "error_seconds_default": 300,
-                        },
-                    },
-                }
-            ],
-        }
+            "name": "pump",
+            "recipe": "residual",
+            "source": {"kind": "synthetic", "generator": "pump", "seed": 0},
+            "columns": {"time": "ts", "metrics": metrics},
+            "params": params,
+        },
     )
-    predictor = run_analysis(project, "pump").predictor()
-    assert isinstance(predictor, ResidualPredictor)
-    return predictor
 
 
 def naive(p: ResidualPredictor, samples: list[dict[str, object]]) -> list[str]:

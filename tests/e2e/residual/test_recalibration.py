@@ -54,10 +54,17 @@ def _project(folder: Path, every: str = "null") -> int:
     return t0 + DT * n
 
 
-def _lines(path: Path, start: int, a1: np.ndarray, a2: np.ndarray) -> None:
-    with path.open("w") as f:
+def _stream(
+    folder: Path, monkeypatch: pytest.MonkeyPatch, start: int, a1: np.ndarray, a2: np.ndarray
+) -> list[dict[str, object]]:
+    """The samples through `opslens stream --from registry`: the output lines."""
+    with (folder / "in.jsonl").open("w") as f:
         for i, (x, y) in enumerate(zip(a1, a2, strict=True)):
             f.write(json.dumps({"ts": start + DT * i, "axis1": x, "axis2": y}) + "\n")
+    args = "stream press --input in.jsonl --output out.jsonl --from registry --no-plots"
+    r = run_cli(args.split(), folder, monkeypatch)
+    assert r.code == 0, r.err
+    return [json.loads(x) for x in (folder / "out.jsonl").read_text().splitlines()]
 
 
 def _versions(folder: Path) -> tuple[str, list[str]]:
@@ -76,24 +83,7 @@ def test_a_new_normal_is_recalibrated_on_drift_and_a_later_fault_is_caught(
     a1, a2 = _values(rng, 1500)
     a1 += SHIFT  # the sensor was recalibrated: a new normal from the first sample
     a1[1300:1330] += FAULT  # a sudden fault, well after the recalibration
-    _lines(tmp_path / "in.jsonl", start, a1, a2)
-    r = run_cli(
-        [
-            "stream",
-            NAME,
-            "--input",
-            "in.jsonl",
-            "--output",
-            "out.jsonl",
-            "--from",
-            "registry",
-            "--no-plots",
-        ],
-        tmp_path,
-        monkeypatch,
-    )
-    assert r.code == 0, r.err
-    out = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text().splitlines()]
+    out = _stream(tmp_path, monkeypatch, start, a1, a2)
     assert len(out) == 1500 and not any("error" in o for o in out)
     events = [(i, o["recalibration"]) for i, o in enumerate(out) if "recalibration" in o]
     assert [i for i, _ in events] == [199], events  # the first fit-watch window of 200
@@ -140,24 +130,7 @@ def test_a_recalibration_on_samples_holding_a_fault_is_refused(
     rng = np.random.default_rng(12)
     a1, a2 = _values(rng, 400)
     a1[100:] += FAULT + 0.01 * np.arange(300)  # a fault that worsens: the trigger fires in it
-    _lines(tmp_path / "in.jsonl", start, a1, a2)
-    r = run_cli(
-        [
-            "stream",
-            NAME,
-            "--input",
-            "in.jsonl",
-            "--output",
-            "out.jsonl",
-            "--from",
-            "registry",
-            "--no-plots",
-        ],
-        tmp_path,
-        monkeypatch,
-    )
-    assert r.code == 0, r.err
-    out = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text().splitlines()]
+    out = _stream(tmp_path, monkeypatch, start, a1, a2)
     events = [o["recalibration"] for o in out if "recalibration" in o]
     assert events and all(e["done"] and not e["promoted"] for e in events), events
     assert "champion kept" in events[0]["summary"]
