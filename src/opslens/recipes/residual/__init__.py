@@ -57,7 +57,8 @@ def demo_instances(data: pl.DataFrame, analysis: AnalysisConfig) -> list[dict[st
 RECIPE = Recipe(
     name="residual",
     summary="fits a trend per axis; sets residual limits (MinC/MaxC) with run-length sustain "
-    "rules; checks samples online: ok, alert or error",
+    "rules; checks samples online: ok, alert or error; recalibrates the limits on drift or a "
+    "schedule, judged on false alarms and planted faults",
     params_model=ResidualParams,
     pipelines={
         "train": (
