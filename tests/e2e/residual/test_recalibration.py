@@ -155,3 +155,20 @@ def test_a_schedule_recalibrates_batches_of_normal_data(
         if "retrained (scheduled:" in r.out:
             fired.append(i)
     assert fired == [1], fired  # a day of data after batch 2, not before
+
+
+@pytest.mark.parametrize(
+    ("every", "said"),
+    [
+        ("soon", "'soon' is neither a number of samples nor a duration; write it as 5000"),
+        ("3", "every takes at least 10 samples (or a duration such as 7d)"),
+    ],
+)
+def test_a_bad_schedule_is_one_line_with_exit_code_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, every: str, said: str
+) -> None:
+    _project(tmp_path, every=every)
+    r = run_cli(["run", "-p", "project.yaml"], tmp_path, monkeypatch)
+    assert r.code == 2 and r.err.count("\n") == 1, r.err
+    assert r.err.startswith("error: project.yaml: 'analyses[0].params.recalibrate.every': ")
+    assert said in r.err and not (tmp_path / "runs").exists()

@@ -35,7 +35,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from opslens.config import Strict
-from opslens.config.durations import Duration
+from opslens.config.durations import parse_duration
 from opslens.config.urls import DatabaseUrl
 
 __all__ = [
@@ -272,7 +272,7 @@ class RecalibrateParams(Strict):
         (5000, True)
     """
 
-    every: int | Duration | None = None
+    every: int | timedelta | None = None
     on_drift: bool = True
     window: int = Field(default=2000, ge=50)
     """Stream: the recent samples a stream keeps (per stream) to recalibrate on."""
@@ -284,6 +284,19 @@ class RecalibrateParams(Strict):
     outlier_k: float = Field(default=6.0, gt=0)
     """Robust deviations past which a window's sample is left out when the champion no
     longer fits the window (see :func:`~opslens.recipes.residual.recalibration.normal_rows`)."""
+
+    @field_validator("every", mode="before")
+    @classmethod
+    def _read(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                return parse_duration(value.strip()) if not value.strip().isdigit() else int(value)
+            except ValueError:
+                raise ValueError(
+                    f"'{value}' is neither a number of samples nor a duration; write it as "
+                    "5000 (samples) or 7d, 12h, 30m, 90s, 2w"
+                ) from None
+        return value
 
     @field_validator("every")
     @classmethod
