@@ -1,5 +1,7 @@
-"""`opslens ui` in headless Chromium (Debian's package, driven by Playwright): Data → Fleet →
-Known failures on the bundled fleet, then Score on a distribution analysis.
+"""`opslens ui` in headless Chromium (Debian's package, driven by Playwright) on a project
+holding all five recipes' demos: Data → Fleet → Known failures on the bundled fleet, Score
+on the distribution analysis, then every recipe's own page (Patterns, Residuals, Live,
+Monitoring, Propensity) and Runs, with 0 tracebacks and 0 console errors.
 
 The app is started as a user would (`opslens ui -p project.yaml --port N`) on a free
 loopback port. Screenshots of every step are written to the test's folder (and, with
@@ -23,20 +25,10 @@ import pytest
 
 import opslens
 from opslens.synthetic.fleet import make_fleet
-from opslens.synthetic.trips import make_trips
 from tests.fakes.browser import chromium
+from tests.unit.ui.conftest import all_recipes_project
 
 pytestmark = pytest.mark.slow
-
-PROJECT = """
-tracking: {enabled: false}
-analyses:
-  - name: trip-eta
-    recipe: distribution
-    source: {kind: file, path: trips.parquet}
-    columns: {target: duration_min, categorical: [route, hour_band, vehicle_type]}
-    params: {min_combination_size: 20, xgboost: {n_estimators: 30}, unit: min}
-"""
 
 
 def _free_port() -> int:
@@ -48,8 +40,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     folder = tmp_path_factory.mktemp("ui")
-    make_trips(n_rows=8_000, seed=3).trips.write_parquet(folder / "trips.parquet")
-    (folder / "project.yaml").write_text(PROJECT)
+    all_recipes_project(folder)
     opslens.run(folder / "project.yaml", analysis="trip-eta")
     port = _free_port()
     proc = subprocess.Popen(
@@ -142,5 +133,20 @@ def test_walk_data_fleet_failures_and_score(app: str, tmp_path: Path) -> None:
         )
         expect(page.locator("img").first).to_be_visible(timeout=60_000)
         shot(page, "score")
+
+        # every recipe's own page: its first meaningful element, then a screenshot
+        for link, visible in (
+            ("Patterns", page.get_by_text("Predicted pattern")),
+            ("Residuals", page.get_by_role("heading", name="Thresholds and their policy")),
+            ("Live", page.get_by_text("Give the feed above to start watching.")),
+            ("Monitoring", page.get_by_role("heading", name="Segments of the training run")),
+            ("Propensity", page.get_by_role("heading", name="Feature importance")),
+            ("Runs", page.get_by_role("tab", name="trip-eta")),
+        ):
+            page.get_by_role("link", name=link, exact=True).click()
+            expect(visible.first).to_be_visible(timeout=180_000)
+            shot(page, link.lower())
+            tracebacks = page.locator('[data-testid="stException"]')
+            assert tracebacks.count() == 0, f"{link}: {tracebacks.first.inner_text()}"
         browser.close()
     assert [e for e in errors if "favicon" not in e] == []

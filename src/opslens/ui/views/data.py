@@ -39,10 +39,10 @@ __all__ = [
     "SOURCES",
     "RawTable",
     "read_table_bytes",
-    "sniff_separator",
     "render",
     "select_metrics",
     "shape_table",
+    "sniff_separator",
 ]
 
 SOURCES = ("Demo fleet", "Upload CSV/Parquet", "PostgreSQL", "Elasticsearch")
