@@ -139,7 +139,7 @@ def test_walk_data_fleet_failures_and_score(app: str, tmp_path: Path) -> None:
             ("Patterns", page.get_by_text("Predicted pattern")),
             ("Residuals", page.get_by_role("heading", name="Thresholds and their policy")),
             ("Live", page.get_by_text("Give the feed above to start watching.")),
-            ("Monitoring", page.get_by_role("heading", name="Segments of the training run")),
+            ("Monitoring", page.locator('[data-testid="stImage"] img, img')),
             ("Propensity", page.get_by_role("heading", name="Feature importance")),
             ("Runs", page.get_by_role("tab", name="trip-eta")),
         ):

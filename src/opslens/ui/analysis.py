@@ -25,7 +25,14 @@ from opslens.config import AnalysisConfig, ProjectConfig
 from opslens.runner.memory import MemoryRun, run_in_memory
 from opslens.ui.state import PROJECT_ENV, project, show_error
 
-__all__ = ["baseline_rows", "choose_analysis", "figure", "memory_run", "show_baselines"]
+__all__ = [
+    "baseline_rows",
+    "choose_analysis",
+    "figure",
+    "memory_run",
+    "open_page",
+    "show_baselines",
+]
 
 
 def choose_analysis(recipe: str, *, key: str) -> tuple[ProjectConfig, AnalysisConfig] | None:
@@ -44,6 +51,22 @@ def choose_analysis(recipe: str, *, key: str) -> tuple[ProjectConfig, AnalysisCo
         return None
     name = st.selectbox("Analysis", names, key=key) if len(names) > 1 else names[0]
     return config, config.analysis(str(name))
+
+
+def open_page(
+    title: str, recipe: str, *, key: str
+) -> tuple[ProjectConfig, AnalysisConfig, MemoryRun] | None:
+    """A recipe page's start: its title, the analysis chosen and its in-memory run with a
+    model; None when any is missing (the page then says why)."""
+    st.title(title)
+    chosen = choose_analysis(recipe, key=key)
+    if chosen is None:
+        return None
+    config, analysis = chosen
+    run = memory_run(config, analysis.name)
+    if run is None or run.model is None:
+        return None
+    return config, analysis, run
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)

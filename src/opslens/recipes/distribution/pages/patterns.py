@@ -20,7 +20,7 @@ from typing import Any
 import polars as pl
 import streamlit as st
 
-from opslens.ui.analysis import choose_analysis, figure, memory_run, show_baselines
+from opslens.ui.analysis import figure, open_page, show_baselines
 from opslens.ui.state import show_error
 
 __all__ = ["TITLE", "hdr_text", "pattern_map", "render"]
@@ -88,14 +88,10 @@ def _answer(predictor: Any, chosen: dict[str, str]) -> None:
 
 def render() -> None:
     """Draw the Patterns page."""
-    st.title("Patterns")
-    chosen_analysis = choose_analysis("distribution", key="patterns_analysis")
-    if chosen_analysis is None:
+    opened = open_page("Patterns", "distribution", key="patterns_analysis")
+    if opened is None:
         return
-    config, analysis = chosen_analysis
-    run = memory_run(config, analysis.name)
-    if run is None or run.model is None:
-        return
+    _, _, run = opened
     predictor = run.model
     combos = pattern_map(predictor)
     _answer(predictor, _choose(predictor, combos))

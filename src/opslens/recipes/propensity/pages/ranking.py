@@ -18,7 +18,7 @@ from collections.abc import Mapping
 
 import streamlit as st
 
-from opslens.ui.analysis import choose_analysis, figure, memory_run, show_baselines
+from opslens.ui.analysis import figure, open_page, show_baselines
 from opslens.ui.views.score_events import render_events
 
 __all__ = ["TITLE", "headline", "render"]
@@ -43,14 +43,10 @@ def headline(metrics: Mapping[str, float]) -> list[tuple[str, str]]:
 
 def render() -> None:
     """Draw the Propensity page."""
-    st.title("Propensity")
-    chosen = choose_analysis("propensity", key="propensity_analysis")
-    if chosen is None:
+    opened = open_page("Propensity", "propensity", key="propensity_analysis")
+    if opened is None:
         return
-    config, analysis = chosen
-    run = memory_run(config, analysis.name)
-    if run is None or run.model is None:
-        return
+    config, analysis, run = opened
     st.subheader("Held-out precision and recall against the baselines")
     for where, (label, value) in zip(st.columns(4), headline(run.metrics)[:4], strict=False):
         where.metric(label, value)

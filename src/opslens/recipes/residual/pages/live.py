@@ -21,7 +21,7 @@ from typing import Any
 import polars as pl
 import streamlit as st
 
-from opslens.ui.analysis import choose_analysis, memory_run
+from opslens.ui.analysis import open_page
 from opslens.ui.live import mqtt_buffer, read_feed_file
 from opslens.ui.state import project_root, show_error
 
@@ -82,11 +82,10 @@ def _show(predictor: Any, kind: str, n: int) -> None:
 
 def render() -> None:
     """Draw the Live page."""
-    st.title("Live")
-    chosen = choose_analysis("residual", key="live_analysis")
-    if chosen is None:
+    opened = open_page("Live", "residual", key="live_analysis")
+    if opened is None:
         return
-    config, analysis = chosen
+    predictor = opened[2].model
     kind = str(st.radio("Feed", FEEDS, key="live_feed", horizontal=True))
     if kind == FEEDS[0]:
         st.text_input("File (CSV, Parquet or JSON lines; relative to the project)", key="live_path")
@@ -98,10 +97,6 @@ def render() -> None:
     c4, c5 = st.columns(2)
     n = int(c4.number_input("Newest samples", 10, 100_000, 500, key="live_rows"))
     every = int(c5.number_input("Refresh every (s)", 1, 60, 3, key="live_every"))
-    run = memory_run(config, analysis.name)
-    if run is None or run.model is None:
-        return
-    predictor = run.model
 
     @st.fragment(run_every=timedelta(seconds=every))
     def watch() -> None:

@@ -20,7 +20,7 @@ import altair as alt
 import polars as pl
 import streamlit as st
 
-from opslens.ui.analysis import choose_analysis, figure, memory_run, show_baselines
+from opslens.ui.analysis import figure, open_page, show_baselines
 from opslens.ui.deployment import render_deployment
 
 __all__ = ["MAX_POINTS", "TITLE", "band_frame", "level_runs", "render"]
@@ -73,7 +73,7 @@ def _band_chart(frame: pl.DataFrame, title: str) -> Any:
     return (
         alt.Chart(frame.to_pandas(), title=title)
         .mark_line(strokeWidth=1)
-        .encode(x="ts:T", y=alt.Y("y:Q", title=None), color="line:N")
+        .encode(x="ts:T", y=alt.Y("y:Q", title=None, scale=alt.Scale(zero=False)), color="line:N")
         .properties(height=280)
     )
 
@@ -97,14 +97,10 @@ def _levels_chart(levels: pl.DataFrame, axis: str) -> Any:
 
 def render() -> None:
     """Draw the Residuals page."""
-    st.title("Residuals")
-    chosen = choose_analysis("residual", key="residuals_analysis")
-    if chosen is None:
+    opened = open_page("Residuals", "residual", key="residuals_analysis")
+    if opened is None:
         return
-    config, analysis = chosen
-    run = memory_run(config, analysis.name)
-    if run is None:
-        return
+    config, analysis, run = opened
     thresholds: pl.DataFrame = run.values["thresholds"]
     axes = thresholds["axis"].to_list()
     axis = str(st.selectbox("Axis", axes, key="residuals_axis"))
