@@ -91,13 +91,31 @@ def memory_run(config: ProjectConfig, name: str) -> MemoryRun | None:
         return None
 
 
+#: each figure drawn once as PNG (keyed by the figure's id, the figure kept beside it)
+_PNG: dict[int, tuple[Any, bytes]] = {}
+
+
+def png(fig: Any) -> bytes:
+    """A matplotlib figure as PNG bytes, drawn once per figure (a rerun shows it at once)."""
+    held = _PNG.get(id(fig))
+    if held is None or held[0] is not fig:
+        import io
+
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+        if len(_PNG) > 256:
+            _PNG.clear()
+        held = _PNG[id(fig)] = (fig, buffer.getvalue())
+    return held[1]
+
+
 def figure(run: MemoryRun, name: str, *, caption: str | None = None) -> None:
     """Draw the run's figure ``name`` (a recipe's own plot), or say it is missing."""
     fig = run.plots.get(name)
     if fig is None:
         st.caption(f"(no '{name}' plot in this run)")
         return
-    st.pyplot(fig, clear_figure=False)
+    st.image(png(fig))
     if caption:
         st.caption(caption)
 

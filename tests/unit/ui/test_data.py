@@ -139,13 +139,16 @@ def test_demo_filters_narrow_what_is_used() -> None:
     assert any("Loaded 2 devices" in s.value for s in at.success)
 
 
-def test_an_empty_device_selection_warns_and_stores_nothing() -> None:
-    at = _upload("r.csv", _csv(_readings()))
-    at.multiselect(key="filter_devices").set_value([]).run()
+def test_the_device_filter_starts_empty_and_means_every_device() -> None:
+    at = _app()
+    at.button(key="load_demo").click().run()
+    devices = at.multiselect(key="filter_devices")
+    assert devices.value == [] and len(devices.options) == 300  # no 300 chips pre-selected
+    assert "all 300 devices" in devices.placeholder
+    at.button(key="use_data").click().run()
     assert not at.exception
-    assert any("No device is selected" in w.value for w in at.warning)
-    assert at.button(key="use_data").disabled  # a browser user cannot click it
-    assert DATA not in at.session_state
+    assert at.session_state[DATA].frame["device_id"].n_unique() == 300
+    assert not at.session_state[DATA].label.endswith("(filtered)")
 
 
 @pytest.mark.parametrize("name", ["r.csv", "r.parquet"])

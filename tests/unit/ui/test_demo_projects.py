@@ -57,3 +57,5 @@ def test_runs_of_the_demo_projects(demo: Path, monkeypatch: pytest.MonkeyPatch) 
     assert [t.label for t in at.tabs] == ["trip-eta", "device-fleet"]
     metrics = {m.label: m.value for m in at.metric}
     assert float(metrics["log_score"]) >= float(metrics["log_score_own"])
+    # the model against its baselines is shown beside the first metrics
+    assert float(metrics["model.log_score"]) > float(metrics["baseline.global.log_score"])

@@ -84,7 +84,7 @@ def sniff_separator(data: bytes) -> str:
     """The usual separator (``,`` ``;`` tab ``|``) found most often in the header line.
 
     Example:
-        >>> sniff_separator(b"id;t;v\na;1;2,5\n"), sniff_separator(b"v\n1\n")
+        >>> sniff_separator(b"id;t;v\\na;1;2,5\\n"), sniff_separator(b"v\\n1\\n")
         (';', ',')
     """
     header = data.split(b"\n", 1)[0]
@@ -101,7 +101,7 @@ def read_table_bytes(
     ``source.separator`` / ``source.encoding``).
 
     Example:
-        >>> read_table_bytes("t.csv", b"id;v\na;1\n").columns
+        >>> read_table_bytes("t.csv", b"id;v\\na;1\\n").columns
         ['id', 'v']
         >>> read_table_bytes("junk.parquet", b"not parquet")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
@@ -595,7 +595,13 @@ def _filters(table: pl.DataFrame, entity: str, time: str) -> pl.DataFrame | None
     st.subheader("Filters")
     devices = sorted(table[entity].drop_nulls().unique().to_list())
     _keep_if("filter_devices", lambda v: isinstance(v, list) and set(v) <= set(devices))
-    chosen = st.multiselect("Devices", devices, default=devices, key="filter_devices")
+    chosen = st.multiselect(
+        "Devices",
+        devices,
+        default=[],
+        key="filter_devices",
+        placeholder=f"all {len(devices)} devices (choose some to narrow)",
+    )
     start = end = None
     lo, hi = table[time].min(), table[time].max()
     if isinstance(lo, datetime) and isinstance(hi, datetime) and lo < hi:
@@ -612,10 +618,8 @@ def _filters(table: pl.DataFrame, entity: str, time: str) -> pl.DataFrame | None
             format="YYYY-MM-DD HH:mm",
             key="filter_time",
         )
-    if not chosen:
-        st.warning("No device is selected: choose at least one device.")
-        return None
-    subset = tuple(chosen) if len(chosen) < len(devices) else None
+    # nothing chosen is every device: no chip per device is drawn for a large fleet
+    subset = tuple(chosen) if 0 < len(chosen) < len(devices) else None
     window = (start, end) if (start, end) != (lo, hi) else (None, None)
     try:
         filtered = _filter(table, entity, subset, time, *window)

@@ -20,7 +20,7 @@ from typing import Any
 import polars as pl
 import streamlit as st
 
-from opslens.ui.analysis import figure, open_page, show_baselines
+from opslens.ui.analysis import figure, open_page, png, show_baselines
 from opslens.ui.state import show_error
 
 __all__ = ["TITLE", "hdr_text", "pattern_map", "render"]
@@ -56,6 +56,16 @@ def _choose(predictor: Any, combos: pl.DataFrame) -> dict[str, str]:
     return chosen
 
 
+@st.cache_resource(show_spinner=False, max_entries=256)
+def _instance_figure(_predictor: Any, model: int, chosen: tuple[tuple[str, str], ...]) -> Any:
+    """The predictor's figure of one combination (drawn once per server, model — the
+    predictor's id — and combination)."""
+    instance = dict(chosen)
+    answer = _predictor.predict_one(instance)
+    title = ", ".join(f"{k}={v}" for k, v in chosen)
+    return _predictor.figure(instance, answer, title)
+
+
 def _answer(predictor: Any, chosen: dict[str, str]) -> None:
     try:
         answer = predictor.predict_one(chosen)
@@ -82,8 +92,7 @@ def _answer(predictor: Any, chosen: dict[str, str]) -> None:
         ),
         hide_index=True,
     )
-    title = ", ".join(f"{k}={v}" for k, v in chosen.items())
-    st.pyplot(predictor.figure(chosen, answer, title))
+    st.image(png(_instance_figure(predictor, id(predictor), tuple(chosen.items()))))
 
 
 def render() -> None:
