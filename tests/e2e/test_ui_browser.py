@@ -150,3 +150,37 @@ def test_walk_data_fleet_failures_and_score(app: str, tmp_path: Path) -> None:
             assert tracebacks.count() == 0, f"{link}: {tracebacks.first.inner_text()}"
         browser.close()
     assert [e for e in errors if "favicon" not in e] == []
+
+
+def test_the_role_boxes_follow_a_newly_read_table(app: str, tmp_path: Path) -> None:
+    """After a second upload the Entity / Time / Metrics boxes show the new table's columns
+    (the browser kept the first table's before: the page computed with other ones)."""
+    from playwright.sync_api import expect, sync_playwright
+
+    times = [f"2024-01-01T0{i}:00:00" for i in range(6)]
+    first = pl.DataFrame({"device_id": ["a", "b"] * 3, "timestamp": times, "temp": [1.0] * 6})
+    second = pl.DataFrame({"unit": ["p", "q"] * 3, "when": times, "volt": [2.0] * 6})
+    first.write_csv(tmp_path / "a.csv")
+    second.write_csv(tmp_path / "b.csv", separator=";")  # sniffed, not read as one column
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1400})
+        page.goto(app, wait_until="networkidle")
+        page.get_by_text("Upload CSV/Parquet").click()
+        boxes = page.get_by_test_id("stSelectbox")
+        metrics = page.get_by_test_id("stMultiSelect").filter(has_text="Metrics")
+        for name, entity, time_, metric in (
+            ("a.csv", "device_id", "timestamp", "temp"),
+            ("b.csv", "unit", "when", "volt"),
+        ):
+            page.locator('input[type="file"]').set_input_files(str(tmp_path / name))
+            expect(page.get_by_text(f"Table read: file {name}")).to_be_visible(timeout=60_000)
+            entity_box = boxes.filter(has_text="Entity (device id)").locator("input")
+            time_box = boxes.filter(has_text="Time").last.locator("input")
+            expect(entity_box).to_have_value(entity)
+            expect(time_box).to_have_value(time_)
+            expect(metrics).to_contain_text(metric)
+        page.screenshot(path=str(tmp_path / "ui-data-second-table.png"), full_page=True)
+        assert "temp" not in metrics.inner_text()
+        assert page.get_by_test_id("stException").count() == 0
+        browser.close()

@@ -505,8 +505,11 @@ def _select_role(
     where: Any, label: str, options: list[str], key: str, default: str | None, help: str
 ) -> str:
     _keep_if(key, lambda v: v in options)
-    index = options.index(default) if default in options else 0
-    return str(where.selectbox(label, options, index=index, key=key, help=help))
+    if key not in st.session_state:
+        # set through the session state, not ``index``: the browser is told the new value
+        # even when the widget (the same key) showed another table's column before
+        st.session_state[key] = default if default in options else options[0]
+    return str(where.selectbox(label, options, key=key, help=help))
 
 
 def _roles(raw: RawTable) -> tuple[pl.DataFrame, str, str, list[str]] | None:
@@ -571,8 +574,10 @@ def _roles(raw: RawTable) -> tuple[pl.DataFrame, str, str, list[str]] | None:
     suggested = [m for m in raw.metrics or () if m in candidates] if layout == "WIDE" else []
     default = suggested or [c for c in candidates if wide.schema[c].is_numeric()]
     _keep_if("col_metrics", lambda v: isinstance(v, list) and set(v) <= set(candidates))
+    if "col_metrics" not in st.session_state:
+        st.session_state["col_metrics"] = default
     metrics = st.multiselect(
-        "Metrics", candidates, default=default, key="col_metrics", help="numeric columns to analyse"
+        "Metrics", candidates, key="col_metrics", help="numeric columns to analyse"
     )
     try:
         table = _select(wide, entity, time, tuple(metrics))
@@ -595,10 +600,11 @@ def _filters(table: pl.DataFrame, entity: str, time: str) -> pl.DataFrame | None
     st.subheader("Filters")
     devices = sorted(table[entity].drop_nulls().unique().to_list())
     _keep_if("filter_devices", lambda v: isinstance(v, list) and set(v) <= set(devices))
+    if "filter_devices" not in st.session_state:
+        st.session_state["filter_devices"] = []
     chosen = st.multiselect(
         "Devices",
         devices,
-        default=[],
         key="filter_devices",
         placeholder=f"all {len(devices)} devices (choose some to narrow)",
     )
