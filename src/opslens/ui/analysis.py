@@ -15,7 +15,8 @@ Example:
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import threading
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,29 @@ def _run(path: str, mtime: float, name: str) -> MemoryRun:
     from opslens.api import load_project
 
     return run_in_memory(load_project(path), name)
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _warming(path: str, mtime: float, names: tuple[str, ...]) -> threading.Thread:
+    def work() -> None:
+        for name in names:
+            try:
+                _run(path, mtime, name)
+            except Exception:  # the page shows the error when it is opened
+                continue
+
+    thread = threading.Thread(target=work, name="opslens-warm", daemon=True)
+    thread.start()
+    return thread
+
+
+def warm(names: Sequence[str]) -> None:
+    """Start, once per server and project file, the in-memory runs of the analyses ``names``
+    in the background, so a recipe page opened later finds its run ready (a page opened
+    while its run is still going waits for that run rather than starting another)."""
+    path = os.environ.get(PROJECT_ENV, "")
+    if names and path and Path(path).is_file():
+        _warming(path, Path(path).stat().st_mtime, tuple(names))
 
 
 def memory_run(config: ProjectConfig, name: str) -> MemoryRun | None:

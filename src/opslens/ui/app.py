@@ -21,6 +21,7 @@ import streamlit as st
 
 from opslens.config import ProjectConfig
 from opslens.recipes import get_recipe, recipe_names
+from opslens.ui.analysis import warm
 from opslens.ui.state import project
 
 PAGES = Path(__file__).parent / "pages"
@@ -60,7 +61,10 @@ def recipe_pages(config: ProjectConfig | None = None) -> dict[str, st.Page]:
 def main() -> None:
     """Build the navigation and run the chosen page."""
     st.set_page_config(page_title="opslens", layout="wide")
-    own = recipe_pages(project()).values()
+    config = project()
+    if config is not None:  # the recipe pages' in-memory runs start while the user reads Data
+        warm([a.name for a in config.analyses if a.recipe not in WITHOUT_PROJECT])
+    own = recipe_pages(config).values()
     pages = [_generic("data"), *own, _generic("score"), _generic("runs")]
     st.navigation(pages).run()
 
