@@ -14,19 +14,15 @@ figures are reported against the targets.
 from __future__ import annotations
 
 import argparse
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import httpx
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.fakes.browser import chromium
+from tests.fakes.browser import chromium, opslens_ui
 from tests.unit.ui.conftest import all_recipes_project
 
 #: page link -> (how its first meaningful element is found: role or text, its name)
@@ -38,12 +34,6 @@ PAGES = {
     "Propensity": ("heading", "Feature importance"),
     "Runs": ("tab", "trip-eta"),
 }
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _target(page: object, how: str, name: str) -> object:
@@ -91,22 +81,7 @@ def main() -> None:
 
     folder = Path(tempfile.mkdtemp(prefix="opslens-ui-bench-"))
     all_recipes_project(folder, smaller=not args.full)
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "opslens.cli", "ui", "-p", "project.yaml", "--port", str(port)],
-        cwd=folder,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(120):
-            try:
-                if httpx.get(f"{url}/_stcore/health", timeout=1).text == "ok":
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
+    with opslens_ui(folder) as url:
         with sync_playwright() as p:
             browser = p.chromium.launch(
                 executable_path=chromium(), args=["--no-sandbox", "--disable-gpu"]
@@ -127,9 +102,6 @@ def main() -> None:
                     f"cached {'met' if med <= 1 else 'MISSED'}"
                 )
             browser.close()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 if __name__ == "__main__":

@@ -12,29 +12,18 @@ elsewhere the test skips with the reason.
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import polars as pl
 import pytest
 
 import opslens
 from opslens.synthetic.fleet import make_fleet
-from tests.fakes.browser import chromium
+from tests.fakes.browser import chromium, opslens_ui
 from tests.unit.ui.conftest import all_recipes_project
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -42,28 +31,8 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     folder = tmp_path_factory.mktemp("ui")
     all_recipes_project(folder)
     opslens.run(folder / "project.yaml", analysis="trip-eta")
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "opslens.cli", "ui", "-p", "project.yaml", "--port", str(port)],
-        cwd=folder,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(120):  # bounded: the server says it is up on its health endpoint
-            try:
-                if httpx.get(f"{url}/_stcore/health", timeout=1).text == "ok":
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        else:
-            pytest.fail("opslens ui did not start within 60 s")
+    with opslens_ui(folder) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def test_walk_data_fleet_failures_and_score(app: str, tmp_path: Path) -> None:
