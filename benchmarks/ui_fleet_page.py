@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
@@ -20,7 +19,8 @@ from opslens.features.fingerprints import fleet_fingerprints
 from opslens.synthetic.fleet import make_fleet
 from opslens.ui.state import DATA, LoadedData
 
-PAGE = Path(__file__).parents[1] / "src" / "opslens" / "ui" / "pages" / "fleet.py"
+#: the fleet recipe's own page (``opslens.recipes.fleet.pages.fleet``), run as the app runs it
+PAGE = "from opslens.recipes.fleet.pages.fleet import render\nrender()\n"
 METRICS = ["temperature", "vibration", "current"]
 
 
@@ -31,7 +31,7 @@ def main() -> None:
     args = parser.parse_args()
     readings = make_fleet(seed=0, n_devices=args.devices, n_points=args.points).readings
     fleet_fingerprints(readings.head(5000), entity="device_id", time="timestamp", metrics=METRICS)
-    at = AppTest.from_file(str(PAGE), default_timeout=600)
+    at = AppTest.from_string(PAGE, default_timeout=600)
     at.session_state[DATA] = LoadedData(
         readings, "device_id", "timestamp", METRICS, f"{args.devices} devices"
     )

@@ -1,5 +1,7 @@
-"""`opslens ui` in headless Chromium (Debian's package, driven by Playwright): Data → Fleet →
-Known failures on the bundled fleet, then Score on a distribution analysis.
+"""`opslens ui` in headless Chromium (Debian's package, driven by Playwright) on a project
+holding all five recipes' demos: Data → Fleet → Known failures on the bundled fleet, Score
+on the distribution analysis, then every recipe's own page (Patterns, Residuals, Live,
+Monitoring, Propensity) and Runs, with 0 tracebacks and 0 console errors.
 
 The app is started as a user would (`opslens ui -p project.yaml --port N`) on a free
 loopback port. Screenshots of every step are written to the test's folder (and, with
@@ -10,69 +12,27 @@ elsewhere the test skips with the reason.
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import polars as pl
 import pytest
 
 import opslens
 from opslens.synthetic.fleet import make_fleet
-from opslens.synthetic.trips import make_trips
-from tests.fakes.browser import chromium
+from tests.fakes.browser import chromium, opslens_ui
+from tests.unit.ui.conftest import all_recipes_project
 
 pytestmark = pytest.mark.slow
-
-PROJECT = """
-tracking: {enabled: false}
-analyses:
-  - name: trip-eta
-    recipe: distribution
-    source: {kind: file, path: trips.parquet}
-    columns: {target: duration_min, categorical: [route, hour_band, vehicle_type]}
-    params: {min_combination_size: 20, xgboost: {n_estimators: 30}, unit: min}
-"""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     folder = tmp_path_factory.mktemp("ui")
-    make_trips(n_rows=8_000, seed=3).trips.write_parquet(folder / "trips.parquet")
-    (folder / "project.yaml").write_text(PROJECT)
+    all_recipes_project(folder)
     opslens.run(folder / "project.yaml", analysis="trip-eta")
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "opslens.cli", "ui", "-p", "project.yaml", "--port", str(port)],
-        cwd=folder,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(120):  # bounded: the server says it is up on its health endpoint
-            try:
-                if httpx.get(f"{url}/_stcore/health", timeout=1).text == "ok":
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        else:
-            pytest.fail("opslens ui did not start within 60 s")
+    with opslens_ui(folder) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def test_walk_data_fleet_failures_and_score(app: str, tmp_path: Path) -> None:
@@ -142,5 +102,54 @@ def test_walk_data_fleet_failures_and_score(app: str, tmp_path: Path) -> None:
         )
         expect(page.locator("img").first).to_be_visible(timeout=60_000)
         shot(page, "score")
+
+        # every recipe's own page: its first meaningful element, then a screenshot
+        for link, visible in (
+            ("Patterns", page.get_by_text("Predicted pattern")),
+            ("Residuals", page.get_by_role("heading", name="Thresholds and their policy")),
+            ("Live", page.get_by_text("Give the feed above to start watching.")),
+            ("Monitoring", page.locator('[data-testid="stImage"] img, img')),
+            ("Propensity", page.get_by_role("heading", name="Feature importance")),
+            ("Runs", page.get_by_role("tab", name="trip-eta")),
+        ):
+            page.get_by_role("link", name=link, exact=True).click()
+            expect(visible.first).to_be_visible(timeout=180_000)
+            shot(page, link.lower())
+            tracebacks = page.locator('[data-testid="stException"]')
+            assert tracebacks.count() == 0, f"{link}: {tracebacks.first.inner_text()}"
         browser.close()
     assert [e for e in errors if "favicon" not in e] == []
+
+
+def test_the_role_boxes_follow_a_newly_read_table(app: str, tmp_path: Path) -> None:
+    """After a second upload the Entity / Time / Metrics boxes show the new table's columns
+    (the browser kept the first table's before: the page computed with other ones)."""
+    from playwright.sync_api import expect, sync_playwright
+
+    times = [f"2024-01-01T0{i}:00:00" for i in range(6)]
+    first = pl.DataFrame({"device_id": ["a", "b"] * 3, "timestamp": times, "temp": [1.0] * 6})
+    second = pl.DataFrame({"unit": ["p", "q"] * 3, "when": times, "volt": [2.0] * 6})
+    first.write_csv(tmp_path / "a.csv")
+    second.write_csv(tmp_path / "b.csv", separator=";")  # sniffed, not read as one column
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1400})
+        page.goto(app, wait_until="networkidle")
+        page.get_by_text("Upload CSV/Parquet").click()
+        boxes = page.get_by_test_id("stSelectbox")
+        metrics = page.get_by_test_id("stMultiSelect").filter(has_text="Metrics")
+        for name, entity, time_, metric in (
+            ("a.csv", "device_id", "timestamp", "temp"),
+            ("b.csv", "unit", "when", "volt"),
+        ):
+            page.locator('input[type="file"]').set_input_files(str(tmp_path / name))
+            expect(page.get_by_text(f"Table read: file {name}")).to_be_visible(timeout=60_000)
+            entity_box = boxes.filter(has_text="Entity (device id)").locator("input")
+            time_box = boxes.filter(has_text="Time").last.locator("input")
+            expect(entity_box).to_have_value(entity)
+            expect(time_box).to_have_value(time_)
+            expect(metrics).to_contain_text(metric)
+        page.screenshot(path=str(tmp_path / "ui-data-second-table.png"), full_page=True)
+        assert "temp" not in metrics.inner_text()
+        assert page.get_by_test_id("stException").count() == 0
+        browser.close()

@@ -139,13 +139,16 @@ def test_demo_filters_narrow_what_is_used() -> None:
     assert any("Loaded 2 devices" in s.value for s in at.success)
 
 
-def test_an_empty_device_selection_warns_and_stores_nothing() -> None:
-    at = _upload("r.csv", _csv(_readings()))
-    at.multiselect(key="filter_devices").set_value([]).run()
+def test_the_device_filter_starts_empty_and_means_every_device() -> None:
+    at = _app()
+    at.button(key="load_demo").click().run()
+    devices = at.multiselect(key="filter_devices")
+    assert devices.value == [] and len(devices.options) == 300  # no 300 chips pre-selected
+    assert "all 300 devices" in devices.placeholder
+    at.button(key="use_data").click().run()
     assert not at.exception
-    assert any("No device is selected" in w.value for w in at.warning)
-    assert at.button(key="use_data").disabled  # a browser user cannot click it
-    assert DATA not in at.session_state
+    assert at.session_state[DATA].frame["device_id"].n_unique() == 300
+    assert not at.session_state[DATA].label.endswith("(filtered)")
 
 
 @pytest.mark.parametrize("name", ["r.csv", "r.parquet"])
@@ -162,6 +165,49 @@ def test_upload_guesses_roles_and_loads(name: str) -> None:
     assert data.frame.height == 12
     assert data.label == f"file {name}"
     assert any("Loaded 3 devices, 12 readings" in s.value for s in at.success)
+
+
+def test_a_semicolon_upload_is_sniffed_and_a_wrong_separator_is_named() -> None:
+    frame = _readings()
+    content = frame.write_csv(separator=";").encode()
+    at = _upload("r.csv", content)
+    assert not _errors(at)
+    assert at.selectbox(key="col_entity").value == "device_id"
+    assert at.multiselect(key="col_metrics").value == ["temperature", "current"]
+    at.button(key="use_data").click().run()
+    assert at.session_state[DATA].frame.height == 12
+    # a separator chosen by hand that is not the file's: the message names the separator
+    at.selectbox(key="upload_separator").set_value("tab").run()
+    assert len(at.error) == 1
+    message = at.error[0].value
+    assert "read as one column" in message and "tab" in message and "Separator" in message
+    assert "role" not in message
+
+
+def test_a_latin1_upload_reads_with_its_encoding() -> None:
+    content = "device_id;timestamp;temp\nkühl;2024-01-01T00:00:00;1.5\n".encode("latin-1")
+    at = _upload("r.csv", content)
+    assert len(at.error) == 1 and "Encoding" in at.error[0].value
+    at.text_input(key="upload_encoding").set_value("latin-1").run()
+    assert not _errors(at)
+    assert at.selectbox(key="col_entity").value == "device_id"
+
+
+def test_roles_follow_a_newly_read_table() -> None:
+    first = _readings()
+    at = _upload("a.csv", _csv(first))
+    at.selectbox(key="col_entity").set_value("site").run()
+    second = first.rename({"device_id": "unit", "timestamp": "when", "temperature": "volt"})
+    second = second.drop("site")
+    at.file_uploader(key="upload").set_value(("b.csv", _csv(second), "text/csv")).run()
+    assert not at.exception and not _errors(at)
+    assert at.selectbox(key="col_entity").options == ["unit", "when", "volt", "current"]
+    assert at.selectbox(key="col_entity").value == "unit"
+    assert at.selectbox(key="col_time").value == "when"
+    assert at.multiselect(key="col_metrics").value == ["volt", "current"]
+    at.button(key="use_data").click().run()
+    data = at.session_state[DATA]
+    assert (data.entity, data.time, data.metrics) == ("unit", "when", ["volt", "current"])
 
 
 def test_an_unreadable_upload_shows_one_clear_error() -> None:
@@ -293,6 +339,7 @@ def test_an_unreachable_database_shows_one_error_without_the_password() -> None:
     message = at.error[0].value
     assert "could not connect to the database" in message
     assert "127.0.0.1:1" in message
+    assert "source.url" not in message and "Host, Port" in message
     shown = " ".join(str(e.value) for e in (*at.error, *at.markdown, *at.caption))
     assert PASSWORD not in shown and "S3cr%24t" not in shown
     assert DATA not in at.session_state and RAW not in at.session_state

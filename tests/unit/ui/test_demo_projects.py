@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-from importlib.resources import files
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 import opslens
-from opslens.recipes import get_recipe
+from tests.unit.ui.conftest import all_recipes_project
 
 PAGES = Path(__file__).resolve().parents[3] / "src" / "opslens" / "ui" / "pages"
 
@@ -21,16 +20,7 @@ pytestmark = pytest.mark.slow
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The distribution and fleet demo projects in one folder, run once (MLflow off)."""
     folder = tmp_path_factory.mktemp("demo")
-    analyses = []
-    for name in ("distribution", "fleet"):
-        recipe = get_recipe(name)
-        assert recipe.demo is not None
-        for file in recipe.demo.files[1:]:
-            (folder / file).write_text((files(recipe.package) / "demo" / file).read_text())
-        text = (files(recipe.package) / "demo" / "project.yaml").read_text()
-        analyses.append(text.split("analyses:\n", 1)[1].split("\nactive:", 1)[0])
-    project = folder / "project.yaml"
-    project.write_text("tracking: {enabled: false}\nanalyses:\n" + "\n".join(analyses) + "\n")
+    project = all_recipes_project(folder, recipes=("distribution", "fleet"), smaller=False)
     for analysis in ("trip-eta", "device-fleet"):
         opslens.run(project, analysis=analysis)
     return project
@@ -67,3 +57,5 @@ def test_runs_of_the_demo_projects(demo: Path, monkeypatch: pytest.MonkeyPatch) 
     assert [t.label for t in at.tabs] == ["trip-eta", "device-fleet"]
     metrics = {m.label: m.value for m in at.metric}
     assert float(metrics["log_score"]) >= float(metrics["log_score_own"])
+    # the model against its baselines is shown beside the first metrics
+    assert float(metrics["model.log_score"]) > float(metrics["baseline.global.log_score"])

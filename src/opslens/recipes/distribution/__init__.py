@@ -102,6 +102,7 @@ RECIPE = Recipe(
     check_columns=check_columns,
     demo=Demo(files=("project.yaml",), instances=demo_instances),
     package=__name__,
+    ui_pages=("patterns",),
     baselines=(
         Baseline("own", "each combination's own histogram"),
         Baseline("global", "one global histogram"),

@@ -135,6 +135,7 @@ RECIPE = Recipe(
     ),
     demo=Demo(files=("project.yaml",), instances=demo_instances),
     package=__name__,
+    ui_pages=("ranking",),
     baselines=BASELINES,
     prompts={
         "summary": "Write a summary of two or three sentences: how many events and users were "

@@ -104,6 +104,7 @@ RECIPE = Recipe(
     check_columns=check_columns,
     demo=Demo(files=("project.yaml", "pump.yaml"), instances=demo_instances),
     package=__name__,
+    ui_pages=("residuals", "live"),
     prompts={
         "summary": "Write a summary of two or three sentences: how many axes were modelled, "
         "how well the trends fit (R², RMSE against the baseline) and what limits were set.",

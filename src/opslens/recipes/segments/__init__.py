@@ -95,6 +95,7 @@ RECIPE = Recipe(
     check_columns=check_columns,
     demo=Demo(files=("project.yaml",), instances=demo_instances),
     package=__name__,
+    ui_pages=("monitoring",),
     requires=("hdbscan", "lightgbm"),
     prompts={
         "summary": "Write a summary of two or three sentences: how many segments were found, "

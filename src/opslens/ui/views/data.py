@@ -42,6 +42,7 @@ __all__ = [
     "render",
     "select_metrics",
     "shape_table",
+    "sniff_separator",
 ]
 
 SOURCES = ("Demo fleet", "Upload CSV/Parquet", "PostgreSQL", "Elasticsearch")
@@ -75,31 +76,71 @@ class RawTable:
 # --- pure helpers (no Streamlit) -----------------------------------------------------------
 
 
-def read_table_bytes(name: str, data: bytes) -> pl.DataFrame:
-    """Read an uploaded file's bytes: Parquet for ``.parquet``/``.pq``, CSV otherwise.
+#: the separators offered for a CSV upload ("auto": sniffed from the header line)
+SEPARATORS = {"auto": None, "comma ,": ",", "semicolon ;": ";", "tab": "\t", "pipe |": "|"}
+
+
+def sniff_separator(data: bytes) -> str:
+    """The usual separator (``,`` ``;`` tab ``|``) found most often in the header line.
 
     Example:
+        >>> sniff_separator(b"id;t;v\\na;1;2,5\\n"), sniff_separator(b"v\\n1\\n")
+        (';', ',')
+    """
+    header = data.split(b"\n", 1)[0]
+    counts = {sep: header.count(sep.encode()) for sep in (",", ";", "\t", "|")}
+    best = max(counts, key=lambda k: counts[k])
+    return best if counts[best] else ","
+
+
+def read_table_bytes(
+    name: str, data: bytes, *, separator: str | None = None, encoding: str = "utf-8"
+) -> pl.DataFrame:
+    """Read an uploaded file's bytes: Parquet for ``.parquet``/``.pq``, CSV otherwise, with
+    ``separator`` (None: sniffed from the header) and ``encoding`` (as the CLI's
+    ``source.separator`` / ``source.encoding``).
+
+    Example:
+        >>> read_table_bytes("t.csv", b"id;v\\na;1\\n").columns
+        ['id', 'v']
         >>> read_table_bytes("junk.parquet", b"not parquet")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
         opslens.errors.SourceError: cannot read 'junk.parquet' as Parquet: ...
     """
     kind = "Parquet" if name.lower().endswith((".parquet", ".pq")) else "CSV"
+    sep = separator or sniff_separator(data)
     try:
         if kind == "Parquet":
             frame = pl.read_parquet(BytesIO(data))
         else:
-            frame = pl.read_csv(BytesIO(data), infer_schema_length=None)
+            text = data if encoding.lower() in ("utf-8", "utf8") else data.decode(encoding).encode()
+            frame = pl.read_csv(BytesIO(text), separator=sep, infer_schema_length=None)
     except Exception as e:  # polars, pyarrow and the OS raise many kinds for a broken file
-        text = str(e).strip()
-        reason = text.splitlines()[0][:200] if text else type(e).__name__
+        text_ = str(e).strip()
+        reason = text_.splitlines()[0][:200] if text_ else type(e).__name__
         raise SourceError(
             f"cannot read '{name}' as {kind}: {reason}",
-            fix=f"upload a valid {kind} file (a CSV needs a header row and UTF-8 text)",
+            fix=f"upload a valid {kind} file"
+            + (
+                f" (a CSV needs a header row; choose its Separator and Encoding, "
+                f"now {SHOWN.get(sep, sep)} and {encoding})"
+                if kind == "CSV"
+                else ""
+            ),
         ) from None
     if frame.height == 0:
         raise SourceError(f"'{name}' holds no rows", fix="upload a file with data rows")
+    if kind == "CSV" and frame.width == 1:
+        raise SourceError(
+            f"'{name}' was read as one column '{frame.columns[0][:60]}' with the separator "
+            f"{SHOWN.get(sep, sep)}",
+            fix="choose the file's Separator above (comma, semicolon, tab or pipe)",
+        )
     return frame
+
+
+SHOWN = {",": "',' (comma)", ";": "';' (semicolon)", "\t": "tab", "|": "'|' (pipe)"}
 
 
 def _distinct(roles: dict[str, str]) -> None:
@@ -236,6 +277,17 @@ def _masked(error: Exception, secrets: set[str]) -> OpslensError:
     )
 
 
+def _in_app_words(error: Exception) -> Exception:
+    """A source error whose fix names the CLI's ``source.url`` told in the page's fields."""
+    if isinstance(error, SourceError) and error.fix and "source.url" in error.fix:
+        return SourceError(
+            error.problem,
+            fix="check the Host, Port, Database, User and Password fields above and that "
+            "the server is running and accepts connections from this machine",
+        )
+    return error
+
+
 def _summary(data: LoadedData) -> tuple[int, int]:
     return int(data.frame[data.entity].n_unique()), data.frame.height
 
@@ -281,9 +333,26 @@ def _upload() -> None:
     uploaded = st.file_uploader(
         "A CSV or Parquet file (up to 1 GB)", type=["csv", "parquet"], key="upload"
     )
+    c1, c2 = st.columns(2)
+    chosen = c1.selectbox(
+        "Separator (CSV)",
+        list(SEPARATORS),
+        key="upload_separator",
+        help="as source.separator in project.yaml; auto: the one most frequent in the header",
+    )
+    encoding = (
+        c2.text_input(
+            "Encoding (CSV)",
+            value="utf-8",
+            key="upload_encoding",
+            help="as source.encoding in project.yaml, e.g. utf-8, latin-1, cp1252",
+        ).strip()
+        or "utf-8"
+    )
     if uploaded is None:
         return
-    source_id = f"upload:{uploaded.file_id}"
+    separator = SEPARATORS[str(chosen)]
+    source_id = f"upload:{uploaded.file_id}:{chosen}:{encoding}"
     current = st.session_state.get(RAW)
     if isinstance(current, RawTable) and current.source_id == source_id:
         return
@@ -296,7 +365,18 @@ def _upload() -> None:
         )
         return
     try:
-        frame = read_table_bytes(uploaded.name, uploaded.getvalue())
+        import codecs
+
+        codecs.lookup(encoding)
+        frame = read_table_bytes(
+            uploaded.name, uploaded.getvalue(), separator=separator, encoding=encoding
+        )
+    except LookupError:
+        st.session_state.pop(RAW, None)
+        show_error(
+            SourceError(f"unknown encoding '{encoding}'", fix="type e.g. utf-8, latin-1 or cp1252")
+        )
+        return
     except Exception as e:
         st.session_state.pop(RAW, None)
         show_error(e)
@@ -349,7 +429,7 @@ def _postgres() -> None:
                 fix="check the table or query",
             )
     except Exception as e:
-        show_error(_masked(e, {password}))
+        show_error(_masked(_in_app_words(e), {password}))
         return
     what = f"table {table}" if table else "a query"
     _set_raw(RawTable(frame, f"PostgreSQL {where}, {what}", f"pg:{where}:{table or query}"))
@@ -425,8 +505,11 @@ def _select_role(
     where: Any, label: str, options: list[str], key: str, default: str | None, help: str
 ) -> str:
     _keep_if(key, lambda v: v in options)
-    index = options.index(default) if default in options else 0
-    return str(where.selectbox(label, options, index=index, key=key, help=help))
+    if key not in st.session_state:
+        # set through the session state, not ``index``: the browser is told the new value
+        # even when the widget (the same key) showed another table's column before
+        st.session_state[key] = default if default in options else options[0]
+    return str(where.selectbox(label, options, key=key, help=help))
 
 
 def _roles(raw: RawTable) -> tuple[pl.DataFrame, str, str, list[str]] | None:
@@ -491,8 +574,10 @@ def _roles(raw: RawTable) -> tuple[pl.DataFrame, str, str, list[str]] | None:
     suggested = [m for m in raw.metrics or () if m in candidates] if layout == "WIDE" else []
     default = suggested or [c for c in candidates if wide.schema[c].is_numeric()]
     _keep_if("col_metrics", lambda v: isinstance(v, list) and set(v) <= set(candidates))
+    if "col_metrics" not in st.session_state:
+        st.session_state["col_metrics"] = default
     metrics = st.multiselect(
-        "Metrics", candidates, default=default, key="col_metrics", help="numeric columns to analyse"
+        "Metrics", candidates, key="col_metrics", help="numeric columns to analyse"
     )
     try:
         table = _select(wide, entity, time, tuple(metrics))
@@ -515,7 +600,14 @@ def _filters(table: pl.DataFrame, entity: str, time: str) -> pl.DataFrame | None
     st.subheader("Filters")
     devices = sorted(table[entity].drop_nulls().unique().to_list())
     _keep_if("filter_devices", lambda v: isinstance(v, list) and set(v) <= set(devices))
-    chosen = st.multiselect("Devices", devices, default=devices, key="filter_devices")
+    if "filter_devices" not in st.session_state:
+        st.session_state["filter_devices"] = []
+    chosen = st.multiselect(
+        "Devices",
+        devices,
+        key="filter_devices",
+        placeholder=f"all {len(devices)} devices (choose some to narrow)",
+    )
     start = end = None
     lo, hi = table[time].min(), table[time].max()
     if isinstance(lo, datetime) and isinstance(hi, datetime) and lo < hi:
@@ -532,10 +624,8 @@ def _filters(table: pl.DataFrame, entity: str, time: str) -> pl.DataFrame | None
             format="YYYY-MM-DD HH:mm",
             key="filter_time",
         )
-    if not chosen:
-        st.warning("No device is selected: choose at least one device.")
-        return None
-    subset = tuple(chosen) if len(chosen) < len(devices) else None
+    # nothing chosen is every device: no chip per device is drawn for a large fleet
+    subset = tuple(chosen) if 0 < len(chosen) < len(devices) else None
     window = (start, end) if (start, end) != (lo, hi) else (None, None)
     try:
         filtered = _filter(table, entity, subset, time, *window)

@@ -13,6 +13,8 @@ Example:
     '2026-01-02 03:04:05'
     >>> key_metrics([{"rows": 10.0, "k": 3.0}, {"rows": 9.0, "n": 1.0}], n=2)
     ['rows', 'k']
+    >>> paired_metrics({"rows": 10.0, "model.auroc": 0.9, "baseline.base_rate.auroc": 0.5})
+    ['model.auroc', 'baseline.base_rate.auroc']
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from opslens.report.facts import read_baselines, read_run_facts, short_verdict
 from opslens.tracking.runs import RunView, list_runs, open_run
 from opslens.ui.state import project, show_error
 
-__all__ = ["StreamlitProgress", "finished_label", "key_metrics", "render"]
+__all__ = ["StreamlitProgress", "finished_label", "key_metrics", "paired_metrics", "render"]
 
 N_METRICS = 6
 
@@ -158,6 +160,13 @@ def key_metrics(metrics: Sequence[dict[str, Any]], n: int = N_METRICS) -> list[s
     return names[:n]
 
 
+def paired_metrics(metrics: dict[str, Any], n: int = N_METRICS) -> list[str]:
+    """The first ``n`` metrics of the model against its baselines (``model.<m>``,
+    ``baseline.<name>.<m>``): propensity's PR-AUC and base rate, distribution's log score
+    against its own-histogram baseline."""
+    return [k for k in metrics if k.startswith(("model.", "baseline."))][:n]
+
+
 def _latest_id(config: ProjectConfig, name: str) -> str | None:
     try:
         return open_run(config.runs_root(), name).run_id
@@ -214,11 +223,12 @@ def _start(config: ProjectConfig, name: str) -> None:
 
 
 def _metrics(run: RunView) -> None:
-    metrics = list((run.manifest.get("metrics") or {}).items())[:N_METRICS]
-    if not metrics:
-        return
-    for column, (key, value) in zip(st.columns(len(metrics)), metrics, strict=True):
-        column.metric(key, format_metric(value))
+    values = run.manifest.get("metrics") or {}
+    for names in (key_metrics([values]), paired_metrics(values)):
+        if not names:
+            continue
+        for column, key in zip(st.columns(len(names)), names, strict=True):
+            column.metric(key, format_metric(values[key]))
 
 
 def _plots(run: RunView) -> None:

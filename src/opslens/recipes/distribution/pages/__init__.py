@@ -1,0 +1,1 @@
+"""The distribution recipe's app pages (``RECIPE.ui_pages``): Patterns."""

@@ -1,0 +1,1 @@
+"""The propensity recipe's app pages (``RECIPE.ui_pages``): Propensity."""

@@ -1,0 +1,1 @@
+"""The residual recipe's app pages (``RECIPE.ui_pages``): Residuals and Live."""

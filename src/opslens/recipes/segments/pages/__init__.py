@@ -1,0 +1,1 @@
+"""The segments recipe's app pages (``RECIPE.ui_pages``): Monitoring."""
