@@ -24,6 +24,7 @@ import streamlit as st
 
 from opslens.config import AnalysisConfig, ProjectConfig
 from opslens.runner.memory import MemoryRun, run_in_memory
+from opslens.ui.images import show_figure
 from opslens.ui.state import PROJECT_ENV, project, show_error
 
 __all__ = [
@@ -115,33 +116,13 @@ def memory_run(config: ProjectConfig, name: str) -> MemoryRun | None:
         return None
 
 
-#: each figure drawn once as PNG (keyed by the figure's id, the figure kept beside it)
-_PNG: dict[int, tuple[Any, bytes]] = {}
-
-
-def png(fig: Any) -> bytes:
-    """A matplotlib figure as PNG bytes, drawn once per figure (a rerun shows it at once)."""
-    held = _PNG.get(id(fig))
-    if held is None or held[0] is not fig:
-        import io
-
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-        if len(_PNG) > 256:
-            _PNG.clear()
-        held = _PNG[id(fig)] = (fig, buffer.getvalue())
-    return held[1]
-
-
 def figure(run: MemoryRun, name: str, *, caption: str | None = None) -> None:
     """Draw the run's figure ``name`` (a recipe's own plot), or say it is missing."""
     fig = run.plots.get(name)
     if fig is None:
         st.caption(f"(no '{name}' plot in this run)")
         return
-    st.image(png(fig))
-    if caption:
-        st.caption(caption)
+    show_figure(fig, caption=caption)
 
 
 def baseline_rows(metrics: Mapping[str, float]) -> list[dict[str, Any]]:

@@ -87,7 +87,8 @@ def test_distribution_answer_is_the_predictors(page: AppTest, project_file: Path
     at.button(key="score").click().run()
     assert not at.exception and not at.error
     assert "Probabilities" in [s.value for s in at.subheader]
-    assert len(at.get("image")) == 1  # the instance against its predicted distribution
+    # the instance against its predicted distribution, drawn into the page (a data URL)
+    assert [h.value.startswith('<img src="data:image/png;base64,') for h in at.get("html")] == [True]
     model = opslens.load_predictor(project_file, "eta")
     expected = model.predict_one({"route": "R03", "hour_band": "evening"})
     answer = _answer(at)

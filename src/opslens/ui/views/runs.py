@@ -35,6 +35,7 @@ from opslens.errors import OpslensError, RunError
 from opslens.explain.text import format_metric
 from opslens.report.facts import read_baselines, read_run_facts, short_verdict
 from opslens.tracking.runs import RunView, list_runs, open_run
+from opslens.ui.images import show_png
 from opslens.ui.state import project, show_error
 
 __all__ = ["StreamlitProgress", "finished_label", "key_metrics", "paired_metrics", "render"]
@@ -239,7 +240,7 @@ def _plots(run: RunView) -> None:
     columns = st.columns(2)
     for i, path in enumerate(plots):
         with columns[i % 2]:
-            st.image(path.read_bytes(), caption=path.stem.replace("_", " "))
+            show_png(path.read_bytes(), caption=path.stem.replace("_", " "))
 
 
 def _report(config: ProjectConfig, name: str, run: RunView) -> None:

@@ -37,6 +37,7 @@ from opslens.core.predictor import Predictor
 from opslens.errors import InstanceError, OpslensError, RunError
 from opslens.explain.text import format_metric
 from opslens.tracking.runs import open_run
+from opslens.ui.images import show_figure
 from opslens.ui.state import LoadedData, get_data, project, show_error
 from opslens.ui.views.score_events import render_events
 
@@ -231,7 +232,7 @@ def _show(predictor: Predictor, result: Mapping[str, Any]) -> None:
     if predictor.supports("figure"):
         try:
             figure = predictor.figure(instance, answer, title=title)
-            st.pyplot(figure)
+            show_figure(figure)
             plt.close(figure)
         except Exception as e:  # a figure that cannot be drawn leaves the answer shown
             show_error(e)

@@ -20,7 +20,8 @@ from typing import Any
 import polars as pl
 import streamlit as st
 
-from opslens.ui.analysis import figure, open_page, png, show_baselines
+from opslens.ui.analysis import figure, open_page, show_baselines
+from opslens.ui.images import show_figure
 from opslens.ui.state import show_error
 
 __all__ = ["TITLE", "hdr_text", "pattern_map", "render"]
@@ -92,7 +93,7 @@ def _answer(predictor: Any, chosen: dict[str, str]) -> None:
         ),
         hide_index=True,
     )
-    st.image(png(_instance_figure(predictor, id(predictor), tuple(chosen.items()))))
+    show_figure(_instance_figure(predictor, id(predictor), tuple(chosen.items())))
 
 
 def render() -> None:
