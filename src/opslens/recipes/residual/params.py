@@ -240,11 +240,14 @@ class ResidualMonitor(Strict):
     ks_threshold: float = Field(default=0.3, gt=0, le=1)
     """Retrain when an axis's residual KS statistic against the reference passes this."""
     alert_rate: float = Field(default=0.2, gt=0, le=1)
-    """Alert when an axis's share of alert/error samples in a batch passes this; online, a
-    stream warns once when its share in a window of ``stream_window`` samples passes it."""
+    """Alert when an axis's share of alert/error samples in a batch passes this on top of its
+    share on the limits' own training samples (what they let through on normal data: a
+    quarter per axis with ``direction: both`` and a sustain of one); online, a stream warns
+    once when its share in a window of ``stream_window`` samples passes it likewise."""
     stream_window: int = Field(default=500, ge=0)
     """Online: the samples per window in which a stream's share of alert/error samples is
-    counted (the model no longer fits the machine when it passes ``alert_rate``; 0: off)."""
+    counted (the model no longer fits the machine when it passes ``alert_rate`` above the
+    training samples' share; 0: off)."""
     window_batches: int = Field(default=2, ge=1)
     """Recalibrate on the samples of this many most recent batches."""
     holdout_share: float = Field(default=1 / 3, gt=0, lt=1)
@@ -261,7 +264,8 @@ class RecalibrateParams(Strict):
     samples, or a duration such as ``7d`` of data time) since the champion's calibration, and
     ``on_drift``: an axis's residuals drifted from the reference (KS past
     ``lifecycle.ks_threshold``) or its share of alert / error samples passed
-    ``lifecycle.alert_rate`` (the stream's "no longer fits" warning). The judgement
+    ``lifecycle.alert_rate`` above the share on the limits' own training samples (the
+    stream's "no longer fits" warning). The judgement
     (:mod:`opslens.recipes.residual.recalibration`): false alarms on the newest held-out
     samples and ``faults`` planted step faults of ``fault_size`` times the champion's ``MaxC``.
 
