@@ -104,8 +104,9 @@ def normal_rates(predictor: ResidualPredictor, frame: pl.DataFrame) -> dict[str,
         answers = predictor.predict_frame(frame)
     finally:
         predictor.fit_watch = watch
+
     def share(column: str) -> float:
-        alarming = answers[column].is_in(["alert", "error"]).to_numpy()
+        alarming = answers[column].is_in(["alert", "error"]).fill_null(False).to_numpy()
         return float(alarming.mean()) if alarming.size else 0.0
 
     return {**{a: share(f"{a}_level") for a in predictor.axes}, "level": share("level")}

@@ -157,3 +157,12 @@ def test_planted_data_without_drift_never_recalibrates_with_both_sides_and_a_sus
     assert fired[:1] == [199], fired  # (and every window after while nothing recalibrates)
     record = score_batch(None, normal, shifted, predictor, "1").values["record"]  # type: ignore[arg-type]
     assert (retrain_reason([record], params, None, None) or "").startswith("automatic: axis1")
+
+
+def test_normal_rates_count_unscored_and_missing_samples_as_not_alarming() -> None:
+    from opslens.recipes.residual.predictor import example_predictor
+    from opslens.recipes.residual.recalibration import normal_rates
+
+    # MinC 5, alert after 2: samples 1-3 alert; a null reading, and a repeated time not scored
+    rows = pl.DataFrame({"ts": [0.0, 1, 2, 3, 3, 4, 5, 6], "axis1": [9.0, 9, 9, 9, 9, None, 0, 0]})
+    assert normal_rates(example_predictor(), rows) == {"axis1": 0.375, "level": 0.375}
