@@ -35,6 +35,7 @@ import polars as pl
 
 from opslens.errors import DataError, InstanceError
 from opslens.recipes.residual.conditional import AxisConditional
+from opslens.recipes.residual.params import HOLD_OFF
 from opslens.recipes.residual.streaming import new_axis_state, push, push_block, warmup_length
 from opslens.recipes.residual.trend import AxisTrend
 
@@ -214,7 +215,7 @@ def score_block(
         worst == 2,
         was_error=bool(st.get("was_error", False)),
         quiet=int(st.get("quiet", 0)),
-        hold_off=int(getattr(predictor, "hold_off", 0)),
+        hold_off=int(getattr(predictor, "hold_off", HOLD_OFF)),
     )
     cols["alarm"] = _scatter(n, rows, alarm)
     state_out: dict[str, Any] = {
@@ -247,6 +248,8 @@ def score_one(
     :meth:`AxisTrend.predict_at`), without the array overhead that would make a
     stream of single samples several times slower; the tests hold the two equal.
     """
+    if "_guard_said" not in predictor.__dict__:
+        _guard_off_warning(predictor)
     if getattr(predictor, "streaming", None) is not None:
         return stream_one(predictor, time_s, values, key, state)
     st = new_state(predictor.axes) if state is None else state
@@ -307,7 +310,7 @@ def score_one(
     quiet = int(st.get("quiet", 0))
     fire = worst == 2 and not st.get("was_error", False) and quiet == 0
     if fire:
-        quiet = int(getattr(predictor, "hold_off", 0)) + 1
+        quiet = int(getattr(predictor, "hold_off", HOLD_OFF)) + 1
     answer["alarm"] = fire
     new: dict[str, Any] = {"runs": runs, "last_key": key, "n": count + 1}
     new |= {"was_error": worst == 2, "quiet": quiet - 1 if quiet else 0}
@@ -318,6 +321,25 @@ def score_one(
     if st.get("warned") or _guard_one(predictor, time_s, count + 1, sample):
         new["warned"] = True
     return answer, new
+
+
+def _guard_off_warning(predictor: ResidualPredictor) -> None:
+    """Once per predictor served one sample at a time (a live stream, the service, MQTT):
+    a warning on the ``opslens.residual`` logger when its alarm-flood guard is off
+    (``hold_off: 0``, a setting for batch analysis)."""
+    predictor.__dict__["_guard_said"] = True
+    streaming = getattr(predictor, "streaming", None)
+    key = "streaming.hold_off" if streaming is not None else "thresholds.hold_off"
+    hold_off = streaming.hold_off if streaming is not None else getattr(predictor, "hold_off", 1)
+    if hold_off == 0:
+        _LOG.warning(
+            "params.%s is 0: the alarm-flood guard is off, every entry into error is an alarm "
+            "(a setting for batch analysis; on NAB it scores below never alarming); fix: "
+            "retrain with params.%s: %d (the default) or more for a live stream",
+            key,
+            key,
+            HOLD_OFF,
+        )
 
 
 def _extrapolation_warning(axis: str, what: str, spans: float, sample: int) -> None:

@@ -44,7 +44,12 @@ from opslens.core.lifecycle import (
 )
 from opslens.core.recipe import ModelArtifact, Out, Output, Stage, StageContext
 from opslens.recipes.residual.conditional import AxisConditional
-from opslens.recipes.residual.params import RecalibrateParams, ResidualMonitor, ResidualParams
+from opslens.recipes.residual.params import (
+    HOLD_OFF,
+    RecalibrateParams,
+    ResidualMonitor,
+    ResidualParams,
+)
 from opslens.recipes.residual.predictor import ResidualPredictor
 from opslens.recipes.residual.recalibration import (
     calibration_comparison,
@@ -254,7 +259,7 @@ def recalibrate(
         reference=reference,
         streaming=getattr(champion, "streaming", None),
         max_spans=getattr(champion, "max_spans", 1.0),
-        hold_off=getattr(champion, "hold_off", 0),
+        hold_off=getattr(champion, "hold_off", HOLD_OFF),
         fit_watch=getattr(champion, "fit_watch", (0, 1.0)),
         recalibrate=recalibration_trigger(p),
         inputs=getattr(champion, "inputs", []),

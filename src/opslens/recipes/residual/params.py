@@ -39,6 +39,7 @@ from opslens.config.durations import parse_duration
 from opslens.config.urls import DatabaseUrl
 
 __all__ = [
+    "HOLD_OFF",
     "BaselineParams",
     "Direction",
     "Family",
@@ -111,6 +112,11 @@ class ModelParams(Strict):
         return self
 
 
+#: the alarm-flood guard's default, in samples (a day of 5-minute samples): after an alarm, no
+#: new one on the stream (axis, in the streaming mode) for this many samples
+HOLD_OFF = 288
+
+
 class ThresholdParams(Strict):
     """MinC / MaxC limits on positive residuals and the sustain (run-length) rules.
 
@@ -139,9 +145,12 @@ class ThresholdParams(Strict):
     """With operating modes (``model.mode_column`` or ``model.mode_signals``): MinC / MaxC per
     mode, on each mode's own training residuals (a mode with fewer than ``min_pos_for_trim``
     of them keeps the axis's); the sustain steps stay the axis's."""
-    hold_off: int = Field(default=288, ge=0)
+    hold_off: int = Field(default=HOLD_OFF, ge=0)
     """The alarm-flood guard: after an alarm (a stream entering ``error``), no new alarm on
-    the stream for this many samples (the levels are unchanged; 0 turns the guard off)."""
+    the stream for this many samples (the levels are unchanged). 0 turns the guard off, an
+    alarm at every entry into ``error``: a setting for batch analysis (counting episodes
+    against a log, comparing with the reference's notebook), not for a live stream, which
+    warns once when served with it (on NAB it floods: below the detector that never alarms)."""
 
     def policy(self) -> dict[str, Any]:
         """The knobs of :func:`~opslens.recipes.residual.thresholds.calibrate_axis`."""
@@ -194,7 +203,8 @@ class StreamingParams(Strict):
     quantile: float = Field(default=0.99, gt=0, le=1)
     margin: float = Field(default=1.75, ge=0)
     sustain: int = Field(default=1, ge=1)
-    hold_off: int = Field(default=288, ge=0)
+    hold_off: int = Field(default=HOLD_OFF, ge=0)
+    """As ``thresholds.hold_off``, per axis; 0 (off) is for batch analysis, not a live stream."""
 
     @field_validator("period")
     @classmethod

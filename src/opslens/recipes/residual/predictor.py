@@ -39,7 +39,7 @@ from opslens.core.predictor import BasePredictor
 from opslens.errors import DataError, InstanceError
 from opslens.recipes.residual.checker import score_block, score_one
 from opslens.recipes.residual.conditional import AxisConditional
-from opslens.recipes.residual.params import StreamingParams
+from opslens.recipes.residual.params import HOLD_OFF, StreamingParams
 from opslens.recipes.residual.trend import AxisTrend
 
 __all__ = ["ResidualPredictor", "example_predictor"]
@@ -101,7 +101,7 @@ class ResidualPredictor(BasePredictor):
         streaming: StreamingParams | None = None,
         max_spans: float = 1.0,
         inputs: Sequence[str] = (),
-        hold_off: int = 0,
+        hold_off: int = HOLD_OFF,
         fit_watch: tuple[int, float] = (0, 1.0),
         recalibrate: tuple[int, float, bool, int] | None = None,
         normal_rates: Mapping[str, float] | None = None,
