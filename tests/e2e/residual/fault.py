@@ -26,6 +26,25 @@ analyses:
 """
 
 
+def file_project(name: str, params: str) -> str:
+    """The project file of one residual analysis ``name`` on ``train.parquet`` (``ts``,
+    ``axis1``, ``axis2``) with ``params`` (YAML flow text), tracked in ``mlflow.db``.
+
+    Example:
+        >>> "params: {model: {type: median}}" in file_project("press", "{model: {type: median}}")
+        True
+    """
+    return f"""
+tracking: {{uri: "sqlite:///mlflow.db"}}
+analyses:
+  - name: {name}
+    recipe: residual
+    source: {{kind: file, path: train.parquet}}
+    columns: {{time: ts, metrics: [axis1, axis2]}}
+    params: {params}
+"""
+
+
 def trained_project(folder: Path) -> Path:
     """A project with one complete residual run in ``folder``; returns the project file."""
     from opslens.api import load_project

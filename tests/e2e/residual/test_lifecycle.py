@@ -12,21 +12,14 @@ import polars as pl
 import pytest
 
 from opslens.synthetic.axes import make_axes
+from tests.e2e.residual.fault import file_project
 from tests.fakes.cli import run_cli
 
 pytestmark = pytest.mark.slow
 NAME = "machine-axes"
 TRAIN, SIZE, N_BATCHES, DRIFT_AT, SHIFT = 3000, 200, 7, 4, 3.0  # shift: 6 noise deviations
 
-PROJECT = f"""
-tracking: {{uri: "sqlite:///mlflow.db"}}
-analyses:
-  - name: {NAME}
-    recipe: residual
-    source: {{kind: file, path: train.parquet}}
-    columns: {{time: ts, metrics: [axis1, axis2]}}
-    params: {{train_end: "80%", model: {{type: linear}}}}
-"""
+PROJECT = file_project(NAME, '{train_end: "80%", model: {type: linear}}')
 
 
 def _project(folder: Path, transient: bool = False) -> list[str]:
@@ -51,7 +44,9 @@ def _champion(folder: Path) -> str:
     return str(client.get_model_version_by_alias(NAME, "champion").version)
 
 
-def test_a_level_shift_at_batch_4_recalibrates_there_and_wins(tmp_path: Path, monkeypatch) -> None:
+def test_a_level_shift_at_batch_4_recalibrates_there_and_wins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     names = _project(tmp_path)
     assert run_cli(["run", "-p", "project.yaml"], tmp_path, monkeypatch).code == 0
     fired = []
@@ -86,7 +81,7 @@ def test_a_level_shift_at_batch_4_recalibrates_there_and_wins(tmp_path: Path, mo
 
 
 def test_a_recalibration_on_a_transient_loses_and_the_champion_stays(
-    tmp_path: Path, monkeypatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     names = _project(tmp_path, transient=True)
     assert run_cli(["run", "-p", "project.yaml"], tmp_path, monkeypatch).code == 0
@@ -102,7 +97,9 @@ def test_a_recalibration_on_a_transient_loses_and_the_champion_stays(
     ]
 
 
-def test_bad_input_is_one_line_exit_2_and_changes_nothing(tmp_path: Path, monkeypatch) -> None:
+def test_bad_input_is_one_line_exit_2_and_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _project(tmp_path)
     assert run_cli(["run", "-p", "project.yaml"], tmp_path, monkeypatch).code == 0
     r = run_cli(["promote", NAME, "--version", "7"], tmp_path, monkeypatch)

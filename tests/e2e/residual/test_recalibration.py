@@ -5,38 +5,40 @@ reason) wins on false alarms while still catching planted faults, and a sudden f
 is caught. A stream whose recent samples hold a fault that worsens (not a new normal) is
 recalibrated too, but every recalibration is refused and the champion stays (a fault that
 stays level for a whole window cannot be told from a new normal); a schedule (``every``) recalibrates
-batches of normal data."""
+batches of normal data.
+
+Every test starts from the same trained project (the ``trained`` fixture: 3,000 normal
+samples, a sample a minute, two axes; ``Press`` streams, batches and reads the registry)."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import numpy as np
 import polars as pl
 import pytest
 
-from tests.fakes.cli import run_cli
+from tests.e2e.residual.fault import file_project
+from tests.fakes.cli import Result, run_cli
 
 pytestmark = pytest.mark.slow
 NAME = "press"
 DT = 60  # one sample a minute
 SIGMA, SHIFT, FAULT = 0.1, 1.0, 3.0
-
-PROJECT = f"""
-tracking: {{uri: "sqlite:///mlflow.db"}}
-analyses:
-  - name: {NAME}
-    recipe: residual
-    source: {{kind: file, path: train.parquet}}
-    columns: {{time: ts, metrics: [axis1, axis2]}}
-    params:
-      model: {{type: median}}
-      thresholds: {{alert_seconds_default: 300, error_seconds_default: 180}}
-      lifecycle: {{stream_window: 200, alert_rate: 0.2, window_batches: 1}}
-      recalibrate: {{window: 300, every: EVERY}}
-"""
+TRAIN = 3000
+PROJECT = file_project(
+    NAME,
+    """
+      model: {type: median}
+      thresholds: {alert_seconds_default: 300, error_seconds_default: 180}
+      lifecycle: {stream_window: 200, alert_rate: 0.2, window_batches: 1}
+      recalibrate: {window: 300, every: EVERY}""",
+)
 
 
 def _values(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -44,46 +46,68 @@ def _values(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _project(folder: Path, every: str = "null") -> int:
-    rng = np.random.default_rng(7)
-    n = 3000
-    a1, a2 = _values(rng, n)
+    """The training data and project file in ``folder``; the time after the last sample."""
+    a1, a2 = _values(np.random.default_rng(7), TRAIN)
     t0 = 1_700_000_000
-    ts = pl.from_epoch(pl.Series(t0 + DT * np.arange(n)), time_unit="s")
+    ts = pl.from_epoch(pl.Series(t0 + DT * np.arange(TRAIN)), time_unit="s")
     pl.DataFrame({"ts": ts, "axis1": a1, "axis2": a2}).write_parquet(folder / "train.parquet")
     (folder / "project.yaml").write_text(PROJECT.replace("EVERY", every))
-    return t0 + DT * n
+    return t0 + DT * TRAIN
 
 
-def _stream(
-    folder: Path, monkeypatch: pytest.MonkeyPatch, start: int, a1: np.ndarray, a2: np.ndarray
-) -> list[dict[str, object]]:
-    """The samples through `opslens stream --from registry`: the output lines."""
-    with (folder / "in.jsonl").open("w") as f:
-        for i, (x, y) in enumerate(zip(a1, a2, strict=True)):
-            f.write(json.dumps({"ts": start + DT * i, "axis1": x, "axis2": y}) + "\n")
-    args = "stream press --input in.jsonl --output out.jsonl --from registry --no-plots"
-    r = run_cli(args.split(), folder, monkeypatch)
-    assert r.code == 0, r.err
-    return [json.loads(x) for x in (folder / "out.jsonl").read_text().splitlines()]
+@dataclass
+class Press:
+    """A trained project: its folder, the CLI, and the time after its training samples."""
+
+    folder: Path
+    monkeypatch: pytest.MonkeyPatch
+    start: int
+
+    def cli(self, *args: str) -> Result:
+        return run_cli(list(args), self.folder, self.monkeypatch)
+
+    def stream(self, a1: np.ndarray, a2: np.ndarray) -> list[dict[str, Any]]:
+        """The samples through `opslens stream --from registry`: the output lines."""
+        with (self.folder / "in.jsonl").open("w") as f:
+            for i, (x, y) in enumerate(zip(a1, a2, strict=True)):
+                f.write(json.dumps({"ts": self.start + DT * i, "axis1": x, "axis2": y}) + "\n")
+        r = self.cli(
+            *f"stream {NAME} --input in.jsonl --output out.jsonl --from registry --no-plots".split()
+        )
+        assert r.code == 0, r.err
+        return [json.loads(x) for x in (self.folder / "out.jsonl").read_text().splitlines()]
+
+    def versions(self) -> tuple[str, list[str]]:
+        """The champion's version and every registered version."""
+        client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{self.folder / 'mlflow.db'}")
+        champion = str(client.get_model_version_by_alias(NAME, "champion").version)
+        found = client.search_model_versions(f"name = '{NAME}'")
+        return champion, sorted((str(v.version) for v in found), key=int)
 
 
-def _versions(folder: Path) -> tuple[str, list[str]]:
-    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{folder / 'mlflow.db'}")
-    champion = str(client.get_model_version_by_alias(NAME, "champion").version)
-    found = client.search_model_versions(f"name = '{NAME}'")
-    return champion, sorted((str(v.version) for v in found), key=int)
+@pytest.fixture
+def trained(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Press]:
+    """``trained(every="null")``: the project trained (`opslens run`), with
+    ``params.recalibrate.every`` as given."""
+
+    def train(every: str = "null") -> Press:
+        start = _project(tmp_path, every)
+        r = run_cli(["run", "-p", "project.yaml"], tmp_path, monkeypatch)
+        assert r.code == 0, r.err
+        return Press(tmp_path, monkeypatch, start)
+
+    return train
 
 
 def test_a_new_normal_is_recalibrated_on_drift_and_a_later_fault_is_caught(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    trained: Callable[..., Press],
 ) -> None:
-    start = _project(tmp_path)
-    assert run_cli(["run", "-p", "project.yaml"], tmp_path, monkeypatch).code == 0
+    press = trained()
     rng = np.random.default_rng(11)
     a1, a2 = _values(rng, 1500)
     a1 += SHIFT  # the sensor was recalibrated: a new normal from the first sample
     a1[1300:1330] += FAULT  # a sudden fault, well after the recalibration
-    out = _stream(tmp_path, monkeypatch, start, a1, a2)
+    out = press.stream(a1, a2)
     assert len(out) == 1500 and not any("error" in o for o in out)
     events = [(i, o["recalibration"]) for i, o in enumerate(out) if "recalibration" in o]
     assert [i for i, _ in events] == [199], events  # the first fit-watch window of 200
@@ -100,9 +124,9 @@ def test_a_new_normal_is_recalibrated_on_drift_and_a_later_fault_is_caught(
     fault = out[1300:1330]
     assert any(o["alarm"] for o in fault[:5]) and all(o["level"] == "error" for o in fault[2:])
     assert all(o["run_id"] != out[0]["run_id"] for o in out[200:])  # version 2 answers
-    champion, versions = _versions(tmp_path)
+    champion, versions = press.versions()
     assert champion == "2" and versions == ["1", "2"]
-    history = run_cli(["models", "history", NAME], tmp_path, monkeypatch).out.splitlines()
+    history = press.cli("models", "history", NAME).out.splitlines()
     assert history[1].startswith("challenger: version 2") and "automatic: axis1" in history[1]
     assert history[2].startswith("champion: version 2 (was 1)")
     assert "false alarms" in history[2] and "planted faults caught" in history[2]
@@ -110,7 +134,7 @@ def test_a_new_normal_is_recalibrated_on_drift_and_a_later_fault_is_caught(
     from opslens.recipes import get_recipe
     from opslens.recipes.residual.narrative import residual_narrative
 
-    runs = sorted((tmp_path / "runs" / NAME).glob("2*/facts.json"))
+    runs = sorted((press.folder / "runs" / NAME).glob("2*/facts.json"))
     facts = [json.loads(p.read_text()) for p in runs]
     retrain = [f for f in facts if f.get("retrain")]
     assert len(retrain) == 1 and retrain[0]["retrain"]["challenger_wins"]
@@ -118,39 +142,37 @@ def test_a_new_normal_is_recalibrated_on_drift_and_a_later_fault_is_caught(
     assert caught["challenger"] == caught["champion"] == caught["planted"] > 0
     week = retrain[0]["retrain"]["details"]["false_alarms_per_week"]
     assert week["champion"] > 100 and week["challenger"] < 1, week
-    text = residual_narrative(get_recipe("residual").read_facts(retrain[0]), []).summary
+    read: Any = get_recipe("residual").read_facts(retrain[0])
+    text = residual_narrative(read, []).summary
     assert text.startswith("Limits recalibrated on 133 recent samples") and "per week" in text
 
 
 def test_a_recalibration_on_samples_holding_a_fault_is_refused(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    trained: Callable[..., Press],
 ) -> None:
-    start = _project(tmp_path)
-    assert run_cli(["run", "-p", "project.yaml"], tmp_path, monkeypatch).code == 0
+    press = trained()
     rng = np.random.default_rng(12)
     a1, a2 = _values(rng, 400)
     a1[100:] += FAULT + 0.01 * np.arange(300)  # a fault that worsens: the trigger fires in it
-    out = _stream(tmp_path, monkeypatch, start, a1, a2)
+    out = press.stream(a1, a2)
     events = [o["recalibration"] for o in out if "recalibration" in o]
     assert events and all(e["done"] and not e["promoted"] for e in events), events
     assert "champion kept" in events[0]["summary"]
     assert sum(o["level"] == "error" for o in out[100:]) > 290  # the fault is still alarmed
-    champion, versions = _versions(tmp_path)
+    champion, versions = press.versions()
     assert champion == "1" and len(versions) == 1 + len(events)
 
 
-def test_a_schedule_recalibrates_batches_of_normal_data(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    start = _project(tmp_path, every="1d")
-    assert run_cli(["run", "-p", "project.yaml"], tmp_path, monkeypatch).code == 0
+def test_a_schedule_recalibrates_batches_of_normal_data(trained: Callable[..., Press]) -> None:
+    press = trained(every="1d")
     rng = np.random.default_rng(13)
     fired = []
     for i in range(3):  # 720 samples (half a day) per batch
         a1, a2 = _values(rng, 720)
-        ts = pl.from_epoch(pl.Series(start + DT * (720 * i + np.arange(720))), time_unit="s")
-        pl.DataFrame({"ts": ts, "axis1": a1, "axis2": a2}).write_parquet(tmp_path / f"b{i}.pq")
-        r = run_cli(["batch", NAME, "--input", f"b{i}.pq"], tmp_path, monkeypatch)
+        ts = pl.from_epoch(pl.Series(press.start + DT * (720 * i + np.arange(720))), "s")
+        batch = pl.DataFrame({"ts": ts, "axis1": a1, "axis2": a2})
+        batch.write_parquet(press.folder / f"b{i}.pq")
+        r = press.cli("batch", NAME, "--input", f"b{i}.pq")
         assert r.code == 0, r.err
         if "retrained (scheduled:" in r.out:
             fired.append(i)

@@ -35,6 +35,7 @@ import polars as pl
 
 from opslens.errors import DataError, InstanceError
 from opslens.recipes.residual.conditional import AxisConditional
+from opslens.recipes.residual.params import HOLD_OFF
 from opslens.recipes.residual.streaming import new_axis_state, push, push_block, warmup_length
 from opslens.recipes.residual.trend import AxisTrend
 
@@ -214,7 +215,7 @@ def score_block(
         worst == 2,
         was_error=bool(st.get("was_error", False)),
         quiet=int(st.get("quiet", 0)),
-        hold_off=int(getattr(predictor, "hold_off", 0)),
+        hold_off=int(getattr(predictor, "hold_off", HOLD_OFF)),
     )
     cols["alarm"] = _scatter(n, rows, alarm)
     state_out: dict[str, Any] = {
@@ -247,6 +248,8 @@ def score_one(
     :meth:`AxisTrend.predict_at`), without the array overhead that would make a
     stream of single samples several times slower; the tests hold the two equal.
     """
+    if "_guard_said" not in predictor.__dict__:
+        _guard_off_warning(predictor)
     if getattr(predictor, "streaming", None) is not None:
         return stream_one(predictor, time_s, values, key, state)
     st = new_state(predictor.axes) if state is None else state
@@ -307,7 +310,7 @@ def score_one(
     quiet = int(st.get("quiet", 0))
     fire = worst == 2 and not st.get("was_error", False) and quiet == 0
     if fire:
-        quiet = int(getattr(predictor, "hold_off", 0)) + 1
+        quiet = int(getattr(predictor, "hold_off", HOLD_OFF)) + 1
     answer["alarm"] = fire
     new: dict[str, Any] = {"runs": runs, "last_key": key, "n": count + 1}
     new |= {"was_error": worst == 2, "quiet": quiet - 1 if quiet else 0}
@@ -318,6 +321,25 @@ def score_one(
     if st.get("warned") or _guard_one(predictor, time_s, count + 1, sample):
         new["warned"] = True
     return answer, new
+
+
+def _guard_off_warning(predictor: ResidualPredictor) -> None:
+    """Once per predictor served one sample at a time (a live stream, the service, MQTT):
+    a warning on the ``opslens.residual`` logger when its alarm-flood guard is off
+    (``hold_off: 0``, a setting for batch analysis)."""
+    predictor.__dict__["_guard_said"] = True
+    streaming = getattr(predictor, "streaming", None)
+    key = "streaming.hold_off" if streaming is not None else "thresholds.hold_off"
+    hold_off = streaming.hold_off if streaming is not None else getattr(predictor, "hold_off", 1)
+    if hold_off == 0:
+        _LOG.warning(
+            "params.%s is 0: the alarm-flood guard is off, every entry into error is an alarm "
+            "(a setting for batch analysis; on NAB it scores below never alarming); fix: "
+            "retrain with params.%s: %d (the default) or more for a live stream",
+            key,
+            key,
+            HOLD_OFF,
+        )
 
 
 def _extrapolation_warning(axis: str, what: str, spans: float, sample: int) -> None:
@@ -410,17 +432,29 @@ def new_stream_state(axes: Sequence[str]) -> dict[str, Any]:
     return {"axes": {a: new_axis_state() for a in axes}, "last_key": None, "n": 0}
 
 
-def _unfit_warning(share: float, window: int, rate: float, sample: int) -> None:
+def _unfit_limit(predictor: ResidualPredictor) -> tuple[int, float, float]:
+    """The fit watch's window, ``alert_rate`` and the share of samples beyond the limits it
+    allows: ``alert_rate`` on top of what the limits let through on their own training
+    samples (:func:`~.recalibration.normal_rates`; none recorded: 0)."""
+    window, rate = getattr(predictor, "fit_watch", (0, 1.0))
+    normal = float((getattr(predictor, "normal_rates", None) or {}).get("level", 0.0))
+    return int(window), float(rate), rate + normal
+
+
+def _unfit_warning(predictor: ResidualPredictor, share: float, sample: int) -> None:
     """The model no longer fits the stream: a warning on the ``opslens.residual`` logger."""
+    window, rate, limit = _unfit_limit(predictor)
     _LOG.warning(
         "%.0f%% of the last %d samples of this stream (up to sample %d) are beyond the limits "
-        "(params.lifecycle.alert_rate %.0f%%): the model no longer fits this machine; fix: "
-        "recalibrate it (opslens retrain NAME --reason '...', then opslens promote; opslens "
-        "batch does both on drift) and follow the champion (opslens stream --from registry)",
+        "(params.lifecycle.alert_rate %.0f%% above the %.0f%% of their training samples): the "
+        "model no longer fits this machine; fix: recalibrate it (opslens retrain NAME --reason "
+        "'...', then opslens promote; opslens batch does both on drift) and follow the champion "
+        "(opslens stream --from registry)",
         100 * share,
         window,
         sample,
         100 * rate,
+        100 * (limit - rate),
     )
 
 
@@ -433,14 +467,14 @@ def _watch_one(
 ) -> None:
     """Count a scored sample in the stream's fit watch (windows of ``stream_window``
     samples); warn once per stream when a window's share beyond the limits passes the rate."""
-    window, rate = getattr(predictor, "fit_watch", (0, 1.0))
+    window, _, limit = _unfit_limit(predictor)
     if not window:
         return
     n, b = int(st.get("fit_n", 0)) + 1, int(st.get("fit_bad", 0)) + int(bad)
     unfit = bool(st.get("unfit", False))
     if n >= window:
-        if b > rate * window and not unfit:
-            _unfit_warning(b / window, window, rate, sample)
+        if b > limit * window and not unfit:
+            _unfit_warning(predictor, b / window, sample)
             unfit = True
         n = b = 0
     out["fit_n"], out["fit_bad"] = n, b
@@ -465,9 +499,9 @@ def _due_one(
     t0 = time_s if t0 is None else float(t0)
     reason = None
     if on_drift and out.get("unfit") and not st.get("unfit"):
-        window, rate = predictor.fit_watch
+        window, _, limit = _unfit_limit(predictor)
         reason = (
-            f"automatic: over {100 * rate:.0f}% of the last {window} samples beyond the limits "
+            f"automatic: over {100 * limit:.0f}% of the last {window} samples beyond the limits "
             "(the limits no longer fit)"
         )
     elif every_n and n >= every_n:
@@ -492,7 +526,7 @@ def _watch_block(
     count: int,
 ) -> None:
     """:func:`_watch_one` over the scored samples of a block, in order."""
-    window, rate = getattr(predictor, "fit_watch", (0, 1.0))
+    window, _, limit = _unfit_limit(predictor)
     if not window:
         return
     n0 = int(st.get("fit_n", 0))
@@ -501,8 +535,8 @@ def _watch_block(
     base = 0
     for e in range(window - n0 - 1, bad.size, window):
         b = int(cum[e]) - base
-        if b > rate * window and not unfit:
-            _unfit_warning(b / window, window, rate, count + e + 1)
+        if b > limit * window and not unfit:
+            _unfit_warning(predictor, b / window, count + e + 1)
             unfit = True
         base = int(cum[e])
     out["fit_n"] = (n0 + bad.size) % window

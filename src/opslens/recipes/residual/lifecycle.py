@@ -3,7 +3,9 @@ and the residual distribution monitored per axis, recalibration (new trends and 
 most recent batches as the retraining.
 
 * ``score_batch`` (pipeline ``batch``): every sample's levels; the record holds, per axis, the
-  share of samples at ``alert`` or ``error`` (``<axis>_alert_rate``) and the two-sample
+  share of samples at ``alert`` or ``error`` (``<axis>_alert_rate``; ``<axis>_normal_rate``,
+  the champion's share on its own training samples, which the alert-rate trigger allows on
+  top of ``lifecycle.alert_rate``) and the two-sample
   Kolmogorov–Smirnov statistic of the batch's residuals against the champion's reference
   residuals (``<axis>_ks``: those of the rows it was fitted on).
 * ``retrain`` (:func:`recalibrate`, pipeline ``retrain``): a trend and limits per axis fitted on the last
@@ -42,10 +44,16 @@ from opslens.core.lifecycle import (
 )
 from opslens.core.recipe import ModelArtifact, Out, Output, Stage, StageContext
 from opslens.recipes.residual.conditional import AxisConditional
-from opslens.recipes.residual.params import RecalibrateParams, ResidualMonitor, ResidualParams
+from opslens.recipes.residual.params import (
+    HOLD_OFF,
+    RecalibrateParams,
+    ResidualMonitor,
+    ResidualParams,
+)
 from opslens.recipes.residual.predictor import ResidualPredictor
 from opslens.recipes.residual.recalibration import (
     calibration_comparison,
+    normal_rates,
     normal_rows,
     recalibration_trigger,
 )
@@ -100,6 +108,7 @@ def score_batch(
         level = answers[f"{axis}_level"]
         alerting = level.is_in(["alert", "error"]).to_numpy()
         record[f"{axis}_alert_rate"] = float(alerting.mean()) if alerting.size else 0.0
+        record[f"{axis}_normal_rate"] = float(getattr(champion, "normal_rates", {}).get(axis, 0.0))
         ref, now = reference[axis], residuals[axis]
         ks = float(ks_2samp(now, ref).statistic) if now.size and ref.size else 0.0
         record[f"{axis}_ks"] = ks
@@ -250,11 +259,15 @@ def recalibrate(
         reference=reference,
         streaming=getattr(champion, "streaming", None),
         max_spans=getattr(champion, "max_spans", 1.0),
-        hold_off=getattr(champion, "hold_off", 0),
+        hold_off=getattr(champion, "hold_off", HOLD_OFF),
         fit_watch=getattr(champion, "fit_watch", (0, 1.0)),
         recalibrate=recalibration_trigger(p),
         inputs=getattr(champion, "inputs", []),
     )
+    if challenger.streaming is None:  # what its limits let through on the samples fitted
+        challenger.normal_rates = normal_rates(
+            challenger, train.drop(BATCH_COLUMN, "stream", strict=False)
+        )
     comparison = compare(champion, challenger, rows, ctx.analysis)
     comparison = Comparison(
         **{
@@ -298,9 +311,10 @@ def monitor(records: Sequence[Record], params: Any) -> list[dict[str, Any]]:
     out = []
     for axis in _axes(records):
         last = records[-1]
+        normal = float(last.get(f"{axis}_normal_rate") or 0.0)
         for metric, limit, kind in (
             (f"{axis}_ks", s.ks_threshold, "drift"),
-            (f"{axis}_alert_rate", s.alert_rate, "alert"),
+            (f"{axis}_alert_rate", s.alert_rate + normal, "alert"),
         ):
             value = float(last.get(metric) or 0.0)
             if value > limit:
@@ -332,9 +346,10 @@ def retrain_reason(
                 )
         for axis in _axes(records):
             rate = float(records[-1].get(f"{axis}_alert_rate") or 0.0)
-            if rate > s.alert_rate:
+            normal = float(records[-1].get(f"{axis}_normal_rate") or 0.0)
+            if rate > s.alert_rate + normal:
                 return (
-                    f"automatic: {axis} alert rate {rate:.3g} > {s.alert_rate:g} "
+                    f"automatic: {axis} alert rate {rate:.3g} > {s.alert_rate + normal:.3g} "
                     "(the limits no longer fit)"
                 )
     if isinstance(r.every, int) and not isinstance(r.every, bool):

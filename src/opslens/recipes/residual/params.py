@@ -39,6 +39,7 @@ from opslens.config.durations import parse_duration
 from opslens.config.urls import DatabaseUrl
 
 __all__ = [
+    "HOLD_OFF",
     "BaselineParams",
     "Direction",
     "Family",
@@ -111,6 +112,11 @@ class ModelParams(Strict):
         return self
 
 
+#: the alarm-flood guard's default, in samples (a day of 5-minute samples): after an alarm, no
+#: new one on the stream (axis, in the streaming mode) for this many samples
+HOLD_OFF = 288
+
+
 class ThresholdParams(Strict):
     """MinC / MaxC limits on positive residuals and the sustain (run-length) rules.
 
@@ -139,9 +145,12 @@ class ThresholdParams(Strict):
     """With operating modes (``model.mode_column`` or ``model.mode_signals``): MinC / MaxC per
     mode, on each mode's own training residuals (a mode with fewer than ``min_pos_for_trim``
     of them keeps the axis's); the sustain steps stay the axis's."""
-    hold_off: int = Field(default=288, ge=0)
+    hold_off: int = Field(default=HOLD_OFF, ge=0)
     """The alarm-flood guard: after an alarm (a stream entering ``error``), no new alarm on
-    the stream for this many samples (the levels are unchanged; 0 turns the guard off)."""
+    the stream for this many samples (the levels are unchanged). 0 turns the guard off, an
+    alarm at every entry into ``error``: a setting for batch analysis (counting episodes
+    against a log, comparing with the reference's notebook), not for a live stream, which
+    warns once when served with it (on NAB it floods: below the detector that never alarms)."""
 
     def policy(self) -> dict[str, Any]:
         """The knobs of :func:`~opslens.recipes.residual.thresholds.calibrate_axis`."""
@@ -194,7 +203,8 @@ class StreamingParams(Strict):
     quantile: float = Field(default=0.99, gt=0, le=1)
     margin: float = Field(default=1.75, ge=0)
     sustain: int = Field(default=1, ge=1)
-    hold_off: int = Field(default=288, ge=0)
+    hold_off: int = Field(default=HOLD_OFF, ge=0)
+    """As ``thresholds.hold_off``, per axis; 0 (off) is for batch analysis, not a live stream."""
 
     @field_validator("period")
     @classmethod
@@ -240,11 +250,14 @@ class ResidualMonitor(Strict):
     ks_threshold: float = Field(default=0.3, gt=0, le=1)
     """Retrain when an axis's residual KS statistic against the reference passes this."""
     alert_rate: float = Field(default=0.2, gt=0, le=1)
-    """Alert when an axis's share of alert/error samples in a batch passes this; online, a
-    stream warns once when its share in a window of ``stream_window`` samples passes it."""
+    """Alert when an axis's share of alert/error samples in a batch passes this on top of its
+    share on the limits' own training samples (what they let through on normal data: a
+    quarter per axis with ``direction: both`` and a sustain of one); online, a stream warns
+    once when its share in a window of ``stream_window`` samples passes it likewise."""
     stream_window: int = Field(default=500, ge=0)
     """Online: the samples per window in which a stream's share of alert/error samples is
-    counted (the model no longer fits the machine when it passes ``alert_rate``; 0: off)."""
+    counted (the model no longer fits the machine when it passes ``alert_rate`` above the
+    training samples' share; 0: off)."""
     window_batches: int = Field(default=2, ge=1)
     """Recalibrate on the samples of this many most recent batches."""
     holdout_share: float = Field(default=1 / 3, gt=0, lt=1)
@@ -261,7 +274,8 @@ class RecalibrateParams(Strict):
     samples, or a duration such as ``7d`` of data time) since the champion's calibration, and
     ``on_drift``: an axis's residuals drifted from the reference (KS past
     ``lifecycle.ks_threshold``) or its share of alert / error samples passed
-    ``lifecycle.alert_rate`` (the stream's "no longer fits" warning). The judgement
+    ``lifecycle.alert_rate`` above the share on the limits' own training samples (the
+    stream's "no longer fits" warning). The judgement
     (:mod:`opslens.recipes.residual.recalibration`): false alarms on the newest held-out
     samples and ``faults`` planted step faults of ``fault_size`` times the champion's ``MaxC``.
 

@@ -39,7 +39,7 @@ from opslens.core.predictor import BasePredictor
 from opslens.errors import DataError, InstanceError
 from opslens.recipes.residual.checker import score_block, score_one
 from opslens.recipes.residual.conditional import AxisConditional
-from opslens.recipes.residual.params import StreamingParams
+from opslens.recipes.residual.params import HOLD_OFF, StreamingParams
 from opslens.recipes.residual.trend import AxisTrend
 
 __all__ = ["ResidualPredictor", "example_predictor"]
@@ -80,6 +80,11 @@ class ResidualPredictor(BasePredictor):
     With ``streaming`` (the recipe's ``mode: streaming``) the samples are scored by
     :mod:`.streaming` instead: every stream warms up on its own first samples; the
     trends and limits stay in the model as the training run's record.
+
+    ``normal_rates`` is the share of the samples the limits were calibrated on that are at
+    ``alert`` or ``error``, per axis and for the stream (``"level"``, the worst axis): what
+    the limits let through on normal data, which the drift trigger allows on top of
+    ``params.lifecycle.alert_rate`` (empty: none, as before it was recorded).
     """
 
     recipe = "residual"
@@ -96,11 +101,13 @@ class ResidualPredictor(BasePredictor):
         streaming: StreamingParams | None = None,
         max_spans: float = 1.0,
         inputs: Sequence[str] = (),
-        hold_off: int = 0,
+        hold_off: int = HOLD_OFF,
         fit_watch: tuple[int, float] = (0, 1.0),
         recalibrate: tuple[int, float, bool, int] | None = None,
+        normal_rates: Mapping[str, float] | None = None,
     ) -> None:
         self.recal = recalibrate
+        self.normal_rates = dict(normal_rates or {})
         self.streaming = streaming
         self.hold_off = int(hold_off)
         self.fit_watch = (int(fit_watch[0]), float(fit_watch[1]))

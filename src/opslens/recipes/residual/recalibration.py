@@ -53,6 +53,7 @@ __all__ = [
     "Calibration",
     "RecalibrateParams",
     "calibration_comparison",
+    "normal_rates",
     "normal_rows",
     "plant_faults",
     "recalibration_trigger",
@@ -80,6 +81,35 @@ def recalibration_trigger(params: ResidualParams) -> tuple[int, float, bool, int
     if not (every_n or every_s or (r.on_drift and params.lifecycle.stream_window)):
         return None
     return every_n, every_s, r.on_drift, r.window
+
+
+def normal_rates(predictor: ResidualPredictor, frame: pl.DataFrame) -> dict[str, float]:
+    """The share of ``frame``'s samples (those the limits were calibrated on) at ``alert`` or
+    ``error``, per axis and for the stream (``"level"``): what the limits let through on
+    normal data. The reference's MinC is the 75th percentile of one side's residuals, so with
+    a sustain of one sample about an eighth of normal samples alert per side (a quarter with
+    ``direction: both``, more over several axes); the drift trigger counts only what passes
+    this. The stream's fit watch is off while they are scored (no warning on its own data).
+
+    Example:
+        >>> import numpy as np
+        >>> from opslens.recipes.residual.predictor import example_predictor
+        >>> p = example_predictor()   # MinC 5: alert after 2 samples above it
+        >>> rows = pl.DataFrame({"ts": np.arange(8.0), "axis1": [9.0] * 4 + [0.0] * 4})
+        >>> normal_rates(p, rows)
+        {'axis1': 0.375, 'level': 0.375}
+    """
+    watch, predictor.fit_watch = predictor.fit_watch, (0, 1.0)
+    try:
+        answers = predictor.predict_frame(frame)
+    finally:
+        predictor.fit_watch = watch
+
+    def share(column: str) -> float:
+        alarming = answers[column].is_in(["alert", "error"]).fill_null(False).to_numpy()
+        return float(alarming.mean()) if alarming.size else 0.0
+
+    return {**{a: share(f"{a}_level") for a in predictor.axes}, "level": share("level")}
 
 
 def normal_rows(

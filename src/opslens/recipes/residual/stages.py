@@ -30,7 +30,7 @@ from opslens.recipes.residual.modes import ModeFinder
 from opslens.recipes.residual.params import ResidualParams
 from opslens.recipes.residual.plots import plot_fit, plot_residuals
 from opslens.recipes.residual.predictor import ResidualPredictor
-from opslens.recipes.residual.recalibration import recalibration_trigger
+from opslens.recipes.residual.recalibration import normal_rates, recalibration_trigger
 from opslens.recipes.residual.streaming import score_stream
 from opslens.recipes.residual.thresholds import calibrate_axis, with_below
 from opslens.recipes.residual.trend import AxisTrend, choose_family, regression_metrics
@@ -678,6 +678,10 @@ def thresholds(
     )
     test_end = prep_stats["train_end"]
     held = samples.filter(pl.col(time) >= test_end) if test_end is not None else samples.head(0)
+    if predictor.streaming is None:  # what the limits let through on their own training samples
+        fitted = samples.filter(pl.col(time) >= prep_stats["train_start"])
+        fitted = fitted.filter(pl.col(time) < test_end) if test_end is not None else fitted
+        predictor.normal_rates = normal_rates(predictor, fitted)
     levels = None
     stream_fits: dict[str, Any] | None = None
     if predictor.streaming is not None:

@@ -6,6 +6,7 @@ stream."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -175,6 +176,44 @@ def test_a_regressor_missing_at_scoring_is_one_line_with_exit_code_2(
     lines = [line for line in result.err.splitlines() if line.startswith("error:")]
     assert len(lines) == 1, result.err
     assert "axis 'flow': input column 'speed' is missing; fix: send 'speed'" in lines[0]
+
+
+def test_bad_samples_at_scoring_stop_a_batch_and_are_per_sample_errors_in_a_stream(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pump(6).write_csv(tmp_path / "pump.csv")
+    params = "{model: {mode_column: mode, regressors: {flow: [speed]}}}"
+    (tmp_path / "project.yaml").write_text(PROJECT.format(params=params))
+    assert run_cli(["run", "project.yaml"], tmp_path, monkeypatch).code == 0
+    # batch: a mode never seen in training is one line naming the axis, exit 2, nothing written
+    new = pump(7, n=200).with_columns(mode=pl.lit("standby"))
+    new.write_csv(tmp_path / "new.csv")
+    result = run_cli(
+        ["score", "pump", "--input", "new.csv", "--output", "out.csv"], tmp_path, monkeypatch
+    )
+    assert result.code == 2, result.err
+    lines = [line for line in result.err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "Traceback" not in result.err, result.err
+    assert lines[0].startswith("error: axis 'flow': mode 'standby' (column mode) was never seen")
+    assert "; fix: add samples of that mode to the training window" in lines[0]
+    assert not (tmp_path / "out.csv").exists()
+    # stream: the bad samples are answered with an error each, the others scored in order
+    good = {"ts": "2025-03-04T03:00:00", "mode": "low", "speed": 1010.0, "flow": 20.2, "temp": 55}
+    samples = [
+        good,
+        {**good, "ts": "2025-03-04T03:01:00", "mode": "standby"},
+        {k: v for k, v in good.items() if k != "speed"} | {"ts": "2025-03-04T03:02:00"},
+        {**good, "ts": "2025-03-04T03:03:00"},
+    ]
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps(x) + "\n" for x in samples))
+    args = "stream pump -p project.yaml --input in.jsonl --output out.jsonl --no-plots"
+    assert run_cli(args.split(), tmp_path, monkeypatch).code == 0
+    out = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [o["line"] for o in out] == [1, 2, 3, 4]  # nothing lost
+    assert out[1]["error"].startswith("axis 'flow': mode 'standby' (column mode) was never seen")
+    assert out[2]["error"].startswith("axis 'flow': input column 'speed' is missing; fix:")
+    assert [o.get("sample") for o in out] == [1, None, None, 2]
+    assert out[3]["level"] == "ok" and "error" not in out[3]
 
 
 def test_conditional_model_is_a_scikit_learn_estimator() -> None:

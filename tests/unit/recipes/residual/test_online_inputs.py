@@ -1,7 +1,8 @@
 """The residual online answers around bad and late samples, and the alarm-flood guard.
 
 The guard: one alarm where a stream enters ``error``, none again for ``thresholds.hold_off``
-samples, levels unchanged; NaN / Infinity / null readings are answered ``missing`` naming the
+samples, levels unchanged (``hold_off: 0``, the guard off, is for batch analysis: a live
+stream served with it warns once; a model saved without it is guarded); NaN / Infinity / null readings are answered ``missing`` naming the
 axis (valid JSON: no bare NaN); a late sample is ``out_of_order``, a replay ``duplicate``;
 one at a time and arrays agree on all of it. Batch: ``inf``, values near 1e306 and a per-axis
 setting naming no axis are one line with exit code 2.
@@ -10,6 +11,7 @@ setting naming no axis are one line with exit code 2.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 from pathlib import Path
@@ -67,6 +69,38 @@ def test_the_guard_raises_one_alarm_per_episode_and_none_within_the_hold_off() -
     blocks = OnlineChecker(p)
     parts = [blocks.update_many(frame.slice(lo, 15)) for lo in range(0, 80, 15)]
     assert pl.concat(parts)["alarm"].to_list() == [a["alarm"] for a in answers]
+
+
+@pytest.mark.parametrize("streaming", [None, StreamingParams(warmup_samples=10, window=5)])
+def test_a_live_stream_with_the_guard_off_warns_once_and_a_batch_does_not(
+    streaming: StreamingParams | None, caplog: pytest.LogCaptureFixture
+) -> None:
+    off = streaming.model_copy(update={"hold_off": 0}) if streaming is not None else None
+    key = "streaming.hold_off" if streaming is not None else "thresholds.hold_off"
+    rows = _bursts()
+    with caplog.at_level(logging.WARNING, logger="opslens.residual"):
+        _predictor(hold_off=0, streaming=off).predict_frame(pl.DataFrame(rows))  # batch: fine
+        assert "alarm-flood guard is off" not in caplog.text
+        checker = OnlineChecker(_predictor(hold_off=0, streaming=off))
+        for r in rows:
+            checker.update(r)
+        assert caplog.text.count(f"params.{key} is 0: the alarm-flood guard is off") == 1
+        assert f"fix: retrain with params.{key}: 288 (the default)" in caplog.text
+        caplog.clear()
+        guarded = OnlineChecker(_predictor(hold_off=30, streaming=streaming))
+        for r in rows:
+            guarded.update(r)
+        assert "alarm-flood guard" not in caplog.text
+
+
+def test_a_model_saved_before_the_guard_existed_is_guarded_by_default() -> None:
+    p = _predictor(hold_off=0)
+    del p.__dict__["hold_off"]  # as a model pickled before thresholds.hold_off existed
+    checker = OnlineChecker(p)
+    answers = [checker.update(r) for r in _bursts()]
+    assert [i for i, a in enumerate(answers) if a["alarm"]] == [11]  # 21, 61 within 288
+    built = ResidualPredictor(p.models, p.thresholds, time_field="ts", t0_us=0)
+    assert built.hold_off == 288
 
 
 def test_alarms_after_continues_a_state() -> None:
