@@ -700,7 +700,7 @@ def _source_section(source: str) -> None:
 
 
 def _run_section() -> None:
-    """ "Run now": a real run (the project's runner, as ``opslens run``) of one of the
+    """The "Run now" section: a real run (the project's runner, as ``opslens run``) of one of the
     project's analyses on its own source, or of the fleet recipe on the data in use; its
     stages as they finish, then its run folder and its verdict against the baselines."""
     st.subheader("Run an analysis")
