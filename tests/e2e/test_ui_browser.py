@@ -117,7 +117,7 @@ def test_walk_data_fleet_failures_and_score(app: str, tmp_path: Path) -> None:
 
         # every recipe's own page: its first meaningful element, then a screenshot
         for link, visible in (
-            ("Patterns", page.get_by_text("Predicted pattern")),
+            ("Patterns", page.get_by_role("heading", name="Held-out scores against the baselines")),
             ("Residuals", page.get_by_role("heading", name="Thresholds and their policy")),
             ("Live", page.get_by_text("Give the feed above to start watching.")),
             ("Monitoring", page.locator('[data-testid="stImage"] img, img')),
