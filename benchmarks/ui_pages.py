@@ -2,8 +2,10 @@
 five recipes in one project), and its cached recompute (the issue's targets: 3 s, 1 s).
 
 `opslens ui` is started as a user would; headless Chromium (Playwright) opens each page
-from the navigation and the time is taken from the click to the page's first meaningful
-element (the cold paint: the recipe's stages run in memory the first time). The cached
+from the navigation, one after the other as soon as the app is up, and the time is taken
+from the click to the page's first meaningful element (the cold paint: the recipe's stages
+run in memory the first time, started with the server): median and min–max of three walks,
+each on a freshly started app. The cached
 recompute is the page's script run again on the server (Streamlit's AppTest, after one
 warm-up run): median and min–max of three. There is no peer app to compare with, so the
 figures are reported against the targets.
@@ -30,7 +32,7 @@ PAGES = {
     "Patterns": ("text", "Predicted pattern"),
     "Residuals": ("heading", "Thresholds and their policy"),
     "Live": ("text", "Give the feed above to start watching."),
-    "Monitoring": ("css", '[data-testid="stImage"]'),
+    "Monitoring": ("css", '[data-testid="stHtml"] img'),
     "Propensity": ("heading", "Feature importance"),
     "Runs": ("tab", "trip-eta"),
 }
@@ -79,29 +81,32 @@ def main() -> None:
     args = parser.parse_args()
     from playwright.sync_api import expect, sync_playwright
 
-    folder = Path(tempfile.mkdtemp(prefix="opslens-ui-bench-"))
-    all_recipes_project(folder, smaller=not args.full)
-    with opslens_ui(folder) as url:
-        with sync_playwright() as p:
+    firsts: dict[str, list[float]] = {link: [] for link in PAGES}
+    for _ in range(3):  # a fresh app each time: every first paint is a cold one
+        folder = Path(tempfile.mkdtemp(prefix="opslens-ui-bench-"))
+        all_recipes_project(folder, smaller=not args.full)
+        with opslens_ui(folder) as url, sync_playwright() as p:
             browser = p.chromium.launch(
                 executable_path=chromium(), args=["--no-sandbox", "--disable-gpu"]
             )
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(url, wait_until="networkidle")
-            print(f"{'page':<12} {'first paint':>12} {'cached (median, min-max)':>28}")
             for link, (how, name) in PAGES.items():
                 t0 = time.perf_counter()
                 page.get_by_role("link", name=link, exact=True).click()
                 expect(_target(page, how, name)).to_be_visible(timeout=600_000)
-                first = time.perf_counter() - t0
-                again = _reruns(folder / "project.yaml", link)
-                med = statistics.median(again)
-                print(
-                    f"{link:<12} {first:>10.2f} s {med:>10.2f} s ({min(again):.2f}-{max(again):.2f})"
-                    f"   targets: first {'met' if first <= 3 else 'MISSED'}, "
-                    f"cached {'met' if med <= 1 else 'MISSED'}"
-                )
+                firsts[link].append(time.perf_counter() - t0)
             browser.close()
+    print(f"{'page':<12} {'first paint (median, min-max)':>30} {'cached (median, min-max)':>28}")
+    for link in PAGES:
+        first, again = firsts[link], _reruns(folder / "project.yaml", link)
+        f_med, med = statistics.median(first), statistics.median(again)
+        print(
+            f"{link:<12} {f_med:>10.2f} s ({min(first):.2f}-{max(first):.2f})"
+            f" {med:>10.2f} s ({min(again):.2f}-{max(again):.2f})"
+            f"   targets: first {'met' if f_med <= 3 else 'MISSED'}, "
+            f"cached {'met' if med <= 1 else 'MISSED'}"
+        )
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """`opslens ui` in headless Chromium (Debian's package, driven by Playwright) on a project
 holding all five recipes' demos: Data → Fleet → Known failures on the bundled fleet, Score
 on the distribution analysis, then every recipe's own page (Patterns, Residuals, Live,
-Monitoring, Propensity) and Runs, with 0 tracebacks and 0 console errors.
+Monitoring, Propensity) and Runs, with 0 tracebacks and 0 console errors; the Data page's
+Run now runs trip-eta for real.
 
 The app is started as a user would (`opslens ui -p project.yaml --port N`) on a free
 loopback port. Screenshots of every step are written to the test's folder (and, with
@@ -12,6 +13,7 @@ elsewhere the test skips with the reason.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -75,6 +77,16 @@ def test_walk_data_fleet_failures_and_score(app: str, tmp_path: Path) -> None:
         expect(page.get_by_text("Loaded 300 devices")).to_be_visible(timeout=120_000)
         shot(page, "data")
 
+        # Run now: a real run of the project's first analysis (trip-eta), its stages listed
+        # as they finish, then its run folder and its verdict against the baselines
+        page.get_by_role("button", name="Run now").click()
+        expect(page.get_by_text(re.compile(r"Run \S+ of trip-eta complete: "))).to_be_visible(
+            timeout=180_000
+        )
+        expect(page.get_by_text("Against the baselines").first).to_be_visible(timeout=60_000)
+        assert page.get_by_text(re.compile(r"✓ stage \w+ done")).count() >= 3
+        shot(page, "data-run")
+
         page.get_by_role("link", name="Fleet", exact=True).click()
         page.get_by_role("button", name="Compute fingerprints and groups").click()
         expect(page.get_by_role("heading", name="Behaviour groups").first).to_be_visible(
@@ -105,7 +117,7 @@ def test_walk_data_fleet_failures_and_score(app: str, tmp_path: Path) -> None:
 
         # every recipe's own page: its first meaningful element, then a screenshot
         for link, visible in (
-            ("Patterns", page.get_by_text("Predicted pattern")),
+            ("Patterns", page.get_by_role("heading", name="Held-out scores against the baselines")),
             ("Residuals", page.get_by_role("heading", name="Thresholds and their policy")),
             ("Live", page.get_by_text("Give the feed above to start watching.")),
             ("Monitoring", page.locator('[data-testid="stImage"] img, img')),

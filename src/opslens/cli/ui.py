@@ -25,7 +25,7 @@ def _command(app: Path, host: str, port: int) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "streamlit",
+        "opslens.ui.launch",  # the recipe pages' runs start with the server, then Streamlit
         "run",
         str(app),
         "--server.address",

@@ -22,6 +22,7 @@ import streamlit as st
 from opslens.config import ProjectConfig
 from opslens.recipes import get_recipe, recipe_names
 from opslens.ui.analysis import warm
+from opslens.ui.launch import warm_names
 from opslens.ui.state import project
 
 PAGES = Path(__file__).parent / "pages"
@@ -62,8 +63,9 @@ def main() -> None:
     """Build the navigation and run the chosen page."""
     st.set_page_config(page_title="opslens", layout="wide")
     config = project()
-    if config is not None:  # the recipe pages' in-memory runs start while the user reads Data
-        warm([a.name for a in config.analyses if a.recipe not in WITHOUT_PROJECT])
+    # the recipe pages' in-memory runs (started with the server by opslens.ui.launch; here
+    # for an app started otherwise) go on while the user reads Data
+    warm(warm_names(config))
     own = recipe_pages(config).values()
     pages = [_generic("data"), *own, _generic("score"), _generic("runs")]
     st.navigation(pages).run()

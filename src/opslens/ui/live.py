@@ -1,9 +1,13 @@
-"""Live feeds for a page that watches a stream: the newest rows of a file that grows, or the
-newest JSON messages of an MQTT topic, as a frame (any recipe's page scores them).
+"""Live feeds for a page that watches a stream: the newest rows of a file that grows, the
+newest JSON messages of an MQTT topic, or the newest instances the opslens service answered
+(``opslens serve``), as a frame (a page scores the first two; the service's rows carry its
+answers already).
 
 A file is read again at each refresh (CSV, Parquet or JSON lines; its last ``n`` rows).
 An MQTT topic is subscribed to once per server (host, port, topic): a background client
-keeps the newest ``MAX_MESSAGES`` messages, each a JSON object.
+keeps the newest ``MAX_MESSAGES`` messages, each a JSON object. The service is asked at each
+refresh (``GET /recent/{analysis}``: each instance with its answer and the version that gave
+it), with its token when it has one.
 
 Example:
     >>> tail_rows(pl.DataFrame({"v": [1, 2, 3]}), 2)["v"].to_list()
@@ -23,7 +27,14 @@ import streamlit as st
 
 from opslens.errors import SourceError
 
-__all__ = ["MAX_MESSAGES", "MqttBuffer", "mqtt_buffer", "read_feed_file", "tail_rows"]
+__all__ = [
+    "MAX_MESSAGES",
+    "MqttBuffer",
+    "mqtt_buffer",
+    "read_feed_file",
+    "service_rows",
+    "tail_rows",
+]
 
 MAX_MESSAGES = 10_000
 
@@ -106,3 +117,55 @@ class MqttBuffer:
 def mqtt_buffer(host: str, port: int, topic: str) -> MqttBuffer:
     """The server's subscription to ``topic`` at ``host:port`` (one per server)."""
     return MqttBuffer(host, port, topic)
+
+
+def service_rows(
+    url: str, analysis: str, n: int, *, stream: str | None = None, token: str | None = None
+) -> pl.DataFrame:
+    """The newest ``n`` instances the opslens service at ``url`` answered for ``analysis`` (of
+    one ``stream`` when given), each with its answer and version, oldest first; SourceError in
+    the page's words (the URL and Token fields) when the service cannot be asked.
+
+    Example:
+        >>> service_rows("http://127.0.0.1:9", "rig", 5)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        opslens.errors.SourceError: cannot reach the opslens service at http://127.0.0.1:9 ...
+    """
+    import httpx
+
+    base = url.strip().rstrip("/")
+    if not base.startswith(("http://", "https://")):
+        raise SourceError(
+            f"'{url}' is not a service URL",
+            fix="type the URL `opslens serve` listens on, e.g. http://127.0.0.1:8000",
+        )
+    params: dict[str, Any] = {"n": n}
+    if stream:
+        params["stream"] = stream
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        answer = httpx.get(f"{base}/recent/{analysis}", params=params, headers=headers, timeout=5)
+    except httpx.HTTPError as e:
+        raise SourceError(
+            f"cannot reach the opslens service at {base} ({type(e).__name__})",
+            fix="check the Service URL field and that `opslens serve -p project.yaml` is running",
+        ) from None
+    if answer.status_code == 401:
+        raise SourceError(
+            f"the service at {base} refused the token",
+            fix="type the service's token (its OPSLENS_SERVICE_TOKEN) in the Token field",
+        )
+    if answer.status_code == 404:
+        raise SourceError(
+            f"the service at {base} does not serve '{analysis}' or has no live view "
+            "(an opslens older than this app)",
+            fix="start the service on this project: `opslens serve -p project.yaml`",
+        )
+    if answer.status_code != 200:
+        raise SourceError(
+            f"the service at {base} answered {answer.status_code}",
+            fix="see the service's log",
+        )
+    rows = answer.json().get("rows") or []
+    return pl.DataFrame(rows, infer_schema_length=None, strict=False) if rows else pl.DataFrame()

@@ -12,6 +12,9 @@ variable ``settings.token_env`` holds a token):
   predictor protocol; each answer names the version that made it. Stateful
   predictors (``supports("step")``) need ``stream_id``; their state per stream
   lives in the state store, one request per stream at a time.
+* ``GET /recent/{analysis}?n=500&stream=ID`` — the newest answered instances of
+  ``/predict/{analysis}`` (each instance with its answer, the version and when; at most
+  10,000 kept per analysis in this process): what a live view watches (:mod:`.recent`).
 * ``POST /events/{analysis}`` — live events for a model that takes them (propensity):
   one event or ``{"events": [...]}``; each refused event is named with its reason, the
   others are kept (:mod:`.events`).
@@ -78,6 +81,7 @@ from opslens.errors import OpslensError, SourceError
 from opslens.online.service.body import BodyError, excerpt, parse, read
 from opslens.online.service.events import EventStates, ingest_body, project_states, score_body
 from opslens.online.service.metrics import CONTENT_TYPE, ServiceMetrics
+from opslens.online.service.recent import MAX_RECENT, RecentAnswers
 from opslens.online.service.served import ModelBook, ModelSource, ProjectModels, ServedModel
 from opslens.online.service.settings import ServiceSettings
 from opslens.online.service.state import StateStore, dumps, open_state
@@ -297,6 +301,8 @@ def create_app(
     max_batch = settings.max_batch
     metrics = ServiceMetrics(book.loaded)
     app.state.metrics = metrics
+    recent = RecentAnswers()
+    app.state.recent = recent
     body_fix = (
         f"send at most {settings.max_body_bytes:,} bytes per request, in batches of at most "
         f"{max_batch} instances (or start the service with a larger --max-body-mb)"
@@ -330,6 +336,20 @@ def create_app(
     @app.get("/models", dependencies=guard, summary="What is loaded, per analysis")
     async def models() -> dict[str, Any]:
         return {"models": book.describe()}
+
+    @app.get(
+        "/recent/{analysis}",
+        dependencies=guard,
+        summary="Newest answered instances (live views)",
+        responses={404: {"description": "no analysis of that name"}},
+    )
+    async def get_recent(analysis: str, n: int = 500, stream: str | None = None) -> Response:
+        if analysis not in book.recipes:
+            known = list(book.recipes)
+            detail = f"no analysis named '{analysis}'; fix: use one of: {', '.join(known)}"
+            return _json({"detail": detail, "known": known}, 404)
+        rows = recent.newest(analysis, max(0, min(n, MAX_RECENT)), stream=stream)
+        return _json({"analysis": analysis, "recipe": book.recipes[analysis], "rows": rows})
 
     @app.post("/predict/{analysis}", dependencies=guard, include_in_schema=False)
     async def predict(analysis: str, request: Request) -> Response:
@@ -395,6 +415,7 @@ def create_app(
                 return _json({"detail": str(e)}, 503)
         else:
             answers = await run_in_threadpool(_predict_many, served, instances, batch)
+        recent.add(analysis, instances, answers, version=stamp.get("version"))
         return _json({**stamp, "answers": answers} if batch else {**stamp, "answer": answers[0]})
 
     @app.post("/events/{analysis}", dependencies=guard, summary="Live events (propensity)")

@@ -4,7 +4,10 @@ Sources: the demo fleet, an uploaded CSV/Parquet file (up to 1 GB), a
 PostgreSQL table or query, an Elasticsearch index. The table read is turned
 into the WIDE frame every page analyses (an entity column, a time column,
 numeric metric columns; a LONG table is pivoted first), previewed, described
-and filtered; "Use this data" makes it the session's data.
+and filtered; "Use this data" makes it the session's data. "Run now" starts a real run
+(:func:`opslens.ui.running.run_now`, the runner ``opslens run`` uses) of one of the
+project's analyses, or of the fleet recipe on the data in use, and shows its stages as
+they finish, its run folder and its verdict against the baselines.
 
 Passwords and API keys stay in their widgets: they are not copied anywhere else
 in the session, never passed to a cached function, and masked in every message.
@@ -26,12 +29,21 @@ from urllib.parse import quote, quote_plus
 import polars as pl
 import streamlit as st
 
-from opslens.config import mask_secrets
+from opslens.config import ProjectConfig, mask_secrets
 from opslens.core.columns import parse_time, require_numeric
 from opslens.errors import DataError, OpslensError, SourceError
 from opslens.features.table import describe_table, filter_table
 from opslens.io.schema import to_wide
-from opslens.ui.state import HASH_FUNCS, LoadedData, get_data, set_data, show_error
+from opslens.ui.running import run_now, show_result
+from opslens.ui.state import (
+    HASH_FUNCS,
+    LoadedData,
+    get_data,
+    project,
+    project_root,
+    set_data,
+    show_error,
+)
 
 __all__ = [
     "MAX_UPLOAD_BYTES",
@@ -43,6 +55,7 @@ __all__ = [
     "select_metrics",
     "shape_table",
     "sniff_separator",
+    "table_project",
 ]
 
 SOURCES = ("Demo fleet", "Upload CSV/Parquet", "PostgreSQL", "Elasticsearch")
@@ -55,6 +68,9 @@ FILTER_KEYS = ("filter_devices", "filter_time")
 DEMO_LABEL = "demo fleet (seed 0, 300 devices × 1000 hourly readings)"
 DEMO_ROLES = ("device_id", "timestamp", ("temperature", "vibration", "current"))
 ES_AUTH = ("None", "User and password", "API key")
+#: the analysis a run of the table in use is committed as (the fleet recipe on it)
+TABLE_ANALYSIS = "data-in-use"
+RUN_RESULT = "data_run_result"
 
 
 @dataclass(frozen=True)
@@ -213,6 +229,40 @@ def select_metrics(
     for name in metrics:
         out = require_numeric(out, name, where="the table")
     return out.sort(entity, time)
+
+
+def table_project(data: LoadedData, config: ProjectConfig | None = None) -> ProjectConfig:
+    """A project of one fleet analysis (``TABLE_ANALYSIS``) reading ``data`` from memory, with
+    the tracking and run folders of ``config`` (without one: ``runs/`` in the working folder,
+    MLflow off), for the runner.
+
+    Example:
+        >>> d = LoadedData(pl.DataFrame({"id": ["a"], "t": [1], "v": [1.0]}), "id", "t", ["v"], "x")
+        >>> table_project(d).analysis(TABLE_ANALYSIS).columns.metrics
+        ['v']
+    """
+    from opslens.recipes import project_from_mapping
+
+    tracking = config.tracking.model_dump(mode="json") if config else {"enabled": False}
+    root = config.root if config else project_root()
+    runs = str(config.runs_root()) if config else "runs"
+    columns = {"entity": data.entity, "time": data.time, "metrics": list(data.metrics)}
+    return project_from_mapping(
+        {
+            "tracking": tracking,
+            "runs_dir": runs,
+            "analyses": [
+                {
+                    "name": TABLE_ANALYSIS,
+                    "recipe": "fleet",
+                    "source": {"kind": "memory", "name": TABLE_ANALYSIS},
+                    "columns": columns,
+                }
+            ],
+        },
+        root=root,
+        where="the Data page's table",
+    )
 
 
 # --- cached steps (data and parameters only, never a secret) ---------------------------------
@@ -649,6 +699,53 @@ def _source_section(source: str) -> None:
         _elasticsearch()
 
 
+def _run_section() -> None:
+    """The "Run now" section: a real run (the project's runner, as ``opslens run``) of one of the
+    project's analyses on its own source, or of the fleet recipe on the data in use; its
+    stages as they finish, then its run folder and its verdict against the baselines."""
+    st.subheader("Run an analysis")
+    config = project()
+    data = get_data()
+    choices: dict[str, str] = {}
+    for a in config.analyses if config is not None else []:
+        choices[f"{a.name} ({a.recipe}, its source in project.yaml)"] = a.name
+    if data is not None:
+        choices[f"the data in use, with the fleet recipe ({data.label})"] = TABLE_ANALYSIS
+    if not choices:
+        st.caption(
+            "Press Use this data above (or start the app with a project: "
+            "`opslens ui -p project.yaml`) to run an analysis from here."
+        )
+        return
+    labels = list(choices)
+    _keep_if("run_choice", lambda v: v in labels)
+    label = st.selectbox("Analysis", labels, key="run_choice")
+    name = choices[str(label)]
+    clicked = st.button("Run now", key="run_now", type="primary")
+    st.caption(
+        "A real run, as `opslens run`: its run folder (and MLflow run, when tracking is on) "
+        "is committed; the Runs page lists the project's runs."
+    )
+    if clicked:
+        st.session_state.pop(RUN_RESULT, None)
+        if name == TABLE_ANALYSIS and data is not None:
+            try:
+                where = table_project(data, config)
+            except Exception as e:
+                show_error(e)
+                return
+            result = run_now(where, name, frames={TABLE_ANALYSIS: data.frame})
+        elif config is not None:
+            result = run_now(config, name)
+        else:  # pragma: no cover - a choice is always one of the two
+            return
+        if result is not None:
+            st.session_state[RUN_RESULT] = result
+    shown = st.session_state.get(RUN_RESULT)
+    if shown is not None:
+        show_result(shown)
+
+
 def render() -> None:
     """Draw the Data page."""
     st.title("Data")
@@ -690,3 +787,4 @@ def render() -> None:
     if data is not None:
         n, rows = _summary(data)
         status.caption(f"In use: {data.label} — {n} devices, {rows:,} readings")
+    _run_section()

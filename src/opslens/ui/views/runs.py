@@ -4,7 +4,8 @@ One tab per analysis of project.yaml: its complete runs (newest first, the one
 ``latest`` names marked) with their headline metrics; the chosen run's metrics,
 plots and HTML report (written with :func:`opslens.api.write_report` when
 missing). "Run now" runs the analysis in this process with
-:func:`opslens.runner.run_analysis`, the function ``opslens run`` calls, so the
+:func:`opslens.ui.running.run_now` (:func:`opslens.runner.run_analysis`, the function
+``opslens run`` calls), so the
 run folder and MLflow entries are the same as the CLI's; a failed run leaves
 the previous runs as they were.
 
@@ -19,16 +20,13 @@ Example:
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
 import streamlit as st
 import streamlit.components.v1 as components
 
-from opslens import runner
 from opslens.api import write_report
 from opslens.config import AnalysisConfig, ProjectConfig
 from opslens.errors import OpslensError, RunError
@@ -36,115 +34,12 @@ from opslens.explain.text import format_metric
 from opslens.report.facts import read_baselines, read_run_facts, short_verdict
 from opslens.tracking.runs import RunView, list_runs, open_run
 from opslens.ui.images import show_png
+from opslens.ui.running import run_now
 from opslens.ui.state import project, show_error
 
-__all__ = ["StreamlitProgress", "finished_label", "key_metrics", "paired_metrics", "render"]
+__all__ = ["finished_label", "key_metrics", "paired_metrics", "render"]
 
 N_METRICS = 6
-
-
-@dataclass
-class _Task:
-    description: str
-    total: float | None
-    completed: float
-    bar: Any
-    drawn: tuple[int, str] | None = None
-    at: float = 0.0
-
-
-class StreamlitProgress:
-    """What ``run_analysis(progress=...)`` calls (rich's Progress API), drawn as progress bars.
-
-    ``container`` is where the bars go (an ``st.status``, a column, ``st`` itself);
-    a bar is redrawn only when its percentage or text changes, so a stage looping
-    over thousands of items sends a hundred updates, not thousands.
-
-    Example:
-        >>> class Bar:
-        ...     def progress(self, value, text=""): print(f"{value:.2f} {text}")
-        ...     def empty(self): print("removed")
-        >>> class Box:
-        ...     def progress(self, value, text=""): print(f"{value:.2f} {text}"); return Bar()
-        >>> progress = StreamlitProgress(Box())
-        >>> task = progress.add_task("eta", total=2)
-        0.00 eta
-        >>> progress.update(task, description="eta: prepare")
-        0.00 eta: prepare
-        >>> progress.advance(task)
-        0.50 eta: prepare
-        >>> progress.remove_task(task)
-        removed
-    """
-
-    def __init__(self, container: Any) -> None:
-        self._container = container
-        self._tasks: dict[int, _Task] = {}
-        self._next = 0
-
-    def add_task(self, description: str, total: float | None = None, **_: Any) -> int:
-        """A new bar; its id."""
-        task_id = self._next
-        self._next += 1
-        task = _Task(description, total, 0.0, None)
-        task.bar = self._container.progress(0.0, text=description)
-        task.drawn = (0, description)
-        task.at = time.monotonic()
-        self._tasks[task_id] = task
-        return task_id
-
-    def advance(self, task_id: int, advance: float = 1) -> None:
-        """``advance`` more items of the task done."""
-        task = self._tasks.get(task_id)
-        if task is not None:
-            task.completed += advance
-            self._draw(task)
-
-    def update(
-        self,
-        task_id: int,
-        *,
-        description: str | None = None,
-        total: float | None = None,
-        completed: float | None = None,
-        advance: float | None = None,
-        **_: Any,
-    ) -> None:
-        """Change a task's text, total or progress."""
-        task = self._tasks.get(task_id)
-        if task is None:
-            return
-        if description is not None:
-            task.description = description
-        if total is not None:
-            task.total = total
-        if completed is not None:
-            task.completed = completed
-        if advance is not None:
-            task.completed += advance
-        self._draw(task)
-
-    def remove_task(self, task_id: int) -> None:
-        """Take the task's bar away."""
-        task = self._tasks.pop(task_id, None)
-        if task is not None:
-            task.bar.empty()
-
-    def _draw(self, task: _Task) -> None:
-        if task.total:
-            percent = int(100 * min(task.completed / task.total, 1.0))
-            text = task.description
-        else:  # unknown total: a count, redrawn at most five times a second
-            percent = 0
-            text = f"{task.description} ({format_metric(task.completed)} done)"
-            if task.drawn is not None and task.drawn[1].split(" (")[0] == task.description:
-                if time.monotonic() - task.at < 0.2:
-                    return
-        if (percent, text) == task.drawn:
-            return
-        task.bar.progress(percent / 100, text=text)
-        task.drawn = (percent, text)
-        task.at = time.monotonic()
 
 
 def finished_label(value: Any) -> str:
@@ -207,15 +102,11 @@ def _runs_table(runs: list[RunView], latest: str | None) -> pl.DataFrame:
 
 
 def _start(config: ProjectConfig, name: str) -> None:
-    """Run the analysis here; on success select the new run and reload the page."""
-    with st.status(f"Running {name}…", expanded=True) as status:
-        try:
-            result = runner.run_analysis(config, name, progress=StreamlitProgress(status))
-        except Exception as e:  # OpslensError: its problem and fix; anything else, briefly
-            status.update(label=f"The run of {name} failed", state="error", expanded=True)
-            show_error(e)
-            return
-        status.update(label=f"Run {result.run_id} complete", state="complete", expanded=False)
+    """Run the analysis here (:func:`opslens.ui.running.run_now`); on success select the new
+    run and reload the page."""
+    result = run_now(config, name)
+    if result is None:
+        return
     st.session_state[f"_runs_pick_{name}"] = result.run_id
     st.session_state[f"_runs_notice_{name}"] = (
         f"Run {result.run_id} of {name} complete: {result.headline()}"

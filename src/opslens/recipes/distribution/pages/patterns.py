@@ -63,8 +63,8 @@ def _instance_figure(_predictor: Any, model: int, chosen: tuple[tuple[str, str],
     predictor's id — and combination)."""
     instance = dict(chosen)
     answer = _predictor.predict_one(instance)
-    title = ", ".join(f"{k}={v}" for k, v in chosen)
-    return _predictor.figure(instance, answer, title)
+    # the figure's subtitle lists the chosen values: the title does not repeat them
+    return _predictor.figure(instance, answer, "The chosen combination")
 
 
 def _answer(predictor: Any, chosen: dict[str, str]) -> None:

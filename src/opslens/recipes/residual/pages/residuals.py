@@ -69,11 +69,26 @@ def band_frame(
     )
 
 
+#: the band chart's colours: the data grey, the model blue, the alert band orange, error red
+LINE_COLOURS = {
+    "value": "#9e9e9e",
+    "model": "#1f4e9e",
+    "model + MinC": "#f28e2b",
+    "model − MinC": "#f28e2b",
+    "model + MaxC": "#d62728",
+    "model − MaxC": "#d62728",
+}
+
+
 def _band_chart(frame: pl.DataFrame, title: str) -> Any:
+    shown = [k for k in LINE_COLOURS if k in set(frame["line"].to_list())]
+    colour = alt.Color(
+        "line:N", scale=alt.Scale(domain=shown, range=[LINE_COLOURS[k] for k in shown])
+    )
     return (
         alt.Chart(frame.to_pandas(), title=title)
         .mark_line(strokeWidth=1)
-        .encode(x="ts:T", y=alt.Y("y:Q", title=None, scale=alt.Scale(zero=False)), color="line:N")
+        .encode(x="ts:T", y=alt.Y("y:Q", title=None, scale=alt.Scale(zero=False)), color=colour)
         .properties(height=280)
     )
 

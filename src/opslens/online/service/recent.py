@@ -1,0 +1,65 @@
+"""The newest answers the service gave, per analysis: what a live view watches
+(``GET /recent/{analysis}``; the app's Live page reads it).
+
+Each answered instance of ``POST /predict/{analysis}`` is kept as one row — the instance's
+fields, then the answer's (an answer's field wins a clash), the version that answered and
+when — in a ring of the newest ``size`` rows per analysis, in this service process's
+memory (several workers each keep their own).
+
+Example:
+    >>> recent = RecentAnswers(size=2)
+    >>> for i in range(3):
+    ...     recent.add("rig", [{"x": i, "stream": "s"}], [{"level": "ok"}], version="4")
+    >>> [r["x"] for r in recent.newest("rig", 10)], recent.newest("rig", 1)[0]["version"]
+    ([1, 2], '4')
+    >>> recent.newest("rig", 10, stream="other")
+    []
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+__all__ = ["MAX_RECENT", "RecentAnswers"]
+
+#: rows kept per analysis (and the most one request may ask for)
+MAX_RECENT = 10_000
+
+
+class RecentAnswers:
+    """A ring of the newest answered instances per analysis (thread-safe)."""
+
+    def __init__(self, size: int = MAX_RECENT) -> None:
+        self.size = size
+        self._rows: dict[str, deque[dict[str, Any]]] = {}
+        self._lock = threading.Lock()
+
+    def add(
+        self,
+        analysis: str,
+        instances: Sequence[Mapping[str, Any]],
+        answers: Sequence[Mapping[str, Any]],
+        *,
+        version: str | None,
+    ) -> None:
+        """Keep each instance with its answer (the same order), the version and the time now."""
+        at = datetime.now(UTC).isoformat()
+        rows = [
+            {**dict(i), **dict(a), "version": version, "answered_at": at}
+            for i, a in zip(instances, answers, strict=False)
+        ]
+        with self._lock:
+            ring = self._rows.setdefault(analysis, deque(maxlen=self.size))
+            ring.extend(rows)
+
+    def newest(self, analysis: str, n: int, *, stream: str | None = None) -> list[dict[str, Any]]:
+        """The newest ``n`` rows of ``analysis`` (of one ``stream`` when given), oldest first."""
+        with self._lock:
+            rows = list(self._rows.get(analysis, ()))
+        if stream is not None:
+            rows = [r for r in rows if str(r.get("stream")) == stream]
+        return rows[-n:] if n > 0 else []
