@@ -49,7 +49,7 @@ def live() -> Any:
 
 
 def test_single_and_batch_answers_name_the_version(live: httpx.Client) -> None:
-    one = live.post("/predict/scaled", json={"x": 3, "label": 7})
+    one = live.post("/predict/scaled", json={"x": 3, "label": "7"})
     assert one.status_code == 200
     assert one.json() == {
         "analysis": "scaled",
@@ -57,8 +57,12 @@ def test_single_and_batch_answers_name_the_version(live: httpx.Client) -> None:
         "version": "1",
         "alias": "current",
         "run_id": "run-1",
-        "answer": {"y": 3.0, "label": 7},  # the raw instance reaches the predictor
+        "answer": {"y": 3.0, "label": "7"},  # the raw instance reaches the predictor
     }
+    # strict, as the schema says: a number where it says text is refused, not turned into text
+    strict = live.post("/predict/scaled", json={"x": 3, "label": 7})
+    assert strict.status_code == 422
+    assert strict.json()["detail"][0]["loc"] == ["body", "label"]
     missing = live.post("/predict/scaled", json={"x": 3, "label": None})  # present, but null
     assert missing.json()["answer"] == {"y": 3.0, "label": None}
     many = live.post("/predict/scaled", json={"instances": [{"x": 1, "label": "a"}] * 5})
@@ -102,7 +106,9 @@ def test_oversized_batch_is_413(live: httpx.Client) -> None:
     ("body", "loc", "kind"),
     [
         ({"label": "a"}, ["body", "x"], "missing"),
-        ({"x": "many", "label": "a"}, ["body", "x"], "float_parsing"),
+        ({"x": "many", "label": "a"}, ["body", "x"], "float_type"),
+        ({"x": "3", "label": "a"}, ["body", "x"], "float_type"),  # strict: text is not a number
+        ({"x": True, "label": "a"}, ["body", "x"], "float_type"),
         ({"x": 1, "label": ["a"]}, ["body", "label"], "string_type"),
         (
             {"instances": [{"x": 1, "label": "a"}, {"x": 1}]},

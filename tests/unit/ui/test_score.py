@@ -88,7 +88,9 @@ def test_distribution_answer_is_the_predictors(page: AppTest, project_file: Path
     assert not at.exception and not at.error
     assert "Probabilities" in [s.value for s in at.subheader]
     # the instance against its predicted distribution, drawn into the page (a data URL)
-    assert [h.value.startswith('<img src="data:image/png;base64,') for h in at.get("html")] == [True]
+    assert [h.value.startswith('<img src="data:image/png;base64,') for h in at.get("html")] == [
+        True
+    ]
     model = opslens.load_predictor(project_file, "eta")
     expected = model.predict_one({"route": "R03", "hour_band": "evening"})
     answer = _answer(at)
