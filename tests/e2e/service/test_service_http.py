@@ -415,7 +415,11 @@ def test_opslens_serve_serves_the_latest_run_and_stops_on_ctrl_c(tmp_path: Path)
     assert "auth on" in out.decode() and "interrupted" not in err.decode()
 
 
-def test_sigterm_answers_every_request_already_received_then_exits_143(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigterm_answers_every_request_already_received_then_exits_143(
+    tmp_path: Path, workers: int, request: pytest.FixtureRequest
+) -> None:
+    """One process, or ``--workers 2`` (state in the real Redis): the same on SIGTERM."""
     from tests.e2e.service.test_service_limits import Slow
 
     _project_file(tmp_path)
@@ -427,8 +431,10 @@ def test_sigterm_answers_every_request_already_received_then_exits_143(tmp_path:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     root = Path(__file__).parents[3]
-    env = {**os.environ, "PYTHONPATH": str(root)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), str(root / "src")])}
     cmd = [sys.executable, "-m", "opslens.cli", "serve", "--port", str(port)]
+    if workers > 1:
+        cmd += ["--workers", str(workers), "--state", request.getfixturevalue("redis_url")]
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     with httpx.Client(base_url=url, timeout=60) as client:

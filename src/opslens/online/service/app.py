@@ -69,7 +69,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.json_schema import models_json_schema
 from starlette.concurrency import run_in_threadpool
 
@@ -220,17 +220,17 @@ _REFUSALS = {
 }
 
 
-class _Ingested(BaseModel):
+class EventsAnswer(BaseModel):
     """What ``POST /events`` answers (besides the stamp)."""
 
     model_config = ConfigDict(extra="allow")
-    accepted: int
-    refused: list[dict[str, Any]]
-    events_in_state: int
+    accepted: int = Field(description="events kept")
+    refused: list[dict[str, Any]] = Field(description="each refused event's index and reason")
+    events_in_state: int = Field(description="events in the online state now")
 
 
-class _Scored(BaseModel):
-    """What ``POST /score`` answers (besides the stamp)."""
+class ScoreAnswer(BaseModel):
+    """What ``POST /score`` answers (besides the stamp): the items ranked, with drivers."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -312,7 +312,7 @@ def _openapi(app: FastAPI, book: ModelBook, secured: bool) -> Callable[[], dict[
                     "responses": {
                         **answers(
                             "how many events were kept, and each refused one with its reason",
-                            _Ingested,
+                            EventsAnswer,
                             extra={409: "the single event is older than the lateness allows"},
                         ),
                     },
@@ -326,7 +326,7 @@ def _openapi(app: FastAPI, book: ModelBook, secured: bool) -> Callable[[], dict[
                     "requestBody": body(m.online.score),
                     "responses": answers(
                         "the items ranked by probability, with what drove each",
-                        _Scored,
+                        ScoreAnswer,
                         extra={409: "at is older than the lateness allows"},
                     ),
                 },
@@ -339,9 +339,10 @@ def _openapi(app: FastAPI, book: ModelBook, secured: bool) -> Callable[[], dict[
             schema["paths"]["/metrics"]["get"]["responses"]["200"]["content"] = {
                 CONTENT_TYPE.split(";")[0]: {"schema": {"type": "string"}}
             }
-        schema.setdefault("components", {}).setdefault("schemas", {}).update(
-            {m.__name__: m.model_json_schema() for m in (_Ingested, _Scored)}
-        )
+        if any(f"/score/{a}" in schema["paths"] for a in book.recipes):
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(
+                {m.__name__: m.model_json_schema() for m in (EventsAnswer, ScoreAnswer)}
+            )
         return schema
 
     return build
