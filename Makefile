@@ -60,6 +60,7 @@ bench: $(DEV_STAMP)
 	$(BIN)/python benchmarks/spark_vs_local.py
 	$(BIN)/python benchmarks/online_checker.py
 	$(BIN)/python benchmarks/service_load.py
+	$(BIN)/python benchmarks/bad_inputs.py
 	$(BIN)/python benchmarks/segments_batch.py
 	$(BIN)/python benchmarks/segments_assign.py
 	$(BIN)/python benchmarks/segments_training.py

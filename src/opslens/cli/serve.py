@@ -59,6 +59,10 @@ def serve(
     poll: Annotated[
         float, typer.Option("--poll", min=0.1, help="seconds between registry checks")
     ] = 5.0,
+    workers: Annotated[
+        int,
+        typer.Option("--workers", min=1, help="worker processes (more than 1 needs --state redis)"),
+    ] = 1,
 ) -> None:
     """Serve predictions of every analysis over HTTP; a promoted version is picked up live."""
     import uvicorn
@@ -68,6 +72,9 @@ def serve(
 
     if not 0 <= port <= 65535:
         raise ConfigError(f"--port {port} is not a port number", fix="use a port in 0..65535")
+    from opslens.online.service.worker import check_workers, run_workers
+
+    check_workers(workers, state)
     load(ctx, project)  # validated here: errors are one line, exit 2
     _check_free(host, port)
     settings = ServiceSettings(
@@ -80,6 +87,13 @@ def serve(
         alias=alias,
         poll_seconds=poll,
     )
+    if workers > 1:
+        secured = "on" if settings.token() else "off"
+        typer.echo(f"opslens serve at http://{host}:{port} ({workers} workers; auth {secured})")
+        code = run_workers(settings, workers)
+        if code:
+            raise SystemExit(code)
+        return
     app = create_app(settings)
     secured = "on" if settings.token() else f"off (set ${settings.token_env} to require a token)"
     typer.echo(

@@ -31,15 +31,54 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import polars as pl
 
 from opslens.errors import InstanceError, UnsupportedError
 
-__all__ = ["BasePredictor", "Predictor"]
+__all__ = ["KINDS", "BasePredictor", "InputRule", "Predictor", "rules_of"]
 
 _OPTIONAL = ("explain_one", "figure", "step")
+
+#: what a field may be: text, a finite number, a whole number, true/false, ISO 8601 text
+#: (``datetime``), ISO text or epoch seconds (``time``), a list, an object, or anything
+KINDS = ("string", "number", "integer", "boolean", "datetime", "time", "list", "object", "any")
+
+
+@dataclass(frozen=True)
+class InputRule:
+    """What one field of an instance takes, as strictly as the model needs it.
+
+    ``kind`` is one of :data:`KINDS`; ``nullable``: ``null`` passes (the model answers a
+    missing value); ``choices``: the only texts taken (categories seen in training);
+    ``minimum`` / ``maximum``: bounds of a number (or of epoch seconds); ``fields``: the
+    fields of each object of a ``list``, and ``min_items`` how many it needs at least;
+    ``required``: the field must be sent. The service builds its request schema from
+    these rules and refuses (422, with the field path) what they do not allow.
+
+    Example:
+        >>> InputRule("string", nullable=False, choices=("a", "b")).choices
+        ('a', 'b')
+        >>> InputRule("colour")
+        Traceback (most recent call last):
+        ...
+        ValueError: input kind 'colour' is not one of string, number, integer, boolean, datetime, time, list, object, any
+    """
+
+    kind: str
+    nullable: bool = True
+    choices: tuple[str, ...] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    fields: Mapping[str, InputRule] | None = None
+    min_items: int = 0
+    required: bool = True
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"input kind '{self.kind}' is not one of {', '.join(KINDS)}")
 
 
 @runtime_checkable
@@ -90,6 +129,14 @@ class BasePredictor(ABC):
     @abstractmethod
     def input_schema(self) -> dict[str, str]:
         """Field name → type; subclasses say what their instances hold."""
+
+    def input_rules(self) -> dict[str, InputRule]:
+        """Each field of :meth:`input_schema` as a rule: its kind, ``null`` passing.
+
+        Recipes narrow it where the model refuses more (no nulls, the categories seen
+        in training, bounds), so what the service publishes is what it accepts.
+        """
+        return _default_rules(self.input_schema())
 
     @abstractmethod
     def predict_frame(self, frame: pl.DataFrame) -> pl.DataFrame:
@@ -142,3 +189,21 @@ class BasePredictor(ABC):
                 fix=f"send every input field: {', '.join(self.input_schema())}",
             )
         return instance
+
+
+def _default_rules(schema: Mapping[str, str]) -> dict[str, InputRule]:
+    return {name: InputRule(kind if kind in KINDS else "any") for name, kind in schema.items()}
+
+
+def rules_of(predictor: Predictor) -> dict[str, InputRule]:
+    """The predictor's :meth:`~BasePredictor.input_rules`, or rules made from its
+    ``input_schema()`` for a predictor that does not derive from :class:`BasePredictor`.
+
+    Example:
+        >>> class Bare:
+        ...     def input_schema(self): return {"x": "number", "when": "moment"}
+        >>> {k: r.kind for k, r in rules_of(Bare()).items()}
+        {'x': 'number', 'when': 'any'}
+    """
+    own = getattr(predictor, "input_rules", None)
+    return dict(own()) if callable(own) else _default_rules(predictor.input_schema())

@@ -75,7 +75,7 @@ F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
 
 
-@numba.njit(cache=True, fastmath=_FAST)
+@numba.njit(error_model="numpy", cache=True, fastmath=_FAST)
 def _summary(x: F64) -> tuple[float, float, float, float]:  # pragma: no cover
     """Min, max, mean and population std in two passes; exact for a constant array.
 
@@ -102,7 +102,7 @@ def _summary(x: F64) -> tuple[float, float, float, float]:  # pragma: no cover
     return lo, hi, mean, math.sqrt(ss / n)
 
 
-@numba.njit(cache=True, fastmath=_FAST)
+@numba.njit(error_model="numpy", cache=True, fastmath=_FAST)
 def _moments(x: F64, out: F64) -> None:  # pragma: no cover
     """Mean, population std, min, max, median, bias-corrected skewness and excess kurtosis."""
     n = x.size
@@ -140,6 +140,10 @@ def _moments(x: F64, out: F64) -> None:  # pragma: no cover
     out[1] = math.sqrt(m2)
     out[5] = _NAN
     out[6] = _NAN
+    if m2 == 0.0:  # spread below floating point (subnormal values): constant, as above
+        out[5] = 0.0 if n >= 3 else _NAN
+        out[6] = 0.0 if n >= 4 else _NAN
+        return
     if n >= 3:
         out[5] = m3 / m2**1.5 * math.sqrt(n * (n - 1.0)) / (n - 2.0)
     if n >= 4:
@@ -148,7 +152,7 @@ def _moments(x: F64, out: F64) -> None:  # pragma: no cover
         )
 
 
-@numba.njit(cache=True, fastmath=_FAST)
+@numba.njit(error_model="numpy", cache=True, fastmath=_FAST)
 def _windows(x: F64, w: int, thr: float, out: F64) -> None:  # pragma: no cover
     """Statistics of non-overlapping windows of ``w`` points (trailing partial window dropped)."""
     k = x.size // w
@@ -182,7 +186,7 @@ def _windows(x: F64, w: int, thr: float, out: F64) -> None:  # pragma: no cover
     out[15] = changes
 
 
-@numba.njit(cache=True, fastmath=_FAST)
+@numba.njit(error_model="numpy", cache=True, fastmath=_FAST)
 def _diff_features(x: F64, out: F64) -> None:  # pragma: no cover
     """Trend slope, volatility (std of differences), mean absolute change and CID (cid_ce)."""
     n = x.size
@@ -214,7 +218,7 @@ def _diff_features(x: F64, out: F64) -> None:  # pragma: no cover
     out[19] = math.sqrt(ssq)
 
 
-@numba.njit(cache=True)
+@numba.njit(error_model="numpy", cache=True)
 def _sample_entropy(x: F64, m: int, r: float) -> float:  # pragma: no cover
     """tsfresh's sample entropy; NaN when no template pair matches (A or B is 0).
 
@@ -281,7 +285,7 @@ def _sample_entropy(x: F64, m: int, r: float) -> float:  # pragma: no cover
     return -math.log(a / b)
 
 
-@numba.njit(cache=True)
+@numba.njit(error_model="numpy", cache=True)
 def _permutation_entropy(x: F64, order: int, delay: int) -> float:  # pragma: no cover
     """Shannon entropy (natural log, not normalised) of ordinal patterns; ties ranked by position.
 
@@ -313,7 +317,7 @@ def _permutation_entropy(x: F64, order: int, delay: int) -> float:  # pragma: no
     return h
 
 
-@numba.njit(cache=True)
+@numba.njit(error_model="numpy", cache=True)
 def _number_peaks(x: F64, support: int) -> float:  # pragma: no cover
     """tsfresh's number_peaks: values larger than their ``support`` neighbours on each side."""
     m = x.size - 2 * support
@@ -332,7 +336,7 @@ def _number_peaks(x: F64, support: int) -> float:  # pragma: no cover
     return float(count)
 
 
-@numba.njit(cache=True, fastmath=_FAST)
+@numba.njit(error_model="numpy", cache=True, fastmath=_FAST)
 def _acf(x: F64, mean: float, lags: I64, out: F64) -> None:  # pragma: no cover
     """Autocorrelation at each lag as statsmodels' ``acf`` (adjusted=False); NaN if undefined."""
     n = x.size
@@ -348,7 +352,7 @@ def _acf(x: F64, mean: float, lags: I64, out: F64) -> None:  # pragma: no cover
             out[li] = _dot(xc[: n - lag], xc[lag:]) / c0
 
 
-@numba.njit(cache=True, fastmath=_FAST)
+@numba.njit(error_model="numpy", cache=True, fastmath=_FAST)
 def _dot(a: F64, b: F64) -> float:  # pragma: no cover
     """``a @ b`` for equal-length 1-D arrays, vectorised."""
     s = 0.0
@@ -357,7 +361,7 @@ def _dot(a: F64, b: F64) -> float:  # pragma: no cover
     return s
 
 
-@numba.njit(cache=True, fastmath=_FAST)
+@numba.njit(error_model="numpy", cache=True, fastmath=_FAST)
 def _sum(a: F64) -> float:  # pragma: no cover
     """``a.sum()``, vectorised."""
     s = 0.0
@@ -366,7 +370,7 @@ def _sum(a: F64) -> float:  # pragma: no cover
     return s
 
 
-@numba.njit(cache=True, fastmath=_FAST)
+@numba.njit(error_model="numpy", cache=True, fastmath=_FAST)
 def _adf_stat(x: F64, lags: int, constant: bool) -> float:  # pragma: no cover
     """ADF t-statistic, regression 'c', fixed ``lags``, as statsmodels' adfuller(autolag=None).
 
@@ -452,7 +456,7 @@ def _adf_stat(x: F64, lags: int, constant: bool) -> float:  # pragma: no cover
     return float(beta[0] / math.sqrt(rss / dof * inv00))
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(error_model="numpy", cache=True, parallel=True)
 def fingerprint_kernel(
     values: F64,
     offsets: I64,
@@ -488,7 +492,7 @@ def fingerprint_kernel(
     return out
 
 
-@numba.njit(cache=True, parallel=True, fastmath=_FAST)
+@numba.njit(error_model="numpy", cache=True, parallel=True, fastmath=_FAST)
 def spectral_kernel(
     spec: npt.NDArray[np.complex128], n: int
 ) -> tuple[F64, F64]:  # pragma: no cover
@@ -514,6 +518,10 @@ def spectral_kernel(
         for k in range(nbins):
             total += power[k]
             moment += power[k] * (k + 1)
+        if total == 0.0:  # a spectrum below floating point (subnormal values): none
+            centroid[d] = _NAN
+            entropy[d] = _NAN
+            continue
         centroid[d] = moment / total / n
         if nbins >= 2:
             h = 0.0
@@ -529,7 +537,7 @@ def spectral_kernel(
 spectral_kernel_serial = numba.njit(cache=True, fastmath=_FAST)(spectral_kernel.py_func)
 
 
-@numba.njit(cache=True)
+@numba.njit(error_model="numpy", cache=True)
 def segment_cut(stamps: I64, offsets: I64, t: int) -> I64:  # pragma: no cover
     """Per segment ``d`` of ``stamps`` (sorted within it), the index of its first stamp > ``t``."""
     ndev = offsets.size - 1

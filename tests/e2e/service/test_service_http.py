@@ -49,7 +49,7 @@ def live() -> Any:
 
 
 def test_single_and_batch_answers_name_the_version(live: httpx.Client) -> None:
-    one = live.post("/predict/scaled", json={"x": 3, "label": 7})
+    one = live.post("/predict/scaled", json={"x": 3, "label": "7"})
     assert one.status_code == 200
     assert one.json() == {
         "analysis": "scaled",
@@ -57,8 +57,12 @@ def test_single_and_batch_answers_name_the_version(live: httpx.Client) -> None:
         "version": "1",
         "alias": "current",
         "run_id": "run-1",
-        "answer": {"y": 3.0, "label": 7},  # the raw instance reaches the predictor
+        "answer": {"y": 3.0, "label": "7"},  # the raw instance reaches the predictor
     }
+    # strict, as the schema says: a number where it says text is refused, not turned into text
+    strict = live.post("/predict/scaled", json={"x": 3, "label": 7})
+    assert strict.status_code == 422
+    assert strict.json()["detail"][0]["loc"] == ["body", "label"]
     missing = live.post("/predict/scaled", json={"x": 3, "label": None})  # present, but null
     assert missing.json()["answer"] == {"y": 3.0, "label": None}
     many = live.post("/predict/scaled", json={"instances": [{"x": 1, "label": "a"}] * 5})
@@ -102,7 +106,9 @@ def test_oversized_batch_is_413(live: httpx.Client) -> None:
     ("body", "loc", "kind"),
     [
         ({"label": "a"}, ["body", "x"], "missing"),
-        ({"x": "many", "label": "a"}, ["body", "x"], "float_parsing"),
+        ({"x": "many", "label": "a"}, ["body", "x"], "float_type"),
+        ({"x": "3", "label": "a"}, ["body", "x"], "float_type"),  # strict: text is not a number
+        ({"x": True, "label": "a"}, ["body", "x"], "float_type"),
         ({"x": 1, "label": ["a"]}, ["body", "label"], "string_type"),
         (
             {"instances": [{"x": 1, "label": "a"}, {"x": 1}]},
@@ -409,7 +415,11 @@ def test_opslens_serve_serves_the_latest_run_and_stops_on_ctrl_c(tmp_path: Path)
     assert "auth on" in out.decode() and "interrupted" not in err.decode()
 
 
-def test_sigterm_answers_every_request_already_received_then_exits_143(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigterm_answers_every_request_already_received_then_exits_143(
+    tmp_path: Path, workers: int, request: pytest.FixtureRequest
+) -> None:
+    """One process, or ``--workers 2`` (state in the real Redis): the same on SIGTERM."""
     from tests.e2e.service.test_service_limits import Slow
 
     _project_file(tmp_path)
@@ -421,8 +431,10 @@ def test_sigterm_answers_every_request_already_received_then_exits_143(tmp_path:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     root = Path(__file__).parents[3]
-    env = {**os.environ, "PYTHONPATH": str(root)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), str(root / "src")])}
     cmd = [sys.executable, "-m", "opslens.cli", "serve", "--port", str(port)]
+    if workers > 1:
+        cmd += ["--workers", str(workers), "--state", request.getfixturevalue("redis_url")]
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     with httpx.Client(base_url=url, timeout=60) as client:

@@ -341,6 +341,19 @@ def test_datetime_time_and_unsorted_within_device() -> None:
     assert fp["v__trend_slope"].to_list() == [1.0, 1.0]  # 1, 2, 3 and 4, 5 once time-ordered
 
 
+@pytest.mark.parametrize("tiny", [1.4674805182030052e-184, 5e-324, -3e-200])
+def test_values_below_floating_point_spread_give_numbers_not_errors(tiny: float) -> None:
+    """A series whose spread (or spectrum) underflows to zero (Schemathesis sent
+    0, 0, 1.47e-184 to the fleet service: a division by zero in a kernel, a 500) is scored
+    as the constant series it is numerically: skewness and kurtosis 0, no spectrum."""
+    fp = series_fingerprint(np.array([0.0, 0.0, tiny, 0.0, 0.0, 0.0]), CFG)
+    assert fp["skewness"] == 0.0 and fp["kurtosis"] == 0.0
+    assert math.isnan(fp["spectral_centroid"]) and math.isnan(fp["spectral_entropy"])
+    long = pl.DataFrame({"d": ["a"] * 3, "t": [0, 1, 2], "v": [0.0, 0.0, tiny]})
+    fleet = fleet_fingerprints(long, entity="d", time="t", metrics=["v"], config=CFG)
+    assert fleet.height == 1
+
+
 # ---------------------------------------------------------------- bad input
 
 

@@ -72,7 +72,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.json_schema import models_json_schema
 from starlette.concurrency import run_in_threadpool
 
@@ -97,14 +97,39 @@ def _json(content: Any, status: int = 200) -> Response:
     return Response(dumps(content).encode(), status_code=status, media_type="application/json")
 
 
+_TAGS = {"str", "int", "float", "bool", "constrained-float", "constrained-str", "literal"}
+
+
+def _path(loc: tuple[Any, ...], payload: Any) -> tuple[Any, ...]:
+    """``loc`` without pydantic's union-member tags (``str``, ``function-after[...]``): only the
+    keys and positions of the payload, and the name of a missing field."""
+    out: list[Any] = []
+    here = payload
+    for part in loc:
+        if isinstance(here, dict) and part in here:
+            here = here[part]
+        elif isinstance(here, list) and isinstance(part, int) and 0 <= part < len(here):
+            here = here[part]
+        elif isinstance(part, str) and ("[" in part or part in _TAGS):
+            continue
+        else:
+            here = None
+        out.append(part)
+    return tuple(out)
+
+
 def _invalid(model: type[BaseModel], payload: Any) -> None:
-    """RequestValidationError (422, FastAPI's shape) naming each bad field."""
+    """RequestValidationError (422, FastAPI's shape) naming each bad field and the fix."""
     try:
         model.model_validate(payload)
     except ValidationError as e:
         errors = e.errors(include_url=False, include_context=False)
+        fix = "; fix: send what the request schema says (GET /openapi.json, or /docs)"
         raise RequestValidationError(
-            [{**err, "loc": ("body", *err["loc"])} for err in errors]
+            [
+                {**err, "loc": ("body", *_path(err["loc"], payload)), "msg": err["msg"] + fix}
+                for err in errors
+            ]
         ) from None
 
 
@@ -190,6 +215,30 @@ async def _poll(book: ModelBook, seconds: float) -> None:
             log.exception("refreshing the models failed; serving the loaded versions")
 
 
+#: what every typed route may answer besides 200
+_REFUSALS = {
+    409: "the analysis has no version under the served alias yet",
+    413: "the body is larger than the service takes",
+    422: "a field is missing or has the wrong type (detail[].loc names it)",
+    503: "the analysis's model could not be loaded yet, or the state store went away",
+}
+
+
+class EventsAnswer(BaseModel):
+    """What ``POST /events`` answers (besides the stamp)."""
+
+    model_config = ConfigDict(extra="allow")
+    accepted: int = Field(description="events kept")
+    refused: list[dict[str, Any]] = Field(description="each refused event's index and reason")
+    events_in_state: int = Field(description="events in the online state now")
+
+
+class ScoreAnswer(BaseModel):
+    """What ``POST /score`` answers (besides the stamp): the items ranked, with drivers."""
+
+    model_config = ConfigDict(extra="allow")
+
+
 def _openapi(app: FastAPI, book: ModelBook, secured: bool) -> Callable[[], dict[str, Any]]:
     """The OpenAPI document with one typed ``/predict/<analysis>`` per served analysis."""
 
@@ -208,36 +257,96 @@ def _openapi(app: FastAPI, book: ModelBook, secured: bool) -> Callable[[], dict[
         def ref(model: type[BaseModel]) -> dict[str, str]:
             return {"$ref": f"#/components/schemas/{model.__name__}"}
 
+        def body(*models: type[BaseModel]) -> dict[str, Any]:
+            one = [ref(m) for m in models]
+            schema = one[0] if len(one) == 1 else {"oneOf": one}
+            return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+        def answers(ok: str, *models: type[BaseModel], extra: dict[int, str]) -> dict[str, Any]:
+            out: dict[str, Any] = {
+                "200": {
+                    "description": ok,
+                    "content": {
+                        "application/json": {
+                            "schema": ref(models[0])
+                            if len(models) == 1
+                            else {"oneOf": [ref(m) for m in models]}
+                        }
+                    },
+                }
+            }
+            for status, said in {**_REFUSALS, **extra}.items():
+                out[str(status)] = {"description": said}
+            if secured:
+                out["401"] = {"description": "missing or wrong bearer token"}
+            return out
+
+        def add(path: str, operation: dict[str, Any]) -> None:
+            if secured:
+                operation["security"] = [{"HTTPBearer": []}]
+            schema["paths"][path] = {"post": operation}
+
         for analysis in book.recipes:
             served = book.get(analysis)
             if served is None:
                 continue
             m = served.models
-            operation: dict[str, Any] = {
-                "summary": f"Predict with {analysis} ({served.predictor.recipe})",
-                "operationId": f"predict_{m.single.__name__}",
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/json": {"schema": {"oneOf": [ref(m.single), ref(m.batch)]}}
+            add(
+                f"/predict/{served.analysis}",
+                {
+                    "summary": f"Predict with {analysis} ({served.predictor.recipe})",
+                    "operationId": f"predict_{m.single.__name__}",
+                    "requestBody": body(m.single, m.batch),
+                    "responses": answers(
+                        "the answer(s), naming the version that made them",
+                        m.answer,
+                        m.answers,
+                        extra={413: "the body or the batch is larger than the service takes"},
+                    ),
+                },
+            )
+            if m.online is None:
+                continue
+            add(
+                f"/events/{served.analysis}",
+                {
+                    "summary": f"Live events for {analysis} ({served.predictor.recipe})",
+                    "operationId": f"events_{m.online.event.__name__}",
+                    "requestBody": body(m.online.event, m.online.events),
+                    "responses": {
+                        **answers(
+                            "how many events were kept, and each refused one with its reason",
+                            EventsAnswer,
+                            extra={409: "the single event is older than the lateness allows"},
+                        ),
                     },
                 },
-                "responses": {
-                    "200": {
-                        "description": "the answer(s), naming the version that made them",
-                        "content": {
-                            "application/json": {
-                                "schema": {"oneOf": [ref(m.answer), ref(m.answers)]}
-                            }
-                        },
-                    },
-                    "413": {"description": "the batch holds more instances than the service takes"},
-                    "422": {"description": "a field is missing or has the wrong type"},
+            )
+            add(
+                f"/score/{served.analysis}",
+                {
+                    "summary": f"A user's items ranked now ({analysis})",
+                    "operationId": f"score_{m.online.score.__name__}",
+                    "requestBody": body(m.online.score),
+                    "responses": answers(
+                        "the items ranked by probability, with what drove each",
+                        ScoreAnswer,
+                        extra={409: "at is older than the lateness allows"},
+                    ),
                 },
+            )
+        for item in schema["paths"].values():  # behind the token: it may answer 401
+            for operation in item.values():
+                if operation.get("security"):
+                    operation["responses"]["401"] = {"description": "missing or wrong token"}
+        if "/metrics" in schema["paths"]:
+            schema["paths"]["/metrics"]["get"]["responses"]["200"]["content"] = {
+                CONTENT_TYPE.split(";")[0]: {"schema": {"type": "string"}}
             }
-            if secured:
-                operation["security"] = [{"HTTPBearer": []}]
-            schema["paths"][f"/predict/{served.analysis}"] = {"post": operation}
+        if any(f"/score/{a}" in schema["paths"] for a in book.recipes):
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(
+                {m.__name__: m.model_json_schema() for m in (EventsAnswer, ScoreAnswer)}
+            )
         return schema
 
     return build
@@ -418,11 +527,11 @@ def create_app(
         recent.add(analysis, instances, answers, version=stamp.get("version"))
         return _json({**stamp, "answers": answers} if batch else {**stamp, "answer": answers[0]})
 
-    @app.post("/events/{analysis}", dependencies=guard, summary="Live events (propensity)")
+    @app.post("/events/{analysis}", dependencies=guard, include_in_schema=False)
     async def post_events(analysis: str, request: Request) -> Response:
         return await _online(analysis, request, ingest_body)
 
-    @app.post("/score/{analysis}", dependencies=guard, summary="User × items now (propensity)")
+    @app.post("/score/{analysis}", dependencies=guard, include_in_schema=False)
     async def post_score(analysis: str, request: Request) -> Response:
         return await _online(analysis, request, score_body)
 
@@ -450,6 +559,15 @@ def create_app(
                     raise RequestValidationError(e.errors) from None
                 status = 413
                 return _json({"detail": e.errors[0]["msg"]}, 413)
+            online = served.models.online
+            if online is not None:  # a model that takes no events is refused by the handler
+                status = 422
+                if handle is score_body:
+                    _invalid(online.score, payload)
+                elif not (isinstance(payload, dict) and "events" in payload):
+                    _invalid(online.event, payload)
+                else:
+                    _invalid(online.events, payload)
             try:
                 result = await run_in_threadpool(
                     handle, states, analysis, served.predictor, payload
@@ -458,6 +576,9 @@ def create_app(
                 status = 503
                 return _json({"detail": str(e)}, 503)
             except OpslensError as e:
+                if getattr(e, "conflict", False):  # older than the state allows
+                    status = 409
+                    return _json({"detail": str(e)}, 409)
                 status = 422
                 where = getattr(e, "field", None)
                 raise _refused(e, *(() if where is None else (where,))) from None

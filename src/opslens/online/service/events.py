@@ -108,6 +108,8 @@ def ingest_body(states: EventStates, analysis: str, predictor: Any, payload: Any
             fix=f"send at most {MAX_EVENTS} events per request",
         )
     with states.lock(analysis):
+        if single and states.log is None:
+            scorer.state.check(payload)  # its own error (a late event: a conflict, 409)
         if states.log is None:
             refused = scorer.ingest_many(events)
         else:  # checked here, applied from the shared log in its order (by every worker)
@@ -117,6 +119,8 @@ def ingest_body(states: EventStates, analysis: str, predictor: Any, payload: Any
                 try:
                     valid.append(scorer.state.check(event))
                 except InstanceError as e:
+                    if single:
+                        raise
                     refused.append((i, str(e)))
             states.log.append(analysis, valid)
             states.sync(analysis, scorer)
@@ -140,18 +144,31 @@ def score_body(states: EventStates, analysis: str, predictor: Any, payload: Any)
     for key in ("user", "items"):
         if payload.get(key) is None:
             raise FieldError(key, f"the request has no {key}")
-    if not isinstance(payload["user"], str | int):
+    if _id(payload["user"]) is None:
         raise FieldError("user", "user must be a user id (text)")
     items = payload["items"]
-    if not isinstance(items, list) or not all(isinstance(i, str | int) for i in items):
+    if not isinstance(items, list) or any(_id(i) is None for i in items):
         raise FieldError("items", "items must be a list of item ids")
+    items = [_id(i) for i in items]
     with states.lock(analysis):
         states.sync(analysis, scorer)
         try:
-            answer: dict[str, Any] = scorer.predict(str(payload["user"]), items, payload.get("at"))
+            user = str(_id(payload["user"]))
+            answer: dict[str, Any] = scorer.predict(user, items, payload.get("at"))
         except OpslensError as e:
+            if getattr(e, "conflict", False):
+                raise
             raise FieldError("at" if str(e).startswith("at ") else "items", str(e)) from None
     return answer
+
+
+def _id(value: Any) -> str | int | None:
+    """A user or item id: text, or a whole number (``7`` and ``7.0`` alike); None otherwise."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value if isinstance(value, str | int) else None
 
 
 _FIXES = {

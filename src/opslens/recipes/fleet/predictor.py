@@ -31,9 +31,9 @@ import numpy as np
 import polars as pl
 from sklearn.neighbors import KNeighborsClassifier
 
-from opslens.core.columns import parse_time
+from opslens.core.columns import MAX_MAGNITUDE, parse_time
 from opslens.core.frames import as_polars
-from opslens.core.predictor import BasePredictor
+from opslens.core.predictor import BasePredictor, InputRule
 from opslens.detect.population import RareDeviceDetector, RareDevices
 from opslens.errors import DataError, InstanceError
 from opslens.explain.text import plural
@@ -177,6 +177,19 @@ class FleetPredictor(BasePredictor):
         """The device id, and its readings: a list of {time, metrics...} records."""
         return {self.entity: "string", "readings": "list"}
 
+    def input_rules(self) -> dict[str, InputRule]:
+        """The device id (text) and at least ``min_readings`` readings, each an ISO time and
+        one number (or null: a missing reading) per metric within ±1e100."""
+        big = MAX_MAGNITUDE
+        reading = {
+            self.time: InputRule("datetime", False),
+            **{m: InputRule("number", minimum=-big, maximum=big) for m in self.metrics},
+        }
+        return {
+            self.entity: InputRule("string", False),
+            "readings": InputRule("list", False, fields=reading, min_items=self.min_readings),
+        }
+
     def fingerprints(self, readings: pl.DataFrame) -> pl.DataFrame:
         """The fingerprint of each device in ``readings`` (the training run's settings)."""
         readings = as_polars(readings, what="the readings")
@@ -281,7 +294,11 @@ class FleetPredictor(BasePredictor):
                         "'readings' must be a list of objects",
                         fix=f'send "readings": [{{"{self.time}": "...", "{self.metrics[0]}": 1.0}}, ...]',
                     )
-                frame = pl.DataFrame(readings, infer_schema_length=None)
+                wanted = [self.time, *self.metrics]  # other fields of a reading are not read
+                frame = pl.DataFrame(
+                    [{k: r[k] for k in wanted if k in r} for r in readings],
+                    infer_schema_length=None,
+                )
             else:
                 frame = pl.DataFrame(
                     {k: instance[k] for k in [self.time, *self.metrics] if k in instance}
@@ -302,7 +319,9 @@ class FleetPredictor(BasePredictor):
                 f"the readings of device {device!r} lack {', '.join(missing)}",
                 fix=f"give every reading {self.time} and {', '.join(self.metrics)}",
             )
-        return frame.with_columns(pl.lit(str(device)).alias(self.entity))
+        # a metric null in every reading is a column of missing numbers, not of type Null
+        numbers = [pl.col(m).cast(pl.Float64) for m in self.metrics if frame[m].dtype == pl.Null]
+        return frame.with_columns(*numbers, pl.lit(str(device)).alias(self.entity))
 
     def predict_one(self, instance: Mapping[str, Any]) -> dict[str, Any]:
         """The device's score, whether it is rare, its nearest group, and per-method scores."""

@@ -42,11 +42,15 @@ def design_matrix(
     """The numeric features and a one-hot block of the item category, as float64.
 
     Example:
-        >>> f = pl.DataFrame({"a": [1, 2], "category": ["x", "z"]})
+        >>> f = pl.DataFrame({"a": [1, 2, 3], "category": ["x", "z", None]})
         >>> design_matrix(f, ["a"], ["x", "y"]).tolist()
-        [[1.0, 1.0, 0.0], [2.0, 0.0, 0.0]]
+        [[1.0, 1.0, 0.0], [2.0, 0.0, 0.0], [3.0, 0.0, 0.0]]
     """
-    onehot = [(pl.col("category") == c).cast(pl.Float64).alias(f"category={c}") for c in categories]
+    # a null category is an unknown one (all zeros), as the single-row path reads it
+    onehot = [
+        (pl.col("category") == c).fill_null(False).cast(pl.Float64).alias(f"category={c}")
+        for c in categories
+    ]
     return frame.select(*(pl.col(f).cast(pl.Float64) for f in features), *onehot).to_numpy()
 
 

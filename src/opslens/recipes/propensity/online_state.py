@@ -40,7 +40,7 @@ from opslens.errors import InstanceError
 from opslens.recipes.propensity._past import HOUR_US, WINDOWS, micros
 from opslens.recipes.propensity.point_in_time import EVENT_KINDS, feature_columns
 
-__all__ = ["EventError", "FeatureRows", "OnlineState", "as_micros"]
+__all__ = ["EventError", "FeatureRows", "LateError", "OnlineState", "as_micros"]
 
 _EPOCH = datetime(1970, 1, 1)
 _KIND_INDEX = {k: i for i, k in enumerate(EVENT_KINDS)}  # view, add_to_cart, remove, purchase
@@ -49,6 +49,13 @@ _VIEW, _CART, _REMOVE, _PURCHASE = range(4)
 
 class EventError(InstanceError):
     """One event refused (unknown type, too late, malformed); the others are kept."""
+
+
+class LateError(EventError):
+    """An event or a question older than the state allows (the lateness): the state has moved
+    past that time, so the service answers 409 (a conflict with its state, not a bad field)."""
+
+    conflict = True
 
 
 def as_micros(value: object, what: str = "timestamp") -> int:
@@ -448,7 +455,7 @@ class OnlineState:
     def features_at(self, user: str, items: Sequence[str], t: int) -> FeatureRows:
         """:meth:`features` at ``t`` microseconds since 1970."""
         if self.newest is not None and t < self.newest - self.lateness:
-            raise EventError(
+            raise LateError(
                 f"at {_text(t)} is more than the lateness before the newest event ({_text(self.newest)})",
                 fix="ask at a time no earlier than the newest event minus the lateness",
             )
@@ -569,7 +576,7 @@ def _minutes(delta_us: int) -> float:
 
 
 def _late(user: str, t: int, prev: int) -> EventError:
-    return EventError(
+    return LateError(
         f"the event at {_text(t)} is more than the lateness before user "
         f"{user[:40]!r}'s last event ({_text(prev)})",
         fix="send events in time order, or raise the lateness",

@@ -24,10 +24,12 @@ import numpy as np
 import polars as pl
 from scipy.special import expit
 
+from opslens.core.columns import MAX_MAGNITUDE
 from opslens.core.frames import as_polars
-from opslens.core.predictor import BasePredictor
+from opslens.core.predictor import BasePredictor, InputRule
 from opslens.errors import InstanceError
 from opslens.recipes.propensity.modelling import design_matrix
+from opslens.recipes.propensity.point_in_time import EVENT_KINDS
 
 __all__ = ["PropensityPredictor"]
 
@@ -38,6 +40,8 @@ class PropensityPredictor(BasePredictor):
     """A fitted classifier (logistic pipeline or XGBoost) with its feature list and categories."""
 
     recipe = "propensity"
+    #: the event types the online state takes (``POST /events``)
+    event_kinds: tuple[str, ...] = EVENT_KINDS
 
     def __init__(
         self,
@@ -57,6 +61,17 @@ class PropensityPredictor(BasePredictor):
     def input_schema(self) -> dict[str, str]:
         """Every feature (numbers) and the item category (text)."""
         return {**{f: "number" for f in self.features}, "category": "string"}
+
+    def input_rules(self) -> dict[str, InputRule]:
+        """Every feature a number (null passes for XGBoost, which answers missing values;
+        the logistic model needs every one) within ±1e100, or ±1e30 for XGBoost, which reads
+        32-bit floats, and the category as text."""
+        nullable = self.kind != "logistic"
+        big = MAX_MAGNITUDE if self.kind == "logistic" else 1e30
+        return {
+            **{f: InputRule("number", nullable, minimum=-big, maximum=big) for f in self.features},
+            "category": InputRule("string"),
+        }
 
     def _score(self, frame: pl.DataFrame) -> np.ndarray:
         return self.probabilities(design_matrix(frame, self.features, self.categories))

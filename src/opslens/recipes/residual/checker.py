@@ -282,8 +282,12 @@ def score_one(
                 limits = {**limits, **per_mode.get(str(mode), {})}
         else:
             predicted = model.predict_at(time_s)
-        missing = not math.isfinite(value)
+        # a missing reading, or a prediction that cannot be made (a regressor missing, or
+        # beyond floating point): answered at level missing
+        missing = not math.isfinite(value) or not math.isfinite(predicted)
         residual = math.nan if missing else value - predicted  # never beyond a limit
+        if not missing and not math.isfinite(residual):  # beyond floating point
+            missing, residual = True, math.nan
         before, before_error = st["runs"].get(axis, [0, 0])
         side = limits.get("direction", "above")
         if side == "above":
@@ -300,7 +304,7 @@ def score_one(
         )
         worst = max(worst, code)
         missing_any |= missing
-        answer[f"{axis}_predicted"] = predicted
+        answer[f"{axis}_predicted"] = predicted if math.isfinite(predicted) else None
         answer[f"{axis}_residual"] = None if missing else residual
         answer[f"{axis}_level"] = MISSING if missing else LEVELS[code]
         answer[f"{axis}_run"] = run
@@ -388,7 +392,8 @@ def _guard_one(
     the range it was fitted on: a trend's time, a regressor's values."""
     limit = getattr(predictor, "max_spans", 1.0)
     for axis, what, name, lo, hi in _ranges(predictor):
-        value = time_s if name is None else float((inputs or {}).get(name, np.nan))
+        given = np.nan if name is None else (inputs or {}).get(name)
+        value = time_s if name is None else float(np.nan if given is None else given)
         if lo - limit * (hi - lo) <= value <= hi + limit * (hi - lo) or value != value:
             continue
         spans = float(_spans(np.asarray(value), lo, hi))

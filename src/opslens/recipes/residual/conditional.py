@@ -29,6 +29,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -177,7 +178,8 @@ class AxisConditional(BaseEstimator):  # type: ignore[misc]
             raise self._unseen(mode)
         value = self.intercept_[mode]
         for r, c in zip(self.regressors, coef, strict=True):
-            value = value + c * float(sample[r])
+            x = sample[r]  # a missing regressor (null): no prediction (NaN), as in a batch
+            value = value + c * (math.nan if x is None else float(x))
         return float(value)
 
     def describe(self) -> dict[str, Any]:

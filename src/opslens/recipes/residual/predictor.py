@@ -34,8 +34,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from opslens.core.columns import MAX_MAGNITUDE
 from opslens.core.frames import as_polars
-from opslens.core.predictor import BasePredictor
+from opslens.core.predictor import BasePredictor, InputRule
 from opslens.errors import DataError, InstanceError
 from opslens.recipes.residual.checker import score_block, score_one
 from opslens.recipes.residual.conditional import AxisConditional
@@ -71,6 +72,10 @@ def _epoch_us(value: Any, field: str) -> int:
 
 
 _US = datetime(1970, 1, 1, 0, 0, 0, 1) - _EPOCH
+#: epoch seconds of 0001-01-01 and epoch milliseconds of 9999-12-31T23:59:59 (a number
+#: above 1e11 is read as milliseconds)
+_YEAR_1_S = -62_135_596_800
+_YEAR_9999_MS = 253_402_300_799_000
 _TIME_FIX = "send ISO 8601 text (2025-09-01T00:00:00Z) or epoch seconds"
 
 
@@ -124,6 +129,30 @@ class ResidualPredictor(BasePredictor):
         (``stream`` and ``seq`` are optional)."""
         extra = {c: "any" for c in getattr(self, "inputs", [])}
         return {self.time_field: "datetime", **{a: "number" for a in self.axes}, **extra}
+
+    def input_rules(self) -> dict[str, InputRule]:
+        """The time (ISO text, or epoch seconds / milliseconds from year 1 to 9999), each
+        axis a number or null (answered ``missing``), a mode column one of the modes seen in
+        training, other inputs numbers; ``seq`` optional."""
+        modes: dict[str, tuple[str, ...]] = {}
+        for model in self.models.values():
+            if isinstance(model, AxisConditional) and model.mode_column:
+                seen = set(modes.get(model.mode_column, ())) | set(getattr(model, "coef_", {}))
+                modes[model.mode_column] = tuple(sorted(seen))
+        big = MAX_MAGNITUDE
+        rules = {
+            self.time_field: InputRule("time", False, minimum=_YEAR_1_S, maximum=_YEAR_9999_MS),
+            **{a: InputRule("number", minimum=-big, maximum=big) for a in self.axes},
+        }
+        for c in getattr(self, "inputs", []):
+            if c not in rules:
+                rules[c] = (
+                    InputRule("string", False, choices=modes[c])
+                    if c in modes
+                    else InputRule("number", minimum=-big, maximum=big)
+                )
+        rules[self.seq_field] = InputRule("number", minimum=-big, maximum=big, required=False)
+        return rules
 
     def _check_inputs(self, names: Any) -> None:
         """InstanceError naming the axis whose model needs an input the samples lack."""

@@ -34,8 +34,9 @@ from typing import Any
 
 import polars as pl
 
+from opslens.core.columns import MAX_MAGNITUDE
 from opslens.core.frames import as_polars
-from opslens.core.predictor import BasePredictor
+from opslens.core.predictor import BasePredictor, InputRule
 from opslens.errors import InstanceError
 from opslens.recipes.segments.model import SegmentModel
 
@@ -67,6 +68,19 @@ class SegmentPredictor(BasePredictor):
         return {
             **{c: "number" for c in pre.numeric},
             **{c: "string" for c in pre.categorical},
+        }
+
+    def input_rules(self) -> dict[str, InputRule]:
+        """Finite numbers within ±1e100 (no null: the row could not be placed in a segment)
+        and, for each categorical column, one of the categories seen in training."""
+        pre = self.model.preprocessor
+        big = MAX_MAGNITUDE
+        return {
+            **{c: InputRule("number", False, minimum=-big, maximum=big) for c in pre.numeric},
+            **{
+                c: InputRule("string", False, choices=tuple(pre.categories_[c]))
+                for c in pre.categorical
+            },
         }
 
     def predict_frame(self, frame: pl.DataFrame) -> pl.DataFrame:

@@ -34,13 +34,13 @@ def test_request_models_follow_the_input_schema() -> None:
         {"when": "2026-01-02T03:04:05", "readings": [{"a": 1}], "n": 3, "odd kind": {"x": 1}}
     )
     dumped = ok.model_dump(by_alias=True)
-    assert dumped["when"] == datetime(2026, 1, 2, 3, 4, 5) and dumped["odd kind"] == {"x": 1}
+    assert dumped["when"] == "2026-01-02T03:04:05" and dumped["odd kind"] == {"x": 1}
     with pytest.raises(ValidationError) as e:
         m.single.model_validate({"when": "soon", "readings": 3, "n": 1.5})
     assert {(err["loc"], err["type"]) for err in e.value.errors()} == {
-        (("when",), "datetime_from_date_parsing"),
+        (("when",), "value_error"),
         (("readings",), "list_type"),
-        (("n",), "int_from_float"),
+        (("n",), "value_error"),
         (("odd kind",), "missing"),
     }
 
