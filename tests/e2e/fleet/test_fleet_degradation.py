@@ -96,6 +96,9 @@ def test_the_risk_ranking_finds_the_failing_turbines(
     # the equal-weight ranking is stated beside the learned weights
     assert facts["health"]["weights_from"] == "learned"
     assert facts["health"]["equal_weights_auroc"] is not None
+    assert facts["health"]["equal_weights_precision_at_10"] is not None
+    # validated out of fold: 5 folds, each device scored with weights learned without it
+    assert len(facts["health"]["fold_weights"]) == 5
 
 
 def test_the_warning_rule_warns_early_and_rarely(

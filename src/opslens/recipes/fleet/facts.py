@@ -200,6 +200,9 @@ class HealthFacts(FactsModel):
     weights_from: str
     component_auroc: dict[str, float] | None = None
     equal_weights_auroc: float | None = None
+    equal_weights_precision_at_10: float | None = None
+    #: learned weights: each fold's, which set the risk of that fold's devices (out of fold)
+    fold_weights: list[dict[str, float]] | None = None
     top: list[RiskDevice]
     warning: dict[str, Any] | None = None
     #: maintenance events: count, count per kind, devices whose baseline a reset moved
