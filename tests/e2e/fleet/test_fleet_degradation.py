@@ -116,6 +116,18 @@ def test_the_warning_rule_warns_early_and_rarely(
     assert lead["healthy_detected"] <= base["healthy_warned"]
     table = pl.read_parquet(path / "tables" / "lead_times.parquet")
     assert table.filter(~pl.col("failed")).height == lead["n_healthy"]
+    # device by device against the baseline rule: the difference with its spread and a test
+    c = lead["comparison"]
+    assert c["healthy_warned_diff"] == lead["healthy_detected"] - base["healthy_warned"] <= 0
+    lo, hi = c["healthy_warned_interval"]
+    assert lo <= c["healthy_warned_diff"] <= hi and 0 < c["healthy_warned_p"] <= 1
+    assert c["lead_days_diff"] >= 0 and c["lead_days_interval"][1] > 0
+    assert "device by device against it: " in lead["sentence"]
+    # the model against its baselines: a paired permutation p beside the bootstrap interval
+    for score in facts["baselines"]["scores"]:
+        if score["metric"] == "auroc":
+            assert score["p_value"] is not None and score["interval"] is not None
+            assert score["model"] > score["value"] and score["interval"][0] > 0
 
 
 def test_sensor_faults_are_listed_apart(run: tuple[TurbineFleet, dict[str, Any], Path]) -> None:

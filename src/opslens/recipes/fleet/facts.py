@@ -165,6 +165,19 @@ class WarningFigures(FactsModel):
     p_value: float | None = None
 
 
+class WarningComparison(FactsModel):
+    """The warning rule minus the baseline rule, device by device: difference, 95% paired
+    bootstrap interval and sign-flip permutation p of the healthy devices warned (in devices)
+    and of the failed devices' lead (days, an unwarned failure counting 0)."""
+
+    healthy_warned_diff: int | None = None
+    healthy_warned_interval: tuple[float, float] | None = None
+    healthy_warned_p: float | None = None
+    lead_days_diff: float | None = None
+    lead_days_interval: tuple[float, float] | None = None
+    lead_days_p: float | None = None
+
+
 class SensorFault(FactsModel):
     """One faulty sensor; the device id sits under the device column's name."""
 
@@ -233,6 +246,7 @@ class LeadTime(FactsModel):
     healthy_ever_raised: int | None = None
     baseline: WarningFigures | None = None
     beats_baseline: bool | None = None
+    comparison: WarningComparison | None = None
 
 
 class FailuresFacts(FactsModel):
