@@ -212,9 +212,20 @@ def test_maintenance_events_reach_the_run(tmp_path: Path, monkeypatch: pytest.Mo
     )
     assert fleet.events is not None
     fleet.events.write_csv(tmp_path / "events.csv")
-    _project(tmp_path, fleet, extra="events: {path: events.csv}")
+    repaired = str(fleet.events["turbine_id"][0])
+    _project(
+        tmp_path,
+        fleet,
+        extra=f"events: {{path: events.csv}}\n      inspect: {{devices: [{repaired}]}}",
+    )
     run_analysis(load_project(tmp_path / "project.yaml"), "wind", tracker=MemoryTracker())
     handle = open_run(tmp_path / "runs", "wind")
+    # the inspected device's events are on its timeline (plots) and in its facts
+    inspected = handle.facts["inspect"]["devices"][0]
+    mine = fleet.events.filter(pl.col("turbine_id") == repaired)
+    assert inspected["device"] == repaired
+    assert [e["kind"] for e in inspected["events"]] == mine["kind"].to_list()
+    assert (handle.path / "plots" / f"device_{repaired}_anomalies.png").exists()
     assert handle.facts["health"]["events"] == {
         "n_events": 4,
         "kinds": {"repair": 4},

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import ConfigDict
+from pydantic import ConfigDict, Field
 
 from opslens.core.facts import FactsModel, RecipeFacts
 
@@ -315,6 +315,8 @@ class InspectedDevice(FactsModel):
     metric: str
     unit: str | None = None
     failure_time: str | None = None
+    #: the device's maintenance and error events drawn on its plots: time and kind
+    events: list[dict[str, str]] = Field(default_factory=list)
     profile: Profile
     point_anomalies: dict[str, int]
     decomposition: Decomposition = Decomposition()

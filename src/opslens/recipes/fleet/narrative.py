@@ -66,6 +66,12 @@ def _inspect_bullet(d: InspectedDevice) -> str:
     else:
         decomposition = ""
     failed = f"; known failure at {d.failure_time[:16]}" if d.failure_time else ""
+    if d.events:
+        failed += "; events on its timeline: " + ", ".join(
+            f"{e.get('kind', 'event')} {str(e.get('time', ''))[:10]}" for e in d.events[:5]
+        )
+        if len(d.events) > 5:
+            failed += f" and {fmt(len(d.events) - 5)} more"
     unit = f" {d.unit}" if d.unit else ""
     return (
         f"{d.device} ({d.metric}): mean {fmt(prof.mean)}{unit}, std "

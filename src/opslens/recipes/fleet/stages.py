@@ -50,6 +50,7 @@ from opslens.plots.kselect import plot_k_curve
 from opslens.plots.series import plot_decomposition, plot_point_anomalies
 from opslens.recipes.fleet import plots
 from opslens.recipes.fleet.baselines import fleet_baselines, unscored_reason
+from opslens.recipes.fleet.events import event_list
 from opslens.recipes.fleet.findings import fleet_findings, lead_facts
 from opslens.recipes.fleet.health import WarningResult
 from opslens.recipes.fleet.params import (
@@ -503,12 +504,20 @@ def inspect(
     readings: pl.DataFrame,
     rare_top: pl.DataFrame,
     failure_table: pl.DataFrame | None,
+    event_table: pl.DataFrame | None = None,
 ) -> Out:
-    """Profile, decompose and flag points in the chosen series; say which decompositions were skipped."""
+    """Profile, decompose and flag points in the chosen series; say which decompositions were skipped.
+
+    With maintenance events (``params.events``), each device's events are drawn on its
+    plots (one dotted line per event, a colour per kind) and listed in its facts.
+    """
     p: FleetParams = ctx.params
     cols = ctx.analysis.columns
     entity, time = str(cols.entity), str(cols.time)
     _, failed_at = failure_list(p.failures, failure_table, entity)
+    events = (
+        event_list(p.events, event_table, entity).sort("time") if event_table is not None else None
+    )
     interval = sampling_interval(readings, entity, time)
     period = (
         to_readings(p.inspect.period, interval, "params.inspect.period")
@@ -524,11 +533,22 @@ def inspect(
             method: point_anomalies(series, time=time, value=metric, method=method)["is_anomaly"]
             for method in _POINT_METHODS
         }
+        mine = (
+            [
+                (t, k)
+                for t, k in events.filter(pl.col(entity) == str(device))
+                .select("time", "kind")
+                .iter_rows()
+            ]
+            if events is not None
+            else []
+        )
         info: dict[str, Any] = {
             "device": device,
             "metric": metric,
             "unit": p.units.get(metric),
             "failure_time": failed_at.get(device),
+            "events": [{"time": str(t), "kind": k} for t, k in mine],
             "profile": profile.to_dict(),
             "point_anomalies": {m: int(f.sum()) for m, f in flags.items()},
         }
@@ -542,6 +562,7 @@ def inspect(
             unit=p.units.get(metric),
             event=failed_at.get(device),
             event_label="known failure",
+            events=mine,
         )
         try:
             parts = decompose_series(
@@ -558,6 +579,7 @@ def inspect(
                 title=f"{device}: {metric}",
                 unit=p.units.get(metric),
                 event=failed_at.get(device),
+                events=mine,
             )
         except DataError as e:
             info["decomposition"] = {"skipped": e.problem, "fix": e.fix}
