@@ -183,9 +183,15 @@ def auroc(y: np.ndarray, s: np.ndarray) -> np.ndarray:
 def _auroc_interval(
     y: np.ndarray, model: np.ndarray, base: np.ndarray, *, n_boot: int, random_state: int
 ) -> tuple[float, float]:
-    """95% bootstrap interval of AUROC(model) − AUROC(base), devices resampled (paired)."""
-    idx = np.random.default_rng(random_state).integers(0, y.size, size=(n_boot, y.size))
-    diff = auroc(y[idx], model[idx]) - auroc(y[idx], base[idx])
+    """95% bootstrap interval of AUROC(model) − AUROC(base), devices resampled (paired);
+    resamples drawn in chunks so a large fleet never holds all of them at once."""
+    rng = np.random.default_rng(random_state)
+    chunk = max(1, min(n_boot, 2_000_000 // max(1, y.size)))
+    parts = []
+    for lo_ in range(0, n_boot, chunk):
+        idx = rng.integers(0, y.size, size=(min(chunk, n_boot - lo_), y.size))
+        parts.append(auroc(y[idx], model[idx]) - auroc(y[idx], base[idx]))
+    diff = np.concatenate(parts)
     lo, hi = np.nanquantile(diff, [0.025, 0.975])
     return float(lo), float(hi)
 
@@ -199,7 +205,7 @@ def _auroc_p_value(
     b = rankdata(base) / base.size
     observed = abs(float(auroc(y, a) - auroc(y, b)))
     rng = np.random.default_rng(random_state)
-    chunk = max(1, min(n_perm, 5_000_000 // max(1, y.size)))
+    chunk = max(1, min(n_perm, 2_000_000 // max(1, y.size)))
     hits = 0
     done = 0
     while done < n_perm:
