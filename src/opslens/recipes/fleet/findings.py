@@ -332,6 +332,11 @@ def lead_facts(summary: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _signed_days(x: float) -> str:
+    """A duration for an interval bound that may be below zero: '-3 hours', '1 day 6 hours'."""
+    return ("-" if x < 0 else "") + _days(abs(x))
+
+
 def _against(c: Mapping[str, Any]) -> str:
     """'; device by device: 6 fewer healthy devices warned (95% interval ...)' or ''."""
     parts = []
@@ -346,7 +351,8 @@ def _against(c: Mapping[str, Any]) -> str:
     if d is not None and ci is not None:
         way, lo, hi = ("earlier", ci[0], ci[1]) if d >= 0 else ("later", -ci[1], -ci[0])
         parts.append(
-            f"failures warned {fmt(abs(d))} days {way} on average ({fmt(lo)} to {fmt(hi)} {way}, "
+            f"failures warned {_days(abs(d))} {way} on average (95% interval {_signed_days(lo)} "
+            f"to {_signed_days(hi)} {way}, "
             f"{format_p(float(c.get('lead_days_p', 1.0)), name='permutation p')})"
         )
     return "; device by device against it: " + " and ".join(parts) if parts else ""
