@@ -218,9 +218,16 @@ def permutation_auroc_p(
     n0 = n - n1
     observed = (ranks[y.astype(bool)].sum() - n1 * (n1 + 1) / 2) / (n1 * n0)
     rng = np.random.default_rng(random_state)
-    picks = np.argsort(rng.random((permutations, n)), axis=1)[:, :n1]
-    shuffled = (ranks[picks].sum(axis=1) - n1 * (n1 + 1) / 2) / (n1 * n0)
-    return float((1 + np.sum(shuffled >= observed - 1e-12)) / (1 + permutations))
+    # in chunks of permutations (the same random stream as one draw): a 100,000-device
+    # fleet would otherwise hold 2,000 × 100,000 keys and their argsort at once (3 GB)
+    chunk = max(1, min(permutations, 2_000_000 // max(1, n)))
+    hits = 0
+    for lo in range(0, permutations, chunk):
+        keys = rng.random((min(chunk, permutations - lo), n))
+        picks = np.argsort(keys, axis=1)[:, :n1]
+        shuffled = (ranks[picks].sum(axis=1) - n1 * (n1 + 1) / 2) / (n1 * n0)
+        hits += int(np.sum(shuffled >= observed - 1e-12))
+    return float((1 + hits) / (1 + permutations))
 
 
 def ranking_quality(

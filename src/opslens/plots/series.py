@@ -13,7 +13,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -37,13 +37,16 @@ def plot_point_anomalies(
     unit: str | None = None,
     event: Any = None,
     event_label: str = "event",
+    events: Sequence[tuple[Any, str]] = (),
 ) -> Figure:
     """Plot ``value`` over ``time`` as a line with the flagged points marked.
 
     ``flags`` is one boolean per row of ``frame`` (e.g. ``point_anomalies(...)["is_anomaly"]``),
     or a mapping method → flags to mark several detectors' points with their own markers.
     ``unit`` labels the value axis; ``event`` (a time, e.g. a known failure) is drawn
-    as a dashed vertical line labelled ``event_label``. Date axes get readable ticks.
+    as a dashed vertical line labelled ``event_label``; ``events`` (``(time, kind)``
+    pairs, e.g. repairs and error codes) as dotted lines, one colour and one legend entry
+    per kind. Date axes get readable ticks.
 
     Example:
         >>> import numpy as np, polars as pl
@@ -87,6 +90,7 @@ def plot_point_anomalies(
             label=f"{label} ({int(hit.sum())})",
         )
     _event(ax, event, event_label)
+    _kinds(ax, events)
     theme.style_axes(ax, title=title, xlabel=time, ylabel=theme.with_unit(value, unit))
     theme.date_axis(ax, t)
     theme.add_legend(ax, loc="upper left")
@@ -99,6 +103,22 @@ def _event(ax: Any, event: Any, label: str) -> None:
         ax.axvline(event, color=theme.REFERENCE, linestyle="--", linewidth=1.2, label=label)
 
 
+def _kinds(ax: Any, events: Sequence[tuple[Any, str]], *, legend: bool = True) -> None:
+    """Dotted vertical lines at each ``(time, kind)``; one colour and legend entry per kind."""
+    colours = (theme.GREEN, theme.PURPLE, theme.SKY, theme.YELLOW, theme.ORANGE)
+    kinds = sorted({str(k) for _, k in events})
+    for i, kind in enumerate(kinds):
+        times = [t for t, k in events if str(k) == kind]
+        for j, t in enumerate(times):
+            ax.axvline(
+                t,
+                color=colours[i % len(colours)],
+                linestyle=":",
+                linewidth=1.4,
+                label=f"{kind} ({len(times)})" if legend and j == 0 else None,
+            )
+
+
 def plot_decomposition(
     decomposition: Decomposition,
     *,
@@ -106,10 +126,12 @@ def plot_decomposition(
     unit: str | None = None,
     event: Any = None,
     event_label: str = "known failure",
+    events: Sequence[tuple[Any, str]] = (),
 ) -> Figure:
     """Plot observed, trend, seasonal and residual components in four stacked panels.
 
-    ``unit`` goes on the observed panel's label; ``event`` is a dashed line on every panel.
+    ``unit`` goes on the observed panel's label; ``event`` is a dashed line on every panel,
+    ``events`` (``(time, kind)`` pairs) dotted lines, one colour per kind.
 
     Example:
         >>> import numpy as np, polars as pl
@@ -130,11 +152,12 @@ def plot_decomposition(
         else:
             ax.plot(t, y, linewidth=0.8, color=theme.PRIMARY)
         _event(ax, event, event_label)
+        _kinds(ax, events, legend=ax is axes[0])
         # shared x: the time label once, under the bottom panel
         label = theme.with_unit(part, unit) if part == "observed" else part
         theme.style_axes(ax, ylabel=label, xlabel="time" if ax is axes[-1] else None)
     theme.date_axis(axes[-1], t)
-    if event is not None:
+    if event is not None or len(events):
         theme.add_legend(axes[0], loc="upper left")
     fig.suptitle(
         f"{title} — period {decomposition.period} ({decomposition.period_source}); "

@@ -96,6 +96,9 @@ def test_the_risk_ranking_finds_the_failing_turbines(
     # the equal-weight ranking is stated beside the learned weights
     assert facts["health"]["weights_from"] == "learned"
     assert facts["health"]["equal_weights_auroc"] is not None
+    assert facts["health"]["equal_weights_precision_at_10"] is not None
+    # validated out of fold: 5 folds, each device scored with weights learned without it
+    assert len(facts["health"]["fold_weights"]) == 5
 
 
 def test_the_warning_rule_warns_early_and_rarely(
@@ -113,6 +116,18 @@ def test_the_warning_rule_warns_early_and_rarely(
     assert lead["healthy_detected"] <= base["healthy_warned"]
     table = pl.read_parquet(path / "tables" / "lead_times.parquet")
     assert table.filter(~pl.col("failed")).height == lead["n_healthy"]
+    # device by device against the baseline rule: the difference with its spread and a test
+    c = lead["comparison"]
+    assert c["healthy_warned_diff"] == lead["healthy_detected"] - base["healthy_warned"] <= 0
+    lo, hi = c["healthy_warned_interval"]
+    assert lo <= c["healthy_warned_diff"] <= hi and 0 < c["healthy_warned_p"] <= 1
+    assert c["lead_days_diff"] >= 0 and c["lead_days_interval"][1] > 0
+    assert "device by device against it: " in lead["sentence"]
+    # the model against its baselines: a paired permutation p beside the bootstrap interval
+    for score in facts["baselines"]["scores"]:
+        if score["metric"] == "auroc":
+            assert score["p_value"] is not None and score["interval"] is not None
+            assert score["model"] > score["value"] and score["interval"][0] > 0
 
 
 def test_sensor_faults_are_listed_apart(run: tuple[TurbineFleet, dict[str, Any], Path]) -> None:
@@ -162,8 +177,10 @@ def test_a_peer_group_of_one_is_compared_with_the_fleet(tmp_path: Path) -> None:
 def test_a_recent_week_is_compared_with_recent_weeks(
     run: tuple[TurbineFleet, dict[str, Any], Path],
 ) -> None:
-    """The last 7 days of healthy training turbines: compared with the training turbines'
-    last 7 days, not with their whole histories (all of them were called rare before)."""
+    """The last 7 days of healthy training turbines: compared with 7-day windows of the
+    training turbines, not with their whole histories (all of them were called rare
+    before), and none is called rare at the default threshold (a per-device false-alarm
+    rate: at most 5% of training turbines have any window above it)."""
     import joblib
 
     fleet, _, path = run
@@ -174,8 +191,8 @@ def test_a_recent_week_is_compared_with_recent_weeks(
     )
     healthy = fleet.truth.filter(~pl.col("failed") & pl.col("sensor_fault").is_null())[entity]
     week = model.predict_frame(last.filter(pl.col(entity).is_in(healthy.implode())))
-    assert week["compared_with"].unique().to_list() == ["the last 7 days of the training devices"]
-    assert week["is_rare"].mean() <= 0.02  # the quota is 5% of all training turbines
+    assert week["compared_with"].unique().to_list() == ["7-day windows of the training devices"]
+    assert week.height == 278 and week["is_rare"].sum() == 0
     whole = model.predict_frame(fleet.readings.filter(pl.col(entity).is_in(healthy.implode())))
     assert whole["compared_with"].unique().to_list() == ["whole history"]
     # a device with less history than the window is told so, and still answered
@@ -197,9 +214,20 @@ def test_maintenance_events_reach_the_run(tmp_path: Path, monkeypatch: pytest.Mo
     )
     assert fleet.events is not None
     fleet.events.write_csv(tmp_path / "events.csv")
-    _project(tmp_path, fleet, extra="events: {path: events.csv}")
+    repaired = str(fleet.events["turbine_id"][0])
+    _project(
+        tmp_path,
+        fleet,
+        extra=f"events: {{path: events.csv}}\n      inspect: {{devices: [{repaired}]}}",
+    )
     run_analysis(load_project(tmp_path / "project.yaml"), "wind", tracker=MemoryTracker())
     handle = open_run(tmp_path / "runs", "wind")
+    # the inspected device's events are on its timeline (plots) and in its facts
+    inspected = handle.facts["inspect"]["devices"][0]
+    mine = fleet.events.filter(pl.col("turbine_id") == repaired)
+    assert inspected["device"] == repaired
+    assert [e["kind"] for e in inspected["events"]] == mine["kind"].to_list()
+    assert (handle.path / "plots" / f"device_{repaired}_anomalies.png").exists()
     assert handle.facts["health"]["events"] == {
         "n_events": 4,
         "kinds": {"repair": 4},

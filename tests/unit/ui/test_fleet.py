@@ -222,3 +222,40 @@ def test_the_seed_comes_from_the_projects_fleet_analysis(
         fleet.readings, "device_id", "timestamp", tuple(METRICS), result.params.model_dump_json(), 7
     )
     assert again.rare.scores["combined"].to_list() == result.rare.scores["combined"].to_list()
+
+
+def test_uploaded_events_are_drawn_on_the_device_timeline(fleet: Any) -> None:
+    """An uploaded event list reaches the run and is drawn on the device's timeline (a
+    dotted rule per event, coloured by kind); a list without a kind column is one error."""
+    at = _app(_data(fleet))
+    at.button(key="compute_fleet").click().run()
+    device = str(at.session_state[FLEET].rare.top.row(2, named=True)["device_id"])
+    times = fleet.readings.filter(pl.col("device_id") == device)["timestamp"].sort()
+    when = [times[len(times) // 3], times[2 * len(times) // 3]]
+    csv = (
+        "device_id,time,kind\n"
+        + f"{device},{when[0]:%Y-%m-%d %H:%M:%S},repair\n"
+        + f"{device},{when[1]:%Y-%m-%d %H:%M:%S},error_e17\n"
+    ).encode()
+    at.file_uploader(key="events_upload").set_value(("events.csv", csv, "text/csv")).run()
+    at.button(key="compute_fleet").click().run()
+    assert not at.exception
+    result: FleetResult = at.session_state[FLEET]
+    assert result.events.height == 2
+    at.selectbox(key="drill_device").set_value(device).run()
+    assert not at.exception
+    shown = "\n".join(m.value for m in at.markdown)
+    assert (
+        f"Events (dotted lines): repair {when[0]:%Y-%m-%d}, error_e17 {when[1]:%Y-%m-%d}" in shown
+    )
+    spec = next(
+        json.loads(c.proto.spec) for c in at.get("vega_lite_chart") if device in c.proto.spec
+    )
+    layers = json.dumps(spec)
+    assert "dotted: its events" in layers and '"rule"' in layers and '"kind"' in layers
+    # a list without a kind column: one error naming the column, nothing computed
+    bad = f"device_id,time,type\n{device},2024-01-01,repair\n".encode()
+    at.file_uploader(key="events_upload").set_value(("events.csv", bad, "text/csv")).run()
+    assert not at.exception
+    assert any("(params.events.kind_column) is not in" in e.value for e in at.error)
+    assert at.button(key="compute_fleet").disabled

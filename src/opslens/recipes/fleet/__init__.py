@@ -133,7 +133,7 @@ RECIPE = Recipe(
             Stage(
                 "inspect",
                 inspect,
-                inputs=("readings", "rare_top", "failure_table"),
+                inputs=("readings", "rare_top", "failure_table", "event_table"),
                 plots=("device_*_anomalies", "device_*_decomposition"),
             ),
         )

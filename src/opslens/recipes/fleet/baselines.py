@@ -11,8 +11,9 @@
 
 :func:`score_against_failures` scores the model's ranking and each baseline's on the
 same devices against the known failures: AUROC (gating) with a paired bootstrap
-interval of the AUROC difference (devices resampled), and recall of the failed devices
-in the top k (k = the number of failures; not gating).
+interval of the AUROC difference (devices resampled) and a paired permutation p (each
+device's two rank percentiles swapped at random), and recall of the failed devices in the
+top k (k = the number of failures; not gating; sign-flip permutation p).
 
 Example:
     >>> from datetime import datetime, timedelta
@@ -37,7 +38,7 @@ import polars as pl
 from scipy.stats import rankdata
 
 from opslens.core.baselines import Baseline, BaselineScore
-from opslens.models.compare import paired_interval
+from opslens.models.compare import paired_interval, paired_p_value
 
 __all__ = [
     "BASELINES",
@@ -182,11 +183,41 @@ def auroc(y: np.ndarray, s: np.ndarray) -> np.ndarray:
 def _auroc_interval(
     y: np.ndarray, model: np.ndarray, base: np.ndarray, *, n_boot: int, random_state: int
 ) -> tuple[float, float]:
-    """95% bootstrap interval of AUROC(model) − AUROC(base), devices resampled (paired)."""
-    idx = np.random.default_rng(random_state).integers(0, y.size, size=(n_boot, y.size))
-    diff = auroc(y[idx], model[idx]) - auroc(y[idx], base[idx])
+    """95% bootstrap interval of AUROC(model) − AUROC(base), devices resampled (paired);
+    resamples drawn in chunks so a large fleet never holds all of them at once."""
+    rng = np.random.default_rng(random_state)
+    chunk = max(1, min(n_boot, 2_000_000 // max(1, y.size)))
+    parts = []
+    for lo_ in range(0, n_boot, chunk):
+        idx = rng.integers(0, y.size, size=(min(chunk, n_boot - lo_), y.size))
+        parts.append(auroc(y[idx], model[idx]) - auroc(y[idx], base[idx]))
+    diff = np.concatenate(parts)
     lo, hi = np.nanquantile(diff, [0.025, 0.975])
     return float(lo), float(hi)
+
+
+def _auroc_p_value(
+    y: np.ndarray, model: np.ndarray, base: np.ndarray, *, n_perm: int, random_state: int
+) -> float:
+    """Two-sided paired permutation p of AUROC(model) − AUROC(base): each device's two rank
+    percentiles swapped at random (the null: the two rankings are exchangeable)."""
+    a = rankdata(model) / model.size
+    b = rankdata(base) / base.size
+    observed = abs(float(auroc(y, a) - auroc(y, b)))
+    rng = np.random.default_rng(random_state)
+    chunk = max(1, min(n_perm, 2_000_000 // max(1, y.size)))
+    hits = 0
+    done = 0
+    while done < n_perm:
+        m = min(chunk, n_perm - done)
+        swap = rng.random((m, y.size)) < 0.5
+        pa, pb = np.where(swap, b, a), np.where(swap, a, b)
+        diff = np.abs(
+            auroc(np.broadcast_to(y, pa.shape), pa) - auroc(np.broadcast_to(y, pb.shape), pb)
+        )
+        hits += int(np.sum(diff >= observed - 1e-12))
+        done += m
+    return (1 + hits) / (n_perm + 1)
 
 
 def score_against_failures(
@@ -234,6 +265,10 @@ def score_against_failures(
         b = column(name)
         hm, hb = hits(m), hits(b)
         _, recall_interval = paired_interval(hm, hb, n_boot=n_boot, random_state=random_state)
+        tests = {
+            "auroc": _auroc_p_value(y, m, b, n_perm=n_boot, random_state=random_state),
+            "recall_at_k": paired_p_value(hm, hb, n_perm=n_boot, random_state=random_state),
+        }
         for metric, label, pair, interval, gate in (
             (
                 "auroc",
@@ -262,6 +297,7 @@ def score_against_failures(
                     n=y.size,
                     unit=f"devices, {k} failed",
                     interval=interval,
+                    p_value=tests[metric],
                     gate=gate,
                 )
             )

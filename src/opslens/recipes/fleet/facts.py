@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import ConfigDict
+from pydantic import ConfigDict, Field
 
 from opslens.core.facts import FactsModel, RecipeFacts
 
@@ -165,6 +165,19 @@ class WarningFigures(FactsModel):
     p_value: float | None = None
 
 
+class WarningComparison(FactsModel):
+    """The warning rule minus the baseline rule, device by device: difference, 95% paired
+    bootstrap interval and sign-flip permutation p of the healthy devices warned (in devices)
+    and of the failed devices' lead (days, an unwarned failure counting 0)."""
+
+    healthy_warned_diff: int | None = None
+    healthy_warned_interval: tuple[float, float] | None = None
+    healthy_warned_p: float | None = None
+    lead_days_diff: float | None = None
+    lead_days_interval: tuple[float, float] | None = None
+    lead_days_p: float | None = None
+
+
 class SensorFault(FactsModel):
     """One faulty sensor; the device id sits under the device column's name."""
 
@@ -200,6 +213,9 @@ class HealthFacts(FactsModel):
     weights_from: str
     component_auroc: dict[str, float] | None = None
     equal_weights_auroc: float | None = None
+    equal_weights_precision_at_10: float | None = None
+    #: learned weights: each fold's, which set the risk of that fold's devices (out of fold)
+    fold_weights: list[dict[str, float]] | None = None
     top: list[RiskDevice]
     warning: dict[str, Any] | None = None
     #: maintenance events: count, count per kind, devices whose baseline a reset moved
@@ -230,6 +246,7 @@ class LeadTime(FactsModel):
     healthy_ever_raised: int | None = None
     baseline: WarningFigures | None = None
     beats_baseline: bool | None = None
+    comparison: WarningComparison | None = None
 
 
 class FailuresFacts(FactsModel):
@@ -298,6 +315,8 @@ class InspectedDevice(FactsModel):
     metric: str
     unit: str | None = None
     failure_time: str | None = None
+    #: the device's maintenance and error events drawn on its plots: time and kind
+    events: list[dict[str, str]] = Field(default_factory=list)
     profile: Profile
     point_anomalies: dict[str, int]
     decomposition: Decomposition = Decomposition()

@@ -29,7 +29,7 @@ from opslens.cluster.groups import BehaviourGroups
 from opslens.detect.population import RareDevices
 from opslens.explain.contrasts import top_group_features
 from opslens.explain.failures import RankingQuality, lead_time_sentence
-from opslens.explain.text import format_duration, format_p, plural
+from opslens.explain.text import fmt, format_duration, format_p, plural
 from opslens.features.fingerprints import describe_feature
 
 __all__ = ["METHOD_NAMES", "fleet_findings", "group_name", "plain_deviations"]
@@ -306,7 +306,9 @@ def lead_facts(summary: Mapping[str, Any]) -> dict[str, Any]:
         f"{summary.get('horizon_days')} days of failing{when} and "
         f"{_share(summary['healthy_warned'], healthy)} healthy devices at matched pseudo-failure dates: "
         f"{chance} and {rule} ({base.get('n_detected')} of {base.get('n_failed')}{b_when}, "
-        f"{_share(int(base.get('healthy_warned') or 0), int(base.get('n_healthy') or 0))} healthy)."
+        f"{_share(int(base.get('healthy_warned') or 0), int(base.get('n_healthy') or 0))} healthy)"
+        + _against(summary.get("comparison") or {})
+        + "."
     )
     return {
         "n_failed": n,
@@ -326,4 +328,31 @@ def lead_facts(summary: Mapping[str, Any]) -> dict[str, Any]:
         "healthy_ever_raised": summary.get("healthy_ever_raised"),
         "baseline": base or None,
         "beats_baseline": summary.get("beats_baseline"),
+        "comparison": summary.get("comparison"),
     }
+
+
+def _signed_days(x: float) -> str:
+    """A duration for an interval bound that may be below zero: '-3 hours', '1 day 6 hours'."""
+    return ("-" if x < 0 else "") + _days(abs(x))
+
+
+def _against(c: Mapping[str, Any]) -> str:
+    """'; device by device: 6 fewer healthy devices warned (95% interval ...)' or ''."""
+    parts = []
+    d, ci = c.get("healthy_warned_diff"), c.get("healthy_warned_interval")
+    if d is not None and ci is not None:
+        way, lo, hi = ("fewer", -ci[1], -ci[0]) if d <= 0 else ("more", ci[0], ci[1])
+        parts.append(
+            f"{abs(d)} {way} healthy devices warned (95% interval {fmt(lo)} to {fmt(hi)} {way}, "
+            f"{format_p(float(c.get('healthy_warned_p', 1.0)), name='permutation p')})"
+        )
+    d, ci = c.get("lead_days_diff"), c.get("lead_days_interval")
+    if d is not None and ci is not None:
+        way, lo, hi = ("earlier", ci[0], ci[1]) if d >= 0 else ("later", -ci[1], -ci[0])
+        parts.append(
+            f"failures warned {_days(abs(d))} {way} on average (95% interval {_signed_days(lo)} "
+            f"to {_signed_days(hi)} {way}, "
+            f"{format_p(float(c.get('lead_days_p', 1.0)), name='permutation p')})"
+        )
+    return "; device by device against it: " + " and ".join(parts) if parts else ""

@@ -13,6 +13,9 @@ Example:
     ...     "peer_change": np.array([1.0, 0.4, 0.7])}
     >>> learned_weights(parts, np.array([True, False, False]))
     {'rarity': 0.3, 'own_change': 0.3, 'peer_change': 0.4}
+
+Learned weights are validated out of fold: each device's risk uses the weights learned
+on the other folds' failures, so its own label never sets its weight.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import numpy as np
 import polars as pl
 
 from opslens.core.recipe import Out, StageContext
+from opslens.models.compare import paired_interval, paired_p_value
 from opslens.recipes.fleet.baselines import auroc
 from opslens.recipes.fleet.change import (
     ChangeRules,
@@ -42,7 +46,14 @@ from opslens.recipes.fleet.prepare import failure_list
 from opslens.recipes.fleet.risk import COMPONENTS, percentile, risk_ranking
 from opslens.recipes.fleet.sensors import SensorRules, mask_faults, sensor_faults
 
-__all__ = ["WarningResult", "health", "learned_weights"]
+__all__ = [
+    "OutOfFold",
+    "WarningResult",
+    "health",
+    "learned_weights",
+    "out_of_fold_risk",
+    "warning_comparison",
+]
 
 
 @dataclass(frozen=True)
@@ -67,9 +78,8 @@ def _combined(parts: Mapping[str, np.ndarray], weights: Mapping[str, float]) -> 
 def learned_weights(parts: Mapping[str, np.ndarray], failed: np.ndarray) -> dict[str, float]:
     """The weights (a grid of tenths that sum to 1) whose combined risk ranks the failures best.
 
-    Ties go to the most even weights. Learned on the failures the validation then uses,
-    so the validated AUROC is in-sample for these three numbers (the run also states the
-    equal-weight AUROC).
+    Ties go to the most even weights. The run validates them out of fold
+    (:func:`out_of_fold_risk`); these, learned on every known failure, are the ones reported.
     """
     best: tuple[float, float, tuple[int, ...]] = (-1.0, -1.0, (0, 0, 0))
     for a in range(11):
@@ -81,6 +91,49 @@ def learned_weights(parts: Mapping[str, np.ndarray], failed: np.ndarray) -> dict
             if key[:2] > best[:2]:
                 best = key
     return {c: g / 10 for c, g in zip(COMPONENTS, best[2], strict=True)}
+
+
+@dataclass(frozen=True)
+class OutOfFold:
+    """Each device's risk with weights learned without its own label, its fold, each fold's weights."""
+
+    risk: np.ndarray
+    fold: np.ndarray
+    fold_weights: list[dict[str, float]]
+
+
+def out_of_fold_risk(
+    parts: Mapping[str, np.ndarray], failed: np.ndarray, *, n_splits: int = 5, random_state: int = 0
+) -> OutOfFold:
+    """The combined risk of every device with weights learned on the other folds' failures.
+
+    Devices are split in ``n_splits`` stratified folds (seeded; at most one fold per known
+    failure); the weights of a fold's devices are :func:`learned_weights` on the rest, so a
+    device's own label never sets its weight and the AUROC of the result is honest.
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> failed = np.arange(40) < 10
+        >>> parts = {"rarity": rng.random(40), "own_change": rng.random(40),
+        ...     "peer_change": np.where(failed, 0.9, 0.3) + rng.random(40) / 10}
+        >>> oof = out_of_fold_risk(parts, failed, random_state=0)
+        >>> len(oof.fold_weights), bool(oof.risk[failed].min() > oof.risk[~failed].max())
+        (5, True)
+    """
+    from sklearn.model_selection import StratifiedKFold
+
+    failed = np.asarray(failed, dtype=bool)
+    k = int(max(2, min(n_splits, failed.sum(), (~failed).sum())))
+    folds = StratifiedKFold(n_splits=k, shuffle=True, random_state=random_state)
+    risk = np.zeros(failed.shape)
+    fold = np.zeros(failed.shape, dtype=np.int64)
+    fold_weights: list[dict[str, float]] = []
+    for i, (train, test) in enumerate(folds.split(np.zeros(failed.size), failed)):
+        w = learned_weights({c: v[train] for c, v in parts.items()}, failed[train])
+        risk[test] = _combined({c: v[test] for c, v in parts.items()}, w)
+        fold[test] = i
+        fold_weights.append(w)
+    return OutOfFold(risk=risk, fold=fold, fold_weights=fold_weights)
 
 
 def _rules(p: FleetParams) -> tuple[ChangeRules, SensorRules]:
@@ -97,6 +150,51 @@ def _rules(p: FleetParams) -> tuple[ChangeRules, SensorRules]:
         min_run=s.min_run, jump_z=s.jump_z, max_gap=s.max_gap, limits=dict(p.limits)
     )
     return change, sensors
+
+
+def warning_comparison(
+    ours: pl.DataFrame, base: pl.DataFrame, *, random_state: int = 0
+) -> dict[str, Any]:
+    """The warning rule against the baseline rule, device by device, with spread and a test.
+
+    Healthy devices warned at their matched dates (ours − baseline, in devices) and the
+    failed devices' lead (days; an unwarned failure counts 0): each with a 95% paired
+    bootstrap interval (devices resampled) and a sign-flip permutation p-value
+    (:mod:`opslens.models.compare`), both seeded.
+
+    Example:
+        >>> f = pl.DataFrame({"device": list("abcdef"), "failed": [True] * 2 + [False] * 4,
+        ...     "lead_days": [10, 8, None, None, None, 2]})
+        >>> b = f.with_columns(pl.Series("lead_days", [9, 8, 3, 4, None, 2]))
+        >>> c = warning_comparison(f, b)
+        >>> c["healthy_warned_diff"], c["lead_days_diff"]
+        (-2, 0.5)
+    """
+    pair = ours.select("device", "failed", pl.col("lead_days").alias("a")).join(
+        base.select("device", pl.col("lead_days").alias("b")), on="device", how="inner"
+    )
+    healthy = pair.filter(~pl.col("failed"))
+    failed = pair.filter(pl.col("failed"))
+    out: dict[str, Any] = {}
+    if healthy.height:
+        a = healthy["a"].is_not_null().to_numpy().astype(float)
+        b = healthy["b"].is_not_null().to_numpy().astype(float)
+        mean, (lo, hi) = paired_interval(a, b, random_state=random_state)
+        out |= {
+            "healthy_warned_diff": round(mean * a.size),
+            "healthy_warned_interval": [round(lo * a.size, 2), round(hi * a.size, 2)],
+            "healthy_warned_p": paired_p_value(a, b, random_state=random_state),
+        }
+    if failed.height:
+        a = failed["a"].fill_null(0).cast(pl.Float64).to_numpy()
+        b = failed["b"].fill_null(0).cast(pl.Float64).to_numpy()
+        mean, (lo, hi) = paired_interval(a, b, random_state=random_state)
+        out |= {
+            "lead_days_diff": round(mean, 2),
+            "lead_days_interval": [round(lo, 2), round(hi, 2)],
+            "lead_days_p": paired_p_value(a, b, random_state=random_state),
+        }
+    return out
 
 
 def _warning(
@@ -125,6 +223,7 @@ def _warning(
         )
         summaries[name] = warning_summary(frames[name])
     ours, base = summaries["cusum"], summaries["streak"]
+    comparison = warning_comparison(frames["cusum"], frames["streak"], random_state=random_state)
     more = int(ours["n_detected"] or 0) - int(base["n_detected"] or 0)
     fewer = int(base["healthy_warned"] or 0) - int(ours["healthy_warned"] or 0)
     earlier = float(ours["median_lead_days"] or 0) - float(base["median_lead_days"] or 0)
@@ -143,9 +242,26 @@ def _warning(
         **ours,
         "baseline": base,
         "beats_baseline": beats,
+        "comparison": comparison,
         "horizon_days": horizon_days,
     }
     return WarningResult(table=table, summary=summary)
+
+
+def _reranked(ranking: pl.DataFrame, risk: np.ndarray, entity: str) -> pl.DataFrame:
+    """``ranking`` (a :func:`risk_ranking` frame) with ``risk`` replaced and ranked again."""
+    return (
+        ranking.drop("rank")
+        .with_columns(
+            pl.when(pl.col("risk").is_null())
+            .then(None)
+            .otherwise(pl.Series("risk", risk, dtype=pl.Float64))
+            .alias("risk")
+        )
+        .sort(["risk", entity], descending=[True, False], nulls_last=True)
+        .with_row_index("rank", offset=1)
+        .with_columns(pl.col("rank").cast(pl.Int64))
+    )
 
 
 def health(
@@ -186,6 +302,8 @@ def health(
     weights_from = "equal"
     component_auroc: dict[str, float] = {}
     equal_auroc = None
+    equal_p10 = None
+    oof: OutOfFold | None = None
     if len(known) >= p.failures.min_failures:
         labels = equal[entity].is_in(sorted(known)).to_numpy()
         parts = {
@@ -195,15 +313,21 @@ def health(
         for c, values in parts.items():
             if np.isfinite(values).any():  # a missing component value ranks lowest
                 component_auroc[c] = round(float(auroc(labels, np.nan_to_num(values))), 4)
-        equal_auroc = round(float(auroc(labels, _combined(parts, weights))), 4)
+        equal_risk = _combined(parts, weights)
+        equal_auroc = round(float(auroc(labels, equal_risk)), 4)
+        top10 = np.argsort(-equal_risk, kind="stable")[:10]
+        equal_p10 = round(float(labels[top10].mean()), 4)
         if p.risk.weights is None:
             weights, weights_from = learned_weights(parts, labels), "learned"
+            oof = out_of_fold_risk(parts, labels, random_state=ctx.random_state)
     if p.risk.weights is not None:
         given: dict[str, float] = {str(k): v for k, v in p.risk.weights.items()}
         weights, weights_from = {c: float(given.get(c, 0.0)) for c in COMPONENTS}, "set"
     risk = (
         equal
         if weights_from == "equal"
+        else _reranked(equal, oof.risk, entity)
+        if oof is not None
         else risk_ranking(
             change,
             rarity,
@@ -246,6 +370,8 @@ def health(
         "weights_from": weights_from,
         "component_auroc": component_auroc or None,
         "equal_weights_auroc": equal_auroc,
+        "equal_weights_precision_at_10": equal_p10,
+        "fold_weights": oof.fold_weights if oof is not None else None,
         "top": [
             {
                 "device": str(r[entity]),

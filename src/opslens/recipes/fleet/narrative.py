@@ -66,6 +66,12 @@ def _inspect_bullet(d: InspectedDevice) -> str:
     else:
         decomposition = ""
     failed = f"; known failure at {d.failure_time[:16]}" if d.failure_time else ""
+    if d.events:
+        failed += "; events on its timeline: " + ", ".join(
+            f"{e.get('kind', 'event')} {str(e.get('time', ''))[:10]}" for e in d.events[:5]
+        )
+        if len(d.events) > 5:
+            failed += f" and {fmt(len(d.events) - 5)} more"
     unit = f" {d.unit}" if d.unit else ""
     return (
         f"{d.device} ({d.metric}): mean {fmt(prof.mean)}{unit}, std "
@@ -327,12 +333,19 @@ def _health(health: HealthFacts, entity: str) -> list[Section]:
         else "the whole fleet (no columns.peer_group)"
     )
     how = {
-        "learned": "learned from the known failures (the weights whose risk ranks them best; "
-        "so the AUROC below is measured on the failures the weights were chosen with"
+        "learned": "learned from the known failures (the weights whose risk ranks them best), "
+        "and validated out of fold: each device's risk uses the weights learned on the other "
+        f"{plural(len(health.fold_weights or []) - 1, 'fold')} of the devices, so its own failure "
+        "never sets its weight"
         + (
-            f"; with equal weights it is {fmt(health.equal_weights_auroc)})"
+            f"; with equal weights the AUROC is {fmt(health.equal_weights_auroc)}"
+            + (
+                f" and {fmt(round(health.equal_weights_precision_at_10 * 10))} of the top 10 failed"
+                if health.equal_weights_precision_at_10 is not None
+                else ""
+            )
             if health.equal_weights_auroc is not None
-            else ")"
+            else ""
         ),
         "set": "set in params.risk.weights",
         "equal": "equal",

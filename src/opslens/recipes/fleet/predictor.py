@@ -226,7 +226,7 @@ class FleetPredictor(BasePredictor):
         """Whole histories against the training fleet; short ones against its recent windows.
 
         A device whose readings span at most 1.5 windows is compared with the training
-        devices' fingerprints of their last ``window`` (the same length), not with their
+        devices' fingerprints of ``window``-long windows (the same length), not with their
         whole histories; ``compared_with`` says which, and ``note`` when a device has
         less history than the window.
         """
@@ -249,7 +249,7 @@ class FleetPredictor(BasePredictor):
             .drop("rank")
             .rename({"combined": "score"})
             .with_columns(
-                pl.lit(f"the last {days:g} days of the training devices").alias("compared_with")
+                pl.lit(f"{days:g}-day windows of the training devices").alias("compared_with")
             )
         )
         both = pl.concat([whole.filter(~short), recent]).join(

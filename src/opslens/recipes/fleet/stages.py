@@ -50,6 +50,7 @@ from opslens.plots.kselect import plot_k_curve
 from opslens.plots.series import plot_decomposition, plot_point_anomalies
 from opslens.recipes.fleet import plots
 from opslens.recipes.fleet.baselines import fleet_baselines, unscored_reason
+from opslens.recipes.fleet.events import event_list
 from opslens.recipes.fleet.findings import fleet_findings, lead_facts
 from opslens.recipes.fleet.health import WarningResult
 from opslens.recipes.fleet.params import (
@@ -239,26 +240,54 @@ def groups(
     )
 
 
+#: training devices whose windows the online window scorer is fitted on, at most (seeded sample)
+WINDOW_DEVICES = 2_000
+
+
 def _window_scorer(
     ctx: StageContext, readings: pl.DataFrame, config: FingerprintConfig
 ) -> RareDeviceScorer | None:
-    """The rare detector fitted on each training device's last ``lead_time.window``.
+    """The rare detector fitted on the training devices' ``lead_time.window``-long windows.
 
-    Online, a device with a short history is compared with these (the same length),
-    not with whole histories. None when fewer than 10 devices have such a window.
+    Each device's history is cut into consecutive windows of that length, counted back
+    from its last reading (at most :data:`WINDOW_DEVICES` devices, a seeded sample); the
+    detector is fitted on all of them. Its threshold is a per-device false-alarm rate: the
+    ``1 − rare.contamination`` quantile over training devices of their most unusual
+    window, so at most that share of training devices has any window called rare. Online,
+    a device with a short history is compared with these (the same length), not with whole
+    histories. None when fewer than 10 devices have a full window.
     """
     p: FleetParams = ctx.params
     cols = ctx.analysis.columns
     entity, time = str(cols.entity), str(cols.time)
-    recent = readings.filter(pl.col(time) > pl.col(time).max().over(entity) - p.lead_time.window)
-    counts = recent.group_by(entity).len().filter(pl.col("len") >= max(p.min_readings, 3))
-    if counts.height < 10:
+    width = p.lead_time.window
+    devices = readings[entity].unique(maintain_order=True)
+    if devices.len() > WINDOW_DEVICES:
+        devices = devices.sample(WINDOW_DEVICES, seed=ctx.random_state)
+        readings = readings.filter(pl.col(entity).is_in(devices.implode()))
+    back = (pl.col(time).max().over(entity) - pl.col(time)).dt.total_microseconds()
+    windows = readings.with_columns(
+        (back // int(width.total_seconds() * 1_000_000)).cast(pl.Int64).alias("__window")
+    )
+    need = max(p.min_readings, 3)
+    counts = windows.group_by(entity, "__window").len().filter(pl.col("len") >= need)
+    if counts.filter(pl.col("__window") == 0).height < 10:
         return None
-    recent = recent.join(counts.select(entity), on=entity, how="semi")
+    windows = (
+        windows.join(counts.select(entity, "__window"), on=[entity, "__window"], how="semi")
+        .with_columns(
+            pl.format("{}\x1f{}", pl.col(entity).cast(pl.String), "__window").alias("__key")
+        )
+        .sort("__key", time)
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", OpslensWarning)
         fp = fleet_fingerprints(
-            recent, entity=entity, time=time, metrics=list(cols.metrics), config=config
+            windows.drop(entity).rename({"__key": entity}),
+            entity=entity,
+            time=time,
+            metrics=list(cols.metrics),
+            config=config,
         )
         analysed = analysed_features(fp, p)
         ranked = rank_rare_devices(
@@ -269,6 +298,14 @@ def _window_scorer(
             contamination=p.rare.contamination,
             methods=p.rare.methods,
         )
+    worst = (
+        ranked.scores.with_columns(pl.col(entity).str.split("\x1f").list.first().alias("__d"))
+        .group_by("__d")
+        .agg(pl.col("combined").max())
+    )
+    ranked.detector.threshold_ = float(
+        np.quantile(worst["combined"].to_numpy(), 1.0 - p.rare.contamination)
+    )
     return RareDeviceScorer.from_ranking(ranked, analysed, entity=entity)
 
 
@@ -503,12 +540,20 @@ def inspect(
     readings: pl.DataFrame,
     rare_top: pl.DataFrame,
     failure_table: pl.DataFrame | None,
+    event_table: pl.DataFrame | None = None,
 ) -> Out:
-    """Profile, decompose and flag points in the chosen series; say which decompositions were skipped."""
+    """Profile, decompose and flag points in the chosen series; say which decompositions were skipped.
+
+    With maintenance events (``params.events``), each device's events are drawn on its
+    plots (one dotted line per event, a colour per kind) and listed in its facts.
+    """
     p: FleetParams = ctx.params
     cols = ctx.analysis.columns
     entity, time = str(cols.entity), str(cols.time)
     _, failed_at = failure_list(p.failures, failure_table, entity)
+    events = (
+        event_list(p.events, event_table, entity).sort("time") if event_table is not None else None
+    )
     interval = sampling_interval(readings, entity, time)
     period = (
         to_readings(p.inspect.period, interval, "params.inspect.period")
@@ -524,11 +569,22 @@ def inspect(
             method: point_anomalies(series, time=time, value=metric, method=method)["is_anomaly"]
             for method in _POINT_METHODS
         }
+        mine = (
+            [
+                (t, k)
+                for t, k in events.filter(pl.col(entity) == str(device))
+                .select("time", "kind")
+                .iter_rows()
+            ]
+            if events is not None
+            else []
+        )
         info: dict[str, Any] = {
             "device": device,
             "metric": metric,
             "unit": p.units.get(metric),
             "failure_time": failed_at.get(device),
+            "events": [{"time": str(t), "kind": k} for t, k in mine],
             "profile": profile.to_dict(),
             "point_anomalies": {m: int(f.sum()) for m, f in flags.items()},
         }
@@ -542,6 +598,7 @@ def inspect(
             unit=p.units.get(metric),
             event=failed_at.get(device),
             event_label="known failure",
+            events=mine,
         )
         try:
             parts = decompose_series(
@@ -558,6 +615,7 @@ def inspect(
                 title=f"{device}: {metric}",
                 unit=p.units.get(metric),
                 event=failed_at.get(device),
+                events=mine,
             )
         except DataError as e:
             info["decomposition"] = {"skipped": e.problem, "fix": e.fix}

@@ -74,3 +74,25 @@ def test_device_plots_show_the_failure_time_dates_and_units() -> None:
     assert fig.axes[0].get_ylabel() == "observed (°C)"
     assert all(any(x.get_label() == "known failure" for x in a.get_lines()) for a in fig.axes)
     assert isinstance(fig.axes[-1].xaxis.get_major_formatter(), mdates.ConciseDateFormatter)
+
+
+def test_maintenance_events_are_drawn_on_the_device_timeline() -> None:
+    t0 = datetime(2026, 1, 1)
+    times = [t0 + timedelta(hours=h) for h in range(24 * 8)]
+    frame = pl.DataFrame({"ts": times, "v": 20 + np.sin(np.arange(len(times)) / 4)})
+    events = [
+        (t0 + timedelta(days=2), "repair"),
+        (t0 + timedelta(days=3), "error_e17"),
+        (t0 + timedelta(days=5), "repair"),
+    ]
+    fig = plot_point_anomalies(
+        frame, time="ts", value="v", flags=np.zeros(len(times), bool), title="d", events=events
+    )
+    assert {"error_e17 (1)", "repair (2)"} <= set(_legend(fig))
+    dotted = [x for x in fig.axes[0].get_lines() if x.get_linestyle() == ":"]
+    drawn = sorted(np.datetime64(x.get_xdata()[0], "us") for x in dotted)
+    assert drawn == [np.datetime64(t, "us") for t, _ in events]
+    parts = decompose_series(frame, time="ts", value="v", period=24)
+    fig = plot_decomposition(parts, title="d", events=events)
+    assert all(sum(x.get_linestyle() == ":" for x in a.get_lines()) == 3 for a in fig.axes)
+    assert {"error_e17 (1)", "repair (2)"} <= set(_legend(fig))

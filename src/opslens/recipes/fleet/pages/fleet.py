@@ -14,8 +14,10 @@ Example:
 
 from __future__ import annotations
 
+import io
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import altair as alt
 import matplotlib.pyplot as plt
@@ -31,8 +33,9 @@ from opslens.errors import OpslensWarning
 from opslens.explain.contrasts import top_group_features
 from opslens.plots import theme
 from opslens.recipes import project_from_mapping
+from opslens.recipes.fleet.events import event_list
 from opslens.recipes.fleet.facts import FleetFacts
-from opslens.recipes.fleet.params import FleetParams, analysed_features
+from opslens.recipes.fleet.params import EventParams, FleetParams, analysed_features
 from opslens.runner import run_in_memory
 from opslens.ui.state import HASH_FUNCS, LoadedData, frame_hash, get_data, project, show_error
 
@@ -46,6 +49,7 @@ __all__ = [
     "get_fleet",
     "method_label",
     "method_radio",
+    "read_events",
     "render",
 ]
 
@@ -91,6 +95,8 @@ class FleetResult:
     #: the health stage's sensor faults and failure-risk ranking
     sensor_faults: pl.DataFrame = field(default_factory=pl.DataFrame)
     risk: pl.DataFrame = field(default_factory=pl.DataFrame)
+    #: maintenance and error events (device, ``time``, ``kind``) drawn on the device timeline
+    events: pl.DataFrame = field(default_factory=pl.DataFrame)
 
     @property
     def methods(self) -> list[str]:
@@ -198,12 +204,15 @@ def _compute(
     metrics: tuple[str, ...],
     params_json: str,
     seed: int,
+    events: pl.DataFrame | None = None,
 ) -> _Computed:
-    """The fleet recipe's stages on ``frame`` (cached on the data, parameters and seed)."""
+    """The fleet recipe's stages on ``frame`` (cached on the data, parameters, seed and
+    events: a repair resets the device's own baseline, as in a run)."""
     config = _project(entity, time, metrics, params_json, seed)
+    given = {"event_table": events} if events is not None else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", OpslensWarning)  # the run collects them as notes
-        run = run_in_memory(config, "fleet", frames={"fleet": frame}, stages=STAGES)
+        run = run_in_memory(config, "fleet", frames={"fleet": frame}, stages=STAGES, inputs=given)
     for figure in run.plots.values():  # the page draws its own charts
         plt.close(figure)
     facts = run.read_facts()
@@ -243,19 +252,27 @@ def _by_method(contrasts: pl.DataFrame) -> dict[str, pl.DataFrame]:
 
 
 def compute_fleet(
-    data: LoadedData, params: FleetParams, *, random_state: int | None = None
+    data: LoadedData,
+    params: FleetParams,
+    *,
+    random_state: int | None = None,
+    events: pl.DataFrame | None = None,
 ) -> FleetResult | None:
     """The fleet recipe's own stages (prepare → fingerprint → rare → groups → explain) run in
     memory (:func:`opslens.runner.run_in_memory`) on the session's data, seeded from the config.
 
-    The run is cached on the data, parameters and seed; the result is stored in the
+    ``events`` (a table of device, ``time`` and ``kind``, as :func:`read_events` gives it)
+    reach the run as its maintenance events and are drawn on the device timeline. The run
+    is cached on the data, parameters, seed and events; the result is stored in the
     session. Errors are shown in the page and give None.
     """
     entity, time, metrics = data.entity, data.time, tuple(data.metrics)
     seed = fleet_seed() if random_state is None else random_state
     with st.status("Computing fingerprints and groups…", expanded=True) as status:
         try:
-            done = _compute(data.frame, entity, time, metrics, params.model_dump_json(), seed)
+            done = _compute(
+                data.frame, entity, time, metrics, params.model_dump_json(), seed, events
+            )
         except Exception as e:  # an OpslensError: its problem and fix; anything else, briefly
             status.update(label="Could not compute the fleet analysis", state="error")
             show_error(e)
@@ -298,9 +315,27 @@ def compute_fleet(
         random_state=seed,
         sensor_faults=done.sensor_faults,
         risk=done.risk,
+        events=events if events is not None else pl.DataFrame(),
     )
     st.session_state[FLEET] = result
     return result
+
+
+def read_events(data: bytes, name: str, entity: str) -> pl.DataFrame:
+    """An uploaded event list (CSV or Parquet: the device column, ``time`` and ``kind``) as the
+    recipe reads it: (device, ``time``, ``kind``); a missing column is a one-line error.
+
+    Example:
+        >>> text = b"device_id,time,kind\\nd1,2024-03-02,repair\\n"
+        >>> read_events(text, "events.csv", "device_id").rows()
+        [('d1', datetime.datetime(2024, 3, 2, 0, 0), 'repair')]
+    """
+    table = (
+        pl.read_parquet(io.BytesIO(data))
+        if name.lower().endswith(".parquet")
+        else pl.read_csv(io.BytesIO(data), infer_schema_length=10_000)
+    )
+    return event_list(EventParams(path=Path(name)), table, entity)
 
 
 # --- the page -------------------------------------------------------------------------------
@@ -392,22 +427,43 @@ def _rare_table(result: FleetResult) -> pl.DataFrame:
 
 def _drill_down(result: FleetResult) -> None:
     top = result.rare.top
-    if top.height == 0:
+    risky = (
+        [str(d) for d in result.risk.head(10)[result.entity].to_list()]
+        if not result.risk.is_empty()
+        else []
+    )
+    devices = list(dict.fromkeys([str(d) for d in top[result.entity].to_list()] + risky))
+    if not devices:
         return
-    devices = [str(d) for d in top[result.entity].to_list()]
-    device = st.selectbox("Look at a device", devices, key="drill_device")
+    device = st.selectbox(
+        "Look at a device (the rarest, then the most at risk)", devices, key="drill_device"
+    )
     if device is None:
         return
-    row = top.filter(pl.col(result.entity) == device).row(0, named=True)
-    text = str(row.get("deviating_features") or "")
-    metric = _metric_of(text, result.metrics)
+    rows = top.filter(pl.col(result.entity) == device)
     left, right = st.columns([2, 1])
-    with right:
-        st.markdown(
-            f"**{device}** — rank {row['rank']}, combined score {row['combined']:.2f}"
-            f"{' (rare)' if row['is_rare'] else ''}. Its most deviating features:"
-        )
-        st.markdown("\n".join(f"- {s}" for s in deviation_sentences(text, result.metrics)))
+    if rows.height:
+        row = rows.row(0, named=True)
+        text = str(row.get("deviating_features") or "")
+        metric = _metric_of(text, result.metrics)
+        with right:
+            st.markdown(
+                f"**{device}** — rank {row['rank']}, combined score {row['combined']:.2f}"
+                f"{' (rare)' if row['is_rare'] else ''}. Its most deviating features:"
+            )
+            st.markdown("\n".join(f"- {s}" for s in deviation_sentences(text, result.metrics)))
+    else:
+        risk = result.risk.filter(pl.col(result.entity) == device).row(0, named=True)
+        metric = str(risk.get("top_metric") or result.metrics[0])
+        with right:
+            st.markdown(f"**{device}** — risk rank {risk['rank']}: {risk['explanation']}.")
+    mine = _device_events(result, device)
+    if mine.height:
+        with right:
+            st.markdown(
+                "Events (dotted lines): "
+                + ", ".join(f"{k} {t:%Y-%m-%d}" for t, k in mine.select("time", "kind").rows())
+            )
     series = (
         result.readings.filter(pl.col(result.entity) == device)
         .select(pl.col(result.time).alias("time"), pl.col(metric).alias("value"))
@@ -431,13 +487,32 @@ def _drill_down(result: FleetResult) -> None:
             .encode(y="median:Q", tooltip=[alt.Tooltip("median:Q", title="fleet median")])
         )
         chart = line + rule
-    with left:
-        st.altair_chart(
-            chart.properties(
-                title=f"{device}: {metric} (dashed: the fleet's median)"
-            ).interactive(),
-            width="stretch",
+    title = f"{device}: {metric} (dashed: the fleet's median)"
+    if mine.height:
+        marks = (
+            alt.Chart(mine.select("time", "kind"))
+            .mark_rule(strokeDash=[2, 2], strokeWidth=2)
+            .encode(
+                x="time:T",
+                color=alt.Color("kind:N", title="event"),
+                tooltip=[alt.Tooltip("kind:N", title="event"), alt.Tooltip("time:T")],
+            )
         )
+        chart = chart + marks
+        title = f"{device}: {metric} (dashed: the fleet's median; dotted: its events)"
+    with left:
+        st.altair_chart(chart.properties(title=title).interactive(), width="stretch")
+
+
+def _device_events(result: FleetResult, device: str) -> pl.DataFrame:
+    """The device's events (``time``, ``kind``), oldest first; empty without events."""
+    if result.events.is_empty():
+        return pl.DataFrame(schema={"time": pl.Datetime("us"), "kind": pl.String})
+    return (
+        result.events.filter(pl.col(result.entity).cast(pl.String) == device)
+        .select("time", "kind")
+        .sort("time")
+    )
 
 
 def _group_map(result: FleetResult, method: str) -> None:
@@ -614,6 +689,20 @@ def render() -> None:
         f"metrics {', '.join(f'`{m}`' for m in data.metrics)}."
     )
     params = _parameters()
+    upload = st.file_uploader(
+        "Maintenance and error events (optional: CSV or Parquet with the device column, "
+        "time and kind); a repair resets the device's own baseline, and every event is "
+        "drawn on its timeline",
+        type=["csv", "parquet"],
+        key="events_upload",
+    )
+    events = None
+    if upload is not None:
+        try:
+            events = read_events(upload.getvalue(), upload.name, data.entity)
+        except Exception as e:  # an OpslensError names the missing column and the fix
+            show_error(e)
+            params = None
     clicked = st.button(
         "Compute fingerprints and groups",
         key="compute_fleet",
@@ -622,7 +711,7 @@ def render() -> None:
     )
     result = get_fleet(data)
     if clicked and params is not None:
-        result = compute_fleet(data, params) or result
+        result = compute_fleet(data, params, events=events) or result
     if result is None:
         st.info("Choose the parameters and click **Compute fingerprints and groups**.")
         return
