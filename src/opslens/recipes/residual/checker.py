@@ -110,12 +110,17 @@ def _block_limits(
     labels = model.mode_of_columns({c: (context or {})[c][rows] for c in model.inputs()})
     if labels is None:
         return limits
+    # each distinct mode of the block looked up once, then spread to its rows
+    modes, rows_mode = np.unique(np.asarray(labels), return_inverse=True)
+    names = [str(m) for m in modes.tolist()]
     out: dict[str, Any] = {}
     for key in _LIMIT_KEYS:
         if key in limits:
-            table = {m: float(e.get(key, limits[key])) for m, e in per_mode.items()}
             default = float(limits[key])
-            out[key] = np.array([table.get(str(m), default) for m in labels.tolist()])
+            table = np.array(
+                [float(per_mode[m].get(key, default)) if m in per_mode else default for m in names]
+            )
+            out[key] = table[rows_mode]
     return out
 
 
@@ -151,8 +156,8 @@ def score_block(
     keys: np.ndarray,
     state: Mapping[str, Any] | None,
     context: Mapping[str, np.ndarray] | None = None,
-) -> tuple[dict[str, list[Any]], dict[str, Any]]:
-    """Score samples in order from ``state``: answer columns (lists) and the state after them.
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Score samples in order from ``state``: answer columns (arrays, masked where null) and the state after them.
 
     ``values`` is ``(n, n_axes)`` in ``predictor.axes`` order; ``keys`` the dedup keys;
     ``context`` the regressor and mode columns of models on other signals.
@@ -203,7 +208,7 @@ def score_block(
         worst = np.maximum(worst, code)
         any_missing |= missing
         cols[f"{axis}_predicted"] = _scatter(n, rows, predicted)
-        cols[f"{axis}_residual"] = _scatter(n, rows, _none_where(residual, missing))
+        cols[f"{axis}_residual"] = _scatter(n, rows, residual, missing)
         cols[f"{axis}_level"] = _scatter(n, rows, _level_names(code, missing))
         cols[f"{axis}_run"] = _scatter(n, rows, run)
         cols[f"{axis}_run_error"] = _scatter(n, rows, run_error)
@@ -627,7 +632,7 @@ def stream_block(
     values: np.ndarray,
     keys: np.ndarray,
     state: Mapping[str, Any] | None,
-) -> tuple[dict[str, list[Any]], dict[str, Any]]:
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Samples in order in streaming mode: the answers of :func:`stream_one` one by one."""
     params = predictor.streaming
     assert params is not None
@@ -649,8 +654,8 @@ def stream_block(
         worst = np.maximum(worst, code)
         missing = ~np.isfinite(values[rows, j])
         any_missing |= missing
-        cols[f"{axis}_predicted"] = _scatter(n, rows, _nulls(base))
-        cols[f"{axis}_residual"] = _scatter(n, rows, _nulls(residual))
+        cols[f"{axis}_predicted"] = _scatter(n, rows, base, np.isnan(base))
+        cols[f"{axis}_residual"] = _scatter(n, rows, residual, np.isnan(residual))
         cols[f"{axis}_level"] = _scatter(n, rows, _level_names(code, missing))
         cols[f"{axis}_run"] = _scatter(n, rows, run)
         cols[f"{axis}_run_error"] = _scatter(n, rows, run)
@@ -665,7 +670,7 @@ def stream_block(
 
 def _fresh_rows(
     time_s: np.ndarray, keys: np.ndarray, st: Mapping[str, Any]
-) -> tuple[np.ndarray, int, dict[str, list[Any]], float, list[float]]:
+) -> tuple[np.ndarray, int, dict[str, np.ndarray], float, list[float]]:
     """The rows newer than every key seen before them, the samples counted so far, the answer
     columns every block starts with, the newest key seen after the block (-inf: none yet)
     and the :data:`RECENT_KEYS` newest keys scored after it.
@@ -685,23 +690,14 @@ def _fresh_rows(
         before = keys[rows[: int(np.searchsorted(rows, i))]].tolist()
         late[i] = float(keys[i]) not in [*recent, *before][-RECENT_KEYS:]
     count = int(st.get("n", 0))
-    cols: dict[str, list[Any]] = {
+    cols: dict[str, np.ndarray] = {
         "sample": _scatter(n, rows, np.arange(count + 1, count + rows.size + 1)),
-        "time_s": time_s.tolist(),
-        "duplicate": (~fresh & ~late).tolist(),
-        "out_of_order": late.tolist(),
+        "time_s": time_s,
+        "duplicate": ~fresh & ~late,
+        "out_of_order": late,
     }
     new_last = float(max(running[-1], keys[-1])) if n else prior
     return rows, count, cols, new_last, [*recent, *keys[rows].tolist()][-RECENT_KEYS:]
-
-
-def _none_where(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """``values`` with None where ``mask`` (a missing reading has no residual)."""
-    if not mask.any():
-        return values
-    out = values.astype(object)
-    out[mask] = None
-    return out
 
 
 def _level_names(codes: np.ndarray, missing: np.ndarray) -> np.ndarray:
@@ -713,20 +709,24 @@ def _level_names(codes: np.ndarray, missing: np.ndarray) -> np.ndarray:
     return names
 
 
-def _nulls(values: np.ndarray) -> np.ndarray:
-    """NaN as None (the warm-up and missing values have no baseline)."""
-    out = values.astype(object)
-    out[np.isnan(values)] = None
-    return out
+def _scatter(
+    n: int, rows: np.ndarray, values: np.ndarray, null: np.ndarray | None = None
+) -> np.ndarray:
+    """``values`` at ``rows`` of a column of ``n``, null (masked) elsewhere and where ``null``
+    (a missing reading has no residual, the warm-up no baseline).
 
-
-def _scatter(n: int, rows: np.ndarray, values: np.ndarray) -> list[Any]:
-    """``values`` at ``rows`` of a list of ``n`` (None elsewhere), as Python scalars."""
-    if rows.size == n:
-        return np.asarray(values).tolist()  # type: ignore[no-any-return]
-    out = np.full(n, None, dtype=object)
-    out[rows] = values
-    return out.tolist()  # type: ignore[no-any-return]
+    Example:
+        >>> _scatter(3, np.array([0, 2]), np.array([1.5, 2.5])).tolist()
+        [1.5, None, 2.5]
+    """
+    values = np.asarray(values)
+    if rows.size == n and (null is None or not null.any()):
+        return values
+    data = np.full(n, None if values.dtype == object else 0, dtype=values.dtype)
+    data[rows] = values
+    mask = np.ones(n, dtype=bool)
+    mask[rows] = False if null is None else null
+    return np.ma.MaskedArray(data, mask=mask)
 
 
 class OnlineChecker:

@@ -278,7 +278,7 @@ class ResidualPredictor(BasePredictor):
         )
         return time_s, values, keys
 
-    def answer_frame(self, cols: Mapping[str, Sequence[Any]], stream: str) -> pl.DataFrame:
+    def answer_frame(self, cols: Mapping[str, np.ndarray], stream: str) -> pl.DataFrame:
         """Answer columns as a frame with a ``stream`` column first."""
         n = len(cols["time_s"])
         schema: dict[str, Any] = {"stream": pl.String, "sample": pl.Int64, "time_s": pl.Float64}
@@ -294,8 +294,8 @@ class ResidualPredictor(BasePredictor):
             }
         schema["level"] = pl.String
         schema["alarm"] = pl.Boolean
-        data = {"stream": [stream] * n, **cols}
-        return pl.DataFrame({k: data[k] for k in schema}, schema=schema)
+        data = {"stream": np.full(n, stream), **cols}
+        return pl.DataFrame([pl.Series(k, data[k], dtype=t) for k, t in schema.items()])
 
     def predict_frame(self, frame: pl.DataFrame) -> pl.DataFrame:
         """Every row scored, streams (``stream`` column) in row order, each from a fresh state."""
