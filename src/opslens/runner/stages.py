@@ -36,6 +36,7 @@ from opslens.core.recipe import Out, Recipe, Stage, StageContext
 from opslens.errors import ConfigError, ContractError, OpslensWarning
 from opslens.io.load import Loaded, describe_source, load_source
 from opslens.io.sources.files import read_file
+from opslens.runner.caught import caught
 from opslens.synthetic import generate
 
 __all__ = [
@@ -124,11 +125,10 @@ def stage_inputs(recipe: Recipe, stage: Stage, params: Any, available: Available
 
 def call_stage(stage: Stage, ctx: StageContext, inputs: dict[str, Any]) -> tuple[Out, list[str]]:
     """Run ``stage``; its OpslensWarnings become run warnings; its result is checked."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", OpslensWarning)
+    with caught() as seen:  # this thread's warnings only: the app runs analyses in threads
         out = stage.func(ctx, **inputs)
     told: list[str] = []
-    for w in caught:
+    for w in seen:
         if issubclass(w.category, OpslensWarning):
             log.warning("%s: %s", stage.name, w.message)
             told.append(f"{stage.name}: {w.message}")

@@ -78,18 +78,33 @@ def _run(path: str, mtime: float, name: str) -> MemoryRun:
     return run_in_memory(load_project(path), name)
 
 
+#: analyses run at once when the app starts: two, so a page late in the navigation does not
+#: wait for every run before its own (the stages release the GIL in polars, numpy, XGBoost)
+WARM_THREADS = 2
+
+
 @st.cache_resource(show_spinner=False, max_entries=4)
-def _warming(path: str, mtime: float, names: tuple[str, ...]) -> threading.Thread:
+def _warming(path: str, mtime: float, names: tuple[str, ...]) -> list[threading.Thread]:
+    todo = list(reversed(names))  # the project's order; list.pop is atomic under the GIL
+
     def work() -> None:
-        for name in names:
+        while todo:
+            try:
+                name = todo.pop()
+            except IndexError:  # the other thread took the last one
+                return
             try:
                 _run(path, mtime, name)
             except Exception:  # the page shows the error when it is opened
                 continue
 
-    thread = threading.Thread(target=work, name="opslens-warm", daemon=True)
-    thread.start()
-    return thread
+    threads = [
+        threading.Thread(target=work, name=f"opslens-warm-{i}", daemon=True)
+        for i in range(min(WARM_THREADS, len(names)))
+    ]
+    for thread in threads:
+        thread.start()
+    return threads
 
 
 def warm(names: Sequence[str]) -> None:

@@ -134,12 +134,15 @@ def plot_initial_distributions(
 def _own_range(
     row: Mapping[str, Any], values: np.ndarray | None, edges: np.ndarray | None
 ) -> tuple[float, float]:
-    """The x range of one pattern: its inlier values (or its bins with mass) and its HDRs, padded."""
+    """The x range of one pattern: its inlier values (or the bins holding its central 99% of
+    mass) and its HDRs, padded."""
     bounds = [x for key in ("hdr_90", "hdr_50") for pair in (row.get(key) or []) for x in pair]
     if values is not None and values.size:
         lo, hi = float(values.min()), float(values.max())
     elif edges is not None:
-        mass = np.flatnonzero(np.asarray(row["mean_histogram"], dtype=float) > 1e-3)
+        p = np.asarray(row["mean_histogram"], dtype=float)
+        cum = np.cumsum(p) / p.sum() if p.sum() > 0 else np.zeros(0)
+        mass = np.flatnonzero((cum > 0.005) & (np.r_[0.0, cum[:-1]] < 0.995))
         lo, hi = (float(edges[mass[0]]), float(edges[mass[-1] + 1])) if mass.size else (0.0, 1.0)
     else:
         lo, hi = (min(bounds), max(bounds)) if bounds else (0.0, 1.0)
@@ -264,11 +267,22 @@ def plot_instance(
         ...                     attributes={"route": "R9"}, target="minutes", unit="min")
         >>> fig.axes[0].get_xlabel(), "unknown" in fig.axes[0].get_title()
         ('minutes (min)', True)
+        >>> wide = {**pred, "edges": [0.0, 1.0, 2.0, 10.0, 50.0], "probabilities": [0.2, 0.8, 0, 0]}
+        >>> fig = plot_instance(1.5, {**answer, "prediction": wide}, [0.1, 0.9], [0, 1], title="t")
+        >>> [round(float(x), 2) for x in fig.axes[0].get_xlim()]  # its own bins, not up to 50
+        [-0.08, 2.08]
     """
     fig, (ax, bars) = theme.new_figure(10, 4.2, cols=2, width_ratios=[2.2, 1])
     pred = answer["prediction"]
     row = {**pred, "mean_histogram": pred["probabilities"]}
-    _draw_profile(ax, row, np.asarray(pred["edges"], dtype=float))
+    edges = np.asarray(pred["edges"], dtype=float)
+    _draw_profile(ax, row, edges)
+    # the axis spans this prediction's bins with mass, its HDRs and the instance, not every
+    # bin the model shares with the other patterns (a tight pattern is not one bar wide)
+    lo, hi = _own_range(row, None, edges)
+    if value is not None and np.isfinite(value):
+        lo, hi = min(lo, float(value)), max(hi, float(value))
+    ax.set_xlim(lo, hi)
     unknown = set(answer.get("unknown") or [])
     attrs = ", ".join(
         f"{k}={v}" + (" (unknown)" if k in unknown else "") for k, v in (attributes or {}).items()

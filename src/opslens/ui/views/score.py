@@ -231,7 +231,8 @@ def _show(predictor: Predictor, result: Mapping[str, Any]) -> None:
     _headline(answer)
     if predictor.supports("figure"):
         try:
-            figure = predictor.figure(instance, answer, title=title)
+            # the caption above names the instance; the figure lists its values under its title
+            figure = predictor.figure(instance, answer, title=name)
             show_figure(figure)
             plt.close(figure)
         except Exception as e:  # a figure that cannot be drawn leaves the answer shown
