@@ -13,7 +13,7 @@ def _stage(name: str, barrier: threading.Barrier, out: dict[str, list[str]]) -> 
     with caught() as seen:
         barrier.wait()  # both threads inside at once
         for i in range(50):
-            warnings.warn(f"{name} {i}", OpslensWarning)
+            warnings.warn(f"{name} {i}", OpslensWarning, stacklevel=1)
         barrier.wait()
     out[name] = [str(w.message) for w in seen]
 
@@ -40,19 +40,19 @@ def test_a_thread_outside_gets_the_usual_handler_and_nesting_keeps_each_block() 
         barrier.wait()
         with warnings.catch_warnings(record=True) as log:
             warnings.simplefilter("always")
-            warnings.warn("outside", UserWarning)
+            warnings.warn("outside", UserWarning, stacklevel=1)
         outside.extend(str(w.message) for w in log)
         done.set()
 
     t = threading.Thread(target=other)
     t.start()
     with caught() as outer:
-        warnings.warn("first", OpslensWarning)
+        warnings.warn("first", OpslensWarning, stacklevel=1)
         with caught() as inner:
-            warnings.warn("inner", OpslensWarning)
+            warnings.warn("inner", OpslensWarning, stacklevel=1)
         barrier.set()
         done.wait(5)
-        warnings.warn("last", OpslensWarning)
+        warnings.warn("last", OpslensWarning, stacklevel=1)
     t.join()
     assert [str(w.message) for w in outer] == ["first", "last"]
     assert [str(w.message) for w in inner] == ["inner"]
