@@ -262,7 +262,9 @@ class SegmentModel:
         graceful: bool = True,
     ) -> dict[str, Any]:
         """One instance's answer on numpy arrays alone (no frame): the same values as the row
-        :meth:`score` gives for it, without ``row``."""
+        :meth:`score` gives for it, without ``row``. The scaled vector goes to the nearest
+        reference point (:meth:`SegmentAssigner.assign_one`) and the row to its segment's
+        boosters through LightGBM's single-row fast path (:meth:`SegmentRegressor.predict_one`)."""
         reason, segmenting, row, inside = self.preprocessor.encode_one(numbers, labels)
         answer: dict[str, Any] = {
             "status": "rejected",
@@ -278,13 +280,11 @@ class SegmentModel:
         }
         if reason is not None:
             return answer
-        a = self.assigner.assign(segmenting[None, :])
-        knn = a.path == "knn"
-        model_row = row[None, :]
-        ps, ms = self.series.predict_with_models(model_row, a.segment, knn, graceful=graceful)
-        pr, mr = self.resource.predict_with_models(model_row, a.segment, knn, graceful=graceful)
-        segment = int(a.segment[0])
-        if not graceful and "none" in (ms[0], mr[0]):
+        segment, path, confidence = self.assigner.assign_one(segmenting)
+        knn = path == "knn"
+        ps, ms = self.series.predict_one(row, segment, knn, graceful=graceful)
+        pr, mr = self.resource.predict_one(row, segment, knn, graceful=graceful)
+        if not graceful and "none" in (ms, mr):
             answer["reason"] = (
                 f"segment {segment} has no model of its own (graceful degradation is off)"
             )
@@ -293,12 +293,12 @@ class SegmentModel:
             "status": "scored",
             "reason": None,
             "segment": segment,
-            "path": str(a.path[0]),
-            "confidence": _finite(a.confidence[0]),
-            "pred_series": _finite(ps[0]),
-            "model_series": str(ms[0]),
-            "pred_resource": _finite(pr[0]),
-            "model_resource": str(mr[0]),
+            "path": path,
+            "confidence": _finite(confidence),
+            "pred_series": _finite(ps),
+            "model_series": ms,
+            "pred_resource": _finite(pr),
+            "model_resource": mr,
             "in_range": inside,
         }
 
