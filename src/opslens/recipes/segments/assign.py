@@ -200,7 +200,7 @@ class SegmentAssigner(BaseEstimator):  # type: ignore[misc]
         """
         if "tree_" not in self.__dict__:
             check_is_fitted(self, "tree_")
-        if x.shape != (self.n_features_in_,) or not math.isfinite(x.sum()):
+        if x.shape != (self.n_features_in_,) or not math.isfinite(x @ x):
             a = self.assign(np.atleast_2d(x))  # refused as the batch path refuses it
             return int(a.segment[0]), str(a.path[0]), float(a.confidence[0])
         dist, idx = self.tree_.query(x, k=1)

@@ -266,29 +266,17 @@ class SegmentModel:
         reference point (:meth:`SegmentAssigner.assign_one`) and the row to its segment's
         boosters through LightGBM's single-row fast path (:meth:`SegmentRegressor.predict_one`)."""
         reason, segmenting, row, inside = self.preprocessor.encode_one(numbers, labels)
-        answer: dict[str, Any] = {
-            "status": "rejected",
-            "reason": reason,
-            "segment": -1,
-            "path": "none",
-            "confidence": None,
-            "pred_series": None,
-            "model_series": "none",
-            "pred_resource": None,
-            "model_resource": "none",
-            "in_range": None,
-        }
         if reason is not None:
-            return answer
+            return _rejected(reason)
         segment, path, confidence = self.assigner.assign_one(segmenting)
         knn = path == "knn"
-        ps, ms = self.series.predict_one(row, segment, knn, graceful=graceful)
-        pr, mr = self.resource.predict_one(row, segment, knn, graceful=graceful)
+        # encode_one's row: the fitted width, finite (anything else was rejected above)
+        ps, ms = self.series.predict_one(row, segment, knn, graceful=graceful, checked=True)
+        pr, mr = self.resource.predict_one(row, segment, knn, graceful=graceful, checked=True)
         if not graceful and "none" in (ms, mr):
-            answer["reason"] = (
+            return _rejected(
                 f"segment {segment} has no model of its own (graceful degradation is off)"
             )
-            return answer
         return {
             "status": "scored",
             "reason": None,
@@ -301,6 +289,22 @@ class SegmentModel:
             "model_resource": mr,
             "in_range": inside,
         }
+
+
+def _rejected(reason: str) -> dict[str, Any]:
+    """A rejected instance's answer (the batch row of a rejected row, without ``row``)."""
+    return {
+        "status": "rejected",
+        "reason": reason,
+        "segment": -1,
+        "path": "none",
+        "confidence": None,
+        "pred_series": None,
+        "model_series": "none",
+        "pred_resource": None,
+        "model_resource": "none",
+        "in_range": None,
+    }
 
 
 def _finite(value: float) -> float | None:

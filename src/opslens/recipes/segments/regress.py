@@ -391,12 +391,19 @@ class SegmentRegressor(BaseEstimator):  # type: ignore[misc]
         return pred, used
 
     def predict_one(
-        self, row: np.ndarray, segment: int, noise: bool, *, graceful: bool = True
+        self,
+        row: np.ndarray,
+        segment: int,
+        noise: bool,
+        *,
+        graceful: bool = True,
+        checked: bool = False,
     ) -> tuple[float, str]:
         """One row's prediction and the model that answered, without arrays of rows: the same
         numbers as :meth:`predict_with_models` on that row alone (tested). ``row`` is a 1-D
         float64 array of the fitted width; each booster answers through LightGBM's single-row
-        fast path (:class:`~opslens.recipes.segments.single_row.SingleRowBooster`).
+        fast path (:class:`~opslens.recipes.segments.single_row.SingleRowBooster`). ``checked``:
+        the caller knows ``row`` has the fitted width and no infinity (skips that check).
 
         Example:
             >>> rng = np.random.default_rng(0)
@@ -418,8 +425,9 @@ class SegmentRegressor(BaseEstimator):  # type: ignore[misc]
         used, models = plan
         if not models:
             return float("nan"), used
-        if row.shape != (self.n_features_in_,) or (
-            not math.isfinite(row.sum()) and np.isinf(row).any()
+        if not checked and (
+            row.shape != (self.n_features_in_,)
+            or (not math.isfinite(row @ row) and np.isinf(row).any())
         ):
             # what the batch path refuses, refused the same way (scikit-learn's ValueError)
             self._checked(row[None, :] if row.ndim == 1 else row)

@@ -8,7 +8,7 @@ LightGBM's C API offers a fast path for exactly this case:
 predictor underneath and so the same numbers as ``Booster.predict`` (tested).
 :class:`SingleRowBooster` wraps that pair: the configuration is built on first use, kept
 out of pickles (it is a C handle) and freed with the wrapper; a lock keeps concurrent
-callers (the service's thread pool) off the shared output buffer.
+callers (the service's thread pool) off the shared input and output buffers.
 
 Example:
     >>> import numpy as np
@@ -43,6 +43,9 @@ class SingleRowBooster:
         self.n_features = int(booster.num_feature())
         self._lock = threading.Lock()
         self._config: ctypes.c_void_p | None = None
+        self._shape = (self.n_features,)
+        self._row = np.zeros(self.n_features, dtype=np.float64)
+        self._row_ptr = self._row.ctypes.data
         self._out = np.zeros(1, dtype=np.float64)
         self._out_len = ctypes.c_int64(0)
         self._out_len_ref = ctypes.byref(self._out_len)
@@ -79,16 +82,15 @@ class SingleRowBooster:
         return config
 
     def __call__(self, row: np.ndarray) -> float:
-        """The prediction for ``row``: a 1-D C-contiguous float64 array of the booster's width."""
-        if row.shape != (self.n_features,) or row.dtype != np.float64:
+        """The prediction for ``row``: a 1-D float64 array of the booster's width."""
+        if row.shape != self._shape or row.dtype != np.float64:
             raise ValueError(
                 f"a row of {self.n_features} float64 values is needed, not {row.dtype} {row.shape}"
             )
-        if not row.flags.c_contiguous:
-            row = np.ascontiguousarray(row)
         with self._lock:
             config = self._config if self._config is not None else self._setup()
-            if self._predict(config, row.ctypes.data, self._out_len_ref, self._out_ptr):
+            self._row[:] = row  # into the buffer whose address the call takes (fixed, known)
+            if self._predict(config, self._row_ptr, self._out_len_ref, self._out_ptr):
                 self._check(-1)  # LightGBMError with the library's message
             return float(self._out[0])
 
