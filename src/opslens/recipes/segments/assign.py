@@ -195,7 +195,7 @@ class SegmentAssigner(BaseEstimator):  # type: ignore[misc]
             >>> rng = np.random.default_rng(0)
             >>> X = np.vstack([rng.normal(0, 0.3, (60, 2)), rng.normal(5, 0.3, (60, 2))])
             >>> a = SegmentAssigner(min_cluster_size=10, min_samples=5).fit(X)
-            >>> a.assign_one(np.array([2.6, 2.4]))[1], a.assign_one(X[0])[0] == a.segments_[0]
+            >>> a.assign_one(np.array([2.6, 2.4]))[1], a.assign_one(X[0])[0] == int(a.segments_[0])
             ('knn', True)
         """
         if "tree_" not in self.__dict__:

@@ -411,7 +411,7 @@ class SegmentRegressor(BaseEstimator):  # type: ignore[misc]
             >>> m = SegmentRegressor(n_estimators=20, min_segment_rows=50, mode="segment").fit(
             ...     X, X[:, 0] * seg, seg)
             >>> p, used = m.predict_one(X[0], 0, False)
-            >>> used, p == m.predict_with_models(X[:1], seg[:1])[0][0]
+            >>> used, p == float(m.predict_with_models(X[:1], seg[:1])[0][0])
             ('segment', True)
         """
         one = self.__dict__.get("_one")
