@@ -38,6 +38,9 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    # Click's own help layout: Typer's Rich panels import Rich's markdown, traceback and
+    # pretty-printing modules, more than half of a cold `opslens --help`'s CPU time
+    rich_markup_mode=None,
     help="opslens: patterns, anomalies, predictions, limits and reports from operational data.",
 )
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -202,6 +203,20 @@ def run(
         _raise_failed(failed, config.secrets)
 
 
+class _LazyTracker:
+    """A tracker made on first use (any attribute): ``opslens runs`` reads run folders, and
+    needs the tracking store only to move a serving alias an interrupted run left behind."""
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self._make = make
+        self._tracker: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._tracker is None:
+            self._tracker = self._make()
+        return getattr(self._tracker, name)
+
+
 def runs(ctx: typer.Context, project: ProjectOpt = DEFAULT_PROJECT) -> None:
     """List runs, newest first: whether the model beat its baselines, key metrics; damaged runs
     are marked."""
@@ -219,7 +234,8 @@ def runs(ctx: typer.Context, project: ProjectOpt = DEFAULT_PROJECT) -> None:
     table = Table(title="opslens runs")
     for col in ("analysis", "run", "recipe", "finished", "against the baselines", "key metrics"):
         table.add_column(col)
-    tracker = make_tracker(config) if config.tracking.enabled else None
+    # MLflow only if a killed run left the serving alias to move (importing it costs seconds)
+    tracker = _LazyTracker(lambda: make_tracker(config)) if config.tracking.enabled else None
     for a in config.analyses:
         try:
             repair_latest(root, a.name)

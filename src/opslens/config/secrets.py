@@ -74,6 +74,8 @@ def _parse(url: str) -> _UrlParts | None:
     """The URL's password (decoded and as written) and secret query values; None if not a URL."""
     if "://" not in url:
         return None
+    if "@" not in url and "?" not in url:  # no user info, no query: nothing secret to parse
+        return _UrlParts(password=None, raw_password=None, query_secrets=())
     from sqlalchemy.engine.url import make_url  # a pure parser; imported only for URLs
     from sqlalchemy.exc import ArgumentError
 

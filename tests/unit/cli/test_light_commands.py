@@ -17,7 +17,17 @@ import pytest
 
 from opslens.core.baselines import BaselineScore, summarise
 
-HEAVY = ("polars", "numpy", "sklearn", "lightgbm", "xgboost", "mlflow", "joblib", "pyarrow")
+HEAVY = (
+    "polars",
+    "numpy",
+    "sklearn",
+    "lightgbm",
+    "xgboost",
+    "mlflow",
+    "joblib",
+    "pyarrow",
+    "sqlalchemy",
+)
 PROBE = """
 import json, sys
 from opslens.cli.app import main
@@ -53,10 +63,40 @@ def test_help_imports_no_recipe_or_ml_library() -> None:
     assert report["heavy"] == []
 
 
-def _project(folder: Path) -> Path:
+def test_importing_the_cli_loads_no_data_or_ml_library() -> None:
+    """`import opslens.cli.app` (what every command pays first) in a fresh interpreter."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import json, sys; import opslens.cli.app; "
+            "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    loaded = set(json.loads(done.stdout))
+    assert loaded & {"polars", "numpy", "sklearn", "mlflow", "pandas", "sqlalchemy"} == set()
+    assert "opslens" in loaded
+
+
+def test_runs_on_a_tracked_project_does_not_start_mlflow(tmp_path: Path) -> None:
+    """With MLflow tracking on (the demo projects' setting), listing runs reads the run
+    folders; MLflow (seconds of CPU to import) is made only to move an alias a killed run
+    left behind (tests/e2e/hardening/test_chaos.py)."""
+    _project(tmp_path, tracking='{uri: "sqlite:///mlflow.db"}')
+    run_id = _write_run(tmp_path, LOSS.model_dump(mode="json"))
+    report, out = _probe("runs", "-p", "project.yaml", cwd=tmp_path)
+    assert report["code"] == 0 and run_id in " ".join(out.split())
+    assert report["heavy"] == [] and report["recipes"] == []
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+def _project(folder: Path, tracking: str = "{enabled: false}") -> Path:
     project = folder / "project.yaml"
     project.write_text(
-        "tracking: {enabled: false}\nanalyses:\n"
+        f"tracking: {tracking}\nanalyses:\n"
         "  - {name: eta, recipe: distribution, source: {kind: file, path: t.csv},\n"
         "     columns: {target: minutes, categorical: [route]}}\n"
     )

@@ -23,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
@@ -47,6 +48,24 @@ def _clean(frame: pl.DataFrame, features: Sequence[str], medians: np.ndarray) ->
     bad = ~np.isfinite(X)
     X[bad] = np.broadcast_to(medians, X.shape)[bad]
     return X
+
+
+def _float(value: Any) -> float:
+    """A fingerprint value as the batch path's Float64 cast reads it (None: missing, NaN)."""
+    return math.nan if value is None else float(value)
+
+
+_CONTROLLER: list[Any] = []
+
+
+def _controller() -> Any:
+    """One threadpoolctl controller for the process: finding the loaded thread pools costs
+    milliseconds per call (it reads the loaded libraries), limiting them microseconds."""
+    if not _CONTROLLER:
+        from threadpoolctl import ThreadpoolController
+
+        _CONTROLLER.append(ThreadpoolController())
+    return _CONTROLLER[0]
 
 
 def _medians(frame: pl.DataFrame, features: Sequence[str]) -> np.ndarray:
@@ -87,6 +106,55 @@ class RareDeviceScorer:
             features=features,
             medians=_medians(fingerprints, features),
         )
+
+    def score_one(self, fingerprint: Mapping[str, Any] | np.ndarray) -> dict[str, Any]:
+        """One device's fingerprint (its features by name, or a vector in :attr:`features`'
+        order) scored on numpy alone: ``score`` (the combined rank percentile), ``is_rare``
+        and each method's score, the same numbers :meth:`predict_frame` gives for that row
+        (tested). Missing values take the training medians, as in the batch path.
+
+        Example:
+            >>> import numpy as np, polars as pl
+            >>> from opslens.detect.population import rank_rare_devices
+            >>> X = np.random.default_rng(0).normal(size=(40, 2)); X[3] = [9.0, -9.0]
+            >>> fp = pl.DataFrame({"id": [f"d{i}" for i in range(40)], "a": X[:, 0], "b": X[:, 1]})
+            >>> scorer = RareDeviceScorer.from_ranking(
+            ...     rank_rare_devices(fp, entity="id", methods=("ecod",)), fp, entity="id")
+            >>> one = scorer.score_one({"a": 9.0, "b": -9.0})
+            >>> one["is_rare"], one["score"] == scorer.predict_frame(fp[3])["combined"][0]
+            (True, True)
+        """
+        if isinstance(fingerprint, np.ndarray):
+            x = np.array(fingerprint, dtype=np.float64).reshape(-1)
+        else:
+            missing = [f for f in self.features if f not in fingerprint]
+            if missing:
+                _missing(pl.DataFrame(), missing)
+            x = np.array([_float(fingerprint[f]) for f in self.features], dtype=np.float64)
+        if x.shape != self.medians.shape:
+            raise DataError(
+                f"a fingerprint of {x.size} values for a model of {self.medians.size} features",
+                fix="compute fingerprints with the same metrics and fingerprint params as the "
+                "training run",
+            )
+        bad = ~np.isfinite(x)
+        if bad.any():
+            x[bad] = self.medians[bad]
+        det = self.detector
+        X = x[None, :]
+        if not np.isfinite(x).all():  # a feature with no training median: refused as in batch
+            norm = det.normalised_scores(X)
+        else:
+            Z = (X - det.center_) / det.scale_
+            with _controller().limit(limits=det.n_threads):
+                raw = [det._raw(m, Z) for m in det.methods]
+            norm = det._normalise(raw)
+        combined = float(norm.mean(axis=1)[0])
+        return {
+            "score": combined,
+            "is_rare": combined > det.threshold_,
+            "methods": {m: float(norm[0, i]) for i, m in enumerate(det.methods)},
+        }
 
     def predict_frame(self, fingerprints: pl.DataFrame) -> pl.DataFrame:
         """Scores of each device in ``fingerprints``: one per method, combined, rank, is_rare."""
@@ -345,6 +413,24 @@ class FleetPredictor(BasePredictor):
                 group_vote=float(row["group_vote"]),
             )
         return answer
+
+    def score_fingerprint(
+        self, fingerprint: Mapping[str, Any] | np.ndarray, *, window: bool = False
+    ) -> dict[str, Any]:
+        """A device's fingerprint (computed already, e.g. by :meth:`fingerprints`) → its rare
+        score on numpy alone (:meth:`RareDeviceScorer.score_one`): against the training devices'
+        whole histories, or with ``window`` against their ``window``-long windows (a short
+        history, as :meth:`predict_frame` compares it).
+
+        Example:
+            >>> # see RareDeviceScorer.score_one; a fitted FleetPredictor answers
+            >>> # predictor.score_fingerprint(predictor.fingerprints(readings).row(0, named=True))
+        """
+        if window and self.window_scorer is not None:
+            answer = self.window_scorer.score_one(fingerprint)
+            days = self.window.total_seconds() / 86400 if self.window is not None else 0.0
+            return answer | {"compared_with": f"{days:g}-day windows of the training devices"}
+        return self.scorer.score_one(fingerprint) | {"compared_with": "whole history"}
 
     def explain_one(self, instance: Mapping[str, Any], n: int = 5) -> dict[str, Any]:
         """The ``n`` fingerprint features that deviate most from the training fleet (robust z)."""

@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -34,6 +35,7 @@ from opslens.recipes.propensity.point_in_time import EVENT_KINDS
 __all__ = ["PropensityPredictor"]
 
 _PASS = ("user_id", "item_id", "prediction_time")
+_EXACT = 2**53  # integers a float64 holds exactly (beyond: the table path converts them)
 
 
 class PropensityPredictor(BasePredictor):
@@ -165,25 +167,103 @@ class PropensityPredictor(BasePredictor):
                 fix="score rows of a *_features table (point-in-time features of each pair)",
             )
         keep = [c for c in _PASS if c in frame.columns]
-        return frame.select(keep).with_columns(probability=pl.Series(self._score(frame)))
+        # the ids and the probabilities side by side (rows without ids: the probabilities alone)
+        return frame.select(*keep, pl.Series("probability", self._score(frame)))
 
     def predict_one(self, instance: Mapping[str, Any]) -> dict[str, Any]:
-        """The purchase probability of one (user, item, time) row and the model that gave it."""
+        """The purchase probability of one (user, item, time) row and the model that gave it.
+
+        A row of numbers and a text (or null) category takes the single-row path on numpy
+        (:meth:`probability_one`); anything else (text for a number, say) goes through the
+        one-row table the batch path reads, which converts or refuses it as a batch would.
+        """
         self.check_instance(instance)
+        x = self._row(instance)
+        if x is not None:
+            probability = self.probability_one(x)
+        else:
+            probability = self._probability_via_table(instance)
+        answer: dict[str, Any] = {k: instance[k] for k in _PASS if k in instance}
+        answer |= {
+            "probability": probability,
+            "model": self.kind,
+            "horizon_hours": self.horizon_hours,
+        }
+        return answer
+
+    def _row(self, instance: Mapping[str, Any]) -> np.ndarray | None:
+        """The design-matrix row of ``instance`` (the one :func:`design_matrix` builds), or None
+        when a value is not a plain number (or a category not text or null)."""
+        values: list[float] = []
+        for f in self.features:
+            v = instance[f]
+            if v is None:
+                values.append(math.nan)
+            elif type(v) is float or (type(v) is int and -_EXACT <= v <= _EXACT):
+                values.append(float(v))
+            else:
+                return None
+        category = instance["category"]
+        if category is not None and type(category) is not str:
+            return None
+        values += [1.0 if category == c else 0.0 for c in self.categories]
+        return np.array(values, dtype=np.float64)
+
+    def probability_one(self, x: np.ndarray) -> float:
+        """The purchase probability of one design-matrix row (1-D float64): XGBoost's
+        ``inplace_predict`` on the row as ``predict_proba`` calls it (the same iteration range
+        and missing value; its class-one column), or the logistic score of :meth:`probabilities`.
+        The same number as :meth:`predict_frame` gives for that row (tested).
+
+        Example:
+            >>> from sklearn.linear_model import LogisticRegression
+            >>> clf = LogisticRegression().fit(np.array([[0.0], [1.0], [2.0], [3.0]]), [0, 0, 1, 1])
+            >>> p = PropensityPredictor(clf, "logistic", ["pair_views"], [], horizon_hours=1.0)
+            >>> p.probability_one(np.array([3.0])) == p.probabilities(np.array([[3.0]]))[0]
+            True
+        """
+        fast = self.__dict__.get("_fast")
+        if fast is None:
+            fast = self.__dict__["_fast"] = self._fast_call()
+        if fast is False:
+            return float(self.probabilities(x[None, :])[0])
+        booster, iteration_range, missing = fast
+        p = booster.inplace_predict(
+            x[None, :],
+            iteration_range=iteration_range,
+            predict_type="value",
+            missing=missing,
+            validate_features=False,
+        )
+        return float(p[0])
+
+    def _fast_call(self) -> Any:
+        """What :meth:`probability_one` hands XGBoost (the booster, ``predict_proba``'s iteration
+        range and missing value), or False: not a binary-logistic tree model."""
+        model = self.model
+        if self.kind != "xgboost" or not hasattr(model, "get_booster"):
+            return False
+        if getattr(model, "objective", None) != "binary:logistic" or getattr(
+            model, "booster", None
+        ) not in (None, "gbtree", "dart"):
+            return False
+        return model.get_booster(), model._get_iteration_range(None), model.missing
+
+    def _probability_via_table(self, instance: Mapping[str, Any]) -> float:
         try:
             row = pl.DataFrame(
                 [{k: instance[k] for k in self.input_schema()}],
                 schema={**{f: pl.Float64 for f in self.features}, "category": pl.String},
             )
-        except (TypeError, ValueError, pl.exceptions.PolarsError) as e:
+        except (TypeError, ValueError, OverflowError, pl.exceptions.PolarsError) as e:
             raise InstanceError(
                 f"an instance's features must be numbers: {e}".splitlines()[0],
                 fix="send numbers for every feature and the category as text",
             ) from None
-        answer: dict[str, Any] = {k: instance[k] for k in _PASS if k in instance}
-        answer |= {
-            "probability": float(self._score(row)[0]),
-            "model": self.kind,
-            "horizon_hours": self.horizon_hours,
-        }
-        return answer
+        return float(self._score(row)[0])
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The fitted state without the single-row call (rebuilt on first use)."""
+        state = dict(self.__dict__)
+        state.pop("_fast", None)
+        return state

@@ -30,6 +30,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,12 +38,23 @@ from scipy.spatial import cKDTree
 from sklearn.base import BaseEstimator
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.utils.validation import check_is_fitted, validate_data
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from opslens.errors import DataError
 from opslens.recipes.segments.regress import checked_array, threads
 
 __all__ = ["Assignment", "SegmentAssigner"]
+
+
+_CONTROLLER: list[ThreadpoolController] = []
+
+
+def _controller() -> ThreadpoolController:
+    """One threadpoolctl controller for the process: finding the loaded thread pools costs
+    milliseconds (it reads the loaded libraries), limiting them afterwards microseconds."""
+    if not _CONTROLLER:
+        _CONTROLLER.append(ThreadpoolController())
+    return _CONTROLLER[0]
 
 
 @dataclass(frozen=True)
@@ -144,7 +156,7 @@ class SegmentAssigner(BaseEstimator):  # type: ignore[misc]
 
     def _vote(self, X: np.ndarray) -> np.ndarray:
         """The kNN fallback's class probabilities (OpenMP threads only for large inputs)."""
-        with threadpool_limits(limits=threads(X.shape[0]), user_api="openmp"):
+        with _controller().limit(limits=threads(X.shape[0]), user_api="openmp"):
             return np.asarray(self.knn_.predict_proba(X))
 
     def assign(self, X: np.ndarray) -> Assignment:
@@ -173,6 +185,31 @@ class SegmentAssigner(BaseEstimator):  # type: ignore[misc]
             path=np.where(noise, "knn", "hdbscan"),
             confidence=confidence,
         )
+
+    def assign_one(self, x: np.ndarray) -> tuple[int, str, float]:
+        """One new point's segment, path and confidence (``x``: 1-D scaled features): the same
+        answer as :meth:`assign` on that point alone, without its per-batch work (one KD-tree
+        query; the kNN vote only for a point outside every segment).
+
+        Example:
+            >>> rng = np.random.default_rng(0)
+            >>> X = np.vstack([rng.normal(0, 0.3, (60, 2)), rng.normal(5, 0.3, (60, 2))])
+            >>> a = SegmentAssigner(min_cluster_size=10, min_samples=5).fit(X)
+            >>> a.assign_one(np.array([2.6, 2.4]))[1], a.assign_one(X[0])[0] == int(a.segments_[0])
+            ('knn', True)
+        """
+        if "tree_" not in self.__dict__:
+            check_is_fitted(self, "tree_")
+        if x.shape != (self.n_features_in_,) or not math.isfinite(x @ x):
+            a = self.assign(np.atleast_2d(x))  # refused as the batch path refuses it
+            return int(a.segment[0]), str(a.path[0]), float(a.confidence[0])
+        dist, idx = self.tree_.query(x, k=1)
+        nearest = int(self.reference_labels_[idx])
+        if dist > self.radius_[nearest]:
+            proba = self._vote(x[None, :])[0]
+            best = int(proba.argmax())
+            return int(self.knn_.classes_[best]), "knn", float(proba[best])
+        return nearest, "hdbscan", float(self.reference_strength_[idx])
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """The segment of each new point (noise points placed by the kNN fallback)."""

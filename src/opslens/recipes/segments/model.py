@@ -262,45 +262,49 @@ class SegmentModel:
         graceful: bool = True,
     ) -> dict[str, Any]:
         """One instance's answer on numpy arrays alone (no frame): the same values as the row
-        :meth:`score` gives for it, without ``row``."""
+        :meth:`score` gives for it, without ``row``. The scaled vector goes to the nearest
+        reference point (:meth:`SegmentAssigner.assign_one`) and the row to its segment's
+        boosters through LightGBM's single-row fast path (:meth:`SegmentRegressor.predict_one`)."""
         reason, segmenting, row, inside = self.preprocessor.encode_one(numbers, labels)
-        answer: dict[str, Any] = {
-            "status": "rejected",
-            "reason": reason,
-            "segment": -1,
-            "path": "none",
-            "confidence": None,
-            "pred_series": None,
-            "model_series": "none",
-            "pred_resource": None,
-            "model_resource": "none",
-            "in_range": None,
-        }
         if reason is not None:
-            return answer
-        a = self.assigner.assign(segmenting[None, :])
-        knn = a.path == "knn"
-        model_row = row[None, :]
-        ps, ms = self.series.predict_with_models(model_row, a.segment, knn, graceful=graceful)
-        pr, mr = self.resource.predict_with_models(model_row, a.segment, knn, graceful=graceful)
-        segment = int(a.segment[0])
-        if not graceful and "none" in (ms[0], mr[0]):
-            answer["reason"] = (
+            return _rejected(reason)
+        segment, path, confidence = self.assigner.assign_one(segmenting)
+        knn = path == "knn"
+        # encode_one's row: the fitted width, finite (anything else was rejected above)
+        ps, ms = self.series.predict_one(row, segment, knn, graceful=graceful, checked=True)
+        pr, mr = self.resource.predict_one(row, segment, knn, graceful=graceful, checked=True)
+        if not graceful and "none" in (ms, mr):
+            return _rejected(
                 f"segment {segment} has no model of its own (graceful degradation is off)"
             )
-            return answer
         return {
             "status": "scored",
             "reason": None,
             "segment": segment,
-            "path": str(a.path[0]),
-            "confidence": _finite(a.confidence[0]),
-            "pred_series": _finite(ps[0]),
-            "model_series": str(ms[0]),
-            "pred_resource": _finite(pr[0]),
-            "model_resource": str(mr[0]),
+            "path": path,
+            "confidence": _finite(confidence),
+            "pred_series": _finite(ps),
+            "model_series": ms,
+            "pred_resource": _finite(pr),
+            "model_resource": mr,
             "in_range": inside,
         }
+
+
+def _rejected(reason: str) -> dict[str, Any]:
+    """A rejected instance's answer (the batch row of a rejected row, without ``row``)."""
+    return {
+        "status": "rejected",
+        "reason": reason,
+        "segment": -1,
+        "path": "none",
+        "confidence": None,
+        "pred_series": None,
+        "model_series": "none",
+        "pred_resource": None,
+        "model_resource": "none",
+        "in_range": None,
+    }
 
 
 def _finite(value: float) -> float | None:

@@ -91,11 +91,18 @@ class SegmentPredictor(BasePredictor):
         """The answer for one instance; InstanceError (the stream's rejection) naming why a row
         that :meth:`predict_frame` would reject cannot be scored. Numpy only, no frame: the
         same numbers as the row :meth:`predict_frame` gives (tested)."""
-        self.check_instance(instance)
         pre = self.model.preprocessor
+        names = self.__dict__.get("_names")
+        if names is None:
+            names = self.__dict__["_names"] = (tuple(pre.numeric), tuple(pre.categorical))
+        numeric, categorical = names
+        if not isinstance(instance, dict) or not all(
+            c in instance for c in (*numeric, *categorical)
+        ):
+            self.check_instance(instance)
         answer = self.model.score_one(
-            [_number(instance[c]) for c in pre.numeric],
-            [None if instance[c] is None else str(instance[c]) for c in pre.categorical],
+            [_number(instance[c]) for c in numeric],
+            [None if instance[c] is None else str(instance[c]) for c in categorical],
             graceful=self.graceful,
         )
         if answer["status"] == "rejected":

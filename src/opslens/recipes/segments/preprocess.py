@@ -21,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -230,11 +231,12 @@ class Preprocessor(BaseEstimator):  # type: ignore[misc]
             >>> pre.encode_one([None], ["b"])[0], pre.encode_one([5.0], ["z"])[0]
             ('null or non-finite m', "unseen category 'z' in c")
         """
-        check_is_fitted(self, "scaler_")
-        values = np.array([np.nan if v is None else v for v in numbers], dtype=np.float64)
+        if "scaler_" not in self.__dict__:
+            check_is_fitted(self, "scaler_")
+        values = [math.nan if v is None else float(v) for v in numbers]
         reason: str | None = None
         for name, value in zip(self.numeric, values, strict=True):
-            if not np.isfinite(value):
+            if not math.isfinite(value):
                 reason = f"null or non-finite {name}"
                 break
             if abs(value) > MAX_MAGNITUDE:
@@ -251,10 +253,11 @@ class Preprocessor(BaseEstimator):  # type: ignore[misc]
             else:
                 codes.append(float(known.index(label)))
         k = len(self.features)
-        segmenting = (values[:k] - self.scaler_.mean_) / self.scaler_.scale_
+        row = np.array(values + codes, dtype=np.float64)
+        # StandardScaler.transform's own arithmetic (subtract the mean, divide by the scale)
+        segmenting = (row[:k] - self.scaler_.mean_) / self.scaler_.scale_
         ranges = getattr(self, "ranges_", None)
         inside = ranges is None or all(
-            ranges[c][0] <= v <= ranges[c][1]
-            for c, v in zip(self.features, values[:k], strict=True)
+            ranges[c][0] <= v <= ranges[c][1] for c, v in zip(self.features, values, strict=False)
         )
-        return reason, segmenting, np.concatenate([values, codes]), bool(inside)
+        return reason, segmenting, row, bool(inside)

@@ -34,6 +34,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -388,6 +389,83 @@ class SegmentRegressor(BaseEstimator):  # type: ignore[misc]
             if rows.any():
                 pred[rows] += _booster_predict(model, X[rows])
         return pred, used
+
+    def predict_one(
+        self,
+        row: np.ndarray,
+        segment: int,
+        noise: bool,
+        *,
+        graceful: bool = True,
+        checked: bool = False,
+    ) -> tuple[float, str]:
+        """One row's prediction and the model that answered, without arrays of rows: the same
+        numbers as :meth:`predict_with_models` on that row alone (tested). ``row`` is a 1-D
+        float64 array of the fitted width; each booster answers through LightGBM's single-row
+        fast path (:class:`~opslens.recipes.segments.single_row.SingleRowBooster`). ``checked``:
+        the caller knows ``row`` has the fitted width and no infinity (skips that check).
+
+        Example:
+            >>> rng = np.random.default_rng(0)
+            >>> X = rng.normal(size=(300, 2)); seg = np.repeat([0, 1], 150)
+            >>> m = SegmentRegressor(n_estimators=20, min_segment_rows=50, mode="segment").fit(
+            ...     X, X[:, 0] * seg, seg)
+            >>> p, used = m.predict_one(X[0], 0, False)
+            >>> used, p == float(m.predict_with_models(X[:1], seg[:1])[0][0])
+            ('segment', True)
+        """
+        one = self.__dict__.get("_one")
+        if one is None:
+            check_is_fitted(self, "global_")
+            one = self.__dict__["_one"] = {}
+        key = (segment, noise, graceful)
+        plan = one.get(key)
+        if plan is None:
+            plan = one[key] = self._plan(segment, noise, graceful)
+        used, models = plan
+        if not models:
+            return float("nan"), used
+        if not checked and (
+            row.shape != (self.n_features_in_,)
+            or (not math.isfinite(row @ row) and np.isinf(row).any())
+        ):
+            # what the batch path refuses, refused the same way (scikit-learn's ValueError)
+            self._checked(row[None, :] if row.ndim == 1 else row)
+        pred = models[0](row)
+        for model in models[1:]:
+            pred += model(row)
+        return pred, used
+
+    def _plan(self, segment: int, noise: bool, graceful: bool) -> tuple[str, list[Any]]:
+        """Which model answers a row of ``segment`` (noise or not) and the single-row boosters
+        whose predictions add up to its answer (global, then the correction, for a blend)."""
+        from opslens.recipes.segments.single_row import SingleRowBooster
+
+        boosters = self.__dict__.setdefault("_single", {})
+
+        def fast(key: Any, model: Any) -> Any:
+            if key not in boosters:
+                boosters[key] = SingleRowBooster(model.booster_)
+            return boosters[key]
+
+        used = str(self.answers(np.array([segment]), np.array([noise]), graceful=graceful)[0])
+        if used in ("global", "blend"):
+            models = [fast("global", self.global_)]
+            correction = getattr(self, "corrections_", {}).get(segment)
+            if used == "blend" and correction is not None:
+                models.append(fast(("correction", segment), correction))
+        elif used == "segment" and segment in self.models_:
+            models = [fast(("segment", segment), self.models_[segment])]
+        else:
+            models = []
+        return used, models
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The fitted state without the single-row caches (C handles, rebuilt on first use)."""
+        state = dict(super().__getstate__())
+        state.pop("_one", None)
+        state.pop("_single", None)
+        return state
 
     def predict_global(self, X: np.ndarray) -> np.ndarray:
         """The global model's predictions for every row (the baseline)."""

@@ -69,3 +69,81 @@ def test_refusals_name_the_same_reason_as_the_batch(
         predictor.predict_one(row)
     frame = pl.DataFrame([{**row, "age": None} if change.get("age") == "old" else row])
     assert predictor.predict_frame(frame)["reason"][0] == reason
+
+
+@pytest.mark.parametrize("mode", ["auto", "blend", "segment", "global"])
+def test_two_thousand_random_rows_equal_the_batch_in_every_mode(mode: str) -> None:
+    """Rows drawn around and far from the training data (kNN path included), each model
+    choice forced in turn (blend: the global model plus a correction): predict_one's numbers
+    are the batch path's, bit for bit."""
+    data = make_patients(n_rows=1200, seed=3).frame
+    params = SegmentsParams.model_validate(
+        {
+            "lgb_series": {"n_estimators": 15},
+            "lgb_resource": {"n_estimators": 15},
+            "model_choice": {"mode": mode},
+        }
+    )
+    model = fit_model(
+        data, params, features=list(FEATURES), categorical=["ward"], series_target="next_score"
+    )
+    predictor = SegmentPredictor(model)
+    rng = np.random.default_rng(4)
+    base = data.sample(2000, seed=5, with_replacement=True)
+    scale = rng.choice([1.0, 1.0, 1.0, 0.5, 1.5, 4.0], size=(2000, len(FEATURES)))
+    rows = base.with_columns(
+        [pl.col(f).cast(pl.Float64) * pl.Series(scale[:, j]) for j, f in enumerate(FEATURES)]
+    ).to_dicts()
+    batch = predictor.predict_frame(pl.DataFrame(rows)).drop("row").to_dicts()
+    ones = [predictor.predict_one(r) for r in rows]
+    assert sum(a["path"] == "knn" for a in ones) >= 20
+    used = {a["model_series"] for a in ones} | {a["model_resource"] for a in ones}
+    assert used <= {"segment", "blend", "global"} and (mode == "auto" or mode in used)
+    assert ones == batch or all(
+        _same(one[k], row[k]) for one, row in zip(ones, batch, strict=True) for k in one
+    )
+
+
+def test_a_pickled_predictor_answers_the_same_and_threads_agree(
+    fitted: tuple[SegmentPredictor, pl.DataFrame],
+) -> None:
+    """The single-row boosters' C handles stay out of a pickle (rebuilt on first use), and
+    eight threads sharing one predictor get each row's own answer."""
+    import pickle
+    from concurrent.futures import ThreadPoolExecutor
+
+    predictor, data = fitted
+    rows = data.head(400).to_dicts()
+    first = [predictor.predict_one(r) for r in rows]
+    blob = pickle.dumps(predictor)
+    assert b"SingleRowBooster" not in blob
+    again = pickle.loads(blob)
+    assert [again.predict_one(r) for r in rows] == first
+    with ThreadPoolExecutor(8) as pool:
+        assert list(pool.map(again.predict_one, rows * 3)) == first * 3
+
+
+def test_the_single_row_booster_equals_lightgbm_predict() -> None:
+    """LightGBM's single-row fast path against Booster.predict on 1,000 rows, with early
+    stopping's best iteration honoured as predict honours it."""
+    from lightgbm import LGBMRegressor, early_stopping
+
+    from opslens.recipes.segments.single_row import SingleRowBooster
+
+    rng = np.random.default_rng(6)
+    X = rng.normal(size=(3000, 5))
+    y = X[:, 0] ** 2 + X[:, 1] + rng.normal(0, 0.3, 3000)
+    model = LGBMRegressor(n_estimators=300, learning_rate=0.3, verbose=-1).fit(
+        X[:2000],
+        y[:2000],
+        eval_X=(X[2000:],),
+        eval_y=(y[2000:],),
+        callbacks=[early_stopping(5, verbose=False)],
+    )
+    booster = model.booster_
+    assert 0 < booster.best_iteration < 300
+    one = SingleRowBooster(booster)
+    rows = rng.normal(size=(1000, 5))
+    assert [one(r) for r in rows] == booster.predict(rows).tolist()
+    with pytest.raises(ValueError, match="a row of 5 float64 values"):
+        one(rows[0, :4])

@@ -1,0 +1,96 @@
+"""A cold CLI: CPU time of ``opslens --help`` and ``opslens runs`` in a fresh interpreter.
+
+Each command runs as a child process; its CPU time is user + system from
+``resource.getrusage(RUSAGE_CHILDREN)`` taken around it (the interpreter's start-up
+included, as a user pays it). ``runs`` lists a demo project with a few runs: the
+distribution demo's ``project.yaml`` (MLflow tracking on, as ``make demo`` writes it) on
+6,000 generated trips, trained three times in a scratch folder before the timing (or
+``--project``: a project folder of your own that has runs).
+
+The peer (``--peer-src``, e.g. the ``src`` folder of a checkout of the previous version)
+runs the same commands interleaved with this checkout's in each of 3 rounds; the figures
+are medians of 3 with min-max, and the ratio ours/peer. Target: <= 0.25 s each.
+
+Run: ``.venv/bin/python benchmarks/cold_cli.py [--peer-src ../main/src] [--project DIR]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parents[1] / "src"
+DEMO = HERE / "opslens" / "recipes" / "distribution" / "demo" / "project.yaml"
+TARGET = 0.25
+
+
+def _cpu(args: list[str], src: Path, cwd: Path) -> float:
+    """User + system CPU seconds of one child running ``python -m opslens <args>``."""
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    done = subprocess.run(
+        [sys.executable, "-m", "opslens", *args], cwd=cwd, env=env, capture_output=True, text=True
+    )
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        raise SystemExit(f"opslens {' '.join(args)} failed: {done.stderr.strip()[-500:]}")
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def _demo_project(folder: Path, runs: int) -> Path:
+    text = DEMO.read_text(encoding="utf-8").replace("n_rows: 60000", "n_rows: 6000")
+    (folder / "project.yaml").write_text(text, encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(HERE)}
+    for _ in range(runs):
+        subprocess.run(
+            [sys.executable, "-m", "opslens", "-q", "run", "project.yaml"],
+            cwd=folder,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+    return folder
+
+
+def _line(name: str, values: list[float]) -> str:
+    return f"{statistics.median(values):.3f} s ({min(values):.3f}–{max(values):.3f})"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--peer-src", type=Path, help="the src folder of the version to compare")
+    parser.add_argument("--project", type=Path, help="a project folder with runs (default: demo)")
+    parser.add_argument("--runs", type=int, default=3, help="demo runs to list")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="opslens-cold-") as tmp:
+        project = args.project or _demo_project(Path(tmp), args.runs)
+        commands = {"--help": ["--help"], "runs": ["runs", "-p", "project.yaml"]}
+        sources = {"ours": HERE, **({"peer": args.peer_src.resolve()} if args.peer_src else {})}
+        for src in sources.values():  # warm the bytecode caches: cold means a new process
+            for command in commands.values():
+                _cpu(command, src, project)
+        times = {(s, c): [] for s in sources for c in commands}
+        for _ in range(3):
+            for command, argv in commands.items():
+                for name, src in sources.items():
+                    times[(name, command)].append(_cpu(argv, src, project))
+    print("CPU seconds (user + system) of one cold command, medians of 3 (min–max)")
+    for command in commands:
+        ours = times[("ours", command)]
+        line = f"opslens {command:<7} ours {_line(command, ours)}"
+        if "peer" in sources:
+            peer = times[("peer", command)]
+            ratio = statistics.median(ours) / statistics.median(peer)
+            line += f"; peer {_line(command, peer)}; ours/peer {ratio:.2f}x"
+        verdict = "meets" if statistics.median(ours) <= TARGET else "misses"
+        print(f"{line}; {verdict} the {TARGET} s target")
+
+
+if __name__ == "__main__":
+    main()
