@@ -386,18 +386,18 @@ def main() -> int:
             f"{recipe:12s}: {rps / trivial:5.0%} of the trivial endpoint; one client p50 "
             f"{p50[0]:.2f} ms ({p50[1]:.2f}-{p50[2]:.2f})"
         )
-        if rps < 0.8 * trivial:
+        if not rps or rps < 0.8 * trivial:
             failed.append(f"{recipe}: {rps / trivial:.0%} of the trivial endpoint, below 80%")
         if p50[0] > 2.0:
             failed.append(f"{recipe}: one-client p50 {p50[0]:.2f} ms, above 2 ms")
-        if errors:
-            failed.append(f"{recipe}: {errors} errors")
+        if errors or not all(r["requests"] for r in ours_runs):
+            failed.append(f"{recipe}: {errors} errors, or a run with no request answered")
         if recipe in peers:
             peer = results[f"mlflow {recipe}"]
-            ratio = rps / _median(peer, "rps")[0]
+            ratio = rps / max(_median(peer, "rps")[0], 1e-9)
             p99 = _median(ours_runs, "p99_ms")[0]
             peer_p99 = _median(peer, "p99_ms")[0]
-            said += f"; {ratio:.1f}x mlflow serve, p99 {peer_p99 / p99:.1f}x lower"
+            said += f"; {ratio:.1f}x mlflow serve, p99 {peer_p99 / max(p99, 1e-9):.1f}x lower"
             if ratio < 10.0:
                 failed.append(f"{recipe}: {ratio:.1f}x mlflow serve, below 10x")
             if p99 >= peer_p99:

@@ -91,7 +91,7 @@ class Pace:
 
     A thread-pool hop costs more than a cached answer (tens of microseconds, and under 200
     clients the threads contend for the GIL), so a model whose last :data:`FAST_IN_A_ROW`
-    single answers each took under :data:`FAST_SECONDS` answers inline; one slower answer
+    single answers each took under :data:`FAST_SECONDS` of CPU answers inline; one slower answer
     sends it back to the thread pool until it is fast that many times in a row again. So the
     event loop is held at most by one answer of a model that was fast just before; batches
     and stream steps are never timed here.
@@ -120,12 +120,13 @@ class Pace:
         self.fast = self.fast + 1 if seconds < FAST_SECONDS else 0
 
     def timed(self, call: Callable[..., T], *args: Any) -> T:
-        """``call(*args)``, its time recorded (also when it raises)."""
-        started = time.perf_counter()
+        """``call(*args)``, the CPU time of this thread it took recorded (also when it raises):
+        waits for the GIL, which grow with the load, are not the model's cost."""
+        started = time.thread_time()
         try:
             return call(*args)
         finally:
-            self.record(time.perf_counter() - started)
+            self.record(time.thread_time() - started)
 
 
 @dataclass(frozen=True)
