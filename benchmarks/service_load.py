@@ -158,8 +158,15 @@ def load(url: str, bodies: list[str], seconds: float, connections: int) -> dict[
     wrk = shutil.which("wrk")
     if wrk is None:
         out = subprocess.run(
-            [sys.executable, "-c", HTTPX_CHILD, url, str(seconds), str(connections)]
-            + [json.dumps(bodies)],
+            [
+                sys.executable,
+                "-c",
+                HTTPX_CHILD,
+                url,
+                str(seconds),
+                str(connections),
+                json.dumps(bodies),
+            ],
             check=True,
             capture_output=True,
             text=True,
@@ -170,8 +177,18 @@ def load(url: str, bodies: list[str], seconds: float, connections: int) -> dict[
     threads = min(2, connections)
     try:
         out = subprocess.run(
-            [wrk, f"-t{threads}", f"-c{connections}", f"-d{int(seconds)}s", "--timeout", "20s"]
-            + ["--latency", "-s", f.name, url],
+            [
+                wrk,
+                f"-t{threads}",
+                f"-c{connections}",
+                f"-d{int(seconds)}s",
+                "--timeout",
+                "20s",
+                "--latency",
+                "-s",
+                f.name,
+                url,
+            ],
             check=True,
             capture_output=True,
             text=True,
@@ -305,8 +322,16 @@ def main() -> int:
         port = free_port()
         ours = f"http://127.0.0.1:{port}"
         start(
-            [sys.executable, "-m", "opslens.cli", "serve", "-p", "project.yaml"]
-            + ["--port", str(port)],
+            [
+                sys.executable,
+                "-m",
+                "opslens.cli",
+                "serve",
+                "-p",
+                "project.yaml",
+                "--port",
+                str(port),
+            ],
             f"{ours}/health",
         )
         answers = {}
@@ -339,9 +364,21 @@ def main() -> int:
             peer_port = free_port()
             name = chosen[recipe].name
             start(
-                [sys.executable, "-m", "mlflow", "models", "serve", "-m"]
-                + [f"models:/{name}@champion", "--env-manager", "local"]
-                + ["-h", "127.0.0.1", "-p", str(peer_port)],
+                [
+                    sys.executable,
+                    "-m",
+                    "mlflow",
+                    "models",
+                    "serve",
+                    "-m",
+                    f"models:/{name}@champion",
+                    "--env-manager",
+                    "local",
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(peer_port),
+                ],
                 f"http://127.0.0.1:{peer_port}/ping",
             )
             url = f"http://127.0.0.1:{peer_port}/invocations"
