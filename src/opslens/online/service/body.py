@@ -23,8 +23,11 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import AsyncIterator
+from collections.abc import Awaitable, Callable
 from typing import Any
+
+import orjson
+from starlette.requests import ClientDisconnect
 
 __all__ = ["MAX_DEPTH", "BodyError", "excerpt", "parse", "read"]
 
@@ -55,8 +58,24 @@ def excerpt(value: Any) -> str:
     return text if len(text) <= _EXCERPT else f"{text[:_EXCERPT]}… ({len(text)} characters)"
 
 
-async def read(length: str | None, chunks: AsyncIterator[bytes], limit: int, fix: str) -> bytes:
-    """The body, or BodyError 413 as soon as its declared or streamed size passes ``limit``."""
+async def read(
+    length: str | None, receive: Callable[[], Awaitable[Any]], limit: int, fix: str
+) -> bytes:
+    """The body, read from the ASGI ``receive`` channel (no async generator per request), or
+    BodyError 413 as soon as its declared or streamed size passes ``limit``.
+
+    Example:
+        >>> import asyncio
+        >>> async def receive():
+        ...     return {"type": "http.request", "body": b"{}", "more_body": False}
+        >>> asyncio.run(read("2", receive, 10, "send less"))
+        b'{}'
+        >>> try:
+        ...     asyncio.run(read("11", receive, 10, "send less"))
+        ... except BodyError as e:
+        ...     e.status
+        413
+    """
 
     def too_large(size: str) -> BodyError:
         msg = f"the body is {size}, more than the {limit:,} bytes this service takes; fix: {fix}"
@@ -66,12 +85,17 @@ async def read(length: str | None, chunks: AsyncIterator[bytes], limit: int, fix
         raise too_large(f"{int(length):,} bytes")
     parts: list[bytes] = []
     size = 0
-    async for chunk in chunks:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise too_large(f"over {limit:,} bytes")
+        if not message.get("more_body", False):
+            return chunk if not parts else b"".join((*parts, chunk))
         parts.append(chunk)
-    return b"".join(parts)
 
 
 def _finite(text: str) -> float | _NonFinite:
@@ -99,7 +123,30 @@ def _walk(value: Any, depth: int, path: tuple[str | int, ...]) -> None:
 
 def parse(body: bytes) -> Any:
     """The JSON of ``body``; BodyError 422 for text that is not JSON, a non-finite number
-    (with its field path) or nesting deeper than MAX_DEPTH."""
+    (with its field path) or nesting deeper than MAX_DEPTH.
+
+    orjson reads the body (it refuses NaN, Infinity and numbers that overflow); only a body
+    it refuses is read again by the standard library, to name the field at fault.
+    """
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return _parse_slowly(body)
+    if _nested(payload):  # only a nested body needs the walk
+        _walk(payload, 0, ())
+    return payload
+
+
+def _nested(payload: Any) -> bool:
+    """Whether ``payload`` holds an array or object below its top level (a flat instance does
+    not, and is then known to be at most MAX_DEPTH deep without a walk)."""
+    if isinstance(payload, dict):
+        return any(isinstance(item, dict | list) for item in payload.values())
+    return isinstance(payload, list) and any(isinstance(item, dict | list) for item in payload)
+
+
+def _parse_slowly(body: bytes) -> Any:
+    """:func:`parse` with the standard library, which says where a non-finite number is."""
     try:
         payload = json.loads(body, parse_constant=_NonFinite, parse_float=_finite)
     except RecursionError:

@@ -20,6 +20,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -78,13 +79,23 @@ class ServiceMetrics:
             registry=self.registry,
         )
         self.registry.register(_Models(loaded))
+        self._children: dict[tuple[str, int], tuple[Any, Any, Any]] = {}
 
     def observe(self, analysis: str, status: int, seconds: float) -> None:
         """Count one prediction request and its latency."""
-        self.requests.labels(analysis, str(status)).inc()
-        self.seconds.labels(analysis).observe(seconds)
-        if status >= 400:
-            self.errors.labels(analysis, "server" if status >= 500 else "client").inc()
+        children = self._children.get((analysis, status))
+        if children is None:  # the labelled series, looked up once per (analysis, status)
+            kind = "server" if status >= 500 else "client"
+            children = self._children[(analysis, status)] = (
+                self.requests.labels(analysis, str(status)),
+                self.seconds.labels(analysis),
+                self.errors.labels(analysis, kind) if status >= 400 else None,
+            )
+        requests, latency, errors = children
+        requests.inc()
+        latency.observe(seconds)
+        if errors is not None:
+            errors.inc()
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""

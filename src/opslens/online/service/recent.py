@@ -19,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -35,7 +36,8 @@ class RecentAnswers:
 
     def __init__(self, size: int = MAX_RECENT) -> None:
         self.size = size
-        self._rows: dict[str, deque[dict[str, Any]]] = {}
+        #: (instance, answer, version, unix time) as answered; merged into rows when read
+        self._rows: dict[str, deque[tuple[Mapping[str, Any], Mapping[str, Any], Any, float]]] = {}
         self._lock = threading.Lock()
 
     def add(
@@ -46,20 +48,36 @@ class RecentAnswers:
         *,
         version: str | None,
     ) -> None:
-        """Keep each instance with its answer (the same order), the version and the time now."""
-        at = datetime.now(UTC).isoformat()
-        rows = [
-            {**dict(i), **dict(a), "version": version, "answered_at": at}
-            for i, a in zip(instances, answers, strict=False)
-        ]
+        """Keep each instance with its answer (the same order), the version and the time now.
+
+        Nothing is copied here (a request's instances and answers are not changed after they
+        are answered); rows are built when :meth:`newest` reads them.
+        """
+        at = time.time()
+        ring = self._rows.get(analysis)
+        if ring is None:
+            with self._lock:
+                ring = self._rows.setdefault(analysis, deque(maxlen=self.size))
+        if len(instances) == 1:
+            ring.append((instances[0], answers[0], version, at))  # deque.append is atomic
+            return
         with self._lock:
-            ring = self._rows.setdefault(analysis, deque(maxlen=self.size))
-            ring.extend(rows)
+            ring.extend((i, a, version, at) for i, a in zip(instances, answers, strict=False))
 
     def newest(self, analysis: str, n: int, *, stream: str | None = None) -> list[dict[str, Any]]:
         """The newest ``n`` rows of ``analysis`` (of one ``stream`` when given), oldest first."""
         with self._lock:
-            rows = list(self._rows.get(analysis, ()))
+            kept = list(self._rows.get(analysis, ()))
         if stream is not None:
-            rows = [r for r in rows if str(r.get("stream")) == stream]
-        return rows[-n:] if n > 0 else []
+            kept = [k for k in kept if str(k[1].get("stream", k[0].get("stream"))) == stream]
+        if n <= 0:
+            return []
+        return [
+            {
+                **dict(i),
+                **dict(a),
+                "version": v,
+                "answered_at": datetime.fromtimestamp(at, UTC).isoformat(),
+            }
+            for i, a, v, at in kept[-n:]
+        ]

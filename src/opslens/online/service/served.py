@@ -31,9 +31,12 @@ Example:
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from functools import cached_property
+from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel
 
@@ -42,12 +45,14 @@ from opslens.core.lifecycle import CHAMPION
 from opslens.core.predictor import Predictor
 from opslens.errors import OpslensError, RunError
 from opslens.online.service.schemas import RequestModels, request_models
+from opslens.online.service.state import dumpb
 from opslens.tracking.models import FALLBACK_ALIASES, load_predictor, load_registered
 from opslens.tracking.runs import open_run
 
-__all__ = ["ModelBook", "ModelSource", "ProjectModels", "Release", "ServedModel"]
+__all__ = ["ModelBook", "ModelSource", "Pace", "ProjectModels", "Release", "ServedModel"]
 
 log = logging.getLogger("opslens.serve")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,55 @@ class ModelSource(Protocol):
         """Load the version ``pointer`` names (OpslensError if it cannot be)."""
 
 
+#: a single answer faster than this counts as fast (seconds)
+FAST_SECONDS = 0.0005
+#: fast single answers in a row before a model answers on the event loop
+FAST_IN_A_ROW = 64
+
+
+class Pace:
+    """Whether a model's single answers are fast enough to make on the event loop.
+
+    A thread-pool hop costs more than a cached answer (tens of microseconds, and under 200
+    clients the threads contend for the GIL), so a model whose last :data:`FAST_IN_A_ROW`
+    single answers each took under :data:`FAST_SECONDS` of CPU answers inline; one slower answer
+    sends it back to the thread pool until it is fast that many times in a row again. So the
+    event loop is held at most by one answer of a model that was fast just before; batches
+    and stream steps are never timed here.
+
+    Example:
+        >>> pace = Pace()
+        >>> for _ in range(FAST_IN_A_ROW):
+        ...     _ = pace.timed(sum, [1, 2])
+        >>> pace.inline()
+        True
+        >>> pace.record(0.01); pace.inline()
+        False
+    """
+
+    __slots__ = ("fast",)
+
+    def __init__(self) -> None:
+        self.fast = 0
+
+    def inline(self) -> bool:
+        """Whether the next single answer may be made on the event loop."""
+        return self.fast >= FAST_IN_A_ROW
+
+    def record(self, seconds: float) -> None:
+        """Count one single answer that took ``seconds``."""
+        self.fast = self.fast + 1 if seconds < FAST_SECONDS else 0
+
+    def timed(self, call: Callable[..., T], *args: Any) -> T:
+        """``call(*args)``, the CPU time of this thread it took recorded (also when it raises):
+        waits for the GIL, which grow with the load, are not the model's cost."""
+        started = time.thread_time()
+        try:
+            return call(*args)
+        finally:
+            self.record(time.thread_time() - started)
+
+
 @dataclass(frozen=True)
 class ServedModel:
     """One analysis's model as the service answers with it; never changed once built."""
@@ -84,6 +138,8 @@ class ServedModel:
     alias: str
     models: RequestModels
     loaded_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    #: how fast its single answers are (:class:`Pace`): mutable, the rest is not
+    pace: Pace = field(default_factory=Pace, compare=False, repr=False)
 
     @property
     def predictor(self) -> Predictor:
@@ -99,6 +155,27 @@ class ServedModel:
     def stateful(self) -> bool:
         """Whether answers depend on the stream's earlier samples (``step``)."""
         return self.models.stateful
+
+    @cached_property
+    def heads(self) -> tuple[bytes, bytes]:
+        """The JSON of a stateless answer up to the answer itself, single and batch: the
+        stamp depends only on the version, so it is serialised once, not per request.
+
+        Example:
+            >>> from opslens.online.service.schemas import request_models
+            >>> from opslens.core.predictor import BasePredictor
+            >>> class P(BasePredictor):
+            ...     recipe = "p"
+            ...     def input_schema(self): return {"x": "number"}
+            ...     def predict_frame(self, frame): return frame
+            ...     def predict_one(self, instance): return {}
+            >>> m = ServedModel("a", Release(P(), "3", "r", "memory"), "champion",
+            ...     request_models("a", P()))
+            >>> m.heads[0] + b'{"y":1}}'
+            b'{"analysis":"a","recipe":"p","version":"3","alias":"champion","run_id":"r","answer":{"y":1}}'
+        """
+        stamp = dumpb(self.stamp())[:-1]
+        return stamp + b',"answer":', stamp + b',"answers":'
 
     def stamp(self) -> dict[str, Any]:
         """What every answer carries: analysis, recipe, version, alias, run id."""

@@ -25,15 +25,16 @@ Example:
 from __future__ import annotations
 
 import asyncio
-import json
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
+import orjson
+
 from opslens.errors import ConfigError, SourceError
 
-__all__ = ["MemoryState", "RedisState", "StateStore", "dumps", "open_state"]
+__all__ = ["MemoryState", "RedisState", "StateStore", "dumpb", "dumps", "open_state"]
 
 _FIX = "use --state memory or --state redis://127.0.0.1:6379/0"
 
@@ -50,15 +51,30 @@ def _plain(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
+_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+
+
+def dumpb(value: Any) -> bytes:
+    """JSON bytes of an answer or a state (orjson: numpy scalars and arrays, dates; a NaN
+    or an infinity becomes ``null``).
+
+    Example:
+        >>> import numpy as np
+        >>> dumpb({"run": np.int64(3), "r": np.array([0.5, np.nan], dtype=np.float32)})
+        b'{"run":3,"r":[0.5,null]}'
+    """
+    return orjson.dumps(value, default=_plain, option=_OPTIONS)
+
+
 def dumps(value: Any) -> str:
-    """JSON text of an answer or a state, numpy scalars and dates included.
+    """:func:`dumpb` as text (what Redis keeps).
 
     Example:
         >>> import numpy as np
         >>> dumps({"run": np.int64(3), "r": [np.float32(0.5)]})
-        '{"run": 3, "r": [0.5]}'
+        '{"run":3,"r":[0.5]}'
     """
-    return json.dumps(value, default=_plain, allow_nan=False)
+    return dumpb(value).decode()
 
 
 class StateStore(Protocol):
@@ -170,7 +186,7 @@ class RedisState:
             raw = await self._client.get(self.prefix + key)
         except self._failures as e:
             raise self._unreachable(e) from None
-        return None if raw is None else dict(json.loads(raw))
+        return None if raw is None else dict(orjson.loads(raw))
 
     async def set(self, key: str, state: dict[str, Any]) -> None:
         """Save ``state`` under ``key``."""

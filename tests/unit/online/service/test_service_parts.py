@@ -140,7 +140,7 @@ def test_state_urls_and_settings_are_checked() -> None:
         ServiceSettings(max_batch=0)
     with pytest.raises(ValidationError):
         ServiceSettings(unknown=1)  # type: ignore[call-arg]
-    assert dumps({"t": datetime(2026, 1, 1)}) == '{"t": "2026-01-01T00:00:00"}'
+    assert dumps({"t": datetime(2026, 1, 1)}) == '{"t":"2026-01-01T00:00:00"}'
 
 
 def test_without_tracking_the_latest_run_folder_is_served_and_followed(tmp_path: Path) -> None:
