@@ -21,7 +21,7 @@ from opslens.core.engine import Engine, LocalEngine
 if TYPE_CHECKING:
     from opslens.config.project import ProjectConfig
 
-__all__ = ["make_engine"]
+__all__ = ["close_engines", "make_engine"]
 
 
 _SPARK: dict[str, Engine] = {}
@@ -47,3 +47,17 @@ def make_engine(project: ProjectConfig) -> Engine:
         engine.check()
         _SPARK[key] = engine
     return _SPARK[key]
+
+
+def close_engines() -> None:
+    """Stop the Spark sessions :func:`make_engine` started in this process (a later
+    ``make_engine`` starts a new one; one process holds one Spark session at a time).
+
+    Example:
+        >>> close_engines()
+    """
+    while _SPARK:
+        _, engine = _SPARK.popitem()
+        close = getattr(engine, "close", None)
+        if close is not None:
+            close()
