@@ -95,9 +95,7 @@ class LoopbackCluster:
                 cwd=self.root,
                 start_new_session=True,  # its own process group: stop() ends the executors too
             )
-        proc = _Proc(name, popen, log, ui_port)
-        self._procs.append(proc)
-        return proc
+        return _Proc(name, popen, log, ui_port)
 
     def state(self) -> dict[str, Any]:
         """The master's JSON status (workers, their state, running applications)."""
@@ -112,29 +110,45 @@ class LoopbackCluster:
         except OSError:
             return 0
 
+    def _worker(self, i: int) -> _Proc:
+        work = self.root / f"work-{i}"
+        work.mkdir(exist_ok=True)
+        ui = free_port()
+        return self._spawn(
+            f"worker-{i}",
+            "org.apache.spark.deploy.worker.Worker",
+            self.master_url,
+            "--host", "127.0.0.1", "--cores", str(self.cores), "--memory", self.memory,
+            "--work-dir", str(work), "--webui-port", str(ui),
+            ui_port=ui,
+        )  # fmt: skip
+
+    def wait_for_workers(self, n: int, timeout: float = 60.0) -> int:
+        """Poll the master until exactly ``n`` workers are ALIVE (or ``timeout``); the count."""
+        deadline = time.monotonic() + timeout
+        while (alive := self.alive_workers()) != n and time.monotonic() < deadline:
+            time.sleep(0.5)
+        return alive
+
+    def restart_worker(self, i: int, timeout: float = 90.0) -> None:
+        """Start worker ``i`` again (after :meth:`kill_worker`) and wait until it registered."""
+        self._procs[1 + i] = self._worker(i)
+        self.wait_for_workers(self.workers, timeout)
+
     def start(self, timeout: float = 90.0) -> Self:
         """Start the master and the workers; return once all workers are ALIVE at the master."""
         self.root.mkdir(parents=True, exist_ok=True)
         atexit.register(self.stop)
         self.port, self.ui_port = free_port(), free_port()
-        self._spawn(
+        master = self._spawn(
             "master",
             "org.apache.spark.deploy.master.Master",
             "--host", "127.0.0.1", "--port", str(self.port), "--webui-port", str(self.ui_port),
             ui_port=self.ui_port,
         )  # fmt: skip
+        self._procs.append(master)
         for i in range(self.workers):
-            work = self.root / f"work-{i}"
-            work.mkdir(exist_ok=True)
-            ui = free_port()
-            self._spawn(
-                f"worker-{i}",
-                "org.apache.spark.deploy.worker.Worker",
-                self.master_url,
-                "--host", "127.0.0.1", "--cores", str(self.cores), "--memory", self.memory,
-                "--work-dir", str(work), "--webui-port", str(ui),
-                ui_port=ui,
-            )  # fmt: skip
+            self._procs.append(self._worker(i))
         deadline = time.monotonic() + timeout
         while self.alive_workers() < self.workers:
             for proc in self._procs:

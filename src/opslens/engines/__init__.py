@@ -42,7 +42,11 @@ def make_engine(project: ProjectConfig) -> Engine:
     if key not in _SPARK:
         s = project.spark
         engine = SparkEngine(
-            s.master, app_name=s.app_name, conf=s.conf, rows_per_task=s.rows_per_task
+            s.master,
+            app_name=s.app_name,
+            conf=s.conf,
+            rows_per_task=s.rows_per_task,
+            jdbc=s.jdbc.model_dump() if s.jdbc else None,
         )
         engine.check()
         _SPARK[key] = engine

@@ -180,6 +180,14 @@ def test_fingerprints_from_a_postgres_table_over_jdbc(
     func = partial(fleet_fingerprints, entity="device_id", time="timestamp", metrics=["vibration"])
     remote = spark.per_group(table, "device_id", func).sort("device_id")
     assert_frame_equal(func(readings), remote)
+    # partitioned: 3 range reads of the timestamp column by the executors (bounds from min/max)
+    ranges = spark.read_jdbc(
+        pg_url, f"{pg_schema}.readings", partition_column="timestamp", num_partitions=3
+    )
+    assert ranges.rdd.getNumPartitions() == 3
+    assert ranges.count() == readings.height == 30 * 200
+    remote = spark.per_group(ranges, "device_id", func).sort("device_id")
+    assert_frame_equal(func(readings), remote)
 
 
 def test_sessions_with_window_functions_equal_local(spark: SparkEngine) -> None:
