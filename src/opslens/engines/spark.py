@@ -604,9 +604,16 @@ class SparkEngine:
         out_schema = func(sample).schema
         spark_schema, arrow_schema = _schemas(out_schema)
 
+        batch_rows = int(self.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch", 10_000))
+
         def run(table: pa.Table) -> pa.Table:
+            import pyarrow as pa
+
             part = _polars(table).drop("_bucket").cast(in_schema)
-            return _arrow(func(part).cast(out_schema)).cast(arrow_schema)
+            out = _arrow(func(part).cast(out_schema)).cast(arrow_schema)
+            # back to the executor's JVM in batches, not one batch of the whole answer: a
+            # task's heap holds one batch at a time (propensity's answer is millions of rows)
+            return pa.Table.from_batches(out.to_batches(max_chunksize=batch_rows), arrow_schema)
 
         n = self._tasks(self._height(frame), rows)
         bucketed = sdf.withColumn(
