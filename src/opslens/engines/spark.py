@@ -396,6 +396,11 @@ class SparkEngine:
         self.check()
         from pyspark.sql import SparkSession
 
+        # the executors' Python: spark.pyspark.python, else PYSPARK_PYTHON, else this one; PySpark
+        # ships PYSPARK_PYTHON with every Python function, so the conf must reach the variable
+        given = self.conf.get("spark.pyspark.python")
+        if given:
+            os.environ["PYSPARK_PYTHON"] = given
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         if self.master.startswith("local"):  # no "hostname resolves to a loopback" warning
             os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
@@ -429,7 +434,7 @@ class SparkEngine:
             )
         if not _LOCAL.match(self.master):
             try:
-                check_executors(session, self.conf.get("spark.pyspark.python", sys.executable))
+                check_executors(session, os.environ["PYSPARK_PYTHON"])
             except BaseException:
                 session.stop()
                 raise
@@ -575,7 +580,13 @@ class SparkEngine:
         return max(cores, -(-height // size))
 
     def _height(self, frame: pl.DataFrame | SparkFrame) -> int:
-        return frame.height if isinstance(frame, pl.DataFrame) else int(frame.count())
+        if isinstance(frame, pl.DataFrame):
+            return frame.height
+        try:
+            with self.watch("count rows"):
+                return int(frame.count())
+        except Exception as e:  # the first job on an input the executors may not read
+            raise _translate(e, self.master) from None
 
     def _sample(self, frame: pl.DataFrame | SparkFrame, by: str) -> pl.DataFrame:
         """The rows of one entity, for reading off a function's output schema."""

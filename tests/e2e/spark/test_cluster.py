@@ -92,7 +92,7 @@ def test_progress_of_the_spark_jobs_is_in_the_run_log(runs: dict[str, object]) -
 
 
 def test_an_input_the_executors_cannot_read_is_one_line(spark: SparkEngine, tmp_path: Path) -> None:
-    readings = make_fleet(n_devices=10, n_points=50, seed=1).readings
+    readings = make_fleet(n_devices=40, n_points=50, seed=1, n_failing=2).readings
     path = tmp_path / "readings.parquet"
     readings.write_parquet(path)
     frame = spark.read_parquet(path)  # the driver lists the file ...

@@ -10,6 +10,7 @@ and PySpark are required (CI installs both): nothing here is skipped.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from datetime import timedelta
 from functools import partial
@@ -34,7 +35,8 @@ from opslens.synthetic.fleet import make_fleet
 from tests.e2e.spark.conftest import CLUSTER_CONF
 
 RECIPES = ("distribution", "fleet", "segments", "propensity")
-JAR = "/usr/share/java/postgresql.jar"  # Debian's libpostgresql-jdbc-java (CI installs it)
+# Debian's libpostgresql-jdbc-java (CI installs it); OPSLENS_TEST_JDBC_JAR names another copy
+JAR = os.environ.get("OPSLENS_TEST_JDBC_JAR", "/usr/share/java/postgresql.jar")
 
 
 def _demo(recipe: str, folder: Path, engine: str, master: str = "local[2]") -> ProjectConfig:
