@@ -503,15 +503,16 @@ class SparkEngine:
                     return reader.jdbc(jdbc, table, properties=props)
                 low = row["lo"] if low is None else low
                 high = row["hi"] if high is None else high
-            return reader.jdbc(
-                jdbc,
-                table,
-                column=column,
-                lowerBound=_bound(low),
-                upperBound=_bound(high),
-                numPartitions=int(n),
-                properties=props,
-            )
+            options = {  # the option form: read.jdbc() takes integer bounds only
+                **props,
+                "url": jdbc,
+                "dbtable": table,
+                "partitionColumn": column,
+                "lowerBound": str(_bound(low)),
+                "upperBound": str(_bound(high)),
+                "numPartitions": str(int(n)),
+            }
+            return reader.format("jdbc").options(**options).load()
         except Exception as e:
             first = _first_line(str(e))
             if "ClassNotFoundException" in str(e) or "No suitable driver" in str(e):
