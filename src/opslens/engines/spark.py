@@ -161,9 +161,15 @@ def check_executors(session: SparkSession, python: str = sys.executable) -> tupl
     """The executors' Python (major, minor), from a tiny job; ConfigError (one line) when it
     differs from this driver's or the executors cannot run Python at all.
 
-    Example (needs a running session; tests/e2e/spark/test_cluster.py runs it on a cluster):
-        >>> check_executors(SparkEngine("local[1]").session)  # doctest: +SKIP
-        (3, 11)
+    Example (a stand-in session whose executors answer Python 3.9; tests/e2e/spark runs the
+    real thing on a cluster):
+        >>> from types import SimpleNamespace as Stub
+        >>> job = Stub(defaultParallelism=1, collect=lambda: [(3, 9)])
+        >>> job.parallelize = job.map = lambda *args: job
+        >>> check_executors(Stub(sparkContext=job), "/usr/bin/python3.9")
+        Traceback (most recent call last):
+        ...
+        opslens.errors.ConfigError: the Spark executors run Python 3.9 and this driver runs Python 3.11; fix: point PYSPARK_PYTHON (or spark.conf spark.pyspark.python) at a Python 3.11 that has opslens installed on every worker, or set engine: local in project.yaml
     """
     driver = (sys.version_info[0], sys.version_info[1])
     here = f"{driver[0]}.{driver[1]}"
