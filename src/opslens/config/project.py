@@ -166,18 +166,39 @@ class TrackingConfig(Strict):
         return value
 
 
+class JdbcPartitions(Strict):
+    """``spark.jdbc``: how the executors split a JDBC table read (``SparkEngine.read_jdbc``).
+
+    ``num_partitions`` tasks each read one range of ``partition_column`` (a
+    number, date or timestamp column) between ``lower_bound`` and ``upper_bound``
+    (read off the table with one ``min``/``max`` query when not given); rows
+    outside the bounds still land in the first or last range.
+
+    Example:
+        >>> JdbcPartitions(partition_column="id", num_partitions=4).num_partitions
+        4
+    """
+
+    partition_column: str
+    num_partitions: int = Field(default=8, ge=1, le=10_000)
+    lower_bound: int | str | None = None
+    upper_bound: int | str | None = None
+
+
 class SparkConfig(Strict):
     """``engine: spark``: the master to connect to and any Spark conf (``spark.*`` keys).
 
     ``local[2]`` runs Spark in this process's JVM on 2 cores; ``spark://host:7077``
     a standalone cluster. ``rows_per_task`` sets how many rows one Python task
-    gets (entities are hashed into tasks of about that size).
+    gets (entities are hashed into tasks of about that size). ``jdbc`` splits a
+    JDBC table read into partitioned range reads by the executors.
     """
 
     master: str = "local[2]"
     app_name: str = "opslens"
     conf: dict[str, str | int | float | bool] = Field(default_factory=dict)
     rows_per_task: int = Field(default=1_000_000, ge=1_000)
+    jdbc: JdbcPartitions | None = None
 
     @field_validator("master")
     @classmethod

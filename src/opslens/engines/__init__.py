@@ -21,7 +21,7 @@ from opslens.core.engine import Engine, LocalEngine
 if TYPE_CHECKING:
     from opslens.config.project import ProjectConfig
 
-__all__ = ["make_engine"]
+__all__ = ["close_engines", "make_engine"]
 
 
 _SPARK: dict[str, Engine] = {}
@@ -42,8 +42,26 @@ def make_engine(project: ProjectConfig) -> Engine:
     if key not in _SPARK:
         s = project.spark
         engine = SparkEngine(
-            s.master, app_name=s.app_name, conf=s.conf, rows_per_task=s.rows_per_task
+            s.master,
+            app_name=s.app_name,
+            conf=s.conf,
+            rows_per_task=s.rows_per_task,
+            jdbc=s.jdbc.model_dump() if s.jdbc else None,
         )
         engine.check()
         _SPARK[key] = engine
     return _SPARK[key]
+
+
+def close_engines() -> None:
+    """Stop the Spark sessions :func:`make_engine` started in this process (a later
+    ``make_engine`` starts a new one; one process holds one Spark session at a time).
+
+    Example:
+        >>> close_engines()
+    """
+    while _SPARK:
+        _, engine = _SPARK.popitem()
+        close = getattr(engine, "close", None)
+        if close is not None:
+            close()

@@ -31,14 +31,20 @@ Example (the session starts on first use; tests/e2e/spark runs it for real):
 
 from __future__ import annotations
 
+import contextvars
+import itertools
+import logging
 import os
 import re
 import shutil
 import socket
 import subprocess
 import sys
+import threading
+import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,15 +52,17 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from opslens.core.engine import BUCKET_SEED, FrameFunc, Track
-from opslens.errors import ConfigError, ContractError
+from opslens.errors import ConfigError, ContractError, SourceError
 
 if TYPE_CHECKING:
     import pyarrow as pa
     from pyspark.sql import DataFrame as SparkFrame
     from pyspark.sql import SparkSession
 
-__all__ = ["SparkEngine", "check_java", "check_master"]
+__all__ = ["SparkEngine", "SparkProgress", "check_executors", "check_java", "check_master"]
 
+log = logging.getLogger(__name__)
+_GROUPS = itertools.count(1)
 _LOCAL = re.compile(r"^local(\[(\d+|\*)(,\d+)?\])?$")
 _DEFAULT_CONF = {
     "spark.sql.execution.arrow.pyspark.enabled": "true",
@@ -149,6 +157,117 @@ def check_master(master: str, *, timeout: float = 5.0) -> None:
         ) from None
 
 
+def check_executors(session: SparkSession, python: str = sys.executable) -> tuple[int, int]:
+    """The executors' Python (major, minor), from a tiny job; ConfigError (one line) when it
+    differs from this driver's or the executors cannot run Python at all.
+
+    Example (a stand-in session whose executors answer Python 3.9; tests/e2e/spark runs the
+    real thing on a cluster):
+        >>> from types import SimpleNamespace as Stub
+        >>> job = Stub(defaultParallelism=1, collect=lambda: [(3, 9)])
+        >>> job.parallelize = job.map = lambda *args: job
+        >>> check_executors(Stub(sparkContext=job), "/usr/bin/python3.9")
+        Traceback (most recent call last):
+        ...
+        opslens.errors.ConfigError: the Spark executors run Python 3.9 and this driver runs Python 3.11; fix: point PYSPARK_PYTHON (or spark.conf spark.pyspark.python) at a Python 3.11 that has opslens installed on every worker, or set engine: local in project.yaml
+    """
+    driver = (sys.version_info[0], sys.version_info[1])
+    here = f"{driver[0]}.{driver[1]}"
+    fix = (
+        f"point PYSPARK_PYTHON (or spark.conf spark.pyspark.python) at a Python {here} "
+        "that has opslens installed on every worker, " + _FIX_LOCAL
+    )
+    context = session.sparkContext
+    n = max(1, int(context.defaultParallelism))
+    try:
+        seen = set(
+            context.parallelize(range(n), n)
+            .map(lambda _: (sys.version_info[0], sys.version_info[1]))
+            .collect()
+        )
+    except Exception as e:
+        text = str(e)
+        match = re.search(
+            r"worker has different version:? \(?([\d., ]+?)\)? than that in driver:? "
+            r"\(?([\d.]+)",
+            text,
+        )
+        if match:
+            there = match.group(1).replace(", ", ".").replace(",", ".")
+            raise ConfigError(
+                f"the Spark executors run Python {there} and this driver runs Python "
+                f"{match.group(2)} ({python} on the workers)",
+                fix=fix,
+            ) from None
+        raise ConfigError(
+            f"the Spark executors could not run {python}: {_first_line(text)}", fix=fix
+        ) from None
+    other = sorted(v for v in seen if v != driver)
+    if other:
+        there = ", ".join(f"{a}.{b}" for a, b in other)
+        raise ConfigError(
+            f"the Spark executors run Python {there} and this driver runs Python {here}",
+            fix=fix,
+        )
+    return driver
+
+
+def _executor_env() -> dict[str, str]:
+    """Conf for executors on other JVMs: this driver's Python and opslens source on their path
+    (harmless where opslens is installed on the workers; enough where they share this disk)."""
+    source = str(Path(__file__).resolve().parents[2])
+    parts = [source, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    return {"spark.executorEnv.PYTHONPATH": os.pathsep.join(dict.fromkeys(parts))}
+
+
+def _first_line(text: str) -> str:
+    """The first non-empty line of a JVM or Python error, without the error class' brackets."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[0] if lines else "no message"
+
+
+_UNREADABLE = (
+    re.compile(r"\[(FAILED_READ_FILE[.\w]*|PATH_NOT_FOUND)\][^\n]*"),
+    re.compile(r"(FileNotFoundException|AccessDeniedException|Permission denied)[^\n]*"),
+)
+
+
+def _translate(error: Exception, master: str) -> Exception:
+    """A Spark failure as a one-line :class:`~opslens.errors.SourceError` where the cause is an
+    input path (not there for the driver, or not readable by the executors); else unchanged.
+
+    Example:
+        >>> str(_translate(RuntimeError("[FAILED_READ_FILE.FILE_NOT_EXIST] Encountered error "
+        ...     "while reading file file:///d/x.parquet. File does not exist."), "spark://h:7077"))
+        "the Spark executors at spark://h:7077 cannot read /d/x.parquet (file does not exist there); fix: put the input where every worker reads it under the same path (a shared folder, HDFS or S3), readable by the workers' user, or set engine: local in project.yaml"
+    """
+    text = str(error)
+    found = next((m for p in _UNREADABLE if (m := p.search(text))), None)
+    if found is None:
+        return error
+    line = found.group(0)
+    path = re.search(r"(?:file:/*|hdfs:|s3a?:|gs:|abfss?:)?(/[^\s,;'\"]+?)\.?(?:\s|$)", line)
+    where = path.group(1) if path else "the input"
+    if "PATH_NOT_FOUND" in line:
+        return SourceError(
+            f"Spark finds no input at {where}",
+            fix="give a path that exists (a shared folder, HDFS or S3 on a cluster), " + _FIX_LOCAL,
+        )
+    lower = line.lower()
+    reason = (
+        "file does not exist there"
+        if "not exist" in lower or "notfound" in lower
+        else "permission denied"
+        if "denied" in lower
+        else line[:120]
+    )
+    return SourceError(
+        f"the Spark executors at {master} cannot read {where} ({reason})",
+        fix="put the input where every worker reads it under the same path (a shared folder, "
+        "HDFS or S3), readable by the workers' user, " + _FIX_LOCAL,
+    )
+
+
 def _arrow(frame: pl.DataFrame) -> pa.Table:
     """Arrow types Spark reads: plain strings, signed integers."""
     wider: dict[Any, pl.DataType] = {pl.UInt8: pl.Int16(), pl.UInt16: pl.Int32()}
@@ -162,6 +281,70 @@ def _polars(data: pa.Table | pa.RecordBatch) -> pl.DataFrame:
     out = pl.from_arrow(data)
     assert isinstance(out, pl.DataFrame)
     return out
+
+
+class SparkProgress:
+    """Jobs of one :meth:`SparkEngine.watch` block as the status tracker last saw them."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.jobs = 0
+        self.jobs_done = 0
+        self.tasks = 0
+        self.tasks_done = 0
+        self.lines = 0
+
+    def _read(self, context: Any, group: str) -> tuple[int, int, int, int]:
+        tracker = context.statusTracker()
+        ids = tracker.getJobIdsForGroup(group)
+        done = tasks = tasks_done = 0
+        for job in ids:
+            info = tracker.getJobInfo(job)
+            if info is None:
+                continue
+            done += info.status == "SUCCEEDED"
+            for stage in info.stageIds:
+                sinfo = tracker.getStageInfo(stage)
+                if sinfo is not None:
+                    tasks += sinfo.numTasks
+                    tasks_done += sinfo.numCompletedTasks
+        return len(ids), done, tasks, tasks_done
+
+    def poll(self, context: Any, group: str, stop: threading.Event, every: float) -> None:
+        """Read the tracker every ``every`` s until ``stop``; log each change and the end."""
+        started = time.monotonic()
+        shown: tuple[int, int, int, int] | None = None
+        while True:
+            ended = stop.wait(every)
+            try:
+                seen = self._read(context, group)
+            except Exception:  # the session is going away: the last figures stand
+                log.debug("spark status tracker unavailable", exc_info=True)
+                return
+            self.jobs, self.jobs_done, self.tasks, self.tasks_done = seen
+            if ended:
+                if self.jobs:
+                    log.info(
+                        "spark %s: %d/%d jobs done (%d tasks) in %.1f s",
+                        self.what,
+                        self.jobs_done,
+                        self.jobs,
+                        self.tasks_done,
+                        time.monotonic() - started,
+                    )
+                    self.lines += 1
+                return
+            if seen != shown and self.jobs:
+                log.info(
+                    "spark %s: %d/%d jobs done, tasks %d/%d",
+                    self.what,
+                    self.jobs_done,
+                    self.jobs,
+                    self.tasks_done,
+                    self.tasks,
+                )
+                self.lines += 1
+                shown = seen
 
 
 class SparkEngine:
@@ -180,6 +363,7 @@ class SparkEngine:
         app_name: str = "opslens",
         conf: Mapping[str, Any] | None = None,
         rows_per_task: int = 1_000_000,
+        jdbc: Mapping[str, Any] | None = None,
     ) -> None:
         self.master = master
         self.app_name = app_name
@@ -191,6 +375,7 @@ class SparkEngine:
             },
         }
         self.rows_per_task = rows_per_task
+        self.jdbc = dict(jdbc or {})  # spark.jdbc: read_jdbc's partitioning by default
         self._session: SparkSession | None = None
 
     # -- the session ---------------------------------------------------------------------
@@ -217,6 +402,11 @@ class SparkEngine:
         self.check()
         from pyspark.sql import SparkSession
 
+        # the executors' Python: spark.pyspark.python, else PYSPARK_PYTHON, else this one; PySpark
+        # ships PYSPARK_PYTHON with every Python function, so the conf must reach the variable
+        given = self.conf.get("spark.pyspark.python")
+        if given:
+            os.environ["PYSPARK_PYTHON"] = given
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         if self.master.startswith("local"):  # no "hostname resolves to a loopback" warning
             os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
@@ -225,6 +415,9 @@ class SparkEngine:
         warnings.filterwarnings("ignore", "PySpark does not yet fully support", FutureWarning)
         quiet = f"-Dlog4j2.configurationFile={Path(__file__).with_name('log4j2.properties')}"
         self.conf.setdefault("spark.driver.extraJavaOptions", quiet)
+        if not _LOCAL.match(self.master):  # executors on other JVMs: this Python, this source
+            for key, value in _executor_env().items():
+                self.conf.setdefault(key, value)
         builder = SparkSession.builder.master(self.master).appName(self.app_name)
         builder = builder.config("spark.pyspark.python", os.environ["PYSPARK_PYTHON"])
         for key, value in self.conf.items():
@@ -238,6 +431,19 @@ class SparkEngine:
                 fix="check spark.master and spark.conf, " + _FIX_LOCAL,
             ) from None
         session.sparkContext.setLogLevel("ERROR")
+        running = session.sparkContext.master
+        if running != self.master:  # getOrCreate hands back a session already running here
+            raise ConfigError(
+                f"this process already runs a Spark session at {running}, not {self.master}",
+                fix="close the other engine first (opslens.engines.close_engines()), "
+                "or use one spark.master per process",
+            )
+        if not _LOCAL.match(self.master):
+            try:
+                check_executors(session, os.environ["PYSPARK_PYTHON"])
+            except BaseException:
+                session.stop()
+                raise
         return session
 
     def close(self) -> None:
@@ -257,17 +463,64 @@ class SparkEngine:
         return self.session.createDataFrame(table, schema=from_arrow_schema(table.schema))
 
     def read_parquet(self, *paths: str | Path) -> SparkFrame:
-        """Parquet files (or folders, globs) read by Spark itself, never through this process."""
-        return self.session.read.parquet(*(str(p) for p in paths))
-
-    def read_jdbc(self, url: str, table: str) -> SparkFrame:
-        """A database table read by Spark over JDBC (``postgresql://user@host:5432/db`` or
-        ``jdbc:...``); the driver jar goes in ``spark.conf: {spark.jars: ...}``."""
-        jdbc, props = _jdbc(url)
+        """Parquet files (or folders, globs) read by Spark itself, never through this process
+        (the driver lists the files; the executors read them)."""
         try:
-            return self.session.read.jdbc(jdbc, table, properties=props)
+            return self.session.read.parquet(*(str(p) for p in paths))
         except Exception as e:
-            first = str(e).strip().splitlines()[0]
+            raise _translate(e, self.master) from None
+
+    def read_jdbc(
+        self,
+        url: str,
+        table: str,
+        *,
+        partition_column: str | None = None,
+        num_partitions: int | None = None,
+        lower_bound: int | str | None = None,
+        upper_bound: int | str | None = None,
+    ) -> SparkFrame:
+        """A database table read by the executors over JDBC (``postgresql://user@host:5432/db``
+        or ``jdbc:...``); the driver jar goes in ``spark.conf: {spark.jars: ...}``.
+
+        With ``partition_column`` (a number, date or timestamp column; default from
+        ``spark.jdbc``) the read is ``num_partitions`` range queries run by the executors in
+        parallel (``partitionColumn``/``lowerBound``/``upperBound``/``numPartitions``); the
+        bounds, when not given, come from one ``min``/``max`` query the database answers.
+
+        Example (needs a database and a session; tests/e2e/spark runs it):
+            >>> engine.read_jdbc(url, "readings", partition_column="id",  # doctest: +SKIP
+            ...                  num_partitions=4).rdd.getNumPartitions()
+            4
+        """
+        jdbc, props = _jdbc(url)
+        column = partition_column or self.jdbc.get("partition_column")
+        n = num_partitions or self.jdbc.get("num_partitions") or 8
+        low = lower_bound if lower_bound is not None else self.jdbc.get("lower_bound")
+        high = upper_bound if upper_bound is not None else self.jdbc.get("upper_bound")
+        reader = self.session.read
+        try:
+            if column is None:
+                return reader.jdbc(jdbc, table, properties=props)
+            if low is None or high is None:
+                bounds = f"(select min({column}) as lo, max({column}) as hi from {table}) bounds"
+                row = reader.jdbc(jdbc, bounds, properties=props).first()
+                if row is None or row["lo"] is None:  # an empty table: one partition
+                    return reader.jdbc(jdbc, table, properties=props)
+                low = row["lo"] if low is None else low
+                high = row["hi"] if high is None else high
+            options = {  # the option form: read.jdbc() takes integer bounds only
+                **props,
+                "url": jdbc,
+                "dbtable": table,
+                "partitionColumn": column,
+                "lowerBound": str(_bound(low)),
+                "upperBound": str(_bound(high)),
+                "numPartitions": str(int(n)),
+            }
+            return reader.format("jdbc").options(**options).load()
+        except Exception as e:
+            first = _first_line(str(e))
             if "ClassNotFoundException" in str(e) or "No suitable driver" in str(e):
                 raise ConfigError(
                     "the JDBC driver for this database is not on Spark's class path",
@@ -276,12 +529,54 @@ class SparkEngine:
                 ) from None
             raise ConfigError(
                 f"Spark could not read table {table!r}: {first}",
-                fix="check the source url, the table name and the server",
+                fix="check the source url, the table name, spark.jdbc.partition_column "
+                "(a number, date or timestamp column) and the server",
             ) from None
 
-    def collect(self, frame: SparkFrame, schema: pl.Schema | None = None) -> pl.DataFrame:
-        """The Spark frame as polars (cast to ``schema`` when given)."""
-        out = _polars(frame.toArrow())
+    @contextmanager
+    def watch(self, what: str, *, every: float = 2.0) -> Iterator[SparkProgress]:
+        """Log the progress of the Spark jobs started inside (jobs done / submitted, and the
+        running stages' tasks) every ``every`` seconds while they change, from the
+        SparkContext's status tracker polled in a thread; a last line when they end.
+
+        Example (needs a session; tests/e2e/spark runs it):
+            >>> with engine.watch("fingerprints") as progress:  # doctest: +SKIP
+            ...     engine.collect(frame)
+            >>> progress.jobs_done, progress.jobs  # doctest: +SKIP
+            (2, 2)
+        """
+        context = self.session.sparkContext
+        group = f"opslens-{next(_GROUPS)}"
+        context.setJobGroup(group, what)
+        progress = SparkProgress(what)
+        stop = threading.Event()
+        poller = threading.Thread(
+            target=contextvars.copy_context().run,  # its log lines belong to the current run
+            args=(progress.poll, context, group, stop, every),
+            name=f"spark-progress-{group}",
+            daemon=True,
+        )
+        poller.start()
+        try:
+            yield progress
+        finally:
+            stop.set()
+            poller.join(timeout=10)
+            context.setLocalProperty("spark.jobGroup.id", None)  # type: ignore[arg-type]
+            context.setLocalProperty("spark.job.description", None)  # type: ignore[arg-type]
+
+    def collect(
+        self, frame: SparkFrame, schema: pl.Schema | None = None, *, what: str = "collect"
+    ) -> pl.DataFrame:
+        """The Spark frame as polars (cast to ``schema`` when given), its jobs' progress in
+        the log (:meth:`watch`); an input the executors cannot read is a one-line
+        :class:`~opslens.errors.SourceError`."""
+        try:
+            with self.watch(what):
+                table = frame.toArrow()
+        except Exception as e:
+            raise _translate(e, self.master) from None
+        out = _polars(table)
         return out.cast(schema) if schema else out
 
     # -- the engine contract -------------------------------------------------------------
@@ -292,7 +587,13 @@ class SparkEngine:
         return max(cores, -(-height // size))
 
     def _height(self, frame: pl.DataFrame | SparkFrame) -> int:
-        return frame.height if isinstance(frame, pl.DataFrame) else int(frame.count())
+        if isinstance(frame, pl.DataFrame):
+            return frame.height
+        try:
+            with self.watch("count rows"):
+                return int(frame.count())
+        except Exception as e:  # the first job on an input the executors may not read
+            raise _translate(e, self.master) from None
 
     def _sample(self, frame: pl.DataFrame | SparkFrame, by: str) -> pl.DataFrame:
         """The rows of one entity, for reading off a function's output schema."""
@@ -321,20 +622,29 @@ class SparkEngine:
         out_schema = func(sample).schema
         spark_schema, arrow_schema = _schemas(out_schema)
 
+        batch_rows = int(self.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch", 10_000))
+
         def run(table: pa.Table) -> pa.Table:
+            import pyarrow as pa
+
             part = _polars(table).drop("_bucket").cast(in_schema)
-            return _arrow(func(part).cast(out_schema)).cast(arrow_schema)
+            out = _arrow(func(part).cast(out_schema)).cast(arrow_schema)
+            # back to the executor's JVM in batches, not one batch of the whole answer: a
+            # task's heap holds one batch at a time (propensity's answer is millions of rows)
+            return pa.Table.from_batches(out.to_batches(max_chunksize=batch_rows), arrow_schema)
 
         n = self._tasks(self._height(frame), rows)
         bucketed = sdf.withColumn(
             "_bucket", F.pmod(F.xxhash64(F.col(by), F.lit(BUCKET_SEED)), F.lit(n))
         )
-        return self.collect(bucketed.groupBy("_bucket").applyInArrow(run, spark_schema), out_schema)
+        grouped = bucketed.groupBy("_bucket").applyInArrow(run, spark_schema)
+        return self.collect(grouped, out_schema, what=f"{_named(func)} per {by} ({n} tasks)")
 
     def count_by(self, frame: pl.DataFrame | SparkFrame, keys: Sequence[str]) -> pl.DataFrame:
         """``groupBy(keys).count()`` in Spark; ``count`` as UInt32 like polars' ``len``."""
         counted = self.to_spark(frame).groupBy(*keys).count()
-        return self.collect(counted).with_columns(pl.col("count").cast(pl.UInt32))
+        counts = self.collect(counted, what=f"counts by {', '.join(keys)}")
+        return counts.with_columns(pl.col("count").cast(pl.UInt32))
 
     def sessions(
         self, events: pl.DataFrame | SparkFrame, *, gap: timedelta, by: str, time: str
@@ -382,7 +692,7 @@ class SparkEngine:
             carts = (F.col("event_type") == "add_to_cart").cast("int")
             cols.append(F.sum(carts).over(in_running).cast("int").alias("session_carts"))
         out = out.select("*", *cols).drop("_new")
-        local = self.collect(out)
+        local = self.collect(out, what=f"sessions per {by}")
         span = pl.col("session_end") - pl.col("session_start")
         added: dict[str, Any] = {
             "session_index": pl.Int32,
@@ -430,10 +740,17 @@ class SparkEngine:
                 answers = shared.value(part.drop("_row").cast(in_schema)).cast(out_schema)
                 yield from _arrow(_in_place(answers, rows)).cast(arrow_schema).to_batches()
 
-        result = self.collect(sdf.mapInArrow(batches, spark_schema)).sort("_row")
+        scored = sdf.mapInArrow(batches, spark_schema)
+        result = self.collect(scored, what=f"{_named(func)} on batches").sort("_row")
         if "row" in out_schema and not isinstance(frame, pl.DataFrame):
             result = result.with_columns(pl.col("row").rank("dense").cast(pl.Int64) - 1)
         return result.drop("_row").cast(out_schema)
+
+
+def _named(func: Any) -> str:
+    """A function's name for the log (through ``functools.partial``)."""
+    inner = getattr(func, "func", func)
+    return str(getattr(inner, "__name__", type(inner).__name__))
 
 
 def _in_place(answers: pl.DataFrame, rows: pl.Series) -> pl.DataFrame:
@@ -456,6 +773,13 @@ def _schemas(schema: pl.Schema) -> tuple[Any, pa.Schema]:
     empty = _arrow(pl.DataFrame(schema=schema))
     spark = from_arrow_schema(empty.schema)
     return spark, to_arrow_schema(spark)
+
+
+def _bound(value: Any) -> int | str:
+    """A JDBC partition bound as Spark takes it: an integer, or a date/timestamp as text."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return int(value)
+    return str(value)
 
 
 def _jdbc(url: str) -> tuple[str, dict[str, str]]:

@@ -1,4 +1,5 @@
-"""engine: spark (local[2], a real JVM) against engine: local on the bundled demo data.
+"""engine: spark against engine: local on the bundled demo data, on local[2] (one real JVM)
+and on a standalone cluster (a master and two workers on loopback, see conftest.py).
 
 The same fingerprints and histograms (to 1e-9; in fact bit for bit), the same
 sessions and point-in-time features exactly, the same predictions exactly, for
@@ -8,6 +9,9 @@ and PySpark are required (CI installs both): nothing here is skipped.
 
 from __future__ import annotations
 
+import json
+import os
+from collections.abc import Iterator
 from datetime import timedelta
 from functools import partial
 from importlib.resources import files
@@ -21,20 +25,22 @@ import opslens.recipes as registry
 from opslens.api import score
 from opslens.config import ProjectConfig
 from opslens.core.engine import LocalEngine
-from opslens.engines import make_engine
+from opslens.engines import close_engines, make_engine
 from opslens.engines.spark import SparkEngine
 from opslens.features.events import sessionize
 from opslens.features.fingerprints import fleet_fingerprints
 from opslens.runner import run_analysis
 from opslens.synthetic.clickstream import make_clickstream
 from opslens.synthetic.fleet import make_fleet
+from tests.e2e.spark.conftest import CLUSTER_CONF
 
 RECIPES = ("distribution", "fleet", "segments", "propensity")
-JAR = "/usr/share/java/postgresql.jar"  # Debian's libpostgresql-jdbc-java (CI installs it)
+# Debian's libpostgresql-jdbc-java (CI installs it); OPSLENS_TEST_JDBC_JAR names another copy
+JAR = os.environ.get("OPSLENS_TEST_JDBC_JAR", "/usr/share/java/postgresql.jar")
 
 
-def _demo(recipe: str, folder: Path, engine: str) -> ProjectConfig:
-    """The recipe's bundled demo project in ``folder`` (no MLflow), on ``engine``."""
+def _demo(recipe: str, folder: Path, engine: str, master: str = "local[2]") -> ProjectConfig:
+    """The recipe's bundled demo project in ``folder`` (no MLflow), on ``engine`` at ``master``."""
     package = registry.get_recipe(recipe).package
     demo = registry.get_recipe(recipe).demo
     assert demo is not None
@@ -42,18 +48,40 @@ def _demo(recipe: str, folder: Path, engine: str) -> ProjectConfig:
         (folder / name).write_text((files(package) / "demo" / name).read_text(encoding="utf-8"))
     text = (folder / "project.yaml").read_text()
     text = text.replace('tracking: {uri: "sqlite:///mlflow.db"}', "tracking: {enabled: false}")
-    spark = f'{{master: "local[2]", rows_per_task: 50000, conf: {{spark.jars: "{JAR}"}}}}'
-    text = f"engine: {engine}\nspark: {spark}\n" + text
+    conf = {"spark.jars": JAR, **(CLUSTER_CONF if master.startswith("spark://") else {})}
+    spark = {"master": master, "rows_per_task": 50000, "conf": conf}
+    text = f"engine: {engine}\nspark: {json.dumps(spark)}\n" + text
     (folder / "project.yaml").write_text(text)
     return registry.load_project(folder / "project.yaml")
 
 
-@pytest.fixture(scope="module")
-def spark(tmp_path_factory: pytest.TempPathFactory) -> SparkEngine:
-    """The engine a spark project gets (one session for the module)."""
-    engine = make_engine(_demo("fleet", tmp_path_factory.mktemp("s"), "spark"))
+def engine_at(master: str, folder: Path) -> SparkEngine:
+    """The engine a spark project at ``master`` gets (close it with ``close_engines``)."""
+    engine = make_engine(_demo("fleet", folder, "spark", master))
     assert isinstance(engine, SparkEngine)
     return engine
+
+
+@pytest.fixture(scope="module")
+def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkEngine]:
+    """The engine a spark project gets (one local[2] session for the module)."""
+    yield engine_at("local[2]", tmp_path_factory.mktemp("s"))
+    close_engines()  # one Spark session per process: the cluster module starts its own
+
+
+_LOCAL_RUNS: dict[str, tuple[ProjectConfig, object]] = {}
+
+
+def both_runs(recipe: str, spark: SparkEngine, tmp: pytest.TempPathFactory) -> dict[str, object]:
+    """The recipe's demo run on the local engine (once per process) and at ``spark.master``."""
+    out: dict[str, object] = {"recipe": recipe}
+    if recipe not in _LOCAL_RUNS:
+        project = _demo(recipe, tmp.mktemp("local"), "local")
+        _LOCAL_RUNS[recipe] = (project, run_analysis(project, project.active_analyses()[0].name))
+    out["local"] = _LOCAL_RUNS[recipe]
+    project = _demo(recipe, tmp.mktemp("spark"), "spark", spark.master)
+    out["spark"] = (project, run_analysis(project, project.active_analyses()[0].name))
+    return out
 
 
 @pytest.fixture(scope="module", params=RECIPES)
@@ -61,12 +89,7 @@ def runs(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, spark: SparkEngine
 ) -> dict[str, object]:
     """The recipe's demo run once on each engine."""
-    out: dict[str, object] = {"recipe": request.param}
-    for engine in ("local", "spark"):
-        project = _demo(request.param, tmp_path_factory.mktemp(engine), engine)
-        name = project.active_analyses()[0].name
-        out[engine] = (project, run_analysis(project, name))
-    return out
+    return both_runs(str(request.param), spark, tmp_path_factory)
 
 
 def _table(run: object, name: str) -> pl.DataFrame:
@@ -158,6 +181,14 @@ def test_fingerprints_from_a_postgres_table_over_jdbc(
     table = spark.read_jdbc(pg_url, f"{pg_schema}.readings")
     func = partial(fleet_fingerprints, entity="device_id", time="timestamp", metrics=["vibration"])
     remote = spark.per_group(table, "device_id", func).sort("device_id")
+    assert_frame_equal(func(readings), remote)
+    # partitioned: 3 range reads of the timestamp column by the executors (bounds from min/max)
+    ranges = spark.read_jdbc(
+        pg_url, f"{pg_schema}.readings", partition_column="timestamp", num_partitions=3
+    )
+    assert ranges.rdd.getNumPartitions() == 3
+    assert ranges.count() == readings.height == 5_882  # 30 devices x 200, some readings dropped
+    remote = spark.per_group(ranges, "device_id", func).sort("device_id")
     assert_frame_equal(func(readings), remote)
 
 
