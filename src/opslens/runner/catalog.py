@@ -123,9 +123,7 @@ class Catalog:
             >>> c.release({"prepared"}), sorted(c.memory)
             (['raw'], ['prepared', 'steps'])
         """
-        gone = [
-            n for n, v in self.memory.items() if n not in keep and isinstance(v, pl.DataFrame)
-        ]
+        gone = [n for n, v in self.memory.items() if n not in keep and isinstance(v, pl.DataFrame)]
         for name in gone:
             del self.memory[name]
         return gone
