@@ -281,8 +281,11 @@ def _execute(state: RunState, progress: Any) -> RunResult:
         log.info("engine: %s at %s", plan.engine.name, state.project.spark.master)
     reuse_from_base(state)
     with _stage_progress(progress, plan.analysis.name, len(plan.selected)) as advance:
-        for stage in plan.selected:
+        for i, stage in enumerate(plan.selected):
             run_stage(state, stage)
+            # tables no later stage reads leave memory (they are saved): a pipeline's peak
+            # is then its largest stage, not the sum of everything it made
+            state.catalog.release({n for s in plan.selected[i + 1 :] for n in s.inputs})
             advance(stage.name)
     reuse_model(state)
     if state.catalog.carried:

@@ -163,6 +163,23 @@ def split_bounds(
     return [start + timedelta(days=d) for d in (0, n_train, n_train + n_val, days)]
 
 
+def _time_ordered(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame.sort("timestamp", "user_id", maintain_order=True)`` one column at a time: each
+    column is released once gathered, so the peak is the frame plus a column, not two frames.
+
+    Example:
+        >>> f = pl.DataFrame({"timestamp": [2, 1, 1], "user_id": ["a", "b", "a"], "x": [0, 1, 2]})
+        >>> _time_ordered(f)["x"].to_list()
+        [2, 1, 0]
+    """
+    order = frame.select(pl.arg_sort_by("timestamp", "user_id", maintain_order=True)).to_series()
+    columns = {}
+    for name in frame.columns:
+        columns[name] = frame.get_column(name).gather(order)
+        frame = frame.drop(name)
+    return pl.DataFrame(columns)
+
+
 def split(ctx: StageContext, sessionized_events: pl.DataFrame) -> Out:
     """Train/validation/test events by date; sessions cut at the boundaries."""
     p: PropensityParams = ctx.params
@@ -177,13 +194,6 @@ def split(ctx: StageContext, sessionized_events: pl.DataFrame) -> Out:
             "split by date (a split window would be empty)",
             fix="give events over more days, or change params.split",
         )
-    labelled = ev.with_columns(
-        split=pl.when(pl.col("timestamp") < bounds[1])
-        .then(pl.lit("train"))
-        .when(pl.col("timestamp") < bounds[2])
-        .then(pl.lit("val"))
-        .otherwise(pl.lit("test"))
-    )
     # a session has events in two splits exactly when a boundary falls in (start, end]:
     # counted on the sessions' first events, not by grouping 10^7 events by their session id
     firsts = ev.filter(pl.col("session_event") == 1)
@@ -192,15 +202,24 @@ def split(ctx: StageContext, sessionized_events: pl.DataFrame) -> Out:
             (pl.col("session_start") < b) & (pl.col("session_end") >= b) for b in bounds[1:3]
         )
     ).height
-    # sessions again within each split (the cut); each split's events, as a subsequence of
-    # the sessionized events, are still sorted by user and time, so no sort is needed there
-    plain = labelled.drop(c for c in labelled.columns if c.startswith("session"))
-    parts = {
-        s: sessionize(
-            plain.filter(pl.col("split") == s), gap=p.sessions.gap, by=["user_id", "split"]
-        ).sort("timestamp", "user_id", maintain_order=True)
-        for s in SPLITS
+    del firsts
+    # sessions again within each split (the cut), one split at a time: each split's events,
+    # as a subsequence of the sessionized events, are still sorted by user and time
+    plain = ev.drop(c for c in ev.columns if c.startswith("session"))
+    inside = {
+        "train": pl.col("timestamp") < bounds[1],
+        "val": (pl.col("timestamp") >= bounds[1]) & (pl.col("timestamp") < bounds[2]),
+        "test": pl.col("timestamp") >= bounds[2],
     }
+    parts = {}
+    for s in SPLITS:  # (no name holds the cut frame: _time_ordered frees it column by column)
+        parts[s] = _time_ordered(
+            sessionize(
+                plain.filter(inside[s]).with_columns(split=pl.lit(s)),
+                gap=p.sessions.gap,
+                by=["user_id", "split"],
+            )
+        )
     for s, part in parts.items():
         if part.height == 0:
             raise DataError(
