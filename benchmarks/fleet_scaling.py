@@ -7,7 +7,9 @@ metrics, planted groups and 4% failing devices (failure list with dates, so the
 health stage's warning rule and its lead time run too). Fleets above 10,000 devices are made of 10,000-device
 parts (seeds 0, 1, ...) so the generator's memory stays small. Per stage the child
 records wall time, CPU time (``time.process_time``: every thread of the process,
-so on a shared, loaded machine it is the steadier figure) and the peak RSS so far.
+so on a shared, loaded machine it is the steadier figure), the RSS it starts and ends
+with, and its own peak RSS (VmHWM reset through ``/proc/self/clear_refs`` before the
+stage). The run's peak is ``ru_maxrss`` of the child.
 Per size it prints the totals, the time per 1,000 devices and its growth against
 the smallest size (near 1.0 = linear cost).
 
@@ -72,14 +74,34 @@ from opslens.runner import run_analysis
 from opslens.tracking.tracker import MemoryTracker
 import opslens.recipes.fleet as fleet
 
+def rss_mb(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+def reset_peak():
+    # writing 5 to clear_refs resets VmHWM to the current RSS (Linux); the stage's own peak
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
 stats, kept = {}, {}
 for stage in fleet.RECIPE.pipelines["train"]:
     def timed(*args, _f=stage.func, _name=stage.name, **kwargs):
+        reset_peak()
+        start_mb = rss_mb("VmRSS")
         wall, cpu = time.perf_counter(), time.process_time()
         out = _f(*args, **kwargs)
         stats[_name] = {
             "wall_s": time.perf_counter() - wall,
             "cpu_s": time.process_time() - cpu,
+            "start_mb": start_mb,
+            "stage_peak_mb": rss_mb("VmHWM"),
+            "end_mb": rss_mb("VmRSS"),
             "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         }
         if _name == "fingerprint":
@@ -150,7 +172,8 @@ def main() -> None:
         for name, s in r["stages"].items():  # type: ignore[attr-defined]
             print(
                 f"    {name:<12} wall {s['wall_s']:>7.1f} s  CPU {s['cpu_s']:>7.1f} s  "
-                f"peak so far {s['peak_mb']:>7.0f} MB",
+                f"RSS in {s['start_mb']:>6.0f} MB  stage peak {s['stage_peak_mb']:>6.0f} MB  "
+                f"out {s['end_mb']:>6.0f} MB",
                 flush=True,
             )
         if "ari" in r:
