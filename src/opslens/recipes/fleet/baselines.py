@@ -30,7 +30,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 
 import numpy as np
@@ -38,6 +38,7 @@ import polars as pl
 from scipy.stats import rankdata
 
 from opslens.core.baselines import Baseline, BaselineScore
+from opslens.core.engine import LocalEngine
 from opslens.models.compare import paired_interval, paired_p_value
 
 __all__ = [
@@ -66,6 +67,7 @@ BASELINES = (
     ),
 )
 _MAD = 1.4826  # MAD → standard deviation of a normal
+_CHUNK = 5_000_000  # rows of whole devices per chunk of the per-device aggregations
 _SCORE = "score"
 
 
@@ -97,17 +99,35 @@ def _history_z(
     return flagged.group_by(entity).agg(aggs)
 
 
-def _peer_residuals(
+def _daily_medians(
     readings: pl.DataFrame, *, entity: str, time: str, metrics: Sequence[str], group: str
 ) -> pl.DataFrame:
-    """Daily median of each metric per device minus its group's same-day median of those."""
+    """Daily median of each metric per device (and its group)."""
     day = pl.col(time).dt.truncate("1d").alias(time)
-    daily = (
-        readings.group_by(entity, group, day)
-        .agg(pl.col(m).fill_nan(None).median() for m in metrics)
-        .sort(entity, time)
+    return readings.group_by(entity, group, day).agg(
+        pl.col(m).fill_nan(None).median() for m in metrics
     )
-    return daily.with_columns(pl.col(m) - pl.col(m).median().over(group, time) for m in metrics)
+
+
+def _peer_residuals(
+    daily: pl.DataFrame, *, entity: str, time: str, metrics: Sequence[str], group: str
+) -> pl.DataFrame:
+    """Daily medians (:func:`_daily_medians`) minus the group's same-day median of those."""
+    return daily.sort(entity, time).with_columns(
+        pl.col(m) - pl.col(m).median().over(group, time) for m in metrics
+    )
+
+
+def _chunked(
+    frame: pl.DataFrame,
+    entity: str,
+    func: Callable[[pl.DataFrame], pl.DataFrame],
+    rows_per_chunk: int | None,
+) -> pl.DataFrame:
+    """``func`` on ``rows_per_chunk`` rows of whole devices at a time, concatenated."""
+    if rows_per_chunk is None:
+        return func(frame)
+    return LocalEngine(rows_per_slice=rows_per_chunk).per_group(frame, entity, func)
 
 
 def own_history_scores(
@@ -118,6 +138,7 @@ def own_history_scores(
     metrics: Sequence[str],
     recent: timedelta = timedelta(days=7),
     group: str | None = None,
+    rows_per_chunk: int | None = _CHUNK,
 ) -> pl.DataFrame:
     """Each device's largest |robust z| of its recent window against its own earlier history.
 
@@ -125,6 +146,8 @@ def own_history_scores(
     ``group`` (a column of ``readings``), the device's daily medians minus its group's
     same-day medians are judged the same way, and the larger z counts. A device without
     an earlier period scores null. Columns: ``entity``, ``score``, sorted by ``entity``.
+    The per-device work runs ``rows_per_chunk`` rows of whole devices at a time (``None``:
+    all at once); the scores are the same.
 
     Example:
         >>> from datetime import datetime
@@ -133,27 +156,47 @@ def own_history_scores(
         >>> own_history_scores(r, entity="d", time="t", metrics=["v"], recent=timedelta(days=1))["score"].to_list()
         [2.023..., 38.44...]
     """
-    parts = [_history_z(readings, entity=entity, time=time, values=metrics, recent=recent)]
+    daily: list[pl.DataFrame] = []
+
+    def per_device(part: pl.DataFrame) -> pl.DataFrame:
+        if group is not None:
+            daily.append(
+                _daily_medians(part, entity=entity, time=time, metrics=metrics, group=group)
+            )
+        return _history_z(part, entity=entity, time=time, values=metrics, recent=recent)
+
+    parts = [_chunked(readings, entity, per_device, rows_per_chunk)]
     if group is not None:
-        peers = _peer_residuals(readings, entity=entity, time=time, metrics=metrics, group=group)
+        peers = _peer_residuals(
+            pl.concat(daily), entity=entity, time=time, metrics=metrics, group=group
+        )
         parts.append(_history_z(peers, entity=entity, time=time, values=metrics, recent=recent))
     zs = pl.concat(parts).with_columns(pl.col(m).fill_nan(None) for m in metrics)
     return zs.group_by(entity).agg(pl.max_horizontal(metrics).max().alias(_SCORE)).sort(entity)
 
 
 def max_robust_z_scores(
-    readings: pl.DataFrame, *, entity: str, metrics: Sequence[str]
+    readings: pl.DataFrame,
+    *,
+    entity: str,
+    metrics: Sequence[str],
+    rows_per_chunk: int | None = _CHUNK,
 ) -> pl.DataFrame:
     """Each device's largest |robust z| of its metric means across the fleet.
 
-    Columns: ``entity``, ``score``, sorted by ``entity``.
+    Columns: ``entity``, ``score``, sorted by ``entity``. The means are taken
+    ``rows_per_chunk`` rows of whole devices at a time (``None``: all at once).
 
     Example:
         >>> r = pl.DataFrame({"d": list("abcde"), "v": [1.0, 2.0, 3.0, 4.0, 40.0]})
         >>> max_robust_z_scores(r, entity="d", metrics=["v"])["score"].round(2).to_list()
         [1.35, 0.67, 0.0, 0.67, 24.96]
     """
-    means = readings.group_by(entity).agg(pl.col(m).fill_nan(None).mean() for m in metrics)
+
+    def per_device(part: pl.DataFrame) -> pl.DataFrame:
+        return part.group_by(entity).agg(pl.col(m).fill_nan(None).mean() for m in metrics)
+
+    means = _chunked(readings, entity, per_device, rows_per_chunk)
     z = [
         _robust_z(pl.col(m), pl.col(m).median(), (pl.col(m) - pl.col(m).median()).abs().median())
         .abs()

@@ -161,3 +161,35 @@ def test_the_recipe_declares_both_baselines_and_the_summary_states_the_verdict()
         "Against the baselines: the largest robust z of metric means is better on AUROC against "
         "known failures: 1 against 0 (10 devices, 2 failed)." in summary
     ), summary
+
+
+@pytest.mark.parametrize("shuffled", [False, True], ids=["sorted", "shuffled"])
+def test_chunked_baselines_score_as_the_whole_table(shuffled: bool) -> None:
+    drift = np.zeros(N_DEVICES)
+    drift[:FAILED] = 6.0
+    readings = _fleet(np.linspace(0.0, 10.0, N_DEVICES), drift).with_columns(
+        pl.format("s{}", pl.col("device").str.slice(2).cast(pl.Int64) % 3).alias("site")
+    )
+    if shuffled:  # devices not in runs: chunks are hash buckets of devices
+        readings = readings.sample(fraction=1.0, shuffle=True, seed=2)
+    kwargs = {"entity": "device", "time": "time", "metrics": ["a", "b"]}
+    per_device = readings.height // N_DEVICES
+    for group in (None, "site"):
+        whole = own_history_scores(readings, group=group, rows_per_chunk=None, **kwargs)  # type: ignore[arg-type]
+        means = max_robust_z_scores(
+            readings, entity="device", metrics=["a", "b"], rows_per_chunk=None
+        )
+        for rows in (per_device, 7 * per_device):
+            chunked = own_history_scores(readings, group=group, rows_per_chunk=rows, **kwargs)  # type: ignore[arg-type]
+            assert chunked.equals(whole)  # the same floats, device by device
+            # polars sums a group's mean in an order of its own (two whole-table runs differ
+            # in the last bits too): the same to 1e-12 and the same ranking
+            chunked_means = max_robust_z_scores(
+                readings, entity="device", metrics=["a", "b"], rows_per_chunk=rows
+            )
+            assert chunked_means["device"].equals(means["device"])
+            np.testing.assert_allclose(chunked_means["score"], means["score"], rtol=1e-12)
+            assert chunked_means["score"].rank().equals(means["score"].rank())
+        # the drifting devices lead the own-history ranking
+        top = whole.sort("score", descending=True)["device"].head(FAILED).to_list()
+        assert sorted(top) == [f"d{i:02d}" for i in range(FAILED)]
