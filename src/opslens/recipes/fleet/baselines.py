@@ -67,7 +67,7 @@ BASELINES = (
     ),
 )
 _MAD = 1.4826  # MAD → standard deviation of a normal
-_CHUNK = 5_000_000  # rows of whole devices per chunk of the per-device aggregations
+_CHUNK = 1_000_000  # rows of whole devices per chunk of the per-device aggregations
 _SCORE = "score"
 
 
@@ -223,17 +223,52 @@ def auroc(y: np.ndarray, s: np.ndarray) -> np.ndarray:
     return out
 
 
+def _codes(values: np.ndarray) -> tuple[np.ndarray, int]:
+    """Each value's position among the distinct values (same order, same ties) and their count."""
+    distinct, inverse = np.unique(values, return_inverse=True)
+    return inverse.reshape(values.shape).astype(np.int64), int(distinct.size)
+
+
+def _auroc_of_codes(y: np.ndarray, codes: np.ndarray, n_codes: int) -> np.ndarray:
+    """:func:`auroc` of scores given as order codes (:func:`_codes`), row by row, by counting.
+
+    The average ranks are the ones :func:`~scipy.stats.rankdata` gives the scores (ties
+    share the mean of their places), so the AUROC is the same float, without a sort per
+    row: a count of each code per row (one ``bincount``) and its running sum.
+    """
+    m, n = codes.shape
+    flat = codes + (np.arange(m, dtype=np.int64) * n_codes)[:, None]
+    counts = np.bincount(flat.ravel(), minlength=m * n_codes).reshape(m, n_codes)
+    below = np.cumsum(counts, axis=1) - counts  # values under each code, per row
+    ranks = (
+        np.take_along_axis(below, codes, axis=1)
+        + (np.take_along_axis(counts, codes, axis=1) + 1) / 2
+    )
+    n1 = y.sum(axis=-1)
+    n0 = n - n1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out: np.ndarray = (np.where(y, ranks, 0.0).sum(axis=-1) - n1 * (n1 + 1) / 2) / (n1 * n0)
+    return out
+
+
 def _auroc_interval(
     y: np.ndarray, model: np.ndarray, base: np.ndarray, *, n_boot: int, random_state: int
 ) -> tuple[float, float]:
     """95% bootstrap interval of AUROC(model) − AUROC(base), devices resampled (paired);
-    resamples drawn in chunks so a large fleet never holds all of them at once."""
+    resamples drawn in chunks so a large fleet never holds all of them at once. A resample
+    ranks the devices' order codes by counting (:func:`_auroc_of_codes`: the same AUROC
+    as ranking the resampled scores)."""
     rng = np.random.default_rng(random_state)
     chunk = max(1, min(n_boot, 2_000_000 // max(1, y.size)))
+    model_codes, n_model = _codes(model)
+    base_codes, n_base = _codes(base)
     parts = []
     for lo_ in range(0, n_boot, chunk):
         idx = rng.integers(0, y.size, size=(min(chunk, n_boot - lo_), y.size))
-        parts.append(auroc(y[idx], model[idx]) - auroc(y[idx], base[idx]))
+        parts.append(
+            _auroc_of_codes(y[idx], model_codes[idx], n_model)
+            - _auroc_of_codes(y[idx], base_codes[idx], n_base)
+        )
     diff = np.concatenate(parts)
     lo, hi = np.nanquantile(diff, [0.025, 0.975])
     return float(lo), float(hi)
@@ -247,6 +282,8 @@ def _auroc_p_value(
     a = rankdata(model) / model.size
     b = rankdata(base) / base.size
     observed = abs(float(auroc(y, a) - auroc(y, b)))
+    codes, n_codes = _codes(np.concatenate([a, b]))  # one order over both percentiles
+    ca, cb = codes[: a.size], codes[a.size :]
     rng = np.random.default_rng(random_state)
     chunk = max(1, min(n_perm, 2_000_000 // max(1, y.size)))
     hits = 0
@@ -254,10 +291,9 @@ def _auroc_p_value(
     while done < n_perm:
         m = min(chunk, n_perm - done)
         swap = rng.random((m, y.size)) < 0.5
-        pa, pb = np.where(swap, b, a), np.where(swap, a, b)
-        diff = np.abs(
-            auroc(np.broadcast_to(y, pa.shape), pa) - auroc(np.broadcast_to(y, pb.shape), pb)
-        )
+        pa, pb = np.where(swap, cb, ca), np.where(swap, ca, cb)
+        ys = np.broadcast_to(y, pa.shape)
+        diff = np.abs(_auroc_of_codes(ys, pa, n_codes) - _auroc_of_codes(ys, pb, n_codes))
         hits += int(np.sum(diff >= observed - 1e-12))
         done += m
     return (1 + hits) / (n_perm + 1)

@@ -81,7 +81,7 @@ def daily_panel(
     time: str,
     metrics: list[str],
     peer: str | None = None,
-    rows_per_chunk: int | None = 5_000_000,
+    rows_per_chunk: int | None = 1_000_000,
 ) -> DailyPanel:
     """Daily matrices of ``readings`` (device × day per metric) with their peer-relative form.
 

@@ -193,3 +193,39 @@ def test_chunked_baselines_score_as_the_whole_table(shuffled: bool) -> None:
         # the drifting devices lead the own-history ranking
         top = whole.sort("score", descending=True)["device"].head(FAILED).to_list()
         assert sorted(top) == [f"d{i:02d}" for i in range(FAILED)]
+
+
+def test_counted_ranks_give_the_sorted_ranks_auroc_bit_for_bit() -> None:
+    """The bootstrap and permutation AUROCs by counting equal rankdata's, ties included."""
+    from scipy.stats import rankdata
+
+    from opslens.recipes.fleet.baselines import _auroc_interval, _auroc_p_value
+
+    rng = np.random.default_rng(1)
+    n = 3000
+    y = rng.random(n) < 0.05
+    model = np.round(rng.normal(size=n), 2) + y  # ties, and the failures score higher
+    model[:5] = -np.inf  # devices without a score
+    base = np.round(rng.normal(size=n), 1)
+    n_boot, chunk = 200, 2_000_000 // n
+    # the reference: every resample's scores ranked again (scipy's rankdata in auroc)
+    draws = np.random.default_rng(0)
+    diffs = []
+    for lo in range(0, n_boot, chunk):
+        idx = draws.integers(0, n, size=(min(chunk, n_boot - lo), n))
+        diffs.append(auroc(y[idx], model[idx]) - auroc(y[idx], base[idx]))
+    lo_, hi_ = np.nanquantile(np.concatenate(diffs), [0.025, 0.975])
+    assert _auroc_interval(y, model, base, n_boot=n_boot, random_state=0) == (lo_, hi_)
+    a, b = rankdata(model) / n, rankdata(base) / n
+    observed = abs(float(auroc(y, a) - auroc(y, b)))
+    swaps = np.random.default_rng(0)
+    hits = 0
+    for _ in range(0, n_boot, chunk):
+        swap = swaps.random((min(chunk, n_boot - _), n)) < 0.5
+        pa, pb = np.where(swap, b, a), np.where(swap, a, b)
+        ys = np.broadcast_to(y, pa.shape)
+        hits += int(np.sum(np.abs(auroc(ys, pa) - auroc(ys, pb)) >= observed - 1e-12))
+    assert _auroc_p_value(y, model, base, n_perm=n_boot, random_state=0) == (1 + hits) / (
+        n_boot + 1
+    )
+    assert 0.6 < auroc(y, model) < 0.9 and lo_ > 0  # the planted failures: the model wins
