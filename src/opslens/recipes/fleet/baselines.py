@@ -30,7 +30,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 
 import numpy as np
@@ -38,6 +38,7 @@ import polars as pl
 from scipy.stats import rankdata
 
 from opslens.core.baselines import Baseline, BaselineScore
+from opslens.core.engine import LocalEngine
 from opslens.models.compare import paired_interval, paired_p_value
 
 __all__ = [
@@ -66,6 +67,7 @@ BASELINES = (
     ),
 )
 _MAD = 1.4826  # MAD → standard deviation of a normal
+_CHUNK = 1_000_000  # rows of whole devices per chunk of the per-device aggregations
 _SCORE = "score"
 
 
@@ -97,17 +99,35 @@ def _history_z(
     return flagged.group_by(entity).agg(aggs)
 
 
-def _peer_residuals(
+def _daily_medians(
     readings: pl.DataFrame, *, entity: str, time: str, metrics: Sequence[str], group: str
 ) -> pl.DataFrame:
-    """Daily median of each metric per device minus its group's same-day median of those."""
+    """Daily median of each metric per device (and its group)."""
     day = pl.col(time).dt.truncate("1d").alias(time)
-    daily = (
-        readings.group_by(entity, group, day)
-        .agg(pl.col(m).fill_nan(None).median() for m in metrics)
-        .sort(entity, time)
+    return readings.group_by(entity, group, day).agg(
+        pl.col(m).fill_nan(None).median() for m in metrics
     )
-    return daily.with_columns(pl.col(m) - pl.col(m).median().over(group, time) for m in metrics)
+
+
+def _peer_residuals(
+    daily: pl.DataFrame, *, entity: str, time: str, metrics: Sequence[str], group: str
+) -> pl.DataFrame:
+    """Daily medians (:func:`_daily_medians`) minus the group's same-day median of those."""
+    return daily.sort(entity, time).with_columns(
+        pl.col(m) - pl.col(m).median().over(group, time) for m in metrics
+    )
+
+
+def _chunked(
+    frame: pl.DataFrame,
+    entity: str,
+    func: Callable[[pl.DataFrame], pl.DataFrame],
+    rows_per_chunk: int | None,
+) -> pl.DataFrame:
+    """``func`` on ``rows_per_chunk`` rows of whole devices at a time, concatenated."""
+    if rows_per_chunk is None:
+        return func(frame)
+    return LocalEngine(rows_per_slice=rows_per_chunk).per_group(frame, entity, func)
 
 
 def own_history_scores(
@@ -118,6 +138,7 @@ def own_history_scores(
     metrics: Sequence[str],
     recent: timedelta = timedelta(days=7),
     group: str | None = None,
+    rows_per_chunk: int | None = _CHUNK,
 ) -> pl.DataFrame:
     """Each device's largest |robust z| of its recent window against its own earlier history.
 
@@ -125,6 +146,8 @@ def own_history_scores(
     ``group`` (a column of ``readings``), the device's daily medians minus its group's
     same-day medians are judged the same way, and the larger z counts. A device without
     an earlier period scores null. Columns: ``entity``, ``score``, sorted by ``entity``.
+    The per-device work runs ``rows_per_chunk`` rows of whole devices at a time (``None``:
+    all at once); the scores are the same.
 
     Example:
         >>> from datetime import datetime
@@ -133,27 +156,47 @@ def own_history_scores(
         >>> own_history_scores(r, entity="d", time="t", metrics=["v"], recent=timedelta(days=1))["score"].to_list()
         [2.023..., 38.44...]
     """
-    parts = [_history_z(readings, entity=entity, time=time, values=metrics, recent=recent)]
+    daily: list[pl.DataFrame] = []
+
+    def per_device(part: pl.DataFrame) -> pl.DataFrame:
+        if group is not None:
+            daily.append(
+                _daily_medians(part, entity=entity, time=time, metrics=metrics, group=group)
+            )
+        return _history_z(part, entity=entity, time=time, values=metrics, recent=recent)
+
+    parts = [_chunked(readings, entity, per_device, rows_per_chunk)]
     if group is not None:
-        peers = _peer_residuals(readings, entity=entity, time=time, metrics=metrics, group=group)
+        peers = _peer_residuals(
+            pl.concat(daily), entity=entity, time=time, metrics=metrics, group=group
+        )
         parts.append(_history_z(peers, entity=entity, time=time, values=metrics, recent=recent))
     zs = pl.concat(parts).with_columns(pl.col(m).fill_nan(None) for m in metrics)
     return zs.group_by(entity).agg(pl.max_horizontal(metrics).max().alias(_SCORE)).sort(entity)
 
 
 def max_robust_z_scores(
-    readings: pl.DataFrame, *, entity: str, metrics: Sequence[str]
+    readings: pl.DataFrame,
+    *,
+    entity: str,
+    metrics: Sequence[str],
+    rows_per_chunk: int | None = _CHUNK,
 ) -> pl.DataFrame:
     """Each device's largest |robust z| of its metric means across the fleet.
 
-    Columns: ``entity``, ``score``, sorted by ``entity``.
+    Columns: ``entity``, ``score``, sorted by ``entity``. The means are taken
+    ``rows_per_chunk`` rows of whole devices at a time (``None``: all at once).
 
     Example:
         >>> r = pl.DataFrame({"d": list("abcde"), "v": [1.0, 2.0, 3.0, 4.0, 40.0]})
         >>> max_robust_z_scores(r, entity="d", metrics=["v"])["score"].round(2).to_list()
         [1.35, 0.67, 0.0, 0.67, 24.96]
     """
-    means = readings.group_by(entity).agg(pl.col(m).fill_nan(None).mean() for m in metrics)
+
+    def per_device(part: pl.DataFrame) -> pl.DataFrame:
+        return part.group_by(entity).agg(pl.col(m).fill_nan(None).mean() for m in metrics)
+
+    means = _chunked(readings, entity, per_device, rows_per_chunk)
     z = [
         _robust_z(pl.col(m), pl.col(m).median(), (pl.col(m) - pl.col(m).median()).abs().median())
         .abs()
@@ -180,17 +223,52 @@ def auroc(y: np.ndarray, s: np.ndarray) -> np.ndarray:
     return out
 
 
+def _codes(values: np.ndarray) -> tuple[np.ndarray, int]:
+    """Each value's position among the distinct values (same order, same ties) and their count."""
+    distinct, inverse = np.unique(values, return_inverse=True)
+    return inverse.reshape(values.shape).astype(np.int64), int(distinct.size)
+
+
+def _auroc_of_codes(y: np.ndarray, codes: np.ndarray, n_codes: int) -> np.ndarray:
+    """:func:`auroc` of scores given as order codes (:func:`_codes`), row by row, by counting.
+
+    The average ranks are the ones :func:`~scipy.stats.rankdata` gives the scores (ties
+    share the mean of their places), so the AUROC is the same float, without a sort per
+    row: a count of each code per row (one ``bincount``) and its running sum.
+    """
+    m, n = codes.shape
+    flat = codes + (np.arange(m, dtype=np.int64) * n_codes)[:, None]
+    counts = np.bincount(flat.ravel(), minlength=m * n_codes).reshape(m, n_codes)
+    below = np.cumsum(counts, axis=1) - counts  # values under each code, per row
+    ranks = (
+        np.take_along_axis(below, codes, axis=1)
+        + (np.take_along_axis(counts, codes, axis=1) + 1) / 2
+    )
+    n1 = y.sum(axis=-1)
+    n0 = n - n1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out: np.ndarray = (np.where(y, ranks, 0.0).sum(axis=-1) - n1 * (n1 + 1) / 2) / (n1 * n0)
+    return out
+
+
 def _auroc_interval(
     y: np.ndarray, model: np.ndarray, base: np.ndarray, *, n_boot: int, random_state: int
 ) -> tuple[float, float]:
     """95% bootstrap interval of AUROC(model) − AUROC(base), devices resampled (paired);
-    resamples drawn in chunks so a large fleet never holds all of them at once."""
+    resamples drawn in chunks so a large fleet never holds all of them at once. A resample
+    ranks the devices' order codes by counting (:func:`_auroc_of_codes`: the same AUROC
+    as ranking the resampled scores)."""
     rng = np.random.default_rng(random_state)
     chunk = max(1, min(n_boot, 2_000_000 // max(1, y.size)))
+    model_codes, n_model = _codes(model)
+    base_codes, n_base = _codes(base)
     parts = []
     for lo_ in range(0, n_boot, chunk):
         idx = rng.integers(0, y.size, size=(min(chunk, n_boot - lo_), y.size))
-        parts.append(auroc(y[idx], model[idx]) - auroc(y[idx], base[idx]))
+        parts.append(
+            _auroc_of_codes(y[idx], model_codes[idx], n_model)
+            - _auroc_of_codes(y[idx], base_codes[idx], n_base)
+        )
     diff = np.concatenate(parts)
     lo, hi = np.nanquantile(diff, [0.025, 0.975])
     return float(lo), float(hi)
@@ -204,6 +282,8 @@ def _auroc_p_value(
     a = rankdata(model) / model.size
     b = rankdata(base) / base.size
     observed = abs(float(auroc(y, a) - auroc(y, b)))
+    codes, n_codes = _codes(np.concatenate([a, b]))  # one order over both percentiles
+    ca, cb = codes[: a.size], codes[a.size :]
     rng = np.random.default_rng(random_state)
     chunk = max(1, min(n_perm, 2_000_000 // max(1, y.size)))
     hits = 0
@@ -211,10 +291,9 @@ def _auroc_p_value(
     while done < n_perm:
         m = min(chunk, n_perm - done)
         swap = rng.random((m, y.size)) < 0.5
-        pa, pb = np.where(swap, b, a), np.where(swap, a, b)
-        diff = np.abs(
-            auroc(np.broadcast_to(y, pa.shape), pa) - auroc(np.broadcast_to(y, pb.shape), pb)
-        )
+        pa, pb = np.where(swap, cb, ca), np.where(swap, ca, cb)
+        ys = np.broadcast_to(y, pa.shape)
+        diff = np.abs(_auroc_of_codes(ys, pa, n_codes) - _auroc_of_codes(ys, pb, n_codes))
         hits += int(np.sum(diff >= observed - 1e-12))
         done += m
     return (1 + hits) / (n_perm + 1)

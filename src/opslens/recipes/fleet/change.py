@@ -248,8 +248,12 @@ def warning_lead_times(
     per-device false alarm).
     """
     devices = [str(d) for d in panel.devices]
+    row: dict[str, int] = {}
+    for i, d in enumerate(devices):  # a dict, not list.index: linear, not quadratic
+        row.setdefault(d, i)
     pool = sorted(failure_days.values())
-    healthy = [d for d in devices if d not in failure_days and d not in set(exclude)]
+    left_out = set(exclude)
+    healthy = [d for d in devices if d not in failure_days and d not in left_out]
     picks = np.random.default_rng(random_state).integers(0, len(pool), size=len(healthy))
     dates = {
         **{d: failure_days[d] for d in devices if d in failure_days},
@@ -258,7 +262,7 @@ def warning_lead_times(
     first = panel.days[0]
     rows = []
     for dev, when in dates.items():
-        i = devices.index(dev)
+        i = row[dev]
         end = int((np.datetime64(when, "D") - first).astype(np.int64))
         lo, hi = max(0, end - horizon_days), min(end, alarms.shape[1] - 1)
         on = np.flatnonzero(alarms[i, lo : hi + 1]) + lo

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from opslens.core.engine import LocalEngine
 from opslens.errors import OpslensWarning
 
 __all__ = ["DailyPanel", "daily_panel", "peer_median"]
@@ -80,17 +81,33 @@ def daily_panel(
     time: str,
     metrics: list[str],
     peer: str | None = None,
+    rows_per_chunk: int | None = 1_000_000,
 ) -> DailyPanel:
-    """Daily matrices of ``readings`` (device × day per metric) with their peer-relative form."""
+    """Daily matrices of ``readings`` (device × day per metric) with their peer-relative form.
+
+    The daily means are taken ``rows_per_chunk`` rows of whole devices at a time (a
+    device's rows never split), so memory follows the chunk, not the fleet; ``None``
+    takes the whole table at once. The panel is the same either way.
+    """
     day = pl.col(time).dt.truncate("1d").cast(pl.Date).alias("__day")
     keys = [entity] if peer is None else [entity, peer]
-    daily = (
-        readings.select(*keys, day, *metrics)
-        .with_columns(pl.col(metrics).cast(pl.Float64).fill_nan(None))
-        .group_by([*keys, "__day"])
-        .agg(pl.col(metrics).mean())
-    )
-    devices = readings[entity].unique().sort()
+    firsts: list[pl.DataFrame] = []
+
+    def means(part: pl.DataFrame) -> pl.DataFrame:
+        if peer is not None:  # each device's first peer value, in the table's row order
+            firsts.append(part.select(entity, peer).unique(entity, keep="first"))
+        return (
+            part.select(*keys, day, *metrics)
+            .with_columns(pl.col(metrics).cast(pl.Float64).fill_nan(None))
+            .group_by([*keys, "__day"])
+            .agg(pl.col(metrics).mean())
+        )
+
+    if rows_per_chunk is None:
+        daily = means(readings)
+    else:
+        daily = LocalEngine(rows_per_slice=rows_per_chunk).per_group(readings, entity, means)
+    devices = daily[entity].unique().sort()
     stamps = daily["__day"].to_numpy().astype("datetime64[D]")
     days = np.arange(stamps.min(), stamps.max() + 1)
     row = daily.join(devices.to_frame().with_row_index("__row"), on=entity)["__row"].to_numpy()
@@ -100,12 +117,13 @@ def daily_panel(
         mat = np.full((devices.len(), days.size), np.nan)
         mat[row, col] = daily[m].fill_null(np.nan).to_numpy()
         values[m] = mat
+    del daily
     peers = np.zeros(devices.len(), dtype=np.int64)
     names = ["fleet"]
     lonely: list[str] = []
     if peer is not None:
         per_device = (
-            (readings.select(entity, peer).unique(entity, keep="first").sort(entity))[peer]
+            (pl.concat(firsts).unique(entity, keep="first").sort(entity))[peer]
             .cast(pl.String)
             .fill_null("(none)")
         )

@@ -78,7 +78,14 @@ def _config(ctx: StageContext, readings: pl.DataFrame) -> FingerprintConfig:
 
 def _warn_short(readings: pl.DataFrame, entity: str, config: FingerprintConfig) -> None:
     """Warn when the shortest device series is too short for the window or a lag."""
-    counts = readings.group_by(entity).len().sort(["len", entity])
+    runs = readings.get_column(entity).rle()
+    ids = runs.struct.field("value")
+    if ids.len() < 2 or bool((ids.slice(1) > ids.slice(0, ids.len() - 1)).all()):
+        # each device one run (prepare sorts): its length is its count, no hash over every row
+        counts = pl.DataFrame([ids.alias(entity), runs.struct.field("len").alias("len")])
+    else:
+        counts = readings.group_by(entity).len()
+    counts = counts.sort(["len", entity])
     n, device = int(counts["len"][0]), str(counts[entity][0])
     long_lags = [lag for lag in config.lags if lag >= n]
     if long_lags:

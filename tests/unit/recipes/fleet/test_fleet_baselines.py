@@ -161,3 +161,71 @@ def test_the_recipe_declares_both_baselines_and_the_summary_states_the_verdict()
         "Against the baselines: the largest robust z of metric means is better on AUROC against "
         "known failures: 1 against 0 (10 devices, 2 failed)." in summary
     ), summary
+
+
+@pytest.mark.parametrize("shuffled", [False, True], ids=["sorted", "shuffled"])
+def test_chunked_baselines_score_as_the_whole_table(shuffled: bool) -> None:
+    drift = np.zeros(N_DEVICES)
+    drift[:FAILED] = 6.0
+    readings = _fleet(np.linspace(0.0, 10.0, N_DEVICES), drift).with_columns(
+        pl.format("s{}", pl.col("device").str.slice(2).cast(pl.Int64) % 3).alias("site")
+    )
+    if shuffled:  # devices not in runs: chunks are hash buckets of devices
+        readings = readings.sample(fraction=1.0, shuffle=True, seed=2)
+    kwargs = {"entity": "device", "time": "time", "metrics": ["a", "b"]}
+    per_device = readings.height // N_DEVICES
+    for group in (None, "site"):
+        whole = own_history_scores(readings, group=group, rows_per_chunk=None, **kwargs)  # type: ignore[arg-type]
+        means = max_robust_z_scores(
+            readings, entity="device", metrics=["a", "b"], rows_per_chunk=None
+        )
+        for rows in (per_device, 7 * per_device):
+            chunked = own_history_scores(readings, group=group, rows_per_chunk=rows, **kwargs)  # type: ignore[arg-type]
+            assert chunked.equals(whole)  # the same floats, device by device
+            # polars sums a group's mean in an order of its own (two whole-table runs differ
+            # in the last bits too): the same to 1e-12 and the same ranking
+            chunked_means = max_robust_z_scores(
+                readings, entity="device", metrics=["a", "b"], rows_per_chunk=rows
+            )
+            assert chunked_means["device"].equals(means["device"])
+            np.testing.assert_allclose(chunked_means["score"], means["score"], rtol=1e-12)
+            assert chunked_means["score"].rank().equals(means["score"].rank())
+        # the drifting devices lead the own-history ranking
+        top = whole.sort("score", descending=True)["device"].head(FAILED).to_list()
+        assert sorted(top) == [f"d{i:02d}" for i in range(FAILED)]
+
+
+def test_counted_ranks_give_the_sorted_ranks_auroc_bit_for_bit() -> None:
+    """The bootstrap and permutation AUROCs by counting equal rankdata's, ties included."""
+    from scipy.stats import rankdata
+
+    from opslens.recipes.fleet.baselines import _auroc_interval, _auroc_p_value
+
+    rng = np.random.default_rng(1)
+    n = 3000
+    y = rng.random(n) < 0.05
+    model = np.round(rng.normal(size=n), 2) + y  # ties, and the failures score higher
+    model[:5] = -np.inf  # devices without a score
+    base = np.round(rng.normal(size=n), 1)
+    n_boot, chunk = 200, 2_000_000 // n
+    # the reference: every resample's scores ranked again (scipy's rankdata in auroc)
+    draws = np.random.default_rng(0)
+    diffs = []
+    for lo in range(0, n_boot, chunk):
+        idx = draws.integers(0, n, size=(min(chunk, n_boot - lo), n))
+        diffs.append(auroc(y[idx], model[idx]) - auroc(y[idx], base[idx]))
+    lo_, hi_ = np.nanquantile(np.concatenate(diffs), [0.025, 0.975])
+    assert _auroc_interval(y, model, base, n_boot=n_boot, random_state=0) == (lo_, hi_)
+    a, b = rankdata(model) / n, rankdata(base) / n
+    observed = abs(float(auroc(y, a) - auroc(y, b)))
+    swaps = np.random.default_rng(0)
+    hits = 0
+    for _ in range(0, n_boot, chunk):
+        swap = swaps.random((min(chunk, n_boot - _), n)) < 0.5
+        pa, pb = np.where(swap, b, a), np.where(swap, a, b)
+        ys = np.broadcast_to(y, pa.shape)
+        hits += int(np.sum(np.abs(auroc(ys, pa) - auroc(ys, pb)) >= observed - 1e-12))
+    assert _auroc_p_value(y, model, base, n_perm=n_boot, random_state=0) == (1 + hits) / (
+        n_boot + 1
+    )
+    assert 0.6 < auroc(y, model) < 0.9 and lo_ > 0  # the planted failures: the model wins

@@ -8,6 +8,7 @@ AUROC that the out-of-fold risk does not.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from opslens.recipes.fleet.baselines import auroc
 from opslens.recipes.fleet.health import _combined, learned_weights, out_of_fold_risk
@@ -53,3 +54,30 @@ def test_noise_gains_nothing_out_of_fold() -> None:
         honest.append(float(auroc(failed, out_of_fold_risk(parts, failed).risk)))
     assert np.mean(lucky) - np.mean(honest) >= 0.05, (np.mean(lucky), np.mean(honest))
     assert abs(np.mean(honest) - 0.5) < 0.08, np.mean(honest)
+
+
+def test_chunked_paired_tests_are_the_compare_modules_figures(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The warning comparison's interval and p, drawn in chunks, equal models.compare's."""
+    import importlib
+
+    from opslens.models.compare import paired_interval, paired_p_value
+
+    health = importlib.import_module("opslens.recipes.fleet.health")
+
+    rng = np.random.default_rng(4)
+    n = 5000  # 5,000 devices: the chunks hold 400 of the 2,000 flips (and of 1,000 resamples)
+    warned_a = (rng.random(n) < 0.05).astype(float)
+    warned_b = (rng.random(n) < 0.08).astype(float)  # the baseline warns more healthy units
+    lead_a = rng.integers(0, 20, size=n).astype(float)
+    lead_b = np.maximum(lead_a - rng.integers(0, 4, size=n), 0).astype(float)
+    monkeypatch.setattr(health, "_CHUNK", 2_000_000 // 5000)  # chunks on this small fleet too
+    for a, b in ((warned_a, warned_b), (lead_a, lead_b)):
+        assert health._paired_interval(a, b, random_state=0) == paired_interval(
+            a, b, random_state=0
+        )
+        assert health._paired_p(a, b, random_state=0) == paired_p_value(a, b, random_state=0)
+    mean, (lo, hi) = health._paired_interval(warned_a, warned_b, random_state=0)
+    assert lo < mean < hi < 0  # the planted difference: fewer healthy units warned
+    assert health._paired_p(lead_a, lead_b, random_state=0) < 0.01  # earlier, and surely so
