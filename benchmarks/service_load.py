@@ -47,18 +47,14 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.unit.ui.conftest import RECIPES, all_recipes_project
+
 BIN = Path(sys.executable).parent
-RECIPES = ("distribution", "fleet", "segments", "residual", "propensity")
-#: the demos made smaller where they are slow (as the service tests do)
-SMALLER = {
-    "n_turbines: 300": "n_turbines: 60",
-    "num_users: 2000, num_items: 300, num_days: 60": "num_users: 500, num_items: 80, num_days: 60",
-    "n_estimators: 200": "n_estimators: 40",
-}
 
 WRK_SCRIPT = """
 local bodies = {%s}
@@ -210,23 +206,9 @@ def load(url: str, bodies: list[str], seconds: float, connections: int) -> dict[
 
 
 def build_project(folder: Path) -> Path:
-    """``folder/project.yaml``: every recipe's demo analyses, MLflow tracking on."""
-    from opslens.recipes import get_recipe
-
-    analyses = []
-    for name in RECIPES:
-        recipe = get_recipe(name)
-        assert recipe.demo is not None
-        for file in recipe.demo.files[1:]:
-            (folder / file).write_text((files(recipe.package) / "demo" / file).read_text())
-        text = (files(recipe.package) / "demo" / "project.yaml").read_text()
-        analyses.append(text.split("analyses:\n", 1)[1].split("\nactive:", 1)[0])
-    body = "\n".join(analyses)
-    for old, new in SMALLER.items():
-        body = body.replace(old, new)
-    path = folder / "project.yaml"
-    path.write_text('tracking: {uri: "sqlite:///mlflow.db"}\nanalyses:\n' + body + "\n")
-    return path
+    """``folder/project.yaml``: every recipe's demo analyses (smaller where slow, as the
+    service tests have them), MLflow tracking on."""
+    return all_recipes_project(folder, tracking='{uri: "sqlite:///mlflow.db"}')
 
 
 def _bodies(recipe: str, instances: list[dict[str, Any]]) -> list[dict[str, Any]]:

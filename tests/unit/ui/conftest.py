@@ -20,10 +20,14 @@ SMALLER = {
 
 
 def all_recipes_project(
-    folder: Path, *, recipes: tuple[str, ...] = RECIPES, smaller: bool = True
+    folder: Path,
+    *,
+    recipes: tuple[str, ...] = RECIPES,
+    smaller: bool = True,
+    tracking: str = "{enabled: false}",
 ) -> Path:
     """``folder/project.yaml``: the demo analyses of ``recipes`` (every recipe unless told)
-    in one project (MLflow off)."""
+    in one project, with ``tracking`` (MLflow off unless told)."""
     analyses = []
     for name in recipes:
         recipe = get_recipe(name)
@@ -37,7 +41,7 @@ def all_recipes_project(
         for old, new in SMALLER.items():
             body = body.replace(old, new)
     project = folder / "project.yaml"
-    project.write_text("tracking: {enabled: false}\nanalyses:\n" + body + "\n")
+    project.write_text(f"tracking: {tracking}\nanalyses:\n" + body + "\n")
     return project
 
 
