@@ -323,6 +323,16 @@ class SparkProgress:
                 return
             self.jobs, self.jobs_done, self.tasks, self.tasks_done = seen
             if ended:
+                # the tracker learns of a job's end from Spark's listener bus, which can lag
+                # behind the results the driver already has: wait for it a little
+                settle = time.monotonic() + 5.0
+                while self.jobs_done < self.jobs and time.monotonic() < settle:
+                    time.sleep(0.1)
+                    try:
+                        seen = self._read(context, group)
+                    except Exception:
+                        break
+                    self.jobs, self.jobs_done, self.tasks, self.tasks_done = seen
                 if self.jobs:
                     log.info(
                         "spark %s: %d/%d jobs done (%d tasks) in %.1f s",

@@ -219,7 +219,7 @@ class PropensityPredictor(BasePredictor):
             >>> from sklearn.linear_model import LogisticRegression
             >>> clf = LogisticRegression().fit(np.array([[0.0], [1.0], [2.0], [3.0]]), [0, 0, 1, 1])
             >>> p = PropensityPredictor(clf, "logistic", ["pair_views"], [], horizon_hours=1.0)
-            >>> p.probability_one(np.array([3.0])) == p.probabilities(np.array([[3.0]]))[0]
+            >>> bool(p.probability_one(np.array([3.0])) == p.probabilities(np.array([[3.0]]))[0])
             True
         """
         fast = self.__dict__.get("_fast")
