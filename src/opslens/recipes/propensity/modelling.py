@@ -97,6 +97,10 @@ def sample_negatives(y: np.ndarray, ratio: float | None, random_state: int) -> n
     return np.sort(np.r_[pos, chosen])
 
 
+#: cells of a design matrix up to which the logistic fit runs on one BLAS thread
+SMALL_FOR_BLAS = 5_000_000
+
+
 def fit_logistic(X: np.ndarray, y: np.ndarray, p: ModelParams, random_state: int) -> Pipeline:
     """Standardised features → class-balanced logistic regression (the first thing one tries)."""
     model = make_pipeline(
@@ -106,9 +110,11 @@ def fit_logistic(X: np.ndarray, y: np.ndarray, p: ModelParams, random_state: int
             C=p.logistic_c, class_weight="balanced", max_iter=1000, random_state=random_state
         ),
     )
-    # one BLAS thread: lbfgs makes ~100 small matrix products, and OpenBLAS's second thread
-    # spins on a busy 2-core machine (3.9 s of CPU against 0.4 s on the demo's 29k x 56)
-    with threadpool_limits(limits=1, user_api="blas"):
+    # a small table on one BLAS thread: lbfgs makes ~100 small matrix products, and
+    # OpenBLAS's second thread spins on a busy 2-core machine (3.9 s of CPU against 0.4 s
+    # on the demo's 29k x 56); a large one keeps BLAS's threads, which pay for themselves
+    threads = 1 if X.size <= SMALL_FOR_BLAS else None
+    with threadpool_limits(limits=threads, user_api="blas"):
         return model.fit(X, y)
 
 
