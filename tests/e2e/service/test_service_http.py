@@ -170,6 +170,67 @@ def test_bearer_token_guards_all_but_health(monkeypatch: pytest.MonkeyPatch) -> 
         assert doc["paths"]["/predict/scaled"]["post"]["security"] == [{"HTTPBearer": []}]
 
 
+def test_the_fast_path_answers_byte_for_byte_as_fastapis_route(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """POST /predict of a stateless model is answered in front of FastAPI (FastPredict); the
+    same requests sent past it, to FastAPI's own stack, get the same status and bytes."""
+    import asyncio
+
+    from fastapi import FastAPI
+
+    from opslens.online.service.predict import FastPredict
+
+    monkeypatch.setenv("OPSLENS_TEST_TOKEN", "s3cret")
+    app = _app(max_batch=2, token_env="OPSLENS_TEST_TOKEN")
+    fastapi_only = FastAPI.build_middleware_stack(app)  # FastAPI's stack without the fast path
+    good = {"Authorization": "Bearer s3cret", "Content-Type": "application/json"}
+    sent: list[tuple[str, bytes, dict[str, str]]] = [
+        ("/predict/scaled", b'{"x": 3, "label": "7"}', good),
+        ("/predict/scaled", b'{"instances": [{"x": 1, "label": "a"}]}', good),
+        ("/predict/scaled", b'{"x": "3", "label": "7"}', good),  # 422: text for a number
+        ("/predict/scaled", b'{"x": NaN, "label": "7"}', good),  # 422: non-finite
+        ("/predict/scaled", b'{"x": -1, "label": "7"}', good),  # 422: the predictor refuses
+        ("/predict/scaled", b"[[[[" * 40, good),  # 422: too deep
+        ("/predict/scaled", b"not json", good),
+        ("/predict/scaled", b'{"instances": [{"x": 1, "label": "a"}, {"x": -2}]}', good),
+        ("/predict/scaled", b'{"instances": [' + b'{"x": 1, "label": "a"},' * 2 + b"{}]}", good),
+        ("/predict/scaled", b"{}", {"Authorization": "Bearer wrong"}),  # 401 (FastAPI's)
+        ("/predict/nope", b"{}", good),  # 404 (FastAPI's)
+    ]
+
+    async def answers(target: Any) -> list[tuple[int, bytes, str]]:
+        transport = httpx.ASGITransport(app=target)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            out = []
+            for path, body, headers in sent:
+                r = await client.post(path, content=body, headers=headers)
+                out.append((r.status_code, r.content, r.headers["content-type"]))
+            return out
+
+    fast = asyncio.run(answers(app))
+    assert isinstance(app.middleware_stack, FastPredict)  # in front of FastAPI's own stack
+    assert fast == asyncio.run(answers(fastapi_only))
+    assert [status for status, _, _ in fast] == [
+        200,
+        200,
+        422,
+        422,
+        422,
+        422,
+        422,
+        422,
+        413,
+        401,
+        404,
+    ]
+    # both counted each request in the metrics: 9 to 'scaled' by each path, the 401 not at all
+    text = app.state.metrics.render().decode()
+    assert 'opslens_requests_total{analysis="scaled",status="200"} 4.0' in text
+    assert 'opslens_requests_total{analysis="scaled",status="422"} 12.0' in text
+    assert 'opslens_requests_total{analysis="unknown",status="404"} 2.0' in text
+
+
 def test_openapi_has_typed_models_per_analysis(live: httpx.Client) -> None:
     doc = live.get("/openapi.json").json()
     assert {"/health", "/models", "/predict/scaled", "/predict/runs"} <= set(doc["paths"])

@@ -32,7 +32,10 @@ refreshed every ``settings.poll_seconds`` in a worker thread, so a version
 promoted while the service runs is served without a restart. Predictions run in a
 thread pool (one thread per core), so a slow model never stalls ``/health``; a model whose
 last 64 single answers each took under 0.5 ms of CPU answers on the event loop instead
-(no thread hop), until one answer is slower (:class:`~.served.Pace`).
+(no thread hop), until one answer is slower (:class:`~.served.Pace`). A stateless
+``POST /predict`` with the right token is answered by a pure-ASGI fast path in front of
+FastAPI (:class:`~.predict.FastPredict`: the same answers, bytes for bytes, without
+FastAPI's routing and dependencies); every other request goes through FastAPI.
 
 Example:
     >>> import asyncio, httpx
@@ -63,30 +66,29 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from typing import Annotated, Any
 
-from anyio import CapacityLimiter, to_thread
 from fastapi import Depends, FastAPI, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import models_json_schema
 from starlette.concurrency import run_in_threadpool
 
 from opslens import __version__
 from opslens.errors import OpslensError, SourceError
-from opslens.online.service.body import BodyError, excerpt, parse, read
+from opslens.online.service.body import BodyError
 from opslens.online.service.events import EventStates, ingest_body, project_states, score_body
 from opslens.online.service.metrics import CONTENT_TYPE, ServiceMetrics
+from opslens.online.service.predict import FastPredict, Predictions, invalid, refused, trimmed
 from opslens.online.service.recent import MAX_RECENT, RecentAnswers
-from opslens.online.service.served import ModelBook, ModelSource, ProjectModels, ServedModel
+from opslens.online.service.served import ModelBook, ModelSource, ProjectModels
 from opslens.online.service.settings import ServiceSettings
 from opslens.online.service.state import StateStore, dumpb, open_state
 
@@ -99,100 +101,6 @@ _BEARER = HTTPBearer(auto_error=False, description="the token in the service's t
 
 def _json(content: Any, status: int = 200) -> Response:
     return Response(dumpb(content), status_code=status, media_type="application/json")
-
-
-def _answered(head: bytes, answer: Any) -> Response:
-    """A 200 of a stamp serialised ahead (:attr:`ServedModel.heads`) and the answer."""
-    return Response(head + dumpb(answer) + b"}", media_type="application/json")
-
-
-_TAGS = {"str", "int", "float", "bool", "constrained-float", "constrained-str", "literal"}
-
-
-def _path(loc: tuple[Any, ...], payload: Any) -> tuple[Any, ...]:
-    """``loc`` without pydantic's union-member tags (``str``, ``function-after[...]``): only the
-    keys and positions of the payload, and the name of a missing field."""
-    out: list[Any] = []
-    here = payload
-    for part in loc:
-        if isinstance(here, dict) and part in here:
-            here = here[part]
-        elif isinstance(here, list) and isinstance(part, int) and 0 <= part < len(here):
-            here = here[part]
-        elif isinstance(part, str) and ("[" in part or part in _TAGS):
-            continue
-        else:
-            here = None
-        out.append(part)
-    return tuple(out)
-
-
-def _invalid(model: type[BaseModel], payload: Any) -> None:
-    """RequestValidationError (422, FastAPI's shape) naming each bad field and the fix."""
-    try:
-        model.model_validate(payload)
-    except ValidationError as e:
-        errors = e.errors(include_url=False, include_context=False)
-        fix = "; fix: send what the request schema says (GET /openapi.json, or /docs)"
-        raise RequestValidationError(
-            [
-                {**err, "loc": ("body", *_path(err["loc"], payload)), "msg": err["msg"] + fix}
-                for err in errors
-            ]
-        ) from None
-
-
-def _refused(error: OpslensError, *where: str | int) -> RequestValidationError:
-    """The predictor's own refusal of an instance, as a 422 in the same shape."""
-    return RequestValidationError(
-        [{"type": "instance", "loc": ("body", *where), "msg": str(error)}]
-    )
-
-
-def _predict_many(
-    served: ServedModel, instances: list[dict[str, Any]], batch: bool
-) -> list[dict[str, Any]]:
-    out = []
-    for i, instance in enumerate(instances):
-        try:
-            out.append(served.predictor.predict_one(instance))
-        except OpslensError as e:
-            raise (_refused(e, "instances", i) if batch else _refused(e)) from None
-    return out
-
-
-def _trimmed(errors: Any) -> list[dict[str, Any]]:
-    """Validation errors as answered: JSON-safe, the input only as a short excerpt."""
-    out = []
-    for err in errors:
-        err = {k: v for k, v in dict(err).items() if k not in ("ctx", "url")}
-        if "input" in err:
-            err["input"] = excerpt(err["input"])
-        out.append(err)
-    return out
-
-
-async def _step(
-    served: ServedModel,
-    store: StateStore,
-    stream: str,
-    instances: list[dict[str, Any]],
-    batch: bool,
-) -> list[dict[str, Any]]:
-    """Step the stream through ``instances`` under its lock; state saved only if all succeed."""
-    key = f"{served.analysis}/{stream}"
-    answers = []
-    async with store.lock(key):
-        state = await store.get(key)
-        for i, instance in enumerate(instances):
-            try:
-                answer, state = served.predictor.step(instance, state)
-            except OpslensError as e:
-                raise (_refused(e, "instances", i) if batch else _refused(e)) from None
-            answers.append(answer)
-        if state is not None:
-            await store.set(key, state)
-    return answers
 
 
 def _guard(settings: ServiceSettings) -> list[Any]:
@@ -416,22 +324,15 @@ def create_app(
     app.state.store = store
     app.state.events = states
     guard = _guard(settings)
-    max_batch = settings.max_batch
     metrics = ServiceMetrics(book.loaded)
     app.state.metrics = metrics
     recent = RecentAnswers()
     app.state.recent = recent
-    #: predictions in threads at once: one per core (more threads only contend for the cores
-    #: and the GIL; the others wait their turn, the event loop goes on answering /health)
-    cpu = CapacityLimiter(max(2, os.cpu_count() or 2))
-    body_fix = (
-        f"send at most {settings.max_body_bytes:,} bytes per request, in batches of at most "
-        f"{max_batch} instances (or start the service with a larger --max-body-mb)"
-    )
+    predictions = Predictions(book, settings, metrics, recent, store)
 
     @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError) -> Response:
-        return _json({"detail": _trimmed(exc.errors())}, 422)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        return _json({"detail": trimmed(exc.errors())}, 422)
 
     @app.get("/openapi.json", dependencies=guard, include_in_schema=False)
     async def openapi() -> dict[str, Any]:
@@ -474,81 +375,16 @@ def create_app(
 
     @app.post("/predict/{analysis}", dependencies=guard, include_in_schema=False)
     async def predict(analysis: str, request: Request) -> Response:
+        # what FastPredict (in front) did not answer: a stateful model, an unknown analysis
         started = time.perf_counter()
         status = 500
-        label = analysis if analysis in book.recipes else "unknown"
         try:
-            answer = await _answer(analysis, request)
-            status = answer.status_code
-            return answer
-        except RequestValidationError:
-            status = 422
-            raise
+            status, body = await predictions.reply(
+                analysis, request.headers.get("content-length"), request.receive
+            )
+            return Response(body, status_code=status, media_type="application/json")
         finally:
-            metrics.observe(label, status, time.perf_counter() - started)
-
-    async def _answer(analysis: str, request: Request) -> Response:
-        served = book.get(analysis)
-        if served is None:
-            if analysis in book.recipes:
-                status = 409 if analysis in book.missing else 503
-                return _json({"detail": book.problems.get(analysis, "not loaded yet")}, status)
-            known = list(book.recipes)
-            detail = f"no analysis named '{analysis}'; fix: use one of: {', '.join(known)}"
-            return _json({"detail": detail, "known": known}, 404)
-        try:
-            body = await read(
-                request.headers.get("content-length"),
-                request.receive,
-                settings.max_body_bytes,
-                body_fix,
-            )
-            payload = parse(body)
-        except BodyError as e:
-            if e.status == 422:
-                raise RequestValidationError(e.errors) from None
-            return _json(
-                {"detail": e.errors[0]["msg"], "max_body_bytes": settings.max_body_bytes}, 413
-            )
-        m = served.models
-        batch = isinstance(payload, dict) and "instances" in payload and "instances" not in m.fields
-        if batch:
-            items = payload["instances"]
-            if isinstance(items, list) and len(items) > max_batch:
-                detail = (
-                    f"the batch holds {len(items)} instances, more than the {max_batch} "
-                    f"this service takes; fix: send at most {max_batch} per request "
-                    "(or start the service with a larger --max-batch)"
-                )
-                return _json({"detail": detail, "max_batch": max_batch}, 413)
-            _invalid(m.batch, payload)
-            instances = items
-        else:
-            _invalid(m.single, payload)
-            instances = [payload]
-        if m.stream_key is None:
-            if not batch and served.pace.inline():  # fast so far: no thread hop
-                answers = served.pace.timed(_predict_many, served, instances, batch)
-            elif batch:
-                answers = await to_thread.run_sync(
-                    _predict_many, served, instances, batch, limiter=cpu
-                )
-            else:
-                answers = await to_thread.run_sync(
-                    served.pace.timed, _predict_many, served, instances, batch, limiter=cpu
-                )
-            recent.add(analysis, instances, answers, version=served.version)
-            single, many = served.heads
-            return _answered(many, answers) if batch else _answered(single, answers[0])
-        stamp = served.stamp()
-        stamp[m.stream_key] = stream = str(payload[m.stream_key])
-        instances = [{**i, m.stream_key: stream} for i in instances]
-        try:
-            answers = await _step(served, app.state.store, stream, instances, batch)
-        except SourceError as e:  # the state store went away: nothing was answered or saved
-            return _json({"detail": str(e)}, 503)
-        recent.add(analysis, instances, answers, version=served.version)
-        return _json({**stamp, "answers": answers} if batch else {**stamp, "answer": answers[0]})
+            metrics.observe(predictions.label(analysis), status, time.perf_counter() - started)
 
     @app.post("/events/{analysis}", dependencies=guard, include_in_schema=False)
     async def post_events(analysis: str, request: Request) -> Response:
@@ -561,21 +397,16 @@ def create_app(
     async def _online(analysis: str, request: Request, handle: Callable[..., Any]) -> Response:
         started = time.perf_counter()
         status = 500
-        label = analysis if analysis in book.recipes else "unknown"
+        label = predictions.label(analysis)
         try:
             served = book.get(analysis)
             if served is None:
-                answer = await _answer(analysis, request)  # 404 / 409 / 503 as /predict says
-                status = answer.status_code
-                return answer
+                status, said = predictions.unserved(analysis) or (503, b"")  # as /predict says
+                return Response(said, status_code=status, media_type="application/json")
             try:
-                body = await read(
-                    request.headers.get("content-length"),
-                    request.receive,
-                    settings.max_body_bytes,
-                    body_fix,
+                payload = await predictions.body(
+                    request.headers.get("content-length"), request.receive
                 )
-                payload = parse(body)
             except BodyError as e:
                 if e.status == 422:
                     status = 422
@@ -586,11 +417,11 @@ def create_app(
             if online is not None:  # a model that takes no events is refused by the handler
                 status = 422
                 if handle is score_body:
-                    _invalid(online.score, payload)
+                    invalid(online.score, payload)
                 elif not (isinstance(payload, dict) and "events" in payload):
-                    _invalid(online.event, payload)
+                    invalid(online.event, payload)
                 else:
-                    _invalid(online.events, payload)
+                    invalid(online.events, payload)
             try:
                 result = await run_in_threadpool(
                     handle, states, analysis, served.predictor, payload
@@ -604,11 +435,15 @@ def create_app(
                     return _json({"detail": str(e)}, 409)
                 status = 422
                 where = getattr(e, "field", None)
-                raise _refused(e, *(() if where is None else (where,))) from None
+                raise refused(e, *(() if where is None else (where,))) from None
             status = 200
             return _json({**served.stamp(), **result})
         finally:
             metrics.observe(label, status, time.perf_counter() - started)
 
     app.openapi = _openapi(app, book, bool(guard))  # type: ignore[method-assign]
+    stack = app.build_middleware_stack  # the fast path in front of the whole stack
+    app.build_middleware_stack = lambda: FastPredict(  # type: ignore[method-assign]
+        stack(), predictions, settings.token()
+    )
     return app

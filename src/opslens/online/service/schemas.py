@@ -235,7 +235,7 @@ def request_models(analysis: str, predictor: Predictor) -> RequestModels:
     return RequestModels(single, batch, answer, answers, tuple(rules), stream_key, online)
 
 
-_ID = StrictStr | _INT
+_ID: Any = StrictStr | _INT
 _EPOCH_S = Annotated[
     float, Field(strict=True, allow_inf_nan=False, ge=-62_135_596_800, le=253_402_300_799)
 ]
@@ -274,7 +274,7 @@ def online_models(analysis: str, predictor: Predictor) -> OnlineModels | None:
     prefix = model_prefix(analysis)
     kinds = tuple(getattr(predictor, "event_kinds", ())) or None
     kind: Any = Literal[kinds] if kinds else StrictStr  # type: ignore[valid-type]
-    when = _ISO | _EPOCH_S
+    when: Any = _ISO | _EPOCH_S
     event = create_model(
         f"{prefix}Event",
         __config__=ConfigDict(extra="allow"),
