@@ -65,6 +65,7 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import secrets
 import time
@@ -123,11 +124,24 @@ def _guard(settings: ServiceSettings) -> list[Any]:
     return [Depends(bearer)]
 
 
+def _freeze(swapped: bool = False) -> None:
+    """Move every live object out of the garbage collector's generations (``gc.freeze``):
+    the loaded models (often millions of objects: trees, tables) live as long as the service,
+    and its full collections under load would walk them all again each time. After a swap the
+    old frozen objects are unfrozen and collected first, so a replaced version's cycles are
+    freed, not kept frozen forever."""
+    if swapped:
+        gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+
+
 async def _poll(book: ModelBook, seconds: float) -> None:
     while True:
         await asyncio.sleep(seconds)
         try:
-            await asyncio.to_thread(book.refresh)
+            if await asyncio.to_thread(book.refresh):
+                await asyncio.to_thread(_freeze, True)
         except Exception:  # the poller must outlive a registry hiccup
             log.exception("refreshing the models failed; serving the loaded versions")
 
@@ -297,6 +311,7 @@ def create_app(
         states.log = RedisEventLog(settings.state)  # live events shared by every worker
     book = ModelBook(source)
     book.refresh()
+    _freeze()
     for analysis, problem in book.problems.items():
         log.warning("'%s' is not served yet: %s", analysis, problem)
 
