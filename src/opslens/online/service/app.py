@@ -31,8 +31,8 @@ analysis whose model could not be loaded yet (or a state store that went away). 
 refreshed every ``settings.poll_seconds`` in a worker thread, so a version
 promoted while the service runs is served without a restart. Predictions run in a
 thread pool (one thread per core), so a slow model never stalls ``/health``; a model whose
-last 64 single answers each took under 0.5 ms of CPU answers on the event loop instead
-(no thread hop), until one answer is slower (:class:`~.served.Pace`). A stateless
+single answers take under 1 ms of CPU on a running average answers on the event loop
+instead (no thread hop), until a slow answer lifts its average (:class:`~.served.Pace`). A stateless
 ``POST /predict`` with the right token is answered by a pure-ASGI fast path in front of
 FastAPI (:class:`~.predict.FastPredict`: the same answers, bytes for bytes, without
 FastAPI's routing and dependencies); every other request goes through FastAPI.

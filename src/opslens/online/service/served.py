@@ -80,44 +80,53 @@ class ModelSource(Protocol):
         """Load the version ``pointer`` names (OpslensError if it cannot be)."""
 
 
-#: a single answer faster than this counts as fast (seconds)
-FAST_SECONDS = 0.0005
-#: fast single answers in a row before a model answers on the event loop
-FAST_IN_A_ROW = 64
+#: a model whose single answers take less than this on average (CPU seconds) answers inline
+FAST_SECONDS = 0.001
+#: the weight of the newest answer in the running average (an exponential moving average)
+WEIGHT = 1 / 16
+#: single answers timed (in the thread pool) before a model may answer inline
+WARM_UP = 8
 
 
 class Pace:
-    """Whether a model's single answers are fast enough to make on the event loop.
+    """Whether a model's single answers are cheap enough to make on the event loop.
 
-    A thread-pool hop costs more than a cached answer (tens of microseconds, and under 200
-    clients the threads contend for the GIL), so a model whose last :data:`FAST_IN_A_ROW`
-    single answers each took under :data:`FAST_SECONDS` of CPU answers inline; one slower answer
-    sends it back to the thread pool until it is fast that many times in a row again. So the
-    event loop is held at most by one answer of a model that was fast just before; batches
-    and stream steps are never timed here.
+    A thread-pool hop costs more than a cheap answer (tens of microseconds, and under 200
+    clients the threads contend for the GIL), so a model whose single answers take under
+    :data:`FAST_SECONDS` of CPU on a running average (each new answer weighs :data:`WEIGHT`)
+    answers inline, once :data:`WARM_UP` answers were timed. A slow answer lifts the average
+    at once (one of 20 ms lifts it above 1 ms), sending the model back to the thread pool
+    until its answers are cheap again, so the event loop (and ``/health``) is held at most
+    by one answer of a model that was cheap just before; batches and stream steps are never
+    timed here.
 
     Example:
         >>> pace = Pace()
-        >>> for _ in range(FAST_IN_A_ROW):
+        >>> for _ in range(WARM_UP):
         ...     _ = pace.timed(sum, [1, 2])
         >>> pace.inline()
         True
-        >>> pace.record(0.01); pace.inline()
+        >>> pace.record(0.02); pace.inline()
         False
     """
 
-    __slots__ = ("fast",)
+    __slots__ = ("average", "timed_answers")
 
     def __init__(self) -> None:
-        self.fast = 0
+        self.average = 0.0
+        self.timed_answers = 0
 
     def inline(self) -> bool:
         """Whether the next single answer may be made on the event loop."""
-        return self.fast >= FAST_IN_A_ROW
+        return self.timed_answers >= WARM_UP and self.average < FAST_SECONDS
 
     def record(self, seconds: float) -> None:
         """Count one single answer that took ``seconds``."""
-        self.fast = self.fast + 1 if seconds < FAST_SECONDS else 0
+        if self.timed_answers == 0:
+            self.average = seconds
+        else:
+            self.average += WEIGHT * (seconds - self.average)
+        self.timed_answers += 1
 
     def timed(self, call: Callable[..., T], *args: Any) -> T:
         """``call(*args)``, the CPU time of this thread it took recorded (also when it raises):
