@@ -116,6 +116,37 @@ def test_predict_one_equals_predict_frame(split: dict[str, Any]) -> None:
     assert not model.supports("figure") and model.supports("explain_one")
 
 
+def test_the_single_device_path_answers_as_the_table_path(split: dict[str, Any]) -> None:
+    """Readings as JSON sends them (ISO text) take the numpy path; its answers equal the
+    one-device table's, for every held-out device and for readings out of order, with
+    nulls, whole numbers, a trailing Z, or a history short enough for the window model."""
+    model = split["result"].predictor()
+    test = split["test"]
+    compared: set[str] = set()
+    for k, device in enumerate(test["device_id"].unique(maintain_order=True).to_list()):
+        readings = json.loads(json.dumps(_instance(test, device)["readings"], default=str))
+        for r in readings:
+            r["timestamp"] = r["timestamp"].replace(" ", "T")
+        variants = [readings]
+        if k < 8:
+            rng = np.random.default_rng(k)
+            shuffled = [readings[i] for i in rng.permutation(len(readings))]
+            holes = [{**r, "vibration": None} if i % 7 == 0 else r for i, r in enumerate(readings)]
+            whole = [{**r, "current": round(r["current"] or 0)} for r in readings]
+            zulu = [{**r, "timestamp": r["timestamp"] + "Z"} for r in readings]
+            variants += [shuffled, holes, whole, zulu, readings[-200:], readings[-40:]]
+        for sent in variants:
+            instance = {"device_id": device, "readings": sent}
+            if model._readings(instance) is None:
+                continue
+            one = model.predict_one(instance)
+            assert one == model._predict_via_table(instance), (device, len(sent))
+            compared.add(one["compared_with"])
+    assert "whole history" in compared
+    if model.window_scorer is not None:
+        assert len(compared) == 2  # the window model answered short histories too
+
+
 def test_cli_streams_devices(
     split: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

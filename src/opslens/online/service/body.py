@@ -132,9 +132,24 @@ def parse(body: bytes) -> Any:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError:
         return _parse_slowly(body)
-    if _nested(payload):  # only a nested body needs the walk
+    if _nested(payload) and not _shallow(payload):  # the walk names where it is too deep
         _walk(payload, 0, ())
     return payload
+
+
+def _shallow(payload: Any) -> bool:
+    """Whether no array or object of ``payload`` sits :data:`MAX_DEPTH` deep: only containers
+    are visited (orjson has refused non-finite numbers already), so a batch of flat
+    instances costs one pass over their values' types, not a call per value."""
+    stack = [(payload, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if depth >= MAX_DEPTH:
+            return False
+        for item in value.values() if type(value) is dict else value:
+            if type(item) is dict or type(item) is list:
+                stack.append((item, depth + 1))
+    return True
 
 
 def _nested(payload: Any) -> bool:

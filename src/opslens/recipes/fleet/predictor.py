@@ -24,10 +24,12 @@ Example:
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+import numba
 import numpy as np
 import polars as pl
 from sklearn.neighbors import KNeighborsClassifier
@@ -38,7 +40,12 @@ from opslens.core.predictor import BasePredictor, InputRule
 from opslens.detect.population import RareDeviceDetector, RareDevices
 from opslens.errors import DataError, InstanceError
 from opslens.explain.text import plural
-from opslens.features.fingerprints import FingerprintConfig, fleet_fingerprints
+from opslens.features.fingerprints import (
+    FingerprintConfig,
+    _fingerprint_matrix,
+    feature_names,
+    fleet_fingerprints,
+)
 
 __all__ = ["FleetPredictor", "NearestGroup", "RareDeviceScorer"]
 
@@ -54,6 +61,11 @@ def _float(value: Any) -> float:
     """A fingerprint value as the batch path's Float64 cast reads it (None: missing, NaN)."""
     return math.nan if value is None else float(value)
 
+
+#: the one form of reading time the single-device path reads itself (the others: a table)
+_ISO_PLAIN = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z?")
+_EXACT = 2**53  # integers a float64 holds exactly
+_ABSENT = object()
 
 _CONTROLLER: list[Any] = []
 
@@ -147,7 +159,7 @@ class RareDeviceScorer:
         else:
             Z = (X - det.center_) / det.scale_
             with _controller().limit(limits=det.n_threads):
-                raw = [det._raw(m, Z) for m in det.methods]
+                raw = [det.raw_one(m, Z[0]) for m in det.methods]
             norm = det._normalise(raw)
         combined = float(norm.mean(axis=1)[0])
         return {
@@ -190,6 +202,18 @@ class NearestGroup:
         self.knn = KNeighborsClassifier(n_neighbors=min(n_neighbors, len(labels))).fit(
             (X - self.mean) / self.std, np.asarray(labels)
         )
+
+    def predict_one(self, fingerprint: Mapping[str, Any]) -> tuple[int, float]:
+        """The group of one fingerprint (features by name) and its vote share: :meth:`predict`
+        of that row, on numpy (the same cleaning, scaling and vote)."""
+        missing = [f for f in self.features if f not in fingerprint]
+        if missing:
+            _missing(pl.DataFrame(), missing)
+        x = np.array([_float(fingerprint[f]) for f in self.features], dtype=np.float64)[None, :]
+        bad = ~np.isfinite(x)
+        x[bad] = np.broadcast_to(self.medians, x.shape)[bad]
+        proba = self.knn.predict_proba((x - self.mean) / self.std)
+        return int(self.knn.classes_[proba.argmax(axis=1)][0]), float(proba.max(axis=1)[0])
 
     def predict(self, fingerprints: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """The group of each row and the share of neighbours that voted for it."""
@@ -391,8 +415,113 @@ class FleetPredictor(BasePredictor):
         numbers = [pl.col(m).cast(pl.Float64) for m in self.metrics if frame[m].dtype == pl.Null]
         return frame.with_columns(*numbers, pl.lit(str(device)).alias(self.entity))
 
+    def _readings(
+        self, instance: Mapping[str, Any]
+    ) -> tuple[list[datetime], list[list[Any]]] | None:
+        """The times and rows (time, metrics...) of an instance the single-device path reads
+        as the batch path would — ISO times of one plain form (``2024-01-01T00:00:00``,
+        optionally fractional and ``Z``), numbers or null for every metric of every reading,
+        at least ``min_readings`` of them — or None: anything else takes the batch path,
+        which reads, converts or refuses it."""
+        readings = instance.get("readings") if isinstance(instance, Mapping) else None
+        if instance.get(self.entity) is None or type(readings) is not list:
+            return None
+        if len(readings) < self.min_readings:
+            return None
+        rows: list[list[Any]] = []
+        times: list[datetime] = []
+        form = None
+        for r in readings:
+            if type(r) is not dict:
+                return None
+            t = r.get(self.time)
+            if type(t) is not str or _ISO_PLAIN.fullmatch(t) is None:
+                return None
+            shape = (len(t), t.endswith("Z"))
+            if form is None:
+                form = shape
+            elif shape != form:  # one format for every reading, as the table's parser infers
+                return None
+            try:
+                when = datetime.fromisoformat(t[:-1] if t.endswith("Z") else t)
+            except ValueError:
+                return None
+            row: list[Any] = [when]
+            for m in self.metrics:
+                v = r.get(m, _ABSENT)
+                if v is None:
+                    row.append(math.nan)
+                elif type(v) is float or (type(v) is int and -_EXACT <= v <= _EXACT):
+                    row.append(float(v))
+                else:
+                    return None
+            times.append(when)
+            rows.append(row)
+        return times, rows
+
+    def _predict_device(self, instance: Mapping[str, Any]) -> dict[str, Any] | None:
+        """:meth:`predict_one` on numpy alone: the device's fingerprint from its readings
+        (the batch path's kernels on each metric's values in time order), its scores
+        (:meth:`RareDeviceScorer.score_one`) and its group (the same k-nearest-neighbour vote
+        on the same standardised row); None when the batch path must answer (readings it
+        reads differently, or a history shorter than the window, whose note it writes)."""
+        got = self._readings(instance)
+        if got is None:
+            return None
+        times, rows = got
+        span = max(times) - min(times)
+        window = self.window_scorer is not None and self.window is not None
+        if window and self.window is not None and span < self.window:
+            return None
+        rows.sort(key=lambda row: row[0])  # stable: equal times keep their order
+        values = np.array([row[1:] for row in rows], dtype=np.float64)
+        # one device on this thread alone: the kernels' and the neighbour search's thread pools
+        # cost more to wake than the work (and spin on the other core while it runs)
+        threads = numba.get_num_threads()
+        numba.set_num_threads(1)
+        try:
+            with _controller().limit(limits=1):
+                return self._device_answer(instance, values, span)
+        finally:
+            numba.set_num_threads(threads)
+
+    def _device_answer(
+        self, instance: Mapping[str, Any], values: np.ndarray, span: timedelta
+    ) -> dict[str, Any]:
+        """The single-device answer from the readings' values in time order (one column per
+        metric) and the time they span."""
+        window = self.window_scorer is not None and self.window is not None
+        offsets = np.array([0, values.shape[0]], dtype=np.int64)
+        names = feature_names(self.fingerprint)
+        fp: dict[str, float] = {}
+        for j, m in enumerate(self.metrics):
+            matrix = _fingerprint_matrix(
+                np.ascontiguousarray(values[:, j]), offsets, self.fingerprint
+            )
+            fp.update(zip((f"{m}__{n}" for n in names), matrix[0].tolist(), strict=True))
+        short = window and self.window is not None and span <= self.window * 1.5
+        answer: dict[str, Any] = {self.entity: str(instance[self.entity])}
+        answer |= self.score_fingerprint(fp, window=short)
+        if self.groups is not None:
+            group, share = self.groups.predict_one(fp)
+            answer.update(group=group, group_method=self.groups.method, group_vote=share)
+        return answer
+
     def predict_one(self, instance: Mapping[str, Any]) -> dict[str, Any]:
-        """The device's score, whether it is rare, its nearest group, and per-method scores."""
+        """The device's score, whether it is rare, its nearest group, and per-method scores.
+
+        Readings in one plain form take the single-device path on numpy
+        (:meth:`_predict_device`: the same answer as the batch path, tested); anything else
+        goes through the one-device table of :meth:`predict_frame`.
+        """
+        if isinstance(instance, Mapping):
+            fast = self._predict_device(instance)
+            if fast is not None:
+                return fast
+        return self._predict_via_table(instance)
+
+    def _predict_via_table(self, instance: Mapping[str, Any]) -> dict[str, Any]:
+        """:meth:`predict_one` through the one-device table of :meth:`predict_frame`."""
         try:
             row = self.predict_frame(self._frame(instance)).row(0, named=True)
         except DataError as e:
