@@ -241,7 +241,7 @@ class PropensityPredictor(BasePredictor):
 
     @staticmethod
     def _logistic_one(
-        x: np.ndarray, prep: list[tuple[str, Any, Any]], coef: np.ndarray, intercept: float
+        x: np.ndarray, prep: list[tuple[str, Any, Any]], coef: list[float], intercept: float
     ) -> float:
         """:meth:`probabilities` of one row with the pipeline's steps done on numpy, without
         scikit-learn's input checks (tens of microseconds each): the same element-wise
@@ -256,10 +256,10 @@ class PropensityPredictor(BasePredictor):
                     Z -= a
                 if b is not None:
                     Z /= b
-        z = np.full(1, intercept)
-        for j, c in enumerate(coef):  # column by column, as :meth:`probabilities` sums
-            z += Z[:, j] * c
-        return float(expit(z)[0])
+        z = intercept  # column by column, as :meth:`probabilities` sums (float64 alike)
+        for value, c in zip(Z[0].tolist(), coef, strict=True):
+            z += value * c
+        return float(expit(np.full(1, z))[0])
 
     def _logistic_steps(self) -> Any:
         """What :meth:`_logistic_one` runs — each step as ("function", func, None) or
@@ -288,7 +288,7 @@ class PropensityPredictor(BasePredictor):
             else:
                 return False
         intercept = float(getattr(last, "intercept_", [0.0])[0])
-        return "logistic", prep, np.asarray(coef[0]), intercept
+        return "logistic", prep, [float(c) for c in coef[0]], intercept
 
     def _fast_call(self) -> Any:
         """What :meth:`probability_one` hands XGBoost ("xgboost", the booster,
