@@ -173,8 +173,9 @@ def test_bearer_token_guards_all_but_health(monkeypatch: pytest.MonkeyPatch) -> 
 def test_the_fast_path_answers_byte_for_byte_as_fastapis_route(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """POST /predict of a stateless model is answered in front of FastAPI (FastPredict); the
-    same requests sent past it, to FastAPI's own stack, get the same status and bytes."""
+    """POST /predict of a served model is answered in front of FastAPI (FastPredict); the
+    same requests sent to a twin service past it, to FastAPI's own stack, get the same
+    status and bytes (stream state included: each service keeps its own)."""
     import asyncio
 
     from fastapi import FastAPI
@@ -183,7 +184,8 @@ def test_the_fast_path_answers_byte_for_byte_as_fastapis_route(
 
     monkeypatch.setenv("OPSLENS_TEST_TOKEN", "s3cret")
     app = _app(max_batch=2, token_env="OPSLENS_TEST_TOKEN")
-    fastapi_only = FastAPI.build_middleware_stack(app)  # FastAPI's stack without the fast path
+    twin = _app(max_batch=2, token_env="OPSLENS_TEST_TOKEN")
+    fastapi_only = FastAPI.build_middleware_stack(twin)  # FastAPI's stack, no fast path
     good = {"Authorization": "Bearer s3cret", "Content-Type": "application/json"}
     sent: list[tuple[str, bytes, dict[str, str]]] = [
         ("/predict/scaled", b'{"x": 3, "label": "7"}', good),
@@ -195,8 +197,12 @@ def test_the_fast_path_answers_byte_for_byte_as_fastapis_route(
         ("/predict/scaled", b"not json", good),
         ("/predict/scaled", b'{"instances": [{"x": 1, "label": "a"}, {"x": -2}]}', good),
         ("/predict/scaled", b'{"instances": [' + b'{"x": 1, "label": "a"},' * 2 + b"{}]}", good),
+        ("/predict/runs", b'{"x": 2, "stream_id": "s1"}', good),  # a stream's state
+        ("/predict/runs", b'{"stream_id": "s1", "instances": [{"x": 3}, {"x": 4}]}', good),
+        ("/predict/runs", b'{"x": 2}', good),  # 422: no stream id
         ("/predict/scaled", b"{}", {"Authorization": "Bearer wrong"}),  # 401 (FastAPI's)
         ("/predict/nope", b"{}", good),  # 404 (FastAPI's)
+        ("/predict/pending", b"{}", good),  # 409 (FastAPI's)
     ]
 
     async def answers(target: Any) -> list[tuple[int, bytes, str]]:
@@ -211,24 +217,16 @@ def test_the_fast_path_answers_byte_for_byte_as_fastapis_route(
     fast = asyncio.run(answers(app))
     assert isinstance(app.middleware_stack, FastPredict)  # in front of FastAPI's own stack
     assert fast == asyncio.run(answers(fastapi_only))
-    assert [status for status, _, _ in fast] == [
-        200,
-        200,
-        422,
-        422,
-        422,
-        422,
-        422,
-        422,
-        413,
-        401,
-        404,
-    ]
-    # both counted each request in the metrics: 9 to 'scaled' by each path, the 401 not at all
+    statuses = [status for status, _, _ in fast]
+    assert statuses == [200, 200, 422, 422, 422, 422, 422, 422, 413, 200, 200, 422, 401, 404, 409]
+    assert b'"n":3' in fast[10][1]  # the stream's third sample
+    # each request counted in the metrics (the 401 not: it names no analysis it may see)
     text = app.state.metrics.render().decode()
-    assert 'opslens_requests_total{analysis="scaled",status="200"} 4.0' in text
-    assert 'opslens_requests_total{analysis="scaled",status="422"} 12.0' in text
-    assert 'opslens_requests_total{analysis="unknown",status="404"} 2.0' in text
+    assert 'opslens_requests_total{analysis="scaled",status="200"} 2.0' in text
+    assert 'opslens_requests_total{analysis="scaled",status="422"} 6.0' in text
+    assert 'opslens_requests_total{analysis="runs",status="200"} 2.0' in text
+    assert 'opslens_requests_total{analysis="unknown",status="404"} 1.0' in text
+    assert 'opslens_requests_total{analysis="pending",status="409"} 1.0' in text
 
 
 def test_openapi_has_typed_models_per_analysis(live: httpx.Client) -> None:

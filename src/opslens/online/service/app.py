@@ -32,8 +32,8 @@ refreshed every ``settings.poll_seconds`` in a worker thread, so a version
 promoted while the service runs is served without a restart. Predictions run in a
 thread pool (one thread per core), so a slow model never stalls ``/health``; a model whose
 single answers take under 1 ms of CPU on a running average answers on the event loop
-instead (no thread hop), until a slow answer lifts its average (:class:`~.served.Pace`). A stateless
-``POST /predict`` with the right token is answered by a pure-ASGI fast path in front of
+instead (no thread hop), until a slow answer lifts its average (:class:`~.served.Pace`). A
+``POST /predict`` of a served analysis with the right token is answered by a pure-ASGI fast path in front of
 FastAPI (:class:`~.predict.FastPredict`: the same answers, bytes for bytes, without
 FastAPI's routing and dependencies); every other request goes through FastAPI.
 
@@ -390,7 +390,7 @@ def create_app(
 
     @app.post("/predict/{analysis}", dependencies=guard, include_in_schema=False)
     async def predict(analysis: str, request: Request) -> Response:
-        # what FastPredict (in front) did not answer: a stateful model, an unknown analysis
+        # what FastPredict (in front) did not answer: an analysis not served (404, 409, 503)
         started = time.perf_counter()
         status = 500
         try:

@@ -7,11 +7,11 @@ bytes — from the analysis, the body's declared length and the ASGI ``receive``
 shape (``detail[].loc`` names the field) for a bad payload or an instance the predictor
 refuses, else 200 with the stamp of the version that answered. FastAPI's route answers
 with it, and so does :class:`FastPredict`, an ASGI middleware in front of the whole
-application: a ``POST /predict/<analysis>`` of a served stateless analysis that carries
-the right token (when one is set) is answered there, without FastAPI's routing, request
-object, dependencies and response classes (about half a request's CPU under load);
-every other request — a wrong token, an unknown analysis, a stateful model, any other
-route — goes on to FastAPI unchanged. Both count the request in the metrics.
+application: a ``POST /predict/<analysis>`` of a served analysis that carries the right
+token (when one is set) is answered there, without FastAPI's routing, request object,
+dependencies and response classes (about half a request's CPU under load); every other
+request — a wrong token, an analysis not served, any other route — goes on to FastAPI
+unchanged. Both count the request in the metrics.
 
 Example:
     >>> import asyncio
@@ -274,8 +274,8 @@ _TEXT = (b"content-type", b"text/plain; charset=utf-8")
 
 
 class FastPredict:
-    """ASGI middleware: a stateless ``POST /predict/<analysis>`` with the right token answered
-    by :class:`Predictions` directly; everything else passed on to ``app`` (FastAPI)."""
+    """ASGI middleware: a ``POST /predict/<analysis>`` of a served analysis with the right token
+    answered by :class:`Predictions` directly; everything else passed on to ``app`` (FastAPI)."""
 
     def __init__(self, app: ASGIApp, predictions: Predictions, token: str | None) -> None:
         self.app = app
@@ -306,9 +306,8 @@ class FastPredict:
         analysis = path[len(_PREFIX) :]
         if not path.startswith(_PREFIX) or not analysis or "/" in analysis:
             return await self.app(scope, receive, send)
-        served = self.predictions.book.get(analysis)
-        if served is None or served.models.stream_key is not None:
-            return await self.app(scope, receive, send)
+        if self.predictions.book.get(analysis) is None:
+            return await self.app(scope, receive, send)  # FastAPI answers 404, 409 or 503
         headers: list[tuple[bytes, bytes]] = scope["headers"]
         if not self._authorised(headers):
             return await self.app(scope, receive, send)  # FastAPI answers the 401
