@@ -33,6 +33,7 @@ TARGET = 0.25
 def _cpu(args: list[str], src: Path, cwd: Path) -> float:
     """User + system CPU seconds of one child running ``python -m opslens <args>``."""
     env = {**os.environ, "PYTHONPATH": str(src)}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # an installed package has its bytecode cached
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(
         [sys.executable, "-m", "opslens", *args], cwd=cwd, env=env, capture_output=True, text=True

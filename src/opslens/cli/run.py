@@ -280,7 +280,7 @@ def runs(ctx: typer.Context, project: ProjectOpt = DEFAULT_PROJECT) -> None:
         for run_id, why in damaged:
             log.warning("'%s': run %s is damaged: %s", a.name, run_id, why)
             table.add_row(a.name, f"{run_id} (damaged)", a.recipe, "", "", why)
-    Console(width=180).print(table)
+    Console(width=180, emoji=False).print(table)  # ":name:" in a cell stays as written
 
 
 def schema(
