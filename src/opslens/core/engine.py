@@ -63,7 +63,7 @@ __all__ = [
     "LocalEngine",
     "Track",
     "buckets",
-    "is_frame",
+    "is_table",
     "polars_aggregation",
 ]
 
@@ -76,12 +76,12 @@ BUCKET_SEED = 20241201
 AGGREGATIONS = ("count", "sum", "min", "max", "mean", "median", "n_unique")
 
 
-def is_frame(value: Any) -> bool:
+def is_table(value: Any) -> bool:
     """Whether ``value`` is a table an engine hands around: a polars frame, or an engine frame
     (a Spark DataFrame) that stays where the engine keeps it.
 
     Example:
-        >>> is_frame(pl.DataFrame({"a": [1]})), is_frame([1])
+        >>> is_table(pl.DataFrame({"a": [1]})), is_table([1])
         (True, False)
     """
     return isinstance(value, pl.DataFrame) or type(value).__module__.startswith("pyspark.sql")
@@ -281,11 +281,15 @@ class LocalEngine:
         frame.write_parquet(path)
 
     def read(self, source: str | Path, *, table: str | None = None) -> pl.DataFrame:
-        """``pl.read_parquet`` (a folder: its part files), or the SQL table read here."""
+        """``pl.read_parquet`` (a folder: its part files); a SQL table is the source loader's
+        to read here (:mod:`opslens.io`), so ``table`` is refused."""
         if table is not None:
-            from opslens.io.sources.sql import read_sql
+            from opslens.errors import ConfigError
 
-            return read_sql(str(source), table=table)
+            raise ConfigError(
+                f"the local engine reads no SQL table itself ({table!r})",
+                fix="give the table as the analysis's source (source.kind: sql)",
+            )
         path = Path(source)
         return pl.read_parquet(path / "*.parquet" if path.is_dir() else path)
 
