@@ -617,8 +617,14 @@ class SparkEngine:
         if isinstance(frame, pl.DataFrame):
             head = frame.head(1)
             return frame.filter(pl.col(by).eq_missing(head[by][0])) if head.height else frame
-        head = self.collect(frame.limit(10_000))
-        return head.filter(pl.col(by).eq_missing(head[by][0])) if head.height else head
+        from pyspark.sql import functions as F
+
+        first = self.collect(frame.select(by).limit(1), what="one entity")
+        if first.height == 0:
+            return self.collect(frame.limit(0), what="the schema")
+        key = first[by][0]
+        which = F.col(by).isNull() if key is None else F.col(by) == F.lit(key)
+        return self.collect(frame.filter(which), what="one entity's rows")
 
     def per_group(
         self,
