@@ -25,6 +25,7 @@ import logging
 import re
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
+from functools import partial
 from typing import Any, Protocol
 
 import polars as pl
@@ -122,21 +123,20 @@ def engine_source(analysis: AnalysisConfig) -> tuple[str, str | None] | None:
     return None
 
 
-def _loaded_rows(time: str | None, unit: Any, window: Any, where: str) -> Any:
+def loaded_rows(
+    batch: pl.DataFrame, *, time: str | None, unit: Any, window: Any, where: str
+) -> pl.DataFrame:
     """The per-batch part of :func:`opslens.io.load.load_source` (row by row: the time column
     parsed, the window applied), for an engine to run on its batches."""
     from opslens.core.columns import parse_time
     from opslens.io.schema import apply_window
 
-    def rows(batch: pl.DataFrame) -> pl.DataFrame:
-        if time is None:
-            return batch
-        out = parse_time(batch, time, unit=unit, where=where)
-        if window is not None:
-            out = apply_window(out, time, start=window.start, end=window.end)
-        return out
-
-    return rows
+    if time is None:
+        return batch
+    out = parse_time(batch, time, unit=unit, where=where)
+    if window is not None:
+        out = apply_window(out, time, start=window.start, end=window.end)
+    return out
 
 
 def load_engine_input(
@@ -170,7 +170,8 @@ def load_engine_input(
             top = engine.summarise(raw, {"top": ("max", time), "low": ("min", time)}).row(0)
             big = max(abs(float(v)) for v in top if v is not None) if any(top) else 0.0
             unit = "ms" if big > 1e11 else "s"
-    frame = engine.map_batches(raw, _loaded_rows(time, unit, src.window, where), keep=True)
+    rows_of = partial(loaded_rows, time=time, unit=unit, window=src.window, where=where)
+    frame = engine.map_batches(raw, rows_of, keep=True)
     digest = engine.summarise(
         engine.map_batches(frame, row_digest, keep=True),
         {"rows": ("sum", "rows"), "low": ("sum", "low"), "high": ("sum", "high")},

@@ -55,6 +55,7 @@ def _importance(model: Any, kind: str, names: list[str]) -> list[tuple[str, floa
 #: the seed of the hash that picks the negatives of the training sample (with ``random_state``)
 SAMPLE_SEED = 20251206
 _KEYS = ["user_id", "item_id", "prediction_time"]
+_ORDER = ["prediction_time", "user_id", "item_id"]  # the features' own order (featurize)
 
 
 def keep_rate(rows: int, positives: int, max_rows: int) -> float:
@@ -157,7 +158,7 @@ def train(
         )
     )
     if engine.distributed:  # the local order (by key), which the seeded subsample below reads
-        sample = sample.sort(_KEYS)
+        sample = sample.sort(_ORDER)
     y_train = sample["label"].to_numpy()
     negatives = n_train - n_pos
     kept_negatives = len(y_train) - int(y_train.sum())
@@ -184,7 +185,7 @@ def train(
     scored: dict[str, pl.DataFrame] = {}
     for name, frame in (("val", val_features), ("test", test_features)):
         answers = engine.collect(engine.map_batches(frame, scorer, keep=True))
-        scored[name] = answers.sort(_KEYS) if engine.distributed else answers
+        scored[name] = answers.sort(_ORDER) if engine.distributed else answers
     y_val, y_test = scored["val"]["label"].to_numpy(), scored["test"]["label"].to_numpy()
     scores = {k: {s: scored[s][f"p_{k}"].to_numpy() for s in ("val", "test")} for k in fitted}
     results = {
