@@ -621,7 +621,7 @@ class SparkEngine:
 
         first = self.collect(frame.select(by).limit(1), what="one entity")
         if first.height == 0:
-            return self.collect(frame.limit(0), what="the schema")
+            return self.head(frame, 0)
         key = first[by][0]
         which = F.col(by).isNull() if key is None else F.col(by) == F.lit(key)
         return self.collect(frame.filter(which), what="one entity's rows")
@@ -800,6 +800,11 @@ class SparkEngine:
         """At most ``n`` rows as polars (``limit(n)``; the schema alone for ``n = 0``)."""
         if isinstance(frame, pl.DataFrame):
             return frame.head(n)
+        if n <= 0:  # the schema alone: no job
+            import pyarrow as pa
+            from pyspark.sql.pandas.types import to_arrow_schema
+
+            return _polars(pa.Table.from_batches([], to_arrow_schema(frame.schema)))
         return self.collect(frame.limit(n), what=f"first {n} rows")
 
     def height(self, frame: pl.DataFrame | SparkFrame) -> int:
