@@ -404,7 +404,8 @@ def popularity_deltas(
     ``t`` with ``ts < t < ts + w``: +1 where that run starts, -1 after it ends). Summed over
     all batches and run along ``k`` they are :func:`.popularity.item_popularity`'s counts.
     """
-    grid_us = pl.Series(list(grid), dtype=pl.Datetime("us")).to_physical().to_numpy()
+    times = sorted(set(grid))  # k numbers the distinct grid times in order
+    grid_us = pl.Series(times, dtype=pl.Datetime("us")).to_physical().to_numpy()
     ev = batch.filter(pl.col("event_type").is_in(["view", "purchase"])).select(
         "item_id", "event_type", pl.col("timestamp").cast(pl.Datetime("us"))
     )
