@@ -161,11 +161,9 @@ def load_engine_input(
     unit: Any = src.time_unit
     head = engine.head(raw, 1)
     if time is not None:
-        require = [c for c in [time] if c not in head.columns]
-        if require:
-            from opslens.core.columns import require_columns
+        from opslens.core.columns import require_columns
 
-            require_columns(head, [time], where=where)
+        require_columns(head, [time], where=where)
         if unit == "auto" and head.schema[time].is_numeric():  # the unit of the whole column
             top = engine.summarise(raw, {"top": ("max", time), "low": ("min", time)}).row(0)
             big = max(abs(float(v)) for v in top if v is not None) if any(top) else 0.0
