@@ -195,9 +195,15 @@ def score(
         if isinstance(engine, SparkEngine) and path.suffix.lower() in (".parquet", ".pq"):
             if not path.is_file():
                 read_file(path)  # its one-line "does not exist" error
-            return engine.map_batches(engine.read_parquet(path), predictor.predict_frame, key=key)
+            answers: pl.DataFrame = engine.map_batches(
+                engine.read_parquet(path), predictor.predict_frame, key=key
+            )
+            return answers
         data = read_file(path)
-    return engine.map_batches(as_polars(data, what="data"), predictor.predict_frame, key=key)
+    scored: pl.DataFrame = engine.map_batches(
+        as_polars(data, what="data"), predictor.predict_frame, key=key
+    )
+    return scored
 
 
 def write_report(

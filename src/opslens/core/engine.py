@@ -19,6 +19,16 @@ A recipe's heavy stages never loop over entities themselves; they hand a
     answers in input order, and a ``row`` column (the input position an answer
     reports, as the segments model's do) counts in the whole frame.
 
+``keep=True`` on ``per_group``, ``map_batches`` and ``sessions`` returns an
+**engine frame** instead of a polars one: on Spark a Spark DataFrame that stays
+on the executors (no row reaches this process), here the polars frame itself.
+Engine frames are handled through the engine: ``summarise`` (a few aggregations,
+a small polars answer), ``collect``, ``head``, ``height``, ``concat``, ``store``
+(written by the engine: a Parquet file here, a Parquet folder written by the
+executors on Spark) and ``read`` (a Parquet path, or a SQL table: on Spark read
+by the executors, over JDBC in ranges). ``distributed`` says whether frames live
+elsewhere (Spark) or in this process (local).
+
 :class:`LocalEngine` runs all of it here with polars, in bounded slices.
 ``opslens.engines.spark.SparkEngine`` runs the *same* functions on PySpark
 (``groupBy().applyInArrow``, ``mapInArrow``, a Spark aggregation);
@@ -35,22 +45,26 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
 from itertools import pairwise
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import polars as pl
 
 __all__ = [
+    "AGGREGATIONS",
     "BUCKET_SEED",
     "Engine",
     "FrameFunc",
     "LocalEngine",
     "Track",
     "buckets",
+    "is_table",
+    "polars_aggregation",
 ]
 
 FrameFunc = Callable[[pl.DataFrame], pl.DataFrame]
@@ -58,6 +72,42 @@ FrameFunc = Callable[[pl.DataFrame], pl.DataFrame]
 Track = Callable[[list[Any]], Iterable[Any]]
 
 BUCKET_SEED = 20241201
+#: what ``Engine.summarise`` computes: ``{name: (op, column)}`` with these ops
+AGGREGATIONS = ("count", "sum", "min", "max", "mean", "median", "n_unique")
+
+
+def is_table(value: Any) -> bool:
+    """Whether ``value`` is a table an engine hands around: a polars frame, or an engine frame
+    (a Spark DataFrame) that stays where the engine keeps it.
+
+    Example:
+        >>> is_table(pl.DataFrame({"a": [1]})), is_table([1])
+        (True, False)
+    """
+    return isinstance(value, pl.DataFrame) or type(value).__module__.startswith("pyspark.sql")
+
+
+def polars_aggregation(name: str, op: str, column: str) -> pl.Expr:
+    """The polars expression of one ``summarise`` aggregation (``count`` counts rows).
+
+    Example:
+        >>> pl.DataFrame({"a": [1, 2, 2]}).select(polars_aggregation("n", "n_unique", "a")).item()
+        2
+    """
+    if op not in AGGREGATIONS:
+        raise ValueError(f"summarise knows {', '.join(AGGREGATIONS)}, not {op!r}")
+    if op == "count":
+        return pl.len().cast(pl.Int64).alias(name)
+    col = pl.col(column)
+    expr = {
+        "sum": col.sum(),
+        "min": col.min(),
+        "max": col.max(),
+        "mean": col.mean(),
+        "median": col.median(),
+        "n_unique": col.drop_nulls().n_unique().cast(pl.Int64),
+    }[op]
+    return expr.alias(name)
 
 
 @runtime_checkable
@@ -68,31 +118,69 @@ class Engine(Protocol):
     def name(self) -> str:
         """``local`` or ``spark``."""
 
+    @property
+    def distributed(self) -> bool:
+        """Whether engine frames live elsewhere (Spark's executors) rather than here."""
+
     def per_group(
         self,
-        frame: pl.DataFrame,
+        frame: Any,
         by: str,
         func: FrameFunc,
         *,
         track: Track | None = None,
         rows: int | None = None,
-    ) -> pl.DataFrame:
+        keep: bool = False,
+    ) -> Any:
         """``func`` on frames of whole ``by`` groups (about ``rows`` rows each at most, when
-        given), results concatenated."""
+        given), results concatenated (an engine frame with ``keep``)."""
 
-    def count_by(self, frame: pl.DataFrame, keys: Sequence[str]) -> pl.DataFrame:
+    def count_by(self, frame: Any, keys: Sequence[str]) -> pl.DataFrame:
         """``keys`` and ``count`` (UInt32) for each key combination present."""
 
     def map_batches(
-        self, frame: pl.DataFrame, func: FrameFunc, *, key: str | None = None
-    ) -> pl.DataFrame:
-        """``func`` on slices of rows (whole ``key`` groups when given), concatenated."""
+        self, frame: Any, func: FrameFunc, *, key: str | None = None, keep: bool = False
+    ) -> Any:
+        """``func`` on slices of rows (whole ``key`` groups when given), concatenated (an
+        engine frame with ``keep``, in no particular order)."""
 
     def sessions(
-        self, events: pl.DataFrame, *, gap: timedelta, by: str, time: str
-    ) -> pl.DataFrame | None:
+        self,
+        events: Any,
+        *,
+        gap: timedelta,
+        by: str | Sequence[str],
+        time: str,
+        keep: bool = False,
+    ) -> Any:
         """The engine's own sessionization (Spark: window functions), or None: the caller's
         function (:func:`opslens.features.events.sessionize`) runs instead."""
+
+    def summarise(
+        self, frame: Any, aggs: Mapping[str, tuple[str, str]], by: Sequence[str] = ()
+    ) -> pl.DataFrame:
+        """``{name: (op, column)}`` aggregations (:data:`AGGREGATIONS`), per ``by`` group when
+        given (sorted by it): a small polars answer."""
+
+    def collect(self, frame: Any) -> pl.DataFrame:
+        """The frame as polars, here."""
+
+    def head(self, frame: Any, n: int) -> pl.DataFrame:
+        """At most ``n`` rows of the frame, as polars."""
+
+    def height(self, frame: Any) -> int:
+        """The frame's number of rows."""
+
+    def concat(self, frames: Sequence[Any]) -> Any:
+        """Frames of the same columns one after the other (columns matched by name)."""
+
+    def store(self, frame: Any, path: Path) -> None:
+        """Write the frame as Parquet at ``path`` (Spark: a folder of part files, written by
+        the executors)."""
+
+    def read(self, source: str | Path, *, table: str | None = None) -> Any:
+        """A Parquet file or folder at ``source``, or the SQL ``table`` at the URL ``source``,
+        as an engine frame (Spark: read by the executors)."""
 
 
 def buckets(keys: pl.Series, n: int) -> pl.Series:
@@ -116,6 +204,7 @@ class LocalEngine:
 
     rows_per_slice: int = 5_000_000
     name: str = "local"
+    distributed: bool = False
 
     def _n_slices(self, height: int, rows: int | None = None) -> int:
         size = min(self.rows_per_slice, rows) if rows else self.rows_per_slice
@@ -129,6 +218,7 @@ class LocalEngine:
         *,
         track: Track | None = None,
         rows: int | None = None,
+        keep: bool = False,
     ) -> pl.DataFrame:
         """Contiguous slices when each group's rows are adjacent (no copy), else hash buckets
         (each filtered out when its turn comes, so no second copy of the frame is held)."""
@@ -143,13 +233,68 @@ class LocalEngine:
         return frame.group_by(list(keys)).agg(pl.len().alias("count"))
 
     def sessions(
-        self, events: pl.DataFrame, *, gap: timedelta, by: str, time: str
+        self,
+        events: pl.DataFrame,
+        *,
+        gap: timedelta,
+        by: str | Sequence[str],
+        time: str,
+        keep: bool = False,
     ) -> pl.DataFrame | None:
         """None: no sessionization of its own (the features' polars function is the local one)."""
         return None
 
+    def summarise(
+        self, frame: pl.DataFrame, aggs: Mapping[str, tuple[str, str]], by: Sequence[str] = ()
+    ) -> pl.DataFrame:
+        """The aggregations with polars (per ``by`` group, sorted by it).
+
+        Example:
+            >>> f = pl.DataFrame({"k": ["a", "b", "a"], "v": [1, 2, 3]})
+            >>> LocalEngine().summarise(f, {"n": ("count", "*"), "top": ("max", "v")}, by=["k"]).rows()
+            [('a', 2, 3), ('b', 1, 2)]
+        """
+        exprs = [polars_aggregation(n, op, c) for n, (op, c) in aggs.items()]
+        if not by:
+            return frame.select(exprs)
+        return frame.group_by(list(by)).agg(exprs).sort(list(by), nulls_last=True)
+
+    def collect(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """The frame itself (it is here already)."""
+        return frame
+
+    def head(self, frame: pl.DataFrame, n: int) -> pl.DataFrame:
+        """``frame.head(n)``."""
+        return frame.head(n)
+
+    def height(self, frame: pl.DataFrame) -> int:
+        """``frame.height``."""
+        return frame.height
+
+    def concat(self, frames: Sequence[pl.DataFrame]) -> pl.DataFrame:
+        """``pl.concat`` (columns matched by name, types relaxed)."""
+        first = list(frames[0].columns)
+        return pl.concat([f.select(first) for f in frames], how="vertical_relaxed")
+
+    def store(self, frame: pl.DataFrame, path: Path) -> None:
+        """``frame.write_parquet(path)``."""
+        frame.write_parquet(path)
+
+    def read(self, source: str | Path, *, table: str | None = None) -> pl.DataFrame:
+        """``pl.read_parquet`` (a folder: its part files); a SQL table is the source loader's
+        to read here (:mod:`opslens.io`), so ``table`` is refused."""
+        if table is not None:
+            from opslens.errors import ConfigError
+
+            raise ConfigError(
+                f"the local engine reads no SQL table itself ({table!r})",
+                fix="give the table as the analysis's source (source.kind: sql)",
+            )
+        path = Path(source)
+        return pl.read_parquet(path / "*.parquet" if path.is_dir() else path)
+
     def map_batches(
-        self, frame: pl.DataFrame, func: FrameFunc, *, key: str | None = None
+        self, frame: pl.DataFrame, func: FrameFunc, *, key: str | None = None, keep: bool = False
     ) -> pl.DataFrame:
         """Slices of ``rows_per_slice`` rows (whole ``key`` groups when given)."""
         if key is not None:

@@ -43,7 +43,7 @@ import polars as pl
 from pydantic import BaseModel, ValidationError
 
 from opslens.core.baselines import Baseline, BaselineScore
-from opslens.core.engine import Engine, LocalEngine
+from opslens.core.engine import Engine, LocalEngine, is_table
 from opslens.core.facts import RecipeFacts
 from opslens.errors import ConfigError, ContractError, RunError
 
@@ -162,7 +162,7 @@ class Stage:
             )
         for o in self.outputs:
             value = out.values[o.name]
-            if o.kind == "table" and not isinstance(value, pl.DataFrame):
+            if o.kind == "table" and not is_table(value):
                 raise ContractError(
                     f"stage '{self.name}' declared output '{o.name}' a table (polars DataFrame) "
                     f"but returned {type(value).__module__}.{type(value).__name__}"
@@ -252,6 +252,10 @@ class Recipe:
     baselines: tuple[Baseline, ...] = ()
     #: the life-cycle hooks (batch scoring, monitoring, retraining; opslens.core.lifecycle)
     lifecycle: Lifecycle | None = None
+    #: its stages take and return engine frames (``Engine.distributed``: Spark frames that stay
+    #: on the executors): the runner has the engine read a Parquet or SQL source, and
+    #: writes such tables with the engine (``Engine.store``)
+    engine_frames: bool = False
 
     def read_facts(self, facts: Mapping[str, Any], *, where: str = "facts.json") -> RecipeFacts:
         """``facts`` read through the recipe's facts model; RunError naming the failing field.

@@ -30,6 +30,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import polars as pl
+
 from opslens.core.engine import LocalEngine
 from opslens.core.facts import ScoreRowsFacts
 from opslens.core.predictor import BasePredictor
@@ -47,12 +49,12 @@ def score_rows(ctx: StageContext | None, batch: Any, champion: Any) -> Out:
     """
     engine = ctx.engine if ctx is not None else LocalEngine()
     if isinstance(batch, Path):  # a Parquet file the engine reads itself (Spark's executors)
-        batch = engine.read_parquet(batch)  # type: ignore[attr-defined]
-    rows = int(batch.height) if hasattr(batch, "height") else int(batch.count())
+        batch = engine.read(batch)
+    rows = engine.height(batch)
     if rows == 0:
         raise DataError("the batch to score has no rows", fix="give a file with rows to score")
     key = champion.batch_key if isinstance(champion, BasePredictor) else None
-    answers = engine.map_batches(batch, champion.predict_frame, key=key)
+    answers: pl.DataFrame = engine.map_batches(batch, champion.predict_frame, key=key)
     counts = {"rows_in": rows, "answers": answers.height}
     return Out(
         values={"answers": answers},

@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from opslens.core.engine import BUCKET_SEED, FrameFunc, Track
+from opslens.core.engine import AGGREGATIONS, BUCKET_SEED, FrameFunc, Track
 from opslens.errors import ConfigError, ContractError, SourceError
 
 if TYPE_CHECKING:
@@ -365,6 +365,7 @@ class SparkEngine:
     """
 
     name = "spark"
+    distributed = True
 
     def __init__(
         self,
@@ -576,11 +577,17 @@ class SparkEngine:
             context.setLocalProperty("spark.job.description", None)  # type: ignore[arg-type]
 
     def collect(
-        self, frame: SparkFrame, schema: pl.Schema | None = None, *, what: str = "collect"
+        self,
+        frame: SparkFrame | pl.DataFrame,
+        schema: pl.Schema | None = None,
+        *,
+        what: str = "collect",
     ) -> pl.DataFrame:
         """The Spark frame as polars (cast to ``schema`` when given), its jobs' progress in
         the log (:meth:`watch`); an input the executors cannot read is a one-line
         :class:`~opslens.errors.SourceError`."""
+        if isinstance(frame, pl.DataFrame):
+            return frame.cast(schema) if schema else frame
         try:
             with self.watch(what):
                 table = frame.toArrow()
@@ -610,8 +617,14 @@ class SparkEngine:
         if isinstance(frame, pl.DataFrame):
             head = frame.head(1)
             return frame.filter(pl.col(by).eq_missing(head[by][0])) if head.height else frame
-        head = self.collect(frame.limit(10_000))
-        return head.filter(pl.col(by).eq_missing(head[by][0])) if head.height else head
+        from pyspark.sql import functions as F
+
+        first = self.collect(frame.select(by).limit(1), what="one entity")
+        if first.height == 0:
+            return self.head(frame, 0)
+        key = first[by][0]
+        which = F.col(by).isNull() if key is None else F.col(by) == F.lit(key)
+        return self.collect(frame.filter(which), what="one entity's rows")
 
     def per_group(
         self,
@@ -621,9 +634,12 @@ class SparkEngine:
         *,
         track: Track | None = None,
         rows: int | None = None,
-    ) -> pl.DataFrame:
+        keep: bool = False,
+    ) -> Any:
         """``groupBy(bucket of by).applyInArrow(func)`` — whole entities per call, tasks of
-        at most ``rows`` rows when given (``track`` is for local parts: Spark shows its own)."""
+        at most ``rows`` rows when given (``track`` is for local parts: Spark shows its own).
+        With ``keep`` the answer stays on the executors: a Spark frame, kept on their disks
+        once made (``DISK_ONLY``), so the facts and the writes that read it run it once."""
         from pyspark.sql import functions as F
 
         sdf = self.to_spark(frame)
@@ -648,6 +664,8 @@ class SparkEngine:
             "_bucket", F.pmod(F.xxhash64(F.col(by), F.lit(BUCKET_SEED)), F.lit(n))
         )
         grouped = bucketed.groupBy("_bucket").applyInArrow(run, spark_schema)
+        if keep:
+            return _kept(grouped)
         return self.collect(grouped, out_schema, what=f"{_named(func)} per {by} ({n} tasks)")
 
     def count_by(self, frame: pl.DataFrame | SparkFrame, keys: Sequence[str]) -> pl.DataFrame:
@@ -657,28 +675,43 @@ class SparkEngine:
         return counts.with_columns(pl.col("count").cast(pl.UInt32))
 
     def sessions(
-        self, events: pl.DataFrame | SparkFrame, *, gap: timedelta, by: str, time: str
-    ) -> pl.DataFrame:
+        self,
+        events: pl.DataFrame | SparkFrame,
+        *,
+        gap: timedelta,
+        by: str | Sequence[str],
+        time: str,
+        keep: bool = False,
+    ) -> Any:
         """:meth:`sessionize` (the engine contract's name)."""
-        return self.sessionize(events, gap=gap, by=by, time=time)
+        return self.sessionize(events, gap=gap, by=by, time=time, keep=keep)
 
     def sessionize(
-        self, events: pl.DataFrame | SparkFrame, *, gap: timedelta, by: str, time: str
-    ) -> pl.DataFrame:
+        self,
+        events: pl.DataFrame | SparkFrame,
+        *,
+        gap: timedelta,
+        by: str | Sequence[str],
+        time: str,
+        keep: bool = False,
+    ) -> Any:
         """The columns of :func:`opslens.features.events.sessionize`, from Spark window
-        functions; rows sorted by key, time and input order (Spark's order for a Spark frame)."""
+        functions; rows sorted by key, time and input order (Spark's order for a Spark frame).
+        With ``keep``: a Spark frame of the same columns, kept on the executors' disks once
+        made (in no particular order)."""
         from pyspark.sql import Window
         from pyspark.sql import functions as F
 
+        keys = [by] if isinstance(by, str) else list(by)
         if isinstance(events, pl.DataFrame):
             schema = events.schema
             sdf = self.to_spark(events.with_row_index("_row"))
         else:
-            schema = self.collect(events.limit(1)).schema
+            schema = self.head(events, 0).schema
             sdf = events.withColumn("_row", F.monotonically_increasing_id())
         micros = F.unix_micros(F.col(time).cast("timestamp"))
         gap_us = int(gap / timedelta(microseconds=1))
-        ordered = Window.partitionBy(by).orderBy(time, "_row")
+        ordered = Window.partitionBy(*keys).orderBy(time, "_row")
         new = F.lag(micros).over(ordered).isNull() | (
             (micros - F.lag(micros).over(ordered)) > gap_us
         )
@@ -686,13 +719,12 @@ class SparkEngine:
         out = sdf.withColumn("_new", new.cast("int")).withColumn(
             "session_index", (F.sum("_new").over(running) - 1).cast("int")
         )
-        session = Window.partitionBy(by, "session_index")
+        session = Window.partitionBy(*keys, "session_index")
         in_session = session.orderBy(time, "_row")
         in_running = in_session.rowsBetween(Window.unboundedPreceding, Window.currentRow)
+        label = [F.col(k).cast("string") for k in keys]
         cols = [
-            F.concat_ws("-", F.col(by).cast("string"), F.col("session_index").cast("string")).alias(
-                "session_id"
-            ),
+            F.concat_ws("-", *label, F.col("session_index").cast("string")).alias("session_id"),
             F.min(time).over(session).alias("session_start"),
             F.max(time).over(session).alias("session_end"),
             F.count(F.lit(1)).over(session).cast("int").alias("session_events"),
@@ -702,8 +734,6 @@ class SparkEngine:
             carts = (F.col("event_type") == "add_to_cart").cast("int")
             cols.append(F.sum(carts).over(in_running).cast("int").alias("session_carts"))
         out = out.select("*", *cols).drop("_new")
-        local = self.collect(out, what=f"sessions per {by}")
-        span = pl.col("session_end") - pl.col("session_start")
         added: dict[str, Any] = {
             "session_index": pl.Int32,
             "session_id": pl.String,
@@ -714,23 +744,135 @@ class SparkEngine:
         }
         if "event_type" in schema:
             added["session_carts"] = pl.Int32
+        if keep:
+            span = F.unix_micros(F.col("session_end").cast("timestamp")) - F.unix_micros(
+                F.col("session_start").cast("timestamp")
+            )
+            kept = out.select(*schema, *added).withColumn(
+                "session_seconds", span.cast("double") / F.lit(1_000_000.0)
+            )
+            return _kept(kept)
+        local = self.collect(out, what=f"sessions per {', '.join(keys)}")
+        span_pl = pl.col("session_end") - pl.col("session_start")
         return (
-            local.sort(by, time, "_row")
+            local.sort(*keys, time, "_row")
             .select(*schema, *added)
             .cast(pl.Schema({**dict(schema), **added}))
-            .with_columns(session_seconds=span.dt.total_seconds(fractional=True))
+            .with_columns(session_seconds=span_pl.dt.total_seconds(fractional=True))
         )
 
-    def map_batches(
-        self, frame: pl.DataFrame | SparkFrame, func: FrameFunc, *, key: str | None = None
+    # -- engine frames -------------------------------------------------------------------
+    def summarise(
+        self,
+        frame: pl.DataFrame | SparkFrame,
+        aggs: Mapping[str, tuple[str, str]],
+        by: Sequence[str] = (),
     ) -> pl.DataFrame:
+        """The aggregations as one Spark job (``groupBy(by).agg``); the small answer as polars,
+        sorted by ``by`` (``median`` is exact: Spark's ``percentile`` of 0.5, interpolated as
+        polars does)."""
+        from pyspark.sql import functions as F
+
+        if isinstance(frame, pl.DataFrame):
+            from opslens.core.engine import LocalEngine
+
+            return LocalEngine().summarise(frame, aggs, by)
+        exprs = []
+        for name, (op, column) in aggs.items():
+            if op not in AGGREGATIONS:
+                raise ValueError(f"summarise knows {', '.join(AGGREGATIONS)}, not {op!r}")
+            col = F.col(column) if op != "count" else F.lit(1)
+            expr = {
+                "count": lambda c: F.count(c).cast("long"),
+                "sum": F.sum,
+                "min": F.min,
+                "max": F.max,
+                "mean": F.avg,
+                "median": lambda c: F.percentile(c, F.lit(0.5)),
+                "n_unique": lambda c: F.countDistinct(c).cast("long"),
+            }[op](col)
+            exprs.append(expr.alias(name))
+        grouped = frame.groupBy(*by).agg(*exprs) if by else frame.agg(*exprs)
+        out = self.collect(grouped, what=f"summary{' by ' + ', '.join(by) if by else ''}")
+        return out.sort(list(by), nulls_last=True) if by else out
+
+    def head(self, frame: pl.DataFrame | SparkFrame, n: int) -> pl.DataFrame:
+        """At most ``n`` rows as polars (``limit(n)``; the schema alone for ``n = 0``)."""
+        if isinstance(frame, pl.DataFrame):
+            return frame.head(n)
+        if n <= 0:  # the schema alone: no job
+            import pyarrow as pa
+            from pyspark.sql.pandas.types import to_arrow_schema
+
+            return _polars(pa.Table.from_batches([], to_arrow_schema(frame.schema)))
+        return self.collect(frame.limit(n), what=f"first {n} rows")
+
+    def height(self, frame: pl.DataFrame | SparkFrame) -> int:
+        """The number of rows (a count job for a Spark frame)."""
+        return self._height(frame)
+
+    def concat(self, frames: Sequence[pl.DataFrame | SparkFrame]) -> SparkFrame:
+        """``unionByName`` of the frames (as Spark frames): nothing moves until it is used."""
+        out = self.to_spark(frames[0])
+        for other in frames[1:]:
+            out = out.unionByName(self.to_spark(other))
+        return out
+
+    def store(self, frame: pl.DataFrame | SparkFrame, path: Path) -> None:
+        """Write ``frame`` as a Parquet folder at ``path`` (part files written by the executors,
+        so the folder must be one they reach under the same path); a kept frame's disk copy is
+        let go once written."""
+        sdf = self.to_spark(frame)
+        try:
+            with self.watch(f"write {Path(path).name}"):
+                sdf.write.mode("error").parquet(str(path))
+        except Exception as e:
+            raise _translate(e, self.master) from None
+        if sdf.is_cached:
+            sdf.unpersist()
+
+    def read(self, source: str | Path, *, table: str | None = None) -> SparkFrame:
+        """A Parquet file or folder (:meth:`read_parquet`), or the SQL ``table`` at the URL
+        ``source`` (:meth:`read_jdbc`, partitioned by ``spark.jdbc``): read by the executors."""
+        if table is not None:
+            return self.read_jdbc(str(source), table)
+        return self.read_parquet(source)
+
+    def _map_kept(self, frame: pl.DataFrame | SparkFrame, func: FrameFunc) -> SparkFrame:
+        """``func`` on every Arrow batch (``mapInArrow``), the answers left on the executors."""
+        sdf = self.to_spark(frame)
+        sample = self.head(sdf, 100)
+        in_schema = sample.schema
+        out_schema = func(sample).schema
+        spark_schema, arrow_schema = _schemas(out_schema)
+        shared = self.session.sparkContext.broadcast(func)
+
+        def batches(it: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+            for batch in it:
+                answers = shared.value(_polars(batch).cast(in_schema)).cast(out_schema)
+                yield from _arrow(answers).cast(arrow_schema).to_batches()
+
+        return sdf.mapInArrow(batches, spark_schema)
+
+    def map_batches(
+        self,
+        frame: pl.DataFrame | SparkFrame,
+        func: FrameFunc,
+        *,
+        key: str | None = None,
+        keep: bool = False,
+    ) -> Any:
         """Batch scoring: ``func`` broadcast once to the tasks; ``mapInArrow`` over the rows,
-        answers back in input order (whole ``key`` groups via ``applyInArrow`` when given)."""
+        answers back in input order (whole ``key`` groups via ``applyInArrow`` when given).
+        With ``keep`` the answers stay on the executors (a Spark frame, in no order; ``func``
+        may give any number of rows per batch: a filter, an aggregation of the batch)."""
         from pyspark.sql import functions as F
 
         if key is not None:
             shared = self.session.sparkContext.broadcast(func)
-            return self.per_group(frame, key, lambda part: shared.value(part))
+            return self.per_group(frame, key, lambda part: shared.value(part), keep=keep)
+        if keep:
+            return self._map_kept(frame, func)
         if isinstance(frame, pl.DataFrame):
             sample, sdf = frame.head(100), self.to_spark(frame.with_row_index("_row"))
         else:  # a Spark frame (Parquet read by Spark): its order is Spark's
@@ -755,6 +897,14 @@ class SparkEngine:
         if "row" in out_schema and not isinstance(frame, pl.DataFrame):
             result = result.with_columns(pl.col("row").rank("dense").cast(pl.Int64) - 1)
         return result.drop("_row").cast(out_schema)
+
+
+def _kept(frame: SparkFrame) -> SparkFrame:
+    """``frame`` kept on the executors' disks once made (the facts and the writes of a stage
+    read it several times; the driver holds none of it)."""
+    from pyspark import StorageLevel
+
+    return frame.persist(StorageLevel.DISK_ONLY)
 
 
 def _named(func: Any) -> str:

@@ -19,7 +19,9 @@ Example:
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import polars as pl
 
@@ -35,7 +37,15 @@ from opslens.core.columns import parse_time, require_columns
 from opslens.errors import ConfigError, DataError
 from opslens.io.schema import apply_window, to_wide
 
-__all__ = ["Loaded", "describe_source", "fingerprint_frame", "load_source"]
+__all__ = [
+    "Loaded",
+    "describe_source",
+    "fingerprint_frame",
+    "fingerprint_rows",
+    "load_source",
+    "row_digest",
+    "rows_fingerprint",
+]
 
 
 @dataclass(frozen=True)
@@ -81,6 +91,70 @@ def fingerprint_frame(frame: pl.DataFrame) -> str:
     if frame.height:
         digest.update(frame.hash_rows(seed=7).to_numpy().tobytes())
     return digest.hexdigest()[:16]
+
+
+_DIGEST_SEED = 7
+
+
+def _plain_types(frame: pl.DataFrame) -> pl.DataFrame:
+    """Integers as Int64, floats as Float64, text and categories as String, times as naive
+    Datetime[us]: the types a frame has whichever engine read it (Spark reads UInt32 as a
+    long, a dictionary as text)."""
+    casts: dict[Any, Any] = {}
+    for name, dtype in frame.schema.items():
+        if dtype.is_integer():
+            casts[name] = pl.Int64()
+        elif dtype.is_float():
+            casts[name] = pl.Float64()
+        elif isinstance(dtype, pl.Categorical | pl.Enum):
+            casts[name] = pl.String()
+        elif isinstance(dtype, pl.Datetime) and (dtype.time_unit != "us" or dtype.time_zone):
+            casts[name] = pl.Datetime("us")
+    return frame.cast(casts) if casts else frame
+
+
+def row_digest(frame: pl.DataFrame) -> pl.DataFrame:
+    """One row: ``rows``, and the sums of the low and high 32 bits of each row's hash. Sums
+    of any split of a frame's rows add up to the whole's, in any order: an engine adds the
+    digests of its batches (:func:`rows_fingerprint` makes the fingerprint of the sums).
+
+    Example:
+        >>> f = pl.DataFrame({"a": [1, 2, 3]})
+        >>> whole = row_digest(f)
+        >>> parts = pl.concat([row_digest(f.slice(2)), row_digest(f.slice(0, 2))]).sum()
+        >>> whole.equals(parts)
+        True
+    """
+    hashed = _plain_types(frame).hash_rows(seed=_DIGEST_SEED)
+    low = (hashed % (1 << 32)).cast(pl.Int64)
+    high = (hashed // (1 << 32)).cast(pl.Int64)
+    return pl.DataFrame(
+        {"rows": [frame.height], "low": [int(low.sum())], "high": [int(high.sum())]},
+        schema={"rows": pl.Int64, "low": pl.Int64, "high": pl.Int64},
+    )
+
+
+def rows_fingerprint(schema: pl.Schema, rows: int, low: int, high: int) -> str:
+    """The 16-hex-digit fingerprint of a frame's (plain) schema and its rows as a multiset,
+    from the sums of :func:`row_digest` (row order does not matter)."""
+    names = ", ".join(
+        f"{n}: {t}" for n, t in _plain_types(pl.DataFrame(schema=schema)).schema.items()
+    )
+    total = ((high << 32) + low) % (1 << 64)
+    return hashlib.sha256(f"{names}|{rows}|{total}".encode()).hexdigest()[:16]
+
+
+def fingerprint_rows(frame: pl.DataFrame) -> str:
+    """:func:`rows_fingerprint` of a frame here: the fingerprint of a run whose source an
+    engine may read (the same for the same rows in any order, on any engine).
+
+    Example:
+        >>> f = pl.DataFrame({"a": [1, 2, 3], "b": ["x", "y", "z"]})
+        >>> fingerprint_rows(f) == fingerprint_rows(f.reverse()), len(fingerprint_rows(f))
+        (True, 16)
+    """
+    d = row_digest(frame).row(0)
+    return rows_fingerprint(frame.schema, *d)
 
 
 def _read(analysis: AnalysisConfig) -> pl.DataFrame:
@@ -130,8 +204,14 @@ def _read(analysis: AnalysisConfig) -> pl.DataFrame:
     )
 
 
-def load_source(analysis: AnalysisConfig, frame: pl.DataFrame | None = None) -> Loaded:
-    """Read (unless ``frame`` is given), pivot, parse time and window; DataError if nothing is left."""
+def load_source(
+    analysis: AnalysisConfig,
+    frame: pl.DataFrame | None = None,
+    *,
+    digest: Callable[[pl.DataFrame], str] = fingerprint_frame,
+) -> Loaded:
+    """Read (unless ``frame`` is given), pivot, parse time and window; DataError if nothing is
+    left. ``digest`` makes the fingerprint (:func:`fingerprint_rows` for an engine's input)."""
     where = describe_source(analysis)
     frame = _read(analysis) if frame is None else frame
     src = analysis.source
@@ -151,7 +231,7 @@ def load_source(analysis: AnalysisConfig, frame: pl.DataFrame | None = None) -> 
                     fix="widen or remove source.window",
                 )
     _check_not_all_null(frame, analysis, where)
-    return Loaded(frame=frame, fingerprint=fingerprint_frame(frame), description=where)
+    return Loaded(frame=frame, fingerprint=digest(frame), description=where)
 
 
 def _check_not_all_null(frame: pl.DataFrame, analysis: AnalysisConfig, where: str) -> None:

@@ -24,6 +24,7 @@ from typing import Any
 
 import polars as pl
 
+from opslens.core.engine import Engine
 from opslens.core.recipe import Out, Recipe, Stage
 from opslens.errors import RunError
 from opslens.tracking.runs import RunView, RunWriter
@@ -34,8 +35,16 @@ __all__ = ["Catalog"]
 class Catalog:
     """Where stage inputs come from and where outputs go: memory, the base run, the new run."""
 
-    def __init__(self, recipe: Recipe, writer: RunWriter, base: RunView | None) -> None:
+    def __init__(
+        self,
+        recipe: Recipe,
+        writer: RunWriter,
+        base: RunView | None,
+        engine: Engine | None = None,
+    ) -> None:
         self.recipe = recipe
+        #: a distributed engine reads and writes the tables of a recipe of engine frames
+        self.engine = engine if engine is not None and engine.distributed else None
         self.writer = writer
         self.base = base
         self.memory: dict[str, Any] = {}
@@ -45,6 +54,9 @@ class Catalog:
         self.base_artifacts: dict[str, dict[str, str]] = (
             dict(base.manifest.get("artifacts") or {}) if base is not None else {}
         )
+
+    def _kept(self) -> bool:
+        return self.engine is not None and self.recipe.engine_frames
 
     def reuse(self, relative: str, stage: str) -> None:
         """Link ``relative`` from the base run (a copy across devices); record where it came from."""
@@ -66,9 +78,15 @@ class Catalog:
                 f"tables/{name}.parquet" if declared.kind == "table" else f"data/{name}.joblib"
             )
             if self.base.has(relative):
-                value = (
-                    self.base.table(name) if declared.kind == "table" else self.base.object(name)
-                )
+                if declared.kind == "table" and self._kept():
+                    assert self.engine is not None
+                    value = self.engine.read(self.base.path / relative)
+                else:
+                    value = (
+                        self.base.table(name)
+                        if declared.kind == "table"
+                        else self.base.object(name)
+                    )
                 self.reuse(relative, producer.name if producer else "")
                 self.memory[name] = value
                 return value
@@ -87,9 +105,22 @@ class Catalog:
     def save(self, stage: Stage, out: Out) -> None:
         """Persist what ``stage`` returned, as it declared it; record each file's origin."""
         written: list[str] = []
+        values = dict(out.values)
         for o in stage.outputs:
             value = out.values[o.name]
-            if o.kind == "table":
+            if o.kind == "table" and not isinstance(value, pl.DataFrame):
+                # an engine frame: written by the engine, then read back from what it wrote
+                # (later stages start from the table, not from the whole lineage again)
+                if self.engine is None:
+                    raise RunError(
+                        f"stage '{stage.name}' returned '{o.name}' as an engine frame, but the "
+                        "run's engine keeps none",
+                        fix="run it with engine: spark, or return a polars DataFrame",
+                    )
+                relative = self.writer.write_frame(o.name, value, self.engine.store)
+                written.append(relative)
+                values[o.name] = self.engine.read(self.writer.path / relative)
+            elif o.kind == "table":
                 written.append(self.writer.write_table(o.name, value))
             else:
                 written.append(self.writer.write_object(o.name, value))
@@ -107,7 +138,7 @@ class Catalog:
                 "run_id": self.writer.run_id,
                 "status": "produced",
             }
-        self.memory.update(out.values)
+        self.memory.update(values)
 
     def release(self, keep: Collection[str]) -> list[str]:
         """Drop from memory every table not named in ``keep`` (the inputs later stages still

@@ -231,7 +231,7 @@ def run_analysis(
     )
     try:
         with run_log(writer.path / "run.log", writer.run_id, project.secrets):
-            catalog = Catalog(recipe, writer, base)
+            catalog = Catalog(recipe, writer, base, engine if recipe.engine_frames else None)
             catalog.memory.update(given)
             ctx = stage_context(analysis, engine, progress)
             state = RunState(project, plan, session, writer, catalog, ctx, frames=frames or {})

@@ -25,16 +25,24 @@ import logging
 import re
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
+from functools import partial
 from typing import Any, Protocol
 
 import polars as pl
 
-from opslens.config import AnalysisConfig, MemorySource, SyntheticSource
+from opslens.config import AnalysisConfig, FileSource, MemorySource, SqlSource, SyntheticSource
 from opslens.core.baselines import BaselineScore, BaselinesFacts, summarise
 from opslens.core.engine import Engine
 from opslens.core.recipe import Out, Recipe, Stage, StageContext
 from opslens.errors import ConfigError, ContractError, OpslensWarning
-from opslens.io.load import Loaded, describe_source, load_source
+from opslens.io.load import (
+    Loaded,
+    describe_source,
+    fingerprint_rows,
+    load_source,
+    row_digest,
+    rows_fingerprint,
+)
 from opslens.io.sources.files import read_file
 from opslens.runner.caught import caught
 from opslens.synthetic import generate
@@ -44,6 +52,8 @@ __all__ = [
     "baseline_scores",
     "baseline_summary",
     "call_stage",
+    "engine_source",
+    "load_engine_input",
     "load_input",
     "stage_context",
     "stage_inputs",
@@ -63,9 +73,13 @@ class Available(Protocol):
 
 
 def load_input(
-    analysis: AnalysisConfig, frames: Mapping[str, pl.DataFrame] | None = None
+    analysis: AnalysisConfig,
+    frames: Mapping[str, pl.DataFrame] | None = None,
+    *,
+    digest: Any = None,
 ) -> Loaded:
-    """The analysis's data as a run reads it: from its source (synthetic, memory or read by io)."""
+    """The analysis's data as a run reads it: from its source (synthetic, memory or read by io);
+    ``digest`` makes its fingerprint (default :func:`opslens.io.load.fingerprint_frame`)."""
     frames = frames or {}
     src = analysis.source
     frame: pl.DataFrame | None = None
@@ -79,7 +93,94 @@ def load_input(
                 fix="call opslens.run(frame, ...) or pass frames={name: frame}",
             )
         frame = frames[src.name]
+    if digest is not None:
+        return load_source(analysis, frame=frame, digest=digest)
     return load_source(analysis, frame=frame)
+
+
+def engine_source(analysis: AnalysisConfig) -> tuple[str, str | None] | None:
+    """``(path, None)`` for a Parquet file or folder source, ``(url, table)`` for a SQL table
+    source: what an engine reads itself (Spark: its executors); None for any other source
+    (a CSV, a query, Elasticsearch, a LONG layout, generated or in-memory data).
+
+    Example:
+        >>> a = AnalysisConfig.model_validate({"name": "p", "recipe": "propensity",
+        ...     "source": {"kind": "file", "path": "/d/events.parquet"}})
+        >>> engine_source(a)
+        ('/d/events.parquet', None)
+    """
+    src = analysis.source
+    if src.layout == "long":
+        return None
+    if isinstance(src, FileSource):
+        path = str(src.path)
+        parquet = src.format == "parquet" or (
+            src.format == "auto" and path.lower().endswith((".parquet", ".pq"))
+        )
+        return (path, None) if parquet else None
+    if isinstance(src, SqlSource) and src.table is not None:
+        return (src.url, src.table)
+    return None
+
+
+def loaded_rows(
+    batch: pl.DataFrame, *, time: str | None, unit: Any, window: Any, where: str
+) -> pl.DataFrame:
+    """The per-batch part of :func:`opslens.io.load.load_source` (row by row: the time column
+    parsed, the window applied), for an engine to run on its batches."""
+    from opslens.core.columns import parse_time
+    from opslens.io.schema import apply_window
+
+    if time is None:
+        return batch
+    out = parse_time(batch, time, unit=unit, where=where)
+    if window is not None:
+        out = apply_window(out, time, start=window.start, end=window.end)
+    return out
+
+
+def load_engine_input(
+    analysis: AnalysisConfig, engine: Engine, frames: Mapping[str, pl.DataFrame] | None = None
+) -> Loaded:
+    """The source of a recipe that works on engine frames (``Recipe.engine_frames``).
+
+    On a distributed engine a Parquet or SQL-table source (:func:`engine_source`) is read by
+    the engine itself (Spark: the executors; the time column parsed and the window applied
+    batch by batch there) and stays there; any other source is loaded here as usual. The
+    fingerprint is :func:`opslens.io.load.fingerprint_rows` on every engine (the rows as a
+    multiset, summed over the engine's batches), so the same input has the same fingerprint
+    whichever engine read it.
+    """
+    where = describe_source(analysis)
+    source = engine_source(analysis) if engine.distributed else None
+    if source is None:
+        return load_input(analysis, frames, digest=fingerprint_rows)
+    path, table = source
+    raw = engine.read(path, table=table)
+    time, src = analysis.columns.time, analysis.source
+    unit: Any = src.time_unit
+    head = engine.head(raw, 1)
+    if time is not None:
+        from opslens.core.columns import require_columns
+
+        require_columns(head, [time], where=where)
+        if unit == "auto" and head.schema[time].is_numeric():  # the unit of the whole column
+            top = engine.summarise(raw, {"top": ("max", time), "low": ("min", time)}).row(0)
+            big = max(abs(float(v)) for v in top if v is not None) if any(top) else 0.0
+            unit = "ms" if big > 1e11 else "s"
+    rows_of = partial(loaded_rows, time=time, unit=unit, window=src.window, where=where)
+    frame = engine.map_batches(raw, rows_of, keep=True)
+    digest = engine.summarise(
+        engine.map_batches(frame, row_digest, keep=True),
+        {"rows": ("sum", "rows"), "low": ("sum", "low"), "high": ("sum", "high")},
+    ).row(0)
+    rows = int(digest[0] or 0)
+    if rows == 0:
+        from opslens.errors import DataError
+
+        raise DataError(f"{where} has no rows", fix="point the source at a table or file with data")
+    schema = engine.head(frame, 0).schema
+    return Loaded(frame, rows_fingerprint(schema, rows, int(digest[1]), int(digest[2])), where)
 
 
 def _track(

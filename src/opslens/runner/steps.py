@@ -27,6 +27,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 from pydantic import ValidationError
 
 from opslens.config import AnalysisConfig, ProjectConfig
@@ -42,6 +43,7 @@ from opslens.runner.stages import (
     baseline_scores,
     baseline_summary,
     call_stage,
+    load_engine_input,
     load_input,
     stage_inputs,
 )
@@ -178,15 +180,27 @@ def run_stage(state: RunState, stage: Stage) -> None:
     t0 = time.perf_counter()
     analysis, recipe, catalog = state.plan.analysis, state.plan.recipe, state.catalog
     if "raw" in stage.inputs and "raw" not in catalog.memory:
-        loaded = load_input(analysis, state.frames)
+        engine = state.plan.engine
+        if recipe.engine_frames:  # read by the engine itself where it can (Spark: executors)
+            loaded = load_engine_input(analysis, engine, state.frames)
+        else:
+            loaded = load_input(analysis, state.frames)
         catalog.memory["raw"] = loaded.frame
         state.fingerprint, state.description = loaded.fingerprint, loaded.description
-        log.info(
-            "loaded %d rows × %d columns from %s",
-            loaded.frame.height,
-            loaded.frame.width,
-            loaded.description,
-        )
+        if isinstance(loaded.frame, pl.DataFrame):
+            log.info(
+                "loaded %d rows × %d columns from %s",
+                loaded.frame.height,
+                loaded.frame.width,
+                loaded.description,
+            )
+        else:
+            log.info(
+                "read %d columns from %s on the %s engine (the rows stay there)",
+                len(loaded.frame.columns),
+                loaded.description,
+                engine.name,
+            )
     inputs = stage_inputs(recipe, stage, analysis.params, catalog)
     log.info("stage %s started", stage.name)
     checkpoint(f"stage:{stage.name}")

@@ -154,14 +154,16 @@ class RunView:
             ) from None
 
     def table(self, name: str) -> pl.DataFrame:
-        """Read ``tables/<name>.parquet``."""
+        """Read ``tables/<name>.parquet`` (a file, or a folder of part files an engine wrote)."""
         target = self.path / "tables" / f"{name}.parquet"
-        if not target.is_file():
+        if not target.exists():
             raise RunError(
                 f"run {self.path} has no table '{name}'", fix="run the stage that makes it"
             )
         import polars as pl
 
+        if target.is_dir():
+            return pl.read_parquet(target / "*.parquet")
         return pl.read_parquet(target)
 
     def object(self, name: str) -> Any:

@@ -41,6 +41,7 @@ import contextlib
 import errno
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -114,6 +115,22 @@ class RunWriter:
             frame.write_parquet(tmp)
         return relative
 
+    def write_frame(self, name: str, frame: Any, store: Callable[[Any, Path], None]) -> str:
+        """Save an engine frame as ``tables/<name>.parquet`` with the engine's ``store`` (Spark:
+        a folder of part files written by the executors), made under a temporary name and
+        renamed into place whole; return that relative path."""
+        relative = f"tables/{name}.parquet"
+        target = self.path / relative
+        tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+        with writing(target):
+            shutil.rmtree(tmp, ignore_errors=True)
+            store(frame, tmp)
+            if tmp.is_dir():
+                fsync_folder(tmp)
+            os.replace(tmp, target)
+            fsync_folder(target.parent)
+        return relative
+
     def write_json(self, relative: str, data: Any) -> None:
         """Save JSON at ``relative`` inside the run."""
         target = self.path / relative
@@ -159,6 +176,24 @@ class RunWriter:
         shared file stays what both runs recorded. Returns ``"linked"`` or ``"copied"``.
         """
         target = self.path / relative
+        if source.is_dir():  # a table written by an engine: a folder of part files
+            with writing(target):
+                target.parent.mkdir(parents=True, exist_ok=True)
+                hows: list[str] = []
+
+                def link(src: str, dst: str) -> None:
+                    try:
+                        os.link(src, dst)
+                        hows.append("linked")
+                    except OSError:
+                        shutil.copy2(src, dst)
+                        hows.append("copied")
+
+                tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+                shutil.rmtree(tmp, ignore_errors=True)
+                shutil.copytree(source, tmp, copy_function=link)
+                os.replace(tmp, target)
+            return "copied" if "copied" in hows else "linked"
         with writing(target):
             target.parent.mkdir(parents=True, exist_ok=True)
             try:

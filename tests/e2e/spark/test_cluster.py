@@ -87,7 +87,8 @@ def test_progress_of_the_spark_jobs_is_in_the_run_log(runs: dict[str, object]) -
     done = re.findall(r"spark (.+?): (\d+)/(\d+) jobs done \((\d+) tasks\) in [\d.]+ s", text)
     assert len(done) >= 1, text[-2000:]
     assert all(int(a) == int(b) >= 1 and int(t) >= 1 for _, a, b, t in done)
-    work = {"distribution": "counts by", "fleet": "fleet_fingerprints per", "propensity": "per"}
+    # propensity: its features are made by the executors as they write its tables
+    work = {"distribution": "counts by", "fleet": "fleet_fingerprints per", "propensity": "write"}
     assert any(work[str(runs["recipe"])] in what for what, *_ in done)
 
 

@@ -137,6 +137,7 @@ RECIPE = Recipe(
     package=__name__,
     ui_pages=("ranking",),
     baselines=BASELINES,
+    engine_frames=True,
     prompts={
         "summary": "Write a summary of two or three sentences: how many events and users were "
         "analysed, how rare purchases are, and how the chosen model's test PR-AUC compares with "

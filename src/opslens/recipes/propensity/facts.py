@@ -126,6 +126,11 @@ class TrainFacts(FactsModel):
     chosen_by: str
     train_rows: int
     train_positives: int
+    #: the train rows brought to the fitting (all up to params.models.max_train_rows)
+    sample_rows: int | None = None
+    #: how many negatives of the train split each negative of that sample stands for (1: none
+    #: was left out)
+    negative_weight: float = 1.0
     fit_rows: int
     scale_pos_weight: float
     results: dict[str, SplitResults]

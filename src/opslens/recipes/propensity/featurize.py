@@ -127,6 +127,13 @@ def features(
     """
     p: PropensityParams = ctx.params
     wins = p.features.windows
+    if ctx.engine.distributed:  # the events and the features stay on the engine (.kept)
+        from opslens.recipes.propensity.kept import features_kept
+
+        bounds = {r["split"]: (r["start"], r["end"]) for r in split_bounds.to_dicts()}
+        times = {s: _prediction_times(p, s, *bounds[s]) for s in SPLITS}
+        ends = {s: bounds[s][1] for s in SPLITS}
+        return features_kept(ctx, (train_events, val_events, test_events), items, times, ends)
     history = pl.concat(
         [e.select(_HISTORY) for e in (train_events, val_events, test_events)],
         how="vertical_relaxed",

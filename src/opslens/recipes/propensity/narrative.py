@@ -146,6 +146,13 @@ def _models(tr: TrainFacts, plots: list[str]) -> tuple[Section, str]:
         f"{fmt(tr.scale_pos_weight)}, so its probabilities run high: read them as a ranking, "
         "and the calibration curve for how far they are from observed rates.",
     ]
+    if tr.negative_weight != 1.0 and tr.sample_rows is not None:
+        paragraphs.append(
+            f"The models learned from a sample of {plural(tr.sample_rows, 'training row')} of "
+            f"{fmt(tr.train_rows)}: every purchase, and the other rows picked by a seeded hash "
+            f"of user, item and time, each standing for {fmt(tr.negative_weight)} of them "
+            "(params.models.max_train_rows)."
+        )
     if tr.best_rule is not None:
         r = tr.best_rule
         paragraphs.append(

@@ -104,6 +104,11 @@ class ModelParams(Strict):
     # all). Validation and test are never sampled; probabilities rise with the sampling (see
     # the calibration curve), the ranking does not change much.
     max_negatives_per_positive: float | None = Field(default=50.0, gt=0)
+    # the train rows that reach the model fitting at most (about): above it, every positive
+    # and a seeded share of the negatives (by a hash of user, item and time) are taken, each
+    # kept negative standing for 1/share of them (facts: train.negative_weight). On Spark
+    # only this sample comes to the driver. Below it (the demo, most runs) nothing is dropped.
+    max_train_rows: int = Field(default=2_000_000, ge=1_000)
     top_k: tuple[int, ...] = Field(default=(50, 200), min_length=1)
     calibration_bins: int = Field(default=10, ge=2, le=50)
     # resamples of the test users (seeded with random_state) for the 95% intervals of the

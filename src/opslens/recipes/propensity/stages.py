@@ -54,6 +54,10 @@ def data_gen(
     user_table: pl.DataFrame | None,
 ) -> Out:
     """Validated events, the item catalog and the users; the funnel of the events."""
+    if ctx.engine.distributed:  # the events stay on the engine (.kept)
+        from opslens.recipes.propensity.kept import data_gen_kept
+
+        return data_gen_kept(ctx, raw, item_table, user_table)
     p: PropensityParams = ctx.params
     cols = event_columns(ctx.analysis)
     events, unknown = canonical_events(raw, cols, p.event_names, where=ctx.source)
@@ -132,8 +136,11 @@ def _time_then_user_sorted(events: pl.DataFrame) -> bool:
 
 def sessionize_stage(ctx: StageContext, events: pl.DataFrame) -> Out:
     """Session id, start, end, duration and event counts per user (inactivity gap)."""
+    if ctx.engine.distributed:  # Spark: window functions, the sessions left on the executors
+        from opslens.recipes.propensity.kept import sessionize_kept
+
+        return sessionize_kept(ctx, events)
     p: PropensityParams = ctx.params
-    # Spark: window functions; local: the polars function (the same sessions, tested)
     native = ctx.engine.sessions(events, gap=p.sessions.gap, by="user_id", time="timestamp")
     out = native if native is not None else sessionize(events, gap=p.sessions.gap)
     sessions = out.filter(pl.col("session_event") == 1)
@@ -182,6 +189,10 @@ def _time_ordered(frame: pl.DataFrame) -> pl.DataFrame:
 
 def split(ctx: StageContext, sessionized_events: pl.DataFrame) -> Out:
     """Train/validation/test events by date; sessions cut at the boundaries."""
+    if ctx.engine.distributed:
+        from opslens.recipes.propensity.kept import split_kept
+
+        return split_kept(ctx, sessionized_events)
     p: PropensityParams = ctx.params
     ev = sessionized_events
     first, last = ev["timestamp"].min(), ev["timestamp"].max()

@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -35,7 +36,7 @@ from opslens.recipes.propensity.params import PropensityParams
 from opslens.recipes.propensity.point_in_time import feature_columns
 from opslens.recipes.propensity.predictor import PropensityPredictor
 
-__all__ = ["train"]
+__all__ = ["keep_rate", "score_rows", "stratified_sample", "train"]
 
 log = logging.getLogger("opslens.propensity")
 
@@ -51,41 +52,142 @@ def _importance(model: Any, kind: str, names: list[str]) -> list[tuple[str, floa
     return [(names[i], float(values[i] / total)) for i in order]
 
 
+#: the seed of the hash that picks the negatives of the training sample (with ``random_state``)
+SAMPLE_SEED = 20251206
+_KEYS = ["user_id", "item_id", "prediction_time"]
+_ORDER = ["prediction_time", "user_id", "item_id"]  # the features' own order (featurize)
+
+
+def keep_rate(rows: int, positives: int, max_rows: int) -> float:
+    """The share of negatives the training sample keeps: 1 up to ``max_rows`` rows, else as
+    many as leave about ``max_rows`` rows beside every positive.
+
+    Example:
+        >>> keep_rate(1_000, 10, 2_000), keep_rate(10_010, 10, 5_010)
+        (1.0, 0.5)
+    """
+    negatives = rows - positives
+    if rows <= max_rows or negatives <= 0:
+        return 1.0
+    return max(0.0, max_rows - positives) / negatives
+
+
+def stratified_sample(frame: pl.DataFrame, *, rate: float, seed: int) -> pl.DataFrame:
+    """Every positive row and the negatives whose seeded hash of (user, item, prediction time)
+    falls in the first ``rate`` of its range: the same rows on any engine and in any batches.
+
+    Example:
+        >>> from datetime import datetime
+        >>> f = pl.DataFrame({"user_id": [str(i) for i in range(1000)], "item_id": "x",
+        ...     "prediction_time": datetime(2024, 1, 1), "label": [1] * 10 + [0] * 990})
+        >>> s = stratified_sample(f, rate=0.5, seed=1)
+        >>> int(s["label"].sum()), 400 < s.height < 600, stratified_sample(f, rate=1.0, seed=1) is f
+        (10, True, True)
+    """
+    if rate >= 1.0:
+        return frame
+    hashed = frame.select(_KEYS).hash_rows(seed=SAMPLE_SEED + seed) // (1 << 11)  # 53 bits
+    chosen = hashed < int(rate * (1 << 53))
+    return frame.filter((pl.col("label") == 1) | chosen)
+
+
+def score_rows(
+    frame: pl.DataFrame,
+    *,
+    models: dict[str, Any],
+    features: list[str],
+    categories: list[str],
+    rule: str,
+) -> pl.DataFrame:
+    """The keys and label of each row, each model's probability (``p_<model>``) and the rule's
+    feature (``_rule``): what the metrics and the baselines read, made where the rows are
+    (Spark: the executors, the models broadcast).
+
+    Example:
+        >>> from datetime import datetime
+        >>> from sklearn.dummy import DummyClassifier
+        >>> f = pl.DataFrame({"user_id": ["a", "b"], "item_id": "x", "label": [0, 1],
+        ...     "prediction_time": datetime(2024, 1, 1), "n": [1.0, 3.0], "category": "c"})
+        >>> m = DummyClassifier(strategy="prior").fit([[0, 0], [1, 1]], [0, 1])
+        >>> score_rows(f, models={"d": m}, features=["n"], categories=["c"], rule="n")["p_d"].to_list()
+        [0.5, 0.5]
+    """
+    X = design_matrix(frame, features, categories)
+    return frame.select(*_KEYS, "label").with_columns(
+        *(pl.Series(f"p_{k}", mdl.predict_proba(X)[:, 1]) for k, mdl in models.items()),
+        pl.Series("_rule", X[:, features.index(rule)]),
+    )
+
+
 def train(
     ctx: StageContext,
-    train_features: pl.DataFrame,
-    val_features: pl.DataFrame,
-    test_features: pl.DataFrame,
+    train_features: Any,
+    val_features: Any,
+    test_features: Any,
 ) -> Out:
     """Logistic regression and XGBoost on train; the better on validation PR-AUC; its test
     metrics, and the model against its baselines on the same test rows
-    (:mod:`opslens.recipes.propensity.baselines`)."""
+    (:mod:`opslens.recipes.propensity.baselines`).
+
+    One path on every engine: the train rows are counted where they are; a stratified sample
+    (:func:`stratified_sample`: all of them up to ``params.models.max_train_rows``) is the
+    only feature table brought here; validation and test are scored where they are
+    (:func:`score_rows`, the models broadcast on Spark) and only their keys, labels and
+    scores come back."""
     p: PropensityParams = ctx.params
     m = p.models
+    engine = ctx.engine
     cols = feature_columns(p.features.windows)
-    y_train = train_features["label"].to_numpy()
-    if y_train.sum() == 0:
+    counted = engine.summarise(
+        train_features, {"rows": ("count", "*"), "positives": ("sum", "label")}
+    ).row(0)
+    n_train, n_pos = int(counted[0]), int(counted[1] or 0)
+    if n_pos == 0:
         raise DataError(
             "the train window has no purchase within the label horizon of any prediction time",
             fix="lengthen params.features.horizon, or give more events",
         )
-    categories = sorted(train_features["category"].unique().to_list())
-    X = {
-        n: design_matrix(f, cols, categories)
-        for n, f in (("val", val_features), ("test", test_features))
-    }
+    kinds = engine.summarise(train_features, {"n": ("count", "*")}, by=["category"])
+    categories = sorted(kinds["category"].drop_nulls().to_list())
+    rate = keep_rate(n_train, n_pos, m.max_train_rows)
+    sample = engine.collect(
+        engine.map_batches(
+            train_features,
+            partial(stratified_sample, rate=rate, seed=ctx.random_state),
+            keep=True,
+        )
+    )
+    if engine.distributed:  # the local order (by key), which the seeded subsample below reads
+        sample = sample.sort(_ORDER)
+    y_train = sample["label"].to_numpy()
+    negatives = n_train - n_pos
+    kept_negatives = len(y_train) - int(y_train.sum())
+    weight = negatives / kept_negatives if kept_negatives else 1.0
+    if rate < 1.0:
+        log.info(
+            "train: a sample of %d of %d rows (every positive; each negative weighs %.4g)",
+            len(y_train),
+            n_train,
+            weight,
+        )
     keep = sample_negatives(y_train, m.max_negatives_per_positive, ctx.random_state)
     # the design matrix of the fitted rows only (of 10^7 train rows, a few 10^5 are fitted)
-    X_fit = design_matrix(train_features[pl.Series(keep)], cols, categories)
+    X_fit = design_matrix(sample[pl.Series(keep)], cols, categories)
     y_fit = y_train[keep]
+    del sample
     fitted = {
         "logistic": fit_logistic(X_fit, y_fit, m, ctx.random_state),
         "xgboost": fit_xgboost(X_fit, y_fit, m, ctx.random_state),
     }
-    y_val, y_test = val_features["label"].to_numpy(), test_features["label"].to_numpy()
-    scores = {
-        k: {s: mdl.predict_proba(X[s])[:, 1] for s in ("val", "test")} for k, mdl in fitted.items()
-    }
+    # the baselines on the same test rows: the rule is chosen on the fitted train rows only
+    rule, sign, rule_auc = best_single_feature(X_fit[:, : len(cols)], y_fit, cols)
+    scorer = partial(score_rows, models=fitted, features=cols, categories=categories, rule=rule)
+    scored: dict[str, pl.DataFrame] = {}
+    for name, frame in (("val", val_features), ("test", test_features)):
+        answers = engine.collect(engine.map_batches(frame, scorer, keep=True))
+        scored[name] = answers.sort(_ORDER) if engine.distributed else answers
+    y_val, y_test = scored["val"]["label"].to_numpy(), scored["test"]["label"].to_numpy()
+    scores = {k: {s: scored[s][f"p_{k}"].to_numpy() for s in ("val", "test")} for k in fitted}
     results = {
         k: {
             "val": ranking_metrics(y_val, sc["val"], m.top_k),
@@ -105,9 +207,7 @@ def train(
             for s in ("val", "test")
         ]
     )
-    predictions = test_features.select(
-        "user_id", "item_id", "prediction_time", "label"
-    ).with_columns(**{f"p_{k}": pl.Series(scores[k]["test"]) for k in fitted})
+    predictions = scored["test"].select(*_KEYS, "label", *(f"p_{k}" for k in fitted))
     predictor = PropensityPredictor(
         fitted[best],
         best,
@@ -115,17 +215,15 @@ def train(
         categories,
         horizon_hours=p.features.horizon.total_seconds() / 3600,
     )
-    # the baselines on the same test rows: the rule is chosen on the fitted train rows only
-    rule, sign, rule_auc = best_single_feature(X_fit[:, : len(cols)], y_fit, cols)
     rule_label = f"the best single-feature rule ({rule}, {'high' if sign > 0 else 'low'} first)"
     against = baseline_scores(
         y_test,
-        test_features["user_id"].to_numpy(),
+        scored["test"]["user_id"].to_numpy(),
         model=scores[best]["test"],
         chosen=best,
         logistic=scores["logistic"]["test"],
-        train_rate=float(y_train.mean()),
-        rule=sign * X["test"][:, cols.index(rule)],
+        train_rate=n_pos / n_train,
+        rule=sign * scored["test"]["_rule"].to_numpy(),
         rule_label=rule_label,
         n_boot=m.bootstrap,
         random_state=ctx.random_state,
@@ -141,8 +239,10 @@ def train(
         facts={
             "chosen": best,
             "chosen_by": "validation PR-AUC",
-            "train_rows": len(y_train),
-            "train_positives": int(y_train.sum()),
+            "train_rows": n_train,
+            "train_positives": n_pos,
+            "sample_rows": len(y_train),
+            "negative_weight": weight,
             "fit_rows": len(y_fit),
             "scale_pos_weight": float(fitted["xgboost"].get_params()["scale_pos_weight"]),
             "results": results,
@@ -170,7 +270,7 @@ def train(
         },
         model=ModelArtifact(
             model=predictor,
-            input_example=test_features.head(5),
+            input_example=engine.head(test_features, 5),
             metadata={
                 "recipe": "propensity",
                 "model": best,
