@@ -30,7 +30,7 @@ before/ours (segments: target >= 50x).
   before is the one-row frame through ``predict_frame``; raw is ``Booster.inplace_predict`` on
   a one-row numpy array.
 
-Run: ``.venv/bin/python benchmarks/predict_one.py [--calls 2000]``
+Run: ``.venv/bin/python benchmarks/predict_one.py [--calls 2000] [--recipes segments,propensity]``
 """
 
 from __future__ import annotations
@@ -291,12 +291,26 @@ def propensity(calls: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument(
+        "--recipes",
+        default="segments,residual,fleet,propensity,distribution",
+        help="comma-separated recipes to time (default: all five)",
+    )
     args = parser.parse_args()
-    segments(min(args.calls, 2000))
-    residual(min(args.calls, 2000))
-    fleet(min(args.calls, 30))
-    propensity(args.calls)
-    distribution(args.calls)
+    chosen = set(args.recipes.split(","))
+    unknown = chosen - {"segments", "residual", "fleet", "propensity", "distribution"}
+    if unknown:
+        parser.error(f"unknown recipe(s) {', '.join(sorted(unknown))}")
+    if "segments" in chosen:
+        segments(min(args.calls, 2000))
+    if "residual" in chosen:
+        residual(min(args.calls, 2000))
+    if "fleet" in chosen:
+        fleet(min(args.calls, 30))
+    if "propensity" in chosen:
+        propensity(args.calls)
+    if "distribution" in chosen:
+        distribution(args.calls)
     _table()
 
 

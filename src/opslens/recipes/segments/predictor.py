@@ -90,7 +90,17 @@ class SegmentPredictor(BasePredictor):
     def predict_one(self, instance: Mapping[str, Any]) -> dict[str, Any]:
         """The answer for one instance; InstanceError (the stream's rejection) naming why a row
         that :meth:`predict_frame` would reject cannot be scored. Numpy only, no frame: the
-        same numbers as the row :meth:`predict_frame` gives (tested)."""
+        same numbers as the row :meth:`predict_frame` gives (tested). The usual instance takes
+        :class:`~opslens.recipes.segments.instance.InstancePath`; any other, or one it leaves
+        (a refusal, the kNN vote), the step by step :meth:`SegmentModel.score_one`."""
+        fast = self.__dict__.get("_fast")
+        if fast is None or fast.graceful is not self.graceful:
+            from opslens.recipes.segments.instance import InstancePath
+
+            fast = self.__dict__["_fast"] = InstancePath(self.model, graceful=self.graceful)
+        answer = fast(instance)
+        if answer is not None:
+            return answer
         pre = self.model.preprocessor
         names = self.__dict__.get("_names")
         if names is None:
@@ -112,3 +122,9 @@ class SegmentPredictor(BasePredictor):
                 f"({', '.join(f'{k}: {v}' for k, v in pre.categories_.items())})",
             )
         return answer
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The fitted state without the prepared fast path (rebuilt on first use)."""
+        state = dict(self.__dict__)
+        state.pop("_fast", None)
+        return state

@@ -147,3 +147,37 @@ def test_the_single_row_booster_equals_lightgbm_predict() -> None:
     assert [one(r) for r in rows] == booster.predict(rows).tolist()
     with pytest.raises(ValueError, match="a row of 5 float64 values"):
         one(rows[0, :4])
+
+
+def test_the_prepared_path_answers_as_the_step_by_step_one(
+    fitted: tuple[SegmentPredictor, pl.DataFrame],
+) -> None:
+    """The training rows themselves (each at most its segment's radius from its nearest
+    reference point, the farthest exactly at it), whole numbers for floats and rows far out:
+    the prepared path (InstancePath) answers most of them, each as SegmentModel.score_one
+    does, and leaves the rest (kNN vote, refusals) to it; predict_one equals the batch row."""
+    from opslens.recipes.segments.instance import InstancePath
+
+    predictor, data = fitted
+    model = predictor.model
+    pre = model.preprocessor
+    path = InstancePath(model, graceful=True)
+    rows = data.to_dicts()
+    rows += [{**r, "age": round(r["age"])} for r in rows[:200]]  # ints where floats were
+    rows += [{**r, "heart_rate": r["heart_rate"] * 6.0} for r in rows[:100]]  # far out
+    answered = left = 0
+    for row in rows:
+        got = path(row)
+        slow = model.score_one(
+            [float(row[c]) for c in pre.numeric], [row[c] for c in pre.categorical]
+        )
+        if got is None:
+            left += 1
+            assert slow["status"] == "rejected" or slow["path"] == "knn"
+        else:
+            answered += 1
+            assert got == slow
+    assert answered > 0.8 * len(rows) and left > 0
+    batch = predictor.predict_frame(pl.DataFrame(rows[:1500])).drop("row").to_dicts()
+    ones = [predictor.predict_one(r) for r in rows[:1500]]
+    assert all(_same(one[k], b[k]) for one, b in zip(ones, batch, strict=True) for k in one)
