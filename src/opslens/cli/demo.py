@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from importlib.resources import files
 from pathlib import Path
 from typing import Annotated
 
@@ -38,6 +37,8 @@ def demo_file_text(recipe: str, name: str = "project.yaml") -> str:
     from opslens.recipes import get_recipe
 
     package = get_recipe(recipe).package
+    from importlib.resources import files  # not for every command's start
+
     return (files(package) / "demo" / name).read_text(encoding="utf-8")
 
 

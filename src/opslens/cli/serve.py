@@ -12,7 +12,6 @@ Example:
 from __future__ import annotations
 
 import signal
-import socket
 from pathlib import Path
 from typing import Annotated
 
@@ -25,6 +24,8 @@ __all__ = ["serve"]
 
 def _check_free(host: str, port: int) -> None:
     """ConfigError if ``host:port`` cannot be listened on (in use, or not an address here)."""
+    import socket
+
     from opslens.errors import ConfigError
 
     try:

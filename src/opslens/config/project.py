@@ -48,7 +48,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 import yaml
-from dotenv import dotenv_values
 from pydantic import (
     BaseModel,
     Field,
@@ -483,12 +482,12 @@ def read_project_file(path: str | Path) -> tuple[dict[str, Any], Path, frozenset
             fix="write analyses: followed by '- name: ...' items (see examples/)",
         )
     root = path.resolve().parent
+    env: dict[str, str] = {}
     try:
-        env: dict[str, str] = (
-            {k: v for k, v in dotenv_values(root / ".env").items() if v is not None}
-            if (root / ".env").is_file()
-            else {}
-        )
+        if (root / ".env").is_file():
+            from dotenv import dotenv_values  # imported only where a .env is (a cold CLI's cost)
+
+            env = {k: v for k, v in dotenv_values(root / ".env").items() if v is not None}
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(
             f"cannot read {root / '.env'} ({type(e).__name__})",

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -95,7 +94,7 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
         (False, [])
     """
     target = Path(path)
-    tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.part")
+    tmp = target.with_name(f".{target.name}.{os.urandom(4).hex()}.part")
     try:
         yield tmp
         _fsync_file(tmp)

@@ -18,7 +18,6 @@ import json
 import math
 import os
 import re
-import secrets
 import signal
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -129,7 +128,9 @@ def new_run_id(now: datetime | None = None) -> str:
         '20260102T030405Z'
     """
     now = now or datetime.now(UTC)
-    return now.strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(2)
+    return (
+        now.strftime("%Y%m%dT%H%M%SZ") + "-" + os.urandom(2).hex()
+    )  # secrets.token_hex(2), without its import
 
 
 def jsonable(value: Any) -> Any:

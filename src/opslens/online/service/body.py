@@ -132,6 +132,10 @@ def parse(body: bytes) -> Any:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError:
         return _parse_slowly(body)
+    # one bracket in all (a flat object or array; a bracket inside a string counts too): no
+    # container below the top level, whatever the values, known from two byte counts
+    if body.count(b"{") + body.count(b"[") <= 1:
+        return payload
     if _nested(payload) and not _shallow(payload):  # the walk names where it is too deep
         _walk(payload, 0, ())
     return payload

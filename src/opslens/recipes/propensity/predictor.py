@@ -36,6 +36,8 @@ __all__ = ["PropensityPredictor"]
 
 _PASS = ("user_id", "item_id", "prediction_time")
 _EXACT = 2**53  # integers a float64 holds exactly (beyond: the table path converts them)
+_FLOAT = {float}
+_PLAIN = {float, int, type(None)}  # what the single-row path converts itself
 
 
 class PropensityPredictor(BasePredictor):
@@ -177,8 +179,11 @@ class PropensityPredictor(BasePredictor):
         (:meth:`probability_one`); anything else (text for a number, say) goes through the
         one-row table the batch path reads, which converts or refuses it as a batch would.
         """
-        self.check_instance(instance)
-        x = self._row(instance)
+        try:
+            x = self._row(instance)
+        except (KeyError, TypeError):  # a field missing, or not an object: named as missing
+            self.check_instance(instance)
+            raise
         if x is not None:
             probability = self.probability_one(x)
         else:
@@ -193,20 +198,30 @@ class PropensityPredictor(BasePredictor):
 
     def _row(self, instance: Mapping[str, Any]) -> np.ndarray | None:
         """The design-matrix row of ``instance`` (the one :func:`design_matrix` builds), or None
-        when a value is not a plain number (or a category not text or null)."""
-        values: list[float] = []
-        for f in self.features:
-            v = instance[f]
-            if v is None:
-                values.append(math.nan)
-            elif type(v) is float or (type(v) is int and -_EXACT <= v <= _EXACT):
-                values.append(float(v))
-            else:
+        when a value is not a plain number (or a category not text or null); KeyError for a
+        missing field. Every feature a float (the usual row) is checked by one pass over the
+        values' types; ints (within 2**53) and nulls are converted one by one."""
+        values = [instance[f] for f in self.features]
+        kinds = set(map(type, values))
+        if not kinds <= _FLOAT:
+            if not kinds <= _PLAIN:
                 return None
+            for i, v in enumerate(values):
+                if v is None:
+                    values[i] = math.nan
+                elif type(v) is int:
+                    if not -_EXACT <= v <= _EXACT:
+                        return None
+                    values[i] = float(v)
         category = instance["category"]
         if category is not None and type(category) is not str:
             return None
-        values += [1.0 if category == c else 0.0 for c in self.categories]
+        hot = self.__dict__.get("_hot")
+        if hot is None:
+            hot = self.__dict__["_hot"] = {
+                c: [1.0 if c == k else 0.0 for k in self.categories] for c in self.categories
+            }
+        values += hot.get(category) or [0.0] * len(self.categories)
         return np.array(values, dtype=np.float64)
 
     def probability_one(self, x: np.ndarray) -> float:
@@ -322,4 +337,5 @@ class PropensityPredictor(BasePredictor):
         """The fitted state without the single-row call (rebuilt on first use)."""
         state = dict(self.__dict__)
         state.pop("_fast", None)
+        state.pop("_hot", None)
         return state
