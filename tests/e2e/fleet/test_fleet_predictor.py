@@ -119,10 +119,13 @@ def test_predict_one_equals_predict_frame(split: dict[str, Any]) -> None:
 def test_the_single_device_path_answers_as_the_table_path(split: dict[str, Any]) -> None:
     """Readings as JSON sends them (ISO text) take the numpy path; its answers equal the
     one-device table's, for every held-out device and for readings out of order, with
-    nulls, whole numbers, a trailing Z, or a history short enough for the window model."""
+    nulls, whole numbers, a trailing Z, fractional seconds, sensor faults (a flatline, a
+    sensor that sends only nulls, a change of unit), or a history short enough for the
+    window model."""
     model = split["result"].predictor()
     test = split["test"]
     compared: set[str] = set()
+    fast = 0
     for k, device in enumerate(test["device_id"].unique(maintain_order=True).to_list()):
         readings = json.loads(json.dumps(_instance(test, device)["readings"], default=str))
         for r in readings:
@@ -134,15 +137,27 @@ def test_the_single_device_path_answers_as_the_table_path(split: dict[str, Any])
             holes = [{**r, "vibration": None} if i % 7 == 0 else r for i, r in enumerate(readings)]
             whole = [{**r, "current": round(r["current"] or 0)} for r in readings]
             zulu = [{**r, "timestamp": r["timestamp"] + "Z"} for r in readings]
+            # sensor faults: a flatline, a dead sensor (every reading null), a change of unit
+            flat = [{**r, "temperature": 21.5} for r in readings]
+            dead = [{**r, "current": None} for r in readings]
+            half = len(readings) // 2
+            unit = [
+                {**r, "vibration": r["vibration"] * 1000} if i >= half and r["vibration"] else r
+                for i, r in enumerate(readings)
+            ]
+            fraction = [{**r, "timestamp": r["timestamp"] + ".250"} for r in readings]
             variants += [shuffled, holes, whole, zulu, readings[-200:], readings[-40:]]
+            variants += [flat, dead, unit, fraction]
         for sent in variants:
             instance = {"device_id": device, "readings": sent}
             if model._readings(instance) is None:
                 continue
+            fast += 1
             one = model.predict_one(instance)
             assert one == model._predict_via_table(instance), (device, len(sent))
             compared.add(one["compared_with"])
     assert "whole history" in compared
+    assert fast == 60 + 8 * 10  # every variant took the numpy path
     if model.window_scorer is not None:
         assert len(compared) == 2  # the window model answered short histories too
 
