@@ -558,14 +558,40 @@ class FleetPredictor(BasePredictor):
             _PLANS[self] = plan if plan is not None else {}
         return plan or None
 
-    def _predict_device(self, instance: Mapping[str, Any]) -> dict[str, Any] | None:
+    def predict_checked(self, instance: Any) -> dict[str, Any] | None:
+        """:meth:`predict_one`'s answer when ``instance`` is one the service's request schema
+        (built from :meth:`input_rules`) accepts and the single-device path reads — the
+        device id text, at least ``min_readings`` readings, each an ISO time of the one plain
+        form and every metric a number within ±1e100 or null — so the service need not
+        validate it first; None for anything else (the service validates it, and
+        :meth:`predict_one` answers or refuses it).
+
+        Example:
+            >>> # a fitted FleetPredictor: predictor.predict_checked({"device_id": 7}) is None
+        """
+        if type(instance) is not dict or type(instance.get(self.entity)) is not str:
+            return None
+        got = self._readings(instance)
+        if got is None:
+            return None
+        values = got[1]
+        with np.errstate(invalid="ignore"):
+            if not (np.abs(values[~np.isnan(values)]) <= MAX_MAGNITUDE).all():
+                return None  # beyond the schema's bounds (or not finite): refused there
+        return self._predict_device(instance, got)
+
+    def _predict_device(
+        self,
+        instance: Mapping[str, Any],
+        got: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> dict[str, Any] | None:
         """:meth:`predict_one` on numpy alone: the device's fingerprints from its readings in
         time order (:func:`metric_fingerprints`: the batch path's kernels, every metric in one
         call, on this thread alone), its scores (:meth:`RareDeviceDetector.normalised_one`)
         and its group (:meth:`NearestGroup.predict_vector`); None when the batch path must
         answer (readings it reads differently, or a history shorter than the window, whose
-        note it writes)."""
-        got = self._readings(instance)
+        note it writes). ``got``: what :meth:`_readings` read, when read already."""
+        got = self._readings(instance) if got is None else got
         if got is None:
             return None
         stamps, values = got
