@@ -25,12 +25,18 @@ before/ours (segments: target >= 50x).
   ``RareDeviceScorer.score_one`` on one device's fingerprint (a dict of features); before is
   the one-row frame through ``RareDeviceScorer.predict_frame``; raw is the detector's models'
   ``score_samples`` on the one scaled row (the model calls the score wraps).
+* Fleet device (a fleet model trained by the recipe on 100 synthetic devices of 240 hourly
+  readings; 20 held-out devices): ours is ``FleetPredictor.predict_one`` on one device's
+  readings as JSON sends them (fingerprint, rare score and group on numpy); before is the
+  one-device table through ``predict_frame`` (``_predict_via_table``), a twentieth of the
+  calls; raw is the detector's models' ``score_samples`` on the device's scaled fingerprint.
+  The answers are checked equal first.
 * Propensity (XGBoost with the recipe's defaults on 20,000 synthetic feature rows, 16 features
   and 6 categories): ours is ``PropensityPredictor.predict_one`` on a feature row (a dict);
   before is the one-row frame through ``predict_frame``; raw is ``Booster.inplace_predict`` on
   a one-row numpy array.
 
-Run: ``.venv/bin/python benchmarks/predict_one.py [--calls 2000] [--recipes segments,propensity]``
+Run: ``.venv/bin/python benchmarks/predict_one.py [--calls 2000] [--recipes segments,fleet]``
 """
 
 from __future__ import annotations
@@ -250,6 +256,57 @@ def fleet(calls: int) -> None:
     _report("fleet", _rounds({"ours": ours, "before": before, "raw": raw}, calls))
 
 
+def fleet_device(calls: int) -> None:
+    import json
+
+    import polars as pl
+
+    from opslens.synthetic.fleet import make_fleet
+
+    metrics = ["temperature", "vibration", "current"]
+    data = make_fleet(seed=0, n_devices=120, n_points=240, n_failing=6)
+    ids = data.readings["device_id"].unique(maintain_order=True).to_list()
+    train = data.readings.filter(pl.col("device_id").is_in(ids[:100]))
+    runs = tempfile.mkdtemp(prefix="opslens-bench-")
+    result = opslens.run(
+        train,
+        recipe="fleet",
+        name="fleet-device",
+        runs_dir=runs,
+        columns={"entity": "device_id", "time": "timestamp", "metrics": metrics},
+        params={"inspect_top": 0},
+    )
+    predictor: Any = result.predictor()
+    instances = []
+    for device in ids[100:]:
+        rows = data.readings.filter(pl.col("device_id") == device).select("timestamp", *metrics)
+        rows = rows.with_columns(pl.col("timestamp").dt.strftime("%Y-%m-%dT%H:%M:%S"))
+        instances.append(json.loads(json.dumps({"device_id": device, "readings": rows.to_dicts()})))
+    for instance in instances:  # the same answers, or the figures mean nothing
+        assert predictor.predict_one(instance) == predictor._predict_via_table(instance)
+    scorer = predictor.scorer
+    det = scorer.detector
+    fp = predictor.fingerprints(data.readings.filter(pl.col("device_id").is_in(ids[100:]))).select(
+        scorer.features
+    )
+    X = fp.to_numpy()
+    Z = (np.where(np.isfinite(X), X, scorer.medians) - det.center_) / det.scale_
+    n = len(instances)
+
+    def ours(i: int) -> object:
+        return predictor.predict_one(instances[i % n])
+
+    def before(i: int) -> object:
+        return predictor._predict_via_table(instances[i % n])
+
+    def raw(i: int) -> object:
+        z = Z[i % n : i % n + 1]
+        return [det.models_[m].score_samples(z) for m in det.methods]
+
+    fns = {"ours": ours, "before": before, "raw": raw}
+    _report("fleet device", _rounds(fns, calls, slow=max(calls // 20, 1)))
+
+
 def propensity(calls: int) -> None:
     import polars as pl
 
@@ -294,7 +351,8 @@ def main() -> None:
     parser.add_argument(
         "--recipes",
         default="segments,residual,fleet,propensity,distribution",
-        help="comma-separated recipes to time (default: all five)",
+        help="comma-separated recipes to time (default: all five; fleet: its fingerprint "
+        "scored, then one device's readings answered)",
     )
     args = parser.parse_args()
     chosen = set(args.recipes.split(","))
@@ -307,6 +365,7 @@ def main() -> None:
         residual(min(args.calls, 2000))
     if "fleet" in chosen:
         fleet(min(args.calls, 30))
+        fleet_device(min(args.calls, 2000))
     if "propensity" in chosen:
         propensity(args.calls)
     if "distribution" in chosen:

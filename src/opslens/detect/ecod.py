@@ -103,14 +103,11 @@ class ECOD(BaseEstimator):  # type: ignore[misc]
             >>> bool(det.score_one(np.array([1.5, 9.0]))[0] == det.score_samples(np.array([[1.5, 9.0]]))[0])
             True
         """
-        n = self.sorted_.shape[0]
-        at_or_below = np.count_nonzero(self.sorted_ <= x, axis=0).astype(float)[None, :]
-        at_or_above = np.count_nonzero(self.sorted_ >= x, axis=0).astype(float)[None, :]
-        left = np.log(n + 1.0) - np.log(at_or_below + 1.0)
-        right = np.log(n + 1.0) - np.log(at_or_above + 1.0)
-        skewed = np.where(self.skewness_[None, :] < 0, left, right)
-        sums = np.vstack([left.sum(axis=1), right.sum(axis=1), skewed.sum(axis=1)])
-        return np.asarray(sums.max(axis=0))
+        top = np.log(self.sorted_.shape[0] + 1.0)
+        left = top - np.log(np.count_nonzero(self.sorted_ <= x, axis=0) + 1.0)
+        right = top - np.log(np.count_nonzero(self.sorted_ >= x, axis=0) + 1.0)
+        skewed = np.where(self.skewness_ < 0, left, right)
+        return np.array([np.max([left.sum(), right.sum(), skewed.sum()])])
 
     def score_samples(self, X: np.ndarray) -> np.ndarray:
         """ECOD outlier score of each row (higher = more anomalous).

@@ -44,6 +44,7 @@ Example:
 
 from __future__ import annotations
 
+import bisect
 import warnings
 import weakref
 from collections.abc import Sequence
@@ -249,6 +250,98 @@ def forest_score_one(forest: IsolationForest, z: np.ndarray) -> float:
     return -float(2.0 ** (-ratio))
 
 
+def _raw_of(method: str, model: Any, Z: np.ndarray) -> np.ndarray:
+    """``model``'s scores of the rows of ``Z``, oriented so that higher = more anomalous."""
+    s = np.asarray(model.score_samples(Z), dtype=float)
+    return s if method in ("ecod", "autoencoder") else -s
+
+
+class _Forest:
+    """An isolation forest's trees as flat arrays for one row's walk (a child is an index into
+    the flat arrays, a leaf its own child): :func:`forest_score_one` without its 2-D gathers."""
+
+    def __init__(self, forest: IsolationForest) -> None:
+        feature, threshold, left, right, added, depth, denominator = _forest_arrays(forest)
+        width = feature.shape[1]
+        base = (np.arange(feature.shape[0]) * width)[:, None]
+        self.feature = np.ascontiguousarray(feature.ravel())
+        self.threshold = np.ascontiguousarray(threshold.ravel())
+        self.left = np.ascontiguousarray((left + base).ravel())
+        self.right = np.ascontiguousarray((right + base).ravel())
+        self.added = np.ascontiguousarray(added.ravel())
+        self.roots = np.ascontiguousarray(base.ravel())
+        self.depth = int(depth)
+        self.denominator = float(denominator)
+
+    def raw(self, z: np.ndarray) -> float:
+        """The raw (higher = rarer) score of one finite scaled row: ``-score_samples``, the same
+        number :func:`forest_score_one` gives (the same leaves, summed in tree order)."""
+        x = z.astype(np.float32).astype(np.float64)
+        node = self.roots
+        for _ in range(self.depth):
+            go_left = x.take(self.feature.take(node)) <= self.threshold.take(node)
+            node = np.where(go_left, self.left.take(node), self.right.take(node))
+        depths = float(np.cumsum(self.added.take(node))[-1])
+        ratio = depths / self.denominator if self.denominator != 0 else 1.0
+        return float(2.0 ** (-ratio))
+
+
+class _Svm:
+    """A fitted RBF one-class SVM's decision as arrays: the support vectors, their dual
+    coefficients, ``gamma`` and the intercept (libsvm's kernel sum for one row on numpy)."""
+
+    def __init__(self, svm: OneClassSVM) -> None:
+        self.vectors = np.ascontiguousarray(svm.support_vectors_, dtype=np.float64)
+        self.coef = np.ascontiguousarray(svm.dual_coef_[0], dtype=np.float64)
+        self.gamma = float(svm._gamma)
+        self.intercept = float(svm.intercept_[0])
+        self.offset = float(svm.offset_[0])
+
+    def raw(self, z: np.ndarray) -> float:
+        """``-score_samples`` of one finite scaled row: ``-(Σ coef·exp(-γ‖sv - z‖²) - ρ + offset)``
+        (libsvm adds the terms in another order: equal up to the last bits)."""
+        d = self.vectors - z
+        kernel = np.exp(-self.gamma * np.einsum("ij,ij->i", d, d))
+        return -((float(self.coef @ kernel) + self.intercept) + self.offset)
+
+
+class _OneRow:
+    """Each method's raw score of one scaled row from arrays laid out once per detector, and
+    the sorted training scores as lists (the percentile by bisection)."""
+
+    def __init__(self, det: RareDeviceDetector) -> None:
+        steps: list[Any] = []
+        for m in det.methods:
+            model = det.models_[m]
+            if m == "isolation_forest":
+                steps.append(_Forest(model).raw)
+            elif m == "one_class_svm" and model.kernel == "rbf" and model.support_vectors_.size:
+                steps.append(_Svm(model).raw)
+            elif m in ("ecod", "autoencoder"):
+                steps.append(lambda z, one=model.score_one: float(one(z)[0]))
+            else:  # no reference to ``det``: the cache holds it weakly
+                steps.append(lambda z, m=m, model=model: float(_raw_of(m, model, z[None, :])[0]))
+        self.steps = steps
+        self.train = [det.train_scores_[m].tolist() for m in det.methods]
+
+
+_ONE_ROW: weakref.WeakKeyDictionary[RareDeviceDetector, _OneRow] = weakref.WeakKeyDictionary()
+
+
+def _percentile_one(sorted_train: list[float], s: float) -> float:
+    """:func:`_percentile_of` of one score, by bisection of the training scores as a list
+    (the same comparisons, the same tolerance, the same division).
+
+    Example:
+        >>> _percentile_one([1.0, 2.0, 3.0], 2.0 + 1e-15), _percentile_one([1.0, 2.0, 3.0], 2.5)
+        (0.5, 0.6666666666666666)
+    """
+    tol = 1e-9 * max(abs(s), 1.0)
+    below = bisect.bisect_left(sorted_train, s - tol)
+    at_or_below = bisect.bisect_right(sorted_train, s + tol)
+    return (below + at_or_below) / (2.0 * len(sorted_train))
+
+
 class RareDeviceDetector(BaseEstimator):  # type: ignore[misc]
     """Ensemble of four outlier detectors with comparable [0, 1] scores.
 
@@ -331,8 +424,7 @@ class RareDeviceDetector(BaseEstimator):  # type: ignore[misc]
 
     def _raw(self, method: str, Z: np.ndarray) -> np.ndarray:
         """Raw score of one method, oriented so that higher = more anomalous."""
-        s = np.asarray(self.models_[method].score_samples(Z), dtype=float)
-        return s if method in ("ecod", "autoencoder") else -s
+        return _raw_of(method, self.models_[method], Z)
 
     def raw_one(self, method: str, z: np.ndarray) -> np.ndarray:
         """:meth:`_raw` of one scaled row (1-D, finite) on numpy, without each model's input
@@ -357,6 +449,29 @@ class RareDeviceDetector(BaseEstimator):  # type: ignore[misc]
         if score_one is not None:
             return np.asarray(score_one(z), dtype=float)
         return self._raw(method, z[None, :])
+
+    def normalised_one(self, z: np.ndarray) -> list[float]:
+        """One scaled finite row's normalised score per method (a row of
+        :meth:`normalised_scores`), from arrays laid out once per detector: the isolation
+        forest's trees walked together, the one-class SVM's kernel sum, ECOD's and the
+        autoencoder's ``score_one``, each percentile by bisection. The same numbers as the
+        batch path (raw scores equal up to the last bits, which the percentile's tolerance ties).
+
+        Example:
+            >>> import numpy as np
+            >>> X = np.random.default_rng(0).normal(size=(40, 3))
+            >>> det = RareDeviceDetector().fit(X)
+            >>> Z = (X - det.center_) / det.scale_
+            >>> det.normalised_one(Z[5]) == det.normalised_scores(X[5:6])[0].tolist()
+            True
+        """
+        one = _ONE_ROW.get(self)
+        if one is None:
+            one = _ONE_ROW[self] = _OneRow(self)
+        return [
+            _percentile_one(train, step(z))
+            for step, train in zip(one.steps, one.train, strict=True)
+        ]
 
     def normalised_scores(self, X: np.ndarray) -> np.ndarray:
         """One column per method: rank percentile among the training scores, in [0, 1].

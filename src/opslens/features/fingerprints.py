@@ -118,6 +118,7 @@ __all__ = [
     "device_fingerprint",
     "feature_names",
     "fleet_fingerprints",
+    "metric_fingerprints",
     "series_fingerprint",
 ]
 
@@ -343,6 +344,93 @@ def _fingerprint_matrix(
         for i, lag in enumerate(config.lags):
             col[f"acf_{lag}"] = kern[:, len(KERNEL_COLUMNS) + i]
         return np.column_stack([col[name] for name in feature_names(config)])
+
+
+#: per fingerprint config: where the kernel's columns and the others go among feature_names
+_LAYOUTS: dict[
+    FingerprintConfig, tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], dict[str, int]]
+] = {}
+
+
+def _layout(
+    config: FingerprintConfig,
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], dict[str, int]]:
+    """The kernel's output columns that are features, their positions among
+    :func:`feature_names`, and the positions of the features finished in numpy."""
+    got = _LAYOUTS.get(config)
+    if got is None:
+        names = feature_names(config)
+        at = {name: i for i, name in enumerate(names)}
+        kernel = [*KERNEL_COLUMNS, *(f"acf_{lag}" for lag in config.lags)]
+        src = np.array([i for i, name in enumerate(kernel) if name in at], dtype=np.intp)
+        dst = np.array([at[kernel[i]] for i in src], dtype=np.intp)
+        rest = ("count", "missing_ratio", "adf_pvalue", "spectral_centroid", "spectral_entropy")
+        got = _LAYOUTS[config] = (src, dst, {name: at[name] for name in rest})
+    return got
+
+
+_MIN, _MAX, _ADF = (KERNEL_COLUMNS.index(c) for c in ("min", "max", "adf_stat"))
+
+
+def metric_fingerprints(
+    values: npt.NDArray[np.float64], config: FingerprintConfig
+) -> npt.NDArray[np.float64]:
+    """The fingerprints of one device's metrics (one series per row of ``values``, all of the
+    same readings in time order, NaN for a missing one): a row of :func:`feature_names` per
+    metric, each equal to :func:`_fingerprint_matrix` of that series alone, at the cost of
+    one kernel call for all of them (a device's single prediction: no table, no per-metric
+    set-up). Run it with ``numba.set_num_threads(1)``: a few series are not worth the threads.
+
+    Example:
+        >>> v = np.vstack([np.sin(np.arange(50) / 3.0), np.arange(50.0)])
+        >>> v[1, 7] = np.nan
+        >>> one = _fingerprint_matrix(v[1].copy(), np.array([0, 50]), FingerprintConfig())
+        >>> bool(np.array_equal(metric_fingerprints(v, FingerprintConfig())[1], one[0],
+        ...                     equal_nan=True))
+        True
+    """
+    k, n = values.shape
+    src, dst, at = _layout(config)
+    with np.errstate(all="ignore"):
+        finite = np.isfinite(values)
+        if finite.all():
+            cvalues = np.array(values, dtype=np.float64, order="C").reshape(-1)
+            coffsets = np.arange(0, (k + 1) * n, n, dtype=np.int64)
+        else:
+            cvalues = values[finite]  # row by row: each metric's finite readings, in order
+            coffsets = np.zeros(k + 1, dtype=np.int64)
+            np.cumsum(finite.sum(axis=1), out=coffsets[1:])
+        kern = fingerprint_kernel(
+            cvalues,
+            coffsets,
+            int(config.window),
+            float(config.level_threshold),
+            np.asarray(config.lags, dtype=np.int64),
+            int(config.sampen_m),
+            float(config.sampen_r),
+            bool(config.include_sample_entropy),
+            int(config.pe_order),
+            int(config.pe_delay),
+            int(config.peaks_support),
+            int(config.adf_lags),
+        )
+        out = np.empty((k, len(dst) + len(at)))
+        out[:, dst] = kern[:, src]
+        count = np.diff(coffsets).astype(np.float64)
+        out[:, at["count"]] = count
+        out[:, at["missing_ratio"]] = (float(n) - count) / float(n)
+        out[:, at["adf_pvalue"]] = _adf_pvalue(kern[:, _ADF])  # elementwise: as one at a time
+        out[:, at["spectral_centroid"]] = out[:, at["spectral_entropy"]] = np.nan
+        for j in range(k):  # _spectral of each series alone: the same one-row FFT
+            size = int(coffsets[j + 1] - coffsets[j])
+            if size >= 2 and kern[j, _MIN] != kern[j, _MAX]:
+                block = cvalues[coffsets[j] : coffsets[j + 1]].reshape(1, size)
+                block = block - block.mean(axis=1, keepdims=True)
+                spec = scipy.fft.rfft(block, axis=1, workers=-1)
+                centroid, entropy = spectral_kernel_serial(spec, size)
+                out[j, at["spectral_centroid"]] = centroid[0]
+                out[j, at["spectral_entropy"]] = entropy[0]
+        return out
 
 
 def series_fingerprint(

@@ -18,11 +18,13 @@ import numpy as np
 import polars as pl
 import polars.selectors as cs
 import pytest
+from pydantic import ValidationError
 from sklearn.metrics import adjusted_rand_score, roc_auc_score
 from tests.fakes.cli import run_cli
 
 import opslens
 from opslens.errors import InstanceError
+from opslens.online.service.schemas import request_models
 from opslens.synthetic.fleet import make_fleet
 
 METRICS = ["temperature", "vibration", "current"]
@@ -119,10 +121,14 @@ def test_predict_one_equals_predict_frame(split: dict[str, Any]) -> None:
 def test_the_single_device_path_answers_as_the_table_path(split: dict[str, Any]) -> None:
     """Readings as JSON sends them (ISO text) take the numpy path; its answers equal the
     one-device table's, for every held-out device and for readings out of order, with
-    nulls, whole numbers, a trailing Z, or a history short enough for the window model."""
+    nulls, whole numbers, a trailing Z, fractional seconds, sensor faults (a flatline, a
+    sensor that sends only nulls, a change of unit), or a history short enough for the
+    window model."""
     model = split["result"].predictor()
     test = split["test"]
     compared: set[str] = set()
+    fast = unvalidated = 0
+    schema = request_models("fleet-split", model).single
     for k, device in enumerate(test["device_id"].unique(maintain_order=True).to_list()):
         readings = json.loads(json.dumps(_instance(test, device)["readings"], default=str))
         for r in readings:
@@ -134,17 +140,69 @@ def test_the_single_device_path_answers_as_the_table_path(split: dict[str, Any])
             holes = [{**r, "vibration": None} if i % 7 == 0 else r for i, r in enumerate(readings)]
             whole = [{**r, "current": round(r["current"] or 0)} for r in readings]
             zulu = [{**r, "timestamp": r["timestamp"] + "Z"} for r in readings]
+            # sensor faults: a flatline, a dead sensor (every reading null), a change of unit
+            flat = [{**r, "temperature": 21.5} for r in readings]
+            dead = [{**r, "current": None} for r in readings]
+            half = len(readings) // 2
+            unit = [
+                {**r, "vibration": r["vibration"] * 1000} if i >= half and r["vibration"] else r
+                for i, r in enumerate(readings)
+            ]
+            fraction = [{**r, "timestamp": r["timestamp"] + ".250"} for r in readings]
             variants += [shuffled, holes, whole, zulu, readings[-200:], readings[-40:]]
+            variants += [flat, dead, unit, fraction]
         for sent in variants:
             instance = {"device_id": device, "readings": sent}
             if model._readings(instance) is None:
                 continue
+            fast += 1
             one = model.predict_one(instance)
             assert one == model._predict_via_table(instance), (device, len(sent))
+            checked = model.predict_checked(instance)  # what the service answers unvalidated
+            if checked is not None:
+                assert checked == one
+                schema.model_validate(instance)  # taken by the request schema too
+                unvalidated += 1
             compared.add(one["compared_with"])
     assert "whole history" in compared
+    assert fast == 60 + 8 * 10  # every variant took the numpy path
+    assert unvalidated >= 60  # short histories (the table writes their note) excepted
     if model.window_scorer is not None:
         assert len(compared) == 2  # the window model answered short histories too
+
+
+def test_what_the_schema_refuses_is_not_answered_unvalidated(split: dict[str, Any]) -> None:
+    """``predict_checked`` answers only instances the request schema takes: a device id that
+    is not text, a number beyond ±1e100, a missing metric, a time of another form, too few
+    readings go to the schema (422) or to the table path."""
+    model = split["result"].predictor()
+    test = split["test"]
+    device = test["device_id"][0]
+    readings = json.loads(json.dumps(_instance(test, device)["readings"], default=str))
+    for r in readings:
+        r["timestamp"] = r["timestamp"].replace(" ", "T")
+    schema = request_models("fleet-split", model).single
+    good = {"device_id": device, "readings": readings}
+    assert model.predict_checked(good) == model.predict_one(good)
+    big = [{**r, "current": 1e101} if i == 3 else r for i, r in enumerate(readings)]
+    lacking = [
+        {k: v for k, v in r.items() if k != "current"} if i == 3 else r
+        for i, r in enumerate(readings)
+    ]
+    spaced = [{**r, "timestamp": r["timestamp"].replace("T", " ")} for r in readings]
+    flagged = [{**r, "current": True} if i == 3 else r for i, r in enumerate(readings)]
+    for bad in (
+        {"device_id": 7, "readings": readings},
+        {"device_id": device, "readings": big},
+        {"device_id": device, "readings": lacking},
+        {"device_id": device, "readings": spaced},
+        {"device_id": device, "readings": flagged},
+        {"device_id": device, "readings": readings[:2]},
+        [good],
+    ):
+        assert model.predict_checked(bad) is None
+    with pytest.raises(ValidationError):
+        schema.model_validate({"device_id": device, "readings": big})
 
 
 def test_cli_streams_devices(

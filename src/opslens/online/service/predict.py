@@ -135,6 +135,15 @@ def _predict_many(
     return out
 
 
+def _checked(call: Callable[[Any], dict[str, Any] | None], payload: Any) -> dict[str, Any] | None:
+    """``call(payload)``: a predictor's ``predict_checked``, None also when it refuses the
+    instance (the usual path then validates it and refuses it as it should)."""
+    try:
+        return call(payload)
+    except OpslensError:
+        return None
+
+
 async def _step(
     served: ServedModel,
     store: StateStore,
@@ -238,6 +247,20 @@ class Predictions:
             invalid(m.batch, payload)
             instances = items
         else:
+            # a predictor that checks the instance itself (the fleet model's readings, which
+            # the schema takes about as long to validate as the model to answer) answers first
+            checks = getattr(served.predictor, "predict_checked", None)
+            if checks is not None and m.stream_key is None:
+                pace = served.pace
+                if pace.inline():
+                    checked = pace.timed(_checked, checks, payload)
+                else:
+                    checked = await to_thread.run_sync(
+                        pace.timed, _checked, checks, payload, limiter=self.cpu
+                    )
+                if checked is not None:
+                    self.recent.add(analysis, [payload], [checked], version=served.version)
+                    return 200, served.heads[0] + dumpb(checked) + b"}"
             invalid(m.single, payload)
             instances = [payload]
         if m.stream_key is None:

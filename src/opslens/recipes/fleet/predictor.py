@@ -24,9 +24,11 @@ Example:
 from __future__ import annotations
 
 import math
-import re
+import weakref
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
+from itertools import chain, product
+from operator import itemgetter
 from typing import Any
 
 import numba
@@ -42,9 +44,9 @@ from opslens.errors import DataError, InstanceError
 from opslens.explain.text import plural
 from opslens.features.fingerprints import (
     FingerprintConfig,
-    _fingerprint_matrix,
     feature_names,
     fleet_fingerprints,
+    metric_fingerprints,
 )
 
 __all__ = ["FleetPredictor", "NearestGroup", "RareDeviceScorer"]
@@ -62,22 +64,72 @@ def _float(value: Any) -> float:
     return math.nan if value is None else float(value)
 
 
-#: the one form of reading time the single-device path reads itself (the others: a table)
-_ISO_PLAIN = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z?")
 _EXACT = 2**53  # integers a float64 holds exactly
 _ABSENT = object()
+_NUMBERS = {float, int, type(None)}
 
-_CONTROLLER: list[Any] = []
+
+#: byte templates of the plain ISO time forms, by length: (digit columns, other columns, their bytes)
+_FORMS: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
 
-def _controller() -> Any:
-    """One threadpoolctl controller for the process: finding the loaded thread pools costs
-    milliseconds per call (it reads the loaded libraries), limiting them microseconds."""
-    if not _CONTROLLER:
-        from threadpoolctl import ThreadpoolController
+def _form(text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The byte template of ``text``'s plain ISO form (``2024-01-01T00:00:00``, optionally
+    ``.`` and 1 to 6 digits, optionally ``Z``; a line ends in a newline), or None for another
+    form."""
+    key = len(text) * 2 + text.endswith("Z")
+    got = _FORMS.get(key)
+    if got is None:
+        size = len(text) - text.endswith("Z")
+        if size != 19 and not 21 <= size <= 26:
+            return None
+        shape = "dddd-dd-ddTdd:dd:dd" + ("." + "d" * (size - 20) if size > 19 else "")
+        shape += "Z\n" if text.endswith("Z") else "\n"
+        digits = np.array([i for i, c in enumerate(shape) if c == "d"], dtype=np.intp)
+        others = np.array([i for i, c in enumerate(shape) if c != "d"], dtype=np.intp)
+        got = _FORMS[key] = (digits, others, np.frombuffer(shape.encode(), np.uint8)[others])
+    return got
 
-        _CONTROLLER.append(ThreadpoolController())
-    return _CONTROLLER[0]
+
+def _stamps(texts: Sequence[Any]) -> np.ndarray | None:
+    """Microseconds since 1970 of ISO times of one plain form (``2024-01-01T00:00:00``,
+    optionally with 1 to 6 fractional digits and ``Z``; the same form for all, as a table's
+    parser infers one), exactly the times ``datetime.fromisoformat`` reads; None for
+    anything else (another form, a date that does not exist, hour 24, second 60, year 0),
+    which the batch path reads, converts or refuses.
+
+    Example:
+        >>> _stamps(["1970-01-02T00:00:00.5", "1970-01-01T00:00:01.0"]).tolist()
+        [86400500000, 1000000]
+        >>> _stamps(["2023-02-29T00:00:00"]) is None, _stamps(["2024-01-01"]) is None
+        (True, True)
+    """
+    count = len(texts)
+    if not count or set(map(type, texts)) != {str}:
+        return None
+    first = texts[0]
+    form = _form(first)
+    joined = "\n".join(texts) + "\n"
+    width = len(first) + 1
+    if form is None or len(joined) != count * width or not joined.isascii():
+        return None
+    # every line the template: so no time holds a newline, and all have the same length
+    lines = np.frombuffer(joined.encode("ascii"), dtype=np.uint8).reshape(count, width)
+    digits, others, expected = form
+    if not ((lines[:, digits] - 48) < 10).all() or not (lines[:, others] == expected).all():
+        return None
+    if (lines[:, :4] == 48).all(axis=1).any():  # year 0: numpy reads it, Python's datetime not
+        return None
+    size = width - 1 - first.endswith("Z")
+    text = np.ascontiguousarray(lines[:, :size]).view(f"S{size}").reshape(count)
+    try:  # numpy refuses what fromisoformat refuses: month 13, 30 February, hour 24, second 60
+        return text.astype("datetime64[us]").view(np.int64)
+    except ValueError:
+        return None
+
+
+#: per predictor, where each model's features sit among one device's fingerprints
+_PLANS: weakref.WeakKeyDictionary[Any, dict[str, np.ndarray]] = weakref.WeakKeyDictionary()
 
 
 def _medians(frame: pl.DataFrame, features: Sequence[str]) -> np.ndarray:
@@ -153,14 +205,10 @@ class RareDeviceScorer:
         if bad.any():
             x[bad] = self.medians[bad]
         det = self.detector
-        X = x[None, :]
         if not np.isfinite(x).all():  # a feature with no training median: refused as in batch
-            norm = det.normalised_scores(X)
+            norm = det.normalised_scores(x[None, :])
         else:
-            Z = (X - det.center_) / det.scale_
-            with _controller().limit(limits=det.n_threads):
-                raw = [det.raw_one(m, Z[0]) for m in det.methods]
-            norm = det._normalise(raw)
+            norm = np.array([det.normalised_one((x - det.center_) / det.scale_)])
         combined = float(norm.mean(axis=1)[0])
         return {
             "score": combined,
@@ -209,11 +257,57 @@ class NearestGroup:
         missing = [f for f in self.features if f not in fingerprint]
         if missing:
             _missing(pl.DataFrame(), missing)
-        x = np.array([_float(fingerprint[f]) for f in self.features], dtype=np.float64)[None, :]
+        x = np.array([_float(fingerprint[f]) for f in self.features], dtype=np.float64)
+        return self.predict_vector(x)
+
+    def predict_vector(self, x: np.ndarray) -> tuple[int, float]:
+        """:meth:`predict_one` of a fingerprint as a vector in :attr:`features`' order: the
+        neighbours found by a direct distance to every training device, the vote counted as
+        the classifier counts it (uniform weights: a class's share is its neighbours over
+        ``k``; ties to the first class); when the ``k``-th and the next distance are within
+        rounding (the classifier's own distances could order them otherwise), the classifier
+        answers.
+
+        Example:
+            >>> import numpy as np, polars as pl
+            >>> X = np.random.default_rng(0).normal(size=(30, 2))
+            >>> fp = pl.DataFrame({"a": X[:, 0], "b": X[:, 1]})
+            >>> near = NearestGroup(method="k", features=["a", "b"], fingerprints=fp,
+            ...                     labels=(X[:, 0] > 0).astype(int))
+            >>> near.predict_vector(X[3]) == near.predict_one({"a": X[3, 0], "b": X[3, 1]})
+            True
+        """
+        x = np.array(x, dtype=np.float64)
         bad = ~np.isfinite(x)
-        x[bad] = np.broadcast_to(self.medians, x.shape)[bad]
-        proba = self.knn.predict_proba((x - self.mean) / self.std)
-        return int(self.knn.classes_[proba.argmax(axis=1)][0]), float(proba.max(axis=1)[0])
+        if bad.any():
+            x[bad] = self.medians[bad]
+        z = (x - self.mean) / self.std
+        knn = self.knn
+        fitted = getattr(knn, "_fit_X", None)
+        codes = getattr(knn, "_y", None)
+        k = int(knn.n_neighbors)
+        if (
+            knn.weights == "uniform"
+            and isinstance(fitted, np.ndarray)
+            and isinstance(codes, np.ndarray)
+            and codes.ndim == 1
+            and np.isfinite(z).all()
+        ):
+            d = fitted - z
+            d2 = np.einsum("ij,ij->i", d, d)
+            if k < d2.size:
+                part = np.argpartition(d2, k)
+                near, far = part[:k], part[k:]
+                kth, nxt = float(d2[near].max()), float(d2[far].min())
+                clear = nxt - kth > 1e-9 * nxt
+            else:
+                near, clear = np.arange(d2.size), True
+            if clear:
+                votes = np.bincount(codes[near], minlength=len(knn.classes_))
+                best = int(votes.argmax())
+                return int(knn.classes_[best]), float(votes[best] / float(votes.sum()))
+        proba = knn.predict_proba(z[None, :])
+        return int(knn.classes_[proba.argmax(axis=1)][0]), float(proba.max(axis=1)[0])
 
     def predict(self, fingerprints: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """The group of each row and the share of neighbours that voted for it."""
@@ -415,95 +509,138 @@ class FleetPredictor(BasePredictor):
         numbers = [pl.col(m).cast(pl.Float64) for m in self.metrics if frame[m].dtype == pl.Null]
         return frame.with_columns(*numbers, pl.lit(str(device)).alias(self.entity))
 
-    def _readings(
-        self, instance: Mapping[str, Any]
-    ) -> tuple[list[datetime], list[list[Any]]] | None:
-        """The times and rows (time, metrics...) of an instance the single-device path reads
-        as the batch path would — ISO times of one plain form (``2024-01-01T00:00:00``,
-        optionally fractional and ``Z``), numbers or null for every metric of every reading,
-        at least ``min_readings`` of them — or None: anything else takes the batch path,
-        which reads, converts or refuses it."""
+    def _readings(self, instance: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray] | None:
+        """The times (microseconds since 1970) and values (one row per metric, NaN for null)
+        of an instance's readings, in the order sent, when the single-device path reads them
+        as the batch path would — ISO times of one plain form (:func:`_stamps`), numbers or
+        null for every metric of every reading, at least ``min_readings`` of them — or None:
+        anything else takes the batch path, which reads, converts or refuses it."""
         readings = instance.get("readings") if isinstance(instance, Mapping) else None
         if instance.get(self.entity) is None or type(readings) is not list:
             return None
-        if len(readings) < self.min_readings:
+        if len(readings) < self.min_readings or set(map(type, readings)) != {dict}:
             return None
-        rows: list[list[Any]] = []
-        times: list[datetime] = []
-        form = None
-        for r in readings:
-            if type(r) is not dict:
-                return None
-            t = r.get(self.time)
-            if type(t) is not str or _ISO_PLAIN.fullmatch(t) is None:
-                return None
-            shape = (len(t), t.endswith("Z"))
-            if form is None:
-                form = shape
-            elif shape != form:  # one format for every reading, as the table's parser infers
-                return None
-            try:
-                when = datetime.fromisoformat(t[:-1] if t.endswith("Z") else t)
-            except ValueError:
-                return None
-            row: list[Any] = [when]
-            for m in self.metrics:
-                v = r.get(m, _ABSENT)
-                if v is None:
-                    row.append(math.nan)
-                elif type(v) is float or (type(v) is int and -_EXACT <= v <= _EXACT):
-                    row.append(float(v))
-                else:
-                    return None
-            times.append(when)
-            rows.append(row)
-        return times, rows
+        try:  # every reading's time and metrics, one tuple per field
+            columns = list(zip(*map(itemgetter(self.time, *self.metrics), readings), strict=True))
+        except KeyError:  # a reading without a metric: the batch path reads or refuses it
+            return None
+        stamps = _stamps(columns[0])
+        if stamps is None:
+            return None
+        numbers = columns[1:]
+        kinds = set(map(type, chain.from_iterable(numbers)))
+        if not kinds <= _NUMBERS:  # text, a boolean, an object: the batch path
+            return None
+        if int in kinds and not all(
+            -_EXACT <= v <= _EXACT for v in chain.from_iterable(numbers) if type(v) is int
+        ):
+            return None
+        values = np.array(numbers, dtype=np.float64)  # null: NaN
+        return stamps, values
 
-    def _predict_device(self, instance: Mapping[str, Any]) -> dict[str, Any] | None:
-        """:meth:`predict_one` on numpy alone: the device's fingerprint from its readings
-        (the batch path's kernels on each metric's values in time order), its scores
-        (:meth:`RareDeviceScorer.score_one`) and its group (the same k-nearest-neighbour vote
-        on the same standardised row); None when the batch path must answer (readings it
-        reads differently, or a history shorter than the window, whose note it writes)."""
+    def _plan(self) -> dict[str, Any] | None:
+        """Where each model's features sit in one device's fingerprints (metrics x
+        :func:`feature_names`, flattened): index arrays, built once per predictor; None when a
+        model wants a feature the fingerprints do not name (the dictionary path then refuses it)."""
+        plan = _PLANS.get(self)
+        if plan is None:
+            names = feature_names(self.fingerprint)
+            at = {f"{m}__{n}": i for i, (m, n) in enumerate(product(self.metrics, names))}
+            plan = {}
+            models = {"whole": self.scorer, "window": self.window_scorer, "groups": self.groups}
+            for key, model in models.items():
+                if model is None:
+                    continue
+                if any(f not in at for f in model.features):
+                    plan = None
+                    break
+                plan[key] = np.array([at[f] for f in model.features], dtype=np.intp)
+            _PLANS[self] = plan if plan is not None else {}
+        return plan or None
+
+    def predict_checked(self, instance: Any) -> dict[str, Any] | None:
+        """:meth:`predict_one`'s answer when ``instance`` is one the service's request schema
+        (built from :meth:`input_rules`) accepts and the single-device path reads — the
+        device id text, at least ``min_readings`` readings, each an ISO time of the one plain
+        form and every metric a number within ±1e100 or null — so the service need not
+        validate it first; None for anything else (the service validates it, and
+        :meth:`predict_one` answers or refuses it).
+
+        Example:
+            >>> # a fitted FleetPredictor: predictor.predict_checked({"device_id": 7}) is None
+        """
+        if type(instance) is not dict or type(instance.get(self.entity)) is not str:
+            return None
         got = self._readings(instance)
         if got is None:
             return None
-        times, rows = got
-        span = max(times) - min(times)
+        values = got[1]
+        with np.errstate(invalid="ignore"):
+            if not (np.abs(values[~np.isnan(values)]) <= MAX_MAGNITUDE).all():
+                return None  # beyond the schema's bounds (or not finite): refused there
+        return self._predict_device(instance, got)
+
+    def _predict_device(
+        self,
+        instance: Mapping[str, Any],
+        got: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> dict[str, Any] | None:
+        """:meth:`predict_one` on numpy alone: the device's fingerprints from its readings in
+        time order (:func:`metric_fingerprints`: the batch path's kernels, every metric in one
+        call, on this thread alone), its scores (:meth:`RareDeviceDetector.normalised_one`)
+        and its group (:meth:`NearestGroup.predict_vector`); None when the batch path must
+        answer (readings it reads differently, or a history shorter than the window, whose
+        note it writes). ``got``: what :meth:`_readings` read, when read already."""
+        got = self._readings(instance) if got is None else got
+        if got is None:
+            return None
+        stamps, values = got
+        span = timedelta(microseconds=int(stamps.max() - stamps.min()))
         window = self.window_scorer is not None and self.window is not None
         if window and self.window is not None and span < self.window:
             return None
-        rows.sort(key=lambda row: row[0])  # stable: equal times keep their order
-        values = np.array([row[1:] for row in rows], dtype=np.float64)
-        # one device on this thread alone: the kernels' and the neighbour search's thread pools
-        # cost more to wake than the work (and spin on the other core while it runs)
+        order = np.argsort(stamps, kind="stable")  # equal times keep their order
+        values = values[:, order]
+        # one device on this thread alone: the kernel's threads cost more to wake than the work
         threads = numba.get_num_threads()
         numba.set_num_threads(1)
         try:
-            with _controller().limit(limits=1):
-                return self._device_answer(instance, values, span)
+            return self._device_answer(instance, values, span)
         finally:
             numba.set_num_threads(threads)
 
     def _device_answer(
         self, instance: Mapping[str, Any], values: np.ndarray, span: timedelta
     ) -> dict[str, Any]:
-        """The single-device answer from the readings' values in time order (one column per
+        """The single-device answer from the readings' values in time order (one row per
         metric) and the time they span."""
         window = self.window_scorer is not None and self.window is not None
-        offsets = np.array([0, values.shape[0]], dtype=np.int64)
-        names = feature_names(self.fingerprint)
-        fp: dict[str, float] = {}
-        for j, m in enumerate(self.metrics):
-            matrix = _fingerprint_matrix(
-                np.ascontiguousarray(values[:, j]), offsets, self.fingerprint
-            )
-            fp.update(zip((f"{m}__{n}" for n in names), matrix[0].tolist(), strict=True))
+        matrix = metric_fingerprints(values, self.fingerprint)
         short = window and self.window is not None and span <= self.window * 1.5
+        plan = self._plan()
+        fp: Mapping[str, Any] | np.ndarray
+        if plan is None:  # a model's feature not among the fingerprints: refused by name
+            names = feature_names(self.fingerprint)
+            fp = {
+                f"{m}__{n}": v
+                for j, m in enumerate(self.metrics)
+                for n, v in zip(names, matrix[j].tolist(), strict=True)
+            }
+        else:
+            fp = matrix.ravel()
         answer: dict[str, Any] = {self.entity: str(instance[self.entity])}
-        answer |= self.score_fingerprint(fp, window=short)
+        if plan is None:
+            answer |= self.score_fingerprint(fp, window=short)
+        else:
+            assert isinstance(fp, np.ndarray)
+            answer |= self.score_fingerprint(fp[plan["window" if short else "whole"]], window=short)
         if self.groups is not None:
-            group, share = self.groups.predict_one(fp)
+            if plan is None:
+                assert not isinstance(fp, np.ndarray)
+                group, share = self.groups.predict_one(fp)
+            else:
+                assert isinstance(fp, np.ndarray)
+                group, share = self.groups.predict_vector(fp[plan["groups"]])
             answer.update(group=group, group_method=self.groups.method, group_vote=share)
         return answer
 
