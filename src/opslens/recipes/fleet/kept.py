@@ -84,6 +84,16 @@ def _selected(
     return frame.filter(pl.col(entity).is_not_null() & pl.col(time).is_not_null())
 
 
+def _then(
+    part: pl.DataFrame,
+    *,
+    first: Callable[[pl.DataFrame], pl.DataFrame],
+    then: Callable[[pl.DataFrame], pl.DataFrame],
+) -> pl.DataFrame:
+    """``then(first(part))``: the row-wise selection and a per-device step in one pass."""
+    return then(first(part))
+
+
 def _merged(
     part: pl.DataFrame,
     *,
@@ -302,11 +312,14 @@ def prepare_kept(ctx: StageContext, raw: Any, failure_table: pl.DataFrame | None
         )
     require_columns(head, [time, *metrics, *peers], where=where)
     keys: dict[str, Any] = {"entity": entity, "time": time, "metrics": metrics, "peers": peers}
-    clean = engine.map_batches(
-        engine.numbered(raw, ORDER), partial(_selected, **keys, where=where), keep=True
-    )
+    # rows grouped by device as they come (their order numbered first); each call selects
+    # and casts its rows, then works on whole devices: one pass of Python per step
+    numbered = engine.numbered(raw, ORDER)
+    selected = partial(_selected, **keys, where=where)
     summary = engine.per_group(
-        clean, entity, partial(device_facts, **keys, duplicates=p.duplicates)
+        numbered,
+        entity,
+        partial(_then, first=selected, then=partial(device_facts, **keys, duplicates=p.duplicates)),
     ).sort(entity)
     facts: dict[str, Any] = {
         "entity": entity,
@@ -360,11 +373,9 @@ def prepare_kept(ctx: StageContext, raw: Any, failure_table: pl.DataFrame | None
             f"params.inspect.devices names '{unknown[0]}', which is not among the devices kept",
             fix="list ids of the device column (columns.entity) in params.inspect.devices",
         )
+    rows = partial(device_rows, **keys, duplicates=p.duplicates, min_readings=p.min_readings)
     readings = engine.per_group(
-        clean,
-        entity,
-        partial(device_rows, **keys, duplicates=p.duplicates, min_readings=p.min_readings),
-        keep=True,
+        numbered, entity, partial(_then, first=selected, then=rows), keep=True
     )
     interval = _interval(kept, summary.schema["start"])
     n_readings = int(kept["rows"].sum())
