@@ -139,6 +139,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--worker-memory", default="3g")
     ap.add_argument("--executor-memory", default="2g")
+    ap.add_argument("--driver-memory", default="4g", help="the driver JVM's heap")
     args = ap.parse_args()
     sys.path.insert(0, str(HERE.parent))
     from tests.fakes.spark_cluster import LoopbackCluster
@@ -148,6 +149,7 @@ def main() -> None:
             Path(tmp) / "cluster", workers=2, cores=1, memory=args.worker_memory
         ).start()
         conf = {
+            "spark.driver.memory": args.driver_memory,
             "spark.executor.memory": args.executor_memory,
             "spark.executor.cores": "1",
             "spark.cores.max": "2",
