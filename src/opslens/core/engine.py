@@ -23,7 +23,8 @@ A recipe's heavy stages never loop over entities themselves; they hand a
 **engine frame** instead of a polars one: on Spark a Spark DataFrame that stays
 on the executors (no row reaches this process), here the polars frame itself.
 Engine frames are handled through the engine: ``summarise`` (a few aggregations,
-a small polars answer), ``collect``, ``head``, ``height``, ``concat``, ``store``
+a small polars answer), ``collect``, ``head``, ``height``, ``concat``, ``numbered``
+(a column of increasing numbers in the frame's row order), ``store``
 (written by the engine: a Parquet file here, a Parquet folder written by the
 executors on Spark) and ``read`` (a Parquet path, or a SQL table: on Spark read
 by the executors, over JDBC in ranges). ``distributed`` says whether frames live
@@ -174,6 +175,10 @@ class Engine(Protocol):
     def concat(self, frames: Sequence[Any]) -> Any:
         """Frames of the same columns one after the other (columns matched by name)."""
 
+    def numbered(self, frame: Any, name: str) -> Any:
+        """The frame with a column ``name`` of Int64 numbers increasing in its row order (not
+        consecutive on Spark), so a later step can restore the order within an entity."""
+
     def store(self, frame: Any, path: Path) -> None:
         """Write the frame as Parquet at ``path`` (Spark: a folder of part files, written by
         the executors)."""
@@ -275,6 +280,15 @@ class LocalEngine:
         """``pl.concat`` (columns matched by name, types relaxed)."""
         first = list(frames[0].columns)
         return pl.concat([f.select(first) for f in frames], how="vertical_relaxed")
+
+    def numbered(self, frame: pl.DataFrame, name: str) -> pl.DataFrame:
+        """``frame`` with its row index as ``name`` (Int64).
+
+        Example:
+            >>> LocalEngine().numbered(pl.DataFrame({"a": ["x", "y"]}), "n")["n"].to_list()
+            [0, 1]
+        """
+        return frame.with_row_index(name).with_columns(pl.col(name).cast(pl.Int64))
 
     def store(self, frame: pl.DataFrame, path: Path) -> None:
         """``frame.write_parquet(path)``."""

@@ -818,6 +818,13 @@ class SparkEngine:
             out = out.unionByName(self.to_spark(other))
         return out
 
+    def numbered(self, frame: pl.DataFrame | SparkFrame, name: str) -> SparkFrame:
+        """``monotonically_increasing_id`` as ``name``: increasing in the order the frame's
+        partitions hold the rows (a Parquet file's order within each file), not consecutive."""
+        from pyspark.sql import functions as F
+
+        return self.to_spark(frame).withColumn(name, F.monotonically_increasing_id())
+
     def store(self, frame: pl.DataFrame | SparkFrame, path: Path) -> None:
         """Write ``frame`` as a Parquet folder at ``path`` (part files written by the executors,
         so the folder must be one they reach under the same path); a kept frame's disk copy is

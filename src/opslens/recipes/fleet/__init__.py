@@ -150,6 +150,7 @@ RECIPE = Recipe(
     package=__name__,
     baselines=BASELINES,
     ui_pages=("series", "fleet", "failures"),
+    engine_frames=True,
     prompts={
         "summary": "Write a summary of two or three sentences: how many devices were analysed, "
         "how many are rare and how many behaviour groups were found, and, if known failures "

@@ -32,13 +32,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
+from functools import partial
+from typing import Any
 
 import numpy as np
 import polars as pl
 from scipy.stats import rankdata
 
 from opslens.core.baselines import Baseline, BaselineScore
-from opslens.core.engine import LocalEngine
+from opslens.core.engine import Engine, LocalEngine
 from opslens.models.compare import paired_interval, paired_p_value
 
 __all__ = [
@@ -118,13 +120,29 @@ def _peer_residuals(
     )
 
 
+def _sorted_first(
+    part: pl.DataFrame, *, func: Callable[[pl.DataFrame], pl.DataFrame], by: list[str]
+) -> pl.DataFrame:
+    return func(part.sort(by))
+
+
 def _chunked(
-    frame: pl.DataFrame,
+    frame: Any,
     entity: str,
     func: Callable[[pl.DataFrame], pl.DataFrame],
     rows_per_chunk: int | None,
+    engine: Engine | None = None,
+    time: str | None = None,
 ) -> pl.DataFrame:
-    """``func`` on ``rows_per_chunk`` rows of whole devices at a time, concatenated."""
+    """``func`` on ``rows_per_chunk`` rows of whole devices at a time, concatenated; on a
+    distributed ``engine`` run there on whole devices (rows sorted by device and ``time``, as
+    the local readings are), the answers here."""
+    if engine is not None and engine.distributed:
+        order = [entity] if time is None else [entity, time]
+        out: pl.DataFrame = engine.per_group(
+            frame, entity, partial(_sorted_first, func=func, by=order)
+        )
+        return out
     if rows_per_chunk is None:
         return func(frame)
     return LocalEngine(rows_per_slice=rows_per_chunk).per_group(frame, entity, func)
@@ -139,6 +157,7 @@ def own_history_scores(
     recent: timedelta = timedelta(days=7),
     group: str | None = None,
     rows_per_chunk: int | None = _CHUNK,
+    engine: Engine | None = None,
 ) -> pl.DataFrame:
     """Each device's largest |robust z| of its recent window against its own earlier history.
 
@@ -165,7 +184,15 @@ def own_history_scores(
             )
         return _history_z(part, entity=entity, time=time, values=metrics, recent=recent)
 
-    parts = [_chunked(readings, entity, per_device, rows_per_chunk)]
+    if engine is not None and engine.distributed:  # pure functions: they run elsewhere
+        shape: dict[str, Any] = {"entity": entity, "time": time, "metrics": metrics}
+        history = partial(_history_z, entity=entity, time=time, values=metrics, recent=recent)
+        parts = [_chunked(readings, entity, history, None, engine, time)]
+        if group is not None:
+            medians = partial(_daily_medians, **shape, group=group)
+            daily.append(_chunked(readings, entity, medians, None, engine, time))
+    else:
+        parts = [_chunked(readings, entity, per_device, rows_per_chunk)]
     if group is not None:
         peers = _peer_residuals(
             pl.concat(daily), entity=entity, time=time, metrics=metrics, group=group
@@ -181,6 +208,8 @@ def max_robust_z_scores(
     entity: str,
     metrics: Sequence[str],
     rows_per_chunk: int | None = _CHUNK,
+    engine: Engine | None = None,
+    time: str | None = None,
 ) -> pl.DataFrame:
     """Each device's largest |robust z| of its metric means across the fleet.
 
@@ -196,7 +225,7 @@ def max_robust_z_scores(
     def per_device(part: pl.DataFrame) -> pl.DataFrame:
         return part.group_by(entity).agg(pl.col(m).fill_nan(None).mean() for m in metrics)
 
-    means = _chunked(readings, entity, per_device, rows_per_chunk)
+    means = _chunked(readings, entity, per_device, rows_per_chunk, engine, time)
     z = [
         _robust_z(pl.col(m), pl.col(m).median(), (pl.col(m) - pl.col(m).median()).abs().median())
         .abs()
@@ -412,6 +441,7 @@ def fleet_baselines(
     recent: timedelta = timedelta(days=7),
     n_boot: int = 1000,
     random_state: int = 0,
+    engine: Engine | None = None,
 ) -> list[BaselineScore]:
     """Both baselines built from ``readings`` and scored beside ``model`` (entity, score);
     empty when ``failed`` holds none or all of the model's devices (nothing to rank against).
@@ -426,9 +456,17 @@ def fleet_baselines(
         return []
     scores = {
         "own_history": own_history_scores(
-            readings, entity=entity, time=time, metrics=metrics, recent=recent, group=group
+            readings,
+            entity=entity,
+            time=time,
+            metrics=metrics,
+            recent=recent,
+            group=group,
+            engine=engine,
         ),
-        "max_robust_z": max_robust_z_scores(readings, entity=entity, metrics=metrics),
+        "max_robust_z": max_robust_z_scores(
+            readings, entity=entity, metrics=metrics, engine=engine, time=time
+        ),
     }
     return score_against_failures(
         model, scores, failed, entity=entity, n_boot=n_boot, random_state=random_state

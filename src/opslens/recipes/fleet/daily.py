@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
 import numpy as np
 import polars as pl
 
-from opslens.core.engine import LocalEngine
+from opslens.core.engine import Engine, LocalEngine
 from opslens.errors import OpslensWarning
 
 __all__ = ["DailyPanel", "daily_panel", "peer_median"]
@@ -74,20 +76,44 @@ def peer_median(values: np.ndarray, peers: np.ndarray) -> np.ndarray:
     return out
 
 
+def _day_means(
+    part: pl.DataFrame, *, entity: str, time: str, metrics: list[str], peer: str | None
+) -> pl.DataFrame:
+    """Each device's daily mean per metric (rows sorted by device and time: the order the
+    local readings have, so the sums add up alike)."""
+    keys = [entity] if peer is None else [entity, peer]
+    day = pl.col(time).dt.truncate("1d").cast(pl.Date).alias("__day")
+    return (
+        part.sort(entity, time)
+        .select(*keys, day, *metrics)
+        .with_columns(pl.col(metrics).cast(pl.Float64).fill_nan(None))
+        .group_by([*keys, "__day"])
+        .agg(pl.col(metrics).mean())
+    )
+
+
+def _first_peer(part: pl.DataFrame, *, entity: str, time: str, peer: str) -> pl.DataFrame:
+    """Each device's peer value at its first reading."""
+    return part.sort(entity, time).select(entity, peer).unique(entity, keep="first")
+
+
 def daily_panel(
-    readings: pl.DataFrame,
+    readings: Any,
     *,
     entity: str,
     time: str,
     metrics: list[str],
     peer: str | None = None,
     rows_per_chunk: int | None = 1_000_000,
+    engine: Engine | None = None,
 ) -> DailyPanel:
     """Daily matrices of ``readings`` (device × day per metric) with their peer-relative form.
 
     The daily means are taken ``rows_per_chunk`` rows of whole devices at a time (a
     device's rows never split), so memory follows the chunk, not the fleet; ``None``
-    takes the whole table at once. The panel is the same either way.
+    takes the whole table at once. The panel is the same either way. On a distributed
+    ``engine`` the readings stay there: the daily means (devices × days rows) and each
+    device's first peer value are made by it, and only they come here.
     """
     day = pl.col(time).dt.truncate("1d").cast(pl.Date).alias("__day")
     keys = [entity] if peer is None else [entity, peer]
@@ -103,7 +129,16 @@ def daily_panel(
             .agg(pl.col(metrics).mean())
         )
 
-    if rows_per_chunk is None:
+    if engine is not None and engine.distributed:
+        shape: dict[str, Any] = {"entity": entity, "time": time}
+        daily = engine.per_group(
+            readings, entity, partial(_day_means, **shape, metrics=metrics, peer=peer)
+        )
+        if peer is not None:
+            firsts.append(
+                engine.per_group(readings, entity, partial(_first_peer, **shape, peer=peer))
+            )
+    elif rows_per_chunk is None:
         daily = means(readings)
     else:
         daily = LocalEngine(rows_per_slice=rows_per_chunk).per_group(readings, entity, means)

@@ -309,7 +309,7 @@ def _reranked(ranking: pl.DataFrame, risk: np.ndarray, entity: str) -> pl.DataFr
 
 def health(
     ctx: StageContext,
-    readings: pl.DataFrame,
+    readings: Any,
     rare_scores: pl.DataFrame,
     failure_table: pl.DataFrame | None,
     event_table: pl.DataFrame | None = None,
@@ -323,7 +323,9 @@ def health(
     cols = ctx.analysis.columns
     entity, time, metrics = str(cols.entity), str(cols.time), list(cols.metrics)
     change_rules, sensor_rules = _rules(p)
-    panel = daily_panel(readings, entity=entity, time=time, metrics=metrics, peer=cols.peer_group)
+    panel = daily_panel(
+        readings, entity=entity, time=time, metrics=metrics, peer=cols.peer_group, engine=ctx.engine
+    )
     faults = sensor_faults(panel, entity=entity, rules=sensor_rules)
     faulty = sorted(set(faults.filter(pl.col("kind") != "dropout")[entity].to_list()))
     masked = panel if p.sensors.in_risk else mask_faults(panel, faults, entity=entity)

@@ -318,6 +318,10 @@ def prepare(ctx: StageContext, raw: pl.DataFrame, failure_table: pl.DataFrame | 
 
     A fleet whose every metric is constant stops here: no device can differ.
     """
+    if ctx.engine.distributed:  # the readings stay on the engine (.kept)
+        from opslens.recipes.fleet.kept import prepare_kept
+
+        return prepare_kept(ctx, raw, failure_table)
     p: FleetParams = ctx.params
     failure_list(p.failures, failure_table, str(ctx.analysis.columns.entity))
     cols = ctx.analysis.columns

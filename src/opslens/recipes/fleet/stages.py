@@ -23,6 +23,7 @@ Example:
 from __future__ import annotations
 
 import warnings
+from datetime import timedelta
 from functools import partial
 from typing import Any, Literal
 
@@ -30,6 +31,7 @@ import numpy as np
 import polars as pl
 
 from opslens.cluster.groups import BehaviourGroups, find_groups
+from opslens.core.engine import Engine
 from opslens.core.recipe import ModelArtifact, Out, StageContext
 from opslens.detect.point import point_anomalies
 from opslens.detect.population import RareDevices, rank_rare_devices
@@ -53,6 +55,7 @@ from opslens.recipes.fleet.baselines import fleet_baselines, unscored_reason
 from opslens.recipes.fleet.events import event_list
 from opslens.recipes.fleet.findings import fleet_findings, lead_facts
 from opslens.recipes.fleet.health import WarningResult
+from opslens.recipes.fleet.kept import _of_devices, devices_of, interval_of, ordered
 from opslens.recipes.fleet.params import (
     FleetParams,
     analysed_features,
@@ -69,22 +72,34 @@ __all__ = ["explain", "failure_list", "failures", "fingerprint", "groups", "insp
 _POINT_METHODS: tuple[Literal["zscore", "robust_z", "iqr"], ...] = ("zscore", "robust_z", "iqr")
 
 
-def _config(ctx: StageContext, readings: pl.DataFrame) -> FingerprintConfig:
-    """``params.fingerprint`` with durations turned into readings at the fleet's interval."""
+def _interval(ctx: StageContext, readings: Any) -> timedelta | None:
+    """The fleet's sampling interval (counted by the engine when the readings stay there)."""
     cols = ctx.analysis.columns
-    interval = sampling_interval(readings, str(cols.entity), str(cols.time))
-    return fingerprint_config(ctx.params, interval)
+    entity, time = str(cols.entity), str(cols.time)
+    if ctx.engine.distributed:
+        return interval_of(ctx.engine, readings, entity, time)
+    return sampling_interval(readings, entity, time)
 
 
-def _warn_short(readings: pl.DataFrame, entity: str, config: FingerprintConfig) -> None:
+def _config(ctx: StageContext, readings: Any) -> FingerprintConfig:
+    """``params.fingerprint`` with durations turned into readings at the fleet's interval."""
+    return fingerprint_config(ctx.params, _interval(ctx, readings))
+
+
+def _warn_short(
+    readings: Any, entity: str, config: FingerprintConfig, engine: Engine | None = None
+) -> None:
     """Warn when the shortest device series is too short for the window or a lag."""
-    runs = readings.get_column(entity).rle()
-    ids = runs.struct.field("value")
-    if ids.len() < 2 or bool((ids.slice(1) > ids.slice(0, ids.len() - 1)).all()):
-        # each device one run (prepare sorts): its length is its count, no hash over every row
-        counts = pl.DataFrame([ids.alias(entity), runs.struct.field("len").alias("len")])
+    if engine is not None and engine.distributed:  # readings per device, counted there
+        counts = engine.summarise(readings, {"len": ("count", "*")}, by=[entity])
     else:
-        counts = readings.group_by(entity).len()
+        runs = readings.get_column(entity).rle()
+        ids = runs.struct.field("value")
+        if ids.len() < 2 or bool((ids.slice(1) > ids.slice(0, ids.len() - 1)).all()):
+            # each device one run (prepare sorts): its length is its count, no hash over every row
+            counts = pl.DataFrame([ids.alias(entity), runs.struct.field("len").alias("len")])
+        else:
+            counts = readings.group_by(entity).len()
     counts = counts.sort(["len", entity])
     n, device = int(counts["len"][0]), str(counts[entity][0])
     long_lags = [lag for lag in config.lags if lag >= n]
@@ -109,7 +124,7 @@ def fingerprint(ctx: StageContext, readings: pl.DataFrame) -> Out:
     """One row of behavioural features per device (every metric)."""
     cols = ctx.analysis.columns
     config = _config(ctx, readings)
-    _warn_short(readings, str(cols.entity), config)
+    _warn_short(readings, str(cols.entity), config, ctx.engine)
     # per device: the engine hands it whole devices (slices here, Spark tasks there)
     fp = ctx.engine.per_group(
         readings,
@@ -251,35 +266,24 @@ def groups(
 WINDOW_DEVICES = 2_000
 
 
-def _window_scorer(
-    ctx: StageContext, readings: pl.DataFrame, config: FingerprintConfig
-) -> RareDeviceScorer | None:
-    """The rare detector fitted on the training devices' ``lead_time.window``-long windows.
-
-    Each device's history is cut into consecutive windows of that length, counted back
-    from its last reading (at most :data:`WINDOW_DEVICES` devices, a seeded sample); the
-    detector is fitted on all of them. Its threshold is a per-device false-alarm rate: the
-    ``1 − rare.contamination`` quantile over training devices of their most unusual
-    window, so at most that share of training devices has any window called rare. Online,
-    a device with a short history is compared with these (the same length), not with whole
-    histories. None when fewer than 10 devices have a full window.
-    """
-    p: FleetParams = ctx.params
-    cols = ctx.analysis.columns
-    entity, time = str(cols.entity), str(cols.time)
-    width = p.lead_time.window
-    devices = readings[entity].unique(maintain_order=True)
-    if devices.len() > WINDOW_DEVICES:
-        devices = devices.sample(WINDOW_DEVICES, seed=ctx.random_state)
-        readings = readings.filter(pl.col(entity).is_in(devices.implode()))
+def window_fingerprints(
+    readings: pl.DataFrame,
+    *,
+    entity: str,
+    time: str,
+    metrics: list[str],
+    config: FingerprintConfig,
+    width: timedelta,
+    need: int,
+) -> pl.DataFrame:
+    """Fingerprints of whole devices' ``width``-long windows counted back from each device's
+    last reading (those with at least ``need`` readings), keyed ``device\x1fwindow``; sorted by key.
+    Per device, so an engine may run it on any groups of whole devices."""
     back = (pl.col(time).max().over(entity) - pl.col(time)).dt.total_microseconds()
     windows = readings.with_columns(
         (back // int(width.total_seconds() * 1_000_000)).cast(pl.Int64).alias("__window")
     )
-    need = max(p.min_readings, 3)
     counts = windows.group_by(entity, "__window").len().filter(pl.col("len") >= need)
-    if counts.filter(pl.col("__window") == 0).height < 10:
-        return None
     windows = (
         windows.join(counts.select(entity, "__window"), on=[entity, "__window"], how="semi")
         .with_columns(
@@ -289,13 +293,59 @@ def _window_scorer(
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", OpslensWarning)
-        fp = fleet_fingerprints(
+        return fleet_fingerprints(
             windows.drop(entity).rename({"__key": entity}),
             entity=entity,
             time=time,
-            metrics=list(cols.metrics),
+            metrics=metrics,
             config=config,
         )
+
+
+def _window_scorer(
+    ctx: StageContext, readings: Any, config: FingerprintConfig, devices: pl.Series
+) -> RareDeviceScorer | None:
+    """The rare detector fitted on the training devices' ``lead_time.window``-long windows.
+
+    Each device's history is cut into consecutive windows of that length, counted back
+    from its last reading (at most :data:`WINDOW_DEVICES` devices, a seeded sample); the
+    detector is fitted on all of them. Its threshold is a per-device false-alarm rate: the
+    ``1 − rare.contamination`` quantile over training devices of their most unusual
+    window, so at most that share of training devices has any window called rare. Online,
+    a device with a short history is compared with these (the same length), not with whole
+    histories. None when fewer than 10 devices have a full window. ``devices``: the
+    training devices in the readings' order (sorted). On a distributed engine the windows'
+    fingerprints are made there (:func:`window_fingerprints`, per device).
+    """
+    p: FleetParams = ctx.params
+    cols = ctx.analysis.columns
+    entity, time = str(cols.entity), str(cols.time)
+    sampled = devices.len() > WINDOW_DEVICES
+    if sampled:
+        devices = devices.sample(WINDOW_DEVICES, seed=ctx.random_state)
+    made = partial(
+        window_fingerprints,
+        entity=entity,
+        time=time,
+        metrics=list(cols.metrics),
+        config=config,
+        width=p.lead_time.window,
+        need=max(p.min_readings, 3),
+    )
+    if ctx.engine.distributed:  # per device on the engine; the chosen devices' windows here
+        chosen = partial(_of_devices, entity=entity, devices=devices.cast(pl.String).to_list())
+        rows = ctx.engine.map_batches(readings, chosen, keep=True) if sampled else readings
+        fp = ctx.engine.per_group(
+            rows, entity, partial(ordered, func=made, by=[entity, time])
+        ).sort(entity)
+    else:
+        if sampled:
+            readings = readings.filter(pl.col(entity).is_in(devices.implode()))
+        fp = made(readings)
+    if fp.filter(pl.col(entity).str.ends_with("\x1f0")).height < 10:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", OpslensWarning)
         analysed = analysed_features(fp, p)
         ranked = rank_rare_devices(
             analysed,
@@ -337,6 +387,7 @@ def _model(
         labels=aligned[best].to_numpy(),
     )
     config = _config(ctx, readings)
+    devices = analysed[entity]  # every device, sorted as the readings are
     predictor = FleetPredictor(
         scorer,
         nearest,
@@ -345,15 +396,17 @@ def _model(
         fingerprint=config,
         exclude_features=p.exclude_features,
         min_readings=p.min_readings,
-        window_scorer=_window_scorer(ctx, readings, config),
+        window_scorer=_window_scorer(ctx, readings, config, devices),
         window=p.lead_time.window,
     )
-    first = readings[entity].unique(maintain_order=True).head(2)
+    first = devices.head(2)
+    if ctx.engine.distributed:
+        example = devices_of(ctx.engine, readings, entity, time, first.to_list())
+    else:
+        example = readings.filter(pl.col(entity).is_in(first.implode()))
     return ModelArtifact(
         model=predictor,
-        input_example=readings.filter(pl.col(entity).is_in(first.implode())).select(
-            entity, time, *cols.metrics
-        ),
+        input_example=example.select(entity, time, *cols.metrics),
         metadata={
             "recipe": "fleet",
             "entity": entity,
@@ -445,6 +498,7 @@ def failures(
         recent=p.baselines.recent,
         n_boot=p.baselines.bootstrap,
         random_state=ctx.random_state,
+        engine=ctx.engine,
     )
     enough = len(known) >= f.min_failures
     enrichment = enrichment_by_method(group_labels, known, entity=entity, alpha=f.alpha)
@@ -561,7 +615,7 @@ def inspect(
     events = (
         event_list(p.events, event_table, entity).sort("time") if event_table is not None else None
     )
-    interval = sampling_interval(readings, entity, time)
+    interval = _interval(ctx, readings)
     period = (
         to_readings(p.inspect.period, interval, "params.inspect.period")
         if p.inspect.period is not None
@@ -569,7 +623,10 @@ def inspect(
     )
     figs: dict[str, Any] = {}
     devices: list[dict[str, Any]] = []
-    for device, metric in _inspected(ctx, readings, rare_top):
+    pairs = _inspected(ctx, readings, rare_top)
+    if ctx.engine.distributed:  # the inspected devices' readings only come here
+        readings = devices_of(ctx.engine, readings, entity, time, sorted({d for d, _ in pairs}))
+    for device, metric in pairs:
         series = readings.filter(pl.col(entity) == device).select(time, metric)
         profile = profile_series(series, time=time, value=metric)
         flags: dict[str, pl.Series] = {
