@@ -38,6 +38,7 @@ __all__ = [
     "last_before",
     "micros",
     "prediction_rows",
+    "sorted_unique",
     "text_codes",
     "window_label",
     "with_codes",
@@ -138,11 +139,12 @@ class Past:
     def __init__(self, ev: pl.DataFrame, out: pl.DataFrame, keys: list[str], shifts: list[int]):
         t = ev["timestamp"].cast(pl.Datetime("us")).to_physical().to_numpy()
         self.at = out["prediction_time"].to_physical().to_numpy()
-        self.times = np.unique(np.concatenate([t, *(self.at - s for s in shifts), self.at]))
+        self.times = sorted_unique(np.concatenate([t, *(self.at - s for s in shifts), self.at]))
         self.bits = max(1, len(self.times).bit_length())
         self.ev = ev.with_columns(_r=pl.Series(np.searchsorted(self.times, t)))
         self.rank = {s: np.searchsorted(self.times, self.at - s) for s in [0, *shifts]}
         self.keys: dict[str, np.ndarray] = {}
+        self.order: dict[str, np.ndarray] = {}
         for key in keys:
             high = max(int(ev[key].max() or 0), int(out[key].max() or 0))  # type: ignore[arg-type]
             if high.bit_length() + self.bits > 62:  # number the keys densely
@@ -153,7 +155,11 @@ class Past:
                 )
                 self.ev = self.ev.with_columns(ev_k.cast(pl.Int64).alias(key))
                 out = out.with_columns(out_k.cast(pl.Int64).alias(key))
-            self.keys[key] = out[key].fill_null(-1).to_numpy()
+            k = out[key].fill_null(-1).to_numpy()
+            # the rows in (key, time) order: every shift's queries are then sorted too (a
+            # rank is monotone in the time), and a sorted search is several times faster
+            order = np.argsort((k << self.bits) | self.rank[0])
+            self.order[key], self.keys[key] = order, k[order]
 
     def only(self, predicate: pl.Expr) -> Past:
         """The same rows and times, of the events matching ``predicate``."""
@@ -179,15 +185,15 @@ class Past:
         before = np.maximum.accumulate(np.where(first, total - n, 0))
         return g.with_columns(cum=pl.Series(total - before))
 
-    def find(
+    def _find(
         self, table: pl.DataFrame, key: str, shift: int = 0, *, through: bool = False
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Each row's last table entry strictly before its time minus ``shift`` (at or before
-        it if ``through``): (index, found)."""
+        """:meth:`find` in the key's row order (``self.order[key]``)."""
         k = self.keys[key]
         packed = table["_c"].to_numpy()
         side: Literal["left", "right"] = "right" if through else "left"
-        at = np.searchsorted(packed, (k << self.bits) | self.rank[shift], side=side) - 1
+        query = (k << self.bits) | self.rank[shift][self.order[key]]
+        at = np.searchsorted(packed, query, side=side) - 1
         safe = np.maximum(at, 0)
         found = (at >= 0) & (k >= 0)
         if len(packed):
@@ -196,21 +202,38 @@ class Past:
             found[:] = False
         return safe, found
 
+    def _back(self, key: str, values: np.ndarray) -> np.ndarray:
+        """``values`` in the key's row order put back in the rows' own order."""
+        out = np.empty_like(values)
+        out[self.order[key]] = values
+        return out
+
+    def find(
+        self, table: pl.DataFrame, key: str, shift: int = 0, *, through: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Each row's last table entry strictly before its time minus ``shift`` (at or before
+        it if ``through``): (index, found)."""
+        safe, found = self._find(table, key, shift, through=through)
+        return self._back(key, safe), self._back(key, found)
+
     def count(
         self, table: pl.DataFrame, key: str, shift: int = 0, *, through: bool = False
     ) -> np.ndarray:
         """Each row's events strictly before its time minus ``shift`` (at or before it if
         ``through``)."""
-        safe, found = self.find(table, key, shift, through=through)
+        safe, found = self._find(table, key, shift, through=through)
         cum = table["cum"].to_numpy()
-        return np.where(found, cum[safe] if len(cum) else 0, 0).astype(np.int64)
+        return self._back(key, np.where(found, cum[safe] if len(cum) else 0, 0).astype(np.int64))
 
     def hours_since(self, table: pl.DataFrame, key: str, cap: float) -> np.ndarray:
-        safe, found = self.find(table, key)
-        last = self.times[table["_r"].to_numpy()[safe]] if table.height else self.at
+        """Each row's hours since its key's last event before its time (``cap`` if none, or
+        more)."""
+        safe, found = self._find(table, key)
+        at = self.at[self.order[key]]
+        last = self.times[table["_r"].to_numpy()[safe]] if table.height else at
         # polars' division, as the features were always computed (numpy's differs in the last bit)
-        hours = np.where(found, (pl.Series(self.at - last) / HOUR_US).to_numpy(), cap)
-        return np.minimum(hours, cap)  # type: ignore[no-any-return]
+        hours = np.where(found, (pl.Series(at - last) / HOUR_US).to_numpy(), cap)
+        return self._back(key, np.minimum(hours, cap))
 
     def windows(
         self, table: pl.DataFrame, key: str, name: str, windows: Sequence[timedelta], total: bool
@@ -223,6 +246,19 @@ class Past:
             for w in windows
         }
         return {name: every, **out} if total else out
+
+
+def sorted_unique(values: np.ndarray) -> np.ndarray:
+    """``np.unique(values)`` by one sort and a mask (numpy's own may hash, then sort again).
+
+    Example:
+        >>> sorted_unique(np.array([3, 1, 3, 2, 1])).tolist()
+        [1, 2, 3]
+    """
+    out = np.sort(values)
+    keep = np.ones(len(out), dtype=bool)
+    keep[1:] = out[1:] != out[:-1]
+    return out[keep]
 
 
 def counts_between(
@@ -241,7 +277,7 @@ def counts_between(
     high = max(int(t_rel.max()), int(q_rel.max()))
     key_bits = max(1, int(max(key.max(), q_key.max())).bit_length())
     if key_bits + high.bit_length() > 62:  # rank the times instead (a sort of all of them)
-        times = np.unique(np.concatenate([t_rel, q_rel, q_rel - shift]))
+        times = sorted_unique(np.concatenate([t_rel, q_rel, q_rel - shift]))
         t_rel, q_rel = np.searchsorted(times, t_rel), np.searchsorted(times, q_rel)
         q_from = np.searchsorted(times, q_t - low - shift)
         bits = max(1, len(times).bit_length())

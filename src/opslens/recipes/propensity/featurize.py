@@ -161,27 +161,26 @@ def features(
         times=times,
         ends=ends,
     )
-    pieces: dict[str, list[pl.DataFrame]] = {s: [] for s in SPLITS}
+    pieces: dict[str, dict[datetime, list[pl.DataFrame]]] = {s: {} for s in SPLITS}
     if local:
-        # buckets of users one after the other, each split off as it comes: at 100,000 users
-        # that holds half the memory of the whole table concatenated first
+        # buckets of users one after the other, each cut by split and prediction time as it
+        # comes: at 100,000 users that holds half the memory of the whole table concatenated
         n_buckets = max(1, -(-history.height // BUCKET_EVENTS))
         bucket = buckets(history["user_id"], n_buckets)
         for b in range(n_buckets):
             done = per_users(history if n_buckets == 1 else history.filter(bucket == b))
-            for name, piece in zip(SPLITS, _by_split(done), strict=True):
-                pieces[name].append(piece)
+            _file(pieces, done)
             log.info("features: bucket %d of %d, %d rows", b + 1, n_buckets, done.height)
             del done
         del bucket
     else:  # Spark: the same function on each task's users (groupBy(bucket).applyInArrow)
         done = ctx.engine.per_group(history, "user_id", per_users, rows=BUCKET_EVENTS)
-        for name, piece in zip(SPLITS, _by_split(done), strict=True):
-            pieces[name].append(piece)
+        _file(pieces, done)
         del done
     out: dict[str, pl.DataFrame] = {}
     for name in SPLITS:
-        frame = _sorted_by_keys(pl.concat(pieces.pop(name)))
+        by_time = pieces.pop(name)
+        frame = _in_key_order(by_time) if by_time else pl.DataFrame()
         if frame.height == 0:
             raise DataError(
                 f"the {name} window has no (user, item) pair with an event in the lookback "
@@ -221,5 +220,39 @@ def _sorted_by_keys(frame: pl.DataFrame) -> pl.DataFrame:
     return pl.DataFrame(columns)
 
 
-def _by_split(frame: pl.DataFrame) -> list[pl.DataFrame]:
-    return [frame.filter(pl.col("split") == name).drop("split") for name in SPLITS]
+#: rows of each sorted chunk of a features table (its prediction times put together)
+CHUNK_ROWS = 1_000_000
+
+
+def _file(pieces: dict[str, dict[datetime, list[pl.DataFrame]]], done: pl.DataFrame) -> None:
+    """Cut ``done`` (a bucket's rows) by split and prediction time into ``pieces``."""
+    parts = done.partition_by("split", "prediction_time", as_dict=True, maintain_order=True)
+    for (name, t), part in parts.items():
+        assert isinstance(name, str) and isinstance(t, datetime)
+        pieces[name].setdefault(t, []).append(part.drop("split"))
+
+
+def _in_key_order(by_time: dict[datetime, list[pl.DataFrame]]) -> pl.DataFrame:
+    """The pieces of one split as one frame sorted by prediction time, user and item (unique
+    keys): the prediction times in order, about ``CHUNK_ROWS`` rows sorted at a time, each
+    piece released once sorted (the whole table is never copied at once).
+
+    Example:
+        >>> from datetime import datetime
+        >>> t1, t2 = datetime(2024, 1, 1), datetime(2024, 1, 8)
+        >>> def f(u, t): return pl.DataFrame({"user_id": u, "item_id": "x", "prediction_time": [t]})
+        >>> _in_key_order({t2: [f("b", t2), f("a", t2)], t1: [f("c", t1)]})["user_id"].to_list()
+        ['c', 'a', 'b']
+    """
+    chunks, batch, rows = [], [], 0
+    for t in sorted(by_time):
+        for piece in by_time.pop(t):
+            batch.append(piece)
+            rows += piece.height
+        if rows >= CHUNK_ROWS:
+            chunks.append(_sorted_by_keys(pl.concat(batch)))
+            batch, rows = [], 0
+    if batch:
+        chunks.append(_sorted_by_keys(pl.concat(batch)))
+    del batch
+    return pl.concat(chunks, rechunk=False)
