@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from opslens.core.columns import require_columns, require_numeric
+from opslens.core.columns import require_numeric
 from opslens.core.engine import Engine
 from opslens.core.recipe import Out, StageContext
 from opslens.errors import DataError
@@ -284,33 +284,13 @@ def _names(frame: pl.DataFrame, column: str, limit: int = 5) -> str:
 def prepare_kept(ctx: StageContext, raw: Any, failure_table: pl.DataFrame | None) -> Out:
     """:func:`.prepare.prepare` on the engine: the same checks, policies, errors and facts from
     one summary row per device; the prepared readings left on the engine."""
-    from opslens.recipes.fleet.prepare import _require_variation, failure_list
+    from opslens.recipes.fleet.prepare import _require_variation, failure_list, source_columns
 
     p: FleetParams = ctx.params
     engine = ctx.engine
-    cols = ctx.analysis.columns
-    failure_list(p.failures, failure_table, str(cols.entity))
-    entity, time, metrics = str(cols.entity), str(cols.time), list(cols.metrics)
+    failure_list(p.failures, failure_table, str(ctx.analysis.columns.entity))
     where = ctx.source
-    head = engine.head(raw, 0)
-    if entity not in head.columns:
-        raise DataError(
-            f"device column '{entity}' (columns.entity) is not in {where} (columns: {', '.join(head.columns[:15])})",
-            fix="set columns.entity to the column that identifies each device",
-        )
-    peers = list(
-        dict.fromkeys(
-            str(g) for g in (cols.group, cols.peer_group) if g and g not in (entity, time)
-        )
-    )
-    if cols.peer_group and cols.peer_group not in head.columns:
-        raise DataError(
-            f"columns.peer_group names '{cols.peer_group}', which is not in {where} "
-            f"(columns: {', '.join(head.columns[:15])})",
-            fix="set columns.peer_group to the column that groups comparable devices "
-            "(site, model, firmware), or remove it",
-        )
-    require_columns(head, [time, *metrics, *peers], where=where)
+    entity, time, metrics, peers = source_columns(ctx, engine.head(raw, 0))
     keys: dict[str, Any] = {"entity": entity, "time": time, "metrics": metrics, "peers": peers}
     # rows grouped by device as they come (their order numbered first); each call selects
     # and casts its rows, then works on whole devices: one pass of Python per step

@@ -313,6 +313,44 @@ def _duplicates(frame: pl.DataFrame, entity: str, time: str) -> pl.DataFrame:
     return frame.filter(pl.Series(first)).select(entity, time)
 
 
+def source_columns(ctx: Any, frame: pl.DataFrame) -> tuple[str, str, list[str], list[str]]:
+    """The device, time, metric and peer-group columns, checked against the source's (``frame``
+    may hold no rows).
+
+    The peer groups (``columns.group``, ``columns.peer_group``) ride along for the change
+    scores. A missing column is refused with one line naming its config key.
+
+    Example:
+        >>> from types import SimpleNamespace as NS
+        >>> cols = NS(entity="unit", time="ts", metrics=["temp"], group=None, peer_group=None)
+        >>> ctx = NS(analysis=NS(columns=cols), source="readings.csv")
+        >>> source_columns(ctx, pl.DataFrame(schema=["unit", "ts", "temp"]))
+        ('unit', 'ts', ['temp'], [])
+    """
+    cols = ctx.analysis.columns
+    entity, time, metrics = str(cols.entity), str(cols.time), list(cols.metrics)
+    where, present = ctx.source, frame.columns
+    if entity not in present:
+        raise DataError(
+            f"device column '{entity}' (columns.entity) is not in {where} (columns: {', '.join(present[:15])})",
+            fix="set columns.entity to the column that identifies each device",
+        )
+    peers = list(
+        dict.fromkeys(
+            str(g) for g in (cols.group, cols.peer_group) if g and g not in (entity, time)
+        )
+    )
+    if cols.peer_group and cols.peer_group not in present:
+        raise DataError(
+            f"columns.peer_group names '{cols.peer_group}', which is not in {where} "
+            f"(columns: {', '.join(present[:15])})",
+            fix="set columns.peer_group to the column that groups comparable devices "
+            "(site, model, firmware), or remove it",
+        )
+    require_columns(frame, [time, *metrics, *peers], where=where)
+    return entity, time, metrics, peers
+
+
 def prepare(ctx: StageContext, raw: pl.DataFrame, failure_table: pl.DataFrame | None) -> Out:
     """Check the failure list and the device, time and metric columns; apply the policies.
 
@@ -324,28 +362,8 @@ def prepare(ctx: StageContext, raw: pl.DataFrame, failure_table: pl.DataFrame | 
         return prepare_kept(ctx, raw, failure_table)
     p: FleetParams = ctx.params
     failure_list(p.failures, failure_table, str(ctx.analysis.columns.entity))
-    cols = ctx.analysis.columns
-    entity, time, metrics = str(cols.entity), str(cols.time), list(cols.metrics)
+    entity, time, metrics, peers = source_columns(ctx, raw)
     where = ctx.source
-    if entity not in raw.columns:
-        raise DataError(
-            f"device column '{entity}' (columns.entity) is not in {where} (columns: {', '.join(raw.columns[:15])})",
-            fix="set columns.entity to the column that identifies each device",
-        )
-    # the peer groups (columns.group, columns.peer_group) ride along for the change scores
-    peers = list(
-        dict.fromkeys(
-            str(g) for g in (cols.group, cols.peer_group) if g and g not in (entity, time)
-        )
-    )
-    if cols.peer_group and cols.peer_group not in raw.columns:
-        raise DataError(
-            f"columns.peer_group names '{cols.peer_group}', which is not in {where} "
-            f"(columns: {', '.join(raw.columns[:15])})",
-            fix="set columns.peer_group to the column that groups comparable devices "
-            "(site, model, firmware), or remove it",
-        )
-    require_columns(raw, [time, *metrics, *peers], where=where)
     frame = raw.select(pl.col(entity).cast(pl.String), time, *metrics, *peers)
     for m in metrics:
         frame = require_numeric(frame, m, where=where)
