@@ -46,6 +46,7 @@ import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -915,9 +916,19 @@ def _kept(frame: SparkFrame) -> SparkFrame:
 
 
 def _named(func: Any) -> str:
-    """A function's name for the log (through ``functools.partial``)."""
-    inner = getattr(func, "func", func)
-    return str(getattr(inner, "__name__", type(inner).__name__))
+    """A function's name for the log, through ``functools.partial``; a step composed of two
+    (``then=``: a row selection, then the per-group work) is named by its second.
+
+    Example:
+        >>> from functools import partial
+        >>> def pick(p): return p
+        >>> def facts(p, k): return p
+        >>> _named(partial(facts, k=1)), _named(partial(pick, then=partial(facts, k=1)))
+        ('facts', 'facts')
+    """
+    while isinstance(func, partial):
+        func = func.keywords.get("then", func.func)
+    return str(getattr(func, "__name__", type(func).__name__))
 
 
 def _in_place(answers: pl.DataFrame, rows: pl.Series) -> pl.DataFrame:
