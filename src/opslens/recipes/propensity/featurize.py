@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 from functools import partial
+from typing import Any
 
 import polars as pl
 
@@ -256,3 +257,31 @@ def _in_key_order(by_time: dict[datetime, list[pl.DataFrame]]) -> pl.DataFrame:
         chunks.append(_sorted_by_keys(pl.concat(batch)))
     del batch
     return pl.concat(chunks, rechunk=False)
+
+
+def split_out(parts: dict[str, Any], table: pl.DataFrame, crossing: int) -> Out:
+    """The split stage's output: each split's events (a frame, or a frame kept on the engine),
+    the bounds table and the facts of the rule, the same on every engine.
+
+    Example:
+        >>> table = pl.DataFrame({"split": ["train"], "start": [None], "end": [None]})
+        >>> split_out({"train": 1, "val": 2, "test": 3}, table, 0).metrics
+        {'sessions_cut': 0.0}
+    """
+    return Out(
+        values={
+            "train_events": parts["train"],
+            "val_events": parts["val"],
+            "test_events": parts["test"],
+            "split_bounds": table,
+        },
+        facts={
+            "rule": "each event goes to the split of its own timestamp; a session crossing a "
+            "boundary is cut there and its later part is a new session of the later split",
+            "splits": [
+                {**r, "start": str(r["start"]), "end": str(r["end"])} for r in table.to_dicts()
+            ],
+            "sessions_cut": crossing,
+        },
+        metrics={"sessions_cut": float(crossing)},
+    )

@@ -49,6 +49,7 @@ from opslens.core.recipe import Out, StageContext
 from opslens.errors import DataError, OpslensWarning
 from opslens.recipes.propensity import plots
 from opslens.recipes.propensity._past import item_columns, micros, window_label
+from opslens.recipes.propensity.featurize import SPLITS, split_out
 from opslens.recipes.propensity.params import PropensityParams
 from opslens.recipes.propensity.point_in_time import EVENT_KINDS, feature_columns
 from opslens.recipes.propensity.prepare import EventColumns, event_columns
@@ -65,7 +66,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("opslens.propensity")
-SPLITS = ("train", "val", "test")
 _ITEM_ROLES = ("category", "price", "discount")
 
 
@@ -377,23 +377,7 @@ def split_kept(ctx: StageContext, sessionized_events: Any) -> Out:
             "purchases": [rows[s]["purchases"] for s in SPLITS],
         }
     ).with_columns(pl.col("start", "end").cast(pl.Datetime("us")))
-    return Out(
-        values={
-            "train_events": parts["train"],
-            "val_events": parts["val"],
-            "test_events": parts["test"],
-            "split_bounds": table,
-        },
-        facts={
-            "rule": "each event goes to the split of its own timestamp; a session crossing a "
-            "boundary is cut there and its later part is a new session of the later split",
-            "splits": [
-                {**r, "start": str(r["start"]), "end": str(r["end"])} for r in table.to_dicts()
-            ],
-            "sessions_cut": crossing,
-        },
-        metrics={"sessions_cut": float(crossing)},
-    )
+    return split_out(parts, table, crossing)
 
 
 def popularity_deltas(

@@ -35,7 +35,7 @@ from opslens.core.recipe import Out, StageContext
 from opslens.errors import DataError, OpslensWarning
 from opslens.features.events import sessionize
 from opslens.recipes.propensity import plots
-from opslens.recipes.propensity.featurize import SPLITS
+from opslens.recipes.propensity.featurize import SPLITS, split_out
 from opslens.recipes.propensity.params import PropensityParams
 from opslens.recipes.propensity.point_in_time import EVENT_KINDS
 from opslens.recipes.propensity.prepare import canonical_events, event_columns
@@ -250,20 +250,4 @@ def split(ctx: StageContext, sessionized_events: pl.DataFrame) -> Out:
             ],
         }
     ).with_columns(pl.col("start", "end").cast(pl.Datetime("us")))
-    return Out(
-        values={
-            "train_events": parts["train"],
-            "val_events": parts["val"],
-            "test_events": parts["test"],
-            "split_bounds": table,
-        },
-        facts={
-            "rule": "each event goes to the split of its own timestamp; a session crossing a "
-            "boundary is cut there and its later part is a new session of the later split",
-            "splits": [
-                {**r, "start": str(r["start"]), "end": str(r["end"])} for r in table.to_dicts()
-            ],
-            "sessions_cut": crossing,
-        },
-        metrics={"sessions_cut": float(crossing)},
-    )
+    return split_out(parts, table, crossing)
