@@ -41,13 +41,25 @@ _EPS = float(np.finfo(np.float64).eps)  # scikit-learn's clip of probabilities i
 
 
 class _Ranked:
-    """One score's tie groups: ``group[i]`` ranks row ``i``'s score among the distinct scores
-    (0 = lowest), so weighted per-group sums are one ``np.bincount`` each."""
+    """One score's tie groups, ranked (0 = lowest), so weighted per-group sums are one
+    ``np.bincount`` each: ``group[i]`` is row ``i``'s.
+
+    Both ranking metrics sum over the tie groups that hold a positive only, reading the
+    negatives below (AUROC) or above (average precision) each of them; so every run of
+    groups holding negatives only, between two that hold a positive, is one group here.
+    Tie group ``k`` with a positive is ``2k + 1``, the negatives-only run below it ``2k``:
+    with a few thousand positives among a million held-out rows the cumulative sums run
+    over a few thousand groups, not a million, and every sum they feed is the same.
+    """
 
     def __init__(self, y: np.ndarray, score: np.ndarray):
-        levels, self.group = np.unique(score, return_inverse=True)
-        self.n_groups = len(levels)
+        levels, group = np.unique(score, return_inverse=True)
         self.pos = y == 1
+        holds = np.zeros(len(levels), dtype=np.int64)
+        holds[group[self.pos]] = 1
+        below = np.cumsum(holds) - holds  # groups with a positive under each group
+        self.group = (2 * below + holds)[group]
+        self.n_groups = 2 * int(holds.sum()) + 1
         self.loss = -np.log(
             np.where(self.pos, np.clip(score, _EPS, 1), np.clip(1 - score, _EPS, 1))
         )

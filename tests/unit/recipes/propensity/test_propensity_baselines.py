@@ -122,7 +122,12 @@ def test_the_bootstrap_equals_weighted_metrics_on_the_same_draws() -> None:
     n, n_units = 3000, 120
     units = rng.integers(0, n_units, n)
     y = (rng.random(n) < 0.05).astype(int)
-    scores = {"a": np.round(rng.random(n) * 0.5 + 0.4 * y, 2), "flat": np.full(n, 0.05)}
+    scores = {
+        "a": np.round(rng.random(n) * 0.5 + 0.4 * y, 2),  # ties
+        "flat": np.full(n, 0.05),
+        # no ties: most tie groups hold a negative only (merged into runs between positives)
+        "smooth": rng.random(n) * 0.5 + 0.3 * y,
+    }
     metrics = ("auroc", "average_precision", "log_loss")
     boot = unit_bootstrap(y, scores, units, metrics=metrics, n_boot=6, random_state=9)
     draws = np.random.default_rng(9)
@@ -133,9 +138,12 @@ def test_the_bootstrap_equals_weighted_metrics_on_the_same_draws() -> None:
                 assert boot[name, m][b] == pytest.approx(weighted_metric(y, s, m, w)), (name, m)
     assert np.all(boot["flat", "auroc"] == 0.5)
     w = rng.integers(0, 4, n)
-    s = scores["a"]
-    assert weighted_metric(y, s, "auroc", w) == pytest.approx(roc_auc_score(y, s, sample_weight=w))
-    assert weighted_metric(y, s, "average_precision", w) == pytest.approx(
-        average_precision_score(y, s, sample_weight=w)
-    )
-    assert weighted_metric(y, s, "log_loss", w) == pytest.approx(log_loss(y, s, sample_weight=w))
+    for s in (scores["a"], scores["smooth"]):
+        auroc = roc_auc_score(y, s, sample_weight=w)
+        assert weighted_metric(y, s, "auroc", w) == pytest.approx(auroc, abs=1e-12)
+        assert weighted_metric(y, s, "average_precision", w) == pytest.approx(
+            average_precision_score(y, s, sample_weight=w), abs=1e-12
+        )
+        assert weighted_metric(y, s, "log_loss", w) == pytest.approx(
+            log_loss(y, s, sample_weight=w)
+        )
