@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 
 import numpy as np
 import polars as pl
 import pytest
+from sklearn.metrics import roc_auc_score
 
 from opslens.config import AnalysisConfig
 from opslens.core.recipe import StageContext
 from opslens.errors import DataError
 from opslens.features.events import sessionize
+from opslens.recipes.propensity import modelling
 from opslens.recipes.propensity.modelling import pos_weight, ranking_metrics, sample_negatives
 from opslens.recipes.propensity.params import PropensityParams
 from opslens.recipes.propensity.stages import split, split_bounds
@@ -116,3 +119,22 @@ def test_ranking_metrics_and_class_weights() -> None:
     assert pos_weight(y, "balanced") == 4.0 and pos_weight(y, 3.0) == 3.0
     keep = sample_negatives(y, 1.0, 0)
     assert y[keep].sum() == 2 and len(keep) == 4
+
+
+def test_xgboost_fits_the_same_trees_on_one_thread_or_all_and_answers_on_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rng = np.random.default_rng(3)
+    X = rng.gamma(1.0, 2.0, (20_000, 12))
+    y = (rng.random(20_000) < 1 / (1 + np.exp(4 - X[:, 0] + 0.5 * X[:, 1]))).astype(int)
+    p = PropensityParams().models
+    fitted = {}
+    for cores in (1, 2):
+        monkeypatch.setattr(modelling, "_cores", lambda cores=cores: cores)
+        fitted[cores] = modelling.fit_xgboost(X, y, p, random_state=0)
+    one, two = (fitted[c].predict_proba(X)[:, 1] for c in (1, 2))
+    assert np.array_equal(one, two)  # bit for bit
+    assert roc_auc_score(y, two) > 0.8  # a real model, not a constant
+    assert fitted[2].get_params()["n_jobs"] == 1
+    config = json.loads(fitted[2].get_booster().save_config())
+    assert config["learner"]["generic_param"]["nthread"] == "1"
