@@ -145,6 +145,8 @@ class Past:
         self.rank = {s: np.searchsorted(self.times, self.at - s) for s in [0, *shifts]}
         self.keys: dict[str, np.ndarray] = {}
         self.order: dict[str, np.ndarray] = {}
+        #: per key, the events' packed (key, time) sorted, and which event each one is
+        self._packed: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for key in keys:
             high = max(int(ev[key].max() or 0), int(out[key].max() or 0))  # type: ignore[arg-type]
             if high.bit_length() + self.bits > 62:  # number the keys densely
@@ -165,11 +167,30 @@ class Past:
         """The same rows and times, of the events matching ``predicate``."""
         other = copy.copy(self)
         other.ev = self.ev.filter(predicate)
+        other._packed = {}
         return other
 
     def table(self, key: str, kind: str | None, **aggs: pl.Expr) -> pl.DataFrame:
         """One row per key and time of the events of ``kind``: ``_c`` (packed, sorted), ``_r``,
-        ``cum`` (the key's events up to and including it) and ``aggs``."""
+        ``cum`` (the key's events up to and including it) and ``aggs``.
+
+        Without ``aggs`` the entries are runs of equal values in the key's events sorted once
+        by packed (key, time) for every kind (:meth:`_sorted`), not a group-by and a sort per
+        table: the same table, several times faster.
+        """
+        if not aggs:
+            packed, rows = self._sorted(key)
+            if kind is not None:
+                packed = packed[(self.ev["event_type"] == kind).fill_null(False).to_numpy()[rows]]
+            first = np.ones(len(packed), dtype=bool)
+            first[1:] = packed[1:] != packed[:-1]
+            starts = np.flatnonzero(first)
+            c = packed[starts]
+            k = c >> self.bits
+            n = np.diff(starts, append=len(packed))
+            return pl.DataFrame(
+                {key: k, "_r": c & ((1 << self.bits) - 1), "_c": c, "cum": _cumulative(n, k)}
+            )
         ev = self.ev if kind is None else self.ev.filter(pl.col("event_type") == kind)
         g = (
             ev.filter(pl.col(key).is_not_null())
@@ -178,12 +199,20 @@ class Past:
             .with_columns(_c=pl.col(key) * (1 << self.bits) + pl.col("_r"))
             .sort("_c")
         )
-        n, k = g["_len"].to_numpy(), g[key].to_numpy()
-        total = np.cumsum(n, dtype=np.int64)
-        first = np.ones(len(k), dtype=bool)
-        first[1:] = k[1:] != k[:-1]
-        before = np.maximum.accumulate(np.where(first, total - n, 0))
-        return g.with_columns(cum=pl.Series(total - before))
+        return g.with_columns(cum=pl.Series(_cumulative(g["_len"].to_numpy(), g[key].to_numpy())))
+
+    def _sorted(self, key: str) -> tuple[np.ndarray, np.ndarray]:
+        """The packed (key, time) of the events with a ``key``, sorted, and each one's event
+        (its row in ``self.ev``); computed once per key."""
+        got = self._packed.get(key)
+        if got is None:
+            keyed = self.ev[key]
+            rows = np.flatnonzero(keyed.is_not_null().to_numpy())
+            k = keyed.drop_nulls().to_numpy().astype(np.int64)
+            packed = (k << self.bits) | self.ev["_r"].to_numpy()[rows]
+            order = np.argsort(packed)
+            got = self._packed[key] = packed[order], rows[order]
+        return got
 
     def _find(
         self, table: pl.DataFrame, key: str, shift: int = 0, *, through: bool = False
@@ -246,6 +275,22 @@ class Past:
             for w in windows
         }
         return {name: every, **out} if total else out
+
+
+def _cumulative(n: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """Per entry of a table sorted by key: the key's events up to and including it, from
+    each entry's own count ``n`` and key ``k``.
+
+    Example:
+        >>> _cumulative(np.array([2, 1, 4, 1]), np.array([7, 7, 9, 9])).tolist()
+        [2, 3, 4, 5]
+    """
+    total = np.cumsum(n, dtype=np.int64)
+    first = np.ones(len(k), dtype=bool)
+    first[1:] = k[1:] != k[:-1]
+    before = np.maximum.accumulate(np.where(first, total - n, 0))
+    out: np.ndarray = total - before
+    return out
 
 
 def sorted_unique(values: np.ndarray) -> np.ndarray:

@@ -132,3 +132,22 @@ def test_sorted_unique_and_counts_between_equal_the_plain_ones(seed: int) -> Non
             for k, qt in zip(q_key, q_t, strict=True)
         ]
         assert got.tolist() == plain
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_a_table_without_aggregates_equals_the_grouped_one(seed: int) -> None:
+    """The runs of the key's events sorted once equal a group-by per table (forced here by an
+    aggregate), for every kind, with null event keys, and on a subset (``only``)."""
+    ev, rows = _data(seed, big_keys=seed % 4 == 0)
+    ev = ev.with_columns(
+        k=pl.when(pl.int_range(pl.len()) % 7 == 3).then(None).otherwise(pl.col("k")),
+        first=pl.int_range(pl.len()) % 2 == 0,
+    )
+    past = Past(ev, rows, ["k"], [60_000_000])
+    for p in (past, past.only(pl.col("first")), past):
+        for kind in (None, "view", "purchase", "add_to_cart"):
+            fast = p.table("k", kind)
+            grouped = p.table("k", kind, _x=pl.len()).select(fast.columns)
+            assert fast.height == grouped.height > 0 or kind == "add_to_cart"
+            for column in fast.columns:
+                assert np.array_equal(fast[column].to_numpy(), grouped[column].to_numpy()), column
