@@ -317,23 +317,9 @@ def _fingerprint_matrix(
             kept = np.concatenate([[0], np.cumsum(finite)])
             cvalues, coffsets = values[finite], kept[offsets]
         count = np.diff(coffsets).astype(np.float64)
-        lags = np.asarray(config.lags, dtype=np.int64)
         if not (cvalues.flags.writeable and cvalues.flags.c_contiguous):
             cvalues = np.array(cvalues, dtype=np.float64)  # one compiled signature: writable C
-        kern = fingerprint_kernel(
-            cvalues,
-            np.ascontiguousarray(coffsets, dtype=np.int64),
-            int(config.window),
-            float(config.level_threshold),
-            lags,
-            int(config.sampen_m),
-            float(config.sampen_r),
-            bool(config.include_sample_entropy),
-            int(config.pe_order),
-            int(config.pe_delay),
-            int(config.peaks_support),
-            int(config.adf_lags),
-        )
+        kern = _kernel(cvalues, np.ascontiguousarray(coffsets, dtype=np.int64), config)
         col = {name: kern[:, i] for i, name in enumerate(KERNEL_COLUMNS)}
         col["count"] = count
         col["missing_ratio"] = (rows - count) / rows
@@ -372,6 +358,26 @@ def _layout(
 _MIN, _MAX, _ADF = (KERNEL_COLUMNS.index(c) for c in ("min", "max", "adf_stat"))
 
 
+def _kernel(values: np.ndarray, offsets: np.ndarray, config: FingerprintConfig) -> np.ndarray:
+    """:func:`fingerprint_kernel` on series packed in ``values`` (series ``i`` is
+    ``values[offsets[i]:offsets[i + 1]]``) with ``config``'s settings: one row per series."""
+    out: np.ndarray = fingerprint_kernel(
+        values,
+        offsets,
+        int(config.window),
+        float(config.level_threshold),
+        np.asarray(config.lags, dtype=np.int64),
+        int(config.sampen_m),
+        float(config.sampen_r),
+        bool(config.include_sample_entropy),
+        int(config.pe_order),
+        int(config.pe_delay),
+        int(config.peaks_support),
+        int(config.adf_lags),
+    )
+    return out
+
+
 def metric_fingerprints(
     values: npt.NDArray[np.float64], config: FingerprintConfig
 ) -> npt.NDArray[np.float64]:
@@ -400,20 +406,7 @@ def metric_fingerprints(
             cvalues = values[finite]  # row by row: each metric's finite readings, in order
             coffsets = np.zeros(k + 1, dtype=np.int64)
             np.cumsum(finite.sum(axis=1), out=coffsets[1:])
-        kern = fingerprint_kernel(
-            cvalues,
-            coffsets,
-            int(config.window),
-            float(config.level_threshold),
-            np.asarray(config.lags, dtype=np.int64),
-            int(config.sampen_m),
-            float(config.sampen_r),
-            bool(config.include_sample_entropy),
-            int(config.pe_order),
-            int(config.pe_delay),
-            int(config.peaks_support),
-            int(config.adf_lags),
-        )
+        kern = _kernel(cvalues, coffsets, config)
         out = np.empty((k, len(dst) + len(at)))
         out[:, dst] = kern[:, src]
         count = np.diff(coffsets).astype(np.float64)

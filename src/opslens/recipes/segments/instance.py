@@ -38,7 +38,7 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -144,18 +144,7 @@ class InstancePath:
         if plan is None:
             return None
         series, ms, resource, mr = plan
-        if series:
-            ps = series[0](row)
-            for booster in series[1:]:
-                ps += booster(row)
-        else:
-            ps = math.nan
-        if resource:
-            pr = resource[0](row)
-            for booster in resource[1:]:
-                pr += booster(row)
-        else:
-            pr = math.nan
+        ps, pr = _summed(series, row), _summed(resource, row)
         confidence = self.strength[idx]
         return {
             "status": "scored",
@@ -169,3 +158,14 @@ class InstancePath:
             "model_resource": mr,
             "in_range": inside,
         }
+
+
+def _summed(boosters: Sequence[Callable[[np.ndarray], float]], row: np.ndarray) -> float:
+    """The boosters' predictions of ``row`` added in order (the batch path's order); NaN
+    when there are none."""
+    if not boosters:
+        return math.nan
+    total = boosters[0](row)
+    for booster in boosters[1:]:
+        total += booster(row)
+    return total
