@@ -83,7 +83,6 @@ def _bucket_features(
     popularity: pl.DataFrame | None,
     item_events: pl.DataFrame,
     times: dict[str, list[datetime]],
-    ends: dict[str, datetime],
 ) -> pl.DataFrame:
     """Candidate rows of every split, their features, split and label, for the users in
     ``history`` (all of their events); the item popularity looked up in ``popularity``.
@@ -92,12 +91,15 @@ def _bucket_features(
     the row's own user's events. Sorted by prediction time, user and item.
     """
     f = p.features
-    parts = []
-    for name in SPLITS:
-        past = history.filter(pl.col("timestamp") < ends[name])  # nothing after the split's end
-        rows = candidate_rows(past, times[name], lookback=f.lookback)
-        parts.append(rows.with_columns(split=pl.lit(name)))
-    rows = pl.concat(parts)
+    # one pass for every split: a prediction time t of a split has t + horizon <= its end, so
+    # the events of [t - lookback, t) all lie before that end (no later event makes a row)
+    every = candidate_rows(
+        history, sorted({t for s in SPLITS for t in times[s]}), lookback=f.lookback
+    )
+    rows = pl.concat(
+        every.filter(pl.col("prediction_time").is_in(times[name])).with_columns(split=pl.lit(name))
+        for name in SPLITS
+    )
     users = user_features(
         rows, history, items, windows=f.windows, recency_cap_hours=f.recency_cap_hours
     )
@@ -133,15 +135,13 @@ def features(
 
         bounds = {r["split"]: (r["start"], r["end"]) for r in split_bounds.to_dicts()}
         times = {s: _prediction_times(p, s, *bounds[s]) for s in SPLITS}
-        ends = {s: bounds[s][1] for s in SPLITS}
-        return features_kept(ctx, (train_events, val_events, test_events), items, times, ends)
+        return features_kept(ctx, (train_events, val_events, test_events), items, times)
     history = pl.concat(
         [e.select(_HISTORY) for e in (train_events, val_events, test_events)],
         how="vertical_relaxed",
     )
     bounds = {r["split"]: (r["start"], r["end"]) for r in split_bounds.to_dicts()}
     times = {s: _prediction_times(p, s, *bounds[s]) for s in SPLITS}
-    ends = {s: bounds[s][1] for s in SPLITS}
     # the item popularity of every item at every prediction time, once (a small table); only
     # locally, where it would be too large, is it computed per bucket from every event
     every_time = pl.DataFrame({"prediction_time": [t for s in SPLITS for t in times[s]]})
@@ -160,7 +160,6 @@ def features(
         popularity=popularity,
         item_events=history if popularity is None else history.clear(),
         times=times,
-        ends=ends,
     )
     pieces: dict[str, dict[datetime, list[pl.DataFrame]]] = {s: {} for s in SPLITS}
     if local:

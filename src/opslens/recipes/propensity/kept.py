@@ -464,7 +464,6 @@ def features_kept(
     splits: Sequence[Any],
     items: pl.DataFrame,
     times: dict[str, list[datetime]],
-    ends: dict[str, datetime],
 ) -> Out:
     """:func:`.featurize.features` on engine frames: item popularity as an aggregation, the
     point-in-time features of each bucket of users by ``per_group(..., keep=True)``."""
@@ -489,7 +488,6 @@ def features_kept(
         popularity=popularity,
         item_events=empty,
         times=times,
-        ends=ends,
     )
     done = engine.per_group(
         history,

@@ -75,3 +75,23 @@ def test_the_stage_features_are_point_in_time_features(
         keys = frame.select("user_id", "item_id", "prediction_time")
         expected = point_in_time_features(keys, history, data.items, windows=windows)
         assert frame.drop("label").equals(expected)
+
+
+def test_each_split_has_the_candidates_of_its_own_past() -> None:
+    """The candidates of every split come from one pass over the whole history: the same rows
+    as from the events before each split's end alone (no later event makes a row)."""
+    from opslens.recipes.propensity.point_in_time import candidate_rows
+
+    data = make_clickstream(seed=13, num_users=300, num_items=40, num_days=30)
+    ctx = _ctx()
+    sessions = stages.sessionize_stage(ctx, data.events).values["sessionized_events"]
+    split = stages.split(ctx, sessions).values
+    got = _features(split, data.items)
+    history = pl.concat([split[f"{s}_events"] for s in featurize.SPLITS])
+    for bound in split["split_bounds"].iter_rows(named=True):
+        name, start, end = bound["split"], bound["start"], bound["end"]
+        times = featurize._prediction_times(ctx.params, name, start, end)
+        past = history.filter(pl.col("timestamp") < end)
+        expected = candidate_rows(past, times, lookback=ctx.params.features.lookback)
+        keys = got[f"{name}_features"].select(featurize.KEYS)
+        assert expected.height > 100 and keys.equals(expected), name
