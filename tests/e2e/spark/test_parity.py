@@ -16,6 +16,7 @@ from datetime import timedelta
 from functools import partial
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -167,6 +168,34 @@ def test_fingerprints_from_parquet_read_by_spark(spark: SparkEngine, tmp_path: P
     func = partial(fleet_fingerprints, entity="device_id", time="timestamp", metrics=["current"])
     remote = spark.per_group(spark.read_parquet(tmp_path / "readings.parquet"), "device_id", func)
     assert_frame_equal(func(readings), remote.sort("device_id"))
+
+
+def test_a_frame_is_counted_and_sampled_once(
+    spark: SparkEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two per-device passes over one Spark frame (fleet's prepare makes two on its source)
+    count its rows and read one device's rows once: each is a job over the whole input."""
+    readings = make_fleet(n_devices=12, n_points=200, seed=3, n_failing=1).readings
+    readings.write_parquet(tmp_path / "readings.parquet")
+    frame = spark.read_parquet(tmp_path / "readings.parquet")
+    jobs: list[str] = []
+    watch = spark.watch
+
+    def watched(what: str, **kw: Any) -> Any:
+        jobs.append(what)
+        return watch(what, **kw)
+
+    monkeypatch.setattr(spark, "watch", watched)
+    func = partial(fleet_fingerprints, entity="device_id", time="timestamp", metrics=["current"])
+    first = spark.per_group(frame, "device_id", func)
+    again = spark.per_group(frame, "device_id", func)
+    assert jobs.count("count rows") == 1 and jobs.count("one entity's rows") == 1, jobs
+    assert spark.height(frame) == readings.height and jobs.count("count rows") == 1
+    assert_frame_equal(first.sort("device_id"), again.sort("device_id"))
+    assert_frame_equal(func(readings), again.sort("device_id"))
+    other = spark.read_parquet(tmp_path / "readings.parquet")  # another frame: asked again
+    spark.per_group(other, "device_id", func)
+    assert jobs.count("count rows") == 2 and jobs.count("one entity's rows") == 2, jobs
 
 
 def test_fingerprints_from_a_postgres_table_over_jdbc(
