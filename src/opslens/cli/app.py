@@ -15,8 +15,6 @@ Example:
     True
 """
 
-from __future__ import annotations
-
 import errno
 import logging
 import signal

@@ -11,8 +11,6 @@ Example:
     'x.yaml'
 """
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -28,7 +26,7 @@ ProjectOpt = Annotated[
 ]
 
 
-def load(ctx: typer.Context, project: Path, *, typed: bool = True) -> ProjectConfig:
+def load(ctx: typer.Context, project: Path, *, typed: bool = True) -> "ProjectConfig":
     """Load ``project``, remember its secrets for error messages and mask them in the console.
 
     ``typed=False`` validates everything but each analysis's ``params`` (left as given):

@@ -11,8 +11,6 @@ Example:
     True
 """
 
-from __future__ import annotations
-
 import json
 from collections.abc import Iterator
 from pathlib import Path

@@ -12,8 +12,6 @@ Example:
     '9 rows in, 9 scored, 0 rejected; noise ratio 0.5 (0.4 outside the training range, 0.1 inside it in no segment)'
 """
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -46,7 +44,7 @@ def _alerts_line(alerts: list[dict[str, Any]]) -> str:
     )
 
 
-def _open(ctx: typer.Context, project: Path, analysis: str) -> Deployment:
+def _open(ctx: typer.Context, project: Path, analysis: str) -> "Deployment":
     from opslens.lifecycle.registry import open_stores
     from opslens.runner.lifecycle import Deployment
 

@@ -6,8 +6,6 @@ Example:
     'no plots'
 """
 
-from __future__ import annotations
-
 import logging
 import sys
 from pathlib import Path

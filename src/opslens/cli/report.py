@@ -5,8 +5,6 @@ Example:
     True
 """
 
-from __future__ import annotations
-
 import logging
 from pathlib import Path
 from typing import Annotated

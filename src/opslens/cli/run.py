@@ -10,8 +10,6 @@ Example:
     (['prepare', 'classify'], [], None)
 """
 
-from __future__ import annotations
-
 import json
 import logging
 from collections.abc import Callable
@@ -48,7 +46,7 @@ def _project_path(argument: Path | None, option: Path | None) -> Path:
 
 
 def _stream_after(
-    config: ProjectConfig, result: RunResult, instances: Path, output: Path | None
+    config: "ProjectConfig", result: "RunResult", instances: Path, output: Path | None
 ) -> str:
     from opslens.online.stream import stream_instances
 
@@ -79,7 +77,7 @@ def _raise_failed(failed: list[tuple[str, Exception]], secrets: frozenset[str]) 
     raise last
 
 
-def _say_run(result: RunResult) -> None:
+def _say_run(result: "RunResult") -> None:
     """The lines ``opslens run`` prints for one analysis: the run, its verdict, its promotion."""
     name, shown = result.analysis, result.metrics_line()
     status = result.status

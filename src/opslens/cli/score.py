@@ -6,8 +6,6 @@ Example:
     'csv'
 """
 
-from __future__ import annotations
-
 import time
 from pathlib import Path
 from typing import Annotated

@@ -9,8 +9,6 @@ Example:
     True
 """
 
-from __future__ import annotations
-
 import signal
 from pathlib import Path
 from typing import Annotated

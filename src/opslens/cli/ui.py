@@ -5,8 +5,6 @@ Example:
     ['run', 'app.py', '--server.address']
 """
 
-from __future__ import annotations
-
 import os
 import subprocess
 import sys

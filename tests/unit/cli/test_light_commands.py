@@ -93,6 +93,20 @@ def test_runs_on_a_tracked_project_does_not_start_mlflow(tmp_path: Path) -> None
     assert not (tmp_path / "mlflow.db").exists()
 
 
+def test_command_modules_keep_their_annotations_evaluated() -> None:
+    """Typer reads every command's signature each time the CLI starts: with postponed
+    annotations (``from __future__ import annotations``) each one is a string it evaluates
+    then, about 6% of a cold ``opslens runs`` and 16% of ``opslens --help`` (instructions
+    counted with callgrind)."""
+    import opslens.cli as cli
+
+    folder = Path(cli.__file__).parent
+    postponed = sorted(
+        p.name for p in folder.glob("*.py") if "from __future__ import annotations" in p.read_text()
+    )
+    assert postponed == ["console.py"]  # no commands there
+
+
 def _project(folder: Path, tracking: str = "{enabled: false}") -> Path:
     project = folder / "project.yaml"
     project.write_text(
