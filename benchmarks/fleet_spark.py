@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -56,18 +57,43 @@ def _module(name: str) -> ModuleType:
 
 def run_one(devices: int, args: argparse.Namespace) -> dict[str, object]:
     """One fresh run at ``devices``: its figures (and the sampler's peaks for Spark)."""
-    production = _module("propensity_production")
     scaling = _module("fleet_scaling")
-    child_code = production.CHILD.replace('"shop"', '"fleet"')
-    cluster = None
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        t0 = time.perf_counter()
+
+    def write(folder: Path) -> None:
         subprocess.run(
             [sys.executable, "-c", scaling.WRITER, str(folder), str(devices), str(args.points),
              str(scaling.PART)],
             check=True,
         )  # fmt: skip
+
+    def project(folder: Path, spark: str) -> str:
+        return PROJECT.format(
+            engine=args.engine,
+            spark=spark,
+            path=folder / "readings.parquet",
+            failures=folder / "failures.csv",
+        )
+
+    return measure(write, project, "fleet", args)
+
+
+def measure(
+    write: Callable[[Path], None],
+    project: Callable[[Path, str], str],
+    analysis: str,
+    args: argparse.Namespace,
+) -> dict[str, object]:
+    """``write`` the data into a fresh folder, then run ``analysis`` of the ``project`` text
+    (given the folder and the ``spark:`` settings) in a child process: its figures, and the
+    peaks of the driver JVM and each worker's executors sampled from outside.
+    ``args.master == "cluster"`` starts a master and two workers on loopback."""
+    production = _module("propensity_production")
+    child_code = production.CHILD.replace('"shop"', json.dumps(analysis))
+    cluster = None
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        t0 = time.perf_counter()
+        write(folder)
         written = time.perf_counter() - t0
         master = args.master
         conf: dict[str, str] = {}
@@ -86,20 +112,12 @@ def run_one(devices: int, args: argparse.Namespace) -> dict[str, object]:
                 "spark.driver.host": "127.0.0.1",
                 "spark.driver.bindAddress": "127.0.0.1",
             }
-        spark = json.dumps({"master": master, "conf": conf})
-        project = folder / "project.yaml"
-        project.write_text(
-            PROJECT.format(
-                engine=args.engine,
-                spark=spark,
-                path=folder / "readings.parquet",
-                failures=folder / "failures.csv",
-            )
-        )
+        path = folder / "project.yaml"
+        path.write_text(project(folder, json.dumps({"master": master, "conf": conf})))
         env = {**os.environ, "PYTHONWARNINGS": "ignore"}
         try:
             child = subprocess.Popen(
-                [sys.executable, "-c", child_code, str(project)],
+                [sys.executable, "-c", child_code, str(path)],
                 stdout=subprocess.PIPE, text=True, env=env,
             )  # fmt: skip
             workers = [p.popen.pid for p in cluster._procs[1:]] if cluster else []
@@ -119,30 +137,39 @@ def run_one(devices: int, args: argparse.Namespace) -> dict[str, object]:
     return got
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--devices", type=int, nargs="*", default=[10_000, 30_000])
-    parser.add_argument("--points", type=int, default=1000)
+def report(what: str, got: dict[str, object]) -> None:
+    """The run's figures: time, the driver's peaks (whole run, per stage), the metrics."""
+    print(
+        f"{what}: {got['wall_s']:.0f} s end to end ({got['cpu_s']:.0f} s driver CPU); "
+        f"driver Python peak {got['peak_mb']:,.0f} MB",
+        flush=True,
+    )
+    for name, mb in got["jvm_peaks"].items():  # type: ignore[attr-defined]
+        print(f"  {name:<26} peak {mb:8,.0f} MB")
+    for stage, seconds in got["stages"].items():  # type: ignore[attr-defined]
+        peak = got["stage_peak_mb"].get(stage, float("nan"))  # type: ignore[attr-defined]
+        print(f"  {stage:<11} {seconds:8.1f} s   driver Python peak {peak:8,.0f} MB")
+    print("  metrics (all digits): " + json.dumps(got["metrics"], sort_keys=True), flush=True)
+
+
+def arguments(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """The engine and cluster options every cluster benchmark takes, parsed."""
     parser.add_argument("--engine", choices=["local", "spark"], default="spark")
     parser.add_argument("--master", default="cluster", help="cluster, local[2] or spark://h:p")
     parser.add_argument("--worker-memory", default="4g")
     parser.add_argument("--executor-memory", default="3g")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--devices", type=int, nargs="*", default=[10_000, 30_000])
+    parser.add_argument("--points", type=int, default=1000)
+    args = arguments(parser)
     for devices in args.devices:
-        got = run_one(devices, args)
         where = f"spark at {args.master}" if args.engine == "spark" else "local"
-        print(
-            f"{devices:,} devices × {args.points:,} points, engine {where}: "
-            f"{got['wall_s']:.0f} s end to end ({got['cpu_s']:.0f} s driver CPU); "
-            f"driver Python peak {got['peak_mb']:,.0f} MB",
-            flush=True,
-        )
-        for name, mb in got["jvm_peaks"].items():  # type: ignore[attr-defined]
-            print(f"  {name:<26} peak {mb:8,.0f} MB")
-        for stage, seconds in got["stages"].items():  # type: ignore[attr-defined]
-            peak = got["stage_peak_mb"].get(stage, float("nan"))  # type: ignore[attr-defined]
-            print(f"  {stage:<11} {seconds:8.1f} s   driver Python peak {peak:8,.0f} MB")
-        print("  metrics (all digits): " + json.dumps(got["metrics"], sort_keys=True), flush=True)
+        what = f"{devices:,} devices × {args.points:,} points, engine {where}"
+        report(what, run_one(devices, args))
 
 
 if __name__ == "__main__":

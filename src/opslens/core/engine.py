@@ -24,7 +24,8 @@ A recipe's heavy stages never loop over entities themselves; they hand a
 on the executors (no row reaches this process), here the polars frame itself.
 Engine frames are handled through the engine: ``summarise`` (a few aggregations,
 a small polars answer), ``collect``, ``head``, ``height``, ``concat``, ``numbered``
-(a column of increasing numbers in the frame's row order), ``store``
+(a column of increasing numbers in the frame's row order), ``positions`` (the
+rows' consecutive positions 0, 1, 2, ... in that order), ``store``
 (written by the engine: a Parquet file here, a Parquet folder written by the
 executors on Spark) and ``read`` (a Parquet path, or a SQL table: on Spark read
 by the executors, over JDBC in ranges). ``distributed`` says whether frames live
@@ -179,6 +180,11 @@ class Engine(Protocol):
         """The frame with a column ``name`` of Int64 numbers increasing in its row order (not
         consecutive on Spark), so a later step can restore the order within an entity."""
 
+    def positions(self, frame: Any, name: str) -> Any:
+        """The frame with a column ``name`` of its rows' positions: consecutive Int64 from 0 in
+        its row order (a row-wise function of the position then gives the same answer on
+        every engine)."""
+
     def store(self, frame: Any, path: Path) -> None:
         """Write the frame as Parquet at ``path`` (Spark: a folder of part files, written by
         the executors)."""
@@ -289,6 +295,15 @@ class LocalEngine:
             [0, 1]
         """
         return frame.with_row_index(name).with_columns(pl.col(name).cast(pl.Int64))
+
+    def positions(self, frame: pl.DataFrame, name: str) -> pl.DataFrame:
+        """``frame`` with its row index as ``name`` (Int64): :meth:`numbered` is consecutive here.
+
+        Example:
+            >>> LocalEngine().positions(pl.DataFrame({"a": ["x", "y"]}), "p")["p"].to_list()
+            [0, 1]
+        """
+        return self.numbered(frame, name)
 
     def store(self, frame: pl.DataFrame, path: Path) -> None:
         """``frame.write_parquet(path)``."""

@@ -848,6 +848,22 @@ class SparkEngine:
 
         return self.to_spark(frame).withColumn(name, F.monotonically_increasing_id())
 
+    def positions(self, frame: pl.DataFrame | SparkFrame, name: str) -> SparkFrame:
+        """Consecutive positions 0, 1, 2, ... as ``name`` in the frame's row order: each
+        ``monotonically_increasing_id`` (the partition in its upper 31 bits) plus the rows of
+        the partitions before it (one small job counts the rows per partition). The numbered
+        frame is kept on the executors' disks first, so later jobs see the same numbers."""
+        from pyspark.sql import functions as F
+
+        ids = _kept(self.numbered(frame, "_id"))
+        part = F.shiftright(F.col("_id"), 33)
+        counts = self.collect(ids.groupBy(part.alias("p")).count(), what="rows per partition")
+        counts = counts.sort("p").with_columns(start=pl.col("count").cum_sum() - pl.col("count"))
+        pairs = [F.lit(int(v)) for row in counts.select("p", "start").iter_rows() for v in row]
+        within = F.col("_id").bitwiseAND(F.lit((1 << 33) - 1))
+        offset = F.create_map(*pairs)[part] if pairs else F.lit(0)
+        return ids.withColumn(name, (offset + within).cast("long")).drop("_id")
+
     def store(self, frame: pl.DataFrame | SparkFrame, path: Path) -> None:
         """Write ``frame`` as a Parquet folder at ``path`` (part files written by the executors,
         so the folder must be one they reach under the same path); a kept frame's disk copy is

@@ -38,7 +38,10 @@ __all__ = [
     "combination_histograms",
     "combination_labels",
     "drop_small_combinations",
+    "histogram_keys",
+    "histograms_from_counts",
     "quantize",
+    "small_combinations",
 ]
 
 
@@ -99,14 +102,47 @@ class SmallCombinations:
         return self.n_rows_dropped / total if total else 0.0
 
 
+def small_combinations(
+    counts: pl.DataFrame, *, comb: str = "comb", min_size: int, setting: str = "min_size"
+) -> tuple[list[str], SmallCombinations]:
+    """The combinations with at least ``min_size`` rows, from their row counts (``comb`` and
+    ``count``, e.g. an engine's ``count_by``), and what the filter costs.
+
+    ``setting`` names ``min_size`` in the caller's configuration, for the error's fix.
+    Raises :class:`DataError` when no combination, or only one, remains.
+
+    Example:
+        >>> counts = pl.DataFrame({"comb": ["a", "b", "c"], "count": [3, 3, 1]})
+        >>> big, info = small_combinations(counts, min_size=2)
+        >>> big, info.n_rows_dropped, info.dropped
+        (['a', 'b'], 1, ('c',))
+    """
+    n = counts["count"].cast(pl.Int64)
+    small, big = counts.filter(n < min_size), counts.filter(n >= min_size)
+    if big.height < 2:
+        largest = int(n.max() or 0)  # type: ignore[arg-type]
+        raise DataError(
+            f"{big.height} combination(s) have at least min_size={min_size} rows "
+            f"({counts.height} combinations in total, the largest has {largest} rows); "
+            "at least two are needed to find patterns",
+            fix=f"lower {setting}, use fewer categorical columns, or provide more rows",
+        )
+    info = SmallCombinations(
+        min_size=min_size,
+        n_rows_dropped=int(small["count"].cast(pl.Int64).sum()),
+        n_combinations_dropped=small.height,
+        n_rows_kept=int(big["count"].cast(pl.Int64).sum()),
+        n_combinations_kept=big.height,
+        dropped=tuple(sorted(str(c) for c in small[comb].to_list())),
+    )
+    return sorted(str(c) for c in big[comb].to_list()), info
+
+
 def drop_small_combinations(
     frame: pl.DataFrame, *, comb: str = "comb", min_size: int, setting: str = "min_size"
 ) -> tuple[pl.DataFrame, SmallCombinations]:
-    """Keep rows of combinations with at least ``min_size`` rows; report the cost.
-
-    ``setting`` names ``min_size`` in the caller's configuration, for the error's fix.
-
-    Raises :class:`DataError` when no combination, or only one, remains.
+    """Keep rows of combinations with at least ``min_size`` rows; report the cost
+    (:func:`small_combinations` on the frame's own counts).
 
     Example:
         >>> df = pl.DataFrame({"comb": ["a"] * 3 + ["b"] * 3 + ["c"]})
@@ -115,27 +151,10 @@ def drop_small_combinations(
         (6, 1, ('c',))
     """
     _require(frame, [comb], "combination")
-    counts = frame.group_by(comb).len("n")
-    small = counts.filter(pl.col("n") < min_size)
-    big = counts.filter(pl.col("n") >= min_size)
-    if big.height < 2:
-        largest = int(np.max(counts["n"].to_numpy(), initial=0))
-        raise DataError(
-            f"{big.height} combination(s) have at least min_size={min_size} rows "
-            f"({counts.height} combinations in total, the largest has {largest} rows); "
-            "at least two are needed to find patterns",
-            fix=f"lower {setting}, use fewer categorical columns, or provide more rows",
-        )
-    kept = frame.filter(pl.col(comb).is_in(big[comb].implode()))
-    info = SmallCombinations(
-        min_size=min_size,
-        n_rows_dropped=int(small["n"].sum()),
-        n_combinations_dropped=small.height,
-        n_rows_kept=kept.height,
-        n_combinations_kept=big.height,
-        dropped=tuple(sorted(str(c) for c in small[comb].to_list())),
+    big, info = small_combinations(
+        frame.group_by(comb).len("count"), comb=comb, min_size=min_size, setting=setting
     )
-    return kept, info
+    return frame.filter(pl.col(comb).is_in(big)), info
 
 
 def bin_edges(
@@ -307,11 +326,43 @@ def combination_histograms(
             fix="pass n_bins = len(edges) - 1 of the edges used to quantize",
         )
     keys = [group, comb] if group else [comb]
-    key_frame = data.select(
+    counter = count_by or _count_rows
+    counts = counter(histogram_keys(data, comb=comb, bin=bin, group=group), [*keys, bin])
+    return histograms_from_counts(counts, comb=comb, bin=bin, n_bins=n_bins, group=group)
+
+
+def histogram_keys(
+    frame: pl.DataFrame, *, comb: str = "comb", bin: str = "bin", group: str | None = None
+) -> pl.DataFrame:
+    """The columns a histogram counts: the keys as text (null as ``"null"``) and the bin.
+
+    Example:
+        >>> histogram_keys(pl.DataFrame({"comb": ["a"], "bin": [1], "y": [2.0]})).columns
+        ['comb', 'bin']
+    """
+    keys = [group, comb] if group else [comb]
+    return frame.select(
         *(pl.col(k).cast(pl.String).fill_null("null") for k in keys), pl.col(bin).cast(pl.Int64)
     )
-    counter = count_by or _count_rows
-    counts = counter(key_frame, [*keys, bin])
+
+
+def histograms_from_counts(
+    counts: pl.DataFrame,
+    *,
+    comb: str = "comb",
+    bin: str = "bin",
+    n_bins: int,
+    group: str | None = None,
+) -> Histograms:
+    """The normalised histograms of row ``count`` per key and ``bin`` (combinations sorted).
+
+    Example:
+        >>> counts = pl.DataFrame({"comb": ["b", "a", "a"], "bin": [0, 1, 0], "count": [2, 1, 3]})
+        >>> h = histograms_from_counts(counts, n_bins=2)
+        >>> h.combinations, h.matrix.tolist(), h.counts.tolist()
+        (['a', 'b'], [[0.75, 0.25], [1.0, 0.0]], [4, 2])
+    """
+    keys = [group, comb] if group else [comb]
     uniq = counts.select(keys).unique().sort(keys)
     coded = counts.join(uniq.with_row_index("_k"), on=keys, how="left")
     cells = coded["_k"].cast(pl.Int64).to_numpy() * n_bins + coded[bin].to_numpy()

@@ -103,3 +103,14 @@ def test_a_categorical_with_100000_levels_stays_within_2_gb() -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     peak_kb = int(done.stdout.split()[-1])
     assert peak_kb < 2 * 1024 * 1024, f"peak RSS {peak_kb / 1024:.0f} MB"
+
+
+def test_a_target_with_text_that_is_no_number(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _project(tmp_path, GOOD)
+    text = (tmp_path / "trips.csv").read_text().splitlines()
+    text[5] = text[5].rsplit(",", 1)[0] + ",late"
+    text[9] = text[9].rsplit(",", 1)[0] + ",late"
+    (tmp_path / "trips.csv").write_text("\n".join(text) + "\n")
+    _fails(tmp_path, monkeypatch, "column 'minutes'", "2 value(s) such as 'late'", "clean column")

@@ -13,9 +13,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import Any
 
+import polars as pl
 import pytest
 
+from opslens.config import ProjectConfig
+from opslens.engines import close_engines
+from opslens.engines.spark import SparkEngine
+from opslens.runner import run_analysis
 from tests.fakes.spark_cluster import ClusterError, LoopbackCluster
 
 # what an application on the loopback cluster asks for (the driver stays on 127.0.0.1)
@@ -45,3 +51,32 @@ def spark_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loopback
         yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture()
+def cluster(spark_cluster: LoopbackCluster) -> Iterator[LoopbackCluster]:
+    """The loopback cluster, with no Spark session open in this process (one per process)."""
+    close_engines()
+    yield spark_cluster
+
+
+def recorded_run(
+    project: ProjectConfig, name: str, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Any, list[tuple[int, int]]]:
+    """The run of ``name`` on Spark, and (height, width) of every frame the driver collected;
+    the session is closed after (the next master starts its own)."""
+    seen: list[tuple[int, int]] = []
+    collect = SparkEngine.collect
+
+    def recording(self: SparkEngine, frame: Any, *args: Any, **kwargs: Any) -> pl.DataFrame:
+        out = collect(self, frame, *args, **kwargs)
+        if not isinstance(frame, pl.DataFrame):  # a Spark frame came to the driver
+            seen.append((out.height, out.width))
+        return out
+
+    monkeypatch.setattr(SparkEngine, "collect", recording)
+    try:
+        run = run_analysis(project, name)
+    finally:
+        close_engines()
+    return run, seen

@@ -11,7 +11,6 @@ fingerprint table comes back as one row per device.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +21,9 @@ from polars.testing import assert_frame_equal
 import opslens.recipes as registry
 import opslens.runner.stages as stages
 from opslens.config import ProjectConfig
-from opslens.engines import close_engines
-from opslens.engines.spark import SparkEngine
 from opslens.runner import run_analysis
 from opslens.synthetic.fleet import make_fleet
-from tests.e2e.spark.conftest import CLUSTER_CONF
+from tests.e2e.spark.conftest import CLUSTER_CONF, recorded_run
 from tests.fakes.spark_cluster import LoopbackCluster
 
 DEVICES, POINTS = 120, 400  # hourly readings: about 17 days per device
@@ -84,25 +81,12 @@ def _spark_run(
 ) -> tuple[Any, list[tuple[int, int]]]:
     """The run on Spark at ``master``, and (height, width) of every frame the driver collected;
     the driver's source loader fails the run if it is called."""
-    seen: list[tuple[int, int]] = []
-    collect = SparkEngine.collect
-
-    def recording(self: SparkEngine, frame: Any, *args: Any, **kwargs: Any) -> pl.DataFrame:
-        out = collect(self, frame, *args, **kwargs)
-        if not isinstance(frame, pl.DataFrame):  # a Spark frame came to the driver
-            seen.append((out.height, out.width))
-        return out
 
     def no_loader(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("the driver loaded the source")
 
-    monkeypatch.setattr(SparkEngine, "collect", recording)
     monkeypatch.setattr(stages, "load_source", no_loader)
-    try:
-        run = run_analysis(_project(folder, data, "spark", master), "fleet")
-    finally:
-        close_engines()  # one Spark session per process: the next master starts its own
-    return run, seen
+    return recorded_run(_project(folder, data, "spark", master), "fleet", monkeypatch)
 
 
 def _check(local: Any, spark: Any, seen: list[tuple[int, int]]) -> None:
@@ -131,12 +115,6 @@ def test_fleet_small_driver_on_local_2_equals_local(
 ) -> None:
     spark, seen = _spark_run(data, tmp_path, "local[2]", monkeypatch)
     _check(local_run, spark, seen)
-
-
-@pytest.fixture()
-def cluster(spark_cluster: LoopbackCluster) -> Iterator[LoopbackCluster]:
-    close_engines()
-    yield spark_cluster
 
 
 def test_fleet_small_driver_on_the_cluster_equals_local(

@@ -233,3 +233,24 @@ def test_sessions_with_window_functions_equal_local(spark: SparkEngine) -> None:
     remote = spark.sessionize(indexed, gap=gap, by="user_id", time="timestamp").sort(order)
     assert_frame_equal(local, remote)
     assert local["session_id"].n_unique() > 300
+
+
+def test_positions_are_consecutive_in_row_order(spark: SparkEngine, tmp_path: Path) -> None:
+    """A row-wise function of the position (the distribution recipe's holdout and sample
+    draws) then sees the same positions as on the local engine."""
+    frame = pl.DataFrame({"v": list(range(5_000))})
+    frame.write_parquet(tmp_path / "v.parquet", row_group_size=500)
+    shipped = spark.to_spark(frame)
+    conf = spark.session.conf
+    before = conf.get("spark.sql.files.maxPartitionBytes")
+    conf.set("spark.sql.files.maxPartitionBytes", str((tmp_path / "v.parquet").stat().st_size // 4))
+    try:  # the file read in several splits, each a partition
+        read = spark.read_parquet(tmp_path / "v.parquet").cache()
+        read.count()
+    finally:
+        conf.set("spark.sql.files.maxPartitionBytes", str(before))
+    for sdf in (shipped, read):
+        assert sdf.rdd.getNumPartitions() >= 2
+        got = spark.collect(spark.positions(sdf, "p")).sort("p")
+        assert got["p"].to_list() == list(range(5_000))
+        assert got["v"].to_list() == list(range(5_000))  # in the rows' order

@@ -12,20 +12,16 @@ no feature-wide frame is larger than the training sample.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import polars as pl
 import pytest
 
 import opslens.recipes as registry
 from opslens.config import ProjectConfig
-from opslens.engines import close_engines
-from opslens.engines.spark import SparkEngine
 from opslens.runner import run_analysis
 from opslens.synthetic.clickstream import make_clickstream
-from tests.e2e.spark.conftest import CLUSTER_CONF
+from tests.e2e.spark.conftest import CLUSTER_CONF, recorded_run
 from tests.fakes.spark_cluster import LoopbackCluster
 
 SAMPLE_ROWS = 3_000  # params.models.max_train_rows: below the train rows, so a sample is taken
@@ -82,21 +78,7 @@ def _spark_run(
     events: Path, folder: Path, master: str, monkeypatch: pytest.MonkeyPatch
 ) -> tuple[Any, list[tuple[int, int]]]:
     """The run on Spark at ``master``, and (height, width) of every frame the driver collected."""
-    seen: list[tuple[int, int]] = []
-    collect = SparkEngine.collect
-
-    def recording(self: SparkEngine, frame: Any, *args: Any, **kwargs: Any) -> pl.DataFrame:
-        out = collect(self, frame, *args, **kwargs)
-        if not isinstance(frame, pl.DataFrame):  # a Spark frame came to the driver
-            seen.append((out.height, out.width))
-        return out
-
-    monkeypatch.setattr(SparkEngine, "collect", recording)
-    try:
-        run = run_analysis(_project(folder, events, "spark", master), "shop")
-    finally:
-        close_engines()  # one Spark session per process: the next master starts its own
-    return run, seen
+    return recorded_run(_project(folder, events, "spark", master), "shop", monkeypatch)
 
 
 def _check(local: Any, spark: Any, seen: list[tuple[int, int]]) -> None:
@@ -126,12 +108,6 @@ def test_small_driver_on_local_2_equals_local(
 ) -> None:
     spark, seen = _spark_run(events, tmp_path, "local[2]", monkeypatch)
     _check(local_run, spark, seen)
-
-
-@pytest.fixture()
-def cluster(spark_cluster: LoopbackCluster) -> Iterator[LoopbackCluster]:
-    close_engines()
-    yield spark_cluster
 
 
 def test_small_driver_on_the_cluster_equals_local(

@@ -103,6 +103,7 @@ RECIPE = Recipe(
     demo=Demo(files=("project.yaml",), instances=demo_instances),
     package=__name__,
     ui_pages=("patterns",),
+    engine_frames=True,
     baselines=(
         Baseline("own", "each combination's own histogram"),
         Baseline("global", "one global histogram"),

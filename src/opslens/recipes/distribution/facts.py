@@ -63,6 +63,9 @@ class PrepareFacts(FactsModel):
     rows_dropped_small: int
     share_rows_dropped_small: float
     rows_kept: int
+    rows_held: int | None = None
+    """The kept rows held in memory for what needs rows: all of them up to params.max_rows,
+    else a seeded uniform sample (the histograms count every kept row)."""
     min_combination_size: int
     holdout_rows: int
     holdout: str

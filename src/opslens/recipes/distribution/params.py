@@ -54,6 +54,10 @@ class DistributionParams(Strict):
     test_size: float = Field(default=0.25, gt=0, lt=1)
     support: tuple[float | None, float | None] = (None, None)
     unit: str = ""
+    max_rows: int = Field(default=2_000_000, ge=1_000)
+    """At most this many kept rows are brought into memory for what needs rows (bin edges,
+    pattern profiles, the classifier, the scores): beyond it a seeded uniform sample of about
+    this size. The histograms count every row, on the engine (Spark: on the executors)."""
     xgboost: XGBoostParams = Field(default_factory=XGBoostParams)
     lifecycle: DistributionMonitor = Field(default_factory=DistributionMonitor)
 

@@ -23,21 +23,109 @@ from opslens.errors import DataError
 __all__ = [
     "COMB",
     "HOLDOUT",
+    "POSITION",
     "SEGMENT",
     "InnerSplit",
     "combination_index",
+    "draws_at",
     "histogram_matrix",
+    "holdout_cutoff",
     "holdout_mask",
     "holdout_rows",
     "inner_histograms",
     "inner_split",
     "segment_of",
     "training_split",
+    "with_holdout",
 ]
 
 COMB = "comb"
 SEGMENT = "segment"
 HOLDOUT = "holdout"
+POSITION = "_position"
+"""Each kept row's position among the kept rows (the engine's :meth:`positions`)."""
+
+
+def draws_at(positions: np.ndarray, seed: int, *, span: int = 1 << 20) -> np.ndarray:
+    """``np.random.default_rng(seed).random(n)[positions]`` without drawing the ``n``: the
+    generator jumps over the gaps (``PCG64.advance``), so any slice of rows draws its own
+    values, the same on every engine and in every batch.
+
+    Example:
+        >>> every = np.random.default_rng(5).random(10)
+        >>> bool(np.array_equal(draws_at(np.array([7, 2, 3]), 5), every[[7, 2, 3]]))
+        True
+    """
+    p = np.asarray(positions, dtype=np.int64)
+    order = np.argsort(p, kind="stable")
+    ordered = p[order]
+    out = np.empty(p.size)
+    bits = np.random.PCG64(seed)
+    gen, at, i = np.random.Generator(bits), 0, 0
+    while i < ordered.size:
+        start = int(ordered[i])
+        j = int(np.searchsorted(ordered, start + span, side="left"))
+        bits.advance(start - at)
+        drawn = gen.random(int(ordered[j - 1]) - start + 1)
+        out[order[i:j]] = drawn[ordered[i:j] - start]
+        at, i = int(ordered[j - 1]) + 1, j
+    return out
+
+
+def _times(col: pl.Series, time: str) -> np.ndarray:
+    """The time column as float numbers (NaN for null); DataError for another type."""
+    if not (col.dtype.is_temporal() or col.dtype.is_numeric()):
+        raise DataError(
+            f"time column '{time}' is {col.dtype}, not a date/time or number",
+            fix="name a date/time column in columns.time (or parse it in the source)",
+        )
+    return col.to_physical().cast(pl.Float64).fill_null(np.nan).to_numpy()  # type: ignore[no-any-return]
+
+
+def holdout_cutoff(times: pl.Series, share: float) -> tuple[float, dict[str, Any]]:
+    """The time after which the last ``share`` of ``times`` lies, and the facts that state it.
+
+    DataError when no row or every row lies after it (too few distinct times).
+
+    Example:
+        >>> holdout_cutoff(pl.Series("t", [1, 2, 3, 4]), 0.25)
+        (3.25, {'holdout': 'the last 25% of t', 'holdout_from': '4'})
+    """
+    t = _times(times, str(times.name))
+    cutoff = float(np.nanquantile(t, 1.0 - share)) if t.size else 0.0
+    mask = t > cutoff
+    if not mask.any() or mask.all():
+        raise DataError(
+            f"the last {share:.0%} of '{times.name}' holds no rows, or all of them (too few "
+            "distinct times)",
+            fix="give columns.time more distinct values or change params.test_size",
+        )
+    first = times.filter(pl.Series(mask)).min()
+    return cutoff, {"holdout": f"the last {share:.0%} of {times.name}", "holdout_from": str(first)}
+
+
+def with_holdout(
+    frame: pl.DataFrame,
+    *,
+    time: str | None,
+    cutoff: float,
+    share: float,
+    seed: int,
+    position: str = POSITION,
+) -> pl.DataFrame:
+    """``frame`` with the :data:`HOLDOUT` flag, row by row: a time after ``cutoff``, or
+    without ``time`` a seeded draw (at the row's ``position``) below ``share``.
+
+    Example:
+        >>> f = pl.DataFrame({"t": [1.0, 5.0], "_position": [0, 1]})
+        >>> with_holdout(f, time="t", cutoff=3.0, share=0.5, seed=0)["holdout"].to_list()
+        [False, True]
+    """
+    if time is None:
+        flag = draws_at(frame[position].to_numpy(), seed) < share
+    else:
+        flag = _times(frame[time], time) > cutoff
+    return frame.with_columns(pl.Series(HOLDOUT, flag, dtype=pl.Boolean))
 
 
 def holdout_mask(
@@ -50,22 +138,8 @@ def holdout_mask(
     if time is None:
         mask = np.random.default_rng(seed).random(frame.height) < share
         return mask, {"holdout": f"a seeded random {share:.0%} of {what} (no columns.time)"}
-    col = frame[time]
-    if not (col.dtype.is_temporal() or col.dtype.is_numeric()):
-        raise DataError(
-            f"time column '{time}' is {col.dtype}, not a date/time or number",
-            fix="name a date/time column in columns.time (or parse it in the source)",
-        )
-    t = col.to_physical().cast(pl.Float64).fill_null(np.nan).to_numpy()
-    cutoff = float(np.nanquantile(t, 1.0 - share)) if t.size else 0.0
-    mask = t > cutoff
-    if not mask.any() or mask.all():
-        raise DataError(
-            f"the last {share:.0%} of '{time}' holds no rows, or all of them (too few distinct times)",
-            fix="give columns.time more distinct values or change params.test_size",
-        )
-    first = col.filter(pl.Series(mask)).min()
-    return mask, {"holdout": f"the last {share:.0%} of {time}", "holdout_from": str(first)}
+    cutoff, said = holdout_cutoff(frame[time], share)
+    return _times(frame[time], time) > cutoff, said
 
 
 def segment_of(frame: pl.DataFrame, group: str | None) -> np.ndarray:

@@ -19,13 +19,15 @@
 Example:
     >>> import polars as pl
     >>> from opslens.config import Columns
+    >>> from opslens.core.engine import LocalEngine
     >>> frame = pl.DataFrame({"route": ["A", "B", "c"], "minutes": [1.0, 2.0, 3.0]})
-    >>> _categoricals(frame, Columns(target="minutes"))
+    >>> _categoricals(LocalEngine(), frame, frame, Columns(target="minutes"))
     ['route']
 """
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -34,21 +36,31 @@ import polars as pl
 from opslens.cluster.profiles import DistributionClusterer, cluster_profiles, describe_profile
 from opslens.config import AnalysisConfig, Columns
 from opslens.core.columns import require_columns, require_numeric
+from opslens.core.engine import Engine
 from opslens.core.recipe import Out, StageContext
 from opslens.errors import ConfigError, DataError
 from opslens.features.histograms import (
     bin_edges,
-    combination_histograms,
     combination_labels,
-    drop_small_combinations,
+    histogram_keys,
+    histograms_from_counts,
     quantize,
+    small_combinations,
 )
 from opslens.models.classifier import PatternClassifier, normalize_levels
 from opslens.models.metrics import classification_metrics
 from opslens.recipes.distribution import plots
 from opslens.recipes.distribution.choose_k import choose_k_stage
 from opslens.recipes.distribution.params import DistributionParams
-from opslens.recipes.distribution.rows import COMB, HOLDOUT, SEGMENT, holdout_mask
+from opslens.recipes.distribution.rows import (
+    COMB,
+    HOLDOUT,
+    POSITION,
+    SEGMENT,
+    draws_at,
+    holdout_cutoff,
+    with_holdout,
+)
 from opslens.recipes.distribution.rows import histogram_matrix as _matrix
 from opslens.recipes.distribution.rows import segment_of as _segment_of
 from opslens.recipes.distribution.scoring import evaluate_holdout
@@ -58,6 +70,7 @@ __all__ = [
     "choose_k_stage",
     "classify",
     "cluster_stage",
+    "held_rows",
     "prepare",
     "quantize_stage",
 ]
@@ -82,17 +95,19 @@ def check_columns(analysis: AnalysisConfig) -> None:
         )
 
 
-def _categoricals(frame: pl.DataFrame, cols: Columns) -> list[str]:
+def _categoricals(engine: Engine, frame: Any, head: pl.DataFrame, cols: Columns) -> list[str]:
+    """The configured categorical columns, or the text columns with at most 50 levels."""
     if cols.categorical:
         return list(cols.categorical)
     skip = {cols.time, cols.target, cols.group, cols.entity}
-    found = [
+    text = [
         name
-        for name, dtype in frame.schema.items()
+        for name, dtype in head.schema.items()
         if name not in skip
         and (dtype in (pl.String, pl.Categorical, pl.Boolean) or isinstance(dtype, pl.Enum))
-        and frame[name].n_unique() <= 50
     ]
+    levels = engine.summarise(frame, {n: ("n_unique", n) for n in text}).row(0) if text else ()
+    found = [name for name, n in zip(text, levels, strict=True) if n <= 50]
     if not found:
         raise DataError(
             "no categorical columns were named and none were found (text columns with at most 50 levels)",
@@ -101,65 +116,170 @@ def _categoricals(frame: pl.DataFrame, cols: Columns) -> list[str]:
     return found
 
 
-def _check_target(frame: pl.DataFrame, target: str) -> None:
-    """DataError for infinite or absurdly large target values (found before any work)."""
-    v = frame[target].cast(pl.Float64)
-    n_inf = int(v.is_infinite().sum())
-    if n_inf:
+def _checked(
+    batch: pl.DataFrame, *, target: str, support: tuple[float | None, float | None]
+) -> pl.DataFrame:
+    """What :func:`prepare` checks of each row's target: text that is no number, an infinite
+    value, its magnitude, a finite value outside ``support``; and the finite value itself."""
+    raw = pl.col(target)
+    num = raw.cast(pl.Float64, strict=False)
+    finite = num.is_finite().fill_null(False)
+    lo, hi = support
+    outside = pl.lit(False)
+    if lo is not None:
+        outside = outside | (num < lo)
+    if hi is not None:
+        outside = outside | (num > hi)
+    return batch.select(
+        (num.is_null() & raw.is_not_null()).cast(pl.Int64).alias("_text"),
+        num.is_infinite().fill_null(False).cast(pl.Int64).alias("_inf"),
+        num.abs().fill_nan(None).alias("_abs"),
+        finite.cast(pl.Int64).alias("_finite"),
+        (finite & outside).fill_null(False).cast(pl.Int64).alias("_outside"),
+        pl.when(finite).then(num).alias("_value"),
+    )
+
+
+CHECKS = {
+    "rows": ("count", "_finite"),
+    "text": ("sum", "_text"),
+    "inf": ("sum", "_inf"),
+    "big": ("max", "_abs"),
+    "finite": ("sum", "_finite"),
+    "outside": ("sum", "_outside"),
+    "mean": ("mean", "_value"),
+    "median": ("median", "_value"),
+    "min": ("min", "_value"),
+    "max": ("max", "_value"),
+}
+"""The summary of :func:`_checked` rows: one pass of the engine over the source."""
+
+
+def _not_numbers(batch: pl.DataFrame, *, target: str) -> pl.DataFrame:
+    text = pl.col(target)
+    return batch.select(target).filter(
+        text.is_not_null() & text.cast(pl.Float64, strict=False).is_null()
+    )
+
+
+def _check_target(
+    engine: Engine, raw: Any, target: str, where: str, support: Any
+) -> dict[str, Any]:
+    """The target's checks in one pass (:data:`CHECKS`); DataError for text that is no number,
+    infinite or absurdly large values, no value at all, values outside ``params.support``."""
+    seen = engine.summarise(
+        engine.map_batches(raw, partial(_checked, target=target, support=support), keep=True),
+        CHECKS,
+    ).row(0, named=True)
+    n = {k: int(seen[k] or 0) for k in ("rows", "text", "inf", "finite", "outside")}
+    if n["text"]:
+        example = engine.head(
+            engine.map_batches(raw, partial(_not_numbers, target=target), keep=True), 1
+        )[target][0]
         raise DataError(
-            f"target column '{target}' holds {n_inf} infinite value(s)",
+            f"column '{target}' in {where} is not numeric: {n['text']} value(s) such as "
+            f"{example!r} are not numbers",
+            fix=f"clean column '{target}' or name a numeric column",
+        )
+    if n["inf"]:
+        raise DataError(
+            f"target column '{target}' holds {n['inf']} infinite value(s)",
             fix="remove or fix those rows, or name another column in columns.target",
         )
-    big = float(v.abs().fill_nan(None).max() or 0.0)  # type: ignore[arg-type]
+    big = float(seen["big"] or 0.0)
     if big > MAX_ABS_TARGET:
         raise DataError(
             f"target column '{target}' has a value of magnitude {big:.3g}, beyond {MAX_ABS_TARGET:.0e}",
             fix="rescale the target (e.g. to minutes or thousands) or remove those rows",
         )
-
-
-def prepare(ctx: StageContext, raw: pl.DataFrame) -> Out:
-    """Check columns and target, normalise levels, label combinations, drop small ones, mark the holdout."""
-    p: DistributionParams = ctx.params
-    cols = ctx.analysis.columns
-    target = str(cols.target)
-    where = ctx.source
-    require_columns(raw, [target, cols.group, cols.time, *cols.categorical], where=where)
-    categorical = _categoricals(raw, cols)
-    frame = require_numeric(raw, target, where=where)
-    _check_target(frame, target)
-    n_rows = frame.height
-    finite = frame.filter(pl.col(target).is_finite())
-    if finite.height == 0:
+    if n["finite"] == 0:
         raise DataError(
-            f"target column '{target}' has no numeric values (all {n_rows} are null or NaN)",
+            f"target column '{target}' has no numeric values (all {n['rows']} are null or NaN)",
             fix="name a target column with data, or fix the source",
         )
-    lo, hi = p.support
-    outside = finite.filter(
-        (pl.col(target) < lo if lo is not None else pl.lit(False))
-        | (pl.col(target) > hi if hi is not None else pl.lit(False))
-    ).height
-    if outside:
+    if n["outside"]:
         raise DataError(
-            f"{outside} value(s) of '{target}' lie outside params.support {list(p.support)}",
+            f"{n['outside']} value(s) of '{target}' lie outside params.support {list(support)}",
             fix="fix those rows, or widen or remove params.support",
         )
-    levels = [*categorical, *([cols.group] if cols.group else [])]
-    keep = [*levels, target] + ([cols.time] if cols.time else [])
+    return {**seen, **n}
+
+
+def _rows(batch: pl.DataFrame, *, target: str, levels: list[str], keep: list[str]) -> pl.DataFrame:
+    """The rows with a finite target (as a number), levels normalised (``6`` = ``6.0``, null
+    as ``"null"``), the combination labelled."""
+    finite = batch.with_columns(pl.col(target).cast(pl.Float64, strict=False)).filter(
+        pl.col(target).is_finite()
+    )
     encoded = finite.select(keep).with_columns(
         normalize_levels(finite[c]).fill_null("null").alias(c) for c in levels
     )
-    labelled = combination_labels(encoded, levels, name=COMB)
-    kept, small = drop_small_combinations(
-        labelled, comb=COMB, min_size=p.min_combination_size, setting="params.min_combination_size"
+    return combination_labels(encoded, levels, name=COMB)
+
+
+def _of(batch: pl.DataFrame, *, combinations: list[str]) -> pl.DataFrame:
+    return batch.filter(pl.col(COMB).is_in(combinations))
+
+
+def _sampled(batch: pl.DataFrame, *, rate: float, seed: int) -> pl.DataFrame:
+    return batch.filter(pl.Series(draws_at(batch[POSITION].to_numpy(), seed) < rate))
+
+
+def held_rows(engine: Engine, frame: Any, n_rows: int, max_rows: int, seed: int) -> pl.DataFrame:
+    """The kept rows brought into this process, in their order: every one up to ``max_rows``
+    (``params.max_rows``), else a seeded uniform sample of about that many (a draw per
+    position: the same rows on every engine)."""
+    if n_rows > max_rows:
+        frame = engine.map_batches(
+            frame, partial(_sampled, rate=max_rows / n_rows, seed=seed), keep=True
+        )
+    return engine.collect(frame).sort(POSITION)
+
+
+def prepare(ctx: StageContext, raw: Any) -> Out:
+    """Check columns and target, normalise levels, label combinations, drop small ones, mark
+    the holdout. ``raw`` is an engine frame: on Spark all of it runs on the executors, and
+    this process holds only counts and the rows of :func:`held_rows`."""
+    p: DistributionParams = ctx.params
+    engine = ctx.engine
+    cols = ctx.analysis.columns
+    target = str(cols.target)
+    where = ctx.source
+    head = engine.head(raw, 0)
+    require_columns(head, [target, cols.group, cols.time, *cols.categorical], where=where)
+    categorical = _categoricals(engine, raw, head, cols)
+    require_numeric(head, target, where=where)  # the type; text is checked row by row
+    seen = _check_target(engine, raw, target, where, p.support)
+    levels = [*categorical, *([cols.group] if cols.group else [])]
+    keep = [*levels, target] + ([cols.time] if cols.time else [])
+    labelled = engine.map_batches(
+        raw, partial(_rows, target=target, levels=levels, keep=keep), keep=True
     )
-    mask, split = holdout_mask(kept, cols.time, p.test_size, ctx.random_state)
-    kept = kept.with_columns(pl.Series(HOLDOUT, mask))
-    numeric = [n for n, d in raw.schema.items() if d.is_numeric()]
+    big, small = small_combinations(
+        engine.count_by(labelled, [COMB]),
+        comb=COMB,
+        min_size=p.min_combination_size,
+        setting="params.min_combination_size",
+    )
+    if small.n_combinations_dropped:
+        labelled = engine.map_batches(labelled, partial(_of, combinations=big), keep=True)
+    kept = engine.positions(labelled, POSITION)
+    held = held_rows(engine, kept, small.n_rows_kept, p.max_rows, ctx.random_state + 3)
+    if cols.time:
+        cutoff, split = holdout_cutoff(held[cols.time], p.test_size)
+    else:
+        cutoff = 0.0
+        split = {"holdout": f"a seeded random {p.test_size:.0%} of the rows (no columns.time)"}
+    flag = partial(
+        with_holdout, time=cols.time, cutoff=cutoff, share=p.test_size, seed=ctx.random_state
+    )
+    prepared = engine.map_batches(kept, flag, keep=True)
+    held = flag(held)
+    parts = engine.count_by(prepared, [HOLDOUT])
+    numeric = [n for n, d in head.schema.items() if d.is_numeric()]
     facts = {
-        "rows_read": n_rows,
-        "rows_without_target": n_rows - finite.height,
+        "rows_read": seen["rows"],
+        "rows_without_target": seen["rows"] - seen["finite"],
         "categorical": categorical,
         "numeric_columns": numeric,
         "target": target,
@@ -169,50 +289,67 @@ def prepare(ctx: StageContext, raw: pl.DataFrame) -> Out:
         "combinations_dropped": small.n_combinations_dropped,
         "rows_dropped_small": small.n_rows_dropped,
         "share_rows_dropped_small": small.share_rows_dropped,
-        "rows_kept": kept.height,
+        "rows_kept": small.n_rows_kept,
+        "rows_held": held.height,
         "min_combination_size": p.min_combination_size,
-        "holdout_rows": int(mask.sum()),
+        "holdout_rows": int(parts.filter(pl.col(HOLDOUT))["count"].sum()),
         **split,
-        "target_summary": finite.select(
-            mean=pl.col(target).mean(),
-            median=pl.col(target).median(),
-            min=pl.col(target).min(),
-            max=pl.col(target).max(),
-        ).row(0, named=True),
+        # the mean to 12 significant digits: engines add the values in different orders
+        "target_summary": {
+            "mean": float(f"{seen['mean']:.12g}"),
+            **{k: seen[k] for k in ("median", "min", "max")},
+        },
     }
     figure = plots.plot_initial_distributions(
-        finite, target=target, categorical=categorical, unit=p.unit
+        held, target=target, categorical=categorical, unit=p.unit
     )
-    return Out(values={"prepared": kept}, facts=facts, plots={"initial_distributions": figure})
+    return Out(values={"prepared": prepared}, facts=facts, plots={"initial_distributions": figure})
 
 
-def quantize_stage(ctx: StageContext, prepared: pl.DataFrame) -> Out:
-    """Bin edges per segment from its training rows; histograms of the training rows per combination."""
+def _train_keys(batch: pl.DataFrame, *, target: str, edges: Any, group: str | None) -> pl.DataFrame:
+    """The histogram keys (:func:`histogram_keys`) of the batch's binned training rows."""
+    binned = quantize(batch.filter(~pl.col(HOLDOUT)), target=target, edges=edges, group=group)
+    return histogram_keys(binned.filter(pl.col("bin").is_not_null()), comb=COMB, group=group)
+
+
+def quantize_stage(ctx: StageContext, prepared: Any) -> Out:
+    """Bin edges per segment from its training rows (those held here); the histograms of
+    every training row per combination, counted by the engine (Spark: the executors)."""
     p: DistributionParams = ctx.params
+    engine = ctx.engine
     target = str(ctx.analysis.columns.target)
     group = ctx.analysis.columns.group
-    train = prepared.filter(~pl.col(HOLDOUT))
-    seg_all = _segment_of(prepared, group)
+    held = held_rows(
+        engine, prepared, engine.height(prepared), p.max_rows, ctx.random_state + 3
+    ).drop(POSITION)
+    train = held.filter(~pl.col(HOLDOUT))
+    seg_all = _segment_of(held, group)
     seg_train = _segment_of(train, group)
     values = train[target].to_numpy()
-    every = prepared[target].to_numpy()
+    every = held[target].to_numpy()
+    segments = set(seg_all.tolist())
+    if group:  # a segment the held rows may miss (a sample): binned as all of them are
+        segments |= set(engine.count_by(prepared, [group])[group].cast(pl.String).to_list())
     per_segment = {}
-    for seg in sorted(set(seg_all.tolist())):
+    for seg in sorted(segments):
         v = values[seg_train == seg]
+        v = v if v.size else every[seg_all == seg]
         per_segment[seg] = bin_edges(
-            v if v.size else every[seg_all == seg], n_bins=p.n_bins, method=p.binning, clip=p.clip
+            v if v.size else every, n_bins=p.n_bins, method=p.binning, clip=p.clip
         )
     edges: np.ndarray | dict[str, np.ndarray] = per_segment if group else per_segment["all"]
-    quantized = quantize(prepared, target=target, edges=edges, group=group, name="bin")
+    quantized = quantize(held, target=target, edges=edges, group=group, name="bin")
     n_bins = max(len(e) - 1 for e in per_segment.values())
-    hist = combination_histograms(
-        quantized.filter(~pl.col(HOLDOUT)),
-        comb=COMB,
-        bin="bin",
-        n_bins=n_bins,
-        group=group,
-        count_by=ctx.engine.count_by,
+    keys = engine.map_batches(
+        prepared, partial(_train_keys, target=target, edges=edges, group=group), keep=True
     )
+    counts = engine.count_by(keys, [*([group] if group else []), COMB, "bin"])
+    if counts.height == 0:
+        raise DataError(
+            "no training rows with a bin to build histograms from",
+            fix="check the target column, or lower params.test_size",
+        )
+    hist = histograms_from_counts(counts, comb=COMB, bin="bin", n_bins=n_bins, group=group)
     table = hist.to_frame(comb=COMB, group=SEGMENT)
     if group is None:
         table = table.with_columns(pl.lit("all").alias(SEGMENT))

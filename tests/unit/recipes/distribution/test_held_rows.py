@@ -1,0 +1,60 @@
+"""The rows the distribution recipe holds in memory: all of them up to ``params.max_rows``,
+else a seeded uniform sample drawn per row position, so every engine and every slicing of
+the rows holds the same ones; the holdout drawn the same way."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+from opslens.core.engine import LocalEngine
+from opslens.recipes.distribution.rows import POSITION, draws_at, holdout_mask, with_holdout
+from opslens.recipes.distribution.stages import held_rows
+
+
+def test_draws_at_any_positions_equal_the_whole_stream() -> None:
+    every = np.random.default_rng(11).random(50_000)
+    rng = np.random.default_rng(0)
+    for size in (1, 7, 1_000, 20_000):
+        at = rng.choice(50_000, size, replace=False)
+        # a small span makes the generator jump between many chunks
+        assert np.array_equal(draws_at(at, 11, span=64), every[at])
+        assert np.array_equal(draws_at(at, 11), every[at])
+    assert draws_at(np.array([], dtype=np.int64), 11).size == 0
+
+
+def _frame(n: int) -> pl.DataFrame:
+    return LocalEngine().positions(pl.DataFrame({"v": np.arange(n) * 2.0}), POSITION)
+
+
+def test_every_row_is_held_up_to_max_rows() -> None:
+    frame = _frame(5_000)
+    held = held_rows(LocalEngine(), frame, 5_000, max_rows=5_000, seed=1)
+    assert held.equals(frame)
+
+
+@pytest.mark.parametrize("slice_rows", [100_000, 777])
+def test_beyond_max_rows_a_uniform_sample_the_same_for_any_slicing(slice_rows: int) -> None:
+    frame = _frame(100_000)
+    whole = held_rows(LocalEngine(), frame, 100_000, max_rows=10_000, seed=1)
+    sliced = held_rows(LocalEngine(rows_per_slice=slice_rows), frame, 100_000, 10_000, seed=1)
+    assert sliced.equals(whole)
+    assert abs(whole.height - 10_000) < 400  # binomial(100,000, 0.1): sd 95
+    assert whole[POSITION].is_sorted() and whole[POSITION].n_unique() == whole.height
+    # uniform over the positions: each tenth of the rows holds about a tenth of the sample
+    tenths = np.bincount(whole[POSITION].to_numpy() // 10_000, minlength=10)
+    assert tenths.min() > 850 and tenths.max() < 1_150
+    other = held_rows(LocalEngine(), frame, 100_000, max_rows=10_000, seed=2)
+    assert not other[POSITION].equals(whole[POSITION])  # another seed, another sample
+
+
+def test_the_holdout_without_time_is_the_seeded_draw_of_each_row() -> None:
+    frame = _frame(10_000)
+    flagged = with_holdout(frame, time=None, cutoff=0.0, share=0.25, seed=4)
+    mask, _ = holdout_mask(frame, None, 0.25, seed=4)
+    assert np.array_equal(flagged["holdout"].to_numpy(), mask)
+    assert 0.23 < mask.mean() < 0.27
+    # any slice of the rows flags its rows alike
+    part = with_holdout(frame.slice(3_000, 500), time=None, cutoff=0.0, share=0.25, seed=4)
+    assert np.array_equal(part["holdout"].to_numpy(), mask[3_000:3_500])
