@@ -320,6 +320,8 @@ def quantize_stage(ctx: StageContext, prepared: Any) -> Out:
     engine = ctx.engine
     target = str(ctx.analysis.columns.target)
     group = ctx.analysis.columns.group
+    if POSITION not in engine.head(prepared, 0).columns:  # prepared by an earlier version
+        prepared = engine.positions(prepared, POSITION)
     held = held_rows(
         engine, prepared, engine.height(prepared), p.max_rows, ctx.random_state + 3
     ).drop(POSITION)

@@ -58,3 +58,34 @@ def test_the_holdout_without_time_is_the_seeded_draw_of_each_row() -> None:
     # any slice of the rows flags its rows alike
     part = with_holdout(frame.slice(3_000, 500), time=None, cutoff=0.0, share=0.25, seed=4)
     assert np.array_equal(part["holdout"].to_numpy(), mask[3_000:3_500])
+
+
+def test_a_prepared_table_without_positions_is_binned_as_before() -> None:
+    """A run folder written before the positions: ``--stages quantize`` reuses its table."""
+    from opslens.config import AnalysisConfig
+    from opslens.core.recipe import StageContext
+    from opslens.recipes.distribution.params import DistributionParams
+    from opslens.recipes.distribution.stages import quantize_stage
+
+    rng = np.random.default_rng(0)
+    prepared = pl.DataFrame(
+        {
+            "comb": rng.choice(["a", "b", "c"], 600),
+            "y": rng.gamma(2.0, 3.0, 600),
+            "holdout": np.arange(600) >= 450,
+        }
+    )
+    analysis = AnalysisConfig.model_validate(
+        {
+            "name": "t",
+            "recipe": "distribution",
+            "source": {"kind": "file", "path": "t.csv"},
+            "columns": {"target": "y"},
+        }
+    )
+    ctx = StageContext(analysis=analysis, params=DistributionParams(n_bins=5), random_state=0)
+    with_positions = LocalEngine().positions(prepared, POSITION)
+    old, new = (quantize_stage(ctx, f).values for f in (prepared, with_positions))
+    assert old["quantized"].equals(new["quantized"])
+    assert old["histograms"].equals(new["histograms"])
+    assert int(new["histograms"]["n_rows"].sum()) == 450
