@@ -77,6 +77,8 @@ __all__ = [
 
 MAX_ABS_TARGET = 1e100
 """Larger target values are refused: their cubes (skewness) overflow float64."""
+SAMPLE_SEED = 3
+"""The held sample draws with ``random_state + 3`` (the holdout with + 0, the inner split + 1)."""
 
 
 def check_columns(analysis: AnalysisConfig) -> None:
@@ -263,7 +265,7 @@ def prepare(ctx: StageContext, raw: Any) -> Out:
     if small.n_combinations_dropped:
         labelled = engine.map_batches(labelled, partial(_of, combinations=big), keep=True)
     kept = engine.positions(labelled, POSITION)
-    held = held_rows(engine, kept, small.n_rows_kept, p.max_rows, ctx.random_state + 3)
+    held = held_rows(engine, kept, small.n_rows_kept, p.max_rows, ctx.random_state + SAMPLE_SEED)
     if cols.time:
         cutoff, split = holdout_cutoff(held[cols.time], p.test_size)
     else:
@@ -323,7 +325,7 @@ def quantize_stage(ctx: StageContext, prepared: Any) -> Out:
     if POSITION not in engine.head(prepared, 0).columns:  # prepared by an earlier version
         prepared = engine.positions(prepared, POSITION)
     held = held_rows(
-        engine, prepared, engine.height(prepared), p.max_rows, ctx.random_state + 3
+        engine, prepared, engine.height(prepared), p.max_rows, ctx.random_state + SAMPLE_SEED
     ).drop(POSITION)
     train = held.filter(~pl.col(HOLDOUT))
     seg_all = _segment_of(held, group)
