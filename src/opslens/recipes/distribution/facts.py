@@ -40,8 +40,7 @@ def _check_extra(model: FactsModel, pattern: str, kinds: tuple[type, ...]) -> No
 
 
 class TargetSummary(FactsModel):
-    """Mean and range of the target (rows with a value), and its median in the rows held
-    (the kept rows, at most ``params.max_rows``: see ``PrepareFacts.rows_held``)."""
+    """Mean, median and range of the target (rows with a value)."""
 
     mean: float | None
     median: float | None

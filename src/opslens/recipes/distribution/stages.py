@@ -165,13 +165,12 @@ def _not_numbers(batch: pl.DataFrame, *, target: str) -> pl.DataFrame:
 
 def _check_target(
     engine: Engine, raw: Any, target: str, where: str, support: Any
-) -> dict[str, Any]:
-    """The target's checks in one pass (:data:`CHECKS`); DataError for text that is no number,
-    infinite or absurdly large values, no value at all, values outside ``params.support``."""
-    seen = engine.summarise(
-        engine.map_batches(raw, partial(_checked, target=target, support=support), keep=True),
-        CHECKS,
-    ).row(0, named=True)
+) -> tuple[dict[str, Any], Any]:
+    """The target's checks in one pass (:data:`CHECKS`), and the checked rows (an engine
+    frame); DataError for text that is no number, infinite or absurdly large values, no
+    value at all, values outside ``params.support``."""
+    checked = engine.map_batches(raw, partial(_checked, target=target, support=support), keep=True)
+    seen = engine.summarise(checked, CHECKS).row(0, named=True)
     n = {k: int(seen[k] or 0) for k in ("rows", "text", "inf", "finite", "outside")}
     if n["text"]:
         example = engine.head(
@@ -203,7 +202,44 @@ def _check_target(
             f"{n['outside']} value(s) of '{target}' lie outside params.support {list(support)}",
             fix="fix those rows, or widen or remove params.support",
         )
-    return {**seen, **n}
+    return {**seen, **n}, checked
+
+
+def _values_in(batch: pl.DataFrame, *, edges: np.ndarray, buckets: list[int]) -> pl.DataFrame:
+    """The finite target values of the batch (``_value``) with their bucket among ``edges``
+    (``_bucket``), only those in ``buckets`` when given."""
+    values = batch.filter(pl.col("_value").is_not_null()).select("_value")
+    bucket = np.searchsorted(edges, values["_value"].to_numpy(), side="right")
+    out = values.with_columns(pl.Series("_bucket", bucket, dtype=pl.Int64))
+    return out.filter(pl.col("_bucket").is_in(buckets)) if buckets else out
+
+
+def exact_median(engine: Engine, checked: Any, n: int, sample: np.ndarray) -> float | None:
+    """The median of the ``n`` finite ``_value`` of ``checked`` (an engine frame), exactly
+    as polars gives it, in two passes of the engine instead of a sort: the values counted
+    per bucket between quantiles of ``sample``, then the values of the one or two buckets
+    holding the middle ranks brought here.
+
+    Example:
+        >>> from opslens.core.engine import LocalEngine
+        >>> f = pl.DataFrame({"_value": [5.0, None, 1.0, 4.0, 2.0]})
+        >>> exact_median(LocalEngine(), f, 4, np.array([1.0, 2.0])), f["_value"].median()
+        (3.0, 3.0)
+    """
+    if n == 0:
+        return None
+    edges = np.unique(np.quantile(sample, np.linspace(0, 1, 257))) if sample.size else sample
+    count = partial(_values_in, edges=edges, buckets=[])
+    counts = engine.count_by(engine.map_batches(checked, count, keep=True), ["_bucket"])
+    counts = counts.sort("_bucket").with_columns(end=pl.col("count").cast(pl.Int64).cum_sum())
+    ends, names = counts["end"].to_numpy(), counts["_bucket"].to_numpy()
+    ranks = [(n - 1) // 2, n // 2]
+    at = np.searchsorted(ends, ranks, side="right")  # the bucket holding each rank
+    pick = partial(_values_in, edges=edges, buckets=sorted({int(names[i]) for i in at}))
+    values = engine.collect(engine.map_batches(checked, pick, keep=True))["_value"].sort()
+    before = int(ends[at[0] - 1]) if at[0] else 0  # values in the buckets below
+    middle = values.gather([r - before for r in ranks])
+    return float(middle.median())  # type: ignore[arg-type]
 
 
 def _rows(batch: pl.DataFrame, *, target: str, levels: list[str], keep: list[str]) -> pl.DataFrame:
@@ -250,7 +286,7 @@ def prepare(ctx: StageContext, raw: Any) -> Out:
     require_columns(head, [target, cols.group, cols.time, *cols.categorical], where=where)
     categorical = _categoricals(engine, raw, head, cols)
     require_numeric(head, target, where=where)  # the type; text is checked row by row
-    seen = _check_target(engine, raw, target, where, p.support)
+    seen, checked = _check_target(engine, raw, target, where, p.support)
     levels = [*categorical, *([cols.group] if cols.group else [])]
     keep = [*levels, target] + ([cols.time] if cols.time else [])
     labelled = engine.map_batches(
@@ -298,7 +334,7 @@ def prepare(ctx: StageContext, raw: Any) -> Out:
         # the mean to 12 significant digits: engines add the values in different orders
         "target_summary": {
             "mean": float(f"{seen['mean']:.12g}"),
-            "median": held[target].median(),  # of the rows held (an exact one is a sort)
+            "median": exact_median(engine, checked, seen["finite"], held[target].to_numpy()),
             "min": seen["min"],
             "max": seen["max"],
         },

@@ -89,3 +89,19 @@ def test_a_prepared_table_without_positions_is_binned_as_before() -> None:
     assert old["quantized"].equals(new["quantized"])
     assert old["histograms"].equals(new["histograms"])
     assert int(new["histograms"]["n_rows"].sum()) == 450
+
+
+@pytest.mark.parametrize("n", [1, 2, 999, 1_000, 20_001])
+def test_exact_median_equals_polars(n: int) -> None:
+    from opslens.recipes.distribution.stages import exact_median
+
+    rng = np.random.default_rng(n)
+    values = np.round(rng.gamma(2.0, 5.0, n), 1)  # ties, as durations in minutes have
+    frame = pl.DataFrame({"_value": values}).with_columns(
+        pl.when(pl.Series(rng.random(n) < 0.1)).then(None).otherwise(pl.col("_value"))
+    )
+    finite = int(frame["_value"].is_not_null().sum())
+    want = frame["_value"].median()
+    for sample in (values[:50], values, np.array([])):  # edges from a sample, all, none
+        engine = LocalEngine(rows_per_slice=max(n // 3, 1))
+        assert exact_median(engine, frame, finite, sample) == want
