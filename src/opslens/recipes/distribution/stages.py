@@ -16,6 +16,11 @@
               weight chosen on the training period) scored on the holdout against the
               declared baselines (:mod:`.scoring`); the model
 
+``prepare`` and ``quantize`` work on engine frames: with ``engine: spark`` the rows are
+read, checked, labelled, filtered and counted by the executors. What needs the rows
+themselves works on :func:`held_rows`: every kept row up to ``params.max_rows``, else a
+seeded uniform sample drawn per row position (the same rows on every engine).
+
 Example:
     >>> import polars as pl
     >>> from opslens.config import Columns
