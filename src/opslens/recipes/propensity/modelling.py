@@ -10,6 +10,7 @@ Example:
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -39,21 +40,34 @@ __all__ = [
 
 
 def design_matrix(
-    frame: pl.DataFrame, features: Sequence[str], categories: Sequence[str]
+    frame: pl.DataFrame,
+    features: Sequence[str],
+    categories: Sequence[str],
+    rows: np.ndarray | None = None,
 ) -> np.ndarray:
-    """The numeric features and a one-hot block of the item category, as float64.
+    """The numeric features and a one-hot block of the item category, as float64 (a column
+    after another, as polars holds them); ``rows``: only those rows, in that order, gathered
+    column by column (no copy of ``frame``).
 
     Example:
         >>> f = pl.DataFrame({"a": [1, 2, 3], "category": ["x", "z", None]})
         >>> design_matrix(f, ["a"], ["x", "y"]).tolist()
         [[1.0, 1.0, 0.0], [2.0, 0.0, 0.0], [3.0, 0.0, 0.0]]
+        >>> design_matrix(f, ["a"], ["x", "y"], rows=np.array([2, 0])).tolist()
+        [[3.0, 0.0, 0.0], [1.0, 1.0, 0.0]]
     """
-    # a null category is an unknown one (all zeros), as the single-row path reads it
-    onehot = [
-        (pl.col("category") == c).fill_null(False).cast(pl.Float64).alias(f"category={c}")
-        for c in categories
-    ]
-    return frame.select(*(pl.col(f).cast(pl.Float64) for f in features), *onehot).to_numpy()
+    # one column at a time; a null category is an unknown one (all zeros), as the single-row
+    # path reads it
+    columns = itertools.chain(
+        (frame[f].cast(pl.Float64) for f in features),
+        ((frame["category"] == c).fill_null(False).cast(pl.Float64) for c in categories),
+    )
+    shape = (frame.height if rows is None else len(rows), len(features) + len(categories))
+    X = np.empty(shape, order="F")
+    for j, column in enumerate(columns):
+        values = column.to_numpy()  # a null is NaN
+        X[:, j] = values if rows is None else values[rows]
+    return X
 
 
 def pos_weight(y: np.ndarray, setting: str | float) -> float:

@@ -155,7 +155,8 @@ def train(
             train_features,
             partial(stratified_sample, rate=rate, seed=ctx.random_state),
             keep=True,
-        )
+        ),
+        rows=min(n_train, m.max_train_rows),
     )
     # the local order (by key), which the seeded subsample below reads: as an index, so the
     # driver never holds a sorted copy of the sample (2,000,000 rows: about 0.9 GB)
@@ -176,7 +177,7 @@ def train(
     keep = sample_negatives(y_train, m.max_negatives_per_positive, ctx.random_state)
     # the design matrix of the fitted rows only (of 10^7 train rows, a few 10^5 are fitted)
     rows = keep if order is None else order[keep]  # keep: positions in the local order
-    X_fit = design_matrix(sample[rows], cols, categories)
+    X_fit = design_matrix(sample, cols, categories, rows)
     y_fit = y_train[keep]
     del sample
     fitted = {
