@@ -164,8 +164,10 @@ class Engine(Protocol):
         """``{name: (op, column)}`` aggregations (:data:`AGGREGATIONS`), per ``by`` group when
         given (sorted by it): a small polars answer."""
 
-    def collect(self, frame: Any) -> pl.DataFrame:
-        """The frame as polars, here."""
+    def collect(self, frame: Any, *, rows: int | None = None) -> pl.DataFrame:
+        """The frame as polars, here; ``rows``: about how many rows it has, given for a large
+        frame (Spark brings it back in parts of at most 100,000 rows, so the driver's JVM
+        holds a few parts at a time, never the whole frame)."""
 
     def head(self, frame: Any, n: int) -> pl.DataFrame:
         """At most ``n`` rows of the frame, as polars."""
@@ -270,7 +272,7 @@ class LocalEngine:
             return frame.select(exprs)
         return frame.group_by(list(by)).agg(exprs).sort(list(by), nulls_last=True)
 
-    def collect(self, frame: pl.DataFrame) -> pl.DataFrame:
+    def collect(self, frame: pl.DataFrame, *, rows: int | None = None) -> pl.DataFrame:
         """The frame itself (it is here already)."""
         return frame
 

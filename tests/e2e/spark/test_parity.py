@@ -254,3 +254,32 @@ def test_positions_are_consecutive_in_row_order(spark: SparkEngine, tmp_path: Pa
         got = spark.collect(spark.positions(sdf, "p")).sort("p")
         assert got["p"].to_list() == list(range(5_000))
         assert got["v"].to_list() == list(range(5_000))  # in the rows' order
+
+
+def test_a_large_collect_comes_back_in_parts_of_at_most_result_rows(
+    spark: SparkEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The driver's JVM holds a few parts' answers at a time, never the whole frame: with
+    ``rows`` given, a frame in one partition comes back as ceil(rows / RESULT_ROWS) task
+    results, the same rows (propensity's training sample, 2,000,000 rows, took more than a
+    1 GB driver heap as 3 task results)."""
+    import itertools
+
+    import opslens.engines.spark as module
+
+    monkeypatch.setattr(module, "RESULT_ROWS", 1_000)
+    monkeypatch.setattr(module, "_GROUPS", itertools.count(9_000))
+    frame = spark.to_spark(pl.DataFrame({"v": list(range(5_000))})).coalesce(1)
+    whole = spark.collect(frame)  # job group opslens-9000
+    parts = spark.collect(frame, rows=5_000)  # opslens-9001
+    assert whole["v"].to_list() == list(range(5_000))
+    assert sorted(parts["v"].to_list()) == list(range(5_000))
+    tracker = spark.session.sparkContext.statusTracker()
+
+    def result_tasks(group: str) -> int:  # the widest stage of the group's jobs
+        jobs = [tracker.getJobInfo(j) for j in tracker.getJobIdsForGroup(group)]
+        stages = [tracker.getStageInfo(s) for job in jobs if job for s in job.stageIds]
+        return max(s.numTasks for s in stages if s is not None)
+
+    assert result_tasks("opslens-9000") == 1
+    assert result_tasks("opslens-9001") == 5

@@ -93,3 +93,18 @@ def test_checks_pass_here() -> None:
     assert Path(check_java()).name == "java"
     check_master("local[2]")
     SparkEngine("local[*]").check()
+
+
+def test_the_driver_heap_is_4g_in_local_mode_and_sparks_own_on_a_cluster() -> None:
+    """Local mode runs the executors in the driver's JVM; on a cluster the driver holds
+    counts and samples brought back in parts, and a larger heap only lets its JVM grow."""
+    from opslens.engines.spark import LOCAL_DRIVER_MEMORY, SparkEngine
+
+    assert SparkEngine("local[2]").conf["spark.driver.memory"] == LOCAL_DRIVER_MEMORY == "4g"
+    assert "spark.driver.memory" not in SparkEngine("spark://127.0.0.1:7077").conf
+    chosen = SparkEngine("spark://h:7077", conf={"spark.driver.memory": "2g"}).conf
+    assert chosen["spark.driver.memory"] == "2g"
+    assert (
+        SparkEngine("local[*]", conf={"spark.driver.memory": "1g"}).conf["spark.driver.memory"]
+        == "1g"
+    )
