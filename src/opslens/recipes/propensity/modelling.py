@@ -86,15 +86,19 @@ def pos_weight(y: np.ndarray, setting: str | float) -> float:
     return float(setting)
 
 
-def log_counts(X: np.ndarray) -> np.ndarray:
-    """``log1p`` of the (non-negative) features: counts and hours are heavy-tailed.
+def log_counts(X: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``log1p`` of the (non-negative) features: counts and hours are heavy-tailed;
+    ``out=X`` takes it in place.
 
     Example:
         >>> log_counts(np.array([[0.0, np.e - 1]])).round(3).tolist()
         [[0.0, 1.0]]
     """
-    out: np.ndarray = np.log1p(np.clip(X, 0, None))
-    return out
+    if out is None:
+        logs: np.ndarray = np.log1p(np.clip(X, 0, None))
+    else:
+        logs = np.log1p(np.clip(X, 0, None, out=out), out=out)
+    return logs
 
 
 def sample_negatives(y: np.ndarray, ratio: float | None, random_state: int) -> np.ndarray:
@@ -145,7 +149,7 @@ def fit_logistic(
         if not overwrite:
             return make_pipeline(logs, scaler, regression).fit(X, y)
         logs.fit(X)
-        np.log1p(np.clip(X, 0, None, out=X), out=X)  # log_counts, in place
+        log_counts(X, out=X)
         scaler.set_params(copy=False).fit(X).transform(X)
         regression.fit(X, y)
     return make_pipeline(logs, scaler.set_params(copy=True), regression)
