@@ -292,7 +292,10 @@ def _arrow(frame: pl.DataFrame) -> pa.Table:
 
 
 def _polars(data: pa.Table | pa.RecordBatch) -> pl.DataFrame:
-    out = pl.from_arrow(data)
+    """The Arrow data as polars, its batches kept as chunks: numbers are not copied (joining
+    the batches copied the whole table while the table was still held: a 2,000,000-row
+    training sample, 0.8 GB, twice on the driver)."""
+    out = pl.from_arrow(data, rechunk=False)
     assert isinstance(out, pl.DataFrame)
     return out
 

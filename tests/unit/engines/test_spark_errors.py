@@ -108,3 +108,18 @@ def test_the_driver_heap_is_4g_in_local_mode_and_sparks_own_on_a_cluster() -> No
         SparkEngine("local[*]", conf={"spark.driver.memory": "1g"}).conf["spark.driver.memory"]
         == "1g"
     )
+
+
+def test_collected_arrow_batches_stay_chunks_so_the_driver_holds_one_copy() -> None:
+    """Joining the batches into one chunk copied the whole table while the table was held
+    (propensity's 2,000,000-row training sample: 0.8 GB twice on the driver)."""
+    import pyarrow as pa
+
+    from opslens.engines.spark import _polars
+
+    table = pa.Table.from_batches(
+        [pa.RecordBatch.from_pydict({"v": [float(i), float(i + 1)]}) for i in range(0, 6, 2)]
+    )
+    out = _polars(table)
+    assert out.n_chunks() == 3
+    assert out["v"].to_list() == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
