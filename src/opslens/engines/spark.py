@@ -615,16 +615,22 @@ class SparkEngine:
         spread over parts of at most that many rows first, and each part's answer is a task
         result of its own, so the driver's JVM holds a few of them at a time (Spark's answer
         per task holds a whole partition: a 2,000,000-row training sample in 3 partitions
-        needed more than a 1 GB driver). The rows come back in another order."""
+        needed more than a 1 GB driver). The rows come back in another order, and the driver's
+        JVM gives the heap the parts took back to the system afterwards (a full collection:
+        G1 keeps a grown heap otherwise; 1.3 GB resident after a 0.7 GB sample, 0.6 GB after
+        the collection, while the driver's Python goes on to train on it)."""
         if isinstance(frame, pl.DataFrame):
             return frame.cast(schema) if schema else frame
-        if rows is not None and rows > RESULT_ROWS:
-            frame = frame.repartition(-(-rows // RESULT_ROWS))
+        large = rows is not None and rows > RESULT_ROWS
+        if large:
+            frame = frame.repartition(-(-(rows or 0) // RESULT_ROWS))
         try:
             with self.watch(what):
                 table = frame.toArrow()
         except Exception as e:
             raise _translate(e, self.master) from None
+        if large:
+            self.session.sparkContext._jvm.java.lang.System.gc()  # type: ignore[union-attr]
         out = _polars(table)
         return out.cast(schema) if schema else out
 
