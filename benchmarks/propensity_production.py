@@ -279,7 +279,7 @@ def main() -> None:
     parser.add_argument("--engine", choices=["local", "spark"], default="local")
     parser.add_argument("--master", default="local[2]", help="local[2], spark://h:p or cluster")
     parser.add_argument("--worker-memory", default="4g")
-    parser.add_argument("--executor-memory", default="3g")
+    parser.add_argument("--executor-memory", default="1536m")
     parser.add_argument("--driver-memory", help="spark.driver.memory (else the engine's)")
     parser.add_argument("--max-train-rows", type=int, help="params.models.max_train_rows")
     args = parser.parse_args()
