@@ -9,7 +9,8 @@ costs what the second does. It computes fingerprints of a small generated fleet
 through the public functions, on both the serial and the parallel path, so every
 kernel is compiled with the signatures a real run uses; then the segments recipe's
 nearest-reference-point kernel (:mod:`opslens.cluster.nearest`), which its single-row
-path (the service) runs.
+path (the service) runs, and the tree walk of the propensity recipe's single-row path
+(:mod:`opslens.models.trees`).
 
 Example:
     >>> import opslens.features.warm as warm
@@ -33,6 +34,7 @@ from opslens.features.fingerprints import (
     device_fingerprint,
     fleet_fingerprints,
 )
+from opslens.models import trees
 
 __all__ = ["main", "warm"]
 
@@ -68,6 +70,7 @@ def warm() -> float:
     )
     rolling.at(one["timestamp"][-1])
     nearest.warm()  # the segments recipe's nearest reference point (its single-row path)
+    trees.warm()  # an XGBoost booster's single-row walk (propensity's single-row path)
     return time.perf_counter() - start
 
 
@@ -76,7 +79,7 @@ def main() -> None:
     seconds = warm()
     sys.stdout.write(
         "opslens: fingerprint kernels compiled into numba's cache, with the nearest-point "
-        f"kernel, in {seconds:.1f} s\n"
+        f"and tree-walk kernels, in {seconds:.1f} s\n"
     )
 
 

@@ -36,3 +36,6 @@ def test_warm_compiles_every_kernel_into_the_cache(tmp_path: Path) -> None:
     assert kernels - {"spectral_kernel_serial"} <= cached, kernels - cached
     # and each cache entry holds machine code, not only an index
     assert all(any(tmp_path.rglob(f"_kernels.{k}-*.nbc")) for k in cached)
+    # the tree walk of propensity's single-row path too
+    walked = {p.name.split(".")[1].rsplit("-", 1)[0] for p in tmp_path.rglob("trees.*.nbc")}
+    assert walked == {"_walk", "_logit"}, walked

@@ -244,6 +244,8 @@ class PropensityPredictor(BasePredictor):
             return float(self.probabilities(x[None, :])[0])
         if fast[0] == "logistic":
             return self._logistic_one(x, fast[1], fast[2], fast[3])
+        if fast[0] == "walk":
+            return fast[1](x)  # type: ignore[no-any-return]
         _, booster, iteration_range, missing = fast
         p = booster.inplace_predict(
             x[None, :],
@@ -306,9 +308,14 @@ class PropensityPredictor(BasePredictor):
         return "logistic", prep, [float(c) for c in coef[0]], intercept
 
     def _fast_call(self) -> Any:
-        """What :meth:`probability_one` hands XGBoost ("xgboost", the booster,
-        ``predict_proba``'s iteration range and missing value) or runs for a logistic pipeline
-        (:meth:`_logistic_steps`), or False: neither (scikit-learn's path then)."""
+        """What :meth:`probability_one` runs: the booster's trees walked by a compiled kernel
+        (``("walk", TreeWalk)``: XGBoost's number to the bit, checked when built, about 6 µs
+        against 180 µs for XGBoost's own single-row call), else what it hands XGBoost
+        ("xgboost", the booster, ``predict_proba``'s iteration range and missing value), or
+        what it runs for a logistic pipeline (:meth:`_logistic_steps`), or False: none of
+        these (scikit-learn's path then)."""
+        from opslens.models.trees import TreeWalk  # numba: loaded for a single-row answer only
+
         model = self.model
         if self.kind == "logistic":
             return self._logistic_steps()
@@ -318,7 +325,11 @@ class PropensityPredictor(BasePredictor):
             model, "booster", None
         ) not in (None, "gbtree", "dart"):
             return False
-        return "xgboost", model.get_booster(), model._get_iteration_range(None), model.missing
+        booster, iteration_range = model.get_booster(), model._get_iteration_range(None)
+        walk = TreeWalk.from_booster(booster, iteration_range, model.missing)
+        if walk is not None:
+            return "walk", walk
+        return "xgboost", booster, iteration_range, model.missing
 
     def _probability_via_table(self, instance: Mapping[str, Any]) -> float:
         try:
