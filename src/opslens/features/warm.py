@@ -9,8 +9,8 @@ costs what the second does. It computes fingerprints of a small generated fleet
 through the public functions, on both the serial and the parallel path, so every
 kernel is compiled with the signatures a real run uses; then the segments recipe's
 nearest-reference-point kernel (:mod:`opslens.cluster.nearest`), which its single-row
-path (the service) runs, and the tree walk of the propensity recipe's single-row path
-(:mod:`opslens.models.trees`).
+path (the service) runs, and the tree walks of the propensity and segments recipes'
+single-row paths (:mod:`opslens.models.trees`).
 
 Example:
     >>> import opslens.features.warm as warm
@@ -70,7 +70,7 @@ def warm() -> float:
     )
     rolling.at(one["timestamp"][-1])
     nearest.warm()  # the segments recipe's nearest reference point (its single-row path)
-    trees.warm()  # an XGBoost booster's single-row walk (propensity's single-row path)
+    trees.warm()  # XGBoost's and LightGBM's single-row walks (propensity's, segments')
     return time.perf_counter() - start
 
 

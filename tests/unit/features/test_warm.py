@@ -38,4 +38,4 @@ def test_warm_compiles_every_kernel_into_the_cache(tmp_path: Path) -> None:
     assert all(any(tmp_path.rglob(f"_kernels.{k}-*.nbc")) for k in cached)
     # the tree walk of propensity's single-row path too
     walked = {p.name.split(".")[1].rsplit("-", 1)[0] for p in tmp_path.rglob("trees.*.nbc")}
-    assert walked == {"_walk", "_logit"}, walked
+    assert walked == {"_walk_xgboost", "_walk_lightgbm", "_logit"}, walked

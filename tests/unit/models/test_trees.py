@@ -23,7 +23,7 @@ def _data(seed: int, n: int, d: int = 12) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _walk(model: Any) -> TreeWalk | None:
-    return TreeWalk.from_booster(
+    return TreeWalk.from_xgboost(
         model.get_booster(), model._get_iteration_range(None), model.missing
     )
 
@@ -117,8 +117,66 @@ def test_the_probes_reach_every_leaf_of_a_shallow_model() -> None:
     model = xgb.XGBClassifier(n_estimators=20, max_depth=3, n_jobs=1).fit(X, y)
     walk = _walk(model)
     assert walk is not None
-    probes = walk.probes(X.shape[1])
+    probes = walk.probes()
     leaves = model.get_booster().predict(xgb.DMatrix(probes), pred_leaf=True)
     every = model.get_booster().predict(xgb.DMatrix(X), pred_leaf=True)
     reached = sum(len(set(leaves[:, t])) for t in range(20))
     assert reached >= 0.9 * sum(len(set(every[:, t])) for t in range(20))
+
+
+def _lightgbm_data(seed: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Numbers with exact zeros, NaNs (in some features only) and whole-number codes."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 8))
+    X[:, 6] = rng.integers(0, 5, n)  # a category's code, as the segments recipe passes it
+    X[rng.random((n, 8)) < 0.1] = 0.0
+    X[:, :3][rng.random((n, 3)) < 0.08] = np.nan
+    y = np.nan_to_num(X[:, 0]) * 2 + X[:, 6] + rng.normal(0, 0.3, n)
+    return X, y
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"n_estimators": 100, "num_leaves": 15},  # the segments recipe's defaults
+        {"n_estimators": 40, "num_leaves": 63, "zero_as_missing": True},
+        {"n_estimators": 30, "num_leaves": 7, "use_missing": False},
+        {"n_estimators": 50, "num_leaves": 15, "objective": "huber"},
+    ],
+)
+def test_a_lightgbm_regressor_is_answered_bit_for_bit(params: dict[str, Any]) -> None:
+    from lightgbm import LGBMRegressor
+
+    X, y = _lightgbm_data(10, 3_000)
+    booster = LGBMRegressor(verbose=-1, n_jobs=1, **params).fit(X, y).booster_
+    walk = TreeWalk.from_lightgbm(booster)
+    assert walk is not None
+    T, _ = _lightgbm_data(11, 2_000)
+    T[:20] = np.nan
+    T[20:40] = 0.0
+    T[40:60, 0] = 1e-40  # read as zero by LightGBM's dense rows
+    theirs = booster.predict(T, num_threads=1)
+    assert np.array_equal(np.array([walk(r) for r in T]).view(np.int64), theirs.view(np.int64))
+
+
+def test_lightgbm_models_it_does_not_read_are_left_to_lightgbm() -> None:
+    from lightgbm import LGBMClassifier, LGBMRegressor
+
+    X, y = _lightgbm_data(12, 1_500)
+    categorical = LGBMRegressor(n_estimators=10, verbose=-1).fit(X, y, categorical_feature=[6])
+    assert TreeWalk.from_lightgbm(categorical.booster_) is None
+    poisson = LGBMRegressor(n_estimators=10, objective="poisson", verbose=-1)
+    assert TreeWalk.from_lightgbm(poisson.fit(X, np.abs(y)).booster_) is None  # exp of the sum
+    binary = LGBMClassifier(n_estimators=10, verbose=-1).fit(X, (y > 0).astype(int))
+    assert TreeWalk.from_lightgbm(binary.booster_) is None
+    linear = LGBMRegressor(n_estimators=10, linear_tree=True, verbose=-1)
+    assert TreeWalk.from_lightgbm(linear.fit(np.nan_to_num(X), y).booster_) is None
+
+
+def test_a_row_of_another_width_is_refused_not_read_past_its_end() -> None:
+    X, y = _data(13, 500)
+    model = xgb.XGBClassifier(n_estimators=5, n_jobs=1).fit(X, y)
+    walk = _walk(model)
+    assert walk is not None
+    with pytest.raises(ValueError, match="a row of 12 float64 values is needed"):
+        walk(X[0, :5])

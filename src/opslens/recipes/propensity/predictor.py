@@ -326,7 +326,7 @@ class PropensityPredictor(BasePredictor):
         ) not in (None, "gbtree", "dart"):
             return False
         booster, iteration_range = model.get_booster(), model._get_iteration_range(None)
-        walk = TreeWalk.from_booster(booster, iteration_range, model.missing)
+        walk = TreeWalk.from_xgboost(booster, iteration_range, model.missing)
         if walk is not None:
             return "walk", walk
         return "xgboost", booster, iteration_range, model.missing

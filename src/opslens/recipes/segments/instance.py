@@ -9,7 +9,8 @@ the scaler's mean and scale, the training ranges, the categories' codes, the ref
 points sorted for :class:`~opslens.cluster.nearest.NearestReference` (the KD-tree's
 nearest point and distance, bit for bit, without the cost of its call), their labels and
 strengths and the segments' radii as Python lists, and per segment the
-single-row boosters of both targets (:class:`~opslens.recipes.segments.single_row.SingleRowBooster`).
+single-row boosters of both targets (:class:`~opslens.models.trees.TreeWalk`, else
+:class:`~opslens.recipes.segments.single_row.SingleRowBooster`).
 Anything else — a value to convert, a row to reject, a point outside every segment (the
 kNN vote), a segment without a model when graceful degradation is off — answers None,
 and the caller takes :meth:`SegmentModel.score_one`, which gives that row's answer.

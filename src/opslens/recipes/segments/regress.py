@@ -401,8 +401,9 @@ class SegmentRegressor(BaseEstimator):  # type: ignore[misc]
     ) -> tuple[float, str]:
         """One row's prediction and the model that answered, without arrays of rows: the same
         numbers as :meth:`predict_with_models` on that row alone (tested). ``row`` is a 1-D
-        float64 array of the fitted width; each booster answers through LightGBM's single-row
-        fast path (:class:`~opslens.recipes.segments.single_row.SingleRowBooster`). ``checked``:
+        float64 array of the fitted width; each booster answers by its trees walked in a compiled
+        kernel (:class:`~opslens.models.trees.TreeWalk`), or LightGBM's single-row fast path
+        (:class:`~opslens.recipes.segments.single_row.SingleRowBooster`). ``checked``:
         the caller knows ``row`` has the fitted width and no infinity (skips that check).
 
         Example:
@@ -439,13 +440,17 @@ class SegmentRegressor(BaseEstimator):  # type: ignore[misc]
     def _plan(self, segment: int, noise: bool, graceful: bool) -> tuple[str, list[Any]]:
         """Which model answers a row of ``segment`` (noise or not) and the single-row boosters
         whose predictions add up to its answer (global, then the correction, for a blend)."""
+        from opslens.models.trees import TreeWalk
         from opslens.recipes.segments.single_row import SingleRowBooster
 
         boosters = self.__dict__.setdefault("_single", {})
 
         def fast(key: Any, model: Any) -> Any:
+            # the trees walked by a compiled kernel (LightGBM's number, checked when built),
+            # else LightGBM's own single-row fast path
             if key not in boosters:
-                boosters[key] = SingleRowBooster(model.booster_)
+                walk = TreeWalk.from_lightgbm(model.booster_)
+                boosters[key] = walk if walk is not None else SingleRowBooster(model.booster_)
             return boosters[key]
 
         used = str(self.answers(np.array([segment]), np.array([noise]), graceful=graceful)[0])
