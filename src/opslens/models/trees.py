@@ -219,11 +219,12 @@ class TreeWalk:
         cls,
         booster: Any,
         iteration_range: tuple[int, int] = (0, 0),
-        missing: float = float("nan"),
+        missing: float | None = float("nan"),
     ) -> TreeWalk | None:
         """The walk of an XGBoost ``booster``'s trees in ``iteration_range`` (``(0, 0)``:
         all), or None when the model is one it does not read or it differs from
         ``inplace_predict`` on the probe rows in any bit."""
+        missing = float("nan") if missing is None else float(missing)
         model = json.loads(bytes(booster.save_raw("json")))["learner"]
         objective = model["objective"]["name"]
         gbm = model["gradient_booster"]
