@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -530,3 +531,49 @@ def _serving(client: httpx.Client, proc: subprocess.Popen[bytes]) -> bool:
         return client.get("/health").status_code == 200
     except httpx.TransportError:
         return False
+
+
+class _Where(Scaled):
+    """Scaled, noting the thread each single answer is made on."""
+
+    def __init__(self) -> None:
+        super().__init__(1.0)
+        self.threads: list[str] = []
+
+    def predict_one(self, instance: Any) -> dict[str, Any]:
+        self.threads.append(threading.current_thread().name)
+        return super().predict_one(instance)
+
+
+def test_a_dearer_model_answers_a_lone_request_inline_and_a_crowd_in_the_pool() -> None:
+    from opslens.online.service.served import ALONE_SECONDS, FAST_SECONDS, WARM_UP
+
+    model = _Where()
+    app = _app(MemorySource({"where": {"1": model}}, current={"where": "1"}))
+    pace = app.state.book.get("where").pace
+    main = threading.current_thread().name
+
+    def dearer() -> None:  # answers of about 1.5 ms so far: inline only when alone
+        pace.timed_answers, pace.average, pace.fast = WARM_UP, 1.5 * FAST_SECONDS, False
+        assert pace.average < ALONE_SECONDS and not pace.inline()
+
+    async def post(client: httpx.AsyncClient, k: int) -> int:
+        r = await client.post("/predict/where", json={"x": k, "label": str(k)})
+        return r.status_code
+
+    async def run() -> tuple[list[str], list[str]]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            dearer()
+            for k in range(3):  # one at a time: each alone, answered on the event loop
+                assert await post(client, k) == 200
+                dearer()
+            alone, model.threads[:] = list(model.threads), []
+            # a crowd (12: the stub's cheap answers bring the average under 0.5 ms by the 18th)
+            codes = await asyncio.gather(*(post(client, k) for k in range(12)))
+            assert codes == [200] * 12
+            return alone, list(model.threads)
+
+    alone, crowd = asyncio.run(run())
+    assert alone == [main] * 3
+    assert len(crowd) == 12 and main not in crowd  # every one in the thread pool

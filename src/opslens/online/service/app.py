@@ -14,7 +14,8 @@ variable ``settings.token_env`` holds a token):
   lives in the state store, one request per stream at a time.
 * ``GET /recent/{analysis}?n=500&stream=ID`` — the newest answered instances of
   ``/predict/{analysis}`` (each instance with its answer, the version and when; at most
-  10,000 kept per analysis in this process): what a live view watches (:mod:`.recent`).
+  10,000 kept per analysis in this process, a list or object field as its size): what a
+  live view watches (:mod:`.recent`).
 * ``POST /events/{analysis}`` — live events for a model that takes them (propensity):
   one event or ``{"events": [...]}``; each refused event is named with its reason, the
   others are kept (:mod:`.events`).

@@ -48,7 +48,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from anyio import CapacityLimiter, to_thread
+from anyio import CapacityLimiter, lowlevel, to_thread
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 from starlette.requests import ClientDisconnect
@@ -57,7 +57,7 @@ from opslens.errors import OpslensError, SourceError
 from opslens.online.service.body import BodyError, excerpt, parse, read
 from opslens.online.service.metrics import ServiceMetrics
 from opslens.online.service.recent import RecentAnswers
-from opslens.online.service.served import ModelBook, ServedModel
+from opslens.online.service.served import ModelBook, Pace, ServedModel
 from opslens.online.service.settings import ServiceSettings
 from opslens.online.service.state import MemoryState, StateStore, dumpb
 
@@ -187,6 +187,8 @@ class Predictions:
         #: predictions in threads at once: one per core (more threads only contend for the
         #: cores and the GIL; the others wait their turn, the event loop answers /health)
         self.cpu = CapacityLimiter(max(2, os.cpu_count() or 2))
+        #: prediction requests being answered now (read, parsed, waiting or predicted)
+        self.busy = 0
         self.body_fix = (
             f"send at most {settings.max_body_bytes:,} bytes per request, in batches of at most "
             f"{settings.max_batch} instances (or start the service with a larger --max-body-mb)"
@@ -212,12 +214,27 @@ class Predictions:
         """The parsed body (BodyError 413 or 422, as :func:`~.body.read` and :func:`~.body.parse`)."""
         return parse(await read(length, receive, self.max_body, self.body_fix))
 
+    async def inline(self, pace: Pace) -> bool:
+        """Whether to make a single answer on the event loop: a cheap model's always
+        (:meth:`.Pace.inline`); a dearer one's only when its request is the only one being
+        answered, counted after one turn of the event loop, which lets the requests that
+        arrived with it start (they count themselves in :attr:`busy`)."""
+        if pace.inline():
+            return True
+        if not pace.inline(alone=True):
+            return False
+        await lowlevel.checkpoint()
+        return self.busy == 1
+
     async def reply(self, analysis: str, length: str | None, receive: Receive) -> tuple[int, bytes]:
         """The status and JSON body answering a prediction request (any 4xx included)."""
+        self.busy += 1
         try:
             return await self._reply(analysis, length, receive)
         except RequestValidationError as e:
             return 422, dumpb({"detail": trimmed(e.errors())})
+        finally:
+            self.busy -= 1
 
     async def _reply(
         self, analysis: str, length: str | None, receive: Receive
@@ -252,7 +269,7 @@ class Predictions:
             checks = getattr(served.predictor, "predict_checked", None)
             if checks is not None and m.stream_key is None:
                 pace = served.pace
-                if pace.inline():
+                if await self.inline(pace):
                     checked = pace.timed(_checked, checks, payload)
                 else:
                     checked = await to_thread.run_sync(
@@ -269,7 +286,7 @@ class Predictions:
                 answers = await to_thread.run_sync(
                     _predict_many, served, instances, batch, limiter=self.cpu
                 )
-            elif pace.inline():  # cheap so far: answered here, no thread hop
+            elif await self.inline(pace):  # cheap so far: answered here, no thread hop
                 answers = pace.timed(_predict_many, served, instances, batch)
             else:
                 answers = await to_thread.run_sync(

@@ -4,7 +4,10 @@
 Each answered instance of ``POST /predict/{analysis}`` is kept as one row — the instance's
 fields, then the answer's (an answer's field wins a clash), the version that answered and
 when — in a ring of the newest ``size`` rows per analysis, in this service process's
-memory (several workers each keep their own).
+memory (several workers each keep their own). A field that holds a list or an object (a
+fleet device's readings) is kept as its size, ``[239 items]``, not its values: a ring of
+10,000 devices' histories would hold about 850 MB, and every full garbage collection of the
+service would walk its millions of objects again.
 
 Example:
     >>> recent = RecentAnswers(size=2)
@@ -14,6 +17,10 @@ Example:
     ([1, 2], '4')
     >>> recent.newest("rig", 10, stream="other")
     []
+    >>> recent.add("fleet", [{"device": "d1", "readings": [{"v": 1}] * 239}], [{"score": 0.5}],
+    ...            version="2")
+    >>> recent.newest("fleet", 1)[0]["readings"]
+    '[239 items]'
 """
 
 from __future__ import annotations
@@ -29,6 +36,27 @@ __all__ = ["MAX_RECENT", "RecentAnswers"]
 
 #: rows kept per analysis (and the most one request may ask for)
 MAX_RECENT = 10_000
+#: the field values a row keeps as their size
+_NESTED = (list, tuple, dict)
+
+
+def _shown(instance: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``instance`` as a row keeps it: itself when every field is a scalar (no copy), else a
+    copy with each list or object field replaced by its size (``[3 items]``, ``{2 fields}``).
+
+    Example:
+        >>> _shown({"id": "d1", "readings": [1, 2, 3], "tags": {"a": 1, "b": 2}})
+        {'id': 'd1', 'readings': '[3 items]', 'tags': '{2 fields}'}
+    """
+    for value in instance.values():  # a loop, not any() of a generator: a third of the cost
+        if isinstance(value, _NESTED):
+            return {k: _size(v) if isinstance(v, _NESTED) else v for k, v in instance.items()}
+    return instance
+
+
+def _size(value: list[Any] | tuple[Any, ...] | dict[str, Any]) -> str:
+    """A list's or an object's size as a row shows it (see :func:`_shown`)."""
+    return f"{{{len(value)} fields}}" if isinstance(value, dict) else f"[{len(value)} items]"
 
 
 class RecentAnswers:
@@ -50,8 +78,9 @@ class RecentAnswers:
     ) -> None:
         """Keep each instance with its answer (the same order), the version and the time now.
 
-        Nothing is copied here (a request's instances and answers are not changed after they
-        are answered); rows are built when :meth:`newest` reads them.
+        Nothing is copied here but an instance with a list or object field, kept as its size
+        (:func:`_shown`; a request's instances and answers are not changed after they are
+        answered); rows are built when :meth:`newest` reads them.
         """
         at = time.time()
         ring = self._rows.get(analysis)
@@ -59,10 +88,12 @@ class RecentAnswers:
             with self._lock:
                 ring = self._rows.setdefault(analysis, deque(maxlen=self.size))
         if len(instances) == 1:
-            ring.append((instances[0], answers[0], version, at))  # deque.append is atomic
+            ring.append((_shown(instances[0]), answers[0], version, at))  # append is atomic
             return
         with self._lock:
-            ring.extend((i, a, version, at) for i, a in zip(instances, answers, strict=False))
+            ring.extend(
+                (_shown(i), a, version, at) for i, a in zip(instances, answers, strict=False)
+            )
 
     def newest(self, analysis: str, n: int, *, stream: str | None = None) -> list[dict[str, Any]]:
         """The newest ``n`` rows of ``analysis`` (of one ``stream`` when given), oldest first."""

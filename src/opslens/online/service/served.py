@@ -80,8 +80,13 @@ class ModelSource(Protocol):
         """Load the version ``pointer`` names (OpslensError if it cannot be)."""
 
 
-#: a model whose single answers take less than this on average (CPU seconds) answers inline
+#: a model answering inline goes back to the thread pool when its average passes this (CPU s)
 FAST_SECONDS = 0.001
+#: a model in the thread pool answers inline once its average is below this (CPU seconds)
+INLINE_SECONDS = FAST_SECONDS / 2
+#: a model whose average is below this (CPU seconds) answers inline a request the service
+#: has alone (no other request waits behind it), the thread pool's hop saved
+ALONE_SECONDS = 0.002
 #: the weight of the newest answer in the running average (an exponential moving average)
 WEIGHT = 1 / 16
 #: single answers timed (in the thread pool) before a model may answer inline
@@ -93,12 +98,20 @@ class Pace:
 
     A thread-pool hop costs more than a cheap answer (tens of microseconds, and under 200
     clients the threads contend for the GIL), so a model whose single answers take under
-    :data:`FAST_SECONDS` of CPU on a running average (each new answer weighs :data:`WEIGHT`)
-    answers inline, once :data:`WARM_UP` answers were timed. A slow answer lifts the average
-    at once (one of 20 ms lifts it above 1 ms), sending the model back to the thread pool
-    until its answers are cheap again, so the event loop (and ``/health``) is held at most
-    by one answer of a model that was cheap just before; batches and stream steps are never
-    timed here.
+    :data:`INLINE_SECONDS` of CPU on a running average (each new answer weighs
+    :data:`WEIGHT`) answers inline, once :data:`WARM_UP` answers were timed, and keeps
+    answering inline until its average passes :data:`FAST_SECONDS`. A slow answer lifts the
+    average at once (one of 20 ms lifts it above 1 ms), sending the model back to the thread
+    pool until its answers are cheap again, so the event loop (and ``/health``) is held at
+    most by one answer of a model that was cheap just before; batches and stream steps are
+    never timed here.
+
+    The two thresholds keep a model whose answers cost about one of them in one place: with
+    one threshold, a fleet device's answer (0.6-1.0 ms) went inline and back with the load,
+    and its service swung between about 350 requests/s with ``/health`` in 5 ms and 850
+    with ``/health`` waiting 300-600 ms behind the queued answers. Such a model still
+    answers inline a request the service has alone (:meth:`inline` with ``alone``): nothing
+    waits behind it then, and the hop would cost the one client a third of its latency.
 
     Example:
         >>> pace = Pace()
@@ -108,17 +121,25 @@ class Pace:
         True
         >>> pace.record(0.02); pace.inline()
         False
+        >>> for _ in range(64):
+        ...     pace.record(0.0008)  # between the thresholds: stays in the thread pool
+        >>> pace.inline(), pace.inline(alone=True)
+        (False, True)
     """
 
-    __slots__ = ("average", "timed_answers")
+    __slots__ = ("average", "fast", "timed_answers")
 
     def __init__(self) -> None:
         self.average = 0.0
         self.timed_answers = 0
+        self.fast = False
 
-    def inline(self) -> bool:
-        """Whether the next single answer may be made on the event loop."""
-        return self.timed_answers >= WARM_UP and self.average < FAST_SECONDS
+    def inline(self, *, alone: bool = False) -> bool:
+        """Whether the next single answer may be made on the event loop; ``alone``: the
+        request asking is the only one the service has."""
+        if alone:
+            return self.fast or (self.timed_answers >= WARM_UP and self.average < ALONE_SECONDS)
+        return self.fast
 
     def record(self, seconds: float) -> None:
         """Count one single answer that took ``seconds``."""
@@ -127,6 +148,8 @@ class Pace:
         else:
             self.average += WEIGHT * (seconds - self.average)
         self.timed_answers += 1
+        limit = FAST_SECONDS if self.fast else INLINE_SECONDS
+        self.fast = self.timed_answers >= WARM_UP and self.average < limit
 
     def timed(self, call: Callable[..., T], *args: Any) -> T:
         """``call(*args)``, the CPU time of this thread it took recorded (also when it raises):

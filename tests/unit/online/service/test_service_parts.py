@@ -179,3 +179,89 @@ def test_without_tracking_the_latest_run_folder_is_served_and_followed(tmp_path:
     served = book.get("eta")
     assert (served.version, served.release.run_id) == (second, second)
     assert served.predictor.predict_one({"x": 2, "label": "a"})["y"] == 6.0
+
+
+def _device(k: int) -> dict[str, Any]:
+    """A fleet instance as JSON sends it: a device and 239 hourly readings of three metrics."""
+    readings = [
+        {
+            "timestamp": f"2024-01-{1 + h // 24:02d}T{h % 24:02d}:00:00",
+            "t": 40.0 + k,
+            "p": 1.5e3,
+            "r": 16.0,
+        }
+        for h in range(239)
+    ]
+    return {"turbine_id": f"wt-{k:03d}", "readings": readings}
+
+
+def test_the_live_ring_keeps_a_device_history_as_its_size_not_its_readings() -> None:
+    import gc
+    import tracemalloc
+
+    from opslens.online.service.recent import RecentAnswers
+
+    recent = RecentAnswers(size=1_000)
+    flat = {"route": "A-B", "hour": 7}
+    recent.add("trips", [flat], [{"p50": 12.5}], version="3")
+    assert recent._rows["trips"][0][0] is flat  # a flat instance is kept as it came, no copy
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for k in range(1_500):  # each about 80 KB as parsed: 120 MB if the ring kept them
+            recent.add(
+                "fleet", [_device(k)], [{"score": 0.5, "methods": {"ecod": 0.4}}], version="1"
+            )
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert kept < 2_000_000, f"the ring of 1,000 devices holds {kept:,} bytes"
+    rows = recent.newest("fleet", 2)
+    assert [r["turbine_id"] for r in rows] == ["wt-1498", "wt-1499"]
+    assert rows[-1]["readings"] == "[239 items]" and rows[-1]["methods"] == {"ecod": 0.4}
+    assert rows[-1]["version"] == "1" and rows[-1]["score"] == 0.5
+    batch = [_device(1), {"turbine_id": "x", "readings": [], "tags": {"site": "s1"}}]
+    recent.add("batch", batch, [{"score": 0.1}, {"score": 0.2}], version="1")
+    assert [(r["readings"], r.get("tags")) for r in recent.newest("batch", 5)] == [
+        ("[239 items]", None),
+        ("[0 items]", "{1 fields}"),
+    ]
+
+
+def test_the_pace_keeps_a_model_between_its_thresholds_where_it_was() -> None:
+    from opslens.online.service.served import (
+        ALONE_SECONDS,
+        FAST_SECONDS,
+        INLINE_SECONDS,
+        WARM_UP,
+        Pace,
+    )
+
+    assert INLINE_SECONDS < FAST_SECONDS < ALONE_SECONDS
+    between = (INLINE_SECONDS + FAST_SECONDS) / 2  # a fleet device's answer: about 0.75 ms
+    pooled = Pace()
+    for _ in range(200):
+        pooled.record(between)
+    assert not pooled.inline()  # never cheap enough to go inline under load
+    assert pooled.inline(alone=True)  # but a request the service has alone is answered inline
+    slow = Pace()
+    for _ in range(200):
+        slow.record(1.5 * ALONE_SECONDS)
+    assert not slow.inline() and not slow.inline(alone=True)
+    cheap = Pace()
+    for _ in range(WARM_UP):
+        assert not cheap.inline()  # the warm-up answers go to the pool
+        cheap.record(0.00005)
+    assert cheap.inline()
+    for _ in range(200):  # its answers grow dearer, but stay under FAST_SECONDS: still inline
+        cheap.record(between)
+    assert cheap.inline() and INLINE_SECONDS < cheap.average < FAST_SECONDS
+    cheap.record(0.02)  # one slow answer lifts the average over FAST_SECONDS: back to the pool
+    assert not cheap.inline()
+    answers = 0
+    while not cheap.inline():  # cheap again: inline once the average is under INLINE_SECONDS
+        cheap.record(0.0001)
+        answers += 1
+    # 1.95 ms after the slow one, 0.1 + 1.85 * (15/16)^n ms < 0.5 ms from the 24th answer on
+    assert cheap.average < INLINE_SECONDS and answers == 24
